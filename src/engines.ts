@@ -1,0 +1,154 @@
+/**
+ * The only module that knows which engine each store runs on: a ClickHouse
+ * server or chdb in-process, a PostgreSQL server or PGlite. Everything else
+ * gets a `@clickhouse/client` client and a `pg` Pool and cannot tell.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import pg from 'pg';
+import type { Config } from './config.ts';
+import { LogflowError, ErrorCodes } from './errors.ts';
+
+export type ClickHouseMode = 'server' | 'chdb';
+export type PostgresMode = 'server' | 'pglite';
+
+export interface Engines {
+  readonly clickhouse: ClickHouseClient;
+  readonly postgres: pg.Pool;
+  readonly mode: { readonly clickhouse: ClickHouseMode; readonly postgres: PostgresMode };
+  close(): Promise<void>;
+}
+
+export interface OpenEnginesOptions {
+  /** Create the ClickHouse database and PostgreSQL database when missing (migrate does; pipelines need not). */
+  readonly createDatabases?: boolean;
+}
+
+const identifierPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function quoteIdentifier(name: string): string {
+  // Config validation already restricts names; this guards direct callers too.
+  if (!identifierPattern.test(name)) throw new RangeError(`not a safe identifier: ${name}`);
+  return name;
+}
+
+export async function openClickHouse(config: Config, options: OpenEnginesOptions = {}): Promise<{ client: ClickHouseClient; mode: ClickHouseMode }> {
+  const database = quoteIdentifier(config.clickhouse.database);
+  const settings = {
+    // Retried inserts of an exactly-once batch must also be dropped by the hourly views.
+    deduplicate_blocks_in_dependent_materialized_views: 1,
+    // chdb defaults to bare numbers, the server to strings: pin one, and strings keep UInt64 hashes exact.
+    output_format_json_quote_64bit_integers: 1,
+  } as const;
+
+  if (config.clickhouse.url === undefined) {
+    const dir = path.resolve(config.dataDir, 'clickhouse');
+    await mkdir(dir, { recursive: true });
+    // chdb is loaded lazily: server deployments need not load the native engine.
+    const { createChdbConnection } = await import('chdb/connection');
+    const client = createClient({
+      // @clickhouse/client's connection hook is typed for its own node Connection; chdb implements the same contract.
+      connection: createChdbConnection({ path: dir }) as never,
+      clickhouse_settings: settings,
+    });
+    // chdb ignores the client's `database` option, but a session keeps `USE`.
+    await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+    await client.command({ query: `USE ${database}` });
+    return { client, mode: 'chdb' };
+  }
+
+  const common = {
+    url: config.clickhouse.url,
+    username: config.clickhouse.user,
+    password: config.clickhouse.password,
+    clickhouse_settings: settings,
+  };
+  if (options.createDatabases === true) {
+    const admin = createClient(common);
+    try {
+      await admin.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+    } finally {
+      await admin.close();
+    }
+  }
+  return { client: createClient({ ...common, database }), mode: 'server' };
+}
+
+export async function openPostgres(config: Config, options: OpenEnginesOptions = {}): Promise<{ pool: pg.Pool; mode: PostgresMode; close: () => Promise<void> }> {
+  if (config.postgres.url === undefined) {
+    const dir = path.resolve(config.dataDir, 'postgres');
+    await mkdir(dir, { recursive: true });
+    const [{ PGlite }, { createPgConfig }] = await Promise.all([
+      import('@electric-sql/pglite'),
+      import('@electric-sql/pglite/node-postgres'),
+    ]);
+    const db = await PGlite.create(dir);
+    // PGlite is a single connection; the pg Pool in front of it serializes callers.
+    const pool = new pg.Pool(createPgConfig(db) as unknown as pg.PoolConfig);
+    return {
+      pool,
+      mode: 'pglite',
+      close: async () => {
+        await pool.end();
+        await db.close();
+      },
+    };
+  }
+
+  if (options.createDatabases === true) await ensurePostgresDatabase(config.postgres.url);
+  const pool = new pg.Pool({ connectionString: config.postgres.url, max: 10 });
+  // An idle client losing its server must not crash the process; the next query reports it.
+  pool.on('error', () => undefined);
+  return { pool, mode: 'server', close: () => pool.end() };
+}
+
+/** Creates the URL's database through the maintenance database when it does not exist yet. */
+async function ensurePostgresDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (name === '' || name === 'postgres') return;
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (exists.rowCount === 0) {
+      try {
+        await client.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
+      } catch (error) {
+        // Another process may have created it between the check and the create.
+        if ((error as { code?: string }).code !== '42P04') throw error;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export async function openEngines(config: Config, options: OpenEnginesOptions = {}): Promise<Engines> {
+  const ch = await openClickHouse(config, options);
+  let postgres: Awaited<ReturnType<typeof openPostgres>>;
+  try {
+    postgres = await openPostgres(config, options);
+  } catch (error) {
+    await ch.client.close();
+    throw new LogflowError(ErrorCodes.SINK_UNAVAILABLE, `PostgreSQL is not reachable: ${(error as Error).message}`, {
+      retriable: true,
+      stage: 'sink',
+      cause: error,
+    });
+  }
+  let closed = false;
+  return {
+    clickhouse: ch.client,
+    postgres: postgres.pool,
+    mode: { clickhouse: ch.mode, postgres: postgres.mode },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled([ch.client.close(), postgres.close()]);
+    },
+  };
+}
