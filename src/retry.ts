@@ -1,0 +1,135 @@
+/**
+ * The engine's one retry loop: exponential backoff with optional full jitter,
+ * retrying only errors that declare themselves retriable (`isRetriable`).
+ * Waits run on an RxJS scheduler so tests drive them in virtual time.
+ */
+import { asyncScheduler, defer, lastValueFrom, last, merge, Observable, retry as resubscribeOnError, take, throwError, timer } from 'rxjs';
+import type { ObservableInput, SchedulerLike } from 'rxjs';
+import { errorCode, ErrorCodes, isRetriable, LogflowError } from './errors.ts';
+
+export interface RetryPolicy {
+  /** Total attempts including the first; 1 means no retry. */
+  readonly maxAttempts: number;
+  /** Delay before the second attempt; doubles before each further one. */
+  readonly baseDelayMs: number;
+  /** Upper bound of any single delay (applied before jitter). */
+  readonly maxDelayMs: number;
+  /** 'full': uniform in [0, exponential delay) (AWS "full jitter"); 'none': the exponential delay itself. */
+  readonly jitter: 'full' | 'none';
+}
+
+export interface RetryInfo {
+  /** The attempt that just failed, 1-based. */
+  readonly attempt: number;
+  readonly delayMs: number;
+  readonly error: unknown;
+}
+
+export interface RetryOptions extends RetryPolicy {
+  readonly scheduler?: SchedulerLike;
+  /** Once aborted, no further attempt starts and a pending wait ends with a SHUTDOWN error; an attempt already running is awaited. */
+  readonly signal?: AbortSignal;
+  /** Called before each wait; for logs and metrics. */
+  readonly onRetry?: (info: RetryInfo) => void;
+  /** Source of uniform numbers in [0, 1) for jitter; injectable for deterministic tests. */
+  readonly random?: () => number;
+}
+
+/**
+ * Thrown when every attempt failed with a retriable error. It keeps the last
+ * error's code (so dead-letter reasons and metrics stay meaningful) and its
+ * cause, but is itself not retriable: an outer retry loop must not multiply
+ * the attempts of an inner one.
+ */
+export class RetryExhaustedError extends LogflowError {
+  readonly attempts: number;
+  constructor(lastError: unknown, attempts: number) {
+    const stage = lastError instanceof LogflowError ? lastError.stage : undefined;
+    super(errorCode(lastError), `gave up after ${attempts} attempts: ${lastError instanceof Error ? lastError.message : String(lastError)}`, {
+      retriable: false,
+      cause: lastError,
+      details: { attempts },
+      ...(stage === undefined ? {} : { stage }),
+    });
+    this.name = 'RetryExhaustedError';
+    this.attempts = attempts;
+  }
+}
+
+/** Delay to wait after the `attempt`-th failure (1-based). */
+export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  const exponential = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+  return policy.jitter === 'full' ? Math.floor(random() * exponential) : exponential;
+}
+
+export function validateRetryPolicy(policy: RetryPolicy): void {
+  if (!Number.isInteger(policy.maxAttempts) || policy.maxAttempts < 1) {
+    throw new RangeError(`retry: maxAttempts must be an integer >= 1, got ${policy.maxAttempts}`);
+  }
+  if (!(policy.baseDelayMs >= 0)) throw new RangeError(`retry: baseDelayMs must be >= 0, got ${policy.baseDelayMs}`);
+  if (!(policy.maxDelayMs >= 0)) throw new RangeError(`retry: maxDelayMs must be >= 0, got ${policy.maxDelayMs}`);
+  if (policy.jitter !== 'full' && policy.jitter !== 'none') throw new RangeError(`retry: jitter must be 'full' or 'none', got ${String(policy.jitter)}`);
+}
+
+/**
+ * Observable form of the retry loop: subscribes to `fn(attempt)` until an
+ * attempt succeeds, and emits the LAST value of the successful attempt (an
+ * attempt counts as successful only once it completes, so a failing attempt
+ * never leaks partial output). Errors:
+ * - not retriable: rethrown as is, at once;
+ * - retriable but `maxAttempts` reached: `RetryExhaustedError` (cause = last error);
+ * - signal aborted: `LogflowError` SHUTDOWN (cause = last error, if any).
+ */
+export function retrying<T>(fn: (attempt: number) => ObservableInput<T>, options: RetryOptions): Observable<T> {
+  validateRetryPolicy(options);
+  const scheduler = options.scheduler ?? asyncScheduler;
+  const random = options.random ?? Math.random;
+  const { signal, onRetry } = options;
+
+  return defer(() => {
+    let attempt = 0;
+    return defer(() => {
+      if (signal?.aborted) return throwError(() => abortedError(attempt, undefined));
+      attempt += 1;
+      return fn(attempt);
+    }).pipe(
+      last(),
+      resubscribeOnError({
+        delay: (error: unknown) => {
+          if (!isRetriable(error)) return throwError(() => error);
+          if (attempt >= options.maxAttempts) return throwError(() => new RetryExhaustedError(error, attempt));
+          if (signal?.aborted) return throwError(() => abortedError(attempt, error));
+          const delayMs = backoffDelay(attempt, options, random);
+          onRetry?.({ attempt, delayMs, error });
+          const wait = timer(delayMs, scheduler);
+          return signal === undefined ? wait : merge(wait, abortAsError(signal, () => abortedError(attempt, error))).pipe(take(1));
+        },
+      }),
+    );
+  });
+}
+
+/** Promise form of `retrying` with the same policy and errors; `fn` usually returns a Promise. */
+export function retry<T>(fn: (attempt: number) => ObservableInput<T>, options: RetryOptions): Promise<T> {
+  return lastValueFrom(retrying(fn, options));
+}
+
+function abortedError(attempts: number, lastError: unknown): LogflowError {
+  return new LogflowError(ErrorCodes.SHUTDOWN, `retry aborted after ${attempts} attempt(s)`, {
+    retriable: false,
+    details: { attempts },
+    ...(lastError === undefined ? {} : { cause: lastError }),
+  });
+}
+
+function abortAsError(signal: AbortSignal, makeError: () => unknown): Observable<never> {
+  return new Observable<never>((subscriber) => {
+    const onAbort = (): void => subscriber.error(makeError());
+    if (signal.aborted) {
+      onAbort();
+      return undefined;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    return () => signal.removeEventListener('abort', onAbort);
+  });
+}
