@@ -1,0 +1,176 @@
+/**
+ * Starts pipelines and stops them gracefully: on stop, sources stop reading,
+ * operators flush, sinks write and ack, sources commit, and the graph
+ * completes; if that takes longer than the configured bound the outcome says
+ * so and the caller exits non-zero.
+ */
+import http from 'node:http';
+import { asyncScheduler, Subject, type SchedulerLike, type Subscription } from 'rxjs';
+import type { Config } from './config.ts';
+import { describeCause } from './errors.ts';
+import { Health } from './health.ts';
+import type { Logger } from './logger.ts';
+import type { EngineMetrics } from './metrics.ts';
+import type { PipelineContext, PipelineDefinition } from './pipeline.ts';
+
+export type RunOutcome =
+  | { readonly status: 'completed' }
+  | { readonly status: 'stopped' }
+  | { readonly status: 'failed'; readonly error: unknown }
+  | { readonly status: 'timeout'; readonly afterMs: number };
+
+export interface RunningPipeline {
+  readonly name: string;
+  readonly health: Health;
+  /** Settles when the graph completes or fails; never rejects. */
+  readonly done: Promise<RunOutcome>;
+  /** Asks the pipeline to stop and waits at most config.shutdownTimeoutMs. */
+  stop(): Promise<RunOutcome>;
+}
+
+export interface StartOptions<R> {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: EngineMetrics;
+  readonly resources: R;
+  readonly scheduler?: SchedulerLike;
+  readonly health?: Health;
+}
+
+export function startPipeline<R>(definition: PipelineDefinition<R>, options: StartOptions<R>): RunningPipeline {
+  const health = options.health ?? new Health();
+  const logger = options.logger.child({ pipeline: definition.name });
+  const stopping = new Subject<void>();
+  let stopRequested = false;
+  let subscription: Subscription | undefined;
+  const up = options.metrics.pipelineUp.labels({ pipeline: definition.name });
+
+  const ctx: PipelineContext<R> = {
+    name: definition.name,
+    config: options.config,
+    logger,
+    metrics: options.metrics,
+    health,
+    scheduler: options.scheduler ?? asyncScheduler,
+    stopping$: stopping.asObservable(),
+    resources: options.resources,
+  };
+
+  const done = new Promise<RunOutcome>((resolve) => {
+    const finish = (outcome: RunOutcome) => {
+      up.set(0);
+      health.setPhase(outcome.status === 'failed' ? 'failed' : 'stopped');
+      resolve(outcome);
+    };
+    try {
+      subscription = definition.build(ctx).subscribe({
+        error: (error: unknown) => {
+          logger.error({ err: error }, 'pipeline failed');
+          finish({ status: 'failed', error });
+        },
+        complete: () => finish(stopRequested ? { status: 'stopped' } : { status: 'completed' }),
+      });
+      if (!subscription.closed) {
+        health.setPhase('running');
+        up.set(1);
+        logger.info('pipeline running');
+      }
+    } catch (error) {
+      logger.error({ err: error }, 'pipeline could not be built');
+      finish({ status: 'failed', error });
+    }
+  });
+
+  let stopPromise: Promise<RunOutcome> | undefined;
+  const stop = (): Promise<RunOutcome> => {
+    stopPromise ??= (async () => {
+      stopRequested = true;
+      health.setPhase('stopping');
+      logger.info('stopping: flushing and committing');
+      stopping.next();
+      stopping.complete();
+      const bound = options.config.shutdownTimeoutMs;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<RunOutcome>((resolve) => {
+        timer = setTimeout(() => resolve({ status: 'timeout', afterMs: bound }), bound);
+      });
+      const outcome = await Promise.race([done, timeout]);
+      clearTimeout(timer);
+      if (outcome.status === 'timeout') {
+        logger.error({ afterMs: bound }, 'pipeline did not stop within the shutdown bound; unsubscribing');
+        subscription?.unsubscribe();
+        health.setPhase('failed');
+      }
+      return outcome;
+    })();
+    return stopPromise;
+  };
+
+  return { name: definition.name, health, done, stop };
+}
+
+/** /metrics (Prometheus text), /healthz (200 unless down) and /readyz (200 only when running and not degraded). */
+export function serveProcessEndpoints(options: {
+  readonly metrics: EngineMetrics;
+  readonly health: Health;
+  readonly port: number;
+  readonly host?: string;
+}): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (req.method !== 'GET') {
+      res.writeHead(405, { allow: 'GET' }).end();
+      return;
+    }
+    if (url === '/metrics') {
+      options.metrics.registry
+        .metrics()
+        .then((text) => res.writeHead(200, { 'content-type': options.metrics.registry.contentType }).end(text))
+        .catch((error: unknown) => res.writeHead(500).end(describeCause(error)));
+      return;
+    }
+    if (url === '/healthz' || url === '/readyz') {
+      const snapshot = options.health.snapshot();
+      const ok = url === '/healthz' ? snapshot.status !== 'down' : snapshot.phase === 'running' && snapshot.status === 'ok';
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(snapshot));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve(server));
+  });
+}
+
+/**
+ * Runs until SIGINT/SIGTERM, then stops gracefully; a second signal exits at
+ * once. Resolves with the process exit code: 0 after a clean stop.
+ */
+export async function runUntilSignal(running: RunningPipeline, logger: Logger): Promise<number> {
+  let signals = 0;
+  let onStopped: (outcome: RunOutcome) => void = () => undefined;
+  const stopped = new Promise<RunOutcome>((resolve) => {
+    onStopped = resolve;
+  });
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(130);
+    }
+    logger.info({ signal }, 'signal received');
+    void running.stop().then(onStopped);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    // A hung graph never settles `done`; the stop bound still ends the wait.
+    const outcome = await Promise.race([running.done, stopped]);
+    if (outcome.status === 'failed') logger.error({ err: outcome.error }, 'pipeline failed');
+    return outcome.status === 'completed' || outcome.status === 'stopped' ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
