@@ -1,0 +1,331 @@
+/**
+ * Kafka through kafkajs. Records are acknowledged individually and committed
+ * per partition only up to the acknowledged watermark (never kafkajs's
+ * auto-commit, which commits what was merely read). Back-pressure is the
+ * eachBatch handler itself: it waits for in-flight records to drain before
+ * handing out more, so a slow sink stops the fetch loop instead of growing
+ * a buffer, while heartbeats keep the membership alive.
+ */
+import { Kafka, logLevel as kafkaLogLevel, type Consumer, type Producer, type KafkaConfig, type ITopicConfig } from 'kafkajs';
+import { Observable } from 'rxjs';
+import { probe, type HealthCheck } from '../component.ts';
+import type { Envelope } from '../envelope.ts';
+import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import {
+  DEFAULT_MAX_IN_FLIGHT_BYTES,
+  DEFAULT_MAX_IN_FLIGHT_RECORDS,
+  DeliveryTracker,
+  type ConsumedRecord,
+  type OutgoingMessage,
+  type SubscribeOptions,
+  type TopicPartition,
+  type TopicProducer,
+  type Topics,
+  type TopicSubscription,
+} from '../topics.ts';
+
+/** kafkajs marks its own errors retriable or not; connection failures are retriable. */
+export const kafkaErrorRules: readonly ClassificationRule[] = [
+  { match: (e) => (e as { retriable?: unknown }).retriable === true, code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: true },
+  { match: (e) => /ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection error|not connected/i.test(e.message), code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: true },
+  { match: (e) => (e as { retriable?: unknown }).retriable === false, code: ErrorCodes.SINK_REJECTED, retriable: false },
+];
+
+export interface KafkaTopicsOptions {
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly logger?: Logger;
+  /** Upper bound of one fetch per partition; bounds memory together with maxInFlight*. */
+  readonly maxBytesPerPartition?: number;
+}
+
+export class KafkaTopics implements Topics {
+  readonly kind = 'kafka' as const;
+  readonly name = 'kafka';
+  private readonly kafka: Kafka;
+  private readonly admin;
+  private adminConnected: Promise<void> | undefined;
+  private sharedProducer: KafkaProducer | undefined;
+  private readonly consumers = new Set<Consumer>();
+
+  constructor(private readonly options: KafkaTopicsOptions) {
+    if (options.brokers.length === 0) throw new RangeError('Kafka needs at least one broker');
+    const config: KafkaConfig = {
+      clientId: options.clientId,
+      brokers: [...options.brokers],
+      logLevel: kafkaLogLevel.WARN,
+      logCreator: () => ({ namespace, level, log }) => {
+        const { message, ...extra } = log;
+        const target = options.logger;
+        if (target === undefined) return;
+        const payload = { namespace, ...extra };
+        if (level <= kafkaLogLevel.ERROR) target.error(payload, message);
+        else if (level === kafkaLogLevel.WARN) target.warn(payload, message);
+        else target.debug(payload, message);
+      },
+      retry: { initialRetryTime: 300, retries: 8 },
+    };
+    this.kafka = new Kafka(config);
+    this.admin = this.kafka.admin();
+  }
+
+  private async connectedAdmin() {
+    this.adminConnected ??= this.admin.connect();
+    await this.adminConnected;
+    return this.admin;
+  }
+
+  async ensureTopic(topic: string, partitions: number): Promise<void> {
+    const admin = await this.connectedAdmin();
+    const spec: ITopicConfig = { topic, numPartitions: partitions, replicationFactor: -1 };
+    try {
+      await admin.createTopics({ topics: [spec], waitForLeaders: true });
+    } catch (error) {
+      throw classify(error, kafkaErrorRules, 'source');
+    }
+  }
+
+  async partitionCount(topic: string): Promise<number> {
+    const admin = await this.connectedAdmin();
+    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+    return meta.topics[0]?.partitions.length ?? 0;
+  }
+
+  async endOffsets(topic: string): Promise<ReadonlyMap<number, number>> {
+    const admin = await this.connectedAdmin();
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+  }
+
+  async committedOffsets(groupId: string, topic: string): Promise<ReadonlyMap<number, number>> {
+    const admin = await this.connectedAdmin();
+    const [result] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const map = new Map<number, number>();
+    for (const p of result?.partitions ?? []) if (Number(p.offset) >= 0) map.set(p.partition, Number(p.offset));
+    return map;
+  }
+
+  async health(): Promise<HealthCheck> {
+    return probe(async () => {
+      const admin = await this.connectedAdmin();
+      await admin.describeCluster();
+    });
+  }
+
+  producer(): TopicProducer {
+    this.sharedProducer ??= new KafkaProducer(this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true }));
+    return this.sharedProducer;
+  }
+
+  subscribe(options: SubscribeOptions): TopicSubscription {
+    if (options.topics.length === 0) throw new RangeError('subscribe needs at least one topic');
+    const consumer = this.kafka.consumer({
+      groupId: options.groupId,
+      maxBytesPerPartition: this.options.maxBytesPerPartition ?? 1024 * 1024,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      allowAutoTopicCreation: false,
+    });
+    this.consumers.add(consumer);
+    return new KafkaSubscription(consumer, options, () => this.consumers.delete(consumer));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.consumers].map((c) => c.disconnect()));
+    await this.sharedProducer?.close();
+    if (this.adminConnected !== undefined) await this.admin.disconnect();
+  }
+}
+
+class KafkaProducer implements TopicProducer {
+  readonly name = 'kafka-producer';
+  private connected: Promise<void> | undefined;
+
+  constructor(private readonly producer: Producer) {}
+
+  async send(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    try {
+      this.connected ??= this.producer.connect();
+      await this.connected;
+      await this.producer.send({
+        topic,
+        acks: -1,
+        messages: messages.map((m) => ({
+          key: m.key,
+          value: m.value,
+          ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
+          ...(m.timestamp === undefined ? {} : { timestamp: String(m.timestamp) }),
+        })),
+      });
+    } catch (error) {
+      if (this.connected !== undefined && /not connected|disconnected/i.test((error as Error).message)) this.connected = undefined;
+      throw classify(error, kafkaErrorRules, 'sink');
+    }
+  }
+
+  async health(): Promise<HealthCheck> {
+    return probe(async () => {
+      this.connected ??= this.producer.connect();
+      await this.connected;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.connected !== undefined) await this.producer.disconnect();
+    this.connected = undefined;
+  }
+}
+
+class KafkaSubscription implements TopicSubscription {
+  readonly records$: Observable<Envelope<ConsumedRecord>>;
+  private readonly tracker: DeliveryTracker;
+  private assigned: TopicPartition[] = [];
+  private assignReady: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private wakeStop: () => void = () => undefined;
+  private readonly stopSignal: Promise<void>;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private runStarted = false;
+  private closed = false;
+  private failWith: ((error: LogflowError) => void) | undefined;
+
+  constructor(
+    private readonly consumer: Consumer,
+    private readonly options: SubscribeOptions,
+    private readonly onClosed: () => void,
+  ) {
+    this.tracker = new DeliveryTracker(
+      {
+        maxRecords: options.maxInFlightRecords ?? DEFAULT_MAX_IN_FLIGHT_RECORDS,
+        maxBytes: options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
+      },
+      (error) => this.failWith?.(error),
+    );
+    this.stopSignal = new Promise((resolve) => {
+      this.wakeStop = resolve;
+    });
+    this.records$ = new Observable<Envelope<ConsumedRecord>>((subscriber) => {
+      if (this.runStarted) {
+        subscriber.error(new LogflowError(ErrorCodes.INTERNAL, 'a Kafka subscription can be subscribed once', { stage: 'source' }));
+        return;
+      }
+      this.runStarted = true;
+      this.failWith = (error) => subscriber.error(error);
+      const stopSubscription = options.stop$.subscribe(() => this.requestStop());
+      this.start((record) => subscriber.next(record))
+        .then(() => this.stopSignal)
+        .then(() => subscriber.complete())
+        .catch((error: unknown) => subscriber.error(classify(error, kafkaErrorRules, 'source')));
+      return () => {
+        stopSubscription.unsubscribe();
+        this.requestStop();
+      };
+    });
+  }
+
+  get inFlight(): { records: number; bytes: number } {
+    return this.tracker.inFlight;
+  }
+
+  private requestStop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    // Stop fetching but stay in the group: the final commit needs a live membership.
+    if (this.assigned.length > 0) {
+      try {
+        this.consumer.pause(this.options.topics.map((topic) => ({ topic })));
+      } catch {
+        // Not running yet: nothing is being fetched.
+      }
+    }
+    this.wakeStop();
+  }
+
+  private async start(emit: (record: Envelope<ConsumedRecord>) => void): Promise<void> {
+    const { consumer, options } = this;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const next = Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
+        partitions.map((partition) => ({ topic, partition })),
+      );
+      const previous = this.assigned;
+      this.assigned = next;
+      // kafkajs re-reads every assigned partition from its committed offset after a rejoin,
+      // so records still in flight from before are moot everywhere, kept partitions included.
+      for (const tp of previous) this.tracker.revoke(tp.topic, tp.partition);
+      for (const tp of next) this.tracker.assign(tp.topic, tp.partition);
+      const revoked = previous.filter((p) => !next.some((n) => n.topic === p.topic && n.partition === p.partition));
+      this.assignReady = (async () => {
+        if (revoked.length > 0) await options.onRevoke?.(revoked);
+        await options.onAssign?.(next);
+      })();
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning ?? true });
+    this.commitTimer = setInterval(() => void this.commit().catch(() => undefined), options.commitIntervalMs ?? 1_000);
+    this.commitTimer.unref();
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        await this.assignReady;
+        const lagHigh = Number(batch.highWatermark);
+        for (const message of batch.messages) {
+          if (this.stopped || !isRunning() || isStale() || this.tracker.failed !== undefined) break;
+          while (!this.tracker.hasCapacity() && !this.stopped) {
+            const heartbeatTimer = setInterval(() => void heartbeat().catch(() => undefined), 1_000);
+            await Promise.race([this.tracker.waitForCapacity(), this.stopSignal]);
+            clearInterval(heartbeatTimer);
+            if (!isRunning() || isStale()) return;
+          }
+          if (this.stopped) break;
+          const offset = Number(message.offset);
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
+          emit(
+            this.tracker.envelope({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset,
+              key: message.key === null ? null : message.key.toString(),
+              value: message.value ?? Buffer.alloc(0),
+              timestamp: Number(message.timestamp),
+              headers,
+            }),
+          );
+          // Moves kafkajs's fetch position only; commits follow acknowledgements.
+          resolveOffset(message.offset);
+          options.onLag?.(batch.topic, batch.partition, Math.max(0, lagHigh - offset - 1));
+        }
+        await heartbeat().catch(() => undefined);
+      },
+    });
+  }
+
+  async commit(): Promise<void> {
+    const offsets = this.tracker.committable();
+    if (offsets.length === 0) return;
+    try {
+      await this.consumer.commitOffsets(offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })));
+      this.tracker.markCommitted(offsets);
+    } catch (error) {
+      // A rebalance in progress rejects commits; the next commit (or the new owner's replay) covers it.
+      throw classify(error, kafkaErrorRules, 'source');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.requestStop();
+    if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
+    try {
+      if (this.runStarted) await this.commit();
+    } finally {
+      await this.consumer.disconnect();
+      this.onClosed();
+    }
+  }
+}
