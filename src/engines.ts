@@ -86,6 +86,9 @@ export async function openPostgres(config: Config, options: OpenEnginesOptions =
     const db = await PGlite.create(dir);
     // PGlite is a single connection; the pg Pool in front of it serializes callers.
     const pool = new pg.Pool(createPgConfig(db) as unknown as pg.PoolConfig);
+    keepPgliteConnectionAlive(pool);
+    // Ending the pool can race PGlite's own close; nothing is lost then, so it must not crash the process.
+    pool.on('error', () => undefined);
     return {
       pool,
       mode: 'pglite',
@@ -101,6 +104,26 @@ export async function openPostgres(config: Config, options: OpenEnginesOptions =
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
   return { pool, mode: 'server', close: () => pool.end() };
+}
+
+/**
+ * pg.Pool#query destroys its client after any failed statement. On a server
+ * that only costs a reconnect, but PGlite's adapter shares one connection
+ * object between all clients, so a single failed statement (a unique
+ * violation, say) would end the connection for every later query. Here a
+ * client is released, never destroyed: PGlite runs in this process, so the
+ * connection cannot break underneath it.
+ */
+function keepPgliteConnectionAlive(pool: pg.Pool): void {
+  const query = async (...args: unknown[]) => {
+    const client = await pool.connect();
+    try {
+      return await (client.query as (...a: unknown[]) => Promise<unknown>)(...args);
+    } finally {
+      client.release();
+    }
+  };
+  (pool as unknown as { query: typeof query }).query = query;
 }
 
 /** Creates the URL's database through the maintenance database when it does not exist yet. */
