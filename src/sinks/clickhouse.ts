@@ -1,0 +1,322 @@
+/**
+ * Batched inserts into ClickHouse (a server or chdb: the same client), exactly
+ * once per DESIGN.md 5, as the ClickHouse Kafka Connect sink does it:
+ *
+ * - batches are cut per partition and each batch's offset range is recorded
+ *   in a ledger (PostgreSQL) BEFORE it is inserted;
+ * - the insert carries insert_deduplication_token = table-topic-partition-min-max;
+ * - after a crash, replayed records are re-cut into exactly the recorded
+ *   ranges, so the retried insert carries the same token and ClickHouse drops
+ *   it (the dependent views too, with
+ *   deduplicate_blocks_in_dependent_materialized_views=1);
+ * - records are acked only after their insert succeeded;
+ * - a batch rejected for its data is bisected, deterministically, so only the
+ *   bad rows go to the dead-letter sink and a replay bisects the same way.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { asyncScheduler, concatMap, from, groupBy, mergeMap, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import type { Envelope } from '../envelope.ts';
+import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../errors.ts';
+import { retry, type RetryOptions } from '../retry.ts';
+import type { Failure } from './dead-letter.ts';
+
+export interface OffsetRange {
+  readonly topic: string;
+  readonly partition: number;
+  readonly minOffset: number;
+  readonly maxOffset: number;
+}
+
+/** Where batch ranges are recorded before their insert (PostgreSQL's sink_batches). */
+export interface BatchLedger {
+  /** Recorded ranges of a partition that end at or after `offset`, ascending. */
+  rangesFrom(sink: string, topic: string, partition: number, offset: number): Promise<OffsetRange[]>;
+  /** Records a range; returns the range recorded for that start (an earlier recording wins). */
+  recordPending(sink: string, range: OffsetRange, rowCount: number): Promise<OffsetRange>;
+  markInserted(sink: string, range: OffsetRange): Promise<void>;
+}
+
+export interface ClickHouseSinkOptions<T> {
+  /** Names this sink in the ledger; two sinks into different tables need different names. */
+  readonly sink: string;
+  readonly table: string;
+  readonly columns: readonly string[];
+  readonly toRow: (value: T) => unknown[];
+  readonly ledger: BatchLedger;
+  readonly deadLetter: (failures: readonly Failure[]) => Promise<void>;
+  readonly maxRecords?: number;
+  readonly maxBytes?: number;
+  readonly maxWaitMs?: number;
+  /** Partitions written concurrently. */
+  readonly concurrency?: number;
+  readonly retry?: Partial<RetryOptions>;
+  readonly scheduler?: SchedulerLike;
+  readonly onInserted?: (info: InsertedBatch) => void;
+}
+
+export interface InsertedBatch {
+  readonly range: OffsetRange;
+  readonly rows: number;
+  readonly deadLettered: number;
+  readonly token: string;
+}
+
+/** ClickHouse error codes of rows the server cannot take: retrying the same data cannot help. */
+const DATA_ERROR_CODES = new Set([
+  '6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '131', '321', '376', '395', '407', '1001',
+]);
+/** Codes of a server that is busy, restarting or out of resources: worth retrying. */
+const TRANSIENT_CODES = new Set(['159', '164', '202', '203', '209', '210', '241', '242', '252', '319', '425', '999']);
+
+export const clickhouseErrorRules: readonly ClassificationRule[] = [
+  { match: (e) => DATA_ERROR_CODES.has(String(e.code)), code: ErrorCodes.SINK_REJECTED, retriable: false },
+  { match: (e) => TRANSIENT_CODES.has(String(e.code)), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
+  {
+    match: (e) => /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|socket hang up|Timeout error|network/i.test(`${String(e.code)} ${e.message}`),
+    code: ErrorCodes.SINK_UNAVAILABLE,
+    retriable: true,
+  },
+];
+
+interface CutBatch<T> {
+  readonly records: Envelope<T>[];
+  /** Set when replayed records were re-cut into a range recorded before a crash. */
+  readonly recorded: OffsetRange | undefined;
+}
+
+const DEFAULTS = { maxRecords: 10_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 1_000, concurrency: 4 };
+const DEFAULT_RETRY: RetryOptions = { maxAttempts: Number.MAX_SAFE_INTEGER, baseDelayMs: 200, maxDelayMs: 10_000, jitter: 'full' };
+
+export function clickHouseSink<T>(client: ClickHouseClient, options: ClickHouseSinkOptions<T>): OperatorFunction<Envelope<T>, InsertedBatch> {
+  const maxRecords = options.maxRecords ?? DEFAULTS.maxRecords;
+  const maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
+  const maxWaitMs = options.maxWaitMs ?? DEFAULTS.maxWaitMs;
+  if (!(maxRecords >= 1) || !(maxBytes >= 1) || !(maxWaitMs >= 0)) throw new RangeError('clickHouseSink: batch bounds must be positive');
+  const retryOptions: RetryOptions = { ...DEFAULT_RETRY, ...options.retry };
+  const scheduler = options.scheduler ?? asyncScheduler;
+  const writer = new BatchWriter(client, options, retryOptions);
+
+  return (source) =>
+    source.pipe(
+      groupBy((e) => `${e.origin.topic}\u0000${e.origin.partition}`),
+      mergeMap(
+        (partition$) =>
+          partition$.pipe(
+            cutPartitionBatches<T>({ maxRecords, maxBytes, maxWaitMs, scheduler, ledger: options.ledger, sink: options.sink }),
+            concatMap((batch) => from(writer.write(batch))),
+          ),
+        options.concurrency ?? DEFAULTS.concurrency,
+      ),
+    );
+}
+
+/**
+ * Cuts one partition's records into batches. Replayed records that fall in a
+ * recorded range are held until the range is complete and emitted as exactly
+ * that range; everything after is cut by count, bytes or time.
+ */
+function cutPartitionBatches<T>(options: {
+  maxRecords: number;
+  maxBytes: number;
+  maxWaitMs: number;
+  scheduler: SchedulerLike;
+  ledger: BatchLedger;
+  sink: string;
+}): OperatorFunction<Envelope<T>, CutBatch<T>> {
+  return (source) =>
+    new Observable<CutBatch<T>>((subscriber) => {
+      let ranges: OffsetRange[] | undefined;
+      let loading: Promise<void> | undefined;
+      const waiting: Envelope<T>[] = [];
+      let current: Envelope<T>[] = [];
+      let currentBytes = 0;
+      let currentRange: OffsetRange | undefined;
+      let timer: Subscription | undefined;
+      let sourceDone = false;
+
+      const emit = () => {
+        timer?.unsubscribe();
+        timer = undefined;
+        if (current.length === 0) return;
+        const batch: CutBatch<T> = { records: current, recorded: currentRange };
+        current = [];
+        currentBytes = 0;
+        currentRange = undefined;
+        subscriber.next(batch);
+      };
+
+      const add = (e: Envelope<T>) => {
+        const offset = e.origin.offset;
+        if (currentRange !== undefined && offset > currentRange.maxOffset) emit();
+        if (current.length === 0) {
+          while (ranges !== undefined && ranges.length > 0 && ranges[0]!.maxOffset < offset) ranges.shift();
+          const next = ranges?.[0];
+          currentRange = next !== undefined && next.minOffset <= offset ? next : undefined;
+          if (currentRange !== undefined) ranges!.shift();
+        }
+        if (currentRange === undefined && current.length > 0 && currentBytes + e.sizeBytes > options.maxBytes) emit();
+        current.push(e);
+        currentBytes += e.sizeBytes;
+        if (currentRange !== undefined) {
+          if (offset >= currentRange.maxOffset) emit();
+          return;
+        }
+        // A fresh batch must not run into a recorded range: it ends where that range begins.
+        const nextRecorded = ranges?.[0];
+        if (current.length >= options.maxRecords || currentBytes >= options.maxBytes || (nextRecorded !== undefined && offset + 1 >= nextRecorded.minOffset)) {
+          emit();
+        } else if (current.length === 1 && timer === undefined) {
+          timer = options.scheduler.schedule(() => {
+            timer = undefined;
+            if (currentRange === undefined) emit();
+          }, options.maxWaitMs);
+        }
+      };
+
+      const finish = () => {
+        // A replayed range that never completed is left unacked: it is replayed again next time.
+        if (currentRange === undefined) emit();
+        subscriber.complete();
+      };
+
+      const subscription = source.subscribe({
+        next: (e) => {
+          if (ranges !== undefined) {
+            add(e);
+            return;
+          }
+          waiting.push(e);
+          loading ??= options.ledger
+            .rangesFrom(options.sink, e.origin.topic, e.origin.partition, e.origin.offset)
+            .then((loaded) => {
+              ranges = loaded;
+              for (const w of waiting.splice(0)) add(w);
+              if (sourceDone) finish();
+            })
+            .catch((error: unknown) => subscriber.error(error));
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete: () => {
+          sourceDone = true;
+          if (loading === undefined || ranges !== undefined) finish();
+        },
+      });
+      return () => {
+        timer?.unsubscribe();
+        subscription.unsubscribe();
+      };
+    });
+}
+
+class BatchWriter<T> {
+  constructor(
+    private readonly client: ClickHouseClient,
+    private readonly options: ClickHouseSinkOptions<T>,
+    private readonly retryOptions: RetryOptions,
+  ) {}
+
+  async write(batch: CutBatch<T>): Promise<InsertedBatch> {
+    const first = batch.records[0]!;
+    const last = batch.records[batch.records.length - 1]!;
+    let range: OffsetRange = batch.recorded ?? {
+      topic: first.origin.topic,
+      partition: first.origin.partition,
+      minOffset: first.origin.offset,
+      maxOffset: last.origin.offset,
+    };
+    let records = batch.records;
+    if (batch.recorded === undefined) {
+      const recorded = await this.withRetry(() => this.options.ledger.recordPending(this.options.sink, range, records.length));
+      if (recorded.maxOffset !== range.maxOffset) {
+        // Another member recorded this start first (a rebalance race): follow its range.
+        if (recorded.maxOffset > range.maxOffset) {
+          throw new LogflowError(
+            ErrorCodes.INTERNAL,
+            `batch ${describeRange(range)} conflicts with recorded ${describeRange(recorded)}; restart to re-read the partition`,
+            { stage: 'sink' },
+          );
+        }
+        const rest = records.filter((r) => r.origin.offset > recorded.maxOffset);
+        records = records.filter((r) => r.origin.offset <= recorded.maxOffset);
+        range = recorded;
+        const head = await this.insertRange(range, records);
+        const tail = await this.write({ records: rest, recorded: undefined });
+        return { range: head.range, rows: head.rows + tail.rows, deadLettered: head.deadLettered + tail.deadLettered, token: head.token };
+      }
+    }
+    return this.insertRange(range, records);
+  }
+
+  private async insertRange(range: OffsetRange, records: Envelope<T>[]): Promise<InsertedBatch> {
+    const token = `${this.options.table}-${range.topic}-${range.partition}-${range.minOffset}-${range.maxOffset}`;
+    const bad: Array<{ record: Envelope<T>; error: unknown }> = [];
+    const rows: unknown[][] = [];
+    const convertible: Envelope<T>[] = [];
+    for (const record of records) {
+      try {
+        rows.push(this.options.toRow(record.value));
+        convertible.push(record);
+      } catch (error) {
+        bad.push({ record, error });
+      }
+    }
+    await this.insertBisecting(convertible, rows, token, bad);
+    if (bad.length > 0) {
+      await this.withRetry(() =>
+        this.options.deadLetter(
+          bad.map(({ record, error }) => ({ payload: record.value, error, stage: 'sink', origin: record.origin, key: record.key })),
+        ),
+      );
+    }
+    await this.withRetry(() => this.options.ledger.markInserted(this.options.sink, range));
+    for (const r of records) r.ack();
+    const result = { range, rows: records.length - bad.length, deadLettered: bad.length, token };
+    this.options.onInserted?.(result);
+    return result;
+  }
+
+  /** Halves a rejected batch until each bad row stands alone; sub-batch tokens derive from the path, so a replay bisects identically. */
+  private async insertBisecting(
+    records: Envelope<T>[],
+    rows: unknown[][],
+    token: string,
+    bad: Array<{ record: Envelope<T>; error: unknown }>,
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.withRetry(() =>
+        this.client.insert({
+          table: this.options.table,
+          columns: this.options.columns as [string, ...string[]],
+          values: rows,
+          format: 'JSONCompactEachRow',
+          clickhouse_settings: { insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 },
+        }),
+      );
+    } catch (error) {
+      const classified = classify(error, clickhouseErrorRules, 'sink');
+      if (classified.code !== ErrorCodes.SINK_REJECTED) throw classified;
+      if (rows.length === 1) {
+        bad.push({ record: records[0]!, error: classified });
+        return;
+      }
+      const half = Math.ceil(rows.length / 2);
+      await this.insertBisecting(records.slice(0, half), rows.slice(0, half), `${token}-a`, bad);
+      await this.insertBisecting(records.slice(half), rows.slice(half), `${token}-b`, bad);
+    }
+  }
+
+  private withRetry<R>(fn: () => Promise<R>): Promise<R> {
+    return retry(async () => {
+      try {
+        return await fn();
+      } catch (error) {
+        throw classify(error, clickhouseErrorRules, 'sink');
+      }
+    }, this.retryOptions);
+  }
+}
+
+function describeRange(r: OffsetRange): string {
+  return `${r.topic}/${r.partition}[${r.minOffset}..${r.maxOffset}]`;
+}
