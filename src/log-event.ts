@@ -1,0 +1,182 @@
+/**
+ * The log event on raw-logs (DESIGN.md 4): parsed and validated once, at the
+ * edge, so everything downstream handles well-typed values. Every rejection
+ * names the field and the problem; it becomes the dead letter's reason.
+ */
+import { v5 as uuidv5 } from 'uuid';
+import { z } from 'zod';
+import { InputError } from './errors.ts';
+import type { Origin } from './envelope.ts';
+
+export const LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'] as const;
+export type Level = (typeof LEVELS)[number];
+
+/** Levels that are worth vectorizing (the seed's vectorization-queue). */
+export const PROBLEM_LEVELS: ReadonlySet<Level> = new Set(['WARN', 'ERROR', 'FATAL']);
+
+const LEVEL_ALIASES: Readonly<Record<string, Level>> = {
+  DEBUG: 'DEBUG', TRACE: 'DEBUG', INFO: 'INFO', WARN: 'WARN', WARNING: 'WARN', ERROR: 'ERROR', ERR: 'ERROR', FATAL: 'FATAL', CRITICAL: 'FATAL',
+};
+
+export interface LogEvent {
+  readonly log_id: string;
+  /** Epoch milliseconds. */
+  readonly timestamp: number;
+  readonly service: string;
+  readonly environment: string;
+  readonly level: Level;
+  readonly message: string;
+  readonly host: string;
+  readonly region: string;
+  readonly version: string;
+  readonly logger: string;
+  readonly trace_id: string;
+  readonly span_id: string;
+  readonly request_id: string;
+  readonly user_id: string;
+  readonly session_id: string;
+  readonly http_method: string;
+  readonly http_path: string;
+  readonly http_status: number | null;
+  readonly duration_ms: number | null;
+  readonly error_type: string;
+  readonly error_code: string;
+  readonly stack_trace: string;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+export interface ParseLimits {
+  /** Bigger payloads are rejected before parsing (a 10 MB message must not stall the stream). */
+  readonly maxMessageBytes: number;
+  /** Events older than this (relative to ingest time) are rejected: they would fall outside retention. */
+  readonly maxAgeMs: number;
+  /** Events further ahead than this are rejected: a wrong clock must not pollute future partitions. */
+  readonly maxFutureMs: number;
+  readonly maxAttributes: number;
+}
+
+export const DEFAULT_PARSE_LIMITS: ParseLimits = {
+  maxMessageBytes: 256 * 1024,
+  maxAgeMs: 30 * 24 * 3600_000,
+  maxFutureMs: 24 * 3600_000,
+  maxAttributes: 64,
+};
+
+/** Namespace of derived log ids, fixed forever: the same Kafka record always gets the same id. */
+const LOG_ID_NAMESPACE = '7d0c4ad2-5c1e-4f4b-9d43-7b1c2f0e9a11';
+
+export function deriveLogId(origin: Origin): string {
+  return uuidv5(`${origin.topic}/${origin.partition}/${origin.offset}`, LOG_ID_NAMESPACE);
+}
+
+const text = (max: number) => z.string().max(max, { message: `longer than ${max} characters` });
+const optionalText = (max: number) =>
+  z
+    .union([text(max), z.null()])
+    .optional()
+    .transform((v) => v ?? '');
+
+const schema = z
+  .object({
+    log_id: z.uuid({ message: 'is not a UUID' }).optional(),
+    timestamp: z.union([z.string().max(64), z.number()]),
+    service: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { message: 'must be 1-128 letters, digits, ".", "_", ":" or "-"' }),
+    environment: optionalText(64),
+    level: z.string().max(16),
+    message: z.string().min(1, { message: 'is empty' }),
+    host: optionalText(255),
+    region: optionalText(64),
+    version: optionalText(64),
+    logger: optionalText(255),
+    trace_id: optionalText(128),
+    span_id: optionalText(128),
+    request_id: optionalText(128),
+    user_id: optionalText(256),
+    session_id: optionalText(256),
+    http_method: optionalText(16),
+    http_path: optionalText(2048),
+    http_status: z.union([z.int().min(100).max(599), z.null()]).optional(),
+    duration_ms: z.union([z.number().min(0).max(86_400_000), z.null()]).optional(),
+    error_type: optionalText(255),
+    error_code: optionalText(128),
+    stack_trace: optionalText(64 * 1024),
+    attributes: z.union([z.record(z.string().max(128), z.string().max(4096)), z.null()]).optional(),
+  })
+  .strip();
+
+function parseTimestamp(value: string | number): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  // Date.parse is lenient about formats; only ISO-8601-like strings with a date are accepted.
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * Parses one raw-logs payload. Throws InputError with a reason naming the
+ * problem (which field, what is wrong) for anything that is not a valid event.
+ */
+export function parseLogEvent(payload: Buffer, origin: Origin, now: number, limits: ParseLimits = DEFAULT_PARSE_LIMITS): LogEvent {
+  if (payload.length > limits.maxMessageBytes) {
+    throw new InputError(`message is ${payload.length} bytes, over the ${limits.maxMessageBytes}-byte limit`);
+  }
+  const textPayload = payload.toString('utf8');
+  if (textPayload.includes('\uFFFD')) throw new InputError('message is not valid UTF-8');
+  if (textPayload.includes('\u0000')) throw new InputError('message contains NUL characters');
+  let json: unknown;
+  try {
+    json = JSON.parse(textPayload);
+  } catch (error) {
+    throw new InputError(`message is not valid JSON: ${(error as Error).message}`);
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new InputError('message is not a JSON object');
+
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const reasons = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || 'message'}: ${describe(i)}`);
+    throw new InputError(`invalid log event: ${reasons.join('; ')}`);
+  }
+  const e = parsed.data;
+  const level = LEVEL_ALIASES[e.level.toUpperCase()];
+  if (level === undefined) throw new InputError(`invalid log event: level: unknown level "${e.level.slice(0, 16)}" (expected one of ${LEVELS.join(', ')})`);
+  const timestamp = parseTimestamp(e.timestamp);
+  if (timestamp === undefined) throw new InputError('invalid log event: timestamp: not an ISO-8601 date-time or epoch milliseconds');
+  if (timestamp < now - limits.maxAgeMs) throw new InputError(`invalid log event: timestamp: ${new Date(timestamp).toISOString()} is older than the retention window`);
+  if (timestamp > now + limits.maxFutureMs) throw new InputError(`invalid log event: timestamp: ${new Date(timestamp).toISOString()} is too far in the future`);
+  const attributes = e.attributes ?? {};
+  if (Object.keys(attributes).length > limits.maxAttributes) {
+    throw new InputError(`invalid log event: attributes: more than ${limits.maxAttributes} entries`);
+  }
+
+  return {
+    log_id: e.log_id?.toLowerCase() ?? deriveLogId(origin),
+    timestamp,
+    service: e.service,
+    environment: e.environment === '' ? 'unknown' : e.environment,
+    level,
+    message: e.message,
+    host: e.host,
+    region: e.region,
+    version: e.version,
+    logger: e.logger,
+    trace_id: e.trace_id,
+    span_id: e.span_id,
+    request_id: e.request_id,
+    user_id: e.user_id,
+    session_id: e.session_id,
+    http_method: e.http_method,
+    http_path: e.http_path,
+    http_status: e.http_status ?? null,
+    duration_ms: e.duration_ms ?? null,
+    error_type: e.error_type,
+    error_code: e.error_code,
+    stack_trace: e.stack_trace,
+    attributes,
+  };
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type') return `expected ${issue.expected}`;
+  if (issue.code === 'invalid_union') return 'has the wrong type or is out of range';
+  return issue.message;
+}
