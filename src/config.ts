@@ -92,6 +92,7 @@ const variables = {
   LOGFLOW_LLM_MODEL: stringWithDefault('gpt-4o-mini'),
   LOGFLOW_DATA_DIR: stringWithDefault('./data'),
   LOGFLOW_API_PORT: intIn(0, 65535, 8080),
+  LOGFLOW_METRICS_PORT: intIn(0, 65535, 9464),
   LOGFLOW_TOPIC_PREFIX: stringWithDefault('').refine((v) => /^[A-Za-z0-9._-]*$/.test(v), {
     message: 'may contain only letters, digits, ".", "_" and "-" (Kafka topic characters)',
   }),
@@ -128,6 +129,8 @@ export interface Config {
   readonly llm: { readonly url: string | undefined; readonly apiKey: string | undefined; readonly model: string };
   readonly dataDir: string;
   readonly apiPort: number;
+  /** /metrics and /healthz of a pipeline process; 0 turns them off. */
+  readonly metricsPort: number;
   readonly topicPrefix: string;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly logsTtlDays: number;
@@ -194,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     llm: { url: v.LOGFLOW_LLM_URL, apiKey: v.LOGFLOW_LLM_API_KEY, model: v.LOGFLOW_LLM_MODEL },
     dataDir: v.LOGFLOW_DATA_DIR,
     apiPort: v.LOGFLOW_API_PORT,
+    metricsPort: v.LOGFLOW_METRICS_PORT,
     topicPrefix: prefix,
     logLevel: v.LOGFLOW_LOG_LEVEL,
     logsTtlDays: v.LOGFLOW_LOGS_TTL_DAYS,

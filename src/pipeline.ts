@@ -25,6 +25,8 @@ export interface PipelineContext<R> {
   readonly stopping$: Observable<void>;
   /** The adapters (stores, topics, caches) chosen by configuration. */
   readonly resources: R;
+  /** Pipeline-specific options from the command line; each pipeline validates its own. */
+  readonly options: Readonly<Record<string, unknown>>;
 }
 
 export interface PipelineDefinition<R> {

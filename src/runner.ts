@@ -33,6 +33,7 @@ export interface StartOptions<R> {
   readonly logger: Logger;
   readonly metrics: EngineMetrics;
   readonly resources: R;
+  readonly options?: Readonly<Record<string, unknown>>;
   readonly scheduler?: SchedulerLike;
   readonly health?: Health;
 }
@@ -54,30 +55,28 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
     scheduler: options.scheduler ?? asyncScheduler,
     stopping$: stopping.asObservable(),
     resources: options.resources,
+    options: options.options ?? {},
   };
 
+  // A graph that cannot even be built (bad options, say) is the caller's error, not a run's outcome.
+  const graph = definition.build(ctx);
   const done = new Promise<RunOutcome>((resolve) => {
     const finish = (outcome: RunOutcome) => {
       up.set(0);
       health.setPhase(outcome.status === 'failed' ? 'failed' : 'stopped');
       resolve(outcome);
     };
-    try {
-      subscription = definition.build(ctx).subscribe({
-        error: (error: unknown) => {
-          logger.error({ err: error }, 'pipeline failed');
-          finish({ status: 'failed', error });
-        },
-        complete: () => finish(stopRequested ? { status: 'stopped' } : { status: 'completed' }),
-      });
-      if (!subscription.closed) {
-        health.setPhase('running');
-        up.set(1);
-        logger.info('pipeline running');
-      }
-    } catch (error) {
-      logger.error({ err: error }, 'pipeline could not be built');
-      finish({ status: 'failed', error });
+    subscription = graph.subscribe({
+      error: (error: unknown) => {
+        logger.error({ err: error }, 'pipeline failed');
+        finish({ status: 'failed', error });
+      },
+      complete: () => finish(stopRequested ? { status: 'stopped' } : { status: 'completed' }),
+    });
+    if (!subscription.closed) {
+      health.setPhase('running');
+      up.set(1);
+      logger.info('pipeline running');
     }
   });
 
@@ -167,7 +166,6 @@ export async function runUntilSignal(running: RunningPipeline, logger: Logger): 
   try {
     // A hung graph never settles `done`; the stop bound still ends the wait.
     const outcome = await Promise.race([running.done, stopped]);
-    if (outcome.status === 'failed') logger.error({ err: outcome.error }, 'pipeline failed');
     return outcome.status === 'completed' || outcome.status === 'stopped' ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);

@@ -99,6 +99,19 @@ describe('runner', () => {
     expect(await running.done).toEqual({ status: 'failed', error: boom });
   });
 
+  it('throws at start when the graph cannot be built, instead of reporting a run', () => {
+    const broken = definePipeline<null>({
+      name: 'broken',
+      description: 'bad options',
+      build: () => {
+        throw new RangeError('--rate: must be positive');
+      },
+    });
+    expect(() =>
+      startPipeline(broken, { config: loadConfig({}), logger, metrics: createMetrics({ defaultMetrics: false }), resources: null }),
+    ).toThrow(/--rate: must be positive/);
+  });
+
   it('rejects pipeline names that would make bad metric labels or consumer groups', () => {
     expect(() => definePipeline({ name: 'Bad Name', description: 'x', build: () => EMPTY })).toThrow(/lower-case/);
   });

@@ -1,0 +1,127 @@
+/**
+ * `logflow` command line. Each subcommand loads and validates config itself,
+ * so `logflow normalize` works without any store configured.
+ */
+import { Command, CommanderError } from 'commander';
+import { loadConfig, redactedConfig } from './config.ts';
+import { openEngines } from './engines.ts';
+import { ConfigError, LogflowError } from './errors.ts';
+import { createLogger } from './logger.ts';
+import { migrateAll } from './migrate.ts';
+
+const program = new Command()
+  .name('logflow')
+  .description('Log analytics stream engine: Kafka -> RxJS pipelines -> ClickHouse, Qdrant, PostgreSQL')
+  .showHelpAfterError()
+  .exitOverride();
+
+program
+  .command('migrate')
+  .description('apply the numbered SQL migrations to ClickHouse (or chdb) and PostgreSQL (or PGlite)')
+  .action(async () => {
+    const config = loadConfig();
+    const logger = createLogger({ level: config.logLevel });
+    logger.info({ config: redactedConfig(config) }, 'migrating');
+    const engines = await openEngines(config, { createDatabases: true });
+    try {
+      const report = await migrateAll(engines, {
+        logsTtlDays: config.logsTtlDays,
+        onProgress: (store, name) => process.stdout.write(`applying ${store} ${name}\n`),
+      });
+      for (const [store, r] of Object.entries(report)) {
+        process.stdout.write(
+          `${store} (${store === 'clickhouse' ? engines.mode.clickhouse : engines.mode.postgres}): ` +
+            `${r.applied.length} applied, ${r.alreadyApplied} already applied\n`,
+        );
+      }
+    } finally {
+      await engines.close();
+    }
+  });
+
+program
+  .command('run')
+  .description('run one named pipeline until it finishes or SIGINT/SIGTERM (options after the name go to the pipeline)')
+  .argument('[pipeline]', 'pipeline name (see `logflow list`)')
+  .option('--list', 'list the pipelines with their descriptions')
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .helpOption(false)
+  .action(async (name: string | undefined, flags: { list?: boolean }, command: Command) => {
+    const { pipelines, isPipelineName } = await import('./pipelines/registry.ts');
+    if (flags.list === true || name === undefined) {
+      listPipelines(pipelines);
+      if (name === undefined && flags.list !== true) process.exitCode = 2;
+      return;
+    }
+    if (!isPipelineName(name)) {
+      throw new ConfigError([`unknown pipeline "${name}"; known: ${Object.keys(pipelines).join(', ')}`]);
+    }
+    const { runPipelineProcess } = await import('./pipelines/process.ts');
+    process.exitCode = await runPipelineProcess(pipelines[name], pipelineOptions(command.args.slice(1)));
+  });
+
+program
+  .command('list')
+  .description('list the pipelines with their descriptions')
+  .action(async () => {
+    const { pipelines } = await import('./pipelines/registry.ts');
+    listPipelines(pipelines);
+  });
+
+function listPipelines(pipelines: Readonly<Record<string, { description: string }>>): void {
+  const width = Math.max(...Object.keys(pipelines).map((n) => n.length));
+  for (const [name, p] of Object.entries(pipelines)) process.stdout.write(`${name.padEnd(width)}  ${p.description}\n`);
+}
+
+/**
+ * `--rate 2000 --flat --start=...` -> { rate: '2000', flat: true, start: '...' }. Pipelines
+ * declare their options as zod schemas, so names and types are checked there;
+ * here only the shape of the words is (node's parseArgs cannot take values of
+ * options it does not know).
+ */
+function pipelineOptions(args: readonly string[]): Record<string, string | boolean> {
+  const options: Record<string, string | boolean> = {};
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i]!;
+    const match = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(word);
+    if (match === null) throw new ConfigError([`unexpected argument "${word}" (pipeline options look like --name value)`]);
+    const [, key, inline] = match;
+    const next = args[i + 1];
+    if (inline !== undefined) options[key!] = inline;
+    else if (next !== undefined && !next.startsWith('--')) {
+      options[key!] = next;
+      i += 1;
+    } else options[key!] = true;
+  }
+  return options;
+}
+
+program
+  .command('normalize')
+  .description('read log lines on stdin, write "hash<TAB>template" per line on stdout')
+  .action(async () => {
+    const { normalizeLines } = await import('./commands/normalize.ts');
+    await normalizeLines(process.stdin, process.stdout);
+  });
+
+async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv as string[]);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    if (error instanceof LogflowError) {
+      process.stderr.write(`logflow: ${error.code}: ${error.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`logflow: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,123 @@
+/**
+ * generate (the seed's log-generator): realistic logs to raw-logs, keyed by
+ * service, at a configurable rate, for a configurable time, from a seed; a
+ * scenario injects incidents and their ground truth is written as JSONL.
+ */
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import { concat, concatMap, defer, EMPTY, finalize, ignoreElements, mergeMap, takeUntil } from 'rxjs';
+import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+import { definePipeline } from '../pipeline.ts';
+import { retry } from '../retry.ts';
+import { generateLogs, groundTruth, scenarioSchema, type Scenario } from '../sources/generator.ts';
+import { durationMs } from './duration.ts';
+import { parseOptions } from './options.ts';
+import type { Resources } from './resources.ts';
+
+const optionsSchema = z
+  .object({
+    rate: z.coerce.number().positive().max(10_000_000).default(1_000),
+    duration: durationMs.default(3_600_000),
+    seed: z.coerce.number().int().default(1),
+    scenario: z.string().optional(),
+    truth: z.string().optional(),
+    speed: z.union([z.literal('max'), z.coerce.number().positive()]).default(1),
+    start: z.iso.datetime({ offset: true }).optional(),
+    'invalid-rate': z.coerce.number().min(0).max(1).default(0),
+    flat: z.coerce.boolean().default(false),
+    partitions: z.coerce.number().int().min(1).max(1_000).default(4),
+    progress: z.coerce.boolean().optional(),
+  })
+  .strict();
+
+const SEND_CHUNK = 5_000;
+
+export async function loadScenario(nameOrPath: string): Promise<Scenario> {
+  const file = /^[a-z0-9-]+$/.test(nameOrPath) ? new URL(`../../scenarios/${nameOrPath}.json`, import.meta.url) : path.resolve(nameOrPath);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new ConfigError([`generate: --scenario: cannot read ${String(file)}`]);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError([`generate: --scenario: ${String(file)} is not JSON: ${(error as Error).message}`]);
+  }
+  const parsed = scenarioSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `generate: --scenario: ${i.path.join('.')}: ${i.message}`));
+  }
+  return parsed.data;
+}
+
+export const generate = definePipeline<Resources>({
+  name: 'generate',
+  description: 'realistic logs for a set of services to raw-logs (rate, duration, seed, scenario with injected incidents)',
+  build(ctx) {
+    const options = parseOptions(optionsSchema, ctx.options, 'generate');
+    return defer(async () => {
+      const topics = ctx.resources.topics();
+      await topics.ensureTopic(ctx.config.topics.rawLogs, options.partitions);
+      const scenario = options.scenario === undefined ? undefined : await loadScenario(options.scenario);
+      const startTime = options.start === undefined ? ctx.scheduler.now() : Date.parse(options.start);
+      if (scenario !== undefined) {
+        const truthFile = path.resolve(options.truth ?? path.join(ctx.config.dataDir, 'ground-truth.jsonl'));
+        await mkdir(path.dirname(truthFile), { recursive: true });
+        await writeFile(truthFile, groundTruth(scenario, Math.floor(startTime / 1000) * 1000).map((t) => JSON.stringify(t)).join('\n') + '\n');
+        ctx.logger.info({ truthFile, incidents: scenario.incidents.length }, 'ground truth written');
+      }
+      return { topics, scenario, startTime };
+    }).pipe(
+      mergeMap(({ topics, scenario, startTime }) => {
+        const producer = topics.producer();
+        const seconds = Math.ceil(options.duration / 1000);
+        const showBar = options.progress ?? process.stderr.isTTY === true;
+        const bar = showBar ? new SingleBar({ format: 'generate [{bar}] {percentage}% | {value}/{total} s | {logs} logs', stream: process.stderr }, Presets.shades_classic) : undefined;
+        bar?.start(seconds, 0, { logs: 0 });
+        let sent = 0;
+        let done = 0;
+        const produced = ctx.metrics.recordsOut.labels({ pipeline: ctx.name, stage: 'raw-logs' });
+        const logs$ = generateLogs({
+          seed: options.seed,
+          rate: options.rate,
+          durationMs: options.duration,
+          startTime,
+          speed: options.speed === 'max' ? Infinity : options.speed,
+          invalidRate: options['invalid-rate'],
+          dailyShape: !options.flat,
+          scheduler: ctx.scheduler,
+          ...(scenario === undefined ? {} : { scenario }),
+        });
+        return concat(
+          logs$.pipe(
+            takeUntil(ctx.stopping$),
+            concatMap(async ({ logs }) => {
+              for (let i = 0; i < logs.length; i += SEND_CHUNK) {
+                const chunk = logs.slice(i, i + SEND_CHUNK).map((l) => ({ key: l.key, value: l.value }));
+                await retry(() => producer.send(ctx.config.topics.rawLogs, chunk), { maxAttempts: 20, baseDelayMs: 100, maxDelayMs: 5_000, jitter: 'full' });
+              }
+              sent += logs.length;
+              done += 1;
+              produced.inc(logs.length);
+              bar?.update(done, { logs: sent });
+              if (bar === undefined && (done % Math.max(1, Math.floor(seconds / 10)) === 0 || done === seconds)) {
+                ctx.logger.info({ seconds: done, of: seconds, logs: sent }, 'generating');
+              }
+            }),
+            ignoreElements(),
+            finalize(() => bar?.stop()),
+          ),
+          defer(() => {
+            ctx.logger.info({ logs: sent }, 'generate finished');
+            return EMPTY;
+          }),
+        );
+      }),
+    );
+  },
+});

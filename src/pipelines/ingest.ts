@@ -1,0 +1,181 @@
+/**
+ * ingest (the seed's kafka-consumer): raw-logs -> parse and validate (invalid
+ * -> raw-logs-dlq with the reason) -> normalize -> ClickHouse logs, exactly
+ * once, and WARN/ERROR/FATAL -> vectorization-queue (keyed by error_hash, so
+ * one pattern's records meet on one vectorize instance). A record's offset is
+ * committed only when every write it needs is acknowledged.
+ */
+import { concat, concatMap, defer, filter, from, ignoreElements, map, merge, mergeMap, Subject, tap } from 'rxjs';
+import { z } from 'zod';
+import { consumerGroup } from '../config.ts';
+import { fanOut, withValue, type Envelope } from '../envelope.ts';
+import { parseLogEvent, PROBLEM_LEVELS } from '../log-event.ts';
+import { normalizeMessage } from '../normalizer.ts';
+import { batch } from '../operators/batch.ts';
+import { definePipeline } from '../pipeline.ts';
+import { retry } from '../retry.ts';
+import { clickHouseSink } from '../sinks/clickhouse.ts';
+import { sinkBatchLedger } from '../sinks/clickhouse-ledger.ts';
+import { DeadLetterSink, type Failure } from '../sinks/dead-letter.ts';
+import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../sinks/logs-table.ts';
+import type { ConsumedRecord } from '../topics.ts';
+import { parseOptions } from './options.ts';
+import type { Resources } from './resources.ts';
+
+/** What ingest puts on vectorization-queue: enough to embed and to flag the row, not the whole log. */
+export interface VectorizationRequest {
+  readonly log_id: string;
+  readonly error_hash: string;
+  readonly template: string;
+  readonly message: string;
+  readonly service: string;
+  readonly environment: string;
+  readonly level: string;
+  readonly timestamp: number;
+}
+
+const optionsSchema = z
+  .object({
+    'batch-size': z.coerce.number().int().min(1).max(1_000_000).default(20_000),
+    'batch-wait-ms': z.coerce.number().int().min(1).max(60_000).default(500),
+    'max-in-flight': z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+    partitions: z.coerce.number().int().min(1).max(1_000).default(4),
+  })
+  .strict();
+
+const RETRY_FOREVER = { maxAttempts: Number.MAX_SAFE_INTEGER, baseDelayMs: 200, maxDelayMs: 10_000, jitter: 'full' } as const;
+
+export const ingest = definePipeline<Resources>({
+  name: 'ingest',
+  description: 'raw-logs -> validate -> normalize -> ClickHouse logs (exactly once) + vectorization-queue; invalid -> raw-logs-dlq',
+  build(ctx) {
+    const options = parseOptions(optionsSchema, ctx.options, 'ingest');
+    return defer(async () => {
+      const { config, resources } = ctx;
+      const topics = resources.topics();
+      await topics.ensureTopic(config.topics.rawLogs, options.partitions);
+      await topics.ensureTopic(config.topics.vectorizationQueue, options.partitions);
+      await topics.ensureTopic(config.topics.rawLogsDlq, 1);
+      const engines = await resources.engines();
+      const repositories = await resources.repositories();
+      return { topics, engines, repositories };
+    }).pipe(
+      mergeMap(({ topics, engines, repositories }) => {
+        const { config, metrics, name } = ctx;
+        const producer = topics.producer();
+        const subscription = topics.subscribe({
+          groupId: consumerGroup(config, name),
+          topics: [config.topics.rawLogs],
+          stop$: ctx.stopping$,
+          maxInFlightRecords: options['max-in-flight'],
+          onLag: (topic, partition, lag) => metrics.consumerLag.set({ pipeline: name, topic, partition: String(partition) }, lag),
+        });
+        const deadLetters = new DeadLetterSink(producer, config.topics.rawLogsDlq, name, (letter) =>
+          metrics.deadLetters.inc({ pipeline: name, code: letter.error_code }),
+        );
+        const sendDeadLetters = (failures: readonly Failure[]) => retry(() => deadLetters.send(failures), RETRY_FOREVER);
+
+        const invalid = new Subject<{ envelope: Envelope<ConsumedRecord>; failure: Failure }>();
+        const toClickHouse = new Subject<Envelope<StoredLog>>();
+        const toQueue = new Subject<Envelope<StoredLog>>();
+        const recordsIn = metrics.recordsIn.labels({ pipeline: name, stage: 'source' });
+        const stored = metrics.recordsOut.labels({ pipeline: name, stage: 'clickhouse' });
+
+        const deadLettering$ = invalid.pipe(
+          batch({ maxRecords: 1_000, maxBytes: 8 * 1024 * 1024, maxWaitMs: 200, scheduler: ctx.scheduler, sizeOf: (i) => i.envelope.sizeBytes }),
+          concatMap(async (items) => {
+            await sendDeadLetters(items.map((i) => i.failure));
+            for (const i of items) i.envelope.ack();
+          }),
+        );
+
+        const clickHouse$ = toClickHouse.pipe(
+          clickHouseSink<StoredLog>(engines.clickhouse, {
+            sink: 'ingest-logs',
+            table: 'logs',
+            columns: LOGS_COLUMNS,
+            toRow: toLogsRow,
+            ledger: sinkBatchLedger(repositories.sinkBatches),
+            deadLetter: sendDeadLetters,
+            maxRecords: options['batch-size'],
+            maxWaitMs: options['batch-wait-ms'],
+            scheduler: ctx.scheduler,
+            onInserted: (b) => {
+              stored.inc(b.rows);
+              metrics.batchSize.observe({ pipeline: name, stage: 'clickhouse' }, b.rows);
+            },
+          }),
+        );
+
+        const queue$ = toQueue.pipe(
+          batch({ maxRecords: 2_000, maxBytes: 4 * 1024 * 1024, maxWaitMs: 100, scheduler: ctx.scheduler }),
+          concatMap(async (items) => {
+            const messages = items.map(({ value: log }) => {
+              const request: VectorizationRequest = {
+                log_id: log.log_id, error_hash: log.error_hash, template: log.template, message: log.message.slice(0, 4_096),
+                service: log.service, environment: log.environment, level: log.level, timestamp: log.timestamp,
+              };
+              return { key: log.error_hash, value: JSON.stringify(request) };
+            });
+            await retry(() => producer.send(config.topics.vectorizationQueue, messages), RETRY_FOREVER);
+            for (const i of items) i.ack();
+            metrics.recordsOut.inc({ pipeline: name, stage: 'vectorization-queue' }, items.length);
+          }),
+        );
+
+        const routing$ = subscription.records$.pipe(
+          map((envelope): Envelope<StoredLog> | undefined => {
+            recordsIn.inc();
+            const now = ctx.scheduler.now();
+            try {
+              const event = parseLogEvent(envelope.value.value, envelope.origin, now);
+              const { template, errorHash } = normalizeMessage(event.message);
+              return withValue(envelope, {
+                ...event,
+                template,
+                error_hash: errorHash,
+                ingested_at: now,
+                kafka_topic: envelope.origin.topic,
+                kafka_partition: envelope.origin.partition,
+                kafka_offset: envelope.origin.offset,
+              });
+            } catch (error) {
+              invalid.next({
+                envelope,
+                failure: { payload: envelope.value.value, error, stage: 'parse', origin: envelope.origin, key: envelope.key },
+              });
+              return undefined;
+            }
+          }),
+          filter((e): e is Envelope<StoredLog> => e !== undefined),
+          tap({
+            next: (envelope) => {
+              if (!PROBLEM_LEVELS.has(envelope.value.level)) {
+                toClickHouse.next(envelope);
+                return;
+              }
+              const [forClickHouse, forQueue] = fanOut(envelope, 2);
+              toClickHouse.next(forClickHouse!);
+              toQueue.next(forQueue!);
+            },
+            complete: () => {
+              invalid.complete();
+              toClickHouse.complete();
+              toQueue.complete();
+            },
+            error: (error: unknown) => {
+              invalid.error(error);
+              toClickHouse.error(error);
+              toQueue.error(error);
+            },
+          }),
+          ignoreElements(),
+        );
+
+        // Consumers first, so nothing routed is emitted before its branch listens.
+        const graph$ = merge(deadLettering$, clickHouse$, queue$, routing$).pipe(ignoreElements());
+        return concat(graph$, defer(() => from(subscription.close())).pipe(ignoreElements()));
+      }),
+    );
+  },
+});

@@ -1,0 +1,31 @@
+/** One pipeline as a process: resources by config, /metrics and health, graceful stop on signals. */
+import { loadConfig, redactedConfig } from '../config.ts';
+import { Health } from '../health.ts';
+import { createLogger } from '../logger.ts';
+import { createMetrics } from '../metrics.ts';
+import type { PipelineDefinition } from '../pipeline.ts';
+import { runUntilSignal, serveProcessEndpoints, startPipeline } from '../runner.ts';
+import { openResources, type Resources } from './resources.ts';
+
+export async function runPipelineProcess(definition: PipelineDefinition<Resources>, options: Readonly<Record<string, unknown>>): Promise<number> {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel });
+  logger.info({ pipeline: definition.name, options, config: redactedConfig(config) }, 'starting');
+  const metrics = createMetrics();
+  const health = new Health();
+  const resources = openResources(config, logger);
+  const server =
+    config.metricsPort === 0
+      ? undefined
+      : await serveProcessEndpoints({ metrics, health, port: config.metricsPort }).catch((error: unknown) => {
+          logger.warn({ err: error, port: config.metricsPort }, 'metrics endpoint unavailable (port in use?); set LOGFLOW_METRICS_PORT');
+          return undefined;
+        });
+  try {
+    const running = startPipeline(definition, { config, logger, metrics, health, resources, options });
+    return await runUntilSignal(running, logger);
+  } finally {
+    await resources.close();
+    server?.close();
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Every named pipeline, in one explicit map: what `logflow run <name>`,
+ * `npm run pipeline -- <name>` and `npm start` choose from. The same
+ * definitions run in server and embedded mode; only Resources differ.
+ */
+import type { PipelineDefinition } from '../pipeline.ts';
+import { generate } from './generate.ts';
+import { ingest } from './ingest.ts';
+import type { Resources } from './resources.ts';
+
+export const pipelines = {
+  generate,
+  ingest,
+} as const satisfies Record<string, PipelineDefinition<Resources>>;
+
+export type PipelineName = keyof typeof pipelines;
+
+export function isPipelineName(name: string): name is PipelineName {
+  return Object.hasOwn(pipelines, name);
+}

@@ -1,0 +1,119 @@
+/**
+ * The adapters a pipeline runs on, chosen by configuration (DESIGN.md 1) and
+ * opened on first use, so `generate` never opens a database and `ingest`
+ * never loads an embedding model. In embedded mode every pipeline of the
+ * process shares one Resources; in server mode each process opens its own.
+ */
+import type { Config } from '../config.ts';
+import type { HealthCheck } from '../component.ts';
+import { openEngines, type Engines } from '../engines.ts';
+import type { Logger } from '../logger.ts';
+import { ClickHouseVectorStore } from '../sinks/clickhouse-vector.ts';
+import { openEmbeddingCache, type EmbeddingCache } from '../sinks/embedding-cache.ts';
+import { createRepositories, type PoolRepositories } from '../sinks/postgres/index.ts';
+import { QdrantVectorStore } from '../sinks/qdrant.ts';
+import type { VectorStore } from '../sinks/vector-store.ts';
+import { InProcessTopics } from '../sources/in-process-topics.ts';
+import { KafkaTopics } from '../sources/kafka-topics.ts';
+import type { Topics } from '../topics.ts';
+
+export interface Resources {
+  readonly config: Config;
+  readonly logger: Logger;
+  topics(): Topics;
+  engines(): Promise<Engines>;
+  repositories(): Promise<PoolRepositories>;
+  vectorStore(): Promise<VectorStore>;
+  embeddingCache(): EmbeddingCache;
+  /** Health of whatever has been opened so far. */
+  health(): Promise<Record<string, HealthCheck>>;
+  close(): Promise<void>;
+}
+
+export interface OpenResourcesOptions {
+  /** Embedded mode shares one in-process broker between pipelines of the process. */
+  readonly topics?: Topics;
+}
+
+export function openResources(config: Config, logger: Logger, options: OpenResourcesOptions = {}): Resources {
+  let topics = options.topics;
+  const ownsTopics = topics === undefined;
+  let engines: Promise<Engines> | undefined;
+  let repositories: Promise<PoolRepositories> | undefined;
+  let vectorStore: Promise<VectorStore> | undefined;
+  let cache: EmbeddingCache | undefined;
+  let closed = false;
+
+  const requireOpen = () => {
+    if (closed) throw new Error('resources are closed');
+  };
+
+  const resources: Resources = {
+    config,
+    logger,
+    topics() {
+      requireOpen();
+      topics ??=
+        config.kafka.brokers === undefined
+          ? new InProcessTopics()
+          : new KafkaTopics({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: logger.child({ component: 'kafka' }) });
+      return topics;
+    },
+    engines() {
+      requireOpen();
+      engines ??= openEngines(config);
+      return engines;
+    },
+    repositories() {
+      repositories ??= resources.engines().then((e) => createRepositories(e.postgres));
+      return repositories;
+    },
+    vectorStore() {
+      vectorStore ??=
+        config.qdrant.url === undefined
+          ? resources.engines().then((e) => new ClickHouseVectorStore({ client: e.clickhouse, table: config.qdrant.collection }))
+          : Promise.resolve(
+              new QdrantVectorStore({
+                url: config.qdrant.url,
+                collection: config.qdrant.collection,
+                ...(config.qdrant.apiKey === undefined ? {} : { apiKey: config.qdrant.apiKey }),
+              }),
+            );
+      return vectorStore;
+    },
+    embeddingCache() {
+      requireOpen();
+      cache ??= openEmbeddingCache(config, { onError: (error) => logger.warn({ err: error }, 'embedding cache unavailable; treating as misses') });
+      return cache;
+    },
+    async health() {
+      const checks: Record<string, HealthCheck> = {};
+      if (topics !== undefined) checks.topics = await topics.health();
+      if (engines !== undefined) {
+        const e = await engines;
+        checks.clickhouse = await e.clickhouse
+          .ping()
+          .then((r) => (r.success ? { ok: true } : { ok: false, detail: String(r.error) }))
+          .catch((error: unknown) => ({ ok: false, detail: String(error) }));
+        checks.postgres = await e.postgres
+          .query('SELECT 1')
+          .then(() => ({ ok: true }))
+          .catch((error: unknown) => ({ ok: false, detail: (error as Error).message }));
+      }
+      if (vectorStore !== undefined) checks.vectors = await (await vectorStore).health();
+      if (cache !== undefined) checks.cache = await cache.health();
+      return checks;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      const settled = await Promise.allSettled([vectorStore, engines].filter((p) => p !== undefined));
+      for (const s of settled) if (s.status === 'rejected') logger.debug({ err: s.reason }, 'resource failed to open');
+      if (vectorStore !== undefined) await (await vectorStore.catch(() => undefined))?.close();
+      await cache?.close();
+      if (ownsTopics) await topics?.close();
+      if (engines !== undefined) await (await engines.catch(() => undefined))?.close();
+    },
+  };
+  return resources;
+}
