@@ -1,0 +1,207 @@
+/**
+ * Benchmark runner: `npx tsx bench/run.ts <name|all> [args...]`, `--list`.
+ *
+ * Discovers bench/<name>.bench.ts files (each default-exports a Benchmark),
+ * prints the machine first, a progress bar per phase while it runs (plain
+ * lines when stdout is not a terminal), then a Markdown table, and writes
+ * the result as JSON to bench/results/<name>-<timestamp>.json and
+ * bench/results/<name>-latest.json.
+ */
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import cliProgress from 'cli-progress';
+import { describeMachine, machineInfo } from './machine.ts';
+import type { MachineInfo } from './machine.ts';
+import type { Benchmark, BenchContext, BenchRow } from './types.ts';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const RESULTS_DIR = join(BENCH_DIR, 'results');
+const SUFFIX = '.bench.ts';
+
+function discoverBenchmarks(dir: string = BENCH_DIR): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const file of readdirSync(dir).sort()) {
+    if (file.endsWith(SUFFIX)) found.set(file.slice(0, -SUFFIX.length), join(dir, file));
+  }
+  return found;
+}
+
+async function loadBenchmark(name: string, path: string): Promise<Benchmark> {
+  const module = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  const candidate = module.default as Partial<Benchmark> | undefined;
+  if (candidate === undefined || typeof candidate.run !== 'function' || typeof candidate.name !== 'string') {
+    throw new Error(`${path} does not default-export a Benchmark (name, description, run)`);
+  }
+  if (candidate.name !== name) throw new Error(`${path} exports a benchmark named "${candidate.name}"; the file name says "${name}"`);
+  return candidate as Benchmark;
+}
+
+// ---------------------------------------------------------------------------
+// Output.
+
+function formatNumber(value: number, unit: string): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (unit === 'fraction') return value.toFixed(4);
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1000) return Math.round(value).toLocaleString('en-US');
+  if (Number.isInteger(value)) return String(value);
+  if (magnitude >= 100) return value.toFixed(1);
+  if (magnitude >= 10) return value.toFixed(2);
+  return value.toFixed(4);
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function markdownTable(rows: readonly BenchRow[]): string {
+  const header = ['scenario', 'metric', 'value', 'unit', 'baseline', 'ratio', 'target'];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i >= 2 && i <= 5 ? '---:' : '---')).join('|')}|`];
+  for (const row of rows) {
+    const ratio = row.baseline === undefined || row.baseline === 0 ? '' : `${(row.value / row.baseline).toFixed(2)}x`;
+    const cells = [
+      row.scenario,
+      row.metric,
+      formatNumber(row.value, row.unit),
+      row.unit,
+      row.baseline === undefined ? '' : formatNumber(row.baseline, row.unit),
+      ratio,
+      row.target ?? '',
+    ];
+    lines.push(`| ${cells.map(cell).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Progress bars on a terminal; a start and an end line per phase otherwise (CI logs, pipes). */
+function createReporter(interactive: boolean): { context: (args: readonly string[]) => BenchContext; stop: () => void } {
+  let bars: cliProgress.MultiBar | null = null;
+  const barsOrNew = (): cliProgress.MultiBar => {
+    bars ??= new cliProgress.MultiBar(
+      { format: '{label} |{bar}| {percentage}% {value}/{total} {duration_formatted}', hideCursor: true, clearOnComplete: false, autopadding: true },
+      cliProgress.Presets.shades_classic,
+    );
+    return bars;
+  };
+  const log = (message: string): void => {
+    if (bars !== null) bars.log(`${message}\n`);
+    else console.log(message);
+  };
+  const phase = (label: string, total: number): { tick(done: number): void; done(): void } => {
+    const safeTotal = Math.max(1, Math.floor(total));
+    const started = performance.now();
+    if (!interactive) {
+      console.log(`[${label}] started (${safeTotal} steps)`);
+      let finished = false;
+      return {
+        tick() {},
+        done() {
+          if (finished) return;
+          finished = true;
+          console.log(`[${label}] done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        },
+      };
+    }
+    const bar = barsOrNew().create(safeTotal, 0, { label });
+    let finished = false;
+    return {
+      tick(done: number) {
+        if (!finished) bar.update(Math.min(safeTotal, Math.max(0, done)), { label });
+      },
+      done() {
+        if (finished) return;
+        finished = true;
+        bar.update(safeTotal, { label });
+        bar.stop();
+      },
+    };
+  };
+  return {
+    context: (args) => ({ args, phase, log }),
+    stop: () => {
+      if (bars !== null) bars.stop();
+      bars = null;
+    },
+  };
+}
+
+interface BenchResultFile {
+  readonly name: string;
+  readonly description: string;
+  readonly timestamp: string;
+  readonly args: readonly string[];
+  readonly machine: MachineInfo;
+  readonly rows: readonly BenchRow[];
+}
+
+function writeResult(result: BenchResultFile): string[] {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const json = `${JSON.stringify(result, null, 2)}\n`;
+  const stamped = join(RESULTS_DIR, `${result.name}-${result.timestamp.replace(/:/g, '-')}.json`);
+  const latest = join(RESULTS_DIR, `${result.name}-latest.json`);
+  writeFileSync(stamped, json);
+  writeFileSync(latest, json);
+  return [stamped, latest];
+}
+
+// ---------------------------------------------------------------------------
+
+async function listBenchmarks(found: Map<string, string>): Promise<void> {
+  for (const [name, path] of found) {
+    try {
+      const benchmark = await loadBenchmark(name, path);
+      console.log(`${name.padEnd(20)} ${benchmark.description}`);
+    } catch (error) {
+      console.log(`${name.padEnd(20)} (cannot load: ${error instanceof Error ? error.message : String(error)})`);
+    }
+  }
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const found = discoverBenchmarks();
+  const [name, ...args] = argv;
+  const valid = [...found.keys()];
+  if (name === undefined || name === '--help' || name === '-h') {
+    console.error(`usage: npx tsx bench/run.ts <name|all> [args...] | --list\nbenchmarks: ${valid.join(', ') || '(none)'}`);
+    return 2;
+  }
+  if (name === '--list') {
+    await listBenchmarks(found);
+    return 0;
+  }
+  if (name !== 'all' && !found.has(name)) {
+    console.error(`unknown benchmark "${name}"; valid names: ${[...valid, 'all'].join(', ')}`);
+    return 2;
+  }
+
+  const machine = machineInfo(BENCH_DIR);
+  for (const line of describeMachine(machine)) console.log(line);
+  console.log('');
+
+  const names = name === 'all' ? valid : [name];
+  const reporter = createReporter(process.stdout.isTTY === true);
+  let failed = false;
+  for (const benchName of names) {
+    const timestamp = new Date().toISOString();
+    try {
+      const benchmark = await loadBenchmark(benchName, found.get(benchName) as string);
+      console.log(`## ${benchmark.name}: ${benchmark.description}`);
+      const rows = await benchmark.run(reporter.context(args));
+      reporter.stop();
+      console.log('');
+      console.log(markdownTable(rows));
+      console.log('');
+      const files = writeResult({ name: benchmark.name, description: benchmark.description, timestamp, args, machine, rows });
+      console.log(`results: ${files.join(', ')}`);
+      console.log('');
+    } catch (error) {
+      reporter.stop();
+      failed = true;
+      console.error(`benchmark ${benchName} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
