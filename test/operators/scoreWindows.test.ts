@@ -1,0 +1,115 @@
+import fc from 'fast-check';
+import { from } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_DETECTOR_SETTINGS, mergeDetectorSettings, score } from '../../src/anomaly.ts';
+import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../../src/anomaly.ts';
+import { InputError } from '../../src/errors.ts';
+import { scoreWindows } from '../../src/operators/scoreWindows.ts';
+import type { ScoreWindowsOptions } from '../../src/operators/scoreWindows.ts';
+import type { WindowResult } from '../../src/operators/windowByEventTime.ts';
+
+const MINUTE = 60_000;
+
+function collectSync<T>(observable: Observable<T>): { values: T[]; error: unknown } {
+  const result = { values: [] as T[], error: undefined as unknown };
+  observable.subscribe({ next: (value) => result.values.push(value), error: (error: unknown) => (result.error = error) });
+  return result;
+}
+
+const parseKey = (key: string): SeriesKey => {
+  const parts = key.split('|');
+  if (parts.length !== 3) throw new InputError(`not a series key: ${key}`, { stage: 'operator' });
+  const [service = '', environment = '', level = ''] = parts;
+  return { service, environment, level };
+};
+
+function baselineOf(series: SeriesKey, mean: number, stddev: number): Baseline {
+  return { ...series, hourOfDay: 0, dayOfWeek: 1, mean, stddev, median: mean, p95: 0, p99: 0, upperThreshold: 0, lowerThreshold: 0, sampleCount: 240 };
+}
+
+const result = (key: string, minute: number, count: number): WindowResult => ({ kind: 'window', key, start: minute * MINUTE, end: (minute + 1) * MINUTE, count });
+
+describe('scoreWindows', () => {
+  const defaults = mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS);
+
+  it('scores each closed window against the baseline of its series and window start', () => {
+    const calls: [SeriesKey, number][] = [];
+    const options: ScoreWindowsOptions = {
+      parseKey,
+      baselineFor: (series, windowStart) => {
+        calls.push([series, windowStart]);
+        return series.level === 'ERROR' ? baselineOf(series, 100, 10) : series.level === 'INFO' ? baselineOf(series, 50, 5) : undefined;
+      },
+      settingsFor: (service) => (service === 'quiet' ? mergeDetectorSettings(defaults, { alerting: false }) : defaults),
+    };
+    const { values } = collectSync(from([result('api|prod|ERROR', 3, 140), result('api|prod|INFO', 3, 0), result('quiet|dev|DEBUG', 4, 7)]).pipe(scoreWindows(options)));
+
+    expect(calls).toEqual([
+      [{ service: 'api', environment: 'prod', level: 'ERROR' }, 3 * MINUTE],
+      [{ service: 'api', environment: 'prod', level: 'INFO' }, 3 * MINUTE],
+      [{ service: 'quiet', environment: 'dev', level: 'DEBUG' }, 4 * MINUTE],
+    ]);
+    expect(values).toEqual<ScoredWindow[]>([
+      { key: 'api|prod|ERROR', service: 'api', environment: 'prod', level: 'ERROR', start: 3 * MINUTE, end: 4 * MINUTE, count: 140, alerting: true, anomalous: true, kind: 'spike', score: 4, expected: 100, method: 'zscore' },
+      { key: 'api|prod|INFO', service: 'api', environment: 'prod', level: 'INFO', start: 3 * MINUTE, end: 4 * MINUTE, count: 0, alerting: true, anomalous: true, kind: 'silence', score: -50 / Math.sqrt(50), expected: 50, method: 'zscore' },
+      { key: 'quiet|dev|DEBUG', service: 'quiet', environment: 'dev', level: 'DEBUG', start: 4 * MINUTE, end: 5 * MINUTE, count: 7, alerting: false, anomalous: false, kind: null, score: 0, expected: 0, method: 'none' },
+    ]);
+  });
+
+  it('still emits the windows of a service with monitoring disabled, unscored, without looking up a baseline', () => {
+    let lookups = 0;
+    const { values } = collectSync(
+      from([result('api|prod|ERROR', 0, 10_000)]).pipe(
+        scoreWindows({
+          parseKey,
+          baselineFor: (series) => {
+            lookups++;
+            return baselineOf(series, 1, 1);
+          },
+          settingsFor: () => mergeDetectorSettings(defaults, { enabled: false }),
+        }),
+      ),
+    );
+    expect(lookups).toBe(0);
+    expect(values).toMatchObject([{ count: 10_000, anomalous: false, kind: null, method: 'none' }]);
+  });
+
+  it('passes on the error of a key it cannot parse', () => {
+    const { values, error } = collectSync(
+      from([result('api|prod|ERROR', 0, 1), result('garbage', 1, 1)]).pipe(scoreWindows({ parseKey, baselineFor: () => undefined, settingsFor: () => defaults })),
+    );
+    expect(values).toHaveLength(1);
+    expect(error).toBeInstanceOf(InputError);
+  });
+
+  it('is the pointwise score of each window, whatever the sequence (property)', () => {
+    const settingsByService: Record<string, DetectorSettings> = {
+      a: defaults,
+      b: mergeDetectorSettings(defaults, { zThreshold: 2, minCount: 0, silenceDetection: false }),
+    };
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ service: fc.constantFrom('a', 'b'), minute: fc.integer({ min: 0, max: 10_000 }), count: fc.nat({ max: 500 }), mean: fc.double({ min: 0, max: 200, noNaN: true }) }),
+          { maxLength: 30 },
+        ),
+        (rows) => {
+          const means = new Map(rows.map((row) => [`${row.service}|env|ERROR@${row.minute * MINUTE}`, row.mean]));
+          const baselineFor = (series: SeriesKey, windowStart: number): Baseline | undefined => {
+            const mean = means.get(`${series.service}|${series.environment}|${series.level}@${windowStart}`);
+            return mean === undefined ? undefined : baselineOf(series, mean, Math.sqrt(mean));
+          };
+          const windows = rows.map((row) => result(`${row.service}|env|ERROR`, row.minute, row.count));
+          const { values } = collectSync(from(windows).pipe(scoreWindows({ parseKey, baselineFor, settingsFor: (service) => settingsByService[service]! })));
+          expect(values).toHaveLength(windows.length);
+          values.forEach((scored, i) => {
+            const window = windows[i]!;
+            const series = parseKey(window.key);
+            expect(scored).toEqual({ ...window, ...series, alerting: true, ...score(window.count, baselineFor(series, window.start), settingsByService[series.service]!) });
+          });
+        },
+      ),
+    );
+  });
+});
