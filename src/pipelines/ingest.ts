@@ -2,13 +2,14 @@
  * ingest (the seed's kafka-consumer): raw-logs -> parse and validate (invalid
  * -> raw-logs-dlq with the reason) -> normalize -> ClickHouse logs, exactly
  * once, and WARN/ERROR/FATAL -> vectorization-queue (keyed by error_hash, so
- * one pattern's records meet on one vectorize instance). A record's offset is
- * committed only when every write it needs is acknowledged.
+ * one pattern's records meet on one vectorize instance). A problem record is
+ * queued only after its row is stored, so vectorize can flag it; its offset is
+ * committed only when both writes are acknowledged.
  */
 import { concat, concatMap, defer, filter, from, ignoreElements, map, merge, mergeMap, Subject, tap } from 'rxjs';
 import { z } from 'zod';
 import { consumerGroup } from '../config.ts';
-import { fanOut, withValue, type Envelope } from '../envelope.ts';
+import { createEnvelope, withValue, type Envelope } from '../envelope.ts';
 import { parseLogEvent, PROBLEM_LEVELS } from '../log-event.ts';
 import { normalizeMessage } from '../normalizer.ts';
 import { batch } from '../operators/batch.ts';
@@ -105,6 +106,7 @@ export const ingest = definePipeline<Resources>({
               metrics.batchSize.observe({ pipeline: name, stage: 'clickhouse' }, b.rows);
             },
           }),
+          tap({ complete: () => toQueue.complete(), error: (error: unknown) => toQueue.error(error) }),
         );
 
         const queue$ = toQueue.pipe(
@@ -154,14 +156,18 @@ export const ingest = definePipeline<Resources>({
                 toClickHouse.next(envelope);
                 return;
               }
-              const [forClickHouse, forQueue] = fanOut(envelope, 2);
-              toClickHouse.next(forClickHouse!);
-              toQueue.next(forQueue!);
+              // Queued only once stored: vectorize flags the row, which must exist by then.
+              toClickHouse.next(
+                createEnvelope(envelope, {
+                  onAck: () => toQueue.next(envelope),
+                  onFail: (error) => envelope.fail(error),
+                }),
+              );
             },
             complete: () => {
               invalid.complete();
+              // toQueue completes after the ClickHouse sink: its last acks still feed the queue.
               toClickHouse.complete();
-              toQueue.complete();
             },
             error: (error: unknown) => {
               invalid.error(error);

@@ -4,6 +4,7 @@
  * definitions run in server and embedded mode; only Resources differ.
  */
 import type { PipelineDefinition } from '../pipeline.ts';
+import { baselines } from './baselines.ts';
 import { generate } from './generate.ts';
 import { ingest } from './ingest.ts';
 import type { Resources } from './resources.ts';
@@ -11,6 +12,7 @@ import type { Resources } from './resources.ts';
 export const pipelines = {
   generate,
   ingest,
+  baselines,
 } as const satisfies Record<string, PipelineDefinition<Resources>>;
 
 export type PipelineName = keyof typeof pipelines;

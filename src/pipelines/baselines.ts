@@ -1,0 +1,71 @@
+/**
+ * baselines: recomputes anomaly_baselines from the last N weeks of zero-filled
+ * per-minute counts, on a cron schedule (default Sunday 03:00 UTC, or the
+ * baselines.cron app_config entry) inside the long-running process, and on
+ * demand with --once.
+ */
+import { concat, concatMap, defer, EMPTY, from, ignoreElements, mergeMap, of, takeUntil } from 'rxjs';
+import { z } from 'zod';
+import { definePipeline } from '../pipeline.ts';
+import { retry } from '../retry.ts';
+import { computeBaselines } from '../sinks/baselines.ts';
+import { cronSchedule, parseCron } from '../sources/schedule.ts';
+import { parseOptions } from './options.ts';
+import type { Resources } from './resources.ts';
+
+const optionsSchema = z
+  .object({
+    once: z.coerce.boolean().default(false),
+    cron: z.string().optional(),
+    weeks: z.coerce.number().int().min(1).max(52).optional(),
+    now: z.iso.datetime({ offset: true }).optional(),
+  })
+  .strict();
+
+export const DEFAULT_BASELINES_CRON = '0 3 * * 0';
+
+export const baselines = definePipeline<Resources>({
+  name: 'baselines',
+  description: 'anomaly_baselines from zero-filled per-minute counts of the last N weeks (cron, default Sunday 03:00; --once on demand)',
+  build(ctx) {
+    const options = parseOptions(optionsSchema, ctx.options, 'baselines');
+    return defer(async () => {
+      const engines = await ctx.resources.engines();
+      const repositories = await ctx.resources.repositories();
+      const settings = await repositories.appConfig.getAll();
+      const cron = options.cron ?? stringSetting(settings.get('baselines.cron')) ?? DEFAULT_BASELINES_CRON;
+      parseCron(cron);
+      const weeks = options.weeks ?? numberSetting(settings.get('baselines.weeks')) ?? 4;
+      const zThreshold = numberSetting(settings.get('anomaly.z_threshold')) ?? 3;
+      return { engines, cron, weeks, zThreshold };
+    }).pipe(
+      mergeMap(({ engines, cron, weeks, zThreshold }) => {
+        const runs$ = options.once
+          ? of(options.now === undefined ? new Date(ctx.scheduler.now()) : new Date(options.now))
+          : concat(options.now === undefined ? EMPTY : of(new Date(options.now)), cronSchedule(cron, { scheduler: ctx.scheduler })).pipe(takeUntil(ctx.stopping$));
+        if (!options.once) ctx.logger.info({ cron, weeks }, 'baselines scheduled');
+        return runs$.pipe(
+          concatMap((at) =>
+            from(
+              retry(() => computeBaselines(engines.clickhouse, { now: at.getTime(), weeks, zThreshold }), {
+                maxAttempts: 10, baseDelayMs: 1_000, maxDelayMs: 60_000, jitter: 'full',
+              }).then((run) => {
+                ctx.logger.info({ ...run }, 'baselines computed');
+                ctx.metrics.recordsOut.inc({ pipeline: ctx.name, stage: 'anomaly_baselines' }, run.rows);
+              }),
+            ),
+          ),
+          ignoreElements(),
+        );
+      }),
+    );
+  },
+});
+
+function stringSetting(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim() !== '' ? value : undefined;
+}
+
+function numberSetting(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
