@@ -78,21 +78,23 @@ const B_DOT = 32;
 const B_SLASH = 64;
 const B_BACKSLASH = 128;
 const B_AT = 256;
-/** Other ASCII punctuation that stays inside a word: - _ # $ % & * + ? ! ~ ^ */
+/** Other ASCII punctuation that stays inside a word: - _ # $ % & * + ~ ^ */
 const B_PUNCT = 512;
 const B_NON_ASCII = 1024;
 const B_SPACE = 2048;
 /** Ends a word and stands for itself: = , ; ( ) [ ] { } < > | ` " ' */
 const B_DELIM = 4096;
 const B_SURROGATE = 8192;
+/** `!` and `?`: inside a word like other punctuation, but split off its end like `.` and `:`. */
+const B_END_PUNCT = 16384;
 /**
  * Not character kinds but facts about a word found while scanning it: a
  * `<*>` inside (a template's variable, which counts like a digit, so that a
  * template is classified as the message it came from), `..` inside, `://` inside.
  */
-const B_VARIABLE = 16384;
-const B_DOT_RUN = 32768;
-const B_URL = 65536;
+const B_VARIABLE = 32768;
+const B_DOT_RUN = 65536;
+const B_URL = 131072;
 
 /** One entry per UTF-16 code unit, so the scan needs no range checks. */
 const BITS = new Uint16Array(65536).fill(B_NON_ASCII);
@@ -110,6 +112,8 @@ BITS[46] = B_DOT;
 BITS[47] = B_SLASH;
 BITS[92] = B_BACKSLASH;
 BITS[64] = B_AT;
+BITS[33] = B_END_PUNCT;
+BITS[63] = B_END_PUNCT;
 for (const c of [0x85, 0xa0, 0x1680, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff]) BITS[c] = B_SPACE;
 for (let c = 0x2000; c <= 0x200a; c++) BITS[c] = B_SPACE;
 for (let c = 0xd800; c <= 0xdfff; c++) BITS[c] = B_NON_ASCII | B_SURROGATE;
@@ -350,7 +354,7 @@ function isVariableAt(text: string, i: number): boolean {
  * tokens.
  */
 function classifyWord(text: string, start: number, end: number, bits: number, keywordMask: number): void {
-  if ((bits & ~(B_HEX | B_TZ | B_LETTER | B_PUNCT | B_NON_ASCII)) === 0) {
+  if ((bits & ~(B_HEX | B_TZ | B_LETTER | B_PUNCT | B_END_PUNCT | B_NON_ASCII)) === 0) {
     // Letters only, the common case.
     if ((bits & B_ANY_LETTER) === 0 && bits & B_HEX && end - start >= 8 && countHexLetters(text, start, end) >= 8) {
       push(T_VAR, 0, start, end);
@@ -508,8 +512,18 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
     push(T_VAR, 0, start, i);
     return i;
   }
-  if ((bits & (B_DOT | B_COLON | B_PUNCT)) === 0) {
-    // No punctuation to split off, the common case.
+  // The common cases, without the general (recursive, so never inlined) classifyWord:
+  // a word of letters, or a word with a digit and nothing that needs a closer look.
+  if ((bits & ~(B_HEX | B_TZ | B_LETTER | B_PUNCT | B_NON_ASCII)) === 0) {
+    if (bits & B_ANY_LETTER || i - start < 8) {
+      pushLiteralWord(start, i, keywordFlags(text, start, i));
+      return i;
+    }
+  } else if ((bits & ~(B_DIGIT | B_HEX | B_TZ | B_LETTER | B_PUNCT | B_NON_ASCII)) === 0) {
+    push(T_VAR, 0, start, i);
+    return i;
+  }
+  if ((bits & (B_DOT | B_COLON | B_END_PUNCT)) === 0) {
     classifyWord(text, start, i, bits, ALL_KEYWORDS);
     return i;
   }
