@@ -7,11 +7,13 @@ import type { PipelineDefinition } from '../pipeline.ts';
 import { baselines } from './baselines.ts';
 import { generate } from './generate.ts';
 import { ingest } from './ingest.ts';
+import { vectorize } from './vectorize.ts';
 import type { Resources } from './resources.ts';
 
 export const pipelines = {
   generate,
   ingest,
+  vectorize,
   baselines,
 } as const satisfies Record<string, PipelineDefinition<Resources>>;
 

@@ -5,6 +5,8 @@
  * process shares one Resources; in server mode each process opens its own.
  */
 import type { Config } from '../config.ts';
+import { openEmbedder, type Embedder } from '../embeddings.ts';
+import { openAnalyst, type Analyst } from '../llm.ts';
 import type { HealthCheck } from '../component.ts';
 import { openEngines, type Engines } from '../engines.ts';
 import type { Logger } from '../logger.ts';
@@ -25,6 +27,8 @@ export interface Resources {
   repositories(): Promise<PoolRepositories>;
   vectorStore(): Promise<VectorStore>;
   embeddingCache(): EmbeddingCache;
+  embedder(): Embedder;
+  analyst(): Analyst;
   /** Health of whatever has been opened so far. */
   health(): Promise<Record<string, HealthCheck>>;
   close(): Promise<void>;
@@ -42,6 +46,8 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
   let repositories: Promise<PoolRepositories> | undefined;
   let vectorStore: Promise<VectorStore> | undefined;
   let cache: EmbeddingCache | undefined;
+  let embedder: Embedder | undefined;
+  let analyst: Analyst | undefined;
   let closed = false;
 
   const requireOpen = () => {
@@ -86,6 +92,16 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
       cache ??= openEmbeddingCache(config, { onError: (error) => logger.warn({ err: error }, 'embedding cache unavailable; treating as misses') });
       return cache;
     },
+    embedder() {
+      requireOpen();
+      embedder ??= openEmbedder(config, { onRetry: (info) => logger.warn({ attempt: info.attempt, err: info.error }, 'embeddings endpoint failed; retrying') });
+      return embedder;
+    },
+    analyst() {
+      requireOpen();
+      analyst ??= openAnalyst(config);
+      return analyst;
+    },
     async health() {
       const checks: Record<string, HealthCheck> = {};
       if (topics !== undefined) checks.topics = await topics.health();
@@ -102,6 +118,8 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
       }
       if (vectorStore !== undefined) checks.vectors = await (await vectorStore).health();
       if (cache !== undefined) checks.cache = await cache.health();
+      if (embedder !== undefined) checks.embeddings = await embedder.health();
+      if (analyst !== undefined) checks.llm = await analyst.health();
       return checks;
     },
     async close() {
@@ -111,6 +129,8 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
       for (const s of settled) if (s.status === 'rejected') logger.debug({ err: s.reason }, 'resource failed to open');
       if (vectorStore !== undefined) await (await vectorStore.catch(() => undefined))?.close();
       await cache?.close();
+      await embedder?.close();
+      await analyst?.close();
       if (ownsTopics) await topics?.close();
       if (engines !== undefined) await (await engines.catch(() => undefined))?.close();
     },

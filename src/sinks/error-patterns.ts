@@ -45,16 +45,38 @@ export class ErrorPatternStore {
     const rows = await this.run(async () =>
       (
         await this.client.query({
-          query: `SELECT toString(error_hash) AS error_hash, template, sample_message, services, level,
-                         toString(first_seen) AS first_seen, toString(last_seen) AS last_seen,
-                         toString(occurrence_count) AS occurrence_count, has_embedding, qdrant_point_id
-                  FROM error_patterns FINAL WHERE error_hash IN {hashes:Array(UInt64)}`,
+          // Aliases differ from column names: an alias named like its column would shadow it in WHERE.
+          query: `SELECT toString(p.error_hash) AS hash, p.template AS tpl, p.sample_message AS sample, p.services AS svc,
+                         p.level AS lvl, toString(p.first_seen) AS first, toString(p.last_seen) AS last,
+                         toString(p.occurrence_count) AS occurrences, p.has_embedding AS embedded, p.qdrant_point_id AS point
+                  FROM error_patterns AS p FINAL WHERE p.error_hash IN arrayMap(x -> toUInt64(x), {hashes:Array(String)})`,
           query_params: { hashes },
           format: 'JSONEachRow',
         })
-      ).json<PatternRow>(),
+      ).json<{ hash: string; tpl: string; sample: string; svc: string[]; lvl: string; first: string; last: string; occurrences: string; embedded: number; point: string }>(),
     );
-    return new Map(rows.map((r) => [r.error_hash, r]));
+    return new Map(
+      rows.map((r) => [
+        r.hash,
+        {
+          error_hash: r.hash, template: r.tpl, sample_message: r.sample, services: r.svc, level: r.lvl, first_seen: r.first,
+          last_seen: r.last, occurrence_count: r.occurrences, has_embedding: Number(r.embedded), qdrant_point_id: r.point,
+        },
+      ]),
+    );
+  }
+
+  /** When the system first saw any pattern (epoch ms), or undefined before the first. */
+  async firstSeen(): Promise<number | undefined> {
+    const [row] = await this.run(async () =>
+      (
+        await this.client.query({
+          query: 'SELECT count() AS n, toUnixTimestamp64Milli(min(first_seen)) AS first FROM error_patterns',
+          format: 'JSONEachRow',
+        })
+      ).json<{ n: string; first: string }>(),
+    );
+    return Number(row?.n ?? 0) === 0 ? undefined : Number(row?.first);
   }
 
   /**

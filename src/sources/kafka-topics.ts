@@ -40,6 +40,9 @@ export interface KafkaTopicsOptions {
   readonly maxBytesPerPartition?: number;
 }
 
+// kafkajs warns on every start that v2 changed its default partitioner; logflow has always used the v2 (Java-compatible) one.
+process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+
 export class KafkaTopics implements Topics {
   readonly kind = 'kafka' as const;
   readonly name = 'kafka';
@@ -80,6 +83,8 @@ export class KafkaTopics implements Topics {
     const admin = await this.connectedAdmin();
     const spec: ITopicConfig = { topic, numPartitions: partitions, replicationFactor: -1 };
     try {
+      // Asking first keeps kafkajs from logging TOPIC_ALREADY_EXISTS as an error on every start.
+      if ((await admin.listTopics()).includes(topic)) return;
       await admin.createTopics({ topics: [spec], waitForLeaders: true });
     } catch (error) {
       throw classify(error, kafkaErrorRules, 'source');

@@ -47,6 +47,7 @@ export async function createHarness(extraEnv: Record<string, string> = {}, optio
   const resources = openResources(config, logger);
   const metrics = createMetrics({ defaultMetrics: false });
   const running: RunningPipeline[] = [];
+  const failures: string[] = [];
 
   const harness: Harness = {
     config,
@@ -56,6 +57,9 @@ export async function createHarness(extraEnv: Record<string, string> = {}, optio
     start(definition, pipelineOptions = {}) {
       const r = startPipeline(definition, { config, logger, metrics, resources, options: pipelineOptions });
       running.push(r);
+      void r.done.then((outcome) => {
+        if (outcome.status === 'failed') failures.push(`${definition.name}: ${String((outcome.error as Error)?.message ?? outcome.error)}`);
+      });
       return r;
     },
     async count(sql, params = {}) {
@@ -66,6 +70,8 @@ export async function createHarness(extraEnv: Record<string, string> = {}, optio
     async waitFor(check, what, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       while (!(await check())) {
+        // A failed pipeline will never satisfy the check: say why at once.
+        if (failures.length > 0) throw new Error(`pipeline failed while waiting for ${what}: ${failures.join('; ')}`);
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
         await new Promise((r) => setTimeout(r, 250));
       }
