@@ -5,6 +5,7 @@
  */
 import type { PipelineDefinition } from '../pipeline.ts';
 import { baselines } from './baselines.ts';
+import { detect } from './detect.ts';
 import { generate } from './generate.ts';
 import { ingest } from './ingest.ts';
 import { vectorize } from './vectorize.ts';
@@ -14,6 +15,7 @@ export const pipelines = {
   generate,
   ingest,
   vectorize,
+  detect,
   baselines,
 } as const satisfies Record<string, PipelineDefinition<Resources>>;
 
