@@ -62,6 +62,16 @@ program
   });
 
 program
+  .command('analyze')
+  .description('run the nightly analysis now for one day (default: yesterday, UTC) and exit')
+  .option('--date <YYYY-MM-DD>', 'the day to analyse')
+  .action(async (flags: { date?: string }) => {
+    const { nightly } = await import('./pipelines/nightly.ts');
+    const { runPipelineProcess } = await import('./pipelines/process.ts');
+    process.exitCode = await runPipelineProcess(nightly, flags.date === undefined ? { once: true } : { date: flags.date });
+  });
+
+program
   .command('list')
   .description('list the pipelines with their descriptions')
   .action(async () => {

@@ -8,6 +8,7 @@ import { baselines } from './baselines.ts';
 import { detect } from './detect.ts';
 import { generate } from './generate.ts';
 import { ingest } from './ingest.ts';
+import { nightly } from './nightly.ts';
 import { vectorize } from './vectorize.ts';
 import type { Resources } from './resources.ts';
 
@@ -17,6 +18,7 @@ export const pipelines = {
   vectorize,
   detect,
   baselines,
+  nightly,
 } as const satisfies Record<string, PipelineDefinition<Resources>>;
 
 export type PipelineName = keyof typeof pipelines;
