@@ -26,6 +26,11 @@ export interface RunningPipeline {
   readonly done: Promise<RunOutcome>;
   /** Asks the pipeline to stop and waits at most config.shutdownTimeoutMs. */
   stop(): Promise<RunOutcome>;
+  /**
+   * Tears the graph down at once: nothing is flushed or committed, so what was
+   * read but not committed is read again by whoever reads next, as after a crash.
+   */
+  abort(): void;
 }
 
 export interface StartOptions<R> {
@@ -105,7 +110,14 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
     return stopPromise;
   };
 
-  return { name: definition.name, health, done, stop };
+  const abort = () => {
+    logger.warn('aborting: nothing is flushed or committed');
+    subscription?.unsubscribe();
+    up.set(0);
+    health.setPhase('stopped');
+  };
+
+  return { name: definition.name, health, done, stop, abort };
 }
 
 /** /metrics (Prometheus text), /healthz (200 unless down) and /readyz (200 only when running and not degraded). */

@@ -37,12 +37,15 @@ export interface Resources {
 export interface OpenResourcesOptions {
   /** Embedded mode shares one in-process broker between pipelines of the process. */
   readonly topics?: Topics;
+  /** chdb allows one data directory per process: resources of one process share its engines. */
+  readonly engines?: Promise<Engines>;
 }
 
 export function openResources(config: Config, logger: Logger, options: OpenResourcesOptions = {}): Resources {
   let topics = options.topics;
   const ownsTopics = topics === undefined;
-  let engines: Promise<Engines> | undefined;
+  let engines: Promise<Engines> | undefined = options.engines;
+  const ownsEngines = options.engines === undefined;
   let repositories: Promise<PoolRepositories> | undefined;
   let vectorStore: Promise<VectorStore> | undefined;
   let cache: EmbeddingCache | undefined;
@@ -132,7 +135,7 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
       await embedder?.close();
       await analyst?.close();
       if (ownsTopics) await topics?.close();
-      if (engines !== undefined) await (await engines.catch(() => undefined))?.close();
+      if (engines !== undefined && ownsEngines) await (await engines.catch(() => undefined))?.close();
     },
   };
   return resources;

@@ -14,7 +14,7 @@
  *   bad rows go to the dead-letter sink and a replay bisects the same way.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { asyncScheduler, concatMap, from, groupBy, mergeMap, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import { asyncScheduler, groupBy, mergeMap, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Envelope } from '../envelope.ts';
 import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../errors.ts';
 import { retry, type RetryOptions } from '../retry.ts';
@@ -101,38 +101,39 @@ export function clickHouseSink<T>(client: ClickHouseClient, options: ClickHouseS
       groupBy((e) => `${e.origin.topic}\u0000${e.origin.partition}`),
       mergeMap(
         (partition$) =>
-          partition$.pipe(
-            cutPartitionBatches<T>({ maxRecords, maxBytes, maxWaitMs, scheduler, ledger: options.ledger, sink: options.sink }),
-            concatMap((batch) => from(writer.write(batch))),
-          ),
+          partition$.pipe(writePartition<T>({ maxRecords, maxBytes, maxWaitMs, scheduler, ledger: options.ledger, sink: options.sink }, writer)),
         options.concurrency ?? DEFAULTS.concurrency,
       ),
     );
 }
 
 /**
- * Cuts one partition's records into batches. Replayed records that fall in a
- * recorded range are held until the range is complete and emitted as exactly
- * that range; everything after is cut by count, bytes or time.
+ * Cuts one partition's records into batches and writes them one at a time.
+ * Replayed records that fall in a recorded range are held until the range is
+ * complete and written as exactly that range; everything after is cut by
+ * count, bytes or time. When the partition rewinds (after a rebalance kafkajs
+ * re-reads uncommitted records), the unwritten batch is dropped (its records
+ * come again), the writes under way finish, and the recorded ranges are read
+ * again before the replay is cut, so no batch overlaps a recorded one.
  */
-function cutPartitionBatches<T>(options: {
-  maxRecords: number;
-  maxBytes: number;
-  maxWaitMs: number;
-  scheduler: SchedulerLike;
-  ledger: BatchLedger;
-  sink: string;
-}): OperatorFunction<Envelope<T>, CutBatch<T>> {
+function writePartition<T>(
+  options: { maxRecords: number; maxBytes: number; maxWaitMs: number; scheduler: SchedulerLike; ledger: BatchLedger; sink: string },
+  writer: BatchWriter<T>,
+): OperatorFunction<Envelope<T>, InsertedBatch> {
   return (source) =>
-    new Observable<CutBatch<T>>((subscriber) => {
+    new Observable<InsertedBatch>((subscriber) => {
       let ranges: OffsetRange[] | undefined;
-      let loading: Promise<void> | undefined;
+      let loading = false;
       const waiting: Envelope<T>[] = [];
       let current: Envelope<T>[] = [];
       let currentBytes = 0;
       let currentRange: OffsetRange | undefined;
+      let lastOffset = -1;
       let timer: Subscription | undefined;
       let sourceDone = false;
+      let writes: Promise<void> = Promise.resolve();
+
+      const fail = (error: unknown) => subscriber.error(error);
 
       const emit = () => {
         timer?.unsubscribe();
@@ -142,11 +143,48 @@ function cutPartitionBatches<T>(options: {
         current = [];
         currentBytes = 0;
         currentRange = undefined;
-        subscriber.next(batch);
+        writes = writes.then(async () => {
+          const result = await writer.write(batch);
+          if (!subscriber.closed) subscriber.next(result);
+        });
+        writes.catch(fail);
+      };
+
+      const reload = (offset: number, topic: string, partition: number) => {
+        loading = true;
+        ranges = undefined;
+        writes
+          .then(() => options.ledger.rangesFrom(options.sink, topic, partition, offset))
+          .then((loaded) => {
+            ranges = loaded;
+            loading = false;
+            const replay = waiting.splice(0);
+            for (const w of replay) add(w);
+            if (sourceDone && !loading) finish();
+          })
+          .catch(fail);
       };
 
       const add = (e: Envelope<T>) => {
         const offset = e.origin.offset;
+        // While the ledger is read, records queue in order; a rewind among them is handled on replay.
+        if (loading) {
+          waiting.push(e);
+          return;
+        }
+        if (offset <= lastOffset) {
+          // A rewind: what is unwritten comes again; start over from the ledger.
+          timer?.unsubscribe();
+          timer = undefined;
+          current = [];
+          currentBytes = 0;
+          currentRange = undefined;
+          lastOffset = offset - 1;
+          waiting.push(e);
+          reload(offset, e.origin.topic, e.origin.partition);
+          return;
+        }
+        lastOffset = offset;
         if (currentRange !== undefined && offset > currentRange.maxOffset) emit();
         if (current.length === 0) {
           while (ranges !== undefined && ranges.length > 0 && ranges[0]!.maxOffset < offset) ranges.shift();
@@ -176,29 +214,23 @@ function cutPartitionBatches<T>(options: {
       const finish = () => {
         // A replayed range that never completed is left unacked: it is replayed again next time.
         if (currentRange === undefined) emit();
-        subscriber.complete();
+        writes.then(() => subscriber.complete(), fail);
       };
 
       const subscription = source.subscribe({
         next: (e) => {
-          if (ranges !== undefined) {
-            add(e);
+          if (ranges === undefined && !loading) {
+            lastOffset = e.origin.offset - 1;
+            waiting.push(e);
+            reload(e.origin.offset, e.origin.topic, e.origin.partition);
             return;
           }
-          waiting.push(e);
-          loading ??= options.ledger
-            .rangesFrom(options.sink, e.origin.topic, e.origin.partition, e.origin.offset)
-            .then((loaded) => {
-              ranges = loaded;
-              for (const w of waiting.splice(0)) add(w);
-              if (sourceDone) finish();
-            })
-            .catch((error: unknown) => subscriber.error(error));
+          add(e);
         },
-        error: (error: unknown) => subscriber.error(error),
+        error: fail,
         complete: () => {
           sourceDone = true;
-          if (loading === undefined || ranges !== undefined) finish();
+          if (!loading) finish();
         },
       });
       return () => {

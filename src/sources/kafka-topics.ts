@@ -50,7 +50,7 @@ export class KafkaTopics implements Topics {
   private readonly admin;
   private adminConnected: Promise<void> | undefined;
   private sharedProducer: KafkaProducer | undefined;
-  private readonly consumers = new Set<Consumer>();
+  private readonly subscriptions = new Set<KafkaSubscription>();
 
   constructor(private readonly options: KafkaTopicsOptions) {
     if (options.brokers.length === 0) throw new RangeError('Kafka needs at least one broker');
@@ -131,13 +131,17 @@ export class KafkaTopics implements Topics {
       sessionTimeout: 30_000,
       heartbeatInterval: 3_000,
       allowAutoTopicCreation: false,
+      // A consumer that was closed or abandoned must not come back as a zombie member holding partitions.
+      retry: { initialRetryTime: 300, retries: 8, restartOnFailure: async () => !subscription.abandoned },
     });
-    this.consumers.add(consumer);
-    return new KafkaSubscription(consumer, options, () => this.consumers.delete(consumer));
+    const subscription: KafkaSubscription = new KafkaSubscription(consumer, options, () => this.subscriptions.delete(subscription));
+    this.subscriptions.add(subscription);
+    return subscription;
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.consumers].map((c) => c.disconnect()));
+    // Whatever is still subscribed now is given up without a commit: its records are read again elsewhere.
+    await Promise.allSettled([...this.subscriptions].map((s) => s.abandon()));
     await this.sharedProducer?.close();
     if (this.adminConnected !== undefined) await this.admin.disconnect();
   }
@@ -218,14 +222,23 @@ class KafkaSubscription implements TopicSubscription {
       }
       this.runStarted = true;
       this.failWith = (error) => subscriber.error(error);
+      let finished = false;
       const stopSubscription = options.stop$.subscribe(() => this.requestStop());
       this.start((record) => subscriber.next(record))
         .then(() => this.stopSignal)
-        .then(() => subscriber.complete())
-        .catch((error: unknown) => subscriber.error(classify(error, kafkaErrorRules, 'source')));
+        .then(() => {
+          finished = true;
+          subscriber.complete();
+        })
+        .catch((error: unknown) => {
+          finished = true;
+          subscriber.error(classify(error, kafkaErrorRules, 'source'));
+        });
       return () => {
         stopSubscription.unsubscribe();
         this.requestStop();
+        // Torn down before finishing (an abort): leave the group now so the partitions move on.
+        if (!finished) void this.abandon();
       };
     });
   }
@@ -278,7 +291,7 @@ class KafkaSubscription implements TopicSubscription {
         await this.assignReady;
         const lagHigh = Number(batch.highWatermark);
         for (const message of batch.messages) {
-          if (this.stopped || !isRunning() || isStale() || this.tracker.failed !== undefined) break;
+          if (this.stopped || this.closed || !isRunning() || isStale() || this.tracker.failed !== undefined) break;
           while (!this.tracker.hasCapacity() && !this.stopped) {
             const heartbeatTimer = setInterval(() => void heartbeat().catch(() => undefined), 1_000);
             await Promise.race([this.tracker.waitForCapacity(), this.stopSignal]);
@@ -319,6 +332,20 @@ class KafkaSubscription implements TopicSubscription {
       // A rebalance in progress rejects commits; the next commit (or the new owner's replay) covers it.
       throw classify(error, kafkaErrorRules, 'source');
     }
+  }
+
+  /** True once given up without a commit; kafkajs must not restart it. */
+  abandoned = false;
+
+  /** Leaves the group without committing, as a crash would. */
+  async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abandoned = true;
+    this.requestStop();
+    if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
+    await this.consumer.disconnect().catch(() => undefined);
+    this.onClosed();
   }
 
   async close(): Promise<void> {
