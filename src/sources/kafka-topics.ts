@@ -222,23 +222,15 @@ class KafkaSubscription implements TopicSubscription {
       }
       this.runStarted = true;
       this.failWith = (error) => subscriber.error(error);
-      let finished = false;
       const stopSubscription = options.stop$.subscribe(() => this.requestStop());
       this.start((record) => subscriber.next(record))
         .then(() => this.stopSignal)
-        .then(() => {
-          finished = true;
-          subscriber.complete();
-        })
-        .catch((error: unknown) => {
-          finished = true;
-          subscriber.error(classify(error, kafkaErrorRules, 'source'));
-        });
+        .then(() => subscriber.complete())
+        .catch((error: unknown) => subscriber.error(classify(error, kafkaErrorRules, 'source')));
       return () => {
         stopSubscription.unsubscribe();
+        // Fetching stops; the membership stays until close() (commits) or abandon() (does not).
         this.requestStop();
-        // Torn down before finishing (an abort): leave the group now so the partitions move on.
-        if (!finished) void this.abandon();
       };
     });
   }
