@@ -40,6 +40,15 @@ export interface InProcessTopicsOptions {
   readonly maxRetainedPerPartition?: number;
   /** Processing-time source for record timestamps (tests pin it). */
   readonly now?: () => number;
+  /**
+   * First offset of every partition. The topics live only as long as the
+   * process, while the exactly-once ledger and detector checkpoints persist:
+   * starting each run's offsets above every earlier run's (microseconds since
+   * the epoch by default) keeps a new run's records from being mistaken for
+   * an old run's. This holds while a partition takes fewer than a million
+   * records per second of the run, far above what one process appends.
+   */
+  readonly baseOffset?: number;
 }
 
 /** Records delivered from one partition before the loop moves to the next, so partitions interleave fairly. */
@@ -55,6 +64,7 @@ export class InProcessTopics implements Topics {
   private readonly defaultPartitions: number;
   private readonly maxRetained: number;
   private readonly now: () => number;
+  private readonly baseOffset: number;
   private closed = false;
   /** Records dropped by the retention bound before every group read them. */
   droppedByRetention = 0;
@@ -63,6 +73,8 @@ export class InProcessTopics implements Topics {
     this.defaultPartitions = options.defaultPartitions ?? 4;
     this.maxRetained = options.maxRetainedPerPartition ?? 2_000_000;
     this.now = options.now ?? Date.now;
+    this.baseOffset = options.baseOffset ?? Date.now() * 1000;
+    if (!Number.isSafeInteger(this.baseOffset) || this.baseOffset < 0) throw new RangeError('baseOffset must be a non-negative safe integer');
     if (!Number.isInteger(this.defaultPartitions) || this.defaultPartitions < 1) throw new RangeError('defaultPartitions must be >= 1');
   }
 
@@ -306,7 +318,7 @@ export class InProcessTopics implements Topics {
     if (state === undefined) {
       if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) throw new LogflowError(ErrorCodes.INPUT_INVALID, `invalid topic name "${topic}"`, { stage: 'source' });
       if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError('partitions must be >= 1');
-      state = { partitions: Array.from({ length: partitions }, () => ({ base: 0, records: [] })), roundRobin: 0 };
+      state = { partitions: Array.from({ length: partitions }, () => ({ base: this.baseOffset, records: [] })), roundRobin: 0 };
       this.topics.set(topic, state);
     }
     return state;
