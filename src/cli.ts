@@ -62,6 +62,42 @@ program
   });
 
 program
+  .command('start')
+  .description('run the whole system in one process on embedded engines (what `npm start` does)')
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .helpOption(false)
+  .action(async (_flags: unknown, command: Command) => {
+    const options = pipelineOptions(command.args);
+    if (options.help === true || options.h === true) {
+      process.stdout.write(START_HELP);
+      return;
+    }
+    const { runEmbedded } = await import('./pipelines/embedded.ts');
+    process.exitCode = await runEmbedded(options);
+  });
+
+const START_HELP = `Usage: npm start -- [options]
+
+Runs generate, ingest, vectorize and detect together in one process on the
+embedded engines (in-process topics, chdb, PGlite, the local embedder), with
+no servers. Data persists in the data directory; a second start continues
+from it. Ctrl-C stops gracefully (a second Ctrl-C exits at once).
+
+Options:
+  --rate <n>             logs per second to generate (default 500)
+  --duration <d>         stop after this long, e.g. 30s, 10m (default: until Ctrl-C)
+  --scenario <name|file> incidents to inject (default quickstart; also demo, or a JSON file)
+  --data-dir <dir>       where chdb and PGlite keep their data (default LOGFLOW_DATA_DIR or ./data)
+  --reset                delete the data directory first
+  --analyze-after <d>    write a nightly report this long after the start (and at the end)
+  --speed <n>            event time runs n times faster than the clock (default 20)
+  --history <d>          history backfilled for the first baselines (default 20m)
+  --seed <n>             random seed of the generated traffic (default: a new one each run)
+  --help                 show this
+`;
+
+program
   .command('analyze')
   .description('run the nightly analysis now for one day (default: yesterday, UTC) and exit')
   .option('--date <YYYY-MM-DD>', 'the day to analyse')

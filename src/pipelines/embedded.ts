@@ -1,0 +1,242 @@
+/**
+ * `npm start`: the whole system in one process on the embedded engines
+ * (in-process topics, chdb, PGlite, the ClickHouse vector store, the local
+ * embedder, the in-memory cache, the statistical report unless an LLM is
+ * configured), running the same pipeline definitions as server mode.
+ *
+ * Demo time: event time runs `--speed` times faster than the wall clock, so
+ * a minute-window detector shows an alert within a minute of watching. The
+ * first start backfills recent history and computes baselines from it.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { loadConfig, redactedConfig, type Config } from '../config.ts';
+import { openEngines, type Engines } from '../engines.ts';
+import { ConfigError } from '../errors.ts';
+import { Health } from '../health.ts';
+import { createLogger, type Logger } from '../logger.ts';
+import { createMetrics, type EngineMetrics } from '../metrics.ts';
+import { migrateAll } from '../migrate.ts';
+import type { PipelineDefinition } from '../pipeline.ts';
+import { serveProcessEndpoints, startPipeline, type RunningPipeline } from '../runner.ts';
+import { loadBaselines } from '../sinks/baselines.ts';
+import { InProcessTopics } from '../sources/in-process-topics.ts';
+import { durationMs } from './duration.ts';
+import { baselines } from './baselines.ts';
+import { detect } from './detect.ts';
+import { generate } from './generate.ts';
+import { ingest } from './ingest.ts';
+import { nightly } from './nightly.ts';
+import { openResources, type Resources } from './resources.ts';
+import { vectorize } from './vectorize.ts';
+
+export const startFlagsSchema = z
+  .object({
+    rate: z.coerce.number().positive().max(1_000_000).default(500),
+    duration: durationMs.optional(),
+    scenario: z.string().default('quickstart'),
+    'data-dir': z.string().optional(),
+    reset: z.coerce.boolean().default(false),
+    'analyze-after': durationMs.optional(),
+    speed: z.coerce.number().positive().max(1_000).default(20),
+    history: durationMs.default(20 * 60_000),
+    seed: z.coerce.number().int().optional(),
+  })
+  .strict();
+export type StartFlags = z.output<typeof startFlagsSchema>;
+
+/** The pipelines `npm start` runs: the same definitions `npm run pipeline` runs in server mode. */
+export const EMBEDDED_PIPELINES = { generate, ingest, vectorize, detect, baselines, nightly } as const;
+
+export interface RunSummary {
+  readonly generated: number;
+  readonly stored: number;
+  readonly deadLettered: number;
+  readonly vectorizedPatterns: number;
+  readonly openAlerts: number;
+  readonly reports: number;
+  readonly dataDir: string;
+}
+
+interface Running {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: EngineMetrics;
+  readonly resources: Resources;
+  readonly engines: Engines;
+  readonly topics: InProcessTopics;
+}
+
+export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const parsed = startFlagsSchema.safeParse(rawFlags);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown option ${i.keys.map((k) => `--${k}`).join(', ')}` : `--${i.path.join('.')}: ${i.message}`)));
+  const flags = parsed.data;
+  const config = loadConfig({ ...env, ...(flags['data-dir'] === undefined ? {} : { LOGFLOW_DATA_DIR: flags['data-dir'] }) });
+  const dataDir = path.resolve(config.dataDir);
+  if (flags.reset) await rm(dataDir, { recursive: true, force: true });
+  await mkdir(dataDir, { recursive: true });
+  const interactive = process.stdout.isTTY === true;
+  // The terminal shows the live view; the engine's own JSON logs go to a file.
+  const logFile = path.join(dataDir, 'logflow.log');
+  const { createWriteStream } = await import('node:fs');
+  const logStream = createWriteStream(logFile, { flags: 'a' });
+  const logger = createLogger({ level: config.logLevel, destination: logStream });
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  logger.info({ flags, config: redactedConfig(config) }, 'starting embedded');
+  say(`logflow: embedded mode, data in ${dataDir} (logs: ${logFile})`);
+
+  const engines = await openEngines(config, { createDatabases: true });
+  await migrateAll(engines, { logsTtlDays: config.logsTtlDays });
+  const topics = new InProcessTopics();
+  const resources = openResources(config, logger, { topics, engines: Promise.resolve(engines) });
+  const metrics = createMetrics();
+  const health = new Health();
+  const server = config.metricsPort === 0 ? undefined : await serveProcessEndpoints({ metrics, health, port: config.metricsPort }).catch(() => undefined);
+  const ctx: Running = { config, logger, metrics, resources, engines, topics };
+  const running: RunningPipeline[] = [];
+  const start = (definition: PipelineDefinition<Resources>, options: Record<string, unknown>) => {
+    const r = startPipeline(definition, { config, logger, metrics, resources, options, health });
+    running.push(r);
+    return r;
+  };
+
+  let interrupted = false;
+  let wake: () => void = () => undefined;
+  const interruption = new Promise<void>((resolve) => {
+    wake = resolve;
+  });
+  const onSignal = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    say('\nstopping: flushing and committing (Ctrl-C again to exit at once)');
+    wake();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const eventRate = flags.rate / flags.speed;
+  // Each run gets its own seed unless one is given: the generator derives log ids from it, and a
+  // second start with the same seed would produce the first start's ids again.
+  const seed = flags.seed ?? Math.floor(Math.random() * 2 ** 31);
+  logger.info({ seed }, 'generator seed');
+  const startedAt = Date.now();
+  let exitCode = 0;
+  let view: NodeJS.Timeout | undefined;
+  try {
+    start(ingest, {});
+    const hasBaselines = (await loadBaselines(engines.clickhouse)).length > 0;
+    if (!hasBaselines) {
+      say(`bootstrapping: ${Math.round(flags.history / 60_000)} minutes of history for the baselines`);
+      const historyStart = startedAt - flags.history;
+      const backfill = start(generate, { rate: eventRate, duration: flags.history, speed: 'max', seed, flat: true, start: new Date(historyStart).toISOString(), progress: false });
+      await backfill.done;
+      await waitUntil(() => caughtUp(ctx, 'ingest'), () => interrupted);
+      const computed = start(baselines, { once: true, now: new Date(startedAt).toISOString() });
+      await computed.done;
+    }
+    start(vectorize, { 'learning-period': flags.history });
+    start(detect, {});
+    const live = start(generate, {
+      rate: eventRate,
+      speed: flags.speed,
+      seed: seed + 1,
+      flat: true,
+      start: new Date(startedAt).toISOString(),
+      scenario: flags.scenario,
+      truth: path.join(dataDir, 'ground-truth.jsonl'),
+      progress: false,
+      ...(flags.duration === undefined ? { duration: 365 * 86_400_000 } : { duration: flags.duration * flags.speed }),
+    });
+    health.setPhase('running');
+    say(`running generate, ingest, vectorize, detect at ${flags.rate} logs/s (event time x${flags.speed})${server === undefined ? '' : `; metrics on http://127.0.0.1:${config.metricsPort}/metrics`}`);
+    view = setInterval(() => void liveView(ctx, startedAt, interactive).then((line) => (interactive ? process.stdout.write(`\r\u001b[2K${line}`) : say(line))), interactive ? 1_000 : 5_000);
+    view.unref();
+
+    let analyzed = false;
+    const analyze = async () => {
+      if (analyzed) return;
+      analyzed = true;
+      const date = new Date(startedAt).toISOString().slice(0, 10);
+      const report = start(nightly, { date });
+      await report.done;
+      say(`\nnightly report for ${date} written`);
+    };
+    const analyzeTimer = flags['analyze-after'] === undefined ? undefined : setTimeout(() => void analyze(), flags['analyze-after']);
+
+    await Promise.race([live.done, interruption]);
+    if (!interrupted) {
+      await waitUntil(async () => (await caughtUp(ctx, 'ingest')) && (await caughtUp(ctx, 'vectorize')) && (await caughtUp(ctx, 'detect')), () => interrupted);
+      if (flags['analyze-after'] !== undefined) await analyze();
+    }
+    if (analyzeTimer !== undefined) clearTimeout(analyzeTimer);
+  } catch (error) {
+    exitCode = 1;
+    logger.error({ err: error }, 'embedded run failed');
+    say(`logflow: ${(error as Error).message}`);
+  } finally {
+    if (view !== undefined) clearInterval(view);
+    const outcomes = await Promise.all([...running].reverse().map((r) => r.stop()));
+    if (outcomes.some((o) => o.status === 'failed' || o.status === 'timeout')) exitCode = 1;
+    const summary = await summarize(ctx, dataDir).catch(() => undefined);
+    if (summary !== undefined) {
+      await writeFile(path.join(dataDir, 'last-run.json'), JSON.stringify(summary, null, 2));
+      say(`\nstored ${summary.stored} logs (${summary.deadLettered} dead-lettered), ${summary.vectorizedPatterns} patterns vectorized, ${summary.openAlerts} open alerts, ${summary.reports} reports; data in ${dataDir}`);
+    }
+    await resources.close();
+    await engines.close();
+    server?.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    logStream.end();
+  }
+  return exitCode;
+}
+
+/** Whether a pipeline's consumer group has committed everything its topic holds. */
+async function caughtUp(ctx: Running, pipeline: 'ingest' | 'vectorize' | 'detect'): Promise<boolean> {
+  const topic = pipeline === 'vectorize' ? ctx.config.topics.vectorizationQueue : ctx.config.topics.rawLogs;
+  const ends = await ctx.topics.endOffsets(topic).catch(() => new Map<number, number>());
+  const committed = await ctx.topics.committedOffsets(`${ctx.config.topicPrefix}logflow-${pipeline}`, topic);
+  for (const [partition, end] of ends) if ((committed.get(partition) ?? -1) < end) return false;
+  return true;
+}
+
+async function waitUntil(check: () => Promise<boolean>, stop: () => boolean): Promise<void> {
+  while (!stop() && !(await check())) await new Promise((r) => setTimeout(r, 250));
+}
+
+async function count(engines: Engines, query: string): Promise<number> {
+  const [row] = await (await engines.clickhouse.query({ query, format: 'JSONEachRow' })).json<Record<string, string>>();
+  return Number(Object.values(row ?? {})[0] ?? 0);
+}
+
+async function summarize(ctx: Running, dataDir: string): Promise<RunSummary> {
+  const metricValue = async (stage: string) =>
+    (await ctx.metrics.recordsOut.get()).values.filter((v) => v.labels.stage === stage).reduce((a, v) => a + v.value, 0);
+  const deadLettered = (await ctx.metrics.deadLetters.get()).values.reduce((a, v) => a + v.value, 0);
+  const repositories = await ctx.resources.repositories();
+  return {
+    generated: await metricValue('raw-logs'),
+    stored: await count(ctx.engines, 'SELECT count() FROM logs'),
+    deadLettered,
+    vectorizedPatterns: await count(ctx.engines, 'SELECT count() FROM error_patterns FINAL WHERE has_embedding = 1'),
+    openAlerts: (await repositories.anomalyAlerts.list({ status: 'open', limit: 1_000 })).items.length,
+    reports: (await repositories.nightlyReports.list({ limit: 1_000 })).length,
+    dataDir,
+  };
+}
+
+async function liveView(ctx: Running, startedAt: number, interactive: boolean): Promise<string> {
+  const seconds = Math.max(1, (Date.now() - startedAt) / 1000);
+  const out = async (pipeline: string, stage: string) =>
+    (await ctx.metrics.recordsOut.get()).values.filter((v) => v.labels.pipeline === pipeline && v.labels.stage === stage).reduce((a, v) => a + v.value, 0);
+  const generated = await out('generate', 'raw-logs');
+  const stored = await out('ingest', 'clickhouse');
+  const embedded = await out('vectorize', 'embedded');
+  const lag = (await ctx.metrics.consumerLag.get()).values.filter((v) => v.labels.pipeline === 'ingest').reduce((a, v) => a + v.value, 0);
+  const repositories = await ctx.resources.repositories();
+  const open = (await repositories.anomalyAlerts.list({ status: 'open', limit: 100 })).items.length;
+  const line = `${Math.round(seconds)}s  generated ${generated} (${Math.round(generated / seconds)}/s)  stored ${stored}  ingest lag ${lag}  patterns embedded ${embedded}  open alerts ${open}`;
+  return interactive ? line : `[logflow] ${line}`;
+}

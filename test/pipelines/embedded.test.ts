@@ -1,0 +1,87 @@
+/**
+ * `npm start` as a newcomer runs it: a child process on embedded engines
+ * (in-process topics, chdb, PGlite), then the same data directory opened
+ * through the same engines to check what it wrote; a second start continues
+ * from the stored data without duplicating anything.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { openEngines } from '../../src/engines.ts';
+import { EMBEDDED_PIPELINES, type RunSummary } from '../../src/pipelines/embedded.ts';
+import { pipelines } from '../../src/pipelines/registry.ts';
+import { ClickHouseVectorStore } from '../../src/sinks/clickhouse-vector.ts';
+
+function npmStart(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('npm', ['start', '--', ...args], {
+      env: { ...process.env, LOGFLOW_METRICS_PORT: '0', CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+describe('npm start (embedded mode)', () => {
+  let dir = '';
+  afterAll(async () => {
+    if (dir !== '') await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs the same pipeline definitions as server mode', () => {
+    for (const [name, definition] of Object.entries(EMBEDDED_PIPELINES)) {
+      expect(definition, name).toBe(pipelines[name as keyof typeof pipelines]);
+    }
+  });
+
+  it('stores every generated log once, vectorizes patterns, raises the incident alert, writes a report, and continues on a second run', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-start-'));
+    const first = await npmStart(['--duration', '30s', '--rate', '2000', '--data-dir', dir, '--analyze-after', '20s']);
+    expect(first.code, first.output).toBe(0);
+    const firstRun = JSON.parse(await readFile(path.join(dir, 'last-run.json'), 'utf8')) as RunSummary;
+    const truth = (await readFile(path.join(dir, 'ground-truth.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; service: string });
+
+    const check = async () => {
+      const engines = await openEngines(loadConfig({ LOGFLOW_DATA_DIR: dir }));
+      try {
+        const q = async (sql: string) => Number(Object.values((await (await engines.clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, string>>())[0] ?? {})[0]);
+        const vectors = new ClickHouseVectorStore({ client: engines.clickhouse });
+        return {
+          logs: await q('SELECT count() FROM logs'),
+          ids: await q('SELECT uniqExact(log_id) FROM logs'),
+          patterns: await q('SELECT count() FROM error_patterns FINAL WHERE has_embedding = 1'),
+          vectors: await vectors.count(),
+          alerts: (await engines.postgres.query<{ rule: string; service: string }>("SELECT rule, service FROM anomaly_alerts WHERE status = 'open'")).rows,
+          reports: Number((await engines.postgres.query<{ n: string }>('SELECT count(*) AS n FROM nightly_reports')).rows[0]?.n),
+        };
+      } finally {
+        await engines.close();
+      }
+    };
+
+    const afterFirst = await check();
+    expect(afterFirst.logs, `${first.output}\n${JSON.stringify(firstRun)}`).toBe(firstRun.generated);
+    expect(afterFirst.ids).toBe(afterFirst.logs);
+    expect(afterFirst.patterns).toBeGreaterThan(5);
+    expect(afterFirst.vectors).toBe(afterFirst.patterns);
+    const spike = truth.find((t) => t.kind === 'spike')!;
+    expect(afterFirst.alerts).toContainEqual({ rule: 'spike', service: spike.service });
+    expect(afterFirst.reports).toBe(1);
+
+    const second = await npmStart(['--duration', '10s', '--rate', '1000', '--data-dir', dir]);
+    expect(second.code, second.output).toBe(0);
+    const secondRun = JSON.parse(await readFile(path.join(dir, 'last-run.json'), 'utf8')) as RunSummary;
+    expect(second.output).not.toContain('bootstrapping');
+    const afterSecond = await check();
+    expect(secondRun.generated).toBeGreaterThan(0);
+    expect(afterSecond.logs).toBe(afterFirst.logs + secondRun.generated);
+    expect(afterSecond.ids).toBe(afterSecond.logs);
+    expect(afterSecond.reports).toBe(1);
+  }, 300_000);
+});
