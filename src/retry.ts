@@ -56,6 +56,18 @@ export class RetryExhaustedError extends LogflowError {
   }
 }
 
+/**
+ * For writes a pipeline cannot skip (its records stay unacknowledged until
+ * they succeed): retry retriable failures for as long as the process runs,
+ * backing off to 10 s; the source pauses meanwhile because nothing is acked.
+ */
+export const RETRY_UNTIL_STOPPED: RetryPolicy = Object.freeze({
+  maxAttempts: Number.MAX_SAFE_INTEGER,
+  baseDelayMs: 200,
+  maxDelayMs: 10_000,
+  jitter: 'full',
+});
+
 /** Delay to wait after the `attempt`-th failure (1-based). */
 export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
   const exponential = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));

@@ -34,7 +34,7 @@ import type { Envelope } from '../envelope.ts';
 import { parseLogEvent } from '../log-event.ts';
 import { batch } from '../operators/batch.ts';
 import { definePipeline } from '../pipeline.ts';
-import { retry } from '../retry.ts';
+import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
 import { loadBaselines } from '../sinks/baselines.ts';
 import { toClickHouseDateTime } from '../sinks/logs-table.ts';
 import type { Repositories } from '../sinks/postgres/index.ts';
@@ -57,7 +57,6 @@ const optionsSchema = z
 
 const WINDOW_MS = 60_000;
 const SEPARATOR = '\u0001';
-const RETRY_FOREVER = { maxAttempts: Number.MAX_SAFE_INTEGER, baseDelayMs: 200, maxDelayMs: 10_000, jitter: 'full' } as const;
 
 interface PartitionDetector {
   readonly partition: TopicPartition;
@@ -141,9 +140,9 @@ export const detect = definePipeline<Resources>({
           );
 
         const restore = async (partitions: readonly TopicPartition[]) => {
-          await retry(() => refresh(ctx.scheduler.now()), RETRY_FOREVER);
+          await retry(() => refresh(ctx.scheduler.now()), RETRY_UNTIL_STOPPED);
           for (const tp of partitions) {
-            const checkpoint = await retry(() => repositories.detectorCheckpoints.load(name, tp.topic, tp.partition), RETRY_FOREVER);
+            const checkpoint = await retry(() => repositories.detectorCheckpoints.load(name, tp.topic, tp.partition), RETRY_UNTIL_STOPPED);
             const parsed = checkpoint === null ? undefined : stateSchema.safeParse(checkpoint.state);
             const restored = parsed?.success === true;
             detectors.set(tp.partition, {
@@ -200,7 +199,7 @@ export const detect = definePipeline<Resources>({
 
         const process = async (records: Envelope<ConsumedRecord>[]) => {
           const now = ctx.scheduler.now();
-          if (now - refreshedAt >= options['refresh-ms']) await retry(() => refresh(now), RETRY_FOREVER);
+          if (now - refreshedAt >= options['refresh-ms']) await retry(() => refresh(now), RETRY_UNTIL_STOPPED);
           const touched = new Map<number, AlertEvent[]>();
           const anomalous: AnomalousWindow[] = [];
           const skipped: Envelope<ConsumedRecord>[] = [];
@@ -229,11 +228,11 @@ export const detect = definePipeline<Resources>({
           const stats = { events: 0 };
           for (const [partition, events] of touched) {
             const detector = detectors.get(partition)!;
-            await retry(() => persist(detector, events), RETRY_FOREVER);
+            await retry(() => persist(detector, events), RETRY_UNTIL_STOPPED);
             stats.events += events.length;
           }
           // After the checkpoint: a crash before this line replays the windows, and the UPDATE is idempotent.
-          await retry(() => flagAnomalies(anomalous), RETRY_FOREVER);
+          await retry(() => flagAnomalies(anomalous), RETRY_UNTIL_STOPPED);
           for (const r of records) r.ack();
           metrics.recordsIn.inc({ pipeline: name, stage: 'source' }, records.length - skipped.length);
           if (stats.events > 0) metrics.recordsOut.inc({ pipeline: name, stage: 'alert-events' }, stats.events);

@@ -14,7 +14,7 @@ import { parseLogEvent, PROBLEM_LEVELS } from '../log-event.ts';
 import { normalizeMessage } from '../normalizer.ts';
 import { batch } from '../operators/batch.ts';
 import { definePipeline } from '../pipeline.ts';
-import { retry } from '../retry.ts';
+import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
 import { clickHouseSink } from '../sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../sinks/clickhouse-ledger.ts';
 import { DeadLetterSink, type Failure } from '../sinks/dead-letter.ts';
@@ -44,7 +44,6 @@ const optionsSchema = z
   })
   .strict();
 
-const RETRY_FOREVER = { maxAttempts: Number.MAX_SAFE_INTEGER, baseDelayMs: 200, maxDelayMs: 10_000, jitter: 'full' } as const;
 
 export const ingest = definePipeline<Resources>({
   name: 'ingest',
@@ -74,7 +73,7 @@ export const ingest = definePipeline<Resources>({
         const deadLetters = new DeadLetterSink(producer, config.topics.rawLogsDlq, name, (letter) =>
           metrics.deadLetters.inc({ pipeline: name, code: letter.error_code }),
         );
-        const sendDeadLetters = (failures: readonly Failure[]) => retry(() => deadLetters.send(failures), RETRY_FOREVER);
+        const sendDeadLetters = (failures: readonly Failure[]) => retry(() => deadLetters.send(failures), RETRY_UNTIL_STOPPED);
 
         const invalid = new Subject<{ envelope: Envelope<ConsumedRecord>; failure: Failure }>();
         const toClickHouse = new Subject<Envelope<StoredLog>>();
@@ -119,7 +118,7 @@ export const ingest = definePipeline<Resources>({
               };
               return { key: log.error_hash, value: JSON.stringify(request) };
             });
-            await retry(() => producer.send(config.topics.vectorizationQueue, messages), RETRY_FOREVER);
+            await retry(() => producer.send(config.topics.vectorizationQueue, messages), RETRY_UNTIL_STOPPED);
             for (const i of items) i.ack();
             metrics.recordsOut.inc({ pipeline: name, stage: 'vectorization-queue' }, items.length);
           }),

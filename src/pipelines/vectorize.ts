@@ -14,7 +14,7 @@ import type { Envelope } from '../envelope.ts';
 import { InputError } from '../errors.ts';
 import { batch } from '../operators/batch.ts';
 import { definePipeline } from '../pipeline.ts';
-import { retry } from '../retry.ts';
+import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
 import { DeadLetterSink, type Failure } from '../sinks/dead-letter.ts';
 import { embeddingCacheKey } from '../sinks/embedding-cache.ts';
 import { ErrorPatternStore, type PatternObservation } from '../sinks/error-patterns.ts';
@@ -48,7 +48,6 @@ const optionsSchema = z
   })
   .strict();
 
-const RETRY_FOREVER = { maxAttempts: Number.MAX_SAFE_INTEGER, baseDelayMs: 200, maxDelayMs: 10_000, jitter: 'full' } as const;
 
 function parseRequest(record: ConsumedRecord): Request {
   let json: unknown;
@@ -177,12 +176,12 @@ export const vectorize = definePipeline<Resources>({
             });
           }
           if (byHash.size > 0) {
-            const vectors = await retry(() => embedTemplates(byHash), RETRY_FOREVER);
+            const vectors = await retry(() => embedTemplates(byHash), RETRY_UNTIL_STOPPED);
             const dimension = vectors.values().next().value!.length;
             collectionReady ??= vectorStore.ensureCollection(dimension);
             await collectionReady;
-            const known = await retry(() => patterns.get([...byHash.keys()]), RETRY_FOREVER);
-            historyStart ??= (await retry(() => patterns.firstSeen(), RETRY_FOREVER)) ?? Math.min(...[...observations.values()].map((o) => o.firstSeen));
+            const known = await retry(() => patterns.get([...byHash.keys()]), RETRY_UNTIL_STOPPED);
+            historyStart ??= (await retry(() => patterns.firstSeen(), RETRY_UNTIL_STOPPED)) ?? Math.min(...[...observations.values()].map((o) => o.firstSeen));
             for (const [hash, request] of byHash) {
               if (known.get(hash)?.has_embedding === 1) continue;
               if (request.timestamp < historyStart + options['learning-period']) continue;
@@ -198,12 +197,12 @@ export const vectorize = definePipeline<Resources>({
                     payload: { error_hash: hash, template: r.template, service: r.service, level: r.level, first_seen: new Date(r.timestamp).toISOString() },
                   })),
                 ),
-              RETRY_FOREVER,
+              RETRY_UNTIL_STOPPED,
             );
-            await retry(() => patterns.markEmbedded([...observations.values()], pointIdFor), RETRY_FOREVER);
-            await retry(() => patterns.flagVectorized(valid.map((v) => v.request.log_id)), RETRY_FOREVER);
+            await retry(() => patterns.markEmbedded([...observations.values()], pointIdFor), RETRY_UNTIL_STOPPED);
+            await retry(() => patterns.flagVectorized(valid.map((v) => v.request.log_id)), RETRY_UNTIL_STOPPED);
           }
-          if (failures.length > 0) await retry(() => deadLetters.send(failures.map((f) => f.failure)), RETRY_FOREVER);
+          if (failures.length > 0) await retry(() => deadLetters.send(failures.map((f) => f.failure)), RETRY_UNTIL_STOPPED);
           for (const r of records) r.ack();
           metrics.recordsIn.inc({ pipeline: name, stage: 'source' }, records.length);
           logger.debug({ records: records.length, patterns: byHash.size, invalid: failures.length }, 'vectorized batch');

@@ -10,6 +10,7 @@
  * (hour of day, day of week) slot has its own.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { Baseline } from '../anomaly.ts';
 import { classify } from '../errors.ts';
 import { clickhouseErrorRules } from './clickhouse.ts';
 import { toClickHouseDateTime } from './logs-table.ts';
@@ -101,24 +102,8 @@ export async function computeBaselines(
   }
 }
 
-export interface StoredBaseline {
-  readonly service: string;
-  readonly environment: string;
-  readonly level: string;
-  readonly hourOfDay: number;
-  readonly dayOfWeek: number;
-  readonly mean: number;
-  readonly stddev: number;
-  readonly median: number;
-  readonly p95: number;
-  readonly p99: number;
-  readonly upperThreshold: number;
-  readonly lowerThreshold: number;
-  readonly sampleCount: number;
-}
-
 /** The newest baseline of every slot. */
-export async function loadBaselines(client: ClickHouseClient): Promise<StoredBaseline[]> {
+export async function loadBaselines(client: ClickHouseClient): Promise<Baseline[]> {
   const rows = await (
     await client.query({
       query: `SELECT service, environment, level, hour_of_day, day_of_week, mean, stddev, median, p95, p99,

@@ -17,7 +17,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { asyncScheduler, groupBy, mergeMap, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Envelope } from '../envelope.ts';
 import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../errors.ts';
-import { retry, type RetryOptions } from '../retry.ts';
+import { retry, RETRY_UNTIL_STOPPED, type RetryOptions } from '../retry.ts';
 import type { Failure } from './dead-letter.ts';
 
 export interface OffsetRange {
@@ -85,7 +85,7 @@ interface CutBatch<T> {
 }
 
 const DEFAULTS = { maxRecords: 10_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 1_000, concurrency: 4 };
-const DEFAULT_RETRY: RetryOptions = { maxAttempts: Number.MAX_SAFE_INTEGER, baseDelayMs: 200, maxDelayMs: 10_000, jitter: 'full' };
+const DEFAULT_RETRY: RetryOptions = RETRY_UNTIL_STOPPED;
 
 export function clickHouseSink<T>(client: ClickHouseClient, options: ClickHouseSinkOptions<T>): OperatorFunction<Envelope<T>, InsertedBatch> {
   const maxRecords = options.maxRecords ?? DEFAULTS.maxRecords;
