@@ -21,6 +21,7 @@ import type { Component, HealthCheck } from './component.ts';
 import type { Config } from './config.ts';
 import { classify, ErrorCodes, InputError, LogflowError, type ClassificationRule, type Stage } from './errors.ts';
 import { retry, type RetryInfo, type RetryOptions, type RetryPolicy } from './retry.ts';
+import { fmix32 } from './hash.ts';
 
 export interface Embedder extends Component {
   readonly model: string;
@@ -93,15 +94,6 @@ export function fnv1a32(text: string): number {
   return hash >>> 0;
 }
 
-/** murmur3's finalizer: FNV's low bits are weak for short keys, and the bucket is taken from them. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Feature -> occurrence count, in first-seen order (the order makes the float sums reproducible). */
 function localFeatures(text: string): Map<string, number> {

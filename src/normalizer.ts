@@ -48,6 +48,8 @@
  * Changing any of this changes every stored error_hash.
  */
 
+import { fmix32 } from './hash.ts';
+
 /**
  * Messages longer than this (UTF-16 code units, 64 Ki) are cut before
  * templating: the first 64 Ki identify a message's kind, and the cap bounds
@@ -841,14 +843,6 @@ function hashFinish(length: number): string {
   return decimal;
 }
 
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Unsigned 64-bit hash of a string's UTF-16 code units, in decimal: the `errorHash` of a template. */
 export function hashTemplate(template: string): string {
