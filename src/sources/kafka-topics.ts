@@ -266,10 +266,13 @@ class KafkaSubscription implements TopicSubscription {
       for (const tp of previous) this.tracker.revoke(tp.topic, tp.partition);
       for (const tp of next) this.tracker.assign(tp.topic, tp.partition);
       const revoked = previous.filter((p) => !next.some((n) => n.topic === p.topic && n.partition === p.partition));
+      // Never rejects: a failing hook fails the stream (unless it is already closed), and eachBatch must not throw for it.
       this.assignReady = (async () => {
         if (revoked.length > 0) await options.onRevoke?.(revoked);
         await options.onAssign?.(next);
-      })();
+      })().catch((error: unknown) => {
+        if (!this.closed) this.failWith?.(classify(error, kafkaErrorRules, 'source'));
+      });
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning ?? true });
