@@ -18,18 +18,11 @@
 import { normalizeMessage } from '../src/normalizer.ts';
 import { groupingAccuracy, loadLoghubDataset, LOGHUB_DATASETS, LOGHUB_DIR, maskDigitTokens } from './loghub.ts';
 import type { LabelledDataset } from './loghub.ts';
+import { numberArg } from './args.ts';
 import type { Benchmark, BenchContext, BenchRow } from './types.ts';
 
 const GA_TARGET = '>= 0.95 (average)';
 const THROUGHPUT_TARGET = '>= 1,000,000 lines/s';
-
-function numberArg(args: readonly string[], name: string, fallback: number): number {
-  const index = args.indexOf(`--${name}`);
-  if (index < 0) return fallback;
-  const value = Number(args[index + 1]);
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`--${name} needs a positive number`);
-  return value;
-}
 
 /** Keeps results observable so the JIT cannot drop the work. */
 let sink = 0;

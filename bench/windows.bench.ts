@@ -10,6 +10,7 @@
  * Args: --events N (default 2,000,000), --keys N (100), --partitions N (4), --rounds N (3).
  */
 import { bufferCount, from, map } from 'rxjs';
+import { numberArg } from './args.ts';
 import type { Benchmark, BenchContext, BenchRow } from './types.ts';
 import { windowByEventTime } from '../src/operators/windowByEventTime.ts';
 import type { WindowOutput } from '../src/operators/windowByEventTime.ts';
@@ -26,14 +27,6 @@ const MINUTE = 60_000;
 const OUT_OF_ORDERNESS_MS = 5_000;
 const DISORDERED_FRACTION = 0.05;
 const TARGET = '>= 2,000,000 events/s';
-
-function numberArg(args: readonly string[], name: string, fallback: number): number {
-  const index = args.indexOf(`--${name}`);
-  if (index < 0) return fallback;
-  const value = Number(args[index + 1]);
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`--${name} needs a positive number`);
-  return value;
-}
 
 /** Deterministic so runs compare: mulberry32. */
 function seededRandom(seed: number): () => number {
