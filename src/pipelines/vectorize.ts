@@ -199,7 +199,7 @@ export const vectorize = definePipeline<Resources>({
                 ),
               RETRY_UNTIL_STOPPED,
             );
-            await retry(() => patterns.markEmbedded([...observations.values()], pointIdFor), RETRY_UNTIL_STOPPED);
+            await retry(() => patterns.markEmbedded([...observations.values()], pointIdFor, known), RETRY_UNTIL_STOPPED);
             await retry(() => patterns.flagVectorized(valid.map((v) => v.request.log_id)), RETRY_UNTIL_STOPPED);
           }
           if (failures.length > 0) await retry(() => deadLetters.send(failures.map((f) => f.failure)), RETRY_UNTIL_STOPPED);

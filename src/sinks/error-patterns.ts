@@ -84,9 +84,14 @@ export class ErrorPatternStore {
    * is unknown, else the existing row with the flag and point id set (and the
    * observation merged), keeping counts written by the nightly analysis.
    */
-  async markEmbedded(observations: readonly PatternObservation[], pointIdOf: (hash: string) => string): Promise<void> {
+  async markEmbedded(
+    observations: readonly PatternObservation[],
+    pointIdOf: (hash: string) => string,
+    /** The rows of these patterns when the caller has just read them (saves reading them again). */
+    known?: ReadonlyMap<string, PatternRow>,
+  ): Promise<void> {
     if (observations.length === 0) return;
-    const existing = await this.get(observations.map((o) => o.errorHash));
+    const existing = known ?? (await this.get(observations.map((o) => o.errorHash)));
     const rows = observations.map((o) => {
       const prior = existing.get(o.errorHash);
       const services = new Set(prior?.services ?? []);
