@@ -14,7 +14,7 @@
  * the saved state; after a restart or a rebalance the state is restored on
  * assignment and records the checkpoint already covers are skipped.
  */
-import { concat, concatMap, defer, from, ignoreElements, mergeMap } from 'rxjs';
+import { concatMap, defer, from, ignoreElements, mergeMap } from 'rxjs';
 import { z } from 'zod';
 import {
   AlertLifecycleState,
@@ -29,7 +29,6 @@ import {
   type DetectorSettings,
   type LifecycleSettings,
 } from '../anomaly.ts';
-import { consumerGroup } from '../config.ts';
 import type { Envelope } from '../envelope.ts';
 import { parseLogEvent } from '../log-event.ts';
 import { batch } from '../operators/batch.ts';
@@ -42,6 +41,7 @@ import type { AlertSilence } from '../sinks/postgres/alert-silences.ts';
 import type { ConsumedRecord, TopicPartition } from '../topics.ts';
 import { WindowState, type WindowResult } from '../window-state.ts';
 import { durationMs } from './duration.ts';
+import { consume, thenClose } from './consume.ts';
 import { parseOptions } from './options.ts';
 import type { Resources } from './resources.ts';
 
@@ -156,15 +156,11 @@ export const detect = definePipeline<Resources>({
           }
         };
 
-        const subscription = topics.subscribe({
-          groupId: consumerGroup(config, name),
-          topics: [config.topics.rawLogs],
-          stop$: ctx.stopping$,
+        const subscription = consume(ctx, topics, config.topics.rawLogs, {
           onAssign: restore,
           onRevoke: async (partitions) => {
             for (const tp of partitions) detectors.delete(tp.partition);
           },
-          onLag: (topic, partition, lag) => metrics.consumerLag.set({ pipeline: name, topic, partition: String(partition) }, lag),
         });
 
         /** Writes one partition's alert events and its checkpoint in one transaction. */
@@ -255,7 +251,7 @@ export const detect = definePipeline<Resources>({
           concatMap((records) => from(process(records))),
           ignoreElements(),
         );
-        return concat(graph$, defer(() => from(subscription.close())).pipe(ignoreElements()));
+        return thenClose(graph$, subscription);
       }),
     );
   },

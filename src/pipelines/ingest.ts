@@ -6,9 +6,8 @@
  * queued only after its row is stored, so vectorize can flag it; its offset is
  * committed only when both writes are acknowledged.
  */
-import { concat, concatMap, defer, filter, from, ignoreElements, map, merge, mergeMap, Subject, tap } from 'rxjs';
+import { concatMap, defer, filter, ignoreElements, map, merge, mergeMap, Subject, tap } from 'rxjs';
 import { z } from 'zod';
-import { consumerGroup } from '../config.ts';
 import { createEnvelope, withValue, type Envelope } from '../envelope.ts';
 import { parseLogEvent, PROBLEM_LEVELS } from '../log-event.ts';
 import { normalizeMessage } from '../normalizer.ts';
@@ -17,9 +16,10 @@ import { definePipeline } from '../pipeline.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
 import { clickHouseSink } from '../sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../sinks/clickhouse-ledger.ts';
-import { DeadLetterSink, type Failure } from '../sinks/dead-letter.ts';
+import type { Failure } from '../sinks/dead-letter.ts';
 import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../sinks/logs-table.ts';
 import type { ConsumedRecord } from '../topics.ts';
+import { consume, deadLetterSink, thenClose } from './consume.ts';
 import { parseOptions } from './options.ts';
 import type { Resources } from './resources.ts';
 
@@ -63,16 +63,8 @@ export const ingest = definePipeline<Resources>({
       mergeMap(({ topics, engines, repositories }) => {
         const { config, metrics, name } = ctx;
         const producer = topics.producer();
-        const subscription = topics.subscribe({
-          groupId: consumerGroup(config, name),
-          topics: [config.topics.rawLogs],
-          stop$: ctx.stopping$,
-          maxInFlightRecords: options['max-in-flight'],
-          onLag: (topic, partition, lag) => metrics.consumerLag.set({ pipeline: name, topic, partition: String(partition) }, lag),
-        });
-        const deadLetters = new DeadLetterSink(producer, config.topics.rawLogsDlq, name, (letter) =>
-          metrics.deadLetters.inc({ pipeline: name, code: letter.error_code }),
-        );
+        const subscription = consume(ctx, topics, config.topics.rawLogs, { maxInFlightRecords: options['max-in-flight'] });
+        const deadLetters = deadLetterSink(ctx, producer, config.topics.rawLogsDlq);
         const sendDeadLetters = (failures: readonly Failure[]) => retry(() => deadLetters.send(failures), RETRY_UNTIL_STOPPED);
 
         const invalid = new Subject<{ envelope: Envelope<ConsumedRecord>; failure: Failure }>();
@@ -179,7 +171,7 @@ export const ingest = definePipeline<Resources>({
 
         // Consumers first, so nothing routed is emitted before its branch listens.
         const graph$ = merge(deadLettering$, clickHouse$, queue$, routing$).pipe(ignoreElements());
-        return concat(graph$, defer(() => from(subscription.close())).pipe(ignoreElements()));
+        return thenClose(graph$, subscription);
       }),
     );
   },

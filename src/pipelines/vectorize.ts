@@ -7,21 +7,21 @@
  * the vectors -> flag logs.is_vectorized and error_patterns.has_embedding, in
  * batches. Records are acked once all of that is written.
  */
-import { concat, concatMap, defer, from, ignoreElements, mergeMap } from 'rxjs';
+import { concatMap, defer, from, ignoreElements, mergeMap } from 'rxjs';
 import { z } from 'zod';
-import { consumerGroup } from '../config.ts';
 import type { Envelope } from '../envelope.ts';
 import { InputError } from '../errors.ts';
 import { batch } from '../operators/batch.ts';
 import { definePipeline } from '../pipeline.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
-import { DeadLetterSink, type Failure } from '../sinks/dead-letter.ts';
+import type { Failure } from '../sinks/dead-letter.ts';
 import { embeddingCacheKey } from '../sinks/embedding-cache.ts';
 import { ErrorPatternStore, type PatternObservation } from '../sinks/error-patterns.ts';
 import { isUniqueViolation } from '../sinks/postgres/db.ts';
 import { pointIdFor } from '../sinks/vector-store.ts';
 import type { ConsumedRecord } from '../topics.ts';
 import { durationMs } from './duration.ts';
+import { consume, deadLetterSink, thenClose } from './consume.ts';
 import { parseOptions } from './options.ts';
 import type { Resources } from './resources.ts';
 
@@ -80,17 +80,10 @@ export const vectorize = definePipeline<Resources>({
         const { config, metrics, name, logger } = ctx;
         const patterns = new ErrorPatternStore(engines.clickhouse);
         const producer = topics.producer();
-        const deadLetters = new DeadLetterSink(producer, config.topics.vectorizationQueueDlq, name, (l) =>
-          metrics.deadLetters.inc({ pipeline: name, code: l.error_code }),
-        );
+        const deadLetters = deadLetterSink(ctx, producer, config.topics.vectorizationQueueDlq);
         let collectionReady: Promise<void> | undefined;
         let historyStart: number | undefined;
-        const subscription = topics.subscribe({
-          groupId: consumerGroup(config, name),
-          topics: [config.topics.vectorizationQueue],
-          stop$: ctx.stopping$,
-          onLag: (topic, partition, lag) => metrics.consumerLag.set({ pipeline: name, topic, partition: String(partition) }, lag),
-        });
+        const subscription = consume(ctx, topics, config.topics.vectorizationQueue);
 
         const embedTemplates = async (byHash: Map<string, Request>): Promise<Map<string, Float32Array>> => {
           const hashes = [...byHash.keys()];
@@ -213,7 +206,7 @@ export const vectorize = definePipeline<Resources>({
           concatMap((records) => from(process(records))),
           ignoreElements(),
         );
-        return concat(graph$, defer(() => from(subscription.close())).pipe(ignoreElements()));
+        return thenClose(graph$, subscription);
       }),
     );
   },
