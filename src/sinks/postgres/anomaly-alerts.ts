@@ -90,19 +90,12 @@ export interface NewAnomalyAlert {
 }
 
 /** What the detector refreshes on an active alert as windows close; absent fields are left as they are. */
-export interface AlertTouch {
-  readonly severity?: Severity;
-  readonly score?: number | null;
-  readonly observed?: number | null;
-  readonly expected?: number | null;
-  readonly windowStart?: Date | null;
-  readonly windowEnd?: Date | null;
-  readonly anomalousWindows?: number;
-  readonly normalWindows?: number;
-  readonly description?: string | null;
-  readonly llmAnalysis?: string | null;
-  readonly suggestedActions?: readonly string[];
-  readonly details?: JsonObject;
+export interface AlertTouch
+  extends Pick<
+    NewAnomalyAlert,
+    | 'severity' | 'score' | 'observed' | 'expected' | 'windowStart' | 'windowEnd' | 'anomalousWindows'
+    | 'normalWindows' | 'description' | 'llmAnalysis' | 'suggestedActions' | 'details'
+  > {
   readonly lastNotifiedAt?: Date | null;
 }
 
