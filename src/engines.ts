@@ -109,10 +109,11 @@ export async function openPostgres(config: Config, options: OpenEnginesOptions =
 /**
  * pg.Pool#query destroys its client after any failed statement. On a server
  * that only costs a reconnect, but PGlite's adapter shares one connection
- * object between all clients, so a single failed statement (a unique
- * violation, say) would end the connection for every later query. Here a
- * client is released, never destroyed: PGlite runs in this process, so the
- * connection cannot break underneath it.
+ * object between all clients, so a failed statement can end the connection
+ * for every later query (seen once under plain tsx: "Connection terminated
+ * unexpectedly" after a unique violation; not reproduced since, so no test
+ * can show this guard failing). Here a client is released, never destroyed:
+ * PGlite runs in this process, so the connection cannot break underneath it.
  */
 function keepPgliteConnectionAlive(pool: pg.Pool): void {
   const query = async (...args: unknown[]) => {
