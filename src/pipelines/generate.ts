@@ -10,7 +10,7 @@ import { concat, concatMap, defer, EMPTY, finalize, ignoreElements, mergeMap, ta
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { definePipeline } from '../pipeline.ts';
-import { retry } from '../retry.ts';
+import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
 import { generateLogs, groundTruth, scenarioSchema, type Scenario } from '../sources/generator.ts';
 import { durationMs } from './duration.ts';
 import { parseOptions } from './options.ts';
@@ -99,7 +99,7 @@ export const generate = definePipeline<Resources>({
             concatMap(async ({ logs }) => {
               for (let i = 0; i < logs.length; i += SEND_CHUNK) {
                 const chunk = logs.slice(i, i + SEND_CHUNK).map((l) => ({ key: l.key, value: l.value }));
-                await retry(() => producer.send(ctx.config.topics.rawLogs, chunk), { maxAttempts: 20, baseDelayMs: 100, maxDelayMs: 5_000, jitter: 'full' });
+                await retry(() => producer.send(ctx.config.topics.rawLogs, chunk), RETRY_UNTIL_STOPPED);
               }
               sent += logs.length;
               done += 1;
