@@ -21,6 +21,8 @@ describe('generate -> ingest', () => {
     expect(total).toBeGreaterThan(20_000);
 
     const topics = h.resources.topics();
+    // The wait below reads the DLQ's end offsets; the topic must exist before ingest gets to create it.
+    await topics.ensureTopic(h.config.topics.rawLogsDlq, 1);
     const ingesting = h.start(ingest, { 'batch-size': '5000', 'batch-wait-ms': '200' });
     const dlqEnds = async () => [...(await topics.endOffsets(h.config.topics.rawLogsDlq)).values()].reduce((a, b) => a + b, 0);
     await h.waitFor(async () => (await h.count('SELECT count() FROM logs')) + (await dlqEnds()) >= total, 'ingest to catch up');
