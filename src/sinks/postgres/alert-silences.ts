@@ -113,10 +113,12 @@ export function createAlertSilenceRepository(db: Queryable): AlertSilenceReposit
   return {
     async create(silence) {
       const s = parseInput(newSilenceSchema, silence, 'alert silence');
+      // now() has microseconds and callers check with millisecond Dates: untruncated, a silence
+      // created "now" could be judged not yet in force by a Date taken right after it (CI saw this).
       const [row] = await queryRows<AlertSilenceRow>(
         db,
         `INSERT INTO alert_silences (rule, service, environment, level, dedup_key, reason, created_by, starts_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::timestamptz, now()), $9) RETURNING ${COLUMNS}`,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::timestamptz, date_trunc('milliseconds', now())), $9) RETURNING ${COLUMNS}`,
         [s.rule ?? null, s.service ?? null, s.environment ?? null, s.level ?? null, s.dedupKey ?? null, s.reason, s.createdBy,
           s.startsAt ?? null, s.expiresAt],
       );

@@ -703,7 +703,7 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
 
       it('matches alerts by the silence matchers, NULL matching anything', async () => {
         await repos.alertSilences.create({ service: 'payment-service', reason: 'maintenance', createdBy: 'alice', expiresAt: new Date(Date.now() + hour) });
-        // starts_at defaulted to the database's clock, which is not ahead of this one.
+        // starts_at defaulted to the database's clock, truncated to the millisecond, so a Date taken now is not before it.
         const now = new Date();
         expect(await repos.alertSilences.matches(target, now)).toBe(true);
         expect(await repos.alertSilences.matches({ ...target, service: 'order-service' }, now)).toBe(false);
