@@ -5,6 +5,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY bin ./bin
 COPY src ./src
+COPY web ./web
 COPY sql ./sql
 COPY scenarios ./scenarios
 ENV NODE_ENV=production

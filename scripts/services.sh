@@ -10,6 +10,9 @@
 #         127.0.0.1:$KAFKA_PORT (controller on 127.0.0.1:$KAFKA_CONTROLLER_PORT).
 #         Jars come from Maven Central via scripts/kafka/pom.xml and are cached
 #         in $LOGFLOW_SERVICES_DIR/kafka/libs (refetched when the pom changes).
+# Chromium
+#         Debian's /usr/bin/chromium for the dashboard browser tests; installed
+#         via apt by `up` when missing (never removed).
 # Postgres / Redis
 #         system services: started (installed via apt if missing) only when not
 #         already answering on 127.0.0.1:5432 / 127.0.0.1:6379.
@@ -464,6 +467,21 @@ redis_status() {
   if redis_ready; then echo "redis     up    $REDIS_HOST:$REDIS_PORT"; else echo "redis     down"; return 1; fi
 }
 
+# --------------------------------------------------------------- chromium ---
+
+# The dashboard's browser tests drive Debian's Chromium through playwright-core
+# (no bundled browser download), so it has to be at this exact path.
+CHROMIUM_BIN=/usr/bin/chromium
+chromium_up() {
+  if [ -x "$CHROMIUM_BIN" ]; then
+    log "chromium: already installed ($CHROMIUM_BIN)"
+    return 0
+  fi
+  apt_install chromium
+  [ -x "$CHROMIUM_BIN" ] || die "chromium: $CHROMIUM_BIN missing after install"
+  log "chromium: installed ($CHROMIUM_BIN)"
+}
+
 # ------------------------------------------------------------------- main ---
 
 with_lock() { # serialise concurrent up/down invocations
@@ -478,6 +496,7 @@ case "$cmd" in
     with_lock
     pg_up
     redis_up
+    chromium_up
     kafka_up
     ;;
   down)

@@ -8,6 +8,7 @@ import { openEngines } from './engines.ts';
 import { ConfigError, LogflowError } from './errors.ts';
 import { createLogger } from './logger.ts';
 import { migrateAll } from './migrate.ts';
+import type { ApiKeyRepository } from './sinks/postgres/api-keys.ts';
 
 const program = new Command()
   .name('logflow')
@@ -79,7 +80,7 @@ program
 
 const START_HELP = `Usage: npm start -- [options]
 
-Runs generate, ingest, vectorize and detect together in one process on the
+Runs generate, ingest, vectorize, detect and the API together in one process on the
 embedded engines (in-process topics, chdb, PGlite, the local embedder), with
 no servers. Data persists in the data directory; a second start continues
 from it. Ctrl-C stops gracefully (a second Ctrl-C exits at once).
@@ -94,6 +95,8 @@ Options:
   --speed <n>            event time runs n times faster than the clock (default 20)
   --history <d>          history backfilled for the first baselines (default 20m)
   --seed <n>             random seed of the generated traffic (default: a new one each run)
+  --api-port <n>         port of the API and dashboard (default LOGFLOW_API_PORT or 8080; 0: none).
+                         Each start prints the dashboard URL with a fresh admin key for the run.
   --help                 show this
 `;
 
@@ -142,6 +145,60 @@ function pipelineOptions(args: readonly string[]): Record<string, string | boole
   }
   return options;
 }
+
+const keys = program.command('keys').description('API keys for the HTTP API and dashboard (stored hashed in PostgreSQL)');
+
+/** Only PostgreSQL: key commands never need ClickHouse, and must not hold chdb's data directory. */
+async function withApiKeys<T>(fn: (repository: ApiKeyRepository) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const [{ openPostgres }, { migratePostgres }, { createApiKeyRepository }] = await Promise.all([
+    import('./engines.ts'),
+    import('./migrate.ts'),
+    import('./sinks/postgres/api-keys.ts'),
+  ]);
+  const postgres = await openPostgres(config, { createDatabases: true });
+  try {
+    await migratePostgres(postgres.pool);
+    return await fn(createApiKeyRepository(postgres.pool));
+  } finally {
+    await postgres.close();
+  }
+}
+
+keys
+  .command('create')
+  .description('create a key and print it once (only its hash is stored)')
+  .requiredOption('--name <name>', 'who or what uses the key (the user of preferences)')
+  .option('--role <role>', 'viewer, operator or admin', 'viewer')
+  .action(async (flags: { name: string; role: string }) => {
+    const { API_KEY_ROLES } = await import('./sinks/postgres/api-keys.ts');
+    const role = API_KEY_ROLES.find((r) => r === flags.role);
+    if (role === undefined) throw new ConfigError([`--role must be one of ${API_KEY_ROLES.join(', ')}, got "${flags.role}"`]);
+    const created = await withApiKeys((repository) => repository.create(flags.name, role));
+    process.stderr.write(`created key ${created.apiKey.id} "${created.apiKey.name}" (${created.apiKey.role}); it is shown only now:\n`);
+    process.stdout.write(`${created.key}\n`);
+  });
+
+keys
+  .command('list')
+  .description('list keys (id, name, role, prefix, created, last used, revoked); never the keys themselves')
+  .action(async () => {
+    const listed = await withApiKeys((repository) => repository.list());
+    for (const k of listed) {
+      const when = (d: Date | null) => (d === null ? '-' : d.toISOString());
+      process.stdout.write(`${k.id}\t${k.name}\t${k.role}\t${k.keyPrefix}…\tcreated ${when(k.createdAt)}\tused ${when(k.lastUsedAt)}\trevoked ${when(k.revokedAt)}\n`);
+    }
+  });
+
+keys
+  .command('revoke')
+  .description('revoke a key by id (see `keys list`); revoked keys get 401 at once')
+  .argument('<id>', 'the key id')
+  .action(async (id: string) => {
+    if (!/^[1-9]\d{0,15}$/.test(id)) throw new ConfigError([`key id must be a positive whole number, got "${id}"`]);
+    const revoked = await withApiKeys((repository) => repository.revoke(Number(id)));
+    process.stdout.write(`revoked key ${revoked.id} "${revoked.name}" at ${revoked.revokedAt?.toISOString() ?? '?'}\n`);
+  });
 
 program
   .command('normalize')

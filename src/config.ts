@@ -92,6 +92,11 @@ const variables = {
   LOGFLOW_LLM_MODEL: stringWithDefault('gpt-4o-mini'),
   LOGFLOW_DATA_DIR: stringWithDefault('./data'),
   LOGFLOW_API_PORT: intIn(0, 65535, 8080),
+  LOGFLOW_API_HOST: stringWithDefault('127.0.0.1').refine((v) => /^[A-Za-z0-9.:_-]+$/.test(v), {
+    message: 'must be a host name or IP address',
+  }),
+  LOGFLOW_API_BODY_LIMIT_BYTES: intIn(1_024, 104_857_600, 1_048_576),
+  LOGFLOW_API_RATE_LIMIT: intIn(1, 1_000_000, 600),
   LOGFLOW_METRICS_PORT: intIn(0, 65535, 9464),
   LOGFLOW_TOPIC_PREFIX: stringWithDefault('').refine((v) => /^[A-Za-z0-9._-]*$/.test(v), {
     message: 'may contain only letters, digits, ".", "_" and "-" (Kafka topic characters)',
@@ -128,7 +133,13 @@ export interface Config {
   readonly embeddings: { readonly url: string | undefined; readonly apiKey: string | undefined; readonly model: string };
   readonly llm: { readonly url: string | undefined; readonly apiKey: string | undefined; readonly model: string };
   readonly dataDir: string;
+  /** HTTP API and dashboard; 0 turns the API off in `npm start`. */
   readonly apiPort: number;
+  readonly apiHost: string;
+  /** Largest request body the API accepts (413 beyond). */
+  readonly apiBodyLimitBytes: number;
+  /** Requests per minute per client (429 beyond). */
+  readonly apiRateLimitPerMinute: number;
   /** /metrics and /healthz of a pipeline process; 0 turns them off. */
   readonly metricsPort: number;
   readonly topicPrefix: string;
@@ -197,6 +208,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     llm: { url: v.LOGFLOW_LLM_URL, apiKey: v.LOGFLOW_LLM_API_KEY, model: v.LOGFLOW_LLM_MODEL },
     dataDir: v.LOGFLOW_DATA_DIR,
     apiPort: v.LOGFLOW_API_PORT,
+    apiHost: v.LOGFLOW_API_HOST,
+    apiBodyLimitBytes: v.LOGFLOW_API_BODY_LIMIT_BYTES,
+    apiRateLimitPerMinute: v.LOGFLOW_API_RATE_LIMIT,
     metricsPort: v.LOGFLOW_METRICS_PORT,
     topicPrefix: prefix,
     logLevel: v.LOGFLOW_LOG_LEVEL,

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadConfig, redactedConfig, type Config } from '../config.ts';
 import { openEngines, type Engines } from '../engines.ts';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, describeCause } from '../errors.ts';
 import { Health } from '../health.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { createMetrics, type EngineMetrics } from '../metrics.ts';
@@ -23,6 +23,7 @@ import { serveProcessEndpoints, startPipeline, type RunningPipeline } from '../r
 import { loadBaselines } from '../sinks/baselines.ts';
 import { InProcessTopics } from '../sources/in-process-topics.ts';
 import { durationMs } from './duration.ts';
+import { api } from './api.ts';
 import { baselines } from './baselines.ts';
 import { detect } from './detect.ts';
 import { generate } from './generate.ts';
@@ -42,12 +43,13 @@ export const startFlagsSchema = z
     speed: z.coerce.number().positive().max(1_000).default(20),
     history: durationMs.default(20 * 60_000),
     seed: z.coerce.number().int().optional(),
+    'api-port': z.coerce.number().int().min(0).max(65_535).optional(),
   })
   .strict();
 export type StartFlags = z.output<typeof startFlagsSchema>;
 
 /** The pipelines `npm start` runs: the same definitions `npm run pipeline` runs in server mode. */
-export const EMBEDDED_PIPELINES = { generate, ingest, vectorize, detect, baselines, nightly } as const;
+export const EMBEDDED_PIPELINES = { generate, ingest, vectorize, detect, baselines, nightly, api } as const;
 
 export interface RunSummary {
   readonly generated: number;
@@ -125,6 +127,7 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   let view: NodeJS.Timeout | undefined;
   try {
     start(ingest, {});
+    const dashboard = await startApi(ctx, flags['api-port'] ?? config.apiPort, start, running, say);
     const hasBaselines = (await loadBaselines(engines.clickhouse)).length > 0;
     if (!hasBaselines) {
       say(`bootstrapping: ${Math.round(flags.history / 60_000)} minutes of history for the baselines`);
@@ -149,8 +152,8 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
       ...(flags.duration === undefined ? { duration: 365 * 86_400_000 } : { duration: flags.duration * flags.speed }),
     });
     health.setPhase('running');
-    say(`running generate, ingest, vectorize, detect at ${flags.rate} logs/s (event time x${flags.speed})${server === undefined ? '' : `; metrics on http://127.0.0.1:${config.metricsPort}/metrics`}`);
-    view = setInterval(() => void liveView(ctx, startedAt, interactive).then((line) => (interactive ? process.stdout.write(`\r\u001b[2K${line}`) : say(line))), interactive ? 1_000 : 5_000);
+    say(`running generate, ingest, vectorize, detect at ${flags.rate} logs/s (event time x${flags.speed})${server === undefined ? '' : `; metrics on http://127.0.0.1:${config.metricsPort}/metrics`}${dashboard === undefined ? '' : `; dashboard on ${dashboard}`}`);
+    view = setInterval(() => void liveView(ctx, startedAt, interactive).then((text) => (dashboard === undefined ? text : `${text}  dashboard ${dashboard}`)).then((line) => (interactive ? process.stdout.write(`\r\u001b[2K${line}`) : say(line))), interactive ? 1_000 : 5_000);
     view.unref();
 
     let analyzed = false;
@@ -239,4 +242,41 @@ async function liveView(ctx: Running, startedAt: number, interactive: boolean): 
   const open = (await repositories.anomalyAlerts.list({ status: 'open', limit: 100 })).items.length;
   const line = `${Math.round(seconds)}s  generated ${generated} (${Math.round(generated / seconds)}/s)  stored ${stored}  ingest lag ${lag}  patterns embedded ${embedded}  open alerts ${open}`;
   return interactive ? line : `[logflow] ${line}`;
+}
+
+/** Name of the admin key each `npm start` creates for its dashboard link (the previous run's is revoked). */
+export const RUN_KEY_NAME = 'npm-start';
+
+/**
+ * Starts the API and dashboard and, once it listens, makes a fresh admin key
+ * for this run (revoking the previous run's). The URL carrying the key goes
+ * to the terminal only, never to the log file. A busy port leaves the rest of
+ * the system running and says so.
+ */
+async function startApi(
+  ctx: Running,
+  port: number,
+  start: (definition: PipelineDefinition<Resources>, options: Record<string, unknown>) => RunningPipeline,
+  running: RunningPipeline[],
+  say: (line: string) => void,
+): Promise<string | undefined> {
+  if (port === 0) return undefined;
+  const host = ctx.config.apiHost === '0.0.0.0' || ctx.config.apiHost === '::' ? '127.0.0.1' : ctx.config.apiHost;
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+  let onListening: (url: string) => void = () => undefined;
+  const listening = new Promise<string>((resolve) => (onListening = resolve));
+  const server = start(api, { port, onListening });
+  const outcome = await Promise.race([server.done, listening]);
+  if (typeof outcome !== 'string') {
+    // Not a failure of the run: ingest and detection go on without the dashboard.
+    running.splice(running.indexOf(server), 1);
+    const why = outcome.status === 'failed' ? describeCause(outcome.error) : `it ended (${outcome.status})`;
+    say(`dashboard not started: ${why} (choose another port with --api-port, or 0 for none)`);
+    return undefined;
+  }
+  const { apiKeys } = await ctx.resources.repositories();
+  for (const previous of await apiKeys.list()) if (previous.name === RUN_KEY_NAME && previous.revokedAt === null) await apiKeys.revoke(previous.id);
+  const { key } = await apiKeys.create(RUN_KEY_NAME, 'admin');
+  say(`dashboard: ${base}#key=${key}  (admin key for this run; \`npm run keys -- create\` makes lasting ones)`);
+  return base;
 }

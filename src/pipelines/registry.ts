@@ -4,6 +4,7 @@
  * definitions run in server and embedded mode; only Resources differ.
  */
 import type { PipelineDefinition } from '../pipeline.ts';
+import { api } from './api.ts';
 import { baselines } from './baselines.ts';
 import { detect } from './detect.ts';
 import { generate } from './generate.ts';
@@ -19,6 +20,7 @@ export const pipelines = {
   detect,
   baselines,
   nightly,
+  api,
 } as const satisfies Record<string, PipelineDefinition<Resources>>;
 
 export type PipelineName = keyof typeof pipelines;

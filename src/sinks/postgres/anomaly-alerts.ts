@@ -103,6 +103,8 @@ export interface AlertListOptions {
   readonly status?: AlertStatus;
   readonly service?: string;
   readonly type?: AlertType;
+  readonly rule?: string;
+  readonly severity?: Severity;
   readonly limit?: number;
   /** `nextCursor` of the previous page. */
   readonly cursor?: string;
@@ -269,6 +271,8 @@ const listSchema = z.object({
   status: z.enum(ALERT_STATUSES).optional(),
   service: text.optional(),
   type: z.enum(ALERT_TYPES).optional(),
+  rule: text.optional(),
+  severity: z.enum(SEVERITIES).optional(),
   limit: listLimit(50),
   cursor: z.string().regex(/^[1-9]\d{0,15}$/, 'is not a cursor returned by list').optional(),
 });
@@ -392,8 +396,10 @@ export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertReposit
            AND ($2::text IS NULL OR service = $2)
            AND ($3::text IS NULL OR alert_type = $3)
            AND ($4::bigint IS NULL OR id < $4)
+           AND ($6::text IS NULL OR rule = $6)
+           AND ($7::text IS NULL OR severity = $7)
          ORDER BY id DESC LIMIT $5`,
-        [o.status ?? null, o.service ?? null, o.type ?? null, o.cursor ?? null, o.limit + 1],
+        [o.status ?? null, o.service ?? null, o.type ?? null, o.cursor ?? null, o.limit + 1, o.rule ?? null, o.severity ?? null],
       );
       const items = rows.slice(0, o.limit).map(toAlert);
       const last = items.at(-1);

@@ -450,6 +450,11 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         expect(ids((await repos.anomalyAlerts.list({ service: 'payment-service', type: 'spike' })).items)).toEqual([made[4]!.id, made[0]!.id]);
         expect(ids((await repos.anomalyAlerts.list({ status: 'resolved' })).items)).toEqual([made[0]!.id]);
         expect((await repos.anomalyAlerts.list({ type: 'silence' })).nextCursor).toBeNull();
+        expect(ids((await repos.anomalyAlerts.list({ rule: 'novel_pattern' })).items)).toEqual([made[2]!.id]);
+        await repos.anomalyAlerts.touch(made[3]!.id, { severity: 'critical' });
+        expect(ids((await repos.anomalyAlerts.list({ severity: 'critical' })).items)).toEqual([made[3]!.id]);
+        expect(ids((await repos.anomalyAlerts.list({ rule: 'spike', severity: 'high' })).items)).toEqual([made[4]!.id, made[0]!.id]);
+        await expect(repos.anomalyAlerts.list({ severity: 'dire' as never })).rejects.toBeInstanceOf(InputError);
         await expect(repos.anomalyAlerts.list({ cursor: 'drop table' })).rejects.toBeInstanceOf(InputError);
         await expect(repos.anomalyAlerts.list({ type: 'meteor' as never })).rejects.toBeInstanceOf(InputError);
       });

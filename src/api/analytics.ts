@@ -1,0 +1,235 @@
+/**
+ * The API's ClickHouse reads: logs search, error-rate series, top errors,
+ * hourly counts and error patterns. Every value travels as a `{name:Type}`
+ * query parameter; the SQL text is assembled only from the fixed fragments
+ * below, chosen by which filters are present, never from input.
+ *
+ * Aliases differ from column names on purpose: an alias named like its
+ * column would shadow the column in WHERE.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { toClickHouseDateTime } from '../sinks/logs-table.ts';
+import type { TimeRange } from './schemas.ts';
+
+const ERROR_LEVELS = "('ERROR', 'FATAL')";
+
+export interface LogFilter {
+  readonly range: TimeRange;
+  readonly service?: string | undefined;
+  readonly environment?: string | undefined;
+  readonly level?: string | undefined;
+  readonly q?: string | undefined;
+  readonly errorHash?: string | undefined;
+}
+
+export interface LogCursor {
+  readonly t: number;
+  readonly id: string;
+}
+
+export interface LogItem {
+  readonly logId: string;
+  readonly timestamp: string;
+  readonly service: string;
+  readonly environment: string;
+  readonly level: string;
+  readonly message: string;
+  readonly template: string;
+  readonly errorHash: string;
+  readonly traceId: string;
+  readonly host: string;
+}
+
+export interface SeriesPoint {
+  readonly t: string;
+  readonly total: number;
+  readonly errors: number;
+  readonly rate: number;
+}
+
+export interface PatternItem {
+  readonly errorHash: string;
+  readonly template: string;
+  readonly service: string;
+  readonly services: readonly string[];
+  readonly level: string;
+  readonly occurrences: number;
+  readonly firstSeen: string;
+  readonly lastSeen: string;
+  readonly hasEmbedding: boolean;
+}
+
+export interface PatternCursor {
+  readonly t: number;
+  readonly h: string;
+}
+
+const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
+
+class Where {
+  readonly conditions: string[] = [];
+  readonly params: Record<string, unknown> = {};
+  add(condition: string, params: Record<string, unknown> = {}): this {
+    this.conditions.push(condition);
+    Object.assign(this.params, params);
+    return this;
+  }
+  sql(): string {
+    return this.conditions.length === 0 ? '' : `WHERE ${this.conditions.join(' AND ')}`;
+  }
+}
+
+function logsWhere(f: LogFilter, time = 'timestamp'): Where {
+  const w = new Where()
+    .add(`${time} >= {from:DateTime64(3, 'UTC')}`, { from: toClickHouseDateTime(f.range.from) })
+    .add(`${time} < {to:DateTime64(3, 'UTC')}`, { to: toClickHouseDateTime(f.range.to) });
+  if (f.service !== undefined) w.add('service = {service:String}', { service: f.service });
+  if (f.environment !== undefined) w.add('environment = {environment:String}', { environment: f.environment });
+  if (f.level !== undefined) w.add('level = {level:String}', { level: f.level });
+  if (f.q !== undefined) w.add('positionCaseInsensitiveUTF8(message, {q:String}) > 0', { q: f.q });
+  if (f.errorHash !== undefined) w.add('error_hash = toUInt64({errorHash:String})', { errorHash: f.errorHash });
+  return w;
+}
+
+function fill(range: TimeRange, stepSeconds: number, rows: ReadonlyMap<number, { total: number; errors: number }>): SeriesPoint[] {
+  const step = stepSeconds * 1000;
+  const points: SeriesPoint[] = [];
+  for (let t = Math.floor(range.from / step) * step; t < range.to; t += step) {
+    const r = rows.get(t / 1000) ?? { total: 0, errors: 0 };
+    points.push({ t: iso(t), total: r.total, errors: r.errors, rate: r.total === 0 ? 0 : r.errors / r.total });
+  }
+  return points;
+}
+
+export class Analytics {
+  constructor(private readonly client: ClickHouseClient) {}
+
+  async #rows<T>(query: string, params: Record<string, unknown>): Promise<T[]> {
+    const result = await this.client.query({ query, query_params: params, format: 'JSONEachRow' });
+    return result.json<T>();
+  }
+
+  /** Newest first; keyset on (timestamp, log_id), so pages neither skip nor repeat rows. */
+  async logs(filter: LogFilter, limit: number, after: LogCursor | undefined): Promise<{ items: LogItem[]; last: LogCursor | undefined; more: boolean }> {
+    const w = logsWhere(filter);
+    if (after !== undefined) {
+      w.add(`timestamp <= {ct:DateTime64(3, 'UTC')} AND (timestamp, log_id) < ({ct:DateTime64(3, 'UTC')}, {cid:UUID})`, {
+        ct: toClickHouseDateTime(after.t),
+        cid: after.id,
+      });
+    }
+    const rows = await this.#rows<{
+      lid: string; ts: string; svc: string; env: string; lvl: string; msg: string; tpl: string; hash: string; trace: string; hst: string;
+    }>(
+      `SELECT toString(log_id) AS lid, toUnixTimestamp64Milli(timestamp) AS ts, service AS svc, environment AS env, level AS lvl,
+              message AS msg, template AS tpl, toString(error_hash) AS hash, trace_id AS trace, host AS hst
+       FROM logs ${w.sql()}
+       ORDER BY timestamp DESC, log_id DESC
+       LIMIT {limit:UInt32}`,
+      { ...w.params, limit: limit + 1 },
+    );
+    const items = rows.slice(0, limit).map((r) => ({
+      logId: r.lid, timestamp: iso(r.ts), service: r.svc, environment: r.env, level: r.lvl, message: r.msg, template: r.tpl,
+      errorHash: r.hash, traceId: r.trace, host: r.hst,
+    }));
+    const lastRow = rows[limit - 1];
+    return { items, last: lastRow === undefined ? undefined : { t: Number(lastRow.ts), id: lastRow.lid }, more: rows.length > limit };
+  }
+
+  /**
+   * Per service, total and ERROR+FATAL counts per bucket. Whole-minute steps
+   * read the per-minute rollup; finer steps read the logs themselves.
+   */
+  async errorRate(filter: LogFilter, stepSeconds: number): Promise<Array<{ service: string; points: SeriesPoint[] }>> {
+    const fromRollup = stepSeconds % 60 === 0;
+    const w = logsWhere({ ...filter, q: undefined, errorHash: undefined, level: undefined }, fromRollup ? 'minute' : 'timestamp');
+    const query = fromRollup
+      ? `SELECT service AS svc, intDiv(toUInt32(minute), {step:UInt32}) * {step:UInt32} AS bucket,
+                sum(log_count) AS total, sumIf(log_count, level IN ${ERROR_LEVELS}) AS errs
+         FROM logs_minute_agg ${w.sql()} GROUP BY svc, bucket ORDER BY svc, bucket`
+      : `SELECT service AS svc, intDiv(toUnixTimestamp(timestamp), {step:UInt32}) * {step:UInt32} AS bucket,
+                count() AS total, countIf(level IN ${ERROR_LEVELS}) AS errs
+         FROM logs ${w.sql()} GROUP BY svc, bucket ORDER BY svc, bucket`;
+    const rows = await this.#rows<{ svc: string; bucket: string; total: string; errs: string }>(query, { ...w.params, step: stepSeconds });
+    const byService = new Map<string, Map<number, { total: number; errors: number }>>();
+    for (const r of rows) {
+      const buckets = byService.get(r.svc) ?? new Map<number, { total: number; errors: number }>();
+      buckets.set(Number(r.bucket), { total: Number(r.total), errors: Number(r.errs) });
+      byService.set(r.svc, buckets);
+    }
+    return [...byService].map(([service, buckets]) => ({ service, points: fill(filter.range, stepSeconds, buckets) }));
+  }
+
+  async topErrors(filter: LogFilter, limit: number): Promise<Array<{ errorHash: string; template: string; service: string; level: string; count: number; lastSeen: string }>> {
+    const w = logsWhere({ range: filter.range, service: filter.service }).add(`level IN ${ERROR_LEVELS}`);
+    const rows = await this.#rows<{ hash: string; tpl: string; svc: string; lvl: string; n: string; last: string }>(
+      `SELECT toString(error_hash) AS hash, any(template) AS tpl, service AS svc, level AS lvl, count() AS n,
+              toUnixTimestamp64Milli(max(timestamp)) AS last
+       FROM logs ${w.sql()}
+       GROUP BY error_hash, service, level
+       ORDER BY n DESC, hash
+       LIMIT {limit:UInt32}`,
+      { ...w.params, limit },
+    );
+    return rows.map((r) => ({ errorHash: r.hash, template: r.tpl, service: r.svc, level: r.lvl, count: Number(r.n), lastSeen: iso(r.last) }));
+  }
+
+  /** From the hourly rollup the materialized view keeps; hours overlapping the range are included whole. */
+  async hourly(filter: LogFilter): Promise<Array<{ hour: string; service: string; environment: string; level: string; count: number; errors: number }>> {
+    const w = new Where()
+      .add(`hour >= toStartOfHour({from:DateTime64(3, 'UTC')})`, { from: toClickHouseDateTime(filter.range.from) })
+      .add(`hour < {to:DateTime64(3, 'UTC')}`, { to: toClickHouseDateTime(filter.range.to) });
+    if (filter.service !== undefined) w.add('service = {service:String}', { service: filter.service });
+    if (filter.environment !== undefined) w.add('environment = {environment:String}', { environment: filter.environment });
+    const rows = await this.#rows<{ h: string; svc: string; env: string; lvl: string; n: string; errs: string }>(
+      `SELECT toUnixTimestamp(hour) AS h, service AS svc, environment AS env, level AS lvl, sum(log_count) AS n, sum(error_count) AS errs
+       FROM logs_hourly_agg ${w.sql()}
+       GROUP BY hour, service, environment, level
+       ORDER BY hour, service, environment, level
+       LIMIT 100000`,
+      w.params,
+    );
+    return rows.map((r) => ({ hour: iso(Number(r.h) * 1000), service: r.svc, environment: r.env, level: r.lvl, count: Number(r.n), errors: Number(r.errs) }));
+  }
+
+  /** Most recently seen first; keyset on (last_seen, error_hash). */
+  async patterns(
+    filter: { service?: string | undefined; q?: string | undefined; errorHash?: string | undefined },
+    limit: number,
+    after: PatternCursor | undefined,
+  ): Promise<{ items: PatternItem[]; last: PatternCursor | undefined; more: boolean }> {
+    const w = new Where();
+    if (filter.service !== undefined) w.add('has(p.services, {service:String})', { service: filter.service });
+    if (filter.q !== undefined) w.add('positionCaseInsensitiveUTF8(p.template, {q:String}) > 0', { q: filter.q });
+    if (filter.errorHash !== undefined) w.add('p.error_hash = toUInt64({errorHash:String})', { errorHash: filter.errorHash });
+    if (after !== undefined) {
+      w.add(`(p.last_seen, p.error_hash) < ({ct:DateTime64(3, 'UTC')}, toUInt64({ch:String}))`, { ct: toClickHouseDateTime(after.t), ch: after.h });
+    }
+    const rows = await this.#rows<{ hash: string; tpl: string; svcs: string[]; lvl: string; occ: string; first: string; last: string; emb: number }>(
+      `SELECT toString(p.error_hash) AS hash, p.template AS tpl, p.services AS svcs, p.level AS lvl, toString(p.occurrence_count) AS occ,
+              toUnixTimestamp64Milli(p.first_seen) AS first, toUnixTimestamp64Milli(p.last_seen) AS last, p.has_embedding AS emb
+       FROM error_patterns AS p FINAL ${w.sql()}
+       ORDER BY p.last_seen DESC, p.error_hash DESC
+       LIMIT {limit:UInt32}`,
+      { ...w.params, limit: limit + 1 },
+    );
+    const items = rows.slice(0, limit).map((r) => ({
+      errorHash: r.hash, template: r.tpl, service: r.svcs[0] ?? '', services: r.svcs, level: r.lvl, occurrences: Number(r.occ),
+      firstSeen: iso(r.first), lastSeen: iso(r.last), hasEmbedding: Number(r.emb) === 1,
+    }));
+    const lastRow = rows[limit - 1];
+    return { items, last: lastRow === undefined ? undefined : { t: Number(lastRow.last), h: lastRow.hash }, more: rows.length > limit };
+  }
+
+  /** Occurrences of one pattern per bucket, zero-filled. */
+  async patternSeries(errorHash: string, range: TimeRange, stepSeconds: number): Promise<Array<{ t: string; count: number }>> {
+    const w = logsWhere({ range, errorHash });
+    const rows = await this.#rows<{ bucket: string; n: string }>(
+      `SELECT intDiv(toUnixTimestamp(timestamp), {step:UInt32}) * {step:UInt32} AS bucket, count() AS n
+       FROM logs ${w.sql()} GROUP BY bucket ORDER BY bucket`,
+      { ...w.params, step: stepSeconds },
+    );
+    const counts = new Map(rows.map((r) => [Number(r.bucket), { total: Number(r.n), errors: 0 }]));
+    return fill(range, stepSeconds, counts).map((p) => ({ t: p.t, count: p.total }));
+  }
+}

@@ -1,0 +1,17 @@
+/** What every route module gets: the server's dependencies and the ClickHouse reads built on them. */
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Analytics } from '../analytics.ts';
+import type { ApiDependencies } from '../server.ts';
+
+export interface RouteContext {
+  readonly deps: ApiDependencies;
+  readonly analytics: Analytics;
+}
+
+export function zod(app: FastifyInstance) {
+  return app.withTypeProvider<ZodTypeProvider>();
+}
+
+/** OpenAPI security requirement of the bearer-key routes. */
+export const bearer = [{ apiKey: [] }];

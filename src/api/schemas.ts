@@ -1,0 +1,79 @@
+/**
+ * Query-string pieces shared by the routes: time ranges, page sizes and
+ * opaque cursors. Every value is checked here before it reaches a query;
+ * the routes add only what is their own.
+ */
+import { z } from 'zod';
+import { LEVELS } from '../log-event.ts';
+import { isErrorHash } from '../sinks/vector-store.ts';
+import { invalid } from './errors.ts';
+
+const DAY_MS = 86_400_000;
+/** Longer ranges would scan the whole table for one page; the logs TTL is far shorter anyway. */
+const MAX_RANGE_MS = 400 * DAY_MS;
+
+export const isoDateTime = z.iso.datetime({ offset: true }).describe('ISO 8601 date-time, e.g. 2026-03-01T10:00:00Z');
+/** Names of services, environments, rules: free text compared for equality, bounded in size. */
+export const label = z.string().min(1).max(200);
+export const level = z.enum(LEVELS);
+export const errorHash = z.string().refine(isErrorHash, 'must be a UInt64 in decimal without leading zeros');
+export const limit = (fallback: number, max = 1000) => z.coerce.number().int().min(1).max(max).default(fallback);
+export const cursor = z.string().min(1).max(500).describe('nextCursor of the previous page');
+export const calendarDate = z.iso.date().describe('YYYY-MM-DD');
+
+export const timeRangeShape = {
+  from: isoDateTime.optional().describe('start, inclusive (default: 24 hours before `to`)'),
+  to: isoDateTime.optional().describe('end, exclusive (default: now)'),
+};
+
+export interface TimeRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export function resolveRange(query: { readonly from?: string | undefined; readonly to?: string | undefined }, now = Date.now()): TimeRange {
+  const to = query.to === undefined ? now : Date.parse(query.to);
+  const from = query.from === undefined ? to - DAY_MS : Date.parse(query.from);
+  if (!(from < to)) throw invalid('query.from', 'must be before to');
+  if (to - from > MAX_RANGE_MS) throw invalid('query.from', 'the range may span at most 400 days');
+  return { from, to };
+}
+
+/** Cursors are opaque to clients: base64url JSON, validated again on the way in. */
+export function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+}
+
+export function decodeCursor<S extends z.ZodType>(schema: S, text: string | undefined): z.output<S> | undefined {
+  if (text === undefined) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    throw invalid('query.cursor', 'is not a cursor returned by this endpoint');
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw invalid('query.cursor', 'is not a cursor returned by this endpoint');
+  return parsed.data;
+}
+
+export function page<T>(rows: readonly T[], size: number, cursorOf: (last: T) => unknown): { items: T[]; nextCursor: string | null } {
+  const items = rows.slice(0, size);
+  const last = items.at(-1);
+  return { items, nextCursor: rows.length > size && last !== undefined ? encodeCursor(cursorOf(last)) : null };
+}
+
+/** Bucket width for a series: the one asked for, else a whole number of minutes giving at most 300 points. */
+export function chooseStep(range: TimeRange, asked: number | undefined, maxPoints: number): number {
+  const seconds = (range.to - range.from) / 1000;
+  if (asked !== undefined) {
+    if (seconds / asked > maxPoints) throw invalid('query.step', `gives more than ${maxPoints} points for this range; use a larger step`);
+    return asked;
+  }
+  return Math.max(60, Math.ceil(seconds / 300 / 60) * 60);
+}
+
+/** Routes without query parameters still refuse unknown ones: a typo should not pass silently. */
+export const noQuery = z.object({}).strict();
+
+export const idParam = z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) });
