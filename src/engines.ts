@@ -47,14 +47,17 @@ export async function openClickHouse(config: Config, options: OpenEnginesOptions
     await mkdir(dir, { recursive: true });
     // chdb is loaded lazily: server deployments need not load the native engine.
     const { createChdbConnection } = await import('chdb/connection');
+    const connection = withPerQuerySettings(createChdbConnection({ path: dir }));
     const client = createClient({
       // @clickhouse/client's connection hook is typed for its own node Connection; chdb implements the same contract.
-      connection: createChdbConnection({ path: dir }) as never,
+      connection: connection.connection as never,
       clickhouse_settings: settings,
     });
     // chdb ignores the client's `database` option, but a session keeps `USE`.
     await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
     await client.command({ query: `USE ${database}` });
+    const defaults = await client.query({ query: 'SELECT name, default FROM system.settings', format: 'JSONEachRow' });
+    connection.learnDefaults(await defaults.json<{ name: string; default: string }>());
     return { client, mode: 'chdb' };
   }
 
@@ -103,6 +106,10 @@ export async function openPostgres(config: Config, options: OpenEnginesOptions =
   const pool = new pg.Pool({ connectionString: config.postgres.url, max: 10 });
   // An idle client losing its server must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
+  // Nor may a checked-out one: pg-pool drops its own error listener while a client is out (a transaction
+  // between statements when the server stops), and an 'error' event without a listener is an uncaught
+  // exception. The statement under way still rejects, classified as retriable, and the client is discarded.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return { pool, mode: 'server', close: () => pool.end() };
 }
 
@@ -173,6 +180,54 @@ export async function openEngines(config: Config, options: OpenEnginesOptions = 
       if (closed) return;
       closed = true;
       await Promise.allSettled([ch.client.close(), postgres.close()]);
+    },
+  };
+}
+
+type SettingValue = string | number;
+interface SettingsParams {
+  readonly clickhouse_settings?: Record<string, unknown>;
+}
+
+/**
+ * chdb applies a query's clickhouse_settings as `SET` statements on its one
+ * session, so unlike the HTTP server they outlive the query: an insert after
+ * one with `insert_deduplication_token` reused that token and was silently
+ * dropped as a duplicate, and `join_use_nulls` of one query changed the next
+ * one's joins. This wraps the connection so every query sets each setting
+ * some earlier query set per query: to its own value, or back to the default.
+ */
+function withPerQuerySettings<C extends object>(connection: C): { connection: C; learnDefaults(rows: readonly { name: string; default: string }[]): void } {
+  const defaults = new Map<string, SettingValue>();
+  const touched = new Set<string>();
+  const perQuery = ['query', 'exec', 'command', 'insert'];
+  const withResets = <P extends SettingsParams>(params: P): P => {
+    const given = params.clickhouse_settings ?? {};
+    for (const key of Object.keys(given)) if (defaults.has(key)) touched.add(key);
+    let resets: Record<string, SettingValue> | undefined;
+    for (const key of touched) {
+      if (Object.hasOwn(given, key)) continue;
+      resets ??= {};
+      resets[key] = defaults.get(key)!;
+    }
+    return resets === undefined ? params : { ...params, clickhouse_settings: { ...resets, ...given } };
+  };
+  const proxy = new Proxy(connection, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      // Methods run on the real connection: it keeps its session in private fields.
+      if (typeof property === 'string' && perQuery.includes(property)) {
+        return (params: SettingsParams, ...rest: unknown[]) => (value as (...a: unknown[]) => unknown).call(target, withResets(params), ...rest);
+      }
+      return (value as (...a: unknown[]) => unknown).bind(target);
+    },
+  });
+  return {
+    connection: proxy,
+    learnDefaults(rows) {
+      // Numbers go unquoted: `SET join_use_nulls = '0'` is not accepted for every numeric setting.
+      for (const row of rows) defaults.set(row.name, /^-?\d+(\.\d+)?$/.test(row.default) ? Number(row.default) : row.default);
     },
   };
 }
