@@ -11,9 +11,13 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import cliProgress from 'cli-progress';
+import { markdownTable } from './format.ts';
 import { describeMachine, machineInfo } from './machine.ts';
 import type { MachineInfo } from './machine.ts';
-import type { Benchmark, BenchContext, BenchRow } from './types.ts';
+import { renderSvg } from './plot.ts';
+import { describeServices, serviceVersions, type ServiceVersions } from './services.ts';
+import { closeBenchStack } from './stack.ts';
+import { toOutput, type Benchmark, type BenchContext, type BenchRow, type BenchSeries } from './types.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, 'results');
@@ -39,40 +43,6 @@ async function loadBenchmark(name: string, path: string): Promise<Benchmark> {
 
 // ---------------------------------------------------------------------------
 // Output.
-
-function formatNumber(value: number, unit: string): string {
-  if (!Number.isFinite(value)) return String(value);
-  if (unit === 'fraction') return value.toFixed(4);
-  const magnitude = Math.abs(value);
-  if (magnitude >= 1000) return Math.round(value).toLocaleString('en-US');
-  if (Number.isInteger(value)) return String(value);
-  if (magnitude >= 100) return value.toFixed(1);
-  if (magnitude >= 10) return value.toFixed(2);
-  return value.toFixed(4);
-}
-
-function cell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-}
-
-function markdownTable(rows: readonly BenchRow[]): string {
-  const header = ['scenario', 'metric', 'value', 'unit', 'baseline', 'ratio', 'target'];
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i >= 2 && i <= 5 ? '---:' : '---')).join('|')}|`];
-  for (const row of rows) {
-    const ratio = row.baseline === undefined || row.baseline === 0 ? '' : `${(row.value / row.baseline).toFixed(2)}x`;
-    const cells = [
-      row.scenario,
-      row.metric,
-      formatNumber(row.value, row.unit),
-      row.unit,
-      row.baseline === undefined ? '' : formatNumber(row.baseline, row.unit),
-      ratio,
-      row.target ?? '',
-    ];
-    lines.push(`| ${cells.map(cell).join(' | ')} |`);
-  }
-  return lines.join('\n');
-}
 
 /** Progress bars on a terminal; a start and an end line per phase otherwise (CI logs, pipes). */
 function createReporter(interactive: boolean): { context: (args: readonly string[]) => BenchContext; stop: () => void } {
@@ -132,17 +102,27 @@ interface BenchResultFile {
   readonly timestamp: string;
   readonly args: readonly string[];
   readonly machine: MachineInfo;
+  readonly services: ServiceVersions;
   readonly rows: readonly BenchRow[];
+  readonly notes: readonly string[];
+  readonly series: readonly BenchSeries[];
 }
 
-function writeResult(result: BenchResultFile): string[] {
-  mkdirSync(RESULTS_DIR, { recursive: true });
+/** JSON (timestamped and -latest), and an SVG plot beside it when the benchmark recorded time series. */
+export function writeResult(result: BenchResultFile, dir: string = RESULTS_DIR): string[] {
+  mkdirSync(dir, { recursive: true });
+  const stem = `${result.name}-${result.timestamp.replace(/:/g, '-')}`;
   const json = `${JSON.stringify(result, null, 2)}\n`;
-  const stamped = join(RESULTS_DIR, `${result.name}-${result.timestamp.replace(/:/g, '-')}.json`);
-  const latest = join(RESULTS_DIR, `${result.name}-latest.json`);
-  writeFileSync(stamped, json);
-  writeFileSync(latest, json);
-  return [stamped, latest];
+  const files = [join(dir, `${stem}.json`), join(dir, `${result.name}-latest.json`)];
+  for (const file of files) writeFileSync(file, json);
+  if (result.series.length > 0) {
+    const svg = renderSvg(`${result.name} (${result.timestamp})`, result.series);
+    for (const file of [join(dir, `${stem}.svg`), join(dir, `${result.name}-latest.svg`)]) {
+      writeFileSync(file, svg);
+      files.push(file);
+    }
+  }
+  return files;
 }
 
 // ---------------------------------------------------------------------------
@@ -176,7 +156,8 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 
   const machine = machineInfo(BENCH_DIR);
-  for (const line of describeMachine(machine)) console.log(line);
+  const services = await serviceVersions();
+  for (const line of [...describeMachine(machine), ...describeServices(services)]) console.log(line);
   console.log('');
 
   const names = name === 'all' ? valid : [name];
@@ -187,12 +168,24 @@ async function main(argv: readonly string[]): Promise<number> {
     try {
       const benchmark = await loadBenchmark(benchName, found.get(benchName) as string);
       console.log(`## ${benchmark.name}: ${benchmark.description}`);
-      const rows = await benchmark.run(reporter.context(args));
+      const output = toOutput(await benchmark.run(reporter.context(args)));
       reporter.stop();
       console.log('');
-      console.log(markdownTable(rows));
+      console.log(markdownTable(output.rows));
       console.log('');
-      const files = writeResult({ name: benchmark.name, description: benchmark.description, timestamp, args, machine, rows });
+      for (const note of output.notes ?? []) console.log(`- ${note}`);
+      if ((output.notes ?? []).length > 0) console.log('');
+      const files = writeResult({
+        name: benchmark.name,
+        description: benchmark.description,
+        timestamp,
+        args,
+        machine,
+        services,
+        rows: output.rows,
+        notes: output.notes ?? [],
+        series: output.series ?? [],
+      });
       console.log(`results: ${files.join(', ')}`);
       console.log('');
     } catch (error) {
@@ -201,7 +194,13 @@ async function main(argv: readonly string[]): Promise<number> {
       console.error(`benchmark ${benchName} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     }
   }
+  await closeBenchStack();
   return failed ? 1 : 0;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Imported by tests for writeResult: only run when started as the entry point.
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.exitCode = await main(process.argv.slice(2));
+  // kafkajs and chdb can keep handles open after close; the results are written, so leave.
+  process.exit();
+}

@@ -13,6 +13,25 @@ export interface BenchRow {
   readonly target?: string;
 }
 
+/** One line of a plot: [seconds since the phase started, value] pairs. */
+export interface BenchSeries {
+  /** Legend label, e.g. "ingest pipeline". */
+  readonly name: string;
+  /** Series with the same panel share one chart, e.g. "throughput" and "RSS". */
+  readonly panel: string;
+  /** Axis unit of the panel, e.g. "logs/s" or "MiB". */
+  readonly unit: string;
+  readonly points: ReadonlyArray<readonly [number, number]>;
+}
+
+/** What a benchmark may return instead of bare rows: time series are plotted (SVG) beside the JSON. */
+export interface BenchOutput {
+  readonly rows: readonly BenchRow[];
+  readonly series?: readonly BenchSeries[];
+  /** How the figures were obtained, printed under the table and stored in the JSON. */
+  readonly notes?: readonly string[];
+}
+
 export interface BenchContext {
   /** Arguments after the benchmark name, e.g. `npm run bench -- normalize --lines 100000`. */
   readonly args: readonly string[];
@@ -24,5 +43,9 @@ export interface BenchContext {
 export interface Benchmark {
   readonly name: string;
   readonly description: string;
-  run(ctx: BenchContext): Promise<readonly BenchRow[]>;
+  run(ctx: BenchContext): Promise<readonly BenchRow[] | BenchOutput>;
+}
+
+export function toOutput(result: readonly BenchRow[] | BenchOutput): BenchOutput {
+  return Array.isArray(result) ? { rows: result as readonly BenchRow[] } : (result as BenchOutput);
 }
