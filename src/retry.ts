@@ -3,7 +3,8 @@
  * retrying only errors that declare themselves retriable (`isRetriable`).
  * Waits run on an RxJS scheduler so tests drive them in virtual time.
  */
-import { asyncScheduler, defer, lastValueFrom, last, merge, Observable, retry as resubscribeOnError, take, throwError, timer } from 'rxjs';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { asyncScheduler, defer, finalize, lastValueFrom, last, merge, Observable, retry as resubscribeOnError, take, throwError, timer } from 'rxjs';
 import type { ObservableInput, SchedulerLike } from 'rxjs';
 import { errorCode, ErrorCodes, isRetriable, LogflowError } from './errors.ts';
 
@@ -33,6 +34,43 @@ export interface RetryOptions extends RetryPolicy {
   readonly onRetry?: (info: RetryInfo) => void;
   /** Source of uniform numbers in [0, 1) for jitter; injectable for deterministic tests. */
   readonly random?: () => number;
+  /** Told when this loop starts failing and when it stops; defaults to the reporter of the pipeline it runs in (`withRetryReporter`). */
+  readonly reporter?: RetryReporter;
+  /** The dependency this loop waits for, as health names it; default: derived from the error's stage and code. */
+  readonly component?: string;
+}
+
+/**
+ * Where retry loops say that a dependency is failing and that it came back
+ * (the runner passes its Health): each loop is one holder, so an episode lasts
+ * until the last loop waiting for that dependency got through.
+ */
+export interface RetryReporter {
+  failing(component: string, reason: string, holder: object): void;
+  recovered(component: string, holder: object): void;
+}
+
+const ambientReporter = new AsyncLocalStorage<RetryReporter>();
+
+/**
+ * Runs `fn` so that every retry loop started from it, synchronously or from
+ * the callbacks and promises it creates, reports to `reporter`. The runner
+ * builds and subscribes each pipeline inside one, so pipelines need not pass
+ * their health to each of their retry calls.
+ */
+export function withRetryReporter<T>(reporter: RetryReporter, fn: () => T): T {
+  return ambientReporter.run(reporter, fn);
+}
+
+/** The health component a failing loop marks degraded: the stage and kind of failure. */
+export function retryComponent(error: unknown): string {
+  const stage = error instanceof LogflowError && error.stage !== undefined ? error.stage : 'pipeline';
+  return `${stage}:${errorCode(error)}`;
+}
+
+function retryReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
 }
 
 /**
@@ -100,6 +138,16 @@ export function retrying<T>(fn: (attempt: number) => ObservableInput<T>, options
 
   return defer(() => {
     let attempt = 0;
+    const reporter = options.reporter ?? ambientReporter.getStore();
+    const holder = {};
+    let failingAs: string | undefined;
+    const report = (error: unknown) => {
+      if (reporter === undefined) return;
+      const component = options.component ?? retryComponent(error);
+      if (failingAs !== undefined && failingAs !== component) reporter.recovered(failingAs, holder);
+      failingAs = component;
+      reporter.failing(component, retryReason(error), holder);
+    };
     return defer(() => {
       if (signal?.aborted) return throwError(() => abortedError(attempt, undefined));
       attempt += 1;
@@ -112,10 +160,15 @@ export function retrying<T>(fn: (attempt: number) => ObservableInput<T>, options
           if (attempt >= options.maxAttempts) return throwError(() => new RetryExhaustedError(error, attempt));
           if (signal?.aborted) return throwError(() => abortedError(attempt, error));
           const delayMs = backoffDelay(attempt, options, random);
+          report(error);
           onRetry?.({ attempt, delayMs, error });
           const wait = timer(delayMs, scheduler);
           return signal === undefined ? wait : merge(wait, abortAsError(signal, () => abortedError(attempt, error))).pipe(take(1));
         },
+      }),
+      // Succeeded, gave up or was unsubscribed: either way this loop no longer waits for the dependency.
+      finalize(() => {
+        if (failingAs !== undefined) reporter?.recovered(failingAs, holder);
       }),
     );
   });

@@ -6,12 +6,14 @@
  */
 import http from 'node:http';
 import { asyncScheduler, Subject, type SchedulerLike, type Subscription } from 'rxjs';
+import type { HealthCheck } from './component.ts';
 import type { Config } from './config.ts';
 import { describeCause } from './errors.ts';
 import { Health } from './health.ts';
 import type { Logger } from './logger.ts';
 import type { EngineMetrics } from './metrics.ts';
 import type { PipelineContext, PipelineDefinition } from './pipeline.ts';
+import { withRetryReporter } from './retry.ts';
 
 export type RunOutcome =
   | { readonly status: 'completed' }
@@ -41,11 +43,22 @@ export interface StartOptions<R> {
   readonly options?: Readonly<Record<string, unknown>>;
   readonly scheduler?: SchedulerLike;
   readonly health?: Health;
+  /**
+   * Checks of the adapters the pipeline opened (Resources.health), run every
+   * `probeIntervalMs` while it runs: a failing one marks health degraded even
+   * when no write is retrying (a consumer waiting for a broker retries inside
+   * the client library, out of sight of the retry loops).
+   */
+  readonly probe?: () => Promise<Readonly<Record<string, HealthCheck>>>;
+  readonly probeIntervalMs?: number;
 }
+
+const DEFAULT_PROBE_INTERVAL_MS = 5_000;
 
 export function startPipeline<R>(definition: PipelineDefinition<R>, options: StartOptions<R>): RunningPipeline {
   const health = options.health ?? new Health();
   const logger = options.logger.child({ pipeline: definition.name });
+  health.setLogger(logger);
   const stopping = new Subject<void>();
   let stopRequested = false;
   let subscription: Subscription | undefined;
@@ -64,20 +77,25 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
   };
 
   // A graph that cannot even be built (bad options, say) is the caller's error, not a run's outcome.
-  const graph = definition.build(ctx);
+  // Built and subscribed inside the reporter, so every retry loop of the graph reports to this health.
+  const graph = withRetryReporter(health, () => definition.build(ctx));
+  const stopProbing = options.probe === undefined ? () => undefined : startProbing(options.probe, health, options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS);
   const done = new Promise<RunOutcome>((resolve) => {
     const finish = (outcome: RunOutcome) => {
+      stopProbing();
       up.set(0);
       health.setPhase(outcome.status === 'failed' ? 'failed' : 'stopped');
       resolve(outcome);
     };
-    subscription = graph.subscribe({
-      error: (error: unknown) => {
-        logger.error({ err: error }, 'pipeline failed');
-        finish({ status: 'failed', error });
-      },
-      complete: () => finish(stopRequested ? { status: 'stopped' } : { status: 'completed' }),
-    });
+    subscription = withRetryReporter(health, () =>
+      graph.subscribe({
+        error: (error: unknown) => {
+          logger.error({ err: error }, 'pipeline failed');
+          finish({ status: 'failed', error });
+        },
+        complete: () => finish(stopRequested ? { status: 'stopped' } : { status: 'completed' }),
+      }),
+    );
     if (!subscription.closed) {
       health.setPhase('running');
       up.set(1);
@@ -111,6 +129,7 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
   };
 
   const abort = () => {
+    stopProbing();
     logger.warn('aborting: nothing is flushed or committed');
     subscription?.unsubscribe();
     up.set(0);
@@ -118,6 +137,54 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
   };
 
   return { name: definition.name, health, done, stop, abort };
+}
+
+/**
+ * Runs the probe on an interval; each failing check is an episode of
+ * `probe:<name>` (degraded, logged once when it starts and once when it ends).
+ * A probe that does not answer within the interval counts as failing too: a
+ * dependency that hangs is as unavailable as one that refuses.
+ */
+function startProbing(probe: () => Promise<Readonly<Record<string, HealthCheck>>>, health: Health, intervalMs: number): () => void {
+  const holder = {};
+  const seen = new Set<string>();
+  let running = false;
+  let stopped = false;
+  const round = async () => {
+    if (running || stopped) return;
+    running = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), Math.max(1_000, intervalMs));
+      });
+      const checks = await Promise.race([probe().catch((error: unknown) => ({ probe: { ok: false, detail: describeCause(error) } })), timeout]);
+      if (stopped) return;
+      if (checks === 'timeout') {
+        health.failing('probe', `health checks did not answer within ${Math.max(1_000, intervalMs)} ms`, holder);
+        return;
+      }
+      health.recovered('probe', holder);
+      for (const [name, check] of Object.entries(checks)) {
+        const component = `probe:${name}`;
+        if (check.ok) {
+          if (seen.delete(component)) health.recovered(component, holder);
+        } else {
+          seen.add(component);
+          health.failing(component, check.detail ?? 'unhealthy', holder);
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      running = false;
+    }
+  };
+  const interval = setInterval(() => void round(), intervalMs);
+  interval.unref();
+  return () => {
+    stopped = true;
+    clearInterval(interval);
+  };
 }
 
 /** /metrics (Prometheus text), /healthz (200 unless down) and /readyz (200 only when running and not degraded). */

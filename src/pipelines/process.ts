@@ -22,7 +22,8 @@ export async function runPipelineProcess(definition: PipelineDefinition<Resource
           return undefined;
         });
   try {
-    const running = startPipeline(definition, { config, logger, metrics, health, resources, options });
+    // The probe lets /readyz see a dependency the pipeline waits for without a retry loop of its own (a broker away, Redis down).
+    const running = startPipeline(definition, { config, logger, metrics, health, resources, options, probe: () => resources.health() });
     return await runUntilSignal(running, logger);
   } finally {
     await resources.close();

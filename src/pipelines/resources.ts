@@ -92,7 +92,15 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
     },
     embeddingCache() {
       requireOpen();
-      cache ??= openEmbeddingCache(config, { onError: (error) => logger.warn({ err: error }, 'embedding cache unavailable; treating as misses') });
+      // Every cache operation of an outage fails: one warning per episode (failures less than a minute apart), not one per batch.
+      let lastCacheError = -Infinity;
+      cache ??= openEmbeddingCache(config, {
+        onError: (error) => {
+          const now = Date.now();
+          if (now - lastCacheError > 60_000) logger.warn({ err: error }, 'embedding cache unavailable; treating as misses until it answers again');
+          lastCacheError = now;
+        },
+      });
       return cache;
     },
     embedder() {

@@ -12,6 +12,7 @@ import { probe, type HealthCheck } from '../component.ts';
 import type { Envelope } from '../envelope.ts';
 import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { retry } from '../retry.ts';
 import {
   DEFAULT_MAX_IN_FLIGHT_BYTES,
   DEFAULT_MAX_IN_FLIGHT_RECORDS,
@@ -82,13 +83,17 @@ export class KafkaTopics implements Topics {
   async ensureTopic(topic: string, partitions: number): Promise<void> {
     const admin = await this.connectedAdmin();
     const spec: ITopicConfig = { topic, numPartitions: partitions, replicationFactor: -1 };
-    try {
-      // Asking first keeps kafkajs from logging TOPIC_ALREADY_EXISTS as an error on every start.
-      if ((await admin.listTopics()).includes(topic)) return;
-      await admin.createTopics({ topics: [spec], waitForLeaders: true });
-    } catch (error) {
-      throw classify(error, kafkaErrorRules, 'source');
-    }
+    // A broker just started, or two pipelines creating the same topics at once, answer with retriable
+    // errors ("does not host this topic-partition") for a moment: retried a bounded number of times.
+    await retry(async () => {
+      try {
+        // Asking first keeps kafkajs from logging TOPIC_ALREADY_EXISTS as an error on every start.
+        if ((await admin.listTopics()).includes(topic)) return;
+        await admin.createTopics({ topics: [spec], waitForLeaders: true });
+      } catch (error) {
+        throw classify(error, kafkaErrorRules, 'source');
+      }
+    }, { maxAttempts: 8, baseDelayMs: 250, maxDelayMs: 4_000, jitter: 'full' });
   }
 
   async partitionCount(topic: string): Promise<number> {
