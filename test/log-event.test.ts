@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.ts';
-import { deriveLogId, parseLogEvent } from '../src/log-event.ts';
+import { deriveLogId, fastValidate, parseLogEvent, parseLogEventKey, schemaValidate } from '../src/log-event.ts';
 
 const origin = { topic: 'raw-logs', partition: 2, offset: 41 };
 const now = Date.UTC(2026, 10, 27, 12);
@@ -63,6 +63,136 @@ describe('parseLogEvent', () => {
         } catch (error) {
           expect(error).toBeInstanceOf(InputError);
         }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('fastValidate agrees with the schema', () => {
+  const text = (max: number) => fc.oneof(fc.string({ maxLength: max + 2 }), fc.string({ minLength: max - 1, maxLength: max + 1 }));
+  const wrong = fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant([]), fc.constant({}), fc.string());
+  // Mostly valid values, so a good share of events passes every field and the accepting path is exercised too.
+  const mostly = <T,>(valid: fc.Arbitrary<T>, ...others: fc.Arbitrary<unknown>[]) =>
+    fc.oneof({ arbitrary: valid as fc.Arbitrary<unknown>, weight: 12 }, ...others.map((arbitrary) => ({ arbitrary, weight: 1 })));
+  const optionalText = (max: number) => mostly(fc.string({ maxLength: 12 }), text(max), fc.constant(null), wrong);
+  const event = fc.record(
+    {
+      log_id: mostly(fc.uuid(), fc.uuid().map((u) => u.toUpperCase()), fc.constant('00000000-0000-0000-0000-000000000000'), fc.string(), wrong),
+      timestamp: mostly(fc.date({ min: new Date(now - 1e9), max: new Date(now + 1e6), noInvalidDate: true }).map((d) => d.toISOString()), fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.double(), fc.integer(), fc.string({ maxLength: 70 }), wrong),
+      service: mostly(fc.constantFrom('payment-service', 'a', 'x.y_z:1-2', '-bad', 'a'.repeat(128), 'a'.repeat(129)), fc.string(), wrong),
+      environment: optionalText(64),
+      level: mostly(fc.constantFrom('INFO', 'error', 'Warning', 'LOUD'), text(16), wrong),
+      message: mostly(fc.string({ minLength: 1 }), fc.constant(''), wrong),
+      host: optionalText(255),
+      region: optionalText(64),
+      version: optionalText(64),
+      logger: optionalText(255),
+      trace_id: optionalText(128),
+      span_id: optionalText(128),
+      request_id: optionalText(128),
+      user_id: optionalText(256),
+      session_id: optionalText(256),
+      http_method: optionalText(16),
+      http_path: optionalText(2048),
+      http_status: mostly(fc.integer({ min: 100, max: 599 }), fc.integer({ min: 90, max: 610 }), fc.double({ min: 99, max: 600 }), fc.constant(null), wrong),
+      duration_ms: mostly(fc.double({ min: 0, max: 86_400_000, noNaN: true }), fc.double({ min: -1, max: 86_400_001 }), fc.constant(-0), fc.constant(86_400_000), fc.constant(null), wrong),
+      error_type: optionalText(255),
+      error_code: optionalText(128),
+      stack_trace: optionalText(64 * 1024),
+      attributes: mostly(
+        fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 20 }), { maxKeys: 3 }),
+        fc.dictionary(fc.string({ maxLength: 130 }), fc.string({ maxLength: 20 }), { maxKeys: 5 }),
+        fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.constant(null)), { maxKeys: 3 }),
+        fc.constant({ k: 'v'.repeat(4097) }),
+        fc.constant(null),
+        wrong,
+      ),
+      extra: fc.anything(),
+    },
+    { requiredKeys: [] },
+  );
+  // Through JSON, as payloads arrive: no undefined, no -0 keys lost, numbers as JSON writes them.
+  const viaJson = (value: unknown) => JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
+
+  it('accepts exactly what the schema accepts, with the same fields', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(event, (raw) => {
+        const json = viaJson(raw);
+        const fast = fastValidate(json);
+        let slow: unknown;
+        let rejected = false;
+        try {
+          slow = schemaValidate(json);
+        } catch (error) {
+          expect(error).toBeInstanceOf(InputError);
+          rejected = true;
+        }
+        if (fast !== undefined) {
+          accepted += 1;
+          expect(rejected).toBe(false);
+          expect(fast).toEqual(slow);
+        } else {
+          expect(rejected).toBe(true);
+        }
+      }),
+      { numRuns: 1_500 },
+    );
+    // Both verdicts must have been exercised for the agreement to mean anything.
+    expect(accepted).toBeGreaterThan(50);
+    expect(accepted).toBeLessThan(1_500);
+  });
+
+  it('agrees on mutations of a valid event, one field at a time', () => {
+    const base = {
+      log_id: '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a01', timestamp: '2026-11-27T11:59:00.123Z', service: 'payment-service', environment: 'production',
+      level: 'ERROR', message: 'Card declined for payment "req-1"', host: 'h', http_status: 500, duration_ms: 12.5, attributes: { pod: 'p-1' },
+    };
+    expect(fastValidate(viaJson(base))).toEqual(schemaValidate(viaJson(base)));
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.keys(base), 'stack_trace', 'user_id'), fc.anything(), (key, value) => {
+        const json = viaJson({ ...base, [key]: value });
+        const fast = fastValidate(json);
+        let slow: unknown;
+        try {
+          slow = schemaValidate(json);
+        } catch {
+          expect(fast).toBeUndefined();
+          return;
+        }
+        expect(fast).toEqual(slow);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('leaves a "__proto__" attribute to the schema', () => {
+    const json = JSON.parse(`{"timestamp":"2026-11-27T11:59:00Z","service":"s","level":"INFO","message":"m","attributes":{"__proto__":"x","a":"b"}}`) as Record<string, unknown>;
+    expect(fastValidate(json)).toBeUndefined();
+    expect(schemaValidate(json).attributes).toEqual({ a: 'b' });
+  });
+
+  it('gives parseLogEventKey the verdict and fields of parseLogEvent', () => {
+    fc.assert(
+      fc.property(event, (raw) => {
+        const payload = Buffer.from(JSON.stringify(raw));
+        let full: ReturnType<typeof parseLogEvent> | undefined;
+        let fullError: string | undefined;
+        try {
+          full = parseLogEvent(payload, origin, now);
+        } catch (error) {
+          fullError = (error as Error).message;
+        }
+        let key: ReturnType<typeof parseLogEventKey> | undefined;
+        let keyError: string | undefined;
+        try {
+          key = parseLogEventKey(payload, now);
+        } catch (error) {
+          keyError = (error as Error).message;
+        }
+        expect(keyError).toBe(fullError);
+        if (full !== undefined) expect(key).toEqual({ service: full.service, environment: full.environment, level: full.level, timestamp: full.timestamp });
       }),
       { numRuns: 500 },
     );

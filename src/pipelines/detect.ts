@@ -30,7 +30,7 @@ import {
   type LifecycleSettings,
 } from '../anomaly.ts';
 import type { Envelope } from '../envelope.ts';
-import { parseLogEvent } from '../log-event.ts';
+import { parseLogEventKey } from '../log-event.ts';
 import { batch } from '../operators/batch.ts';
 import { definePipeline } from '../pipeline.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
@@ -197,6 +197,8 @@ export const detect = definePipeline<Resources>({
           const now = ctx.scheduler.now();
           if (now - refreshedAt >= options['refresh-ms']) await retry(() => refresh(now), RETRY_UNTIL_STOPPED);
           const touched = new Map<number, AlertEvent[]>();
+          // One window sink per partition and batch, not one closure per record.
+          const sinks = new Map<number, { window: (w: WindowResult) => void }>();
           const anomalous: AnomalousWindow[] = [];
           const skipped: Envelope<ConsumedRecord>[] = [];
           for (const envelope of records) {
@@ -207,19 +209,23 @@ export const detect = definePipeline<Resources>({
               continue;
             }
             detector.nextOffset = envelope.origin.offset + 1;
-            const events = touched.get(envelope.origin.partition) ?? [];
-            touched.set(envelope.origin.partition, events);
+            let sink = sinks.get(envelope.origin.partition);
+            if (sink === undefined) {
+              const events: AlertEvent[] = [];
+              touched.set(envelope.origin.partition, events);
+              sink = { window: (w: WindowResult) => events.push(...scoreAndApply(detector, w, anomalous)) };
+              sinks.set(envelope.origin.partition, sink);
+            }
             let event;
             try {
-              event = parseLogEvent(envelope.value.value, envelope.origin, now);
+              // Only the counting fields, under the same verdict as ingest's full parse.
+              event = parseLogEventKey(envelope.value.value, now);
             } catch {
               // ingest dead-letters invalid records; the detector just does not count them.
               continue;
             }
             const key = `${event.service}${SEPARATOR}${event.environment}${SEPARATOR}${event.level}`;
-            detector.windows.add(key, event.timestamp, 0, 1, now, {
-              window: (w: WindowResult) => events.push(...scoreAndApply(detector, w, anomalous)),
-            });
+            detector.windows.add(key, event.timestamp, 0, 1, now, sink);
           }
           const stats = { events: 0 };
           for (const [partition, events] of touched) {

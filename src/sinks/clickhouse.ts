@@ -13,6 +13,7 @@
  * - a batch rejected for its data is bisected, deterministically, so only the
  *   bad rows go to the dead-letter sink and a replay bisects the same way.
  */
+import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { asyncScheduler, groupBy, mergeMap, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Envelope } from '../envelope.ts';
@@ -41,7 +42,14 @@ export interface ClickHouseSinkOptions<T> {
   readonly sink: string;
   readonly table: string;
   readonly columns: readonly string[];
-  readonly toRow: (value: T) => unknown[];
+  /**
+   * The row's values in column order, or that array's JSON text already
+   * encoded (a pipeline that encodes early lets the value it came from die
+   * young instead of waiting out the batch).
+   */
+  readonly toRow: (value: T) => unknown[] | string;
+  /** What a rejected row's dead letter carries; the value itself by default. */
+  readonly deadLetterPayload?: (value: T) => unknown;
   readonly ledger: BatchLedger;
   readonly deadLetter: (failures: readonly Failure[]) => Promise<void>;
   readonly maxRecords?: number;
@@ -85,6 +93,20 @@ interface CutBatch<T> {
 }
 
 const DEFAULTS = { maxRecords: 10_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 1_000, concurrency: 4 };
+
+/**
+ * Rows travel as JSON arrays, one a line, read as CustomSeparated with the
+ * JSON escaping rule: the same text and the same parsing as
+ * JSONCompactEachRow, but a raw format to the client, so the body is built
+ * once here from rows a pipeline may have encoded long before, rather than
+ * re-serialized by the client from arrays kept alive until the insert.
+ */
+const ROW_FORMAT = {
+  format_custom_escaping_rule: 'JSON',
+  format_custom_field_delimiter: ',',
+  format_custom_row_before_delimiter: '[',
+  format_custom_row_after_delimiter: ']\n',
+} as const;
 const DEFAULT_RETRY: RetryOptions = RETRY_UNTIL_STOPPED;
 
 export function clickHouseSink<T>(client: ClickHouseClient, options: ClickHouseSinkOptions<T>): OperatorFunction<Envelope<T>, InsertedBatch> {
@@ -282,11 +304,12 @@ class BatchWriter<T> {
   private async insertRange(range: OffsetRange, records: Envelope<T>[]): Promise<InsertedBatch> {
     const token = `${this.options.table}-${range.topic}-${range.partition}-${range.minOffset}-${range.maxOffset}`;
     const bad: Array<{ record: Envelope<T>; error: unknown }> = [];
-    const rows: unknown[][] = [];
+    const rows: string[] = [];
     const convertible: Envelope<T>[] = [];
     for (const record of records) {
       try {
-        rows.push(this.options.toRow(record.value));
+        const row = this.options.toRow(record.value);
+        rows.push(typeof row === 'string' ? row : JSON.stringify(row));
         convertible.push(record);
       } catch (error) {
         bad.push({ record, error });
@@ -294,9 +317,10 @@ class BatchWriter<T> {
     }
     await this.insertBisecting(convertible, rows, token, bad);
     if (bad.length > 0) {
+      const payloadOf = this.options.deadLetterPayload ?? ((value: T) => value);
       await this.withRetry(() =>
         this.options.deadLetter(
-          bad.map(({ record, error }) => ({ payload: record.value, error, stage: 'sink', origin: record.origin, key: record.key })),
+          bad.map(({ record, error }) => ({ payload: payloadOf(record.value), error, stage: 'sink', origin: record.origin, key: record.key })),
         ),
       );
     }
@@ -310,19 +334,21 @@ class BatchWriter<T> {
   /** Halves a rejected batch until each bad row stands alone; sub-batch tokens derive from the path, so a replay bisects identically. */
   private async insertBisecting(
     records: Envelope<T>[],
-    rows: unknown[][],
+    rows: string[],
     token: string,
     bad: Array<{ record: Envelope<T>; error: unknown }>,
   ): Promise<void> {
     if (rows.length === 0) return;
+    const body = `${rows.join('\n')}\n`;
     try {
       await this.withRetry(() =>
         this.client.insert({
           table: this.options.table,
           columns: this.options.columns as [string, ...string[]],
-          values: rows,
-          format: 'JSONCompactEachRow',
-          clickhouse_settings: { insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 },
+          // A fresh stream per attempt: a retry must send the body again.
+          values: Readable.from([body], { objectMode: false }),
+          format: 'CustomSeparated',
+          clickhouse_settings: { ...ROW_FORMAT, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 },
         }),
       );
     } catch (error) {

@@ -20,10 +20,32 @@ export const LOGS_COLUMNS = [
   'kafka_topic', 'kafka_partition', 'kafka_offset',
 ] as const;
 
+/**
+ * The last two seconds formatted, "YYYY-MM-DD hh:mm:ss": a row's event time
+ * and ingest time alternate, and each mostly repeats the previous row's second.
+ */
+const cachedSeconds = [NaN, NaN];
+const cachedPrefixes = ['', ''];
+let older = 0;
+
 /** DateTime64(3)'s basic text form ("YYYY-MM-DD hh:mm:ss.sss", UTC): parsed without best-effort guessing. */
 export function toClickHouseDateTime(ms: number): string {
-  const iso = new Date(ms).toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+  const second = Math.floor(ms / 1000) * 1000;
+  const millis = ms - second;
+  // Whole milliseconds of an ordinary year only; anything else (fractions, far dates) takes the general path.
+  if (!Number.isInteger(millis) || !(second >= 0 && second < 253_402_300_800_000)) {
+    const iso = new Date(ms).toISOString();
+    return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+  }
+  let slot = cachedSeconds[0] === second ? 0 : cachedSeconds[1] === second ? 1 : -1;
+  if (slot === -1) {
+    slot = older;
+    older = 1 - older;
+    const iso = new Date(second).toISOString();
+    cachedPrefixes[slot] = `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
+    cachedSeconds[slot] = second;
+  }
+  return `${cachedPrefixes[slot]!}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}`;
 }
 
 export function toLogsRow(log: StoredLog): unknown[] {

@@ -23,16 +23,45 @@ import {
   type TopicSubscription,
 } from '../topics.ts';
 
+/**
+ * The records of one partition that one send appended, stored as a few flat
+ * arrays rather than an object and a Buffer per record: what a partition
+ * retains is then little more than its payload bytes, and the garbage
+ * collector walks a handful of objects per send instead of several per record.
+ * A record's ConsumedRecord is built when it is delivered, and dies young.
+ */
+interface Segment {
+  /** Offset of the segment's first record. */
+  readonly first: number;
+  readonly count: number;
+  readonly keys: readonly (string | null)[];
+  /** Payloads back to back: record i spans ends[i - 1] (0 for the first) to ends[i]. */
+  readonly data: Buffer;
+  readonly ends: Uint32Array;
+  readonly timestamps: Float64Array;
+  /** Undefined when no record of the segment carries headers. */
+  readonly headers: readonly Readonly<Record<string, string>>[] | undefined;
+}
+
 interface Partition {
-  /** Offset of records[0]; records below it were trimmed. */
+  /** First offset still held; records below it were trimmed. */
   base: number;
-  records: ConsumedRecord[];
+  /** Offset the next appended record gets. */
+  end: number;
+  /** Ascending; the first may start below `base` (its head is trimmed but not yet released). */
+  segments: Segment[];
 }
 
 interface TopicState {
   readonly partitions: Partition[];
   roundRobin: number;
+  /** Partition of each key seen, so murmur2 runs once per key rather than once per record. */
+  readonly keyPartitions: Map<string, number>;
 }
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+/** Bound on remembered key partitions per topic (keys like error hashes are many). */
+const MAX_CACHED_KEYS = 100_000;
 
 export interface InProcessTopicsOptions {
   /** Partitions of a topic created implicitly by a producer (Kafka's auto.create.topics). */
@@ -88,7 +117,7 @@ export class InProcessTopics implements Topics {
 
   async endOffsets(topic: string): Promise<ReadonlyMap<number, number>> {
     const state = this.requireTopic(topic);
-    return new Map(state.partitions.map((p, i) => [i, p.base + p.records.length]));
+    return new Map(state.partitions.map((p, i) => [i, p.end]));
   }
 
   async committedOffsets(groupId: string, topic: string): Promise<ReadonlyMap<number, number>> {
@@ -131,8 +160,23 @@ export class InProcessTopics implements Topics {
     let left = false;
     let commitTimer: NodeJS.Timeout | undefined;
 
+    /** Kafka's consumer lag: end offset minus the group's committed offset, per partition. */
+    const reportLag = () => {
+      if (options.onLag === undefined) return;
+      const group = this.committed.get(groupId);
+      for (const topic of options.topics) {
+        const state = this.topics.get(topic);
+        if (state === undefined) continue;
+        state.partitions.forEach((part, partition) => {
+          const committed = group?.get(topic)?.get(partition) ?? part.base;
+          options.onLag!(topic, partition, Math.max(0, part.end - Math.max(committed, part.base)));
+        });
+      }
+    };
+
     const commit = async (): Promise<void> => {
       const offsets = tracker.committable();
+      reportLag();
       if (offsets.length === 0) return;
       const group = this.groupOffsets(groupId);
       for (const { topic, partition, offset } of offsets) {
@@ -142,6 +186,7 @@ export class InProcessTopics implements Topics {
       }
       tracker.markCommitted(offsets);
       for (const topic of new Set(offsets.map((o) => o.topic))) this.trim(topic);
+      reportLag();
     };
 
     const records$ = new Observable<Envelope<ConsumedRecord>>((subscriber) => {
@@ -175,7 +220,7 @@ export class InProcessTopics implements Topics {
           const state = this.topicState(topic);
           const starts = Array.from({ length: partitions }, (_, p) => {
             const part = state.partitions[p]!;
-            const start = committed?.get(p) ?? (options.fromBeginning === false ? part.base + part.records.length : part.base);
+            const start = committed?.get(p) ?? (options.fromBeginning === false ? part.end : part.base);
             return Math.max(start, part.base);
           });
           positions.set(topic, starts);
@@ -190,10 +235,12 @@ export class InProcessTopics implements Topics {
             const part = this.topicState(topic).partitions[partition]!;
             const pos = positions.get(topic)!;
             let next = Math.max(pos[partition]!, part.base);
-            const end = part.base + part.records.length;
             let slice = 0;
-            while (next < end && slice < DELIVERY_SLICE && tracker.hasCapacity() && !stopped && !subscriber.closed) {
-              subscriber.next(tracker.envelope(part.records[next - part.base]!));
+            // Held by reference, not index: a commit during delivery may release segments from the array.
+            let segment: Segment | undefined;
+            while (next < part.end && slice < DELIVERY_SLICE && tracker.hasCapacity() && !stopped && !subscriber.closed) {
+              if (segment === undefined || next >= segment.first + segment.count) segment = part.segments[segmentIndex(part.segments, next)]!;
+              subscriber.next(tracker.envelope(recordAt(topic, partition, segment, next - segment.first)));
               next += 1;
               slice += 1;
             }
@@ -252,26 +299,38 @@ export class InProcessTopics implements Topics {
 
   private append(topic: string, messages: readonly OutgoingMessage[]): void {
     if (this.closed) throw new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'in-process topics are closed', { stage: 'sink' });
+    if (messages.length === 0) return;
     const state = this.topicState(topic);
     const count = state.partitions.length;
     const now = this.now();
-    for (const message of messages) {
-      const partition = partitionForKey(message.key, count, state.roundRobin++);
+    // Partition of every message first, then one segment per partition, in send order within it.
+    const byPartition: number[][] = Array.from({ length: count }, () => []);
+    for (let i = 0; i < messages.length; i++) {
+      const key = messages[i]!.key;
+      let partition: number | undefined;
+      if (key === null) {
+        partition = partitionForKey(null, count, state.roundRobin);
+      } else {
+        partition = state.keyPartitions.get(key);
+        if (partition === undefined) {
+          partition = partitionForKey(key, count, state.roundRobin);
+          if (state.keyPartitions.size >= MAX_CACHED_KEYS) state.keyPartitions.clear();
+          state.keyPartitions.set(key, partition);
+        }
+      }
+      state.roundRobin += 1;
+      byPartition[partition]!.push(i);
+    }
+    for (let partition = 0; partition < count; partition++) {
+      const indices = byPartition[partition]!;
+      if (indices.length === 0) continue;
       const part = state.partitions[partition]!;
-      part.records.push({
-        topic,
-        partition,
-        offset: part.base + part.records.length,
-        key: message.key,
-        value: typeof message.value === 'string' ? Buffer.from(message.value) : message.value,
-        timestamp: message.timestamp ?? now,
-        headers: message.headers ?? {},
-      });
-      if (part.records.length > this.maxRetained) {
-        const drop = part.records.length - this.maxRetained;
-        part.records.splice(0, drop);
-        part.base += drop;
+      part.segments.push(buildSegment(part.end, messages, indices, now));
+      part.end += indices.length;
+      if (part.end - part.base > this.maxRetained) {
+        const drop = part.end - part.base - this.maxRetained;
         this.droppedByRetention += drop;
+        release(part, part.base + drop, true);
       }
     }
     this.notify();
@@ -288,12 +347,8 @@ export class InProcessTopics implements Topics {
         if (offset !== undefined) min = Math.min(min, offset);
       }
       if (!Number.isFinite(min)) return;
-      const drop = Math.min(min - part.base, part.records.length);
-      // Splicing is O(n): trim in large steps only.
-      if (drop >= 10_000 || drop === part.records.length) {
-        part.records.splice(0, drop);
-        part.base += drop;
-      }
+      const upTo = Math.min(min, part.end);
+      if (upTo > part.base) release(part, upTo, false);
     });
   }
 
@@ -318,9 +373,78 @@ export class InProcessTopics implements Topics {
     if (state === undefined) {
       if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) throw new LogflowError(ErrorCodes.INPUT_INVALID, `invalid topic name "${topic}"`, { stage: 'source' });
       if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError('partitions must be >= 1');
-      state = { partitions: Array.from({ length: partitions }, () => ({ base: this.baseOffset, records: [] })), roundRobin: 0 };
+      state = {
+        partitions: Array.from({ length: partitions }, () => ({ base: this.baseOffset, end: this.baseOffset, segments: [] })),
+        roundRobin: 0,
+        keyPartitions: new Map(),
+      };
       this.topics.set(topic, state);
     }
     return state;
   }
+}
+
+function buildSegment(first: number, messages: readonly OutgoingMessage[], indices: readonly number[], now: number): Segment {
+  const n = indices.length;
+  const ends = new Uint32Array(n);
+  const timestamps = new Float64Array(n);
+  const keys: (string | null)[] = new Array<string | null>(n);
+  let headers: Readonly<Record<string, string>>[] | undefined;
+  let bytes = 0;
+  for (let j = 0; j < n; j++) {
+    const value = messages[indices[j]!]!.value;
+    bytes += typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+    ends[j] = bytes;
+  }
+  const data = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (let j = 0; j < n; j++) {
+    const message = messages[indices[j]!]!;
+    const value = message.value;
+    at += typeof value === 'string' ? data.write(value, at) : value.copy(data, at);
+    keys[j] = message.key;
+    timestamps[j] = message.timestamp ?? now;
+    if (message.headers !== undefined) {
+      headers ??= new Array<Readonly<Record<string, string>>>(n).fill(NO_HEADERS);
+      headers[j] = message.headers;
+    }
+  }
+  return { first, count: n, keys, data, ends, timestamps, headers };
+}
+
+/** Index of the segment holding `offset` (which must be held). */
+function segmentIndex(segments: readonly Segment[], offset: number): number {
+  let lo = 0;
+  let hi = segments.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (segments[mid]!.first <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function recordAt(topic: string, partition: number, segment: Segment, i: number): ConsumedRecord {
+  return {
+    topic,
+    partition,
+    offset: segment.first + i,
+    key: segment.keys[i]!,
+    value: segment.data.subarray(i === 0 ? 0 : segment.ends[i - 1]!, segment.ends[i]!),
+    timestamp: segment.timestamps[i]!,
+    headers: segment.headers?.[i] ?? NO_HEADERS,
+  };
+}
+
+/**
+ * Lets go of the segments wholly below `offset`. The retention bound moves
+ * the base exactly there; a trim after commits keeps a partly committed
+ * segment readable, as a trim in large steps always has.
+ */
+function release(part: Partition, offset: number, exact: boolean): void {
+  let drop = 0;
+  while (drop < part.segments.length && part.segments[drop]!.first + part.segments[drop]!.count <= offset) drop += 1;
+  if (drop > 0) part.segments.splice(0, drop);
+  const held = part.segments[0]?.first ?? part.end;
+  part.base = Math.max(part.base, exact ? offset : Math.min(offset, held));
 }

@@ -50,3 +50,72 @@ describe('InProcessTopics retention', () => {
     await a.close();
   });
 });
+
+describe('InProcessTopics storage', () => {
+  it('delivers every record of many sends with its key, value, headers and timestamp, in offset order', async () => {
+    const topics = new InProcessTopics({ defaultPartitions: 3, baseOffset: 0, now: () => 1_000 });
+    const sent: Array<{ key: string | null; value: string }> = [];
+    for (let send = 0; send < 40; send++) {
+      const messages = Array.from({ length: 1 + (send % 7) * 50 }, (_, i) => {
+        const key = i % 5 === 0 ? null : `k${(send * 31 + i) % 9}`;
+        // Multi-byte text too: record boundaries are byte offsets.
+        return { key, value: i % 3 === 0 ? `☃ ${send}/${i}` : Buffer.from(`${send}/${i}`), ...(i % 4 === 0 ? { headers: { h: `${i}` } } : {}), ...(i % 6 === 0 ? { timestamp: 5 } : {}) };
+      });
+      await topics.producer().send('t', messages);
+      sent.push(...messages.map((m) => ({ key: m.key, value: m.value.toString() })));
+    }
+    const sub = topics.subscribe({ groupId: 'g', topics: ['t'], stop$: new Subject<void>() });
+    const records = await firstValueFrom(sub.records$.pipe(take(sent.length), toArray()));
+    records.forEach((r) => r.ack());
+    await sub.close();
+    expect(records.map((r) => r.value.value.toString()).sort()).toEqual(sent.map((m) => m.value).sort());
+    const byPartition = new Map<number, number[]>();
+    for (const r of records) {
+      const [send, i] = r.value.value.toString().replace('☃ ', '').split('/').map(Number) as [number, number];
+      expect(r.value.headers).toEqual(i % 4 === 0 ? { h: `${i}` } : {});
+      expect(r.value.timestamp).toBe(i % 6 === 0 ? 5 : 1_000);
+      expect(r.key).toBe(i % 5 === 0 ? null : `k${(send * 31 + i) % 9}`);
+      byPartition.set(r.origin.partition, [...(byPartition.get(r.origin.partition) ?? []), r.origin.offset]);
+    }
+    for (const offsets of byPartition.values()) expect(offsets).toEqual(offsets.map((_, i) => i));
+    // One key, one partition.
+    const partitionOfKey = new Map<string, number>();
+    for (const r of records) {
+      if (r.key === null) continue;
+      expect(partitionOfKey.get(r.key) ?? r.origin.partition).toBe(r.origin.partition);
+      partitionOfKey.set(r.key, r.origin.partition);
+    }
+  });
+
+  it('drops exactly what exceeds maxRetainedPerPartition, oldest first', async () => {
+    const topics = new InProcessTopics({ defaultPartitions: 1, baseOffset: 0, maxRetainedPerPartition: 250 });
+    for (let send = 0; send < 10; send++) {
+      await topics.producer().send('t', Array.from({ length: 70 }, (_, i) => ({ key: null, value: String(send * 70 + i) })));
+    }
+    expect(topics.droppedByRetention).toBe(700 - 250);
+    const sub = topics.subscribe({ groupId: 'g', topics: ['t'], stop$: new Subject<void>() });
+    const records = await firstValueFrom(sub.records$.pipe(take(250), toArray()));
+    records.forEach((r) => r.ack());
+    await sub.close();
+    expect(records.map((r) => Number(r.value.value.toString()))).toEqual(Array.from({ length: 250 }, (_, i) => 450 + i));
+    expect(records[0]!.origin.offset).toBe(450);
+  });
+});
+
+describe('InProcessTopics lag', () => {
+  it('reports end minus committed offset per partition on each commit', async () => {
+    const topics = new InProcessTopics({ defaultPartitions: 1, baseOffset: 0 });
+    await topics.producer().send('t', Array.from({ length: 100 }, (_, i) => ({ key: null, value: String(i) })));
+    const lags: number[] = [];
+    const sub = topics.subscribe({ groupId: 'g', topics: ['t'], stop$: new Subject<void>(), onLag: (_t, _p, lag) => lags.push(lag) });
+    const records = await firstValueFrom(sub.records$.pipe(take(100), toArray()));
+    await sub.commit();
+    records.slice(0, 40).forEach((r) => r.ack());
+    await sub.commit();
+    records.slice(40).forEach((r) => r.ack());
+    await sub.close();
+    expect(lags[0]).toBe(100);
+    expect(lags).toContain(60);
+    expect(lags.at(-1)).toBe(0);
+  });
+});
