@@ -9,8 +9,10 @@
  * Embeddings are the local embedder's vectors of the input texts, so
  * similarity between answers means something. The chat endpoint answers a
  * valid nightly report built from the request unless a test says otherwise.
- * Tests steer it with `failNext` (status errors), `respondNext` (any canned
- * answer, e.g. malformed output), `delayMs` and `chatContent`, and read back
+ * Tests steer it with `failNext` (status errors), `failInput` (every
+ * embeddings request carrying a given text fails, as an input the model
+ * cannot take would), `respondNext` (any canned answer, e.g. malformed
+ * output), `delayMs` and `chatContent`, and read back
  * `requests`, `embeddedInputs()` and `maxInFlight`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -75,6 +77,12 @@ export interface OpenAITestServer {
   chatUsage: ChatUsage | null | undefined;
   /** Answers the next `times` requests (to `endpoint`, or to any) with `status` and an OpenAI error body. */
   failNext(status: number, times?: number, endpoint?: Endpoint): void;
+  /**
+   * Until the returned function is called, answers every embeddings request
+   * with an input containing `text` with `status` and an OpenAI error body
+   * naming that input (after `failNext`/`respondNext`, which come first).
+   */
+  failInput(text: string, status?: number): () => void;
   /** Answers the next `times` requests to `endpoint` with `response` instead of the real answer. */
   respondNext(endpoint: Endpoint, response: CannedResponse, times?: number): void;
   close(): Promise<void>;
@@ -279,6 +287,7 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
   const requests: RecordedRequest[] = [];
   const inputs: string[] = [];
   const interventions: Intervention[] = [];
+  const inputFailures = new Set<{ readonly text: string; readonly status: number }>();
   /** Pending delays; closing ends them, so no handler outlives the server. */
   const timers = new Map<NodeJS.Timeout, () => void>();
   let inFlight = 0;
@@ -393,6 +402,16 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
       return;
     }
     try {
+      if (endpoint === 'embeddings') {
+        const texts = embeddingTexts(body);
+        for (const failure of inputFailures) {
+          const index = texts.findIndex((t) => t.includes(failure.text));
+          if (index >= 0) {
+            const message = failure.status === 400 ? `Injected refusal of '$.input[${index}]'` : `Injected failure with status ${failure.status} on '$.input[${index}]'`;
+            throw new RequestError(failure.status, message, STATUS_TEXT[failure.status]?.type, null, 'input');
+          }
+        }
+      }
       const answer = endpoint === 'embeddings' ? embeddingsAnswer(body, embeddingTexts(body)) : chatAnswer(chatRequest(body));
       reply(200, JSON.stringify(answer));
     } catch (error) {
@@ -449,6 +468,11 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
     failNext(status, times = 1, endpoint) {
       const message = status === 429 ? 'Rate limit reached for requests' : `Injected failure with status ${status}`;
       interventions.push({ endpoint, response: { status, json: JSON.parse(errorBody(status, message)) as unknown }, remaining: times });
+    },
+    failInput(text, status = 400) {
+      const failure = { text, status };
+      inputFailures.add(failure);
+      return () => inputFailures.delete(failure);
     },
     respondNext(endpoint, response, times = 1) {
       interventions.push({ endpoint, response, remaining: times });
