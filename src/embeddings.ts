@@ -340,6 +340,24 @@ export function remoteSettings(
   return { client, baseUrl, retry: policy };
 }
 
+/**
+ * Runs one request with a signal of its own that aborts when `closing` does.
+ * The openai client adds an abort listener to the signal it is given and
+ * never removes it: handing it the long-lived closing signal piled up one
+ * listener per request (MaxListenersExceededWarning within minutes).
+ */
+export async function withRequestSignal<T>(closing: AbortSignal, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const request = new AbortController();
+  const onClose = () => request.abort(closing.reason);
+  if (closing.aborted) onClose();
+  else closing.addEventListener('abort', onClose, { once: true });
+  try {
+    return await run(request.signal);
+  } finally {
+    closing.removeEventListener('abort', onClose);
+  }
+}
+
 /** Passive health: a probe request would spend tokens and rate limit, so health reports how the last request went. */
 export class RequestOutcome {
   #last: { ok: true } | { ok: false; message: string } | undefined;
@@ -465,7 +483,7 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
     retry(async () => {
       let body: unknown;
       try {
-        body = await client.embeddings.create({ model, input: [...batch], encoding_format: 'float' }, { signal: closing.signal });
+        body = await withRequestSignal(closing.signal, (signal) => client.embeddings.create({ model, input: [...batch], encoding_format: 'float' }, { signal }));
       } catch (error) {
         throw classifyOpenAIError(error, rules, 'embed', `embeddings request (${endpoint}, model ${model})`);
       }

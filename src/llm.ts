@@ -24,6 +24,7 @@ import {
   openAIErrorRules,
   remoteSettings,
   RequestOutcome,
+  withRequestSignal,
   type RemoteClientOptions,
 } from './embeddings.ts';
 import { ErrorCodes, InputError, LogflowError } from './errors.ts';
@@ -666,7 +667,7 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
   const complete = (prompt: AnalysisPrompt): Promise<unknown> =>
     retry(async () => {
       try {
-        return await client.chat.completions.create(
+        return await withRequestSignal(closing.signal, (signal) => client.chat.completions.create(
           {
             model,
             messages: [
@@ -678,8 +679,8 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
               json_schema: { name: 'nightly_report', strict: true, schema: analysisReportJsonSchema(prompt.patterns.map((p) => p.errorHash)) },
             },
           },
-          { signal: closing.signal },
-        );
+          { signal },
+        ));
       } catch (error) {
         throw classifyOpenAIError(error, rules, 'llm', `chat completion request (${endpoint}, model ${model})`);
       }

@@ -224,6 +224,22 @@ describe('createOpenAIEmbedder against the local OpenAI server', () => {
     });
   });
 
+  it('adds no lasting abort listener per request (no MaxListenersExceededWarning over many requests)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const { server, embedder } = await setUp({}, { batchSize: 1, concurrency: 1 });
+      await embedder.embed(texts(40));
+      expect(server.requests.filter((r) => r.endpoint === 'embeddings')).toHaveLength(40);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('returns unit vectors when the server does not normalize, and learns the dimension', async () => {
     const { embedder } = await setUp({ embeddingScale: 7.5 });
     expect(embedder.dimension).toBeUndefined();
