@@ -70,6 +70,23 @@ export function toast(message: string, kind: 'info' | 'error' = 'info'): void {
 }
 
 /** A modal form: resolves with the form's data on submit, null on cancel. */
+/** Shows a failed action's message: every page reports errors the same way. */
+export function toastError(error: unknown): void {
+  toast(error instanceof Error ? error.message : String(error), 'error');
+}
+
+/** A "Load more" button for cursor pages, or nothing on the last page; disabled once pressed so a page loads once. */
+export function loadMoreButton(next: string | null, load: (cursor: string) => Promise<void>): HTMLButtonElement | null {
+  if (next === null) return null;
+  return h('button', {
+    type: 'button',
+    onclick: async (event: Event) => {
+      (event.currentTarget as HTMLButtonElement).disabled = true;
+      await load(next).catch(toastError);
+    },
+  }, 'Load more');
+}
+
 export function dialogForm(title: string, body: Child, submitLabel: string): Promise<FormData | null> {
   return new Promise((resolve) => {
     const form = h('form', { method: 'dialog' },

@@ -1,7 +1,7 @@
 /** Alerts: filter, inspect, acknowledge, resolve and silence; active silences below. */
 import { hasRole, type Alert, type Silence } from '../api.ts';
 import { defaultFilter, section, serviceOptions, type PageContext, type PageDefinition } from '../app.ts';
-import { badge, dialogForm, empty, field, h, mount, select, toast } from '../dom.ts';
+import { badge, dialogForm, empty, field, h, loadMoreButton, mount, select, toast, toastError } from '../dom.ts';
 import { fmtAgo, fmtNumber, fmtTime } from '../format.ts';
 
 const STATUSES: ReadonlyArray<readonly [string, string]> = [
@@ -50,7 +50,7 @@ async function silenceDialog(ctx: PageContext, alert: Alert): Promise<void> {
     toast(`Silenced until ${fmtTime(silence.expiresAt)}`);
     ctx.refresh();
   } catch (error) {
-    toast(error instanceof Error ? error.message : String(error), 'error');
+    toastError(error);
   }
 }
 
@@ -66,7 +66,7 @@ function actions(ctx: PageContext, alert: Alert): HTMLElement {
       ctx.refresh();
     } catch (error) {
       button.disabled = false;
-      toast(error instanceof Error ? error.message : String(error), 'error');
+      toastError(error);
     }
   };
   const title = canAct ? undefined : 'Needs the operator role';
@@ -153,14 +153,7 @@ export const alertsPage: PageDefinition = {
             tbody));
       }
       for (const alert of page.items) tbody.append(...alertRows(ctx, alert, alert.id === focus));
-      const next = page.nextCursor;
-      mount(pager, next === null ? null : h('button', {
-        type: 'button',
-        onclick: async (event: Event) => {
-          (event.currentTarget as HTMLButtonElement).disabled = true;
-          await load(next).catch((error: unknown) => toast(error instanceof Error ? error.message : String(error), 'error'));
-        },
-      }, 'Load more'));
+      mount(pager, loadMoreButton(page.nextCursor, load));
     };
 
     await Promise.all([
@@ -188,7 +181,7 @@ export const alertsPage: PageDefinition = {
                   toast('Silence removed');
                   ctx.refresh();
                 } catch (error) {
-                  toast(error instanceof Error ? error.message : String(error), 'error');
+                  toastError(error);
                 }
               },
             }, 'Expire now'))))));

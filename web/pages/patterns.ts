@@ -2,7 +2,7 @@
 import type { Pattern, PatternDetail } from '../api.ts';
 import { defaultFilter, section, serviceOptions, type PageContext, type PageDefinition } from '../app.ts';
 import { lineChart, sparkline } from '../charts.ts';
-import { empty, field, h, mount, toast } from '../dom.ts';
+import { empty, field, h, loadMoreButton, mount } from '../dom.ts';
 import { fmtAgo, fmtCount, fmtNumber, fmtTime, rangeBounds } from '../format.ts';
 
 const SPARK_CONCURRENCY = 4;
@@ -70,14 +70,7 @@ async function renderList(ctx: PageContext): Promise<void> {
         h('td', { class: 'nowrap', title: fmtTime(p.firstSeen) }, fmtAgo(p.firstSeen)),
         h('td', { class: 'nowrap', title: fmtTime(p.lastSeen) }, fmtAgo(p.lastSeen))));
     }
-    const next = page.nextCursor;
-    mount(pager, next === null ? null : h('button', {
-      type: 'button',
-      onclick: async (event: Event) => {
-        (event.currentTarget as HTMLButtonElement).disabled = true;
-        await load(next).catch((error: unknown) => toast(error instanceof Error ? error.message : String(error), 'error'));
-      },
-    }, 'Load more'));
+    mount(pager, loadMoreButton(page.nextCursor, load));
     await fillSparklines(ctx, cells);
   };
   await section(ctx, list, async () => {

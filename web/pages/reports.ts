@@ -1,7 +1,7 @@
 /** Nightly reports: the list, one report rendered for reading, and on-demand analysis. */
 import { hasRole, type AnalysisJob, type Report, type ReportSummary } from '../api.ts';
 import { section, type PageContext, type PageDefinition } from '../app.ts';
-import { badge, empty, h, mount, toast } from '../dom.ts';
+import { badge, empty, h, mount, toastError } from '../dom.ts';
 import { fmtCount, fmtNumber, fmtPercent, fmtTime } from '../format.ts';
 
 function kpi(label: string, value: string): HTMLElement {
@@ -76,7 +76,7 @@ function analysisForm(ctx: PageContext): HTMLElement | null {
           }
         }
       } catch (error) {
-        toast(error instanceof Error ? error.message : String(error), 'error');
+        toastError(error);
       }
     },
   }, date, h('button', { type: 'submit' }, 'Run analysis'), status);

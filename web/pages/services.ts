@@ -1,7 +1,7 @@
 /** Services: the monitored services and their detection settings; admins can add, edit and remove them. */
 import { hasRole, type Service } from '../api.ts';
 import { section, type PageContext, type PageDefinition } from '../app.ts';
-import { badge, dialogForm, empty, field, h, mount, select, toast } from '../dom.ts';
+import { badge, dialogForm, empty, field, h, mount, select, toast, toastError } from '../dom.ts';
 
 const TIERS: ReadonlyArray<readonly [string, string]> = [['critical', 'critical'], ['standard', 'standard'], ['best_effort', 'best effort']];
 
@@ -53,7 +53,7 @@ async function edit(ctx: PageContext, service: Service | null): Promise<void> {
     await reloadServices(ctx);
     ctx.refresh();
   } catch (error) {
-    toast(error instanceof Error ? error.message : String(error), 'error');
+    toastError(error);
   }
 }
 
@@ -101,7 +101,7 @@ export const servicesPage: PageDefinition = {
                   toast(`Removed ${s.name}`);
                   ctx.refresh();
                 } catch (error) {
-                  toast(error instanceof Error ? error.message : String(error), 'error');
+                  toastError(error);
                 }
               },
             }, 'Remove')) : null)))));

@@ -1,7 +1,7 @@
 /** Settings: the signed-in user's preferences (time zone, theme, default filters). */
 import { storeKey, type Preferences } from '../api.ts';
 import { defaultFilter, defaultRange, serviceOptions, type PageDefinition } from '../app.ts';
-import { field, h, mount, select, toast } from '../dom.ts';
+import { field, h, mount, select, toast, toastError } from '../dom.ts';
 import { RANGES, fmtTime, setTimeZone, timeZones } from '../format.ts';
 import { applyTheme } from '../theme.ts';
 
@@ -54,7 +54,7 @@ export const settingsPage: PageDefinition = {
           toast('Preferences saved');
         } catch (error) {
           applyTheme(session.prefs.theme);
-          toast(error instanceof Error ? error.message : String(error), 'error');
+          toastError(error);
         } finally {
           save.disabled = false;
         }
