@@ -16,7 +16,6 @@ import { describeMachine, machineInfo } from './machine.ts';
 import type { MachineInfo } from './machine.ts';
 import { renderSvg } from './plot.ts';
 import { describeServices, serviceVersions, type ServiceVersions } from './services.ts';
-import { closeBenchStack } from './stack.ts';
 import { toOutput, type Benchmark, type BenchContext, type BenchRow, type BenchSeries } from './types.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -194,7 +193,8 @@ async function main(argv: readonly string[]): Promise<number> {
       console.error(`benchmark ${benchName} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     }
   }
-  await closeBenchStack();
+  // Imported here, after measuring: its module graph (databases, clients) slowed CPU-only benchmarks such as normalize about 2x when loaded up front.
+  await (await import('./stack.ts')).closeBenchStack();
   return failed ? 1 : 0;
 }
 
