@@ -3,8 +3,9 @@
  * server or chdb in-process, a PostgreSQL server or PGlite. Everything else
  * gets a `@clickhouse/client` client and a `pg` Pool and cannot tell.
  */
-import { mkdir } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import type { Config } from './config.ts';
@@ -86,7 +87,8 @@ export async function openPostgres(config: Config, options: OpenEnginesOptions =
       import('@electric-sql/pglite'),
       import('@electric-sql/pglite/node-postgres'),
     ]);
-    const db = await PGlite.create(dir);
+    if (!(await exists(path.join(dir, 'PG_VERSION')))) await initPgliteDataDir(dir);
+    const db = await PGlite.create(dir, { startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS] });
     // PGlite is a single connection; the pg Pool in front of it serializes callers.
     const pool = new pg.Pool(createPgConfig(db) as unknown as pg.PoolConfig);
     keepPgliteConnectionAlive(pool);
@@ -122,6 +124,46 @@ export async function openPostgres(config: Config, options: OpenEnginesOptions =
  * can show this guard failing). Here a client is released, never destroyed:
  * PGlite runs in this process, so the connection cannot break underneath it.
  */
+/**
+ * PGlite's memory is one WebAssembly memory that only grows, and its default
+ * shared_buffers (128 MB) costs about 500 MB of resident memory in this
+ * process. The engine's PostgreSQL tables are small (alerts, checkpoints, the
+ * batch ledger), so 32 MB of buffers is plenty: resident memory of an opened
+ * database drops from about 360 MB to 250 MB.
+ */
+const PGLITE_SETTINGS = ['-c', 'shared_buffers=32MB'];
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Creates a new PGlite data directory in a worker thread. initdb grows
+ * PGlite's WebAssembly memory to about 800 MB, which a process never gets
+ * back; run in a worker, that memory goes with the worker, and the database
+ * is then opened here at its normal size.
+ */
+async function initPgliteDataDir(dir: string): Promise<void> {
+  const source = `
+    const { workerData } = require('node:worker_threads');
+    import(workerData.module).then(async ({ PGlite }) => {
+      const db = await PGlite.create(workerData.dir);
+      await db.close();
+    });`;
+  await new Promise<void>((resolve, reject) => {
+    const worker = new Worker(source, { eval: true, workerData: { module: import.meta.resolve('@electric-sql/pglite'), dir } });
+    worker.once('error', (error) =>
+      reject(new LogflowError(ErrorCodes.SINK_UNAVAILABLE, `could not create the PGlite database in ${dir}: ${error.message}`, { stage: 'sink', cause: error })),
+    );
+    worker.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new LogflowError(ErrorCodes.SINK_UNAVAILABLE, `could not create the PGlite database in ${dir} (worker exit code ${code})`, { stage: 'sink' })),
+    );
+  });
+}
+
 function keepPgliteConnectionAlive(pool: pg.Pool): void {
   const query = async (...args: unknown[]) => {
     const client = await pool.connect();
