@@ -13,9 +13,9 @@ const COMPACT_AFTER = 1024;
 export class OffsetTracker {
   /** Tracked offsets not yet released, ascending; `head` indexes the oldest. */
   private pending: number[] = [];
+  /** Parallel to `pending`: acknowledged yet? Arrays, not a Map: this runs for every record. */
+  private acked: boolean[] = [];
   private head = 0;
-  /** offset -> acknowledged? for every tracked, unreleased offset. */
-  private readonly acked = new Map<number, boolean>();
   private lastTracked: number | null = null;
   private unacked = 0;
   private position: number | null = null;
@@ -34,16 +34,16 @@ export class OffsetTracker {
     }
     this.lastTracked = offset;
     this.pending.push(offset);
-    this.acked.set(offset, false);
+    this.acked.push(false);
     this.unacked += 1;
   }
 
   /** Marks a tracked offset as done, in any order. Acking an untracked or already acked offset is a programmer error. */
   ack(offset: number): void {
-    const state = this.acked.get(offset);
-    if (state === undefined) throw this.error(`ack of untracked (or already released) offset ${offset}`, offset);
-    if (state) throw this.error(`offset ${offset} acked twice`, offset);
-    this.acked.set(offset, true);
+    const index = this.indexOf(offset);
+    if (index < 0) throw this.error(`ack of untracked (or already released) offset ${offset}`, offset);
+    if (this.acked[index] === true) throw this.error(`offset ${offset} acked twice`, offset);
+    this.acked[index] = true;
     this.unacked -= 1;
     this.releaseAckedHead();
   }
@@ -73,19 +73,36 @@ export class OffsetTracker {
     if (this.lastCommitted === null || offset > this.lastCommitted) this.lastCommitted = offset;
   }
 
+  /** Where `offset` sits among the unreleased ones, or -1. Offsets are nearly always contiguous, so the first guess hits. */
+  private indexOf(offset: number): number {
+    const { pending } = this;
+    let low = this.head;
+    let high = pending.length - 1;
+    if (low > high) return -1;
+    const guess = low + (offset - pending[low]!);
+    if (guess >= low && guess <= high && pending[guess] === offset) return guess;
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const value = pending[mid]!;
+      if (value === offset) return mid;
+      if (value < offset) low = mid + 1;
+      else high = mid - 1;
+    }
+    return -1;
+  }
+
   private releaseAckedHead(): void {
-    while (this.head < this.pending.length) {
-      const oldest = this.pending[this.head] as number;
-      if (this.acked.get(oldest) !== true) break;
-      this.acked.delete(oldest);
+    while (this.head < this.pending.length && this.acked[this.head] === true) {
+      this.position = this.pending[this.head]! + 1;
       this.head += 1;
-      this.position = oldest + 1;
     }
     if (this.head === this.pending.length) {
       this.pending = [];
+      this.acked = [];
       this.head = 0;
     } else if (this.head >= COMPACT_AFTER && this.head * 2 >= this.pending.length) {
       this.pending = this.pending.slice(this.head);
+      this.acked = this.acked.slice(this.head);
       this.head = 0;
     }
   }

@@ -8,25 +8,43 @@
  * ids older than the last `maxIds` are forgotten, so the check covers a
  * window of recent traffic, not all history.
  */
-import { LRUCache } from 'lru-cache';
 import type { Origin } from './envelope.ts';
 
 export const DEFAULT_RECENT_IDS = 100_000;
 
 export class RecentIds {
-  readonly #seen: LRUCache<string, string>;
+  /** id -> the origin that first carried it. */
+  readonly #seen = new Map<string, Origin>();
+  /**
+   * The remembered ids in arrival order, as a ring: the slot to overwrite
+   * next holds the oldest. (Evicting through the Map's own order, keys().next(),
+   * slows down as deleted entries pile up at its front; an LRU cache cost
+   * several Map operations per record on ingest's hot path.)
+   */
+  readonly #ring: string[] = [];
+  #next = 0;
+  readonly #maxIds: number;
 
   constructor(maxIds: number = DEFAULT_RECENT_IDS) {
     if (!Number.isInteger(maxIds) || maxIds < 1) throw new RangeError(`RecentIds: maxIds must be an integer >= 1, got ${maxIds}`);
-    this.#seen = new LRUCache({ max: maxIds });
+    this.#maxIds = maxIds;
   }
 
   /** Where `id` was first seen, when that was another record; otherwise remembers `origin` and returns undefined. */
   firstSeenElsewhere(id: string, origin: Origin): string | undefined {
-    const here = `${origin.topic}/${origin.partition}@${origin.offset}`;
     const first = this.#seen.get(id);
-    if (first !== undefined && first !== here) return first;
-    if (first === undefined) this.#seen.set(id, here);
-    return undefined;
+    if (first === undefined) {
+      if (this.#ring.length < this.#maxIds) {
+        this.#ring.push(id);
+      } else {
+        this.#seen.delete(this.#ring[this.#next]!);
+        this.#ring[this.#next] = id;
+        this.#next = (this.#next + 1) % this.#maxIds;
+      }
+      this.#seen.set(id, origin);
+      return undefined;
+    }
+    if (first.topic === origin.topic && first.partition === origin.partition && first.offset === origin.offset) return undefined;
+    return `${first.topic}/${first.partition}@${first.offset}`;
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { Observable } from 'rxjs';
 import type { Component } from './component.ts';
-import { createEnvelope, type Envelope } from './envelope.ts';
+import type { Envelope, Origin } from './envelope.ts';
 import { LogflowError, ErrorCodes } from './errors.ts';
 import { PartitionOffsets, type TopicPartitionOffset } from './offset-tracker.ts';
 
@@ -135,7 +135,10 @@ function murmur2(data: Buffer): number {
  */
 export class DeliveryTracker {
   private readonly offsets = new PartitionOffsets();
-  private readonly generations = new Map<string, number>();
+  /** Per partition, bumped on every assign and revoke; an envelope remembers the one it was made in. */
+  private readonly generations = new Map<string, PartitionGeneration>();
+  /** The last partition's entry: records come in runs from one partition, so one Map lookup per run. */
+  private lastGeneration: PartitionGeneration | undefined;
   private records = 0;
   private bytes = 0;
   private waiters: Array<() => void> = [];
@@ -169,14 +172,12 @@ export class DeliveryTracker {
   }
 
   assign(topic: string, partition: number): void {
-    const key = `${topic}\u0000${partition}`;
-    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
+    this.generationOf(topic, partition).current += 1;
   }
 
   revoke(topic: string, partition: number): void {
-    const key = `${topic}\u0000${partition}`;
     const tracker = this.offsets.get(topic, partition);
-    this.generations.set(key, (this.generations.get(key) ?? 0) + 1);
+    this.generationOf(topic, partition).current += 1;
     if (tracker !== undefined) this.records -= tracker.inFlight;
     this.offsets.remove(topic, partition);
     this.wake();
@@ -185,39 +186,50 @@ export class DeliveryTracker {
   /** Wraps a consumed record; its ack moves the partition's commit point. */
   envelope(record: ConsumedRecord): Envelope<ConsumedRecord> {
     const origin = { topic: record.topic, partition: record.partition, offset: record.offset };
-    const key = `${record.topic}\u0000${record.partition}`;
-    const generation = this.generations.get(key) ?? 0;
+    const generation = this.generationOf(record.topic, record.partition);
     this.offsets.track(origin);
-    const size = record.value.length;
     this.records += 1;
-    this.bytes += size;
-    return createEnvelope(
-      { value: record, key: record.key, eventTime: record.timestamp, origin, sizeBytes: size },
-      {
-        onAck: () => {
-          this.bytes -= size;
-          // An ack for a revoked partition is moot: the new owner re-reads from the last commit.
-          if (this.generations.get(key) !== generation) return;
-          this.records -= 1;
-          this.offsets.ack(origin);
-          this.wake();
-        },
-        onFail: (error) => {
-          this.bytes -= size;
-          if (this.failure !== undefined) return;
-          this.failure =
-            error instanceof LogflowError && error.stage === 'source'
-              ? error
-              : new LogflowError(
-                  ErrorCodes.INTERNAL,
-                  `record ${record.topic}/${record.partition}@${record.offset} could not be processed nor dead-lettered: ${(error as Error)?.message ?? String(error)}`,
-                  { stage: 'source', cause: error },
-                );
-          this.wake();
-          this.onFail(this.failure);
-        },
-      },
-    );
+    this.bytes += record.value.length;
+    return new TrackedEnvelope(this, record, origin, generation, generation.current);
+  }
+
+  /** @internal An envelope's ack (TrackedEnvelope calls it once). */
+  settleAck(origin: Origin, size: number, generation: PartitionGeneration, madeIn: number): void {
+    this.bytes -= size;
+    // An ack for a revoked partition is moot: the new owner re-reads from the last commit.
+    if (generation.current !== madeIn) return;
+    this.records -= 1;
+    this.offsets.ack(origin);
+    this.wake();
+  }
+
+  /** @internal An envelope's failure (TrackedEnvelope calls it once). */
+  settleFail(record: ConsumedRecord, error: unknown): void {
+    this.bytes -= record.value.length;
+    if (this.failure !== undefined) return;
+    this.failure =
+      error instanceof LogflowError && error.stage === 'source'
+        ? error
+        : new LogflowError(
+            ErrorCodes.INTERNAL,
+            `record ${record.topic}/${record.partition}@${record.offset} could not be processed nor dead-lettered: ${(error as Error)?.message ?? String(error)}`,
+            { stage: 'source', cause: error },
+          );
+    this.wake();
+    this.onFail(this.failure);
+  }
+
+  private generationOf(topic: string, partition: number): PartitionGeneration {
+    const last = this.lastGeneration;
+    if (last !== undefined && last.topic === topic && last.partition === partition) return last;
+    const key = `${topic}\u0000${partition}`;
+    let entry = this.generations.get(key);
+    if (entry === undefined) {
+      entry = { topic, partition, current: 0 };
+      this.generations.set(key, entry);
+    }
+    this.lastGeneration = entry;
+    return entry;
   }
 
   committable(): TopicPartitionOffset[] {
@@ -233,5 +245,46 @@ export class DeliveryTracker {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
+  }
+}
+
+interface PartitionGeneration {
+  readonly topic: string;
+  readonly partition: number;
+  current: number;
+}
+
+/**
+ * A consumed record's envelope: a class, so a record costs one object and
+ * no closures (this is made for every record a source reads).
+ */
+class TrackedEnvelope implements Envelope<ConsumedRecord> {
+  readonly key: string | null;
+  readonly eventTime: number;
+  readonly sizeBytes: number;
+  #settled = false;
+
+  constructor(
+    private readonly tracker: DeliveryTracker,
+    readonly value: ConsumedRecord,
+    readonly origin: Origin,
+    private readonly generation: PartitionGeneration,
+    private readonly madeIn: number,
+  ) {
+    this.key = value.key;
+    this.eventTime = value.timestamp;
+    this.sizeBytes = value.value.length;
+  }
+
+  ack(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.tracker.settleAck(this.origin, this.sizeBytes, this.generation, this.madeIn);
+  }
+
+  fail(error: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.tracker.settleFail(this.value, error);
   }
 }
