@@ -126,13 +126,18 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   let exitCode = 0;
   let view: NodeJS.Timeout | undefined;
   try {
-    start(ingest, {});
+    // chdb inserts in-process: 5,000-row batches keep each insert's body (and the rows waiting for it)
+    // a quarter of the server-mode default, which is most of the difference in peak memory.
+    start(ingest, { 'batch-size': 5_000 });
     const dashboard = await startApi(ctx, flags['api-port'] ?? config.apiPort, start, running, say);
     const hasBaselines = (await loadBaselines(engines.clickhouse)).length > 0;
     if (!hasBaselines) {
       say(`bootstrapping: ${Math.round(flags.history / 60_000)} minutes of history for the baselines`);
       const historyStart = startedAt - flags.history;
-      const backfill = start(generate, { rate: eventRate, duration: flags.history, speed: 'max', seed, flat: true, start: new Date(historyStart).toISOString(), progress: false });
+      // Paced, not as fast as it can: in-process topics hold what ingest has not read yet in memory,
+      // and an unpaced backfill ran hundreds of thousands of records ahead of it.
+      const backfillSpeed = Math.max(flags.rate, BACKFILL_MIN_RATE) / eventRate;
+      const backfill = start(generate, { rate: eventRate, duration: flags.history, speed: backfillSpeed, seed, flat: true, start: new Date(historyStart).toISOString(), progress: false });
       await backfill.done;
       await waitUntil(() => caughtUp(ctx, 'ingest'), () => interrupted);
       const computed = start(baselines, { once: true, now: new Date(startedAt).toISOString() });
@@ -153,7 +158,8 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
     });
     health.setPhase('running');
     say(`running generate, ingest, vectorize, detect at ${flags.rate} logs/s (event time x${flags.speed})${server === undefined ? '' : `; metrics on http://127.0.0.1:${config.metricsPort}/metrics`}${dashboard === undefined ? '' : `; dashboard on ${dashboard}`}`);
-    view = setInterval(() => void liveView(ctx, startedAt, interactive).then((text) => (dashboard === undefined ? text : `${text}  dashboard ${dashboard}`)).then((line) => (interactive ? process.stdout.write(`\r\u001b[2K${line}`) : say(line))), interactive ? 1_000 : 5_000);
+    const lastView: LastView = { at: Date.now(), generated: await generatedSoFar(ctx) };
+    view = setInterval(() => void liveView(ctx, startedAt, lastView, interactive).then((text) => (dashboard === undefined ? text : `${text}  dashboard ${dashboard}`)).then((line) => (interactive ? process.stdout.write(`\r\u001b[2K${line}`) : say(line))), interactive ? 1_000 : 5_000);
     view.unref();
 
     let analyzed = false;
@@ -230,19 +236,36 @@ async function summarize(ctx: Running, dataDir: string): Promise<RunSummary> {
   };
 }
 
-async function liveView(ctx: Running, startedAt: number, interactive: boolean): Promise<string> {
-  const seconds = Math.max(1, (Date.now() - startedAt) / 1000);
+/** The previous live view's reading, so the rate shown is of the last interval (the backfill would skew a running average). */
+interface LastView {
+  at: number;
+  generated: number;
+}
+
+async function generatedSoFar(ctx: Running): Promise<number> {
+  return (await ctx.metrics.recordsOut.get()).values.filter((v) => v.labels.pipeline === 'generate' && v.labels.stage === 'raw-logs').reduce((a, v) => a + v.value, 0);
+}
+
+async function liveView(ctx: Running, startedAt: number, last: LastView, interactive: boolean): Promise<string> {
+  const now = Date.now();
+  const seconds = Math.max(1, (now - startedAt) / 1000);
   const out = async (pipeline: string, stage: string) =>
     (await ctx.metrics.recordsOut.get()).values.filter((v) => v.labels.pipeline === pipeline && v.labels.stage === stage).reduce((a, v) => a + v.value, 0);
-  const generated = await out('generate', 'raw-logs');
+  const generated = await generatedSoFar(ctx);
   const stored = await out('ingest', 'clickhouse');
   const embedded = await out('vectorize', 'embedded');
   const lag = (await ctx.metrics.consumerLag.get()).values.filter((v) => v.labels.pipeline === 'ingest').reduce((a, v) => a + v.value, 0);
   const repositories = await ctx.resources.repositories();
   const open = (await repositories.anomalyAlerts.list({ status: 'open', limit: 100 })).items.length;
-  const line = `${Math.round(seconds)}s  generated ${generated} (${Math.round(generated / seconds)}/s)  stored ${stored}  ingest lag ${lag}  patterns embedded ${embedded}  open alerts ${open}`;
+  const rate = Math.round(((generated - last.generated) * 1000) / Math.max(1, now - last.at));
+  last.at = now;
+  last.generated = generated;
+  const line = `${Math.round(seconds)}s  generated ${generated} (${rate}/s)  stored ${stored}  ingest lag ${lag}  patterns embedded ${embedded}  open alerts ${open}`;
   return interactive ? line : `[logflow] ${line}`;
 }
+
+/** Logs per second of the history backfill when --rate is lower: a default start bootstraps in about two seconds. */
+const BACKFILL_MIN_RATE = 20_000;
 
 /** Name of the admin key each `npm start` creates for its dashboard link (the previous run's is revoked). */
 export const RUN_KEY_NAME = 'npm-start';
