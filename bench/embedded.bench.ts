@@ -1,0 +1,159 @@
+/**
+ * Embedded: `npm start` as a user runs it (generate, ingest, vectorize and
+ * detect in one process on chdb, PGlite and in-process topics), at a fixed
+ * rate (`--rate`, default 30,000 logs/s) for `--duration` (default 30s) after
+ * a `--history` backfill (default 5m of event time), in a fresh data
+ * directory. Read from outside the process: its live view lines (generated,
+ * stored, ingest lag, every 5 s) and /proc (resident memory every 250 ms,
+ * and the kernel's high-water mark, VmHWM, at the end; CPU time of the
+ * whole process, chdb's threads included).
+ *
+ * The baseline is the rate asked for: the live rate is the generator's
+ * count between the first and last live-view lines over their time apart,
+ * so below 1.00x the process could not keep up with its own generator.
+ *
+ * Args: --rate N, --duration 30s, --history 5m.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { durationArg, numberArg } from './args.ts';
+import { MIB } from './sampler.ts';
+import type { Benchmark, BenchContext, BenchOutput } from './types.ts';
+
+const RSS_LIMIT_MIB = 1_536;
+
+interface LiveLine {
+  readonly seconds: number;
+  readonly generated: number;
+  readonly lag: number;
+}
+
+/** `[logflow] 29s  generated 843691 (28815/s)  stored 829031  ingest lag 11403 ...` */
+export function parseLiveLine(line: string): LiveLine | undefined {
+  const match = /^\[logflow\] (\d+)s\s+generated (\d+) \(\d+\/s\)\s+stored \d+\s+ingest lag (\d+)/.exec(line);
+  if (match === null) return undefined;
+  return { seconds: Number(match[1]), generated: Number(match[2]), lag: Number(match[3]) };
+}
+
+async function children(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => []);
+  const found: number[] = [];
+  for (const task of tasks) {
+    const text = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '');
+    for (const child of text.trim().split(/\s+/)) if (child !== '') found.push(Number(child));
+  }
+  return found;
+}
+
+async function descendants(root: number): Promise<number[]> {
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    found.push(pid);
+    queue.push(...(await children(pid)));
+  }
+  return found;
+}
+
+async function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
+  const match = text === undefined ? null : new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+  return match === null ? undefined : Number(match[1]);
+}
+
+async function cpuSeconds(pid: number): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  // Fields after the command (which may hold spaces): utime and stime are the 14th and 15th.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const benchmark: Benchmark = {
+  name: 'embedded',
+  description: '`npm start` at a fixed rate (default 30,000 logs/s, 30 s): live rate against the rate asked for, ingest lag, peak RSS',
+  async run(ctx: BenchContext): Promise<BenchOutput> {
+    const rate = numberArg(ctx.args, 'rate', 30_000);
+    const durationMs = durationArg(ctx.args, 'duration', 30_000);
+    const historyMs = durationArg(ctx.args, 'history', 300_000);
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'logflow-bench-embedded-'));
+    const args = ['start', '--', '--duration', `${durationMs / 1000}s`, '--rate', String(rate), '--history', `${historyMs / 1000}s`, '--api-port', '0', '--data-dir', dataDir];
+    const child = spawn('npm', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOGFLOW_METRICS_PORT: '0' } });
+    const lines: LiveLine[] = [];
+    let output = '';
+    let summary = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => (output += chunk));
+    let pending = '';
+    child.stdout.on('data', (chunk: string) => {
+      output += chunk;
+      pending += chunk;
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      for (const line of parts) {
+        const live = parseLiveLine(line);
+        if (live !== undefined) {
+          lines.push(live);
+          ctx.log(`${live.seconds}s: generated ${live.generated}, ingest lag ${live.lag}`);
+        } else if (line.startsWith('stored ')) {
+          summary = line;
+        }
+      }
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const rss: Array<readonly [number, number]> = [];
+    const started = Date.now();
+    let peakKb = 0;
+    let cpu = 0;
+    let running = true;
+    void exited.then(() => (running = false));
+    while (running) {
+      // npm, its shell, tsx's launcher and the engine: the engine is the one holding the memory.
+      let largest = { pid: 0, kb: 0 };
+      for (const pid of await descendants(child.pid!)) {
+        const kb = (await statusKb(pid, 'VmRSS')) ?? 0;
+        if (kb > largest.kb) largest = { pid, kb };
+      }
+      if (largest.pid !== 0) {
+        rss.push([(Date.now() - started) / 1000, (largest.kb * 1024) / MIB]);
+        peakKb = Math.max(peakKb, (await statusKb(largest.pid, 'VmHWM')) ?? 0);
+        cpu = Math.max(cpu, (await cpuSeconds(largest.pid)) ?? 0);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const code = await exited;
+    await rm(dataDir, { recursive: true, force: true });
+    if (code !== 0) throw new Error(`npm start exited with ${String(code)}:\n${output.slice(-4_000)}`);
+    if (lines.length < 2) throw new Error(`fewer than two live-view lines; is the run long enough?\n${output.slice(-4_000)}`);
+    const first = lines[0]!;
+    const last = lines.at(-1)!;
+    const liveRate = (last.generated - first.generated) / (last.seconds - first.seconds);
+    const stored = Number(/^stored (\d+)/.exec(summary)?.[1] ?? NaN);
+    const maxLag = Math.max(...lines.map((l) => l.lag));
+    return {
+      rows: [
+        { scenario: 'npm start, live generator', metric: 'rate', value: Math.round(liveRate), unit: 'logs/s', baseline: rate, target: `>= ${rate.toLocaleString('en-US')} logs/s (1.00x)` },
+        { scenario: 'npm start, ingest', metric: 'largest lag (live view)', value: maxLag, unit: 'records', target: 'bounded' },
+        { scenario: 'npm start, ingest', metric: 'lag at the last live view', value: last.lag, unit: 'records' },
+        { scenario: 'npm start, whole process', metric: 'peak RSS (VmHWM)', value: Math.round((peakKb * 1024) / MIB), unit: 'MiB', baseline: RSS_LIMIT_MIB, target: `< ${RSS_LIMIT_MIB} MiB` },
+        { scenario: 'npm start, whole process', metric: 'CPU per stored log', value: Math.round((cpu / stored) * 1e6 * 10) / 10, unit: 'CPU µs' },
+      ],
+      series: [
+        { name: 'npm start', panel: 'RSS', unit: 'MiB', points: rss },
+        { name: 'ingest lag', panel: 'lag', unit: 'records', points: lines.map((l) => [l.seconds, l.lag] as const) },
+      ],
+      notes: [
+        `npm ${args.join(' ')} (fresh data directory); ${stored.toLocaleString('en-US')} logs stored, backfill included`,
+        'live rate: generated count between the first and last live-view lines over their time apart; lag: the live view\'s ingest lag',
+        'RSS and CPU: /proc of the engine process (VmHWM, utime + stime), every thread included',
+      ],
+    };
+  },
+};
+
+export default benchmark;
