@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseDuration } from '../../bench/args.ts';
 import clickhouseSink from '../../bench/clickhouse-sink.bench.ts';
+import { parseLiveLine } from '../../bench/embedded.bench.ts';
 import { formatNumber, formatRatio, markdownTable } from '../../bench/format.ts';
 import ingestE2e from '../../bench/ingest-e2e.bench.ts';
 import { createTopic, deleteTopics, fillTemplate, kafkaClient, produceGenerated, rawConsumer, sampleRecords, shapeRecord, toTemplate } from '../../bench/load.ts';
@@ -260,4 +261,13 @@ describe('benchmarks on the real services, tiny N', () => {
     expect(p99).toBeGreaterThanOrEqual(p50!);
     expect(output.series?.map((s) => s.panel)).toEqual(expect.arrayContaining(['throughput', 'RSS']));
   }, 240_000);
+});
+
+describe('embedded benchmark', () => {
+  it('reads npm start\'s non-TTY live view line, and nothing else', () => {
+    const line = '[logflow] 29s  generated 843691 (28815/s)  stored 829031  ingest lag 11403  patterns embedded 25  open alerts 1';
+    expect(parseLiveLine(line)).toEqual({ seconds: 29, generated: 843_691, lag: 11_403 });
+    expect(parseLiveLine('stored 1381621 logs (0 dead-lettered), 26 patterns vectorized')).toBeUndefined();
+    expect(parseLiveLine('29s  generated 1 (1/s)  stored 1  ingest lag 0')).toBeUndefined();
+  });
 });
