@@ -40,35 +40,51 @@ export interface EnvelopeInit<T> {
  * Envelopes are made per record on every hot path, so they are class
  * instances: ack and fail live on the prototype instead of being two fresh
  * closures per record, and the private fields stay out of sight of spreads,
- * logs and equality checks.
+ * logs and equality checks. This base settles once; a subclass says what
+ * settling does (sources subclass it to keep their per-record cost at one
+ * object).
  */
-class SettleOnce<T> implements Envelope<T> {
-  readonly value: T;
-  readonly key: string | null;
-  readonly eventTime: number;
-  readonly origin: Origin;
-  readonly sizeBytes: number;
-  readonly #handlers: AckHandlers;
+export abstract class SettlingEnvelope<T> implements Envelope<T> {
   #settled = false;
 
-  constructor(init: EnvelopeInit<T>, handlers: AckHandlers) {
-    this.value = init.value;
-    this.key = init.key ?? null;
-    this.eventTime = init.eventTime;
-    this.origin = init.origin;
-    this.sizeBytes = init.sizeBytes ?? 0;
-    this.#handlers = handlers;
-  }
+  constructor(
+    readonly value: T,
+    readonly key: string | null,
+    readonly eventTime: number,
+    readonly origin: Origin,
+    readonly sizeBytes: number,
+  ) {}
 
   ack(): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#handlers.onAck();
+    this.settleAck();
   }
 
   fail(error: unknown): void {
     if (this.#settled) return;
     this.#settled = true;
+    this.settleFail(error);
+  }
+
+  /** Runs on the first ack or fail only. */
+  protected abstract settleAck(): void;
+  protected abstract settleFail(error: unknown): void;
+}
+
+class SettleOnce<T> extends SettlingEnvelope<T> {
+  readonly #handlers: AckHandlers;
+
+  constructor(init: EnvelopeInit<T>, handlers: AckHandlers) {
+    super(init.value, init.key ?? null, init.eventTime, init.origin, init.sizeBytes ?? 0);
+    this.#handlers = handlers;
+  }
+
+  protected settleAck(): void {
+    this.#handlers.onAck();
+  }
+
+  protected settleFail(error: unknown): void {
     this.#handlers.onFail(error);
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { Observable } from 'rxjs';
 import type { Component } from './component.ts';
-import type { Envelope, Origin } from './envelope.ts';
+import { SettlingEnvelope, type Envelope, type Origin } from './envelope.ts';
 import { LogflowError, ErrorCodes } from './errors.ts';
 import { PartitionOffsets, type TopicPartitionOffset } from './offset-tracker.ts';
 
@@ -254,37 +254,23 @@ interface PartitionGeneration {
   current: number;
 }
 
-/**
- * A consumed record's envelope: a class, so a record costs one object and
- * no closures (this is made for every record a source reads).
- */
-class TrackedEnvelope implements Envelope<ConsumedRecord> {
-  readonly key: string | null;
-  readonly eventTime: number;
-  readonly sizeBytes: number;
-  #settled = false;
-
+/** A consumed record's envelope: one object per record, no closures (this is made for every record a source reads). */
+class TrackedEnvelope extends SettlingEnvelope<ConsumedRecord> {
   constructor(
     private readonly tracker: DeliveryTracker,
-    readonly value: ConsumedRecord,
-    readonly origin: Origin,
+    record: ConsumedRecord,
+    origin: Origin,
     private readonly generation: PartitionGeneration,
     private readonly madeIn: number,
   ) {
-    this.key = value.key;
-    this.eventTime = value.timestamp;
-    this.sizeBytes = value.value.length;
+    super(record, record.key, record.timestamp, origin, record.value.length);
   }
 
-  ack(): void {
-    if (this.#settled) return;
-    this.#settled = true;
+  protected settleAck(): void {
     this.tracker.settleAck(this.origin, this.sizeBytes, this.generation, this.madeIn);
   }
 
-  fail(error: unknown): void {
-    if (this.#settled) return;
-    this.#settled = true;
+  protected settleFail(error: unknown): void {
     this.tracker.settleFail(this.value, error);
   }
 }

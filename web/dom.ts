@@ -69,7 +69,6 @@ export function toast(message: string, kind: 'info' | 'error' = 'info'): void {
   setTimeout(() => item.remove(), kind === 'error' ? 7000 : 3500);
 }
 
-/** A modal form: resolves with the form's data on submit, null on cancel. */
 /** Shows a failed action's message: every page reports errors the same way. */
 export function toastError(error: unknown): void {
   toast(error instanceof Error ? error.message : String(error), 'error');
@@ -87,6 +86,7 @@ export function loadMoreButton(next: string | null, load: (cursor: string) => Pr
   }, 'Load more');
 }
 
+/** A modal form: resolves with the form's data on submit, null on cancel. */
 export function dialogForm(title: string, body: Child, submitLabel: string): Promise<FormData | null> {
   return new Promise((resolve) => {
     const form = h('form', { method: 'dialog' },
