@@ -4,11 +4,11 @@
  * rate (`--rate`, default 30,000 logs/s) for `--duration` (default 30s) after
  * a `--history` backfill (default 5m of event time), in a fresh data
  * directory. Read from outside the process: its live view lines (generated,
- * stored, ingest lag, every 5 s) and /proc (resident memory every 250 ms,
- * and the kernel's high-water mark, VmHWM, at the end; CPU time of the
- * whole process, chdb's threads included).
+ * stored, ingest lag, every 5 s) and /proc every 250 ms (resident memory,
+ * the kernel's high-water mark VmHWM, and CPU time of the whole process,
+ * chdb's threads included).
  *
- * The baseline is the rate asked for: the live rate is the generator's
+ * The baseline is the rate asked for (the peak RSS has only its target): the live rate is the generator's
  * count between the first live-view line and the last one before it
  * finished, over their time apart, so below 1.00x the process could not
  * keep up with its own generator (generator and pipelines share the cores).
@@ -69,7 +69,7 @@ async function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number |
 async function cpuSeconds(pid: number): Promise<number | undefined> {
   const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
-  // Fields after the command (which may hold spaces): utime and stime are the 14th and 15th.
+  // Fields after the command (which may hold spaces): utime and stime are the 14th and 15th, in clock ticks (100 a second on Linux).
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
@@ -145,7 +145,7 @@ const benchmark: Benchmark = {
         { scenario: 'npm start, live generator', metric: 'rate', value: Math.round(liveRate), unit: 'logs/s', baseline: rate, target: `>= ${rate.toLocaleString('en-US')} logs/s (1.00x)` },
         { scenario: 'npm start, ingest', metric: 'largest lag (live view)', value: maxLag, unit: 'records', target: 'bounded' },
         { scenario: 'npm start, ingest', metric: 'lag at the last live view', value: last.lag, unit: 'records' },
-        { scenario: 'npm start, whole process', metric: 'peak RSS (VmHWM)', value: Math.round((peakKb * 1024) / MIB), unit: 'MiB', baseline: RSS_LIMIT_MIB, target: `< ${RSS_LIMIT_MIB} MiB` },
+        { scenario: 'npm start, whole process', metric: 'peak RSS (VmHWM)', value: Math.round((peakKb * 1024) / MIB), unit: 'MiB', target: `< ${RSS_LIMIT_MIB} MiB` },
         { scenario: 'npm start, whole process', metric: 'CPU per stored log', value: Math.round((cpu / stored) * 1e6 * 10) / 10, unit: 'CPU µs' },
       ],
       series: [
