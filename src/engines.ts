@@ -10,6 +10,7 @@ import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import type { Config } from './config.ts';
 import { LogflowError, ErrorCodes } from './errors.ts';
+import { chdbRowInserter, useRowInserter } from './sinks/row-inserter.ts';
 
 export type ClickHouseMode = 'server' | 'chdb';
 export type PostgresMode = 'server' | 'pglite';
@@ -54,6 +55,8 @@ export async function openClickHouse(config: Config, options: OpenEnginesOptions
       connection: connection.connection as never,
       clickhouse_settings: settings,
     });
+    const chdb = connection.connection.chdb;
+    useRowInserter(client, chdbRowInserter((params) => chdb.rawInsert(params)));
     // chdb ignores the client's `database` option, but a session keeps `USE`.
     await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
     await client.command({ query: `USE ${database}` });

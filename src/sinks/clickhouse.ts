@@ -13,13 +13,13 @@
  * - a batch rejected for its data is bisected, deterministically, so only the
  *   bad rows go to the dead-letter sink and a replay bisects the same way.
  */
-import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { asyncScheduler, groupBy, mergeMap, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import type { Envelope } from '../envelope.ts';
 import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../errors.ts';
 import { retry, RETRY_UNTIL_STOPPED, type RetryOptions } from '../retry.ts';
 import type { Failure } from './dead-letter.ts';
+import { encodeRows, rowInserterFor, type EncodedRow, type RowInserter } from './row-inserter.ts';
 
 export interface OffsetRange {
   readonly topic: string;
@@ -43,11 +43,11 @@ export interface ClickHouseSinkOptions<T> {
   readonly table: string;
   readonly columns: readonly string[];
   /**
-   * The row's values in column order, or that array's JSON text already
+   * The row's values in column order, or that array's JSON text (or its UTF-8 bytes) already
    * encoded (a pipeline that encodes early lets the value it came from die
    * young instead of waiting out the batch).
    */
-  readonly toRow: (value: T) => unknown[] | string;
+  readonly toRow: (value: T) => unknown[] | EncodedRow;
   /** What a rejected row's dead letter carries; the value itself by default. */
   readonly deadLetterPayload?: (value: T) => unknown;
   readonly ledger: BatchLedger;
@@ -94,19 +94,6 @@ interface CutBatch<T> {
 
 const DEFAULTS = { maxRecords: 10_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 1_000, concurrency: 4 };
 
-/**
- * Rows travel as JSON arrays, one a line, read as CustomSeparated with the
- * JSON escaping rule: the same text and the same parsing as
- * JSONCompactEachRow, but a raw format to the client, so the body is built
- * once here from rows a pipeline may have encoded long before, rather than
- * re-serialized by the client from arrays kept alive until the insert.
- */
-const ROW_FORMAT = {
-  format_custom_escaping_rule: 'JSON',
-  format_custom_field_delimiter: ',',
-  format_custom_row_before_delimiter: '[',
-  format_custom_row_after_delimiter: ']\n',
-} as const;
 const DEFAULT_RETRY: RetryOptions = RETRY_UNTIL_STOPPED;
 
 export function clickHouseSink<T>(client: ClickHouseClient, options: ClickHouseSinkOptions<T>): OperatorFunction<Envelope<T>, InsertedBatch> {
@@ -263,11 +250,15 @@ function writePartition<T>(
 }
 
 class BatchWriter<T> {
+  private readonly insertRows: RowInserter;
+
   constructor(
-    private readonly client: ClickHouseClient,
+    client: ClickHouseClient,
     private readonly options: ClickHouseSinkOptions<T>,
     private readonly retryOptions: RetryOptions,
-  ) {}
+  ) {
+    this.insertRows = rowInserterFor(client);
+  }
 
   async write(batch: CutBatch<T>): Promise<InsertedBatch> {
     const first = batch.records[0]!;
@@ -304,12 +295,12 @@ class BatchWriter<T> {
   private async insertRange(range: OffsetRange, records: Envelope<T>[]): Promise<InsertedBatch> {
     const token = `${this.options.table}-${range.topic}-${range.partition}-${range.minOffset}-${range.maxOffset}`;
     const bad: Array<{ record: Envelope<T>; error: unknown }> = [];
-    const rows: string[] = [];
+    const rows: EncodedRow[] = [];
     const convertible: Envelope<T>[] = [];
     for (const record of records) {
       try {
         const row = this.options.toRow(record.value);
-        rows.push(typeof row === 'string' ? row : JSON.stringify(row));
+        rows.push(Array.isArray(row) ? JSON.stringify(row) : row);
         convertible.push(record);
       } catch (error) {
         bad.push({ record, error });
@@ -334,21 +325,19 @@ class BatchWriter<T> {
   /** Halves a rejected batch until each bad row stands alone; sub-batch tokens derive from the path, so a replay bisects identically. */
   private async insertBisecting(
     records: Envelope<T>[],
-    rows: string[],
+    rows: EncodedRow[],
     token: string,
     bad: Array<{ record: Envelope<T>; error: unknown }>,
   ): Promise<void> {
     if (rows.length === 0) return;
-    const body = `${rows.join('\n')}\n`;
+    const body = encodeRows(rows);
     try {
       await this.withRetry(() =>
-        this.client.insert({
+        this.insertRows({
           table: this.options.table,
-          columns: this.options.columns as [string, ...string[]],
-          // A fresh stream per attempt: a retry must send the body again.
-          values: Readable.from([body], { objectMode: false }),
-          format: 'CustomSeparated',
-          clickhouse_settings: { ...ROW_FORMAT, insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 },
+          columns: this.options.columns,
+          body,
+          settings: { insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1 },
         }),
       );
     } catch (error) {

@@ -1,0 +1,111 @@
+/**
+ * How a batch of encoded rows reaches a ClickHouse engine. Rows are JSON
+ * arrays, one a line (JSONCompactEachRow's text). A server gets them through
+ * @clickhouse/client; chdb through its raw insert, which hands the bytes to
+ * the engine as they are: the client's path through chdb copied a batch's body
+ * three more times as one string (an insert of 20,000 rows is ~14 MB), and put
+ * the insert's settings on chdb's shared session.
+ */
+import { Readable } from 'node:stream';
+import { parseError, type ClickHouseClient } from '@clickhouse/client';
+
+export interface RowInsert {
+  readonly table: string;
+  readonly columns: readonly string[];
+  /** Rows, each a JSON array followed by "\n". */
+  readonly body: Buffer;
+  readonly settings: Readonly<Record<string, string | number>>;
+}
+
+export type RowInserter = (insert: RowInsert) => Promise<void>;
+
+/**
+ * CustomSeparated with the JSON escaping rule reads the same text as
+ * JSONCompactEachRow, but is a raw format to the client: it sends the body as
+ * given instead of expecting value arrays to serialize again.
+ */
+const CLIENT_ROW_FORMAT = {
+  format_custom_escaping_rule: 'JSON',
+  format_custom_field_delimiter: ',',
+  format_custom_row_before_delimiter: '[',
+  format_custom_row_after_delimiter: ']\n',
+} as const;
+
+const engineInserters = new WeakMap<ClickHouseClient, RowInserter>();
+
+/** Registers an engine's own insert path for a client (engines.ts does, for chdb). */
+export function useRowInserter(client: ClickHouseClient, inserter: RowInserter): void {
+  engineInserters.set(client, inserter);
+}
+
+export function rowInserterFor(client: ClickHouseClient): RowInserter {
+  return (
+    engineInserters.get(client) ??
+    (async ({ table, columns, body, settings }) => {
+      await client.insert({
+        table,
+        columns: columns as [string, ...string[]],
+        // A fresh stream per call: a retry must send the body again.
+        values: Readable.from([body], { objectMode: false }),
+        format: 'CustomSeparated',
+        clickhouse_settings: { ...CLIENT_ROW_FORMAT, ...settings },
+      });
+    })
+  );
+}
+
+/** chdb's raw insert, with its errors reshaped as the client shapes a server's (code and type), so they classify alike. */
+export function chdbRowInserter(rawInsert: (params: {
+  table: string;
+  columns: readonly string[];
+  values: Buffer;
+  format: 'JSONCompactEachRow';
+  settings: Record<string, string | number>;
+}) => Promise<unknown>): RowInserter {
+  return async ({ table, columns, body, settings }) => {
+    try {
+      await rawInsert({ table, columns, values: body, format: 'JSONCompactEachRow', settings: { ...settings } });
+    } catch (error) {
+      const mapped = parseError(error instanceof Error ? error.message : String(error));
+      if (mapped !== error) mapped.cause = error;
+      throw mapped;
+    }
+  };
+}
+
+/**
+ * A row as JSON array text: a string, or its UTF-8 bytes. Bytes suit rows
+ * that wait in a batch: they live outside the JS heap, so the garbage
+ * collector neither copies nor marks them while they wait.
+ */
+export type EncodedRow = string | Buffer;
+
+const NEWLINE = Buffer.from('\n');
+/** Rows given as strings are encoded this many at a time: pieces stay small strings, not one large-object string per batch. */
+const ROWS_PER_PIECE = 64;
+
+/** The body of an insert: each row followed by a newline. */
+export function encodeRows(rows: readonly EncodedRow[]): Buffer {
+  const pieces: Buffer[] = [];
+  let length = 0;
+  let strings: string[] = [];
+  const flushStrings = (): void => {
+    if (strings.length === 0) return;
+    const piece = Buffer.from(`${strings.join('\n')}\n`);
+    pieces.push(piece);
+    length += piece.length;
+    strings = [];
+  };
+  for (const row of rows) {
+    if (typeof row === 'string') {
+      strings.push(row);
+      if (strings.length === ROWS_PER_PIECE) flushStrings();
+    } else {
+      flushStrings();
+      pieces.push(row, NEWLINE);
+      length += row.length + 1;
+    }
+  }
+  flushStrings();
+  return Buffer.concat(pieces, length);
+}
