@@ -6,12 +6,14 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { concat, concatMap, defer, EMPTY, finalize, ignoreElements, mergeMap, takeUntil } from 'rxjs';
+import { concat, concatMap, defer, EMPTY, finalize, ignoreElements, mergeMap, takeUntil, type Observable } from 'rxjs';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { definePipeline } from '../pipeline.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
+import { generateLogsInWorker } from '../sources/generator-worker.ts';
 import { generateLogs, groundTruth, scenarioSchema, type Scenario } from '../sources/generator.ts';
+import type { OutgoingMessage } from '../topics.ts';
 import { durationMs } from './duration.ts';
 import { parseOptions } from './options.ts';
 import type { Resources } from './resources.ts';
@@ -29,6 +31,8 @@ const optionsSchema = z
     flat: z.coerce.boolean().default(false),
     partitions: z.coerce.number().int().min(1).max(1_000).default(4),
     progress: z.coerce.boolean().optional(),
+    /** Generate on a worker thread, off the thread the rest of the process runs on (npm start sets it). */
+    worker: z.coerce.boolean().default(false),
   })
   .strict();
 
@@ -82,7 +86,7 @@ export const generate = definePipeline<Resources>({
         let sent = 0;
         let done = 0;
         const produced = ctx.metrics.recordsOut.labels({ pipeline: ctx.name, stage: 'raw-logs' });
-        const logs$ = generateLogs({
+        const generatorOptions = {
           seed: options.seed,
           rate: options.rate,
           durationMs: options.duration,
@@ -90,9 +94,11 @@ export const generate = definePipeline<Resources>({
           speed: options.speed === 'max' ? Infinity : options.speed,
           invalidRate: options['invalid-rate'],
           dailyShape: !options.flat,
-          scheduler: ctx.scheduler,
           ...(scenario === undefined ? {} : { scenario }),
-        });
+        };
+        const logs$: Observable<{ readonly logs: readonly OutgoingMessage[] }> = options.worker
+          ? generateLogsInWorker(generatorOptions)
+          : generateLogs({ ...generatorOptions, scheduler: ctx.scheduler });
         return concat(
           logs$.pipe(
             takeUntil(ctx.stopping$),
