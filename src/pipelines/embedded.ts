@@ -100,17 +100,25 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   const server = config.metricsPort === 0 ? undefined : await serveProcessEndpoints({ metrics, health, port: config.metricsPort }).catch(() => undefined);
   const ctx: Running = { config, logger, metrics, resources, engines, topics };
   const running: RunningPipeline[] = [];
-  const start = (definition: PipelineDefinition<Resources>, options: Record<string, unknown>) => {
-    const r = startPipeline(definition, { config, logger, metrics, resources, options, health });
-    running.push(r);
-    return r;
-  };
-
   let interrupted = false;
+  /** Set when a pipeline fails: the run stops rather than wait forever for it to catch up. */
+  let failure: string | undefined;
+  const stopping = () => interrupted || failure !== undefined;
   let wake: () => void = () => undefined;
   const interruption = new Promise<void>((resolve) => {
     wake = resolve;
   });
+  const start = (definition: PipelineDefinition<Resources>, options: Record<string, unknown>) => {
+    const r = startPipeline(definition, { config, logger, metrics, resources, options, health });
+    running.push(r);
+    void r.done.then((outcome) => {
+      if (outcome.status !== 'failed' || failure !== undefined) return;
+      failure = `${r.name} failed: ${describeCause(outcome.error)}`;
+      say(`\nlogflow: ${failure}; stopping (details in ${logFile})`);
+      wake();
+    });
+    return r;
+  };
   const onSignal = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
@@ -129,9 +137,10 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   let exitCode = 0;
   let view: NodeJS.Timeout | undefined;
   try {
-    // chdb inserts in-process: 5,000-row batches keep each insert's body (and the rows waiting for it)
-    // a quarter of the server-mode default; npm start's peak was about 200 MB lower in one A/B run.
-    start(ingest, { 'batch-size': 5_000 });
+    // One partition and batches of up to 20,000 rows: chdb's cost per insert (three new parts, one for logs and one
+    // per view, then their merges) dominated at 5,000-row batches on four partitions; an insert's rows wait off the
+    // JS heap (encoded) and reach chdb without copies, so the bigger batch no longer costs the memory it did.
+    start(ingest, { 'batch-size': 20_000, partitions: 1 });
     const dashboard = await startApi(ctx, flags['api-port'] ?? config.apiPort, start, running, say);
     const hasBaselines = (await loadBaselines(engines.clickhouse)).length > 0;
     if (!hasBaselines) {
@@ -140,9 +149,9 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
       // Paced, not as fast as it can: in-process topics hold what ingest has not read yet in memory,
       // and an unpaced backfill ran hundreds of thousands of records ahead of it.
       const backfillSpeed = Math.max(flags.rate, BACKFILL_MIN_RATE) / eventRate;
-      const backfill = start(generate, { rate: eventRate, duration: flags.history, speed: backfillSpeed, seed, flat: true, start: new Date(historyStart).toISOString(), progress: false });
+      const backfill = start(generate, { rate: eventRate, duration: flags.history, speed: backfillSpeed, seed, flat: true, worker: true, start: new Date(historyStart).toISOString(), progress: false });
       await backfill.done;
-      await waitUntil(() => caughtUp(ctx, 'ingest'), () => interrupted);
+      await waitUntil(() => caughtUp(ctx, 'ingest'), stopping);
       const computed = start(baselines, { once: true, now: new Date(startedAt).toISOString() });
       await computed.done;
     }
@@ -153,6 +162,7 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
       speed: flags.speed,
       seed: seed + 1,
       flat: true,
+      worker: true,
       start: new Date(startedAt).toISOString(),
       scenario: flags.scenario,
       truth: path.join(dataDir, 'ground-truth.jsonl'),
@@ -177,11 +187,12 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
     const analyzeTimer = flags['analyze-after'] === undefined ? undefined : setTimeout(() => void analyze(), flags['analyze-after']);
 
     await Promise.race([live.done, interruption]);
-    if (!interrupted) {
-      await waitUntil(async () => (await caughtUp(ctx, 'ingest')) && (await caughtUp(ctx, 'vectorize')) && (await caughtUp(ctx, 'detect')), () => interrupted);
+    if (!stopping()) {
+      await waitUntil(async () => (await caughtUp(ctx, 'ingest')) && (await caughtUp(ctx, 'vectorize')) && (await caughtUp(ctx, 'detect')), stopping);
       if (flags['analyze-after'] !== undefined) await analyze();
     }
     if (analyzeTimer !== undefined) clearTimeout(analyzeTimer);
+    if (failure !== undefined) exitCode = 1;
   } catch (error) {
     exitCode = 1;
     logger.error({ err: error }, 'embedded run failed');
