@@ -266,7 +266,7 @@ describe('benchmarks on the real services, tiny N', () => {
 describe('embedded benchmark', () => {
   it('reads npm start\'s non-TTY live view line, and nothing else', () => {
     const line = '[logflow] 29s  generated 843691 (28815/s)  stored 829031  ingest lag 11403  patterns embedded 25  open alerts 1';
-    expect(parseLiveLine(line)).toEqual({ seconds: 29, generated: 843_691, lag: 11_403 });
+    expect(parseLiveLine(line)).toEqual({ seconds: 29, generated: 843_691, stored: 829_031, lag: 11_403 });
     expect(parseLiveLine('stored 1381621 logs (0 dead-lettered), 26 patterns vectorized')).toBeUndefined();
     expect(parseLiveLine('29s  generated 1 (1/s)  stored 1  ingest lag 0')).toBeUndefined();
   });
