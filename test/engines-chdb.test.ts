@@ -6,7 +6,7 @@ import { loadConfig } from '../src/config.ts';
 import { openClickHouse } from '../src/engines.ts';
 import { classify, ErrorCodes } from '../src/errors.ts';
 import { clickhouseErrorRules } from '../src/sinks/clickhouse.ts';
-import { encodeRows, rowInserterFor } from '../src/sinks/row-inserter.ts';
+import { clientRowInserter, encodeRows, rowInserterFor } from '../src/sinks/row-inserter.ts';
 
 describe('chdb behind @clickhouse/client', () => {
   let dir: string;
@@ -61,6 +61,17 @@ describe('chdb behind @clickhouse/client', () => {
         { id: 1, name: 'één "quoted"', tags: { k: 'v' } },
         { id: 2, name: 'line\nbreak', tags: {} },
         { id: 3, name: '日本', tags: {} },
+      ]);
+    });
+
+    it('reads the same body the same way through the client path a server gets (CustomSeparated)', async () => {
+      await client.command({ query: `CREATE TABLE client_rows (id UInt32, name String, tags Map(String, String)) ENGINE = MergeTree ORDER BY id` });
+      const body = encodeRows(['[1,"één \\"quoted\\"",{"k":"v"}]', Buffer.from('[2,"line\\nbreak",{}]')]);
+      await clientRowInserter(client)({ table: 'client_rows', columns: ['id', 'name', 'tags'], body, settings: { insert_deduplication_token: 'client-1' } });
+      const rows = await (await client.query({ query: 'SELECT id, name, tags FROM client_rows ORDER BY id', format: 'JSONEachRow' })).json<{ id: number; name: string; tags: Record<string, string> }>();
+      expect(rows).toEqual([
+        { id: 1, name: 'één "quoted"', tags: { k: 'v' } },
+        { id: 2, name: 'line\nbreak', tags: {} },
       ]);
     });
 

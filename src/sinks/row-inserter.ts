@@ -39,19 +39,21 @@ export function useRowInserter(client: ClickHouseClient, inserter: RowInserter):
 }
 
 export function rowInserterFor(client: ClickHouseClient): RowInserter {
-  return (
-    engineInserters.get(client) ??
-    (async ({ table, columns, body, settings }) => {
-      await client.insert({
-        table,
-        columns: columns as [string, ...string[]],
-        // A fresh stream per call: a retry must send the body again.
-        values: Readable.from([body], { objectMode: false }),
-        format: 'CustomSeparated',
-        clickhouse_settings: { ...CLIENT_ROW_FORMAT, ...settings },
-      });
-    })
-  );
+  return engineInserters.get(client) ?? clientRowInserter(client);
+}
+
+/** Through @clickhouse/client: what a server gets. */
+export function clientRowInserter(client: ClickHouseClient): RowInserter {
+  return async ({ table, columns, body, settings }) => {
+    await client.insert({
+      table,
+      columns: columns as [string, ...string[]],
+      // A fresh stream per call: a retry must send the body again.
+      values: Readable.from([body], { objectMode: false }),
+      format: 'CustomSeparated',
+      clickhouse_settings: { ...CLIENT_ROW_FORMAT, ...settings },
+    });
+  };
 }
 
 /** chdb's raw insert, with its errors reshaped as the client shapes a server's (code and type), so they classify alike. */
