@@ -64,6 +64,8 @@ export interface RunSummary {
   readonly dataDir: string;
 }
 
+type StartEmbedded = (definition: PipelineDefinition<Resources>, options: Record<string, unknown>, optional?: boolean) => RunningPipeline;
+
 interface Running {
   readonly config: Config;
   readonly logger: Logger;
@@ -108,11 +110,12 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   const interruption = new Promise<void>((resolve) => {
     wake = resolve;
   });
-  const start = (definition: PipelineDefinition<Resources>, options: Record<string, unknown>) => {
+  /** An optional pipeline (the dashboard's API) may fail without stopping the run. */
+  const start: StartEmbedded = (definition, options, optional = false) => {
     const r = startPipeline(definition, { config, logger, metrics, resources, options, health });
     running.push(r);
     void r.done.then((outcome) => {
-      if (outcome.status !== 'failed' || failure !== undefined) return;
+      if (optional || outcome.status !== 'failed' || failure !== undefined) return;
       failure = `${r.name} failed: ${describeCause(outcome.error)}`;
       say(`\nlogflow: ${failure}; stopping (details in ${logFile})`);
       wake();
@@ -138,8 +141,8 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   let view: NodeJS.Timeout | undefined;
   try {
     // One partition and batches of up to 20,000 rows: chdb's cost per insert (three new parts, one for logs and one
-    // per view, then their merges) dominated at 5,000-row batches on four partitions; an insert's rows wait off the
-    // JS heap (encoded) and reach chdb without copies, so the bigger batch no longer costs the memory it did.
+    // per view, then their merges) dominated when four partitions and the 500 ms batch wait cut ~3,000-row inserts;
+    // an insert's rows wait off the JS heap (encoded) and reach chdb without copies.
     start(ingest, { 'batch-size': 20_000, partitions: 1 });
     const dashboard = await startApi(ctx, flags['api-port'] ?? config.apiPort, start, running, say);
     const hasBaselines = (await loadBaselines(engines.clickhouse)).length > 0;
@@ -192,7 +195,6 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
       if (flags['analyze-after'] !== undefined) await analyze();
     }
     if (analyzeTimer !== undefined) clearTimeout(analyzeTimer);
-    if (failure !== undefined) exitCode = 1;
   } catch (error) {
     exitCode = 1;
     logger.error({ err: error }, 'embedded run failed');
@@ -287,7 +289,7 @@ export const RUN_KEY_NAME = 'npm-start';
 async function startApi(
   ctx: Running,
   port: number,
-  start: (definition: PipelineDefinition<Resources>, options: Record<string, unknown>) => RunningPipeline,
+  start: StartEmbedded,
   running: RunningPipeline[],
   say: (line: string) => void,
 ): Promise<string | undefined> {
@@ -296,7 +298,7 @@ async function startApi(
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
   let onListening: (url: string) => void = () => undefined;
   const listening = new Promise<string>((resolve) => (onListening = resolve));
-  const server = start(api, { port, onListening });
+  const server = start(api, { port, onListening }, true);
   const outcome = await Promise.race([server.done, listening]);
   if (typeof outcome !== 'string') {
     // Not a failure of the run: ingest and detection go on without the dashboard.
