@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { Observable } from 'rxjs';
 import { LogflowError, ErrorCodes } from '../errors.ts';
 import type { OutgoingMessage } from '../topics.ts';
-import type { GeneratedLog, GeneratorOptions } from './generator.ts';
+import { generateLogs, type GeneratedLog, type GeneratorOptions } from './generator.ts';
 
 /** What the worker can be given: the generator's options without a scheduler (it paces on its own clock). */
 export type WorkerGeneratorOptions = Omit<GeneratorOptions, 'scheduler'>;
@@ -70,7 +70,6 @@ export function unpackSecond(packed: PackedSecond): { readonly second: number; r
  * TypeScript module loads the same under tsx, vitest or a build.
  */
 export async function runGeneratorWorker(options: WorkerGeneratorOptions, post: (message: WorkerMessage, transfer: ArrayBuffer[]) => void): Promise<void> {
-  const { generateLogs } = await import('./generator.ts');
   await new Promise<void>((resolve) => {
     generateLogs(options).subscribe({
       next: ({ second, logs }) => {
