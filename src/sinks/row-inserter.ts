@@ -2,9 +2,10 @@
  * How a batch of encoded rows reaches a ClickHouse engine. Rows are JSON
  * arrays, one a line (JSONCompactEachRow's text). A server gets them through
  * @clickhouse/client; chdb through its raw insert, which hands the bytes to
- * the engine as they are: the client's path through chdb copied a batch's body
- * three more times as one string (an insert of 20,000 rows is ~14 MB), and put
- * the insert's settings on chdb's shared session.
+ * the engine as they are: the client's path through chdb made a batch's body
+ * one string (an insert of 20,000 rows is ~14 MB), copied it twice more, had
+ * chdb parse it as part of the statement, and put the insert's settings on
+ * chdb's shared session.
  */
 import { Readable } from 'node:stream';
 import { parseError, type ClickHouseClient } from '@clickhouse/client';
