@@ -41,6 +41,12 @@ describe('parseLogEvent', () => {
     [{ ...valid, timestamp: 'yesterday' }, 'timestamp: not an ISO-8601'],
     [{ ...valid, timestamp: '1999-01-01T00:00:00Z' }, 'older than the retention window'],
     [{ ...valid, timestamp: '2030-01-01T00:00:00Z' }, 'too far in the future'],
+    // Numbers past the range a Date holds once escaped as a RangeError from the reason's own wording.
+    [{ ...valid, timestamp: -8_640_000_000_000_001 }, 'timestamp: not an ISO-8601'],
+    [{ ...valid, timestamp: 8_640_000_000_000_001 }, 'timestamp: not an ISO-8601'],
+    [{ ...valid, timestamp: 1e300 }, 'timestamp: not an ISO-8601'],
+    [{ ...valid, timestamp: 8_640_000_000_000_000 }, 'too far in the future'],
+    [{ ...valid, timestamp: -8_640_000_000_000_000 }, 'older than the retention window'],
     [{ ...valid, http_status: 'five hundred' }, 'http_status'],
     [{ ...valid, log_id: 'nope' }, 'log_id: is not a UUID'],
     [{ ...valid, service: "x'; DROP TABLE logs; --" }, 'service: must be 1-128 letters'],
