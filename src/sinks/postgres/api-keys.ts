@@ -42,7 +42,7 @@ export interface VerifiedApiKey {
 export interface ApiKeyRepository {
   /** `key` is the only time the plaintext exists outside the caller: show it once. */
   create(name: string, role: ApiKeyRole): Promise<{ readonly key: string; readonly apiKey: ApiKey }>;
-  /** The key's identity, or null when it is unknown, malformed or revoked. Records the use. */
+  /** The key's identity, or null when it is unknown, malformed or revoked. Records the use, at most once a minute per key. */
   verify(key: string): Promise<VerifiedApiKey | null>;
   /** Idempotent; not_found when the id does not exist. */
   revoke(id: number): Promise<ApiKey>;
@@ -76,6 +76,9 @@ function hashKey(key: string): Buffer {
   return createHash('sha256').update(key, 'utf8').digest();
 }
 
+/** How often a key's last_used_at is brought up to date while it is in use. */
+const USE_RECORDED_EVERY_SECONDS = 60;
+
 const lookupPrefix = (key: string): string => key.slice(0, API_KEY_PREFIX.length + LOOKUP_CHARS);
 
 const createSchema = z.object({ name: z.string().min(1).max(200), role: z.enum(API_KEY_ROLES) });
@@ -96,9 +99,10 @@ export function createApiKeyRepository(db: Queryable): ApiKeyRepository {
     async verify(key) {
       if (typeof key !== 'string' || !KEY_PATTERN.test(key)) return null;
       const presented = hashKey(key);
-      const candidates = await queryRows<{ id: string; key_hash: string }>(
+      const candidates = await queryRows<ApiKeyRow & { key_hash: string; recently_used: boolean }>(
         db,
-        'SELECT id, key_hash FROM api_keys WHERE key_prefix = $1 AND revoked_at IS NULL',
+        `SELECT ${COLUMNS}, key_hash, last_used_at > now() - interval '${USE_RECORDED_EVERY_SECONDS} seconds' AS recently_used
+           FROM api_keys WHERE key_prefix = $1 AND revoked_at IS NULL`,
         [lookupPrefix(key)],
       );
       // The lookup by prefix reveals only the prefix; the secret part is compared in constant time.
@@ -107,12 +111,16 @@ export function createApiKeyRepository(db: Queryable): ApiKeyRepository {
         return stored.length === presented.length && timingSafeEqual(stored, presented);
       });
       if (match === undefined) return null;
-      // Re-checks revocation, in case the key was revoked between the two statements.
-      const [row] = await queryRows<ApiKeyRow>(
-        db,
-        `UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING ${COLUMNS}`,
-        [match.id],
-      );
+      // A write per request would make every dashboard poll a disk write; a use a minute old is recent enough to show.
+      let row: ApiKeyRow | undefined = match;
+      if (match.recently_used !== true) {
+        // Re-checks revocation, in case the key was revoked between the two statements.
+        [row] = await queryRows<ApiKeyRow>(
+          db,
+          `UPDATE api_keys SET last_used_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING ${COLUMNS}`,
+          [match.id],
+        );
+      }
       return row === undefined ? null : { id: toSafeInteger(row.id, 'api_keys.id'), name: row.name, role: row.role };
     },
 

@@ -781,7 +781,16 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         const { key, apiKey } = await repos.apiKeys.create('dashboard', 'viewer');
         const other = await repos.apiKeys.create('admin', 'admin');
         expect(await repos.apiKeys.verify(key)).toEqual({ id: apiKey.id, name: 'dashboard', role: 'viewer' });
-        expect((await repos.apiKeys.list()).find((k) => k.id === apiKey.id)?.lastUsedAt).toBeInstanceOf(Date);
+        const firstUse = (await repos.apiKeys.list()).find((k) => k.id === apiKey.id)?.lastUsedAt;
+        expect(firstUse).toBeInstanceOf(Date);
+        // Used again within the minute: still verified, and no second write (now() would differ).
+        expect(await repos.apiKeys.verify(key)).toEqual({ id: apiKey.id, name: 'dashboard', role: 'viewer' });
+        expect((await repos.apiKeys.list()).find((k) => k.id === apiKey.id)?.lastUsedAt).toEqual(firstUse);
+        // A use over a minute old is brought up to date.
+        await pool().query("UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1", [apiKey.id]);
+        expect(await repos.apiKeys.verify(key)).not.toBeNull();
+        const refreshed = (await repos.apiKeys.list()).find((k) => k.id === apiKey.id)?.lastUsedAt;
+        expect(refreshed!.getTime()).toBeGreaterThan(firstUse!.getTime() - 60_000);
         expect(await repos.apiKeys.verify(other.key)).toEqual({ id: other.apiKey.id, name: 'admin', role: 'admin' });
 
         // Same prefix, different secret: found by prefix, refused by the hash comparison.
