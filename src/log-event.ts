@@ -107,7 +107,7 @@ const schema = z
 export type ValidatedFields = z.output<typeof schema>;
 
 /** The largest distance from the epoch a Date can hold (±100,000,000 days); past it the date cannot be stored or printed. */
-const MAX_DATE_MS = 8.64e15;
+export const MAX_DATE_MS = 8.64e15;
 
 function parseTimestamp(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && Math.abs(value) <= MAX_DATE_MS ? value : undefined;

@@ -20,6 +20,7 @@ import { concatMap, defer, from, ignoreElements, mergeMap } from 'rxjs';
 import { z } from 'zod';
 import type { Envelope } from '../envelope.ts';
 import { ErrorCodes, errorCode, InputError, isRetriable, LogflowError } from '../errors.ts';
+import { MAX_DATE_MS } from '../log-event.ts';
 import { batch } from '../operators/batch.ts';
 import { definePipeline } from '../pipeline.ts';
 import { retry, RetryExhaustedError, RETRY_UNTIL_STOPPED } from '../retry.ts';
@@ -42,7 +43,8 @@ const requestSchema = z.object({
   service: z.string().min(1).max(128),
   environment: z.string().max(64),
   level: z.enum(['WARN', 'ERROR', 'FATAL']),
-  timestamp: z.number().finite(),
+  // Bounded to what a Date holds: the request's time is printed and stored as a date further on.
+  timestamp: z.number().min(-MAX_DATE_MS).max(MAX_DATE_MS),
 });
 type Request = z.output<typeof requestSchema>;
 

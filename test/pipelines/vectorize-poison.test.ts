@@ -148,6 +148,26 @@ describe('vectorize with poison patterns', () => {
     expect(finished).toBeUndefined();
   }, 180_000);
 
+  it('dead-letters malformed requests, a timestamp no Date can hold among them, and vectorizes the rest of their batch', async () => {
+    const before = letters.length;
+    const good = pattern('Refund <*> already settled', 3);
+    const odd = pattern('Clock of service <*> far off', 1);
+    const request = (timestamp: unknown) =>
+      JSON.stringify({ log_id: randomUUID(), error_hash: odd.hash, template: odd.template, message: 'clock far off', service: 'order-service', environment: 'production', level: 'ERROR', timestamp });
+    const malformed = [request(1e300), request(-8_640_000_000_000_001), request('soon'), '{"log_id":'];
+    await h.resources.topics().producer().send(h.config.topics.vectorizationQueue, malformed.map((value) => ({ key: odd.hash, value })));
+    await send([good]);
+
+    await h.waitFor(async () => letters.length - before >= malformed.length && (await embeddedHashes()).has(good.hash), 'the malformed dead-lettered and the rest embedded', 60_000);
+    const dead = letters.slice(before);
+    expect(dead.map((l) => l.payload).sort()).toEqual([...malformed].sort());
+    for (const letter of dead) expect(letter).toMatchObject({ error_code: 'INPUT_INVALID', stage: 'parse', pipeline: 'vectorize', key: odd.hash });
+    expect(dead.filter((l) => l.error_message.includes('timestamp'))).toHaveLength(3);
+    expect(dead.filter((l) => l.error_message.includes('not valid JSON'))).toHaveLength(1);
+    expect((await embeddedHashes()).has(odd.hash)).toBe(false);
+    expect(finished).toBeUndefined();
+  }, 90_000);
+
   it('waits out an endpoint that answers nobody and dead-letters nothing', async () => {
     const before = letters.length;
     const good = [pattern('Search index <*> is rebuilding', 3), pattern('Session <*> evicted early', 3)];
