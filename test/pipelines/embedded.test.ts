@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,8 +75,15 @@ describe('npm start (embedded mode)', () => {
     expect(afterFirst.alerts).toContainEqual({ rule: 'spike', service: spike.service });
     expect(afterFirst.reports).toBe(1);
 
-    const second = await npmStart(['--duration', '10s', '--rate', '1000', '--data-dir', dir]);
+    // The second run is also given a port something else holds: the dashboard is skipped, the rest runs.
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const busyPort = (holder.address() as AddressInfo).port;
+    const second = await npmStart(['--duration', '10s', '--rate', '1000', '--data-dir', dir, '--api-port', String(busyPort)]).finally(
+      () => new Promise((resolve) => holder.close(resolve)),
+    );
     expect(second.code, second.output).toBe(0);
+    expect(second.output).toMatch(/dashboard not started: .*(EADDRINUSE|in use).*--api-port/);
     const secondRun = JSON.parse(await readFile(path.join(dir, 'last-run.json'), 'utf8')) as RunSummary;
     expect(second.output).not.toContain('bootstrapping');
     const afterSecond = await check();
