@@ -9,6 +9,8 @@
  *
  * Args: --events N (default 2,000,000), --keys N (100), --partitions N (4), --rounds N (3).
  */
+import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { bufferCount, from, map } from 'rxjs';
 import { numberArg } from './args.ts';
 import type { Benchmark, BenchContext, BenchRow } from './types.ts';
@@ -28,21 +30,11 @@ const OUT_OF_ORDERNESS_MS = 5_000;
 const DISORDERED_FRACTION = 0.05;
 const TARGET = '>= 2,000,000 events/s';
 
-/** Deterministic so runs compare: mulberry32. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** ~1,000 events per second of event time; keys partitioned like raw-logs (by key). */
 function generateEvents(count: number, keyCount: number, partitions: number): BenchEvent[] {
-  const random = seededRandom(42);
+  // Deterministic so runs compare.
+  const rng = xoroshiro128plus(42);
+  const random = () => uniformFloat64(rng);
   const keys = Array.from({ length: keyCount }, (_, i) => `service-${i % 25}|env-${Math.floor(i / 25) % 2}|${['INFO', 'WARN', 'ERROR', 'DEBUG'][i % 4]}-${i}`);
   const start = Date.UTC(2024, 0, 1);
   const events: BenchEvent[] = new Array<BenchEvent>(count);

@@ -9,6 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { openEngines } from '../../src/engines.ts';
 import { migrateAll } from '../../src/migrate.ts';
@@ -18,16 +20,10 @@ import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from '../supp
 
 const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
 
-/** mulberry32: small, seedable; the seed is printed so a failing kill schedule can be replayed with RELIABILITY_SEED. */
+/** The generator's own PRNG (pure-rand); the seed is printed so a failing kill schedule can be replayed with RELIABILITY_SEED. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = xoroshiro128plus(seed);
+  return () => uniformFloat64(rng);
 }
 
 export function testSeed(): number {
