@@ -16,6 +16,7 @@ import { formatNumber, formatRatio, markdownTable } from '../../bench/format.ts'
 import ingestE2e from '../../bench/ingest-e2e.bench.ts';
 import { createTopic, deleteTopics, fillTemplate, kafkaClient, produceGenerated, rawConsumer, sampleRecords, shapeRecord, toTemplate } from '../../bench/load.ts';
 import { escapeXml, niceTicks, renderSvg } from '../../bench/plot.ts';
+import { describeMachine, machineInfo } from '../../bench/machine.ts';
 import { describeSelfTimes, selfTimes } from '../../bench/profile.ts';
 import { writeResult } from '../../bench/run.ts';
 import { Sampler, quantile, weightedQuantile } from '../../bench/sampler.ts';
@@ -103,13 +104,22 @@ describe('SVG plot', () => {
   });
 });
 
+describe('machine details', () => {
+  it('include the reference speed of this run, measured, and print it', () => {
+    const machine = machineInfo(process.cwd(), 50);
+    expect(Number.isInteger(machine.referenceSpeed)).toBe(true);
+    expect(machine.referenceSpeed).toBeGreaterThan(0);
+    expect(describeMachine(machine).find((l) => l.startsWith('Speed:'))).toContain(machine.referenceSpeed.toLocaleString('en-US'));
+  });
+});
+
 describe('result files', () => {
   it('writes the JSON twice (timestamped and latest) and the SVG beside it when there are series', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-results-'));
     try {
       const base = {
         name: 'demo', description: 'demo', timestamp: '2026-01-02T03:04:05.678Z', args: [], notes: ['a note'],
-        machine: { cpuModel: 'x', cores: 2, cpuMHz: null, totalMemoryBytes: 1, node: 'v20', v8: '11', os: 'Linux', arch: 'x64', loadAverage: [0, 0, 0], gitCommit: null, gitDirty: null },
+        machine: { cpuModel: 'x', cores: 2, cpuMHz: null, totalMemoryBytes: 1, node: 'v20', v8: '11', os: 'Linux', arch: 'x64', loadAverage: [0, 0, 0], gitCommit: null, gitDirty: null, referenceSpeed: 1 },
         services: { kafka: '4.1.2', chdb: '26', clickhouseServer: null, postgres: '15', pglite: '0.5', kafkajs: '2.2.4', clickhouseClient: '1.2' },
         rows: [{ scenario: 's', metric: 'm', value: 1, unit: 'u' }],
       };
