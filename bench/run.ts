@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import cliProgress from 'cli-progress';
 import { markdownTable } from './format.ts';
-import { describeMachine, machineInfo } from './machine.ts';
+import { describeMachine, machineInfo, measureReferenceSpeed } from './machine.ts';
 import type { MachineInfo } from './machine.ts';
 import { renderSvg } from './plot.ts';
 import { describeServices, serviceVersions, type ServiceVersions } from './services.ts';
@@ -107,6 +107,13 @@ interface BenchResultFile {
   readonly series: readonly BenchSeries[];
 }
 
+/** The machine's reference speed around one benchmark, for its notes. */
+export function describeSpeedChange(before: number, after: number): string {
+  const change = before > 0 ? Math.round(((after - before) / before) * 100) : 0;
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  return `reference speed before / after this benchmark: ${fmt(before)} / ${fmt(after)} JSON round trips/s (${change === 0 ? 'unchanged' : `${change > 0 ? '+' : ''}${change}%`})`;
+}
+
 /** JSON (timestamped and -latest), and an SVG plot beside it when the benchmark recorded time series. */
 export function writeResult(result: BenchResultFile, dir: string = RESULTS_DIR): string[] {
   mkdirSync(dir, { recursive: true });
@@ -167,8 +174,12 @@ async function main(argv: readonly string[]): Promise<number> {
     try {
       const benchmark = await loadBenchmark(benchName, found.get(benchName) as string);
       console.log(`## ${benchmark.name}: ${benchmark.description}`);
-      const output = toOutput(await benchmark.run(reporter.context(args)));
+      const speedBefore = benchName === names[0] ? machine.referenceSpeed : measureReferenceSpeed();
+      const ran = toOutput(await benchmark.run(reporter.context(args)));
       reporter.stop();
+      // Measured again after: these VMs have changed speed by a third within minutes, which the figures above would silently carry.
+      const speedAfter = measureReferenceSpeed();
+      const output = { ...ran, notes: [...(ran.notes ?? []), describeSpeedChange(speedBefore, speedAfter)] };
       console.log('');
       console.log(markdownTable(output.rows));
       console.log('');

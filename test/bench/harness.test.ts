@@ -18,7 +18,7 @@ import { createTopic, deleteTopics, fillTemplate, kafkaClient, produceGenerated,
 import { escapeXml, niceTicks, renderSvg } from '../../bench/plot.ts';
 import { describeMachine, machineInfo } from '../../bench/machine.ts';
 import { describeSelfTimes, selfTimes } from '../../bench/profile.ts';
-import { writeResult } from '../../bench/run.ts';
+import { describeSpeedChange, writeResult } from '../../bench/run.ts';
 import { Sampler, quantile, weightedQuantile } from '../../bench/sampler.ts';
 import { closeBenchStack, uniqueName } from '../../bench/stack.ts';
 import { toOutput, type BenchContext, type BenchRow, type BenchSeries } from '../../bench/types.ts';
@@ -110,6 +110,12 @@ describe('machine details', () => {
     expect(Number.isInteger(machine.referenceSpeed)).toBe(true);
     expect(machine.referenceSpeed).toBeGreaterThan(0);
     expect(describeMachine(machine).find((l) => l.startsWith('Speed:'))).toContain(machine.referenceSpeed.toLocaleString('en-US'));
+  });
+
+  it('notes how the reference speed changed around a benchmark', () => {
+    expect(describeSpeedChange(330_000, 198_000)).toBe('reference speed before / after this benchmark: 330,000 / 198,000 JSON round trips/s (-40%)');
+    expect(describeSpeedChange(200_000, 210_000)).toContain('(+5%)');
+    expect(describeSpeedChange(200_000, 200_400)).toContain('(unchanged)');
   });
 });
 
