@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,10 +17,10 @@ import { EMBEDDED_PIPELINES, type RunSummary } from '../../src/pipelines/embedde
 import { pipelines } from '../../src/pipelines/registry.ts';
 import { ClickHouseVectorStore } from '../../src/sinks/clickhouse-vector.ts';
 
-function npmStart(args: string[]): Promise<{ code: number | null; output: string }> {
+function npmStart(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn('npm', ['start', '--', ...args], {
-      env: { ...process.env, LOGFLOW_METRICS_PORT: '0', CI: 'true' },
+      env: { ...process.env, LOGFLOW_METRICS_PORT: '0', CI: 'true', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -92,4 +93,29 @@ describe('npm start (embedded mode)', () => {
     expect(afterSecond.ids).toBe(afterSecond.logs);
     expect(afterSecond.reports).toBe(1);
   }, 300_000);
+
+  it('stops the whole run with exit 1 and says which pipeline failed, when one fails for good', async () => {
+    // An embeddings endpoint that refuses the key: vectorize cannot go on, and waiting for it to catch up would never end.
+    const refusing = createHttpServer((_request, response) => {
+      response.writeHead(401, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } }));
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    const failDir = await mkdtemp(path.join(os.tmpdir(), 'logflow-start-fail-'));
+    try {
+      const url = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/v1`;
+      const run = await npmStart(['--duration', '5m', '--rate', '500', '--data-dir', failDir, '--api-port', '0'], {
+        LOGFLOW_EMBEDDINGS_URL: url,
+        LOGFLOW_EMBEDDINGS_API_KEY: 'sk-wrong',
+        LOGFLOW_EMBEDDINGS_MODEL: 'text-embedding-3-small',
+      });
+      expect(run.code, run.output).toBe(1);
+      expect(run.output).toMatch(/logflow: vectorize failed: .*401.*; stopping \(details in .*logflow\.log\)/);
+      // Stopped well before the 5 minutes it was asked to run, and still wrote its summary.
+      expect(run.output).toMatch(/stored \d+ logs/);
+    } finally {
+      await new Promise((resolve) => refusing.close(resolve));
+      await rm(failDir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
