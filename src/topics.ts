@@ -82,6 +82,13 @@ export interface Topics extends Component {
   committedOffsets(groupId: string, topic: string): Promise<ReadonlyMap<number, number>>;
   /** Offset the next produced record of each partition will get. */
   endOffsets(topic: string): Promise<ReadonlyMap<number, number>>;
+  /**
+   * Records of the topic that the slowest consumer group now reading it has
+   * not committed, on its most behind partition; 0 when no group reads it.
+   * Only topics that hold their records in memory have it: a producer that
+   * can outrun its consumers waits on it rather than fill the process.
+   */
+  backlog?(topic: string): number;
 }
 
 export const DEFAULT_MAX_IN_FLIGHT_RECORDS = 50_000;

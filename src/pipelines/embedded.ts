@@ -48,6 +48,15 @@ export const startFlagsSchema = z
   .strict();
 export type StartFlags = z.output<typeof startFlagsSchema>;
 
+/**
+ * Records raw-logs may hold that ingest or detect has not committed before the
+ * generator waits (about 100 MB of payload; five seconds at 30,000 logs/s).
+ * The topics live in this process's memory: on a machine too slow for the
+ * rate asked, the generator slows down rather than the backlog grow until
+ * memory runs out or retention drops logs nobody has read.
+ */
+const MAX_BACKLOG = 150_000;
+
 /** Logs per second of the history backfill when --rate is lower: a default start generates its 30,000 history logs in under two seconds. */
 const BACKFILL_MIN_RATE = 20_000;
 
@@ -152,7 +161,7 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
       // Paced, not as fast as it can: in-process topics hold what ingest has not read yet in memory,
       // and an unpaced backfill ran hundreds of thousands of records ahead of it.
       const backfillSpeed = Math.max(flags.rate, BACKFILL_MIN_RATE) / eventRate;
-      const backfill = start(generate, { rate: eventRate, duration: flags.history, speed: backfillSpeed, seed, flat: true, worker: true, start: new Date(historyStart).toISOString(), progress: false });
+      const backfill = start(generate, { rate: eventRate, duration: flags.history, speed: backfillSpeed, seed, flat: true, worker: true, start: new Date(historyStart).toISOString(), progress: false, 'max-backlog': MAX_BACKLOG });
       await backfill.done;
       await waitUntil(() => caughtUp(ctx, 'ingest'), stopping);
       const computed = start(baselines, { once: true, now: new Date(startedAt).toISOString() });
@@ -166,6 +175,7 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
       seed: seed + 1,
       flat: true,
       worker: true,
+      'max-backlog': MAX_BACKLOG,
       start: new Date(startedAt).toISOString(),
       scenario: flags.scenario,
       truth: path.join(dataDir, 'ground-truth.jsonl'),

@@ -33,10 +33,20 @@ const optionsSchema = z
     progress: z.coerce.boolean().optional(),
     /** Generate on a worker thread, off the thread the rest of the process runs on (npm start sets it). */
     worker: z.coerce.boolean().default(false),
+    /**
+     * Topics held in memory only (npm start's): wait while the slowest consumer
+     * group is more than this many records behind on a partition, so a machine
+     * too slow for the rate slows the generator instead of filling memory.
+     */
+    'max-backlog': z.coerce.number().int().min(1).optional(),
   })
   .strict();
 
 const SEND_CHUNK = 5_000;
+/** Seconds the worker may make before the first of them is sent: enough to overlap making with sending, no more. */
+const WORKER_SECONDS_AHEAD = 2;
+/** How often a generator held back by `max-backlog` looks again. */
+const BACKLOG_POLL_MS = 20;
 
 export async function loadScenario(nameOrPath: string): Promise<Scenario> {
   const file = /^[a-z0-9-]+$/.test(nameOrPath) ? new URL(`../../scenarios/${nameOrPath}.json`, import.meta.url) : path.resolve(nameOrPath);
@@ -96,18 +106,28 @@ export const generate = definePipeline<Resources>({
           dailyShape: !options.flat,
           ...(scenario === undefined ? {} : { scenario }),
         };
-        const logs$: Observable<{ readonly logs: readonly OutgoingMessage[] }> = options.worker
-          ? generateLogsInWorker(generatorOptions)
+        const logs$: Observable<{ readonly logs: readonly OutgoingMessage[]; readonly release?: () => void }> = options.worker
+          ? generateLogsInWorker(generatorOptions, WORKER_SECONDS_AHEAD)
           : generateLogs({ ...generatorOptions, scheduler: ctx.scheduler });
+        let stopping = false;
+        const stoppingWatch = ctx.stopping$.subscribe(() => (stopping = true));
+        const maxBacklog = options['max-backlog'];
+        const backlogOf = topics.backlog?.bind(topics);
+        const roomInTopic = async (): Promise<void> => {
+          if (maxBacklog === undefined || backlogOf === undefined) return;
+          while (!stopping && backlogOf(ctx.config.topics.rawLogs) > maxBacklog) await new Promise((r) => setTimeout(r, BACKLOG_POLL_MS));
+        };
         return concat(
           logs$.pipe(
             takeUntil(ctx.stopping$),
-            concatMap(async ({ logs }) => {
+            concatMap(async ({ logs, release }) => {
+              await roomInTopic();
               for (let i = 0; i < logs.length; i += SEND_CHUNK) {
                 // Generated logs are messages already (key and value); no copy per log.
                 const chunk = logs.length <= SEND_CHUNK ? logs : logs.slice(i, i + SEND_CHUNK);
                 await retry(() => producer.send(ctx.config.topics.rawLogs, chunk), RETRY_UNTIL_STOPPED);
               }
+              release?.();
               sent += logs.length;
               done += 1;
               produced.inc(logs.length);
@@ -117,7 +137,10 @@ export const generate = definePipeline<Resources>({
               }
             }),
             ignoreElements(),
-            finalize(() => bar?.stop()),
+            finalize(() => {
+              bar?.stop();
+              stoppingWatch.unsubscribe();
+            }),
           ),
           defer(() => {
             ctx.logger.info({ logs: sent }, 'generate finished');

@@ -69,10 +69,20 @@ export function unpackSecond(packed: PackedSecond): { readonly second: number; r
  * The worker is started by evaluated code that registers tsx first, so this
  * TypeScript module loads the same under tsx, vitest or a build.
  */
-export async function runGeneratorWorker(options: WorkerGeneratorOptions, post: (message: WorkerMessage, transfer: ArrayBuffer[]) => void): Promise<void> {
+export async function runGeneratorWorker(
+  options: WorkerGeneratorOptions,
+  post: (message: WorkerMessage, transfer: ArrayBuffer[]) => void,
+  credits?: Int32Array,
+): Promise<void> {
   await new Promise<void>((resolve) => {
     generateLogs(options).subscribe({
       next: ({ second, logs }) => {
+        if (credits !== undefined) {
+          // Blocks this thread only: it has nothing else to do until the main thread has taken a second off its hands.
+          let available: number;
+          while ((available = Atomics.load(credits, 0)) <= 0) Atomics.wait(credits, 0, available, 200);
+          Atomics.sub(credits, 0, 1);
+        }
         const packed = packSecond(second, logs);
         post({ kind: 'second', packed }, [packed.keyIndex.buffer as ArrayBuffer, packed.ends.buffer as ArrayBuffer, packed.data.buffer as ArrayBuffer]);
       },
@@ -94,21 +104,42 @@ const { parentPort, workerData } = require('node:worker_threads');
   const { register } = await import(workerData.tsx);
   register();
   const { runGeneratorWorker } = await import(workerData.module);
-  await runGeneratorWorker(workerData.options, (message, transfer) => parentPort.postMessage(message, transfer));
+  await runGeneratorWorker(workerData.options, (message, transfer) => parentPort.postMessage(message, transfer), workerData.credits);
 })().catch((error) => parentPort.postMessage({ kind: 'error', message: String(error && error.stack || error) }));
 `;
 
-/** generateLogs' output from a worker thread, with values as Buffers; unsubscribing stops the worker. */
-export function generateLogsInWorker(options: WorkerGeneratorOptions): Observable<{ readonly second: number; readonly logs: readonly OutgoingMessage[] }> {
+export interface WorkerSecond {
+  readonly second: number;
+  readonly logs: readonly OutgoingMessage[];
+  /** Says the second has been dealt with: with `maxAhead`, the worker makes no more than that many seconds not yet released. */
+  readonly release: () => void;
+}
+
+/**
+ * generateLogs' output from a worker thread, with values as Buffers;
+ * unsubscribing stops the worker. Without `maxAhead` the worker keeps its own
+ * pace whatever happens to its seconds; with it, a consumer slower than the
+ * generator slows the generator instead of piling seconds up in memory.
+ */
+export function generateLogsInWorker(options: WorkerGeneratorOptions, maxAhead?: number): Observable<WorkerSecond> {
+  if (maxAhead !== undefined && !(Number.isInteger(maxAhead) && maxAhead >= 1)) throw new RangeError(`maxAhead must be an integer >= 1, got ${maxAhead}`);
   return new Observable((subscriber) => {
+    const credits = maxAhead === undefined ? undefined : new Int32Array(new SharedArrayBuffer(4)).fill(maxAhead);
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { tsx: import.meta.resolve('tsx/esm/api'), module: import.meta.url, options },
+      workerData: { tsx: import.meta.resolve('tsx/esm/api'), module: import.meta.url, options, credits },
     });
     let finished = false;
     worker.on('message', (message: WorkerMessage) => {
       if (message.kind === 'second') {
-        subscriber.next(unpackSecond(message.packed));
+        let released = false;
+        const release = () => {
+          if (released || credits === undefined) return;
+          released = true;
+          Atomics.add(credits, 0, 1);
+          Atomics.notify(credits, 0);
+        };
+        subscriber.next({ ...unpackSecond(message.packed), release });
       } else if (message.kind === 'done') {
         finished = true;
         subscriber.complete();

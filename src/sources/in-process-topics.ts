@@ -336,6 +336,19 @@ export class InProcessTopics implements Topics {
     this.notify();
   }
 
+  backlog(topic: string): number {
+    const state = this.topics.get(topic);
+    if (state === undefined) return 0;
+    let largest = 0;
+    state.partitions.forEach((part, partition) => {
+      for (const groupId of this.activeGroups) {
+        const offset = this.committed.get(groupId)?.get(topic)?.get(partition);
+        if (offset !== undefined) largest = Math.max(largest, part.end - offset);
+      }
+    });
+    return largest;
+  }
+
   /** Drops records every group that reads the topic has committed past. */
   private trim(topic: string): void {
     const state = this.topics.get(topic);

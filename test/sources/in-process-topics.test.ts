@@ -119,3 +119,33 @@ describe('InProcessTopics lag', () => {
     expect(lags.at(-1)).toBe(0);
   });
 });
+
+describe('InProcessTopics backlog', () => {
+  it('is what the slowest group now reading has not committed, on its most behind partition, and 0 with no reader', async () => {
+    const topics = new InProcessTopics({ defaultPartitions: 2, baseOffset: 0 });
+    await topics.producer().send('t', Array.from({ length: 100 }, (_, i) => ({ key: `k${i % 2}`, value: String(i) })));
+    const perPartition = [...(await topics.endOffsets('t')).values()];
+    expect(topics.backlog('t')).toBe(0);
+    expect(topics.backlog('unknown')).toBe(0);
+
+    const fast = topics.subscribe({ groupId: 'fast', topics: ['t'], stop$: new Subject<void>() });
+    const slow = topics.subscribe({ groupId: 'slow', topics: ['t'], stop$: new Subject<void>() });
+    const fastRecords = await firstValueFrom(fast.records$.pipe(take(100), toArray()));
+    const slowRecords = await firstValueFrom(slow.records$.pipe(take(100), toArray()));
+    fastRecords.forEach((r) => r.ack());
+    await fast.commit();
+    expect(topics.backlog('t')).toBe(Math.max(...perPartition));
+
+    // The slow group commits all of one partition and 10 of the other: the other decides.
+    const [p0, p1] = [slowRecords.filter((r) => r.origin.partition === 0), slowRecords.filter((r) => r.origin.partition === 1)];
+    p0.forEach((r) => r.ack());
+    p1.slice(0, 10).forEach((r) => r.ack());
+    await slow.commit();
+    expect(topics.backlog('t')).toBe(p1.length - 10);
+
+    // A group that has left holds retention but no longer holds producers back.
+    await slow.close();
+    expect(topics.backlog('t')).toBe(0);
+    await fast.close();
+  });
+});
