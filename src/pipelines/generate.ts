@@ -76,6 +76,9 @@ export const generate = definePipeline<Resources>({
     const options = parseOptions(optionsSchema, ctx.options, 'generate');
     return defer(async () => {
       const topics = ctx.resources.topics();
+      if (options['max-backlog'] !== undefined && topics.backlog === undefined) {
+        throw new ConfigError([`generate: --max-backlog applies to in-process topics only (npm start); ${topics.kind} topics keep their backlog outside this process`]);
+      }
       await topics.ensureTopic(ctx.config.topics.rawLogs, options.partitions);
       const scenario = options.scenario === undefined ? undefined : await loadScenario(options.scenario);
       const startTime = options.start === undefined ? ctx.scheduler.now() : Date.parse(options.start);

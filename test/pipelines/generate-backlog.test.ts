@@ -2,7 +2,8 @@
  * npm start's topics live in memory: `generate --max-backlog` makes the
  * generator wait while a reader of raw-logs is that far behind, instead of
  * piling up records until memory runs out. In-process topics (the embedded
- * adapter), real chdb and PostgreSQL through the harness.
+ * adapter), real chdb and PostgreSQL through the harness; on Kafka the option
+ * is refused rather than silently ignored.
  */
 import { Subject, type Subscription } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,4 +57,22 @@ describe('generate with max-backlog on in-process topics', () => {
     stop$.next();
     await reader.close();
   }, 120_000);
+});
+
+describe('generate with max-backlog on Kafka', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await createHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('is refused: the broker, not the process, holds the backlog there', async () => {
+    const outcome = await h.start(generate, { rate: '10', duration: '1s', 'max-backlog': '1000' }).done;
+    expect(outcome.status).toBe('failed');
+    expect(String((outcome as { error?: Error }).error?.message)).toContain(
+      '--max-backlog applies to in-process topics only (npm start); kafka topics keep their backlog outside this process',
+    );
+  });
 });
