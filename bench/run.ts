@@ -169,17 +169,19 @@ async function main(argv: readonly string[]): Promise<number> {
   const names = name === 'all' ? valid : [name];
   const reporter = createReporter(process.stdout.isTTY === true);
   let failed = false;
+  let referenceSpeed = machine.referenceSpeed;
   for (const benchName of names) {
     const timestamp = new Date().toISOString();
     try {
       const benchmark = await loadBenchmark(benchName, found.get(benchName) as string);
       console.log(`## ${benchmark.name}: ${benchmark.description}`);
-      const speedBefore = benchName === names[0] ? machine.referenceSpeed : measureReferenceSpeed();
+      const speedBefore = referenceSpeed;
       const ran = toOutput(await benchmark.run(reporter.context(args)));
       reporter.stop();
       // Measured again after: these VMs have changed speed by a third within minutes, which the figures above would silently carry.
-      const speedAfter = measureReferenceSpeed();
-      const output = { ...ran, notes: [...(ran.notes ?? []), describeSpeedChange(speedBefore, speedAfter)] };
+      // It is also the next benchmark's "before": only result files are written and the next module loaded in between.
+      referenceSpeed = measureReferenceSpeed();
+      const output = { ...ran, notes: [...(ran.notes ?? []), describeSpeedChange(speedBefore, referenceSpeed)] };
       console.log('');
       console.log(markdownTable(output.rows));
       console.log('');
@@ -201,6 +203,7 @@ async function main(argv: readonly string[]): Promise<number> {
     } catch (error) {
       reporter.stop();
       failed = true;
+      referenceSpeed = measureReferenceSpeed();
       console.error(`benchmark ${benchName} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     }
   }
