@@ -50,7 +50,8 @@ export type StartFlags = z.output<typeof startFlagsSchema>;
 
 /**
  * Records raw-logs may hold that ingest or detect has not committed before the
- * generator waits (about 100 MB of payload; five seconds at 30,000 logs/s).
+ * generator waits (about 90 MB of payload at the generator's 609 bytes a log;
+ * five seconds at 30,000 logs/s).
  * The topics live in this process's memory: on a machine too slow for the
  * rate asked, the generator slows down rather than the backlog grow until
  * memory runs out or retention drops logs nobody has read.
@@ -151,7 +152,7 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   try {
     // One partition and batches of up to 20,000 rows: chdb's cost per insert (three new parts, one for logs and one
     // per view, then their merges) dominated when four partitions and the 500 ms batch wait cut ~3,000-row inserts;
-    // an insert's rows wait off the JS heap (encoded) and reach chdb without copies.
+    // an insert's rows wait off the JS heap (encoded) and reach chdb copied once, into the insert's body.
     start(ingest, { 'batch-size': 20_000, partitions: 1 });
     const dashboard = await startApi(ctx, flags['api-port'] ?? config.apiPort, start, running, say);
     const hasBaselines = (await loadBaselines(engines.clickhouse)).length > 0;
