@@ -7,6 +7,10 @@ import { v5 as uuidv5 } from 'uuid';
 import { z } from 'zod';
 import { InputError } from './errors.ts';
 import type { Origin } from './envelope.ts';
+import { mayHoldUnstorableEscapes, textProblem, truncateText } from './text.ts';
+import { MAX_DATE_MS, parseTimestamp } from './timestamp.ts';
+
+export { MAX_DATE_MS };
 
 export const LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -14,9 +18,11 @@ export type Level = (typeof LEVELS)[number];
 /** Levels that are worth vectorizing (the seed's vectorization-queue). */
 export const PROBLEM_LEVELS: ReadonlySet<Level> = new Set(['WARN', 'ERROR', 'FATAL']);
 
-const LEVEL_ALIASES: Readonly<Record<string, Level>> = {
-  DEBUG: 'DEBUG', TRACE: 'DEBUG', INFO: 'INFO', WARN: 'WARN', WARNING: 'WARN', ERROR: 'ERROR', ERR: 'ERROR', FATAL: 'FATAL', CRITICAL: 'FATAL',
-};
+// A Map, not an object literal: a level named "constructor" must not find Object's.
+const LEVEL_ALIASES: ReadonlyMap<string, Level> = new Map([
+  ['DEBUG', 'DEBUG'], ['TRACE', 'DEBUG'], ['INFO', 'INFO'], ['WARN', 'WARN'], ['WARNING', 'WARN'], ['ERROR', 'ERROR'], ['ERR', 'ERROR'],
+  ['FATAL', 'FATAL'], ['CRITICAL', 'FATAL'],
+]);
 
 export interface LogEvent {
   readonly log_id: string;
@@ -106,15 +112,22 @@ const schema = z
 
 export type ValidatedFields = z.output<typeof schema>;
 
-/** The largest distance from the epoch a Date can hold (±100,000,000 days); past it the date cannot be stored or printed. */
-export const MAX_DATE_MS = 8.64e15;
+/** Epoch milliseconds of an event's timestamp; a string is RFC 3339, UTC when it names no zone (src/timestamp.ts). */
+function eventTime(value: string | number): number {
+  if (typeof value === 'number') {
+    if (Number.isFinite(value) && Math.abs(value) <= MAX_DATE_MS) return value;
+    throw new InputError('invalid log event: timestamp: epoch milliseconds outside the range a date can hold');
+  }
+  const parsed = parseTimestamp(value);
+  if (!parsed.ok) throw new InputError(`invalid log event: timestamp: ${parsed.reason}`);
+  return parsed.ms;
+}
 
-function parseTimestamp(value: string | number): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && Math.abs(value) <= MAX_DATE_MS ? value : undefined;
-  // Date.parse is lenient about formats; only ISO-8601-like strings with a date are accepted.
-  if (!/^\d{4}-\d{2}-\d{2}/.test(value)) return undefined;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? undefined : ms;
+/** Levels are ASCII words: toUpperCase alone would read the dotless "ınfo" as INFO. */
+function levelOf(text: string): Level | undefined {
+  const exact = LEVEL_ALIASES.get(text);
+  if (exact !== undefined) return exact;
+  return /^[A-Za-z]+$/.test(text) ? LEVEL_ALIASES.get(text.toUpperCase()) : undefined;
 }
 
 const SERVICE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
@@ -209,6 +222,8 @@ function check(payload: Buffer, now: number, limits: ParseLimits): Checked {
   if (payload.length > limits.maxMessageBytes) {
     throw new InputError(`message is ${payload.length} bytes, over the ${limits.maxMessageBytes}-byte limit`);
   }
+  // A Kafka tombstone (null value) reaches here as an empty payload.
+  if (payload.length === 0) throw new InputError('message is empty (a Kafka tombstone or an empty value): not a log event');
   const textPayload = payload.toString('utf8');
   if (textPayload.includes('\uFFFD')) throw new InputError('message is not valid UTF-8');
   if (textPayload.includes('\u0000')) throw new InputError('message contains NUL characters');
@@ -221,15 +236,14 @@ function check(payload: Buffer, now: number, limits: ParseLimits): Checked {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new InputError('message is not a JSON object');
 
   const e = fastValidate(json as Record<string, unknown>) ?? schemaValidate(json);
-  // An escaped \u0000 survives JSON.parse, and PostgreSQL text and jsonb refuse it (vectorize stores messages there): refused here.
-  if (textPayload.includes('\\u0000')) {
-    const field = nulField(e);
-    if (field !== undefined) throw new InputError(`invalid log event: ${field}: contains NUL characters`);
+  // Escaped NUL and lone surrogates survive JSON.parse; ClickHouse refuses lone surrogates and PostgreSQL both: refused here.
+  if (mayHoldUnstorableEscapes(textPayload)) {
+    const problem = unstorableField(e);
+    if (problem !== undefined) throw new InputError(`invalid log event: ${problem}`);
   }
-  const level = LEVEL_ALIASES[e.level.toUpperCase()];
-  if (level === undefined) throw new InputError(`invalid log event: level: unknown level "${e.level.slice(0, 16)}" (expected one of ${LEVELS.join(', ')})`);
-  const timestamp = parseTimestamp(e.timestamp);
-  if (timestamp === undefined) throw new InputError('invalid log event: timestamp: not an ISO-8601 date-time or epoch milliseconds');
+  const level = levelOf(e.level);
+  if (level === undefined) throw new InputError(`invalid log event: level: unknown level ${JSON.stringify(truncateText(e.level, 16))} (expected one of ${LEVELS.join(', ')})`);
+  const timestamp = eventTime(e.timestamp);
   if (timestamp < now - limits.maxAgeMs) throw new InputError(`invalid log event: timestamp: ${new Date(timestamp).toISOString()} is older than the retention window`);
   if (timestamp > now + limits.maxFutureMs) throw new InputError(`invalid log event: timestamp: ${new Date(timestamp).toISOString()} is too far in the future`);
   const attributes = e.attributes ?? {};
@@ -274,9 +288,17 @@ export function parseLogEvent(payload: Buffer, origin: Origin, now: number, limi
   };
 }
 
-function nulField(e: ValidatedFields): string | undefined {
-  for (const [key, value] of Object.entries(e)) if (typeof value === 'string' && value.includes('\u0000')) return key;
-  for (const [key, value] of Object.entries(e.attributes ?? {})) if (key.includes('\u0000') || value.includes('\u0000')) return `attributes.${key.replaceAll('\u0000', '\\0')}`;
+/** The first field holding text no store accepts, with the problem: "message: contains NUL characters". */
+function unstorableField(e: ValidatedFields): string | undefined {
+  for (const [key, value] of Object.entries(e)) {
+    const problem = typeof value === 'string' ? textProblem(value) : undefined;
+    if (problem !== undefined) return `${key}: ${problem}`;
+  }
+  for (const [key, value] of Object.entries(e.attributes ?? {})) {
+    const problem = textProblem(key) ?? textProblem(value);
+    // The key is shown as JSON would escape it, so the reason itself stays storable.
+    if (problem !== undefined) return `attributes.${JSON.stringify(key).slice(1, -1)}: ${problem}`;
+  }
   return undefined;
 }
 

@@ -38,13 +38,21 @@ describe('parseLogEvent', () => {
     [{ ...valid, level: 'LOUD' }, 'level: unknown level "LOUD"'],
     [{ ...valid, service: undefined }, 'service: expected string'],
     [{ ...valid, message: '' }, 'message: is empty'],
-    [{ ...valid, timestamp: 'yesterday' }, 'timestamp: not an ISO-8601'],
+    [{ ...valid, timestamp: 'yesterday' }, 'timestamp: not an RFC 3339 date-time'],
+    // Date.parse rolled these over into the next month or day.
+    [{ ...valid, timestamp: '2026-11-31T12:00:00Z' }, 'timestamp: 2026-11 has no day 31'],
+    [{ ...valid, timestamp: '2026-02-29T12:00:00Z' }, 'timestamp: 2026-02 has no day 29'],
+    [{ ...valid, timestamp: '2026-11-27T24:00:00Z' }, 'timestamp: hour 24 does not exist'],
+    [{ ...valid, timestamp: '2026-11-27T11:59:00+25:00' }, 'timestamp: offset +25:00 does not exist'],
+    // toUpperCase reads the dotless "ı" as "I"; levels are ASCII words.
+    [{ ...valid, level: 'ınfo' }, 'level: unknown level "ınfo"'],
+    [{ ...valid, level: 'constructor' }, 'level: unknown level "constructor"'],
     [{ ...valid, timestamp: '1999-01-01T00:00:00Z' }, 'older than the retention window'],
     [{ ...valid, timestamp: '2030-01-01T00:00:00Z' }, 'too far in the future'],
     // Numbers past the range a Date holds once escaped as a RangeError from the reason's own wording.
-    [{ ...valid, timestamp: -8_640_000_000_000_001 }, 'timestamp: not an ISO-8601'],
-    [{ ...valid, timestamp: 8_640_000_000_000_001 }, 'timestamp: not an ISO-8601'],
-    [{ ...valid, timestamp: 1e300 }, 'timestamp: not an ISO-8601'],
+    [{ ...valid, timestamp: -8_640_000_000_000_001 }, 'timestamp: epoch milliseconds outside the range a date can hold'],
+    [{ ...valid, timestamp: 8_640_000_000_000_001 }, 'timestamp: epoch milliseconds outside the range a date can hold'],
+    [{ ...valid, timestamp: 1e300 }, 'timestamp: epoch milliseconds outside the range a date can hold'],
     [{ ...valid, timestamp: 8_640_000_000_000_000 }, 'too far in the future'],
     [{ ...valid, timestamp: -8_640_000_000_000_000 }, 'older than the retention window'],
     [{ ...valid, http_status: 'five hundred' }, 'http_status'],
@@ -59,6 +67,42 @@ describe('parseLogEvent', () => {
     expect(() => parseLogEvent(Buffer.alloc(300 * 1024, 0x61), origin, now)).toThrow(/over the 262144-byte limit/);
     expect(() => parseLogEvent(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), origin, now)).toThrow(/not valid UTF-8/);
     expect(() => parseLogEvent(Buffer.from('{"message":"a\u0000b"}'), origin, now)).toThrow(/NUL/);
+  });
+
+  it.each([
+    // ClickHouse refused the first with code 25 and stopped ingest; PostgreSQL's jsonb refuses both.
+    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"lone \\ud800 surrogate"}', 'message: contains a lone UTF-16 surrogate'],
+    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"low \\uDC00 first"}', 'message: contains a lone UTF-16 surrogate'],
+    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","host":"h\\ud83d"}', 'host: contains a lone UTF-16 surrogate'],
+    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","attributes":{"k\\udbff":"v"}}', 'attributes.k\\udbff: contains a lone UTF-16 surrogate'],
+    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","attributes":{"k":"\\u0000"}}', 'attributes.k: contains NUL characters'],
+    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api\\ud800","level":"ERROR","message":"m"}', 'service: must be 1-128 letters'],
+  ])('rejects the escaped text %s that no store accepts', (payload, reason) => {
+    expect(reasonOf(payload)).toContain(reason);
+  });
+
+  it('keeps a surrogate pair, escaped or raw: only lone halves are refused', () => {
+    expect(parse('{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"pair \\ud83d\\ude00 ok"}').message).toBe('pair 😀 ok');
+    expect(parse({ ...valid, message: 'raw 😀 pair' }).message).toBe('raw 😀 pair');
+  });
+
+  it('reads a timestamp without a zone as UTC whatever the host time zone, and honours an explicit offset', () => {
+    const saved = process.env.TZ;
+    process.env.TZ = 'America/New_York';
+    try {
+      expect(new Date(2026, 10, 27).getTimezoneOffset()).toBe(300);
+      expect(parse({ ...valid, timestamp: '2026-11-27T11:04:31' }).timestamp).toBe(Date.UTC(2026, 10, 27, 11, 4, 31));
+      expect(parse({ ...valid, timestamp: '2026-11-27 11:04:31.5' }).timestamp).toBe(Date.UTC(2026, 10, 27, 11, 4, 31, 500));
+      expect(parse({ ...valid, timestamp: '2026-11-27T06:04:31-05:00' }).timestamp).toBe(Date.UTC(2026, 10, 27, 11, 4, 31));
+    } finally {
+      if (saved === undefined) delete process.env.TZ;
+      else process.env.TZ = saved;
+    }
+  });
+
+  it('dead-letters a Kafka tombstone as an empty value, not as bad JSON', () => {
+    expect(() => parseLogEvent(Buffer.alloc(0), origin, now)).toThrow(/empty \(a Kafka tombstone or an empty value\)/);
+    expect(() => parseLogEventKey(Buffer.alloc(0), now)).toThrow(/tombstone/);
   });
 
   it('never throws anything but InputError on arbitrary bytes', () => {

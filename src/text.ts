@@ -1,0 +1,44 @@
+/**
+ * Text that every store accepts. A JSON escape can put a lone UTF-16
+ * surrogate (`\ud800`) or a NUL (`\u0000`) into a JavaScript string; ClickHouse
+ * refuses the first (code 25), PostgreSQL's text and jsonb refuse both. So
+ * text from outside is checked once, where it is parsed, and every place that
+ * shortens a string cuts between code points, never inside a surrogate pair.
+ */
+
+const NUL = '\u0000';
+
+/** Why a string cannot be stored, or undefined when it can. */
+export function textProblem(value: string): string | undefined {
+  if (value.includes(NUL)) return 'contains NUL characters';
+  if (!value.isWellFormed()) return 'contains a lone UTF-16 surrogate (not valid Unicode)';
+  return undefined;
+}
+
+/**
+ * True when a JSON text can hold a NUL or a lone surrogate once parsed: both
+ * can only arrive as `\u` escapes (raw NUL bytes and invalid UTF-8 are refused
+ * before parsing), so payloads without such escapes skip the field walk.
+ */
+export function mayHoldUnstorableEscapes(json: string): boolean {
+  return /\\u(?:0000|[dD][89a-fA-F])/.test(json);
+}
+
+/**
+ * At most `maxUnits` UTF-16 code units of `value`, cut between code points:
+ * when the cut would split a surrogate pair, the pair's first half is dropped
+ * too. A lone surrogate already in `value` is left as it is.
+ */
+export function truncateText(value: string, maxUnits: number): string {
+  if (value.length <= maxUnits) return value;
+  if (maxUnits <= 0) return '';
+  const last = value.charCodeAt(maxUnits - 1);
+  const next = value.charCodeAt(maxUnits);
+  const splitsPair = last >= 0xd800 && last <= 0xdbff && next >= 0xdc00 && next <= 0xdfff;
+  return value.slice(0, splitsPair ? maxUnits - 1 : maxUnits);
+}
+
+/** `truncateText` with an ellipsis when something was cut, for messages meant to be read. */
+export function abbreviate(value: string, maxUnits: number): string {
+  return value.length > maxUnits ? `${truncateText(value, maxUnits)}…` : value;
+}

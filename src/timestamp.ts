@@ -1,0 +1,58 @@
+/**
+ * Timestamps from outside (log events, CLI flags, stored text), read one way
+ * everywhere: RFC 3339 / ISO 8601 date-times, `T` or a space between date and
+ * time. A timestamp without a zone is UTC, never the host's time zone (the
+ * same text must mean the same instant on every machine, as ClickHouse reads
+ * it). Impossible dates (2026-11-31, 25:00) are refused with the reason
+ * instead of rolling over as Date.parse does.
+ */
+
+const PATTERN =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?$/i;
+
+/** The largest distance from the epoch a Date can hold (±100,000,000 days); past it the date cannot be stored or printed. */
+export const MAX_DATE_MS = 8.64e15;
+
+export type TimestampResult = { readonly ok: true; readonly ms: number } | { readonly ok: false; readonly reason: string };
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
+
+function daysIn(year: number, month: number): number {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!;
+}
+
+/** Epoch milliseconds of an RFC 3339 date-time (a missing zone is UTC), or why it is not one. */
+export function parseTimestamp(text: string): TimestampResult {
+  const m = PATTERN.exec(text);
+  if (m === null) return { ok: false, reason: 'not an RFC 3339 date-time such as 2026-03-01T10:00:00Z' };
+  const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '', zone] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  // A leap second (:60) is the last moment of its minute, as most systems that do not track leap seconds read it.
+  const second = Number(s);
+  if (month < 1 || month > 12) return { ok: false, reason: `month ${mo} does not exist` };
+  if (day < 1 || day > daysIn(year, month)) return { ok: false, reason: `${y}-${mo} has no day ${d}` };
+  if (hour > 23) return { ok: false, reason: `hour ${h} does not exist` };
+  if (minute > 59) return { ok: false, reason: `minute ${mi} does not exist` };
+  if (second > 60) return { ok: false, reason: `second ${s} does not exist` };
+  let offsetMinutes = 0;
+  if (zone !== undefined && zone.toUpperCase() !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    const offsetHours = Number(digits.slice(0, 2));
+    const offsetMins = digits.length > 2 ? Number(digits.slice(2)) : 0;
+    if (offsetHours > 23 || offsetMins > 59) return { ok: false, reason: `offset ${zone} does not exist` };
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (offsetHours * 60 + offsetMins);
+  }
+  const millis = fraction === '' ? 0 : Number(fraction.slice(0, 3).padEnd(3, '0'));
+  const utc = new Date(0);
+  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0-99 to 1900-1999.
+  utc.setUTCFullYear(year, month - 1, day);
+  utc.setUTCHours(hour, minute, Math.min(second, 59), second === 60 ? 999 : millis);
+  const ms = utc.getTime() - offsetMinutes * 60_000;
+  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS) return { ok: false, reason: 'outside the range a date can hold' };
+  return { ok: true, ms };
+}
