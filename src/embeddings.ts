@@ -22,6 +22,7 @@ import type { Config } from './config.ts';
 import { classify, ErrorCodes, InputError, LogflowError, type ClassificationRule, type Stage } from './errors.ts';
 import { retry, type RetryInfo, type RetryOptions, type RetryPolicy } from './retry.ts';
 import { fmix32 } from './hash.ts';
+import { truncateText } from './text.ts';
 
 export interface Embedder extends Component {
   readonly model: string;
@@ -101,7 +102,7 @@ function localFeatures(text: string): Map<string, number> {
   const add = (feature: string): void => {
     features.set(feature, (features.get(feature) ?? 0) + 1);
   };
-  const tokens = text.slice(0, MAX_LOCAL_TEXT_CHARS).toLowerCase().match(TOKEN_PATTERN) ?? [];
+  const tokens = truncateText(text, MAX_LOCAL_TEXT_CHARS).toLowerCase().match(TOKEN_PATTERN) ?? [];
   let previous: string | undefined;
   for (const token of tokens) {
     add(`w ${token}`);

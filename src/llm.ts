@@ -29,6 +29,7 @@ import {
 } from './embeddings.ts';
 import { ErrorCodes, InputError, LogflowError } from './errors.ts';
 import { retry, type RetryOptions } from './retry.ts';
+import { abbreviate } from './text.ts';
 
 // ---------------------------------------------------------------- input and report
 
@@ -266,7 +267,7 @@ export function parseAnalysisReport(content: string, patterns: readonly Analysis
   try {
     json = JSON.parse(unfenced(content));
   } catch (error) {
-    const excerpt = content.length > 120 ? `${content.slice(0, 120)}…` : content;
+    const excerpt = abbreviate(content, 120);
     throw invalidOutput(`not JSON (${error instanceof Error ? error.message : String(error)}); it starts ${JSON.stringify(excerpt)}`);
   }
   const parsed = analysisReportSchema.safeParse(json);
@@ -303,13 +304,9 @@ const STATISTICAL_LIST_ITEMS = 10;
 const percent = (ratio: number): string => `${(ratio * 100).toFixed(2)}%`;
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-/** Cut to `max` characters, never inside a surrogate pair, marked with an ellipsis. */
+/** Cut to `max` characters in all, never inside a surrogate pair, marked with an ellipsis. */
 export function truncateText(value: string, max: number): string {
-  if (value.length <= max) return value;
-  let end = Math.max(0, max - 1);
-  const last = value.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${value.slice(0, end)}…`;
+  return value.length <= max ? value : abbreviate(value, Math.max(0, max - 1));
 }
 
 /** Log text quoted in a report must not carry U+0000, which PostgreSQL's jsonb refuses. */

@@ -7,6 +7,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { asyncScheduler, defer, finalize, lastValueFrom, last, merge, Observable, retry as resubscribeOnError, take, throwError, timer } from 'rxjs';
 import type { ObservableInput, SchedulerLike } from 'rxjs';
 import { errorCode, ErrorCodes, isRetriable, LogflowError } from './errors.ts';
+import { abbreviate } from './text.ts';
 
 export interface RetryPolicy {
   /** Total attempts including the first; 1 means no retry. */
@@ -70,7 +71,7 @@ export function retryComponent(error: unknown): string {
 
 function retryReason(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+  return abbreviate(message, 300);
 }
 
 /**

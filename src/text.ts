@@ -5,6 +5,7 @@
  * text from outside is checked once, where it is parsed, and every place that
  * shortens a string cuts between code points, never inside a surrogate pair.
  */
+import { z } from 'zod';
 
 const NUL = '\u0000';
 
@@ -41,4 +42,14 @@ export function truncateText(value: string, maxUnits: number): string {
 /** `truncateText` with an ellipsis when something was cut, for messages meant to be read. */
 export function abbreviate(value: string, maxUnits: number): string {
   return value.length > maxUnits ? `${truncateText(value, maxUnits)}…` : value;
+}
+
+/** A zod string that refuses what `textProblem` names, with its wording. */
+export function storableString(): z.ZodString {
+  return z.string().check(
+    z.superRefine((value, ctx) => {
+      const problem = textProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, input: value });
+    }),
+  );
 }

@@ -24,6 +24,7 @@ import type { ConsumedRecord, OutgoingMessage } from '../topics.ts';
 import { consume, deadLetterSink, thenClose } from './consume.ts';
 import { parseOptions } from './options.ts';
 import type { Resources } from './resources.ts';
+import { truncateText } from '../text.ts';
 
 /** What ingest puts on vectorization-queue: enough to embed and to flag the row, not the whole log. */
 export interface VectorizationRequest {
@@ -155,7 +156,7 @@ export const ingest = definePipeline<Resources>({
               let queue: OutgoingMessage | undefined;
               if (PROBLEM_LEVELS.has(log.level)) {
                 const request: VectorizationRequest = {
-                  log_id: log.log_id, error_hash: log.error_hash, template: log.template, message: log.message.slice(0, 4_096),
+                  log_id: log.log_id, error_hash: log.error_hash, template: log.template, message: truncateText(log.message, 4_096),
                   service: log.service, environment: log.environment, level: log.level, timestamp: log.timestamp,
                 };
                 queue = { key: log.error_hash, value: JSON.stringify(request) };

@@ -27,6 +27,7 @@ import { isUniqueViolation } from '../sinks/postgres/db.ts';
 import { cronSchedule, parseCron } from '../sources/schedule.ts';
 import { parseOptions } from './options.ts';
 import type { Resources } from './resources.ts';
+import { truncateText } from '../text.ts';
 
 const optionsSchema = z
   .object({
@@ -122,7 +123,7 @@ async function runJob(
         return {
           error_hash: p.errorHash,
           template: p.template,
-          sample_message: prior?.sample_message ?? p.sampleMessage.slice(0, 4_096),
+          sample_message: prior?.sample_message ?? truncateText(p.sampleMessage, 4_096),
           services: [...new Set([...(prior?.services ?? []), ...p.services])].sort(),
           level: p.level,
           first_seen: total?.first ?? p.firstSeen,
@@ -138,7 +139,7 @@ async function runJob(
       await repositories.errorCatalog.upsertAutoCreated({
         errorHash: p.errorHash,
         template: p.template,
-        title: p.template.slice(0, 120),
+        title: truncateText(p.template, 120),
         description: `Seen ${p.occurrences} times on ${job.targetDate} in ${p.services.join(', ')}.`,
         severity: p.level === 'FATAL' ? 'critical' : 'medium',
         services: p.services,

@@ -34,14 +34,16 @@ import { durationMs } from './duration.ts';
 import { consume, deadLetterSink, thenClose } from './consume.ts';
 import { parseOptions } from './options.ts';
 import type { Resources } from './resources.ts';
+import { storableString, truncateText } from '../text.ts';
 
 const requestSchema = z.object({
   log_id: z.uuid(),
   error_hash: z.string().regex(/^\d{1,20}$/),
-  template: z.string().min(1).max(65_536),
-  message: z.string().max(65_536),
-  service: z.string().min(1).max(128),
-  environment: z.string().max(64),
+  // Text from the queue is stored in PostgreSQL and ClickHouse further on: NUL and lone surrogates are refused here.
+  template: storableString().min(1).max(65_536),
+  message: storableString().max(65_536),
+  service: storableString().min(1).max(128),
+  environment: storableString().max(64),
   level: z.enum(['WARN', 'ERROR', 'FATAL']),
   // Bounded to what a Date holds: the request's time is printed and stored as a date further on.
   timestamp: z.number().min(-MAX_DATE_MS).max(MAX_DATE_MS),
@@ -216,7 +218,7 @@ export const vectorize = definePipeline<Resources>({
           await repositories.errorCatalog.upsertAutoCreated({
             errorHash: request.error_hash,
             template: request.template,
-            title: request.template.slice(0, 120),
+            title: truncateText(request.template, 120),
             description: `Error pattern first seen in ${request.service} (${request.environment}) at ${new Date(request.timestamp).toISOString()}.`,
             services: [request.service],
             occurrenceCount: 1,
@@ -237,8 +239,8 @@ export const vectorize = definePipeline<Resources>({
               level: request.level,
               errorHash: request.error_hash,
               score: score ?? 0,
-              description: `New error pattern: ${request.template.slice(0, 500)}`,
-              details: { nearestSimilarity: score, sampleMessage: request.message.slice(0, 1_000) },
+              description: `New error pattern: ${truncateText(request.template, 500)}`,
+              details: { nearestSimilarity: score, sampleMessage: truncateText(request.message, 1_000) },
               openedAt: new Date(),
             });
             metrics.recordsOut.inc({ pipeline: name, stage: 'novel-pattern' });

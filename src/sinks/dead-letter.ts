@@ -8,6 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Origin } from '../envelope.ts';
 import { errorCode, LogflowError, type Stage } from '../errors.ts';
 import type { TopicProducer } from '../topics.ts';
+import { abbreviate, truncateText } from '../text.ts';
 
 export interface DeadLetter {
   readonly payload: string;
@@ -49,10 +50,10 @@ export function toDeadLetter(failure: Failure, pipeline: string, now: Date = new
       encoding = 'base64';
     }
   } else if (typeof failure.payload === 'string') {
-    payload = failure.payload.slice(0, MAX_PAYLOAD_BYTES);
+    payload = truncateText(failure.payload, MAX_PAYLOAD_BYTES);
     encoding = 'utf8';
   } else {
-    payload = safeJson(failure.payload).slice(0, MAX_PAYLOAD_BYTES);
+    payload = truncateText(safeJson(failure.payload), MAX_PAYLOAD_BYTES);
     encoding = 'json';
   }
   const message = failure.error instanceof Error ? failure.error.message : String(failure.error);
@@ -60,7 +61,7 @@ export function toDeadLetter(failure: Failure, pipeline: string, now: Date = new
     payload,
     payload_encoding: encoding,
     error_code: errorCode(failure.error),
-    error_message: message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}…` : message,
+    error_message: abbreviate(message, MAX_MESSAGE_CHARS),
     stage: failure.error instanceof LogflowError && failure.error.stage !== undefined ? failure.error.stage : failure.stage,
     pipeline,
     source_topic: failure.origin.topic,

@@ -8,6 +8,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { classify } from '../errors.ts';
 import { clickhouseErrorRules } from './clickhouse.ts';
 import { toClickHouseDateTime } from './logs-table.ts';
+import { truncateText } from '../text.ts';
 
 export interface PatternObservation {
   readonly errorHash: string;
@@ -99,7 +100,7 @@ export class ErrorPatternStore {
       return {
         error_hash: o.errorHash,
         template: o.template,
-        sample_message: prior?.sample_message ?? o.sampleMessage.slice(0, 4_096),
+        sample_message: prior?.sample_message ?? truncateText(o.sampleMessage, 4_096),
         services: [...services].sort(),
         level: prior?.level ?? o.level,
         first_seen: prior === undefined ? toClickHouseDateTime(o.firstSeen) : minTime(prior.first_seen, o.firstSeen),

@@ -168,6 +168,41 @@ describe('vectorize with poison patterns', () => {
     expect(finished).toBeUndefined();
   }, 90_000);
 
+  it('raises the novel_pattern alert of a message whose emoji straddles the 1,000-character sample cut', async () => {
+    const before = letters.length;
+    const emoji = pattern('Label printer <*> jammed while printing', 1);
+    const message = `${'x'.repeat(999)}\u{1F600} tail`;
+    // Past the learning period the earlier tests started: novelty is judged for this one.
+    const timestamp = Date.now() + 30 * 60_000;
+    const value = JSON.stringify({ log_id: emoji.ids[0], error_hash: emoji.hash, template: emoji.template, message, service: 'order-service', environment: 'production', level: 'ERROR', timestamp });
+    await h.resources.topics().producer().send(h.config.topics.vectorizationQueue, [{ key: emoji.hash, value }]);
+
+    const repositories = await h.resources.repositories();
+    const alertOf = async () => (await repositories.anomalyAlerts.list({ type: 'novel_pattern', limit: 100 })).items.find((a) => a.errorHash === emoji.hash);
+    await h.waitFor(async () => (await alertOf()) !== undefined, 'the novel_pattern alert', 60_000);
+    // Cut before the emoji, not through it: PostgreSQL's jsonb refused the lone half and the pattern was dead-lettered on every batch.
+    expect((await alertOf())?.details).toMatchObject({ sampleMessage: 'x'.repeat(999) });
+    expect(letters.slice(before)).toEqual([]);
+    expect(finished).toBeUndefined();
+  }, 90_000);
+
+  it('dead-letters a request whose text holds a lone surrogate or NUL, with the field and the problem', async () => {
+    const before = letters.length;
+    const odd = pattern('Parser <*> choked', 2);
+    const request = (fields: Record<string, string>) =>
+      JSON.stringify({ log_id: randomUUID(), error_hash: odd.hash, template: odd.template, message: 'm', service: 'order-service', environment: 'production', level: 'ERROR', timestamp: Date.now(), ...fields });
+    const bad = [request({ message: 'lone \ud800 surrogate' }), request({ template: 'nul \u0000 template' })];
+    await h.resources.topics().producer().send(h.config.topics.vectorizationQueue, bad.map((value) => ({ key: odd.hash, value })));
+
+    await h.waitFor(async () => letters.length - before >= bad.length, 'both dead-lettered', 60_000);
+    const dead = letters.slice(before);
+    expect(dead.map((l) => l.error_message).sort()).toEqual([
+      expect.stringMatching(/message: contains a lone UTF-16 surrogate/),
+      expect.stringMatching(/template: contains NUL characters/),
+    ]);
+    expect(finished).toBeUndefined();
+  }, 90_000);
+
   it('waits out an endpoint that answers nobody and dead-letters nothing', async () => {
     const before = letters.length;
     const good = [pattern('Search index <*> is rebuilding', 3), pattern('Session <*> evicted early', 3)];
