@@ -69,22 +69,41 @@ export interface InsertedBatch {
   readonly token: string;
 }
 
-/** ClickHouse error codes of rows the server cannot take: retrying the same data cannot help. */
+/**
+ * ClickHouse error codes, sorted by what they are about. A code in none of
+ * these lists is treated as possibly caused by the data (see insertBisecting):
+ * ClickHouse has hundreds of codes, and a row it cannot take must never stop
+ * ingest because its code was not foreseen here (a lone surrogate's code 25
+ * once did).
+ */
+/** Rows the server cannot take: retrying the same data cannot help. Listed so their errors read SINK_REJECTED. */
 const DATA_ERROR_CODES = new Set([
   '6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '131', '321', '376', '395', '407', '1001',
 ]);
-/** Codes of a server that is busy, restarting or out of resources: worth retrying. */
-const TRANSIENT_CODES = new Set(['159', '164', '202', '203', '209', '210', '241', '242', '252', '319', '425', '999']);
+/** A server that is busy, restarting or out of resources: worth retrying. */
+const TRANSIENT_CODES = new Set(['159', '164', '202', '203', '209', '210', '241', '242', '243', '252', '319', '425', '999']);
+/**
+ * The table, the statement or the credentials are wrong (a missing migration,
+ * a wrong database or user): no row is to blame, so the pipeline stops and says so.
+ * 10 NOT_FOUND_COLUMN_IN_BLOCK, 16 NO_SUCH_COLUMN_IN_TABLE, 47 UNKNOWN_IDENTIFIER, 60 UNKNOWN_TABLE,
+ * 62 SYNTAX_ERROR, 73 UNKNOWN_FORMAT, 81 UNKNOWN_DATABASE, 115 UNKNOWN_SETTING, 192 UNKNOWN_USER,
+ * 193 WRONG_PASSWORD, 194 REQUIRED_PASSWORD, 195 IP_ADDRESS_NOT_ALLOWED, 497 ACCESS_DENIED, 516 AUTHENTICATION_FAILED.
+ */
+const SCHEMA_ERROR_CODES = new Set(['10', '16', '47', '60', '62', '73', '81', '115', '192', '193', '194', '195', '497', '516']);
 
 export const clickhouseErrorRules: readonly ClassificationRule[] = [
   { match: (e) => DATA_ERROR_CODES.has(String(e.code)), code: ErrorCodes.SINK_REJECTED, retriable: false },
   { match: (e) => TRANSIENT_CODES.has(String(e.code)), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
+  { match: (e) => SCHEMA_ERROR_CODES.has(String(e.code)), code: ErrorCodes.CONFIG_INVALID, retriable: false },
   {
     match: (e) => /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|socket hang up|Timeout error|network/i.test(`${String(e.code)} ${e.message}`),
     code: ErrorCodes.SINK_UNAVAILABLE,
     retriable: true,
   },
 ];
+
+/** Failures that are about the connection, the server, the schema or the process, never about one row. */
+const NOT_ABOUT_A_ROW: ReadonlySet<string> = new Set([ErrorCodes.SINK_UNAVAILABLE, ErrorCodes.CONFIG_INVALID, ErrorCodes.SHUTDOWN, ErrorCodes.TIMEOUT]);
 
 interface CutBatch<T> {
   readonly records: Envelope<T>[];
@@ -342,15 +361,27 @@ class BatchWriter<T> {
       );
     } catch (error) {
       const classified = classify(error, clickhouseErrorRules, 'sink');
-      if (classified.code !== ErrorCodes.SINK_REJECTED) throw classified;
+      if (classified.retriable || NOT_ABOUT_A_ROW.has(classified.code)) throw this.notAboutARow(classified);
+      // Anything else may be the data's fault, whatever its code: halve until the row to blame stands alone.
       if (rows.length === 1) {
-        bad.push({ record: records[0]!, error: classified });
+        bad.push({ record: records[0]!, error: classified.code === ErrorCodes.SINK_REJECTED ? classified : rejected(classified) });
         return;
       }
       const half = Math.ceil(rows.length / 2);
       await this.insertBisecting(records.slice(0, half), rows.slice(0, half), `${token}-a`, bad);
       await this.insertBisecting(records.slice(half), rows.slice(half), `${token}-b`, bad);
     }
+  }
+
+  /** The error that stops the pipeline, saying that no row was to blame and what was. */
+  private notAboutARow(error: LogflowError): LogflowError {
+    if (error.code === ErrorCodes.SHUTDOWN) return error;
+    const what = error.code === ErrorCodes.CONFIG_INVALID ? 'the table, the statement or the credentials' : 'the connection or the server';
+    return new LogflowError(error.code, `insert into ${this.options.table} failed because of ${what}, not of a row: ${error.message}`, {
+      retriable: error.retriable,
+      stage: 'sink',
+      cause: error,
+    });
   }
 
   private withRetry<R>(fn: () => Promise<R>): Promise<R> {
@@ -362,6 +393,11 @@ class BatchWriter<T> {
       }
     }, this.retryOptions);
   }
+}
+
+/** A row's failure under an unforeseen code, as the dead letter reports it: rejected, with the engine's own message. */
+function rejected(error: LogflowError): LogflowError {
+  return new LogflowError(ErrorCodes.SINK_REJECTED, error.message, { stage: 'sink', cause: error.cause ?? error });
 }
 
 function describeRange(r: OffsetRange): string {

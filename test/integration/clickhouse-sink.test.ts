@@ -93,8 +93,16 @@ describe('ClickHouse sink', () => {
 
   /** Runs the graph until `done()` holds, then stops it gracefully and commits. */
   async function runUntil(subscription: TopicSubscription, stop: Subject<void>, graph: Observable<never>, done: () => Promise<boolean>) {
+    let failed: unknown;
     const finished = new Promise<void>((resolve, reject) => graph.subscribe({ complete: resolve, error: reject }));
-    while (!(await done())) await new Promise((r) => setTimeout(r, 250));
+    finished.catch((error: unknown) => {
+      failed = error;
+    });
+    // A graph that fails is reported at once, not as a timeout of the wait.
+    while (!(await done())) {
+      if (failed !== undefined) throw failed;
+      await new Promise((r) => setTimeout(r, 250));
+    }
     stop.next();
     await finished;
     await subscription.close();
@@ -148,6 +156,64 @@ describe('ClickHouse sink', () => {
     expect(parsed).toMatchObject({ error_code: 'SINK_REJECTED', stage: 'sink', pipeline: 'sink-test', source_topic: topic, source_partition: 0, source_offset: 4_321 });
     expect(parsed.error_message).toMatch(/UUID/i);
     expect(JSON.parse(parsed.payload)).toMatchObject({ log_id: 'not-a-uuid' });
+  });
+
+  it('bisects a batch refused under a code it has no rule for (a lone surrogate, code 25) and dead-letters only that row', async () => {
+    const topic = uniqueName('sink-surrogate');
+    const dlqTopic = uniqueName('sink-surrogate-dlq');
+    const logs = Array.from({ length: 2_000 }, (_, i) => sampleLog(i));
+    // Past the parser (which refuses it now), only the table can: it once stopped ingest for good.
+    logs[777] = { ...logs[777], message: 'lone \ud800 surrogate' };
+    logs[1_500] = { ...logs[1_500], service: 'svc-\ud83d' };
+    await produce(topic, 1, logs);
+    await topics.ensureTopic(dlqTopic, 1);
+    const stop = new Subject<void>();
+    const subscription = topics.subscribe({ groupId: uniqueName('g'), topics: [topic], stop$: stop });
+    const deadLetters = new DeadLetterSink(topics.producer(), dlqTopic, 'sink-test');
+    const good = logs.filter((_, i) => i !== 777 && i !== 1_500).map((l) => String(l.log_id));
+    await runUntil(subscription, stop, sinkGraph(subscription, { sink: 'surrogate', deadLetters, maxRecords: 2_000 }), async () => (await countWhere('log_id', good)) >= good.length);
+
+    expect(await countWhere('log_id', good)).toBe(1_998);
+    const dlq = topics.subscribe({ groupId: uniqueName('dlq'), topics: [dlqTopic], stop$: new Subject<void>() });
+    const letters = await firstValueFrom(dlq.records$.pipe(take(2), toArray()));
+    for (const l of letters) l.ack();
+    await dlq.close();
+    const parsed = letters.map((l) => JSON.parse(l.value.value.toString()) as DeadLetter);
+    expect(parsed.map((l) => l.source_offset).sort((a, b) => a - b)).toEqual([777, 1_500]);
+    for (const letter of parsed) {
+      expect(letter).toMatchObject({ error_code: 'SINK_REJECTED', stage: 'sink', source_topic: topic });
+      // The engine's own words, so whoever reads the DLQ sees what ClickHouse objected to.
+      expect(letter.error_message).toMatch(/surrogate/i);
+    }
+  });
+
+  it('stops, naming the cause, when no row is to blame (the table does not exist), and acks nothing', async () => {
+    const topic = uniqueName('sink-no-table');
+    await produce(topic, 1, Array.from({ length: 10 }, (_, i) => sampleLog(i)));
+    const stop = new Subject<void>();
+    const groupId = uniqueName('g');
+    const subscription = topics.subscribe({ groupId, topics: [topic], stop$: stop });
+    const graph = subscription.records$.pipe(
+      map((e) => withValue(e, storedFrom(JSON.parse(e.value.value.toString()) as Record<string, unknown>, e.origin))),
+      clickHouseSink<StoredLog>(engines.clickhouse, {
+        sink: 'no-table',
+        table: 'no_such_table',
+        columns: LOGS_COLUMNS,
+        toRow: toLogsRow,
+        ledger: sinkBatchLedger(createSinkBatchRepository(engines.postgres)),
+        deadLetter: async () => {
+          throw new Error('nothing is to be dead-lettered when the table is missing');
+        },
+        maxWaitMs: 100,
+      }),
+      ignoreElements(),
+    );
+    const error = await new Promise<unknown>((resolve) => graph.subscribe({ error: resolve, complete: () => resolve(undefined) }));
+    stop.next();
+    await subscription.close();
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID', stage: 'sink' });
+    expect((error as Error).message).toMatch(/insert into no_such_table failed because of the table, the statement or the credentials, not of a row: .*no_such_table/);
+    expect(await topics.committedOffsets(groupId, topic)).not.toEqual(await topics.endOffsets(topic));
   });
 
   it('pauses the source while the sink is slow, keeps memory bounded, and delivers everything once it recovers', async () => {
