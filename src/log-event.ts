@@ -3,6 +3,7 @@
  * edge, so everything downstream handles well-typed values. Every rejection
  * names the field and the problem; it becomes the dead letter's reason.
  */
+import { isUtf8 } from 'node:buffer';
 import { v5 as uuidv5 } from 'uuid';
 import { z } from 'zod';
 import { InputError } from './errors.ts';
@@ -224,8 +225,9 @@ function check(payload: Buffer, now: number, limits: ParseLimits): Checked {
   }
   // A Kafka tombstone (null value) reaches here as an empty payload.
   if (payload.length === 0) throw new InputError('message is empty (a Kafka tombstone or an empty value): not a log event');
+  // Checked on the bytes: a U+FFFD the producer meant to send is text like any other.
+  if (!isUtf8(payload)) throw new InputError('message is not valid UTF-8');
   const textPayload = payload.toString('utf8');
-  if (textPayload.includes('\uFFFD')) throw new InputError('message is not valid UTF-8');
   if (textPayload.includes('\u0000')) throw new InputError('message contains NUL characters');
   let json: unknown;
   try {

@@ -81,6 +81,11 @@ describe('parseLogEvent', () => {
     expect(reasonOf(payload)).toContain(reason);
   });
 
+  it('keeps a U+FFFD the producer sent: only bytes that are not UTF-8 are refused as such', () => {
+    expect(parse({ ...valid, message: 'decoded badly: \ufffd\ufffd' }).message).toBe('decoded badly: \ufffd\ufffd');
+    expect(() => parseLogEvent(Buffer.from([0x7b, 0xc3, 0x28, 0x7d]), origin, now)).toThrow(/not valid UTF-8/);
+  });
+
   it('keeps a surrogate pair, escaped or raw: only lone halves are refused', () => {
     expect(parse('{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"pair \\ud83d\\ude00 ok"}').message).toBe('pair 😀 ok');
     expect(parse({ ...valid, message: 'raw 😀 pair' }).message).toBe('raw 😀 pair');
