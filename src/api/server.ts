@@ -28,6 +28,7 @@ import { Analytics } from './analytics.ts';
 import { installAuth } from './auth.ts';
 import { registerDashboard } from './dashboard.ts';
 import { ApiError, installErrorHandler } from './errors.ts';
+import { installJsonBodyParser } from './json-body.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAnalyticsRoutes } from './routes/analytics.ts';
@@ -92,6 +93,7 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
+  installJsonBodyParser(app);
 
   const requests = requestCounter(deps.metrics.registry);
   app.addHook('onResponse', async (request, reply) => {

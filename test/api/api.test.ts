@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_JSON_DEPTH } from '../../src/api/json-body.ts';
 import { buildApiServer, type ApiDependencies } from '../../src/api/server.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLocalEmbedder } from '../../src/embeddings.ts';
@@ -740,5 +741,61 @@ describe('limits, system routes and logging', () => {
       expect(capture.text).not.toContain(key.slice(11));
     }
     expect(capture.text).not.toMatch(/Bearer/i);
+  });
+});
+
+describe('hostile bodies and strings', () => {
+  /** The body limit of a default configuration (1 MiB), which the deep body fits under. */
+  let wide: FastifyInstance;
+  beforeAll(async () => {
+    wide = await buildApiServer({ ...deps, config: loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_API_RATE_LIMIT: '1000000' }) });
+    await wide.ready();
+  });
+  afterAll(async () => {
+    await wide?.close();
+  });
+  const putPreferences = async (payload: string) => {
+    const response = await wide.inject({ method: 'PUT', url: '/api/v1/preferences', headers: { ...auth(keys.viewer), 'content-type': 'application/json' }, payload });
+    return { status: response.statusCode, body: JSON.parse(response.body) as Record<string, unknown> };
+  };
+  const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
+  it('a 1 MB body nested 500,000 levels deep is refused with 400 in well under 50 ms', async () => {
+    const payload = `{"defaultFilters":{"a":${nested(500_000)}}}`;
+    expect(payload.length).toBeGreaterThan(1_000_000);
+    const elapsed: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const r = await putPreferences(payload);
+      elapsed.push(performance.now() - started);
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ error: 'invalid_request', message: expect.stringMatching(/nested deeper than \d+ levels/) });
+    }
+    // The median of three: one slow run on a busy machine is not the parser.
+    expect(elapsed.sort((a, b) => a - b)[1]).toBeLessThan(50);
+    expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({ defaultFilters: { a: expect.anything() } });
+  });
+
+  it('JSON nested past the depth limit is 400, not 500; up to the limit it is taken', async () => {
+    for (const depth of [MAX_JSON_DEPTH + 1, 2_000, 10_000]) {
+      // Two levels are the body and defaultFilters.
+      const arrays = await putPreferences(`{"defaultFilters":{"a":${nested(depth - 2)}}}`);
+      expect(arrays.status, `arrays ${depth}`).toBe(400);
+      const objects = await putPreferences(`{"defaultFilters":${'{"a":'.repeat(depth - 1)}1${'}'.repeat(depth - 1)}}`);
+      expect(objects.status, `objects ${depth}`).toBe(400);
+      expect(objects.body).toMatchObject({ error: 'invalid_request', details: [{ field: 'body' }] });
+    }
+    // Brackets inside strings are text, not nesting.
+    const deepest = await putPreferences(`{"defaultFilters":{"a":${nested(MAX_JSON_DEPTH - 2)},"b":"${'['.repeat(5_000)}"}}`);
+    expect(deepest.status).toBe(200);
+  });
+
+  it('refuses prototype poisoning through __proto__ and constructor.prototype', async () => {
+    for (const payload of ['{"__proto__":{"admin":true},"theme":"dark"}', '{"defaultFilters":{"constructor":{"prototype":{"admin":true}}}}']) {
+      const r = await putPreferences(payload);
+      expect(r.status, payload).toBe(400);
+      expect(r.body).toMatchObject({ error: 'invalid_request' });
+    }
+    expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({ defaultFilters: { constructor: expect.anything() } });
   });
 });
