@@ -29,6 +29,7 @@ import { installAuth } from './auth.ts';
 import { registerDashboard } from './dashboard.ts';
 import { ApiError, installErrorHandler } from './errors.ts';
 import { installJsonBodyParser } from './json-body.ts';
+import { installRequestTextCheck } from './request-text.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAnalyticsRoutes } from './routes/analytics.ts';
@@ -94,6 +95,7 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
   installJsonBodyParser(app);
+  installRequestTextCheck(app);
 
   const requests = requestCounter(deps.metrics.registry);
   app.addHook('onResponse', async (request, reply) => {

@@ -798,4 +798,44 @@ describe('hostile bodies and strings', () => {
     }
     expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({ defaultFilters: { constructor: expect.anything() } });
   });
+
+  it('NUL, lone surrogates, impossible dates and forged cursors are 400 naming the field, and change nothing', async () => {
+    const before = await tableCounts();
+    const forged = Buffer.from(JSON.stringify({ before: '0000-01-01' })).toString('base64url');
+    const cases: ReadonlyArray<{ method: NonNullable<InjectOptions['method']>; url: string; payload?: object; field: string }> = [
+      { method: 'GET', url: '/api/v1/alerts?service=%00', field: 'querystring.service' },
+      { method: 'GET', url: '/api/v1/alerts?rule=a%00b', field: 'querystring.rule' },
+      { method: 'GET', url: '/api/v1/logs?service=%00', field: 'querystring.service' },
+      { method: 'GET', url: '/api/v1/patterns?q=a%00', field: 'querystring.q' },
+      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { displayName: 'Pay\u0000ment' }, field: 'body.displayName' },
+      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { tags: ['ok', 'x\u0000'] }, field: 'body.tags.1' },
+      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { description: 'half an emoji \ud83d' }, field: 'body.description' },
+      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: 'a\u0000b' }, field: 'body.value' },
+      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: { 'k\u0000': 1 } }, field: 'body.value' },
+      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: ['x', '\ud800'] }, field: 'body.value.1' },
+      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: 1, description: '\udc00' }, field: 'body.description' },
+      { method: 'PUT', url: '/api/v1/preferences', payload: { defaultFilters: { service: '\u0000' } }, field: 'body.defaultFilters.service' },
+      { method: 'POST', url: '/api/v1/silences', payload: { service: 'x\u0000', reason: 'r', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, field: 'body.service' },
+      { method: 'POST', url: '/api/v1/silences', payload: { service: 'x', reason: 'r \ud800', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, field: 'body.reason' },
+      { method: 'POST', url: '/api/v1/alerts/1/silence', payload: { durationMinutes: 5, reason: '\u0000' }, field: 'body.reason' },
+      { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '0000-01-01' }, field: 'body.date' },
+      { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '1900-01-01' }, field: 'body.date' },
+      { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '1969-12-31' }, field: 'body.date' },
+      { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '2026-02-30' }, field: 'body.date' },
+      { method: 'GET', url: '/api/v1/reports/0000-01-01', field: 'params.date' },
+      { method: 'GET', url: `/api/v1/reports?cursor=${forged}`, field: 'query.cursor' },
+    ];
+    for (const c of cases) {
+      const r = await call({ method: c.method, url: c.url, key: keys.admin, ...(c.payload === undefined ? {} : { payload: c.payload }) });
+      const what = `${c.method} ${c.url} ${JSON.stringify(c.payload)}`;
+      expect(r.status, `${what} -> ${JSON.stringify(r.body)}`).toBe(400);
+      expect(r.body, what).toMatchObject({ error: 'invalid_request', message: expect.any(String) });
+      expect((r.body!.details as Array<{ field: string }>).map((d) => d.field), what).toContain(c.field);
+    }
+    expect(await tableCounts()).toEqual(before);
+    expect((await get('/api/v1/services/payment-service', keys.viewer)).body).toMatchObject({ displayName: 'Payment Service' });
+    // The reason says why a date is refused.
+    const old = await call({ method: 'POST', url: '/api/v1/analysis-jobs', key: keys.operator, payload: { date: '1900-01-01' } });
+    expect(old.body!.message).toMatch(/1970/);
+  });
 });
