@@ -838,4 +838,41 @@ describe('hostile bodies and strings', () => {
     const old = await call({ method: 'POST', url: '/api/v1/analysis-jobs', key: keys.operator, payload: { date: '1900-01-01' } });
     expect(old.body!.message).toMatch(/1970/);
   });
+
+  it('config values are validated per key: a wrong type or range is 400 naming the key, unknown keys take any JSON', async () => {
+    const put = (key: string, value: unknown) => call({ method: 'PUT', url: `/api/v1/config/${key}`, key: keys.admin, payload: { value } });
+    const stored = (await get('/api/v1/config/anomaly.min_count', keys.admin)).body!.value;
+    for (const [key, value] of [
+      ['anomaly.min_count', 'not-a-number'],
+      ['anomaly.min_count', -1],
+      ['anomaly.min_count', 2.5],
+      ['anomaly.min_count', null],
+      ['anomaly.z_threshold', 0],
+      ['anomaly.z_threshold', '3'],
+      ['anomaly.pending_windows', 0],
+      ['anomaly.resolve_windows', 1.5],
+      ['anomaly.cooldown_minutes', -5],
+      ['novelty.similarity_threshold', 1.5],
+      ['nightly.cron', 'every night'],
+      ['baselines.cron', 7],
+      ['baselines.weeks', 0],
+      ['baselines.weeks', 53],
+      ['retention.logs_days', 0],
+      ['retention.logs_days', { days: 30 }],
+    ] as const) {
+      const r = await put(key, value);
+      const what = `${key} = ${JSON.stringify(value)}`;
+      expect(r.status, what).toBe(400);
+      expect(r.body, what).toMatchObject({ error: 'invalid_request', message: expect.stringContaining(key), details: [{ field: 'body.value' }] });
+    }
+    expect((await get('/api/v1/config/anomaly.min_count', keys.admin)).body!.value).toEqual(stored);
+    for (const [key, value] of [['anomaly.min_count', 25], ['anomaly.z_threshold', 2.5], ['nightly.cron', '30 1 * * *'], ['novelty.similarity_threshold', 0.9]] as const) {
+      const r = await put(key, value);
+      expect(r.status, key).toBe(200);
+      expect(r.body).toMatchObject({ key, value });
+    }
+    expect((await put('team.anything', { free: ['form', 1, null] })).status).toBe(200);
+    // The repository holds the same rule for writers other than the API.
+    await expect(repos.appConfig.set('anomaly.min_count', 'not-a-number', 'test')).rejects.toThrow(/anomaly\.min_count/);
+  });
 });

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { configValueProblem } from '../../sinks/postgres/app-config.ts';
 import { jsonObjectSchema } from '../../sinks/postgres/db.ts';
 import { SERVICE_TIERS } from '../../sinks/postgres/services.ts';
 import { THEMES } from '../../sinks/postgres/user-preferences.ts';
@@ -205,6 +206,8 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
     handler: async (request) => {
       const { value, description } = request.body;
       if (value === undefined) throw invalid('body.value', 'is required');
+      const problem = configValueProblem(request.params.key, value);
+      if (problem !== undefined) throw invalid('body.value', problem);
       return appConfig.set(request.params.key, value, caller(request).name, ...(description === undefined ? [] : [description]));
     },
   });
