@@ -84,6 +84,15 @@ export function chooseStep(range: TimeRange, asked: number | undefined, maxPoint
   return Math.max(60, Math.ceil(seconds / 300 / 60) * 60);
 }
 
+/**
+ * Free JSON (config values, dashboard filters). It is recursive, so the OpenAPI
+ * document refers to it by name: registered with an id, it is defined under
+ * components.schemas instead of leaving a reference to nothing.
+ */
+export const jsonValue = z.json();
+z.globalRegistry.add(jsonValue, { id: 'JsonValue' });
+export const jsonObject = z.record(z.string(), jsonValue);
+
 /** Routes without query parameters still refuse unknown ones: a typo should not pass silently. */
 export const noQuery = z.object({}).strict();
 

@@ -6,12 +6,11 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { configValueProblem } from '../../sinks/postgres/app-config.ts';
-import { jsonObjectSchema } from '../../sinks/postgres/db.ts';
 import { SERVICE_TIERS } from '../../sinks/postgres/services.ts';
 import { THEMES } from '../../sinks/postgres/user-preferences.ts';
 import { caller } from '../auth.ts';
 import { invalid, notFound } from '../errors.ts';
-import { calendarDate, cursor, decodeCursor, idParam, limit, noQuery, page } from '../schemas.ts';
+import { calendarDate, cursor, decodeCursor, idParam, jsonObject, jsonValue, limit, noQuery, page } from '../schemas.ts';
 import { bearer, zod, type RouteContext } from './context.ts';
 
 const reportCursor = z.object({ before: calendarDate }).strict();
@@ -201,7 +200,7 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
       summary: 'Create or change a setting (JSON value)',
       security: bearer,
       params: z.object({ key: configKey }),
-      body: z.object({ value: z.json(), description: z.string().min(1).max(2_000).optional() }).strict(),
+      body: z.object({ value: jsonValue, description: z.string().min(1).max(2_000).optional() }).strict(),
     },
     handler: async (request) => {
       const { value, description } = request.body;
@@ -237,8 +236,8 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
         .object({
           timezone: z.string().max(100).refine(isTimeZone, 'is not a known IANA time zone').optional(),
           theme: z.enum(THEMES).optional(),
-          defaultFilters: jsonObjectSchema.optional(),
-          notifications: jsonObjectSchema.optional(),
+          defaultFilters: jsonObject.optional(),
+          notifications: jsonObject.optional(),
         })
         .strict()
         .refine((p) => Object.values(p).some((v) => v !== undefined), { message: 'nothing to update' }),
