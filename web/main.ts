@@ -17,12 +17,32 @@ const PAGES: readonly PageDefinition[] = [overviewPage, alertsPage, patternsPage
 const RANGE_STORAGE = 'logflow.range';
 const app = document.getElementById('app') as HTMLElement;
 
-/** `#key=lf_...` (the URL `npm start` prints) signs in and is removed from the address bar at once. */
-function takeKeyFromFragment(): void {
+/**
+ * The fragment is whatever the user pasted or a link cut short: text that is not valid
+ * percent-encoding (`%E0%A4%A`) is taken as absent rather than thrown, which would
+ * leave the page on "Loading" for good.
+ */
+function decodeFragmentPart(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch (error) {
+    if (error instanceof URIError) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * `#key=lf_...` (the URL `npm start` prints) signs in and is removed from the address bar at once.
+ * Returns why the sign-in page should be shown when the fragment held no usable key.
+ */
+function takeKeyFromFragment(): string | undefined {
   const match = /^#key=([^&]+)/.exec(location.hash);
-  if (match?.[1] === undefined) return;
-  storeKey(decodeURIComponent(match[1]));
+  if (match?.[1] === undefined) return undefined;
+  const key = decodeFragmentPart(match[1]);
   history.replaceState(null, '', `${location.pathname}${location.search}#/overview`);
+  if (key === undefined) return 'The address held something that is not a valid API key; sign in with your key.';
+  storeKey(key);
+  return undefined;
 }
 
 function renderLogin(message?: string): void {
@@ -49,17 +69,17 @@ function renderLogin(message?: string): void {
 function parseHash(): { page: PageDefinition; path: string[]; query: URLSearchParams } {
   const raw = location.hash.replace(/^#\/?/, '');
   const [pathPart = '', queryPart = ''] = raw.split('?', 2);
-  const [name = '', ...rest] = pathPart.split('/').map((s) => decodeURIComponent(s));
+  const [name = '', ...rest] = pathPart.split('/').map((s) => decodeFragmentPart(s) ?? s);
   const page = PAGES.find((p) => p.id === name) ?? PAGES[0];
   if (page === undefined) throw new Error('no pages');
   return { page, path: page.id === name ? rest.filter((s) => s !== '') : [], query: new URLSearchParams(queryPart) };
 }
 
 async function boot(): Promise<void> {
-  takeKeyFromFragment();
+  const fragmentProblem = takeKeyFromFragment();
   const key = storedKey();
   if (key === null || key === '') {
-    renderLogin();
+    renderLogin(fragmentProblem);
     return;
   }
   const api = new Api(key);

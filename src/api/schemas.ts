@@ -19,7 +19,18 @@ export const level = z.enum(LEVELS);
 export const errorHash = z.string().refine(isErrorHash, 'must be a UInt64 in decimal without leading zeros');
 export const limit = (fallback: number, max = 1000) => z.coerce.number().int().min(1).max(max).default(fallback);
 export const cursor = z.string().min(1).max(500).describe('nextCursor of the previous page');
-export const calendarDate = z.iso.date().describe('YYYY-MM-DD');
+/**
+ * Days logs can have: ClickHouse's DateTime columns (the rollups, TTLs) start
+ * at the Unix epoch, and PostgreSQL refuses year 0. A date outside is refused
+ * here with the reason, instead of failing later in a store's own words.
+ * Impossible days (2026-02-30) are refused by the format itself.
+ */
+export const FIRST_DATE = '1970-01-01';
+export const LAST_DATE = '2099-12-31';
+export const calendarDate = z.iso
+  .date()
+  .refine((date) => date >= FIRST_DATE && date <= LAST_DATE, `must be from ${FIRST_DATE} to ${LAST_DATE}: no log can fall outside these days`)
+  .describe('YYYY-MM-DD');
 
 export const timeRangeShape = {
   from: isoDateTime.optional().describe('start, inclusive (default: 24 hours before `to`)'),
@@ -72,6 +83,15 @@ export function chooseStep(range: TimeRange, asked: number | undefined, maxPoint
   }
   return Math.max(60, Math.ceil(seconds / 300 / 60) * 60);
 }
+
+/**
+ * Free JSON (config values, dashboard filters). It is recursive, so the OpenAPI
+ * document refers to it by name: registered with an id, it is defined under
+ * components.schemas instead of leaving a reference to nothing.
+ */
+export const jsonValue = z.json();
+z.globalRegistry.add(jsonValue, { id: 'JsonValue' });
+export const jsonObject = z.record(z.string(), jsonValue);
 
 /** Routes without query parameters still refuse unknown ones: a typo should not pass silently. */
 export const noQuery = z.object({}).strict();

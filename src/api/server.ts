@@ -15,7 +15,7 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import type { Embedder } from '../embeddings.ts';
@@ -28,6 +28,8 @@ import { Analytics } from './analytics.ts';
 import { installAuth } from './auth.ts';
 import { registerDashboard } from './dashboard.ts';
 import { ApiError, installErrorHandler } from './errors.ts';
+import { installJsonBodyParser } from './json-body.ts';
+import { installRequestTextCheck } from './request-text.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAnalyticsRoutes } from './routes/analytics.ts';
@@ -92,6 +94,8 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandler(app);
+  installJsonBodyParser(app);
+  installRequestTextCheck(app);
 
   const requests = requestCounter(deps.metrics.registry);
   app.addHook('onResponse', async (request, reply) => {
@@ -110,6 +114,7 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an API key (lf_...) from `npm run keys -- create`' } } },
     },
     transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(compress, { global: true, threshold: 1024 });

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_JSON_DEPTH } from '../../src/api/json-body.ts';
 import { buildApiServer, type ApiDependencies } from '../../src/api/server.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLocalEmbedder } from '../../src/embeddings.ts';
@@ -740,5 +741,138 @@ describe('limits, system routes and logging', () => {
       expect(capture.text).not.toContain(key.slice(11));
     }
     expect(capture.text).not.toMatch(/Bearer/i);
+  });
+});
+
+describe('hostile bodies and strings', () => {
+  /** The body limit of a default configuration (1 MiB), which the deep body fits under. */
+  let wide: FastifyInstance;
+  beforeAll(async () => {
+    wide = await buildApiServer({ ...deps, config: loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_API_RATE_LIMIT: '1000000' }) });
+    await wide.ready();
+  });
+  afterAll(async () => {
+    await wide?.close();
+  });
+  const putPreferences = async (payload: string) => {
+    const response = await wide.inject({ method: 'PUT', url: '/api/v1/preferences', headers: { ...auth(keys.viewer), 'content-type': 'application/json' }, payload });
+    return { status: response.statusCode, body: JSON.parse(response.body) as Record<string, unknown> };
+  };
+  const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
+  it('a 1 MB body nested 500,000 levels deep is refused with 400 in well under 50 ms', async () => {
+    const payload = `{"defaultFilters":{"a":${nested(500_000)}}}`;
+    expect(payload.length).toBeGreaterThan(1_000_000);
+    const elapsed: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const r = await putPreferences(payload);
+      elapsed.push(performance.now() - started);
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ error: 'invalid_request', message: expect.stringMatching(/nested deeper than \d+ levels/) });
+    }
+    // The median of three: one slow run on a busy machine is not the parser.
+    expect(elapsed.sort((a, b) => a - b)[1]).toBeLessThan(50);
+    expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({ defaultFilters: { a: expect.anything() } });
+  });
+
+  it('JSON nested past the depth limit is 400, not 500; up to the limit it is taken', async () => {
+    for (const depth of [MAX_JSON_DEPTH + 1, 2_000, 10_000]) {
+      // Two levels are the body and defaultFilters.
+      const arrays = await putPreferences(`{"defaultFilters":{"a":${nested(depth - 2)}}}`);
+      expect(arrays.status, `arrays ${depth}`).toBe(400);
+      const objects = await putPreferences(`{"defaultFilters":${'{"a":'.repeat(depth - 1)}1${'}'.repeat(depth - 1)}}`);
+      expect(objects.status, `objects ${depth}`).toBe(400);
+      expect(objects.body).toMatchObject({ error: 'invalid_request', details: [{ field: 'body' }] });
+    }
+    // Brackets inside strings are text, not nesting.
+    const deepest = await putPreferences(`{"defaultFilters":{"a":${nested(MAX_JSON_DEPTH - 2)},"b":"${'['.repeat(5_000)}"}}`);
+    expect(deepest.status).toBe(200);
+  });
+
+  it('refuses prototype poisoning through __proto__ and constructor.prototype', async () => {
+    for (const payload of ['{"__proto__":{"admin":true},"theme":"dark"}', '{"defaultFilters":{"constructor":{"prototype":{"admin":true}}}}']) {
+      const r = await putPreferences(payload);
+      expect(r.status, payload).toBe(400);
+      expect(r.body).toMatchObject({ error: 'invalid_request' });
+    }
+    expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({ defaultFilters: { constructor: expect.anything() } });
+  });
+
+  it('NUL, lone surrogates, impossible dates and forged cursors are 400 naming the field, and change nothing', async () => {
+    const before = await tableCounts();
+    const forged = Buffer.from(JSON.stringify({ before: '0000-01-01' })).toString('base64url');
+    const cases: ReadonlyArray<{ method: NonNullable<InjectOptions['method']>; url: string; payload?: object; field: string }> = [
+      { method: 'GET', url: '/api/v1/alerts?service=%00', field: 'querystring.service' },
+      { method: 'GET', url: '/api/v1/alerts?rule=a%00b', field: 'querystring.rule' },
+      { method: 'GET', url: '/api/v1/logs?service=%00', field: 'querystring.service' },
+      { method: 'GET', url: '/api/v1/patterns?q=a%00', field: 'querystring.q' },
+      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { displayName: 'Pay\u0000ment' }, field: 'body.displayName' },
+      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { tags: ['ok', 'x\u0000'] }, field: 'body.tags.1' },
+      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { description: 'half an emoji \ud83d' }, field: 'body.description' },
+      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: 'a\u0000b' }, field: 'body.value' },
+      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: { 'k\u0000': 1 } }, field: 'body.value' },
+      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: ['x', '\ud800'] }, field: 'body.value.1' },
+      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: 1, description: '\udc00' }, field: 'body.description' },
+      { method: 'PUT', url: '/api/v1/preferences', payload: { defaultFilters: { service: '\u0000' } }, field: 'body.defaultFilters.service' },
+      { method: 'POST', url: '/api/v1/silences', payload: { service: 'x\u0000', reason: 'r', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, field: 'body.service' },
+      { method: 'POST', url: '/api/v1/silences', payload: { service: 'x', reason: 'r \ud800', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, field: 'body.reason' },
+      { method: 'POST', url: '/api/v1/alerts/1/silence', payload: { durationMinutes: 5, reason: '\u0000' }, field: 'body.reason' },
+      { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '0000-01-01' }, field: 'body.date' },
+      { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '1900-01-01' }, field: 'body.date' },
+      { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '1969-12-31' }, field: 'body.date' },
+      { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '2026-02-30' }, field: 'body.date' },
+      { method: 'GET', url: '/api/v1/reports/0000-01-01', field: 'params.date' },
+      { method: 'GET', url: `/api/v1/reports?cursor=${forged}`, field: 'query.cursor' },
+    ];
+    for (const c of cases) {
+      const r = await call({ method: c.method, url: c.url, key: keys.admin, ...(c.payload === undefined ? {} : { payload: c.payload }) });
+      const what = `${c.method} ${c.url} ${JSON.stringify(c.payload)}`;
+      expect(r.status, `${what} -> ${JSON.stringify(r.body)}`).toBe(400);
+      expect(r.body, what).toMatchObject({ error: 'invalid_request', message: expect.any(String) });
+      expect((r.body!.details as Array<{ field: string }>).map((d) => d.field), what).toContain(c.field);
+    }
+    expect(await tableCounts()).toEqual(before);
+    expect((await get('/api/v1/services/payment-service', keys.viewer)).body).toMatchObject({ displayName: 'Payment Service' });
+    // The reason says why a date is refused.
+    const old = await call({ method: 'POST', url: '/api/v1/analysis-jobs', key: keys.operator, payload: { date: '1900-01-01' } });
+    expect(old.body!.message).toMatch(/1970/);
+  });
+
+  it('config values are validated per key: a wrong type or range is 400 naming the key, unknown keys take any JSON', async () => {
+    const put = (key: string, value: unknown) => call({ method: 'PUT', url: `/api/v1/config/${key}`, key: keys.admin, payload: { value } });
+    const stored = (await get('/api/v1/config/anomaly.min_count', keys.admin)).body!.value;
+    for (const [key, value] of [
+      ['anomaly.min_count', 'not-a-number'],
+      ['anomaly.min_count', -1],
+      ['anomaly.min_count', 2.5],
+      ['anomaly.min_count', null],
+      ['anomaly.z_threshold', 0],
+      ['anomaly.z_threshold', '3'],
+      ['anomaly.pending_windows', 0],
+      ['anomaly.resolve_windows', 1.5],
+      ['anomaly.cooldown_minutes', -5],
+      ['novelty.similarity_threshold', 1.5],
+      ['nightly.cron', 'every night'],
+      ['baselines.cron', 7],
+      ['baselines.weeks', 0],
+      ['baselines.weeks', 53],
+      ['retention.logs_days', 0],
+      ['retention.logs_days', { days: 30 }],
+    ] as const) {
+      const r = await put(key, value);
+      const what = `${key} = ${JSON.stringify(value)}`;
+      expect(r.status, what).toBe(400);
+      expect(r.body, what).toMatchObject({ error: 'invalid_request', message: expect.stringContaining(key), details: [{ field: 'body.value' }] });
+    }
+    expect((await get('/api/v1/config/anomaly.min_count', keys.admin)).body!.value).toEqual(stored);
+    for (const [key, value] of [['anomaly.min_count', 25], ['anomaly.z_threshold', 2.5], ['nightly.cron', '30 1 * * *'], ['novelty.similarity_threshold', 0.9]] as const) {
+      const r = await put(key, value);
+      expect(r.status, key).toBe(200);
+      expect(r.body).toMatchObject({ key, value });
+    }
+    expect((await put('team.anything', { free: ['form', 1, null] })).status).toBe(200);
+    // The repository holds the same rule for writers other than the API.
+    await expect(repos.appConfig.set('anomaly.min_count', 'not-a-number', 'test')).rejects.toThrow(/anomaly\.min_count/);
   });
 });

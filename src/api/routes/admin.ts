@@ -5,12 +5,12 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { jsonObjectSchema } from '../../sinks/postgres/db.ts';
+import { configValueProblem } from '../../sinks/postgres/app-config.ts';
 import { SERVICE_TIERS } from '../../sinks/postgres/services.ts';
 import { THEMES } from '../../sinks/postgres/user-preferences.ts';
 import { caller } from '../auth.ts';
 import { invalid, notFound } from '../errors.ts';
-import { calendarDate, cursor, decodeCursor, idParam, limit, noQuery, page } from '../schemas.ts';
+import { calendarDate, cursor, decodeCursor, idParam, jsonObject, jsonValue, limit, noQuery, page } from '../schemas.ts';
 import { bearer, zod, type RouteContext } from './context.ts';
 
 const reportCursor = z.object({ before: calendarDate }).strict();
@@ -200,11 +200,13 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
       summary: 'Create or change a setting (JSON value)',
       security: bearer,
       params: z.object({ key: configKey }),
-      body: z.object({ value: z.json(), description: z.string().min(1).max(2_000).optional() }).strict(),
+      body: z.object({ value: jsonValue, description: z.string().min(1).max(2_000).optional() }).strict(),
     },
     handler: async (request) => {
       const { value, description } = request.body;
       if (value === undefined) throw invalid('body.value', 'is required');
+      const problem = configValueProblem(request.params.key, value);
+      if (problem !== undefined) throw invalid('body.value', problem);
       return appConfig.set(request.params.key, value, caller(request).name, ...(description === undefined ? [] : [description]));
     },
   });
@@ -234,8 +236,8 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
         .object({
           timezone: z.string().max(100).refine(isTimeZone, 'is not a known IANA time zone').optional(),
           theme: z.enum(THEMES).optional(),
-          defaultFilters: jsonObjectSchema.optional(),
-          notifications: jsonObjectSchema.optional(),
+          defaultFilters: jsonObject.optional(),
+          notifications: jsonObject.optional(),
         })
         .strict()
         .refine((p) => Object.values(p).some((v) => v !== undefined), { message: 'nothing to update' }),

@@ -3,6 +3,7 @@
  * keys, e.g. `anomaly.z_threshold`), read by every pipeline at start.
  */
 import { z } from 'zod';
+import { parseCron } from '../../sources/schedule.ts';
 import { execute, jsonParam, parseInput, queryRows, type JsonValue, type Queryable } from './db.ts';
 
 export interface AppConfigEntry {
@@ -33,12 +34,56 @@ interface AppConfigRow {
 }
 
 const configKey = z.string().regex(/^[a-z][a-z0-9_.]*$/, 'must be lower-case letters, digits, "_" and "." starting with a letter');
-const setSchema = z.object({
-  key: configKey,
-  value: z.json(),
-  updatedBy: z.string().min(1),
-  description: z.string().min(1).optional(),
-});
+
+function isCron(expression: string): boolean {
+  try {
+    parseCron(expression);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const cron = z.string().refine(isCron, 'must be a cron expression, e.g. "0 2 * * *"');
+
+/**
+ * What each key the engine reads must hold, in the ranges its readers accept
+ * (the detector refuses a z threshold <= 0 or a window count < 1 when it
+ * loads its settings: stored, such a value would stop detection at its next
+ * refresh). Keys not listed are free JSON for operators' own use.
+ */
+export const APP_CONFIG_VALUES: Readonly<Record<string, z.ZodType>> = {
+  'anomaly.z_threshold': z.number().positive().max(1_000),
+  'anomaly.min_count': z.int().min(0).max(2_147_483_647),
+  'anomaly.pending_windows': z.int().min(1).max(10_000),
+  'anomaly.resolve_windows': z.int().min(1).max(10_000),
+  'anomaly.cooldown_minutes': z.number().min(0).max(525_600),
+  'novelty.similarity_threshold': z.number().min(-1).max(1),
+  'nightly.cron': cron,
+  'baselines.cron': cron,
+  'baselines.weeks': z.int().min(1).max(52),
+  'retention.logs_days': z.int().min(1).max(36_500),
+};
+
+/** Why `value` cannot be stored under `key`, naming the key; undefined when it can. */
+export function configValueProblem(key: string, value: unknown): string | undefined {
+  const schema = Object.hasOwn(APP_CONFIG_VALUES, key) ? APP_CONFIG_VALUES[key] : undefined;
+  if (schema === undefined) return undefined;
+  const result = schema.safeParse(value);
+  return result.success ? undefined : `${key} ${result.error.issues.map((issue) => issue.message).join('; ')}, got ${JSON.stringify(value).slice(0, 100)}`;
+}
+
+const setSchema = z
+  .object({
+    key: configKey,
+    value: z.json(),
+    updatedBy: z.string().min(1),
+    description: z.string().min(1).optional(),
+  })
+  .superRefine((entry, ctx) => {
+    const problem = configValueProblem(entry.key, entry.value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['value'], message: problem });
+  });
 
 const toEntry = (row: AppConfigRow): AppConfigEntry => ({
   key: row.key,
