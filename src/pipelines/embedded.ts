@@ -8,10 +8,11 @@
  * a minute-window detector shows an alert within a minute of watching. The
  * first start backfills recent history and computes baselines from it.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadConfig, redactedConfig, type Config } from '../config.ts';
+import { LOCK_FILE_NAME, lockDataDir } from '../data-dir-lock.ts';
 import { openEngines, type Engines } from '../engines.ts';
 import { ConfigError, describeCause } from '../errors.ts';
 import { Health } from '../health.ts';
@@ -91,8 +92,22 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   const flags = parsed.data;
   const config = loadConfig({ ...env, ...(flags['data-dir'] === undefined ? {} : { LOGFLOW_DATA_DIR: flags['data-dir'] }) });
   const dataDir = path.resolve(config.dataDir);
-  if (flags.reset) await rm(dataDir, { recursive: true, force: true });
-  await mkdir(dataDir, { recursive: true });
+  // Before --reset and before the first line: a second start on a directory in use changes nothing and says only why.
+  const lock = await lockDataDir(dataDir);
+  try {
+    if (flags.reset) await emptyDir(dataDir, [LOCK_FILE_NAME]);
+    return await runInDataDir(flags, config, dataDir);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Deletes what `dir` holds except the entries named in `keep`. */
+async function emptyDir(dir: string, keep: readonly string[]): Promise<void> {
+  for (const entry of await readdir(dir)) if (!keep.includes(entry)) await rm(path.join(dir, entry), { recursive: true, force: true });
+}
+
+async function runInDataDir(flags: StartFlags, config: Config, dataDir: string): Promise<number> {
   const interactive = process.stdout.isTTY === true;
   // The terminal shows the live view; the engine's own JSON logs go to a file.
   const logFile = path.join(dataDir, 'logflow.log');
