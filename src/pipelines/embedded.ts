@@ -124,6 +124,8 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
   const resources = openResources(config, logger, { topics, engines: Promise.resolve(engines) });
   const metrics = createMetrics();
   const health = new Health();
+  // The process, not each pipeline, says when it runs: the bootstrap's backfill and baselines jobs come and go before.
+  health.setPhase('starting');
   const server = config.metricsPort === 0 ? undefined : await serveProcessEndpoints({ metrics, health, port: config.metricsPort }).catch(() => undefined);
   const ctx: Running = { config, logger, metrics, resources, engines, topics };
   const running: RunningPipeline[] = [];
@@ -150,6 +152,7 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
   const onSignal = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
+    health.setPhase('stopping');
     say('\nstopping: flushing and committing (Ctrl-C again to exit at once)');
     wake();
   };
@@ -226,6 +229,7 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
     logger.error({ err: error }, 'embedded run failed');
     say(`logflow: ${(error as Error).message}`);
   } finally {
+    health.setPhase('stopping');
     if (view !== undefined) clearInterval(view);
     const outcomes = await Promise.all([...running].reverse().map((r) => r.stop()));
     if (outcomes.some((o) => o.status === 'failed' || o.status === 'timeout')) exitCode = 1;
@@ -327,8 +331,9 @@ async function startApi(
   const server = start(api, { port, onListening }, true);
   const outcome = await Promise.race([server.done, listening]);
   if (typeof outcome !== 'string') {
-    // Not a failure of the run: ingest and detection go on without the dashboard.
+    // Not a failure of the run: ingest and detection go on without the dashboard, and health does not count it.
     running.splice(running.indexOf(server), 1);
+    server.forget();
     const why = outcome.status === 'failed' ? describeCause(outcome.error) : `it ended (${outcome.status})`;
     say(`dashboard not started: ${why} (choose another port with --api-port, or 0 for none)`);
     return undefined;
