@@ -126,7 +126,7 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
   const health = new Health();
   // The process, not each pipeline, says when it runs: the bootstrap's backfill and baselines jobs come and go before.
   health.setPhase('starting');
-  const server = config.metricsPort === 0 ? undefined : await serveProcessEndpoints({ metrics, health, port: config.metricsPort }).catch(() => undefined);
+  const server = config.metricsPort === 0 ? undefined : await serveMetrics({ metrics, health, port: config.metricsPort }, logger, say);
   const ctx: Running = { config, logger, metrics, resources, engines, topics };
   const running: RunningPipeline[] = [];
   let interrupted = false;
@@ -246,6 +246,22 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
     logStream.end();
   }
   return exitCode;
+}
+
+/**
+ * Serves /metrics, /healthz and /readyz, or says in one line why not: a port
+ * in use (often a previous run still stopping, or a pipeline process, which
+ * listens on the same default port) used to leave the run without them and
+ * without a word.
+ */
+async function serveMetrics(options: Parameters<typeof serveProcessEndpoints>[0], logger: Logger, say: (line: string) => void): Promise<Awaited<ReturnType<typeof serveProcessEndpoints>> | undefined> {
+  try {
+    return await serveProcessEndpoints(options);
+  } catch (error) {
+    logger.warn({ err: error, port: options.port }, 'metrics endpoint not served');
+    say(`metrics not served: ${describeCause(error)} (choose another port with LOGFLOW_METRICS_PORT, or 0 for none)`);
+    return undefined;
+  }
 }
 
 /** Whether a pipeline's consumer group has committed everything its topic holds. */

@@ -88,11 +88,14 @@ describe('npm start (embedded mode)', () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const busyPort = (holder.address() as AddressInfo).port;
-    const second = await npmStart(['--duration', '10s', '--rate', '1000', '--data-dir', dir, '--api-port', String(busyPort)]).finally(
+    // The metrics port too: it is not served, and the start says so instead of going on silently.
+    const second = await npmStart(['--duration', '10s', '--rate', '1000', '--data-dir', dir, '--api-port', String(busyPort)], { LOGFLOW_METRICS_PORT: String(busyPort) }).finally(
       () => new Promise((resolve) => holder.close(resolve)),
     );
     expect(second.code, second.output).toBe(0);
     expect(second.output).toMatch(/dashboard not started: .*(EADDRINUSE|in use).*--api-port/);
+    expect(second.output).toMatch(new RegExp(`metrics not served: .*EADDRINUSE.*:${busyPort}.*LOGFLOW_METRICS_PORT`));
+    expect(second.output).not.toContain(`metrics on http://127.0.0.1:${busyPort}`);
     const secondRun = JSON.parse(await readFile(path.join(dir, 'last-run.json'), 'utf8')) as RunSummary;
     expect(second.output).not.toContain('bootstrapping');
     const afterSecond = await check();
