@@ -15,7 +15,7 @@
  * proper-lockfile does) means no timer has to keep the lock alive, and a
  * process paused for a while (SIGSTOP, a suspended laptop) keeps its lock.
  */
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -97,12 +97,17 @@ export async function lockDataDir(dir: string): Promise<DataDirLock> {
 function acquire(dir: string, file: string): string {
   const content = `${JSON.stringify(describeThisProcess())}\n`;
   // Each round either takes the lock, meets a live holder, or clears a stale lock; a few rounds cover racing takeovers.
-  for (let round = 0; round < 20; round += 1) {
+  for (let round = 0; round < 60; round += 1) {
     if (createExclusively(file, content)) return content;
     const raw = readRaw(file);
     if (raw === undefined) continue; // released between our attempt and the read
     const holder = parseHolder(raw);
     if (holder !== undefined && isAlive(holder)) throw new DataDirInUseError(dir, holder);
+    // Unreadable and brand new: a lock created without a hard link, caught before its content; look again.
+    if (holder === undefined && isRecent(file)) {
+      sleepSync(50);
+      continue;
+    }
     clearStale(file, raw);
   }
   throw new LogflowError(ErrorCodes.DATA_DIR_IN_USE, `could not take the lock ${file}: other processes keep taking it over`, { stage: 'config' });
@@ -116,10 +121,23 @@ function createExclusively(file: string, content: string): boolean {
     linkSync(draft, file);
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    // Some mounted volumes have no hard links; an exclusive create is atomic too, only briefly empty.
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') return createDirectly(file, content);
     throw error;
   } finally {
     unlinkSync(draft);
+  }
+}
+
+function createDirectly(file: string, content: string): boolean {
+  try {
+    writeFileSync(file, content, { flag: 'wx', mode: 0o644 });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
   }
 }
 
@@ -225,6 +243,14 @@ function processStartTicks(pid: number): number | undefined {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const start = Number(fields[19]);
   return Number.isFinite(start) ? start : undefined;
+}
+
+function isRecent(file: string): boolean {
+  try {
+    return Date.now() - statSync(file).mtimeMs < 2_000;
+  } catch {
+    return false;
+  }
 }
 
 function unlinkQuietly(file: string): void {

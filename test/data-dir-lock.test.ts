@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -136,6 +136,20 @@ describe('one writer per data directory', () => {
       lock.release();
     }
     expect(existsSync(lock.file)).toBe(false);
+  });
+
+  it('takes over an old lock file no logflow process wrote (empty or not JSON)', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, LOCK_FILE_NAME);
+    await writeFile(file, '');
+    const past = new Date(Date.now() - 60_000);
+    await utimes(file, past, past);
+    const lock = await lockDataDir(dir);
+    try {
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ pid: process.pid });
+    } finally {
+      lock.release();
+    }
   });
 
   it('refuses a lock a live process holds, and releases it when that process ends on SIGTERM or an uncaught error', async () => {
