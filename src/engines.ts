@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import type { Config } from './config.ts';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.ts';
 import { LogflowError, ErrorCodes } from './errors.ts';
 import { chdbRowInserter, useRowInserter } from './sinks/row-inserter.ts';
 
@@ -45,24 +46,34 @@ export async function openClickHouse(config: Config, options: OpenEnginesOptions
   } as const;
 
   if (config.clickhouse.url === undefined) {
-    const dir = path.resolve(config.dataDir, 'clickhouse');
-    await mkdir(dir, { recursive: true });
-    // chdb is loaded lazily: server deployments need not load the native engine.
-    const { createChdbConnection } = await import('chdb/connection');
-    const connection = withPerQuerySettings(createChdbConnection({ path: dir }));
-    const client = createClient({
-      // @clickhouse/client's connection hook is typed for its own node Connection; chdb implements the same contract.
-      connection: connection.connection as never,
-      clickhouse_settings: settings,
-    });
-    const chdb = connection.connection.chdb;
-    useRowInserter(client, chdbRowInserter((params) => chdb.rawInsert(params)));
-    // chdb ignores the client's `database` option, but a session keeps `USE`.
-    await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
-    await client.command({ query: `USE ${database}` });
-    const defaults = await client.query({ query: 'SELECT name, default FROM system.settings', format: 'JSONEachRow' });
-    connection.learnDefaults(await defaults.json<{ name: string; default: string }>());
-    return { client, mode: 'chdb' };
+    // Before chdb sees the directory: a second process must be refused, not open it beside the first.
+    const lock = await lockDataDir(config.dataDir);
+    try {
+      const dir = path.resolve(config.dataDir, 'clickhouse');
+      await mkdir(dir, { recursive: true });
+      // chdb is loaded lazily: server deployments need not load the native engine.
+      const { createChdbConnection } = await import('chdb/connection');
+      const connection = withPerQuerySettings(createChdbConnection({ path: dir }));
+      const client = releasingOnClose(
+        createClient({
+          // @clickhouse/client's connection hook is typed for its own node Connection; chdb implements the same contract.
+          connection: connection.connection as never,
+          clickhouse_settings: settings,
+        }),
+        lock,
+      );
+      const chdb = connection.connection.chdb;
+      useRowInserter(client, chdbRowInserter((params) => chdb.rawInsert(params)));
+      // chdb ignores the client's `database` option, but a session keeps `USE`.
+      await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
+      await client.command({ query: `USE ${database}` });
+      const defaults = await client.query({ query: 'SELECT name, default FROM system.settings', format: 'JSONEachRow' });
+      connection.learnDefaults(await defaults.json<{ name: string; default: string }>());
+      return { client, mode: 'chdb' };
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
   }
 
   const common = {
@@ -84,27 +95,38 @@ export async function openClickHouse(config: Config, options: OpenEnginesOptions
 
 export async function openPostgres(config: Config, options: OpenEnginesOptions = {}): Promise<{ pool: pg.Pool; mode: PostgresMode; close: () => Promise<void> }> {
   if (config.postgres.url === undefined) {
-    const dir = path.resolve(config.dataDir, 'postgres');
-    await mkdir(dir, { recursive: true });
-    const [{ PGlite }, { createPgConfig }] = await Promise.all([
-      import('@electric-sql/pglite'),
-      import('@electric-sql/pglite/node-postgres'),
-    ]);
-    if (!(await exists(path.join(dir, 'PG_VERSION')))) await initPgliteDataDir(dir);
-    const db = await PGlite.create(dir, { startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS] });
-    // PGlite is a single connection; the pg Pool in front of it serializes callers.
-    const pool = new pg.Pool(createPgConfig(db) as unknown as pg.PoolConfig);
-    keepPgliteConnectionAlive(pool);
-    // Ending the pool can race PGlite's own close; nothing is lost then, so it must not crash the process.
-    pool.on('error', () => undefined);
-    return {
-      pool,
-      mode: 'pglite',
-      close: async () => {
-        await pool.end();
-        await db.close();
-      },
-    };
+    // Before PGlite sees the directory: two PGlite writers on one directory can corrupt it.
+    const lock = await lockDataDir(config.dataDir);
+    try {
+      const dir = path.resolve(config.dataDir, 'postgres');
+      await mkdir(dir, { recursive: true });
+      const [{ PGlite }, { createPgConfig }] = await Promise.all([
+        import('@electric-sql/pglite'),
+        import('@electric-sql/pglite/node-postgres'),
+      ]);
+      if (!(await exists(path.join(dir, 'PG_VERSION')))) await initPgliteDataDir(dir);
+      const db = await PGlite.create(dir, { startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS] });
+      // PGlite is a single connection; the pg Pool in front of it serializes callers.
+      const pool = new pg.Pool(createPgConfig(db) as unknown as pg.PoolConfig);
+      keepPgliteConnectionAlive(pool);
+      // Ending the pool can race PGlite's own close; nothing is lost then, so it must not crash the process.
+      pool.on('error', () => undefined);
+      return {
+        pool,
+        mode: 'pglite',
+        close: async () => {
+          try {
+            await pool.end();
+            await db.close();
+          } finally {
+            lock.release();
+          }
+        },
+      };
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
   }
 
   if (options.createDatabases === true) await ensurePostgresDatabase(config.postgres.url);
@@ -116,6 +138,19 @@ export async function openPostgres(config: Config, options: OpenEnginesOptions =
   // exception. The statement under way still rejects, classified as retriable, and the client is discarded.
   pool.on('connect', (client) => client.on('error', () => undefined));
   return { pool, mode: 'server', close: () => pool.end() };
+}
+
+/** Callers close chdb through the client they were given; the data directory's lock must go with it. */
+function releasingOnClose(client: ClickHouseClient, lock: DataDirLock): ClickHouseClient {
+  const close = client.close.bind(client);
+  client.close = async () => {
+    try {
+      await close();
+    } finally {
+      lock.release();
+    }
+  };
+  return client;
 }
 
 /**

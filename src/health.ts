@@ -3,6 +3,12 @@
  * dependency is failing and ok when it recovers, so /healthz can say what is
  * wrong instead of just up or down.
  *
+ * One process may run several pipelines (npm start runs them all), some
+ * continuous and some one-shot jobs (a report, a baselines run). Each keeps
+ * its own phase here, so a job that finished its work is not mistaken for the
+ * process stopping: /healthz (liveness) fails only when the process failed
+ * for good, and /readyz only while not every pipeline meant to run is running.
+ *
  * Failures come in episodes: a dependency goes away, every loop that needs it
  * retries, and it comes back. `failing`/`recovered` track each episode across
  * all the loops (holders) that report it, so the component is degraded while
@@ -13,10 +19,22 @@ import type { Logger } from './logger.ts';
 
 export type Phase = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
+/** A pipeline's phase; `completed` is a job that finished its work without being asked to stop. */
+export type PipelinePhase = 'starting' | 'running' | 'stopping' | 'completed' | 'stopped' | 'failed';
+
 export interface HealthSnapshot {
   readonly phase: Phase;
   readonly status: 'ok' | 'degraded' | 'down';
   readonly degraded: Readonly<Record<string, string>>;
+  /** By name; of two runs of one pipeline (a backfill, then the live generator) the later one. */
+  readonly pipelines: Readonly<Record<string, PipelinePhase>>;
+}
+
+/** One pipeline's place in its process's health, from its start to its end. */
+export interface PipelineHealth {
+  set(phase: PipelinePhase): void;
+  /** The process goes on without this pipeline (an optional one that could not start): it no longer counts. */
+  forget(): void;
 }
 
 interface Episode {
@@ -37,7 +55,9 @@ export interface EpisodeSummary {
 const ANONYMOUS = {};
 
 export class Health {
-  #phase: Phase = 'starting';
+  /** Set by whoever runs the process (npm start); without it the phase follows the pipelines. */
+  #phase: Phase | undefined;
+  readonly #pipelines = new Map<object, { readonly name: string; phase: PipelinePhase }>();
   readonly #degraded = new Map<string, string>();
   readonly #episodes = new Map<string, Episode>();
   #logger: Logger | undefined;
@@ -55,6 +75,48 @@ export class Health {
 
   setPhase(phase: Phase): void {
     this.#phase = phase;
+  }
+
+  /** Starts counting a pipeline of this process, in phase `starting`. */
+  pipeline(name: string): PipelineHealth {
+    const key = {};
+    this.#pipelines.set(key, { name, phase: 'starting' });
+    return {
+      set: (phase) => {
+        const entry = this.#pipelines.get(key);
+        if (entry !== undefined) entry.phase = phase;
+      },
+      forget: () => {
+        this.#pipelines.delete(key);
+      },
+    };
+  }
+
+  /**
+   * A failed pipeline fails the process; otherwise the phase set for the
+   * process, or, when none was, the pipelines': running while any runs,
+   * stopped once all are done.
+   */
+  phase(): Phase {
+    const phases = [...this.#pipelines.values()].map((p) => p.phase);
+    if (this.#phase === 'failed' || phases.includes('failed')) return 'failed';
+    if (this.#phase !== undefined) return this.#phase;
+    if (phases.includes('stopping')) return 'stopping';
+    if (phases.includes('running')) return 'running';
+    if (phases.length === 0 || phases.includes('starting')) return 'starting';
+    return 'stopped';
+  }
+
+  /** Liveness: false only once the process failed for good, when restarting it is the cure. */
+  live(): boolean {
+    return this.phase() !== 'failed';
+  }
+
+  /** Readiness: running, no dependency failing, and every pipeline meant to run running (finished jobs count as fine). */
+  ready(): boolean {
+    if (this.phase() !== 'running' || this.#degraded.size > 0) return false;
+    for (const { phase } of this.#pipelines.values()) if (phase !== 'running' && phase !== 'completed') return false;
+    return true;
   }
 
   degraded(component: string, reason: string): void {
@@ -107,11 +169,13 @@ export class Health {
   }
 
   snapshot(): HealthSnapshot {
-    const down = this.#phase === 'failed' || this.#phase === 'stopped';
+    const pipelines: Record<string, PipelinePhase> = {};
+    for (const { name, phase } of this.#pipelines.values()) pipelines[name] = phase;
     return {
-      phase: this.#phase,
-      status: down ? 'down' : this.#degraded.size > 0 ? 'degraded' : 'ok',
+      phase: this.phase(),
+      status: !this.live() ? 'down' : this.#degraded.size > 0 ? 'degraded' : 'ok',
       degraded: Object.fromEntries(this.#degraded),
+      pipelines,
     };
   }
 }

@@ -33,6 +33,8 @@ export interface RunningPipeline {
    * read but not committed is read again by whoever reads next, as after a crash.
    */
   abort(): void;
+  /** The process goes on without this pipeline: its health stops counting it (an optional one that could not start). */
+  forget(): void;
 }
 
 export interface StartOptions<R> {
@@ -57,6 +59,7 @@ const DEFAULT_PROBE_INTERVAL_MS = 5_000;
 
 export function startPipeline<R>(definition: PipelineDefinition<R>, options: StartOptions<R>): RunningPipeline {
   const health = options.health ?? new Health();
+  const phase = health.pipeline(definition.name);
   const logger = options.logger.child({ pipeline: definition.name });
   health.setLogger(logger);
   const stopping = new Subject<void>();
@@ -84,7 +87,7 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
     const finish = (outcome: RunOutcome) => {
       stopProbing();
       up.set(0);
-      health.setPhase(outcome.status === 'failed' ? 'failed' : 'stopped');
+      phase.set(outcome.status === 'failed' ? 'failed' : outcome.status === 'completed' ? 'completed' : 'stopped');
       resolve(outcome);
     };
     subscription = withRetryReporter(health, () =>
@@ -97,7 +100,7 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
       }),
     );
     if (!subscription.closed) {
-      health.setPhase('running');
+      phase.set('running');
       up.set(1);
       logger.info('pipeline running');
     }
@@ -107,7 +110,7 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
   const stop = (): Promise<RunOutcome> => {
     stopPromise ??= (async () => {
       stopRequested = true;
-      health.setPhase('stopping');
+      phase.set('stopping');
       logger.info('stopping: flushing and committing');
       stopping.next();
       stopping.complete();
@@ -121,7 +124,7 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
       if (outcome.status === 'timeout') {
         logger.error({ afterMs: bound }, 'pipeline did not stop within the shutdown bound; unsubscribing');
         subscription?.unsubscribe();
-        health.setPhase('failed');
+        phase.set('failed');
       }
       return outcome;
     })();
@@ -133,10 +136,10 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
     logger.warn('aborting: nothing is flushed or committed');
     subscription?.unsubscribe();
     up.set(0);
-    health.setPhase('stopped');
+    phase.set('stopped');
   };
 
-  return { name: definition.name, health, done, stop, abort };
+  return { name: definition.name, health, done, stop, abort, forget: phase.forget };
 }
 
 /**
@@ -187,7 +190,7 @@ function startProbing(probe: () => Promise<Readonly<Record<string, HealthCheck>>
   };
 }
 
-/** /metrics (Prometheus text), /healthz (200 unless down) and /readyz (200 only when running and not degraded). */
+/** /metrics (Prometheus text), /healthz (200 unless the process failed for good) and /readyz (200 only when running and not degraded). */
 export function serveProcessEndpoints(options: {
   readonly metrics: EngineMetrics;
   readonly health: Health;
@@ -208,9 +211,8 @@ export function serveProcessEndpoints(options: {
       return;
     }
     if (url === '/healthz' || url === '/readyz') {
-      const snapshot = options.health.snapshot();
-      const ok = url === '/healthz' ? snapshot.status !== 'down' : snapshot.phase === 'running' && snapshot.status === 'ok';
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(snapshot));
+      const ok = url === '/healthz' ? options.health.live() : options.health.ready();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(options.health.snapshot()));
       return;
     }
     res.writeHead(404).end();

@@ -1,9 +1,15 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Server } from 'node:http';
 import { Writable } from 'node:stream';
+import { EMPTY, mergeMap, NEVER, Subject, takeUntil, throwError, type Observable } from 'rxjs';
+import { loadConfig } from '../src/config.ts';
 import { LogflowError, ErrorCodes } from '../src/errors.ts';
 import { Health } from '../src/health.ts';
 import { createLogger } from '../src/logger.ts';
+import { createMetrics } from '../src/metrics.ts';
+import { definePipeline } from '../src/pipeline.ts';
 import { retry, withRetryReporter } from '../src/retry.ts';
+import { serveProcessEndpoints, startPipeline } from '../src/runner.ts';
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
@@ -60,5 +66,59 @@ describe('health episodes', () => {
     const health = new Health();
     await expect(withRetryReporter(health, () => retry(async () => Promise.reject(unavailable()), { ...fast, maxAttempts: 3 }))).rejects.toThrow(/gave up after 3 attempts/);
     expect(health.snapshot().status).toBe('ok');
+  });
+});
+
+describe('/healthz and /readyz of a process running several pipelines', () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  });
+
+  it('stay 200 after a one-shot job finishes while continuous pipelines run, and /readyz turns 503 when a continuous one fails', async () => {
+    const config = loadConfig({});
+    const logger = createLogger({ level: 'silent' });
+    const metrics = createMetrics({ defaultMetrics: false });
+    const health = new Health();
+    const server = await serveProcessEndpoints({ metrics, health, port: 0 });
+    servers.push(server);
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    const probe = async (path: '/healthz' | '/readyz') => {
+      const response = await fetch(`http://127.0.0.1:${address.port}${path}`);
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const breakIngest = new Subject<void>();
+    // Runs until stopped, or fails when told to: ingest, detect.
+    const continuous = (name: string, breaks: Observable<void> = NEVER) =>
+      definePipeline<null>({
+        name,
+        description: 'runs until stopped',
+        build: (ctx) => breaks.pipe(mergeMap(() => throwError(() => new Error(`${name} broke`))), takeUntil(ctx.stopping$)),
+      });
+    const oneShot = definePipeline<null>({ name: 'nightly', description: 'one report, then done', build: () => EMPTY });
+    const start = (definition: ReturnType<typeof continuous>) => startPipeline(definition, { config, logger, metrics, resources: null, health });
+
+    const ingest = start(continuous('ingest', breakIngest));
+    const detect = start(continuous('detect'));
+    health.setPhase('running');
+    expect((await probe('/readyz')).status).toBe(200);
+
+    const report = start(oneShot);
+    expect(await report.done).toEqual({ status: 'completed' });
+    const live = await probe('/healthz');
+    expect(live.status, JSON.stringify(live.body)).toBe(200);
+    const ready = await probe('/readyz');
+    expect(ready.status, JSON.stringify(ready.body)).toBe(200);
+    expect(ready.body).toMatchObject({ phase: 'running', status: 'ok', pipelines: { ingest: 'running', detect: 'running', nightly: 'completed' } });
+
+    breakIngest.next();
+    expect((await ingest.done).status).toBe('failed');
+    const failed = await probe('/readyz');
+    expect(failed.status).toBe(503);
+    expect(failed.body).toMatchObject({ phase: 'failed', status: 'down', pipelines: { ingest: 'failed', detect: 'running' } });
+    // A continuous pipeline that failed for good is what a liveness probe should restart.
+    expect((await probe('/healthz')).status).toBe(503);
+    await detect.stop();
   });
 });

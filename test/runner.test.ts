@@ -135,7 +135,7 @@ describe('runner', () => {
     health.degraded('postgres', 'connection refused');
     const degraded = await fetch(`${base}/healthz`);
     expect(degraded.status).toBe(200);
-    expect(await degraded.json()).toEqual({ phase: 'running', status: 'degraded', degraded: { postgres: 'connection refused' } });
+    expect(await degraded.json()).toEqual({ phase: 'running', status: 'degraded', degraded: { postgres: 'connection refused' }, pipelines: {} });
     expect((await fetch(`${base}/readyz`)).status).toBe(503);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   });

@@ -154,14 +154,11 @@ function registerSystemRoutes(app: FastifyInstance, deps: ApiDependencies): void
   );
 
   app.get('/healthz', { config: open, schema: { hide: true } }, async (_request, reply) => {
-    const snapshot = deps.health.snapshot();
-    return reply.code(snapshot.status === 'down' ? 503 : 200).send(snapshot);
+    return reply.code(deps.health.live() ? 200 : 503).send(deps.health.snapshot());
   });
 
   app.get('/readyz', { config: open, schema: { hide: true } }, async (_request, reply) => {
-    const snapshot = deps.health.snapshot();
-    const ready = snapshot.phase === 'running' && snapshot.status === 'ok';
-    return reply.code(ready ? 200 : 503).send(snapshot);
+    return reply.code(deps.health.ready() ? 200 : 503).send(deps.health.snapshot());
   });
 
   app.get('/openapi.json', { config: open, schema: { hide: true } }, async () => app.swagger());

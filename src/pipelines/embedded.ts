@@ -8,10 +8,11 @@
  * a minute-window detector shows an alert within a minute of watching. The
  * first start backfills recent history and computes baselines from it.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadConfig, redactedConfig, type Config } from '../config.ts';
+import { LOCK_FILE_NAME, lockDataDir } from '../data-dir-lock.ts';
 import { openEngines, type Engines } from '../engines.ts';
 import { ConfigError, describeCause } from '../errors.ts';
 import { Health } from '../health.ts';
@@ -91,8 +92,22 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   const flags = parsed.data;
   const config = loadConfig({ ...env, ...(flags['data-dir'] === undefined ? {} : { LOGFLOW_DATA_DIR: flags['data-dir'] }) });
   const dataDir = path.resolve(config.dataDir);
-  if (flags.reset) await rm(dataDir, { recursive: true, force: true });
-  await mkdir(dataDir, { recursive: true });
+  // Before --reset and before the first line: a second start on a directory in use changes nothing and says only why.
+  const lock = await lockDataDir(dataDir);
+  try {
+    if (flags.reset) await emptyDir(dataDir, [LOCK_FILE_NAME]);
+    return await runInDataDir(flags, config, dataDir);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Deletes what `dir` holds except the entries named in `keep`. */
+async function emptyDir(dir: string, keep: readonly string[]): Promise<void> {
+  for (const entry of await readdir(dir)) if (!keep.includes(entry)) await rm(path.join(dir, entry), { recursive: true, force: true });
+}
+
+async function runInDataDir(flags: StartFlags, config: Config, dataDir: string): Promise<number> {
   const interactive = process.stdout.isTTY === true;
   // The terminal shows the live view; the engine's own JSON logs go to a file.
   const logFile = path.join(dataDir, 'logflow.log');
@@ -109,7 +124,9 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   const resources = openResources(config, logger, { topics, engines: Promise.resolve(engines) });
   const metrics = createMetrics();
   const health = new Health();
-  const server = config.metricsPort === 0 ? undefined : await serveProcessEndpoints({ metrics, health, port: config.metricsPort }).catch(() => undefined);
+  // The process, not each pipeline, says when it runs: the bootstrap's backfill and baselines jobs come and go before.
+  health.setPhase('starting');
+  const server = config.metricsPort === 0 ? undefined : await serveMetrics({ metrics, health, port: config.metricsPort }, logger, say);
   const ctx: Running = { config, logger, metrics, resources, engines, topics };
   const running: RunningPipeline[] = [];
   let interrupted = false;
@@ -135,6 +152,7 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
   const onSignal = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
+    health.setPhase('stopping');
     say('\nstopping: flushing and committing (Ctrl-C again to exit at once)');
     wake();
   };
@@ -211,6 +229,7 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
     logger.error({ err: error }, 'embedded run failed');
     say(`logflow: ${(error as Error).message}`);
   } finally {
+    health.setPhase('stopping');
     if (view !== undefined) clearInterval(view);
     const outcomes = await Promise.all([...running].reverse().map((r) => r.stop()));
     if (outcomes.some((o) => o.status === 'failed' || o.status === 'timeout')) exitCode = 1;
@@ -227,6 +246,22 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
     logStream.end();
   }
   return exitCode;
+}
+
+/**
+ * Serves /metrics, /healthz and /readyz, or says in one line why not: a port
+ * in use (often a previous run still stopping, or a pipeline process, which
+ * listens on the same default port) used to leave the run without them and
+ * without a word.
+ */
+async function serveMetrics(options: Parameters<typeof serveProcessEndpoints>[0], logger: Logger, say: (line: string) => void): Promise<Awaited<ReturnType<typeof serveProcessEndpoints>> | undefined> {
+  try {
+    return await serveProcessEndpoints(options);
+  } catch (error) {
+    logger.warn({ err: error, port: options.port }, 'metrics endpoint not served');
+    say(`metrics not served: ${describeCause(error)} (choose another port with LOGFLOW_METRICS_PORT, or 0 for none)`);
+    return undefined;
+  }
 }
 
 /** Whether a pipeline's consumer group has committed everything its topic holds. */
@@ -312,8 +347,9 @@ async function startApi(
   const server = start(api, { port, onListening }, true);
   const outcome = await Promise.race([server.done, listening]);
   if (typeof outcome !== 'string') {
-    // Not a failure of the run: ingest and detection go on without the dashboard.
+    // Not a failure of the run: ingest and detection go on without the dashboard, and health does not count it.
     running.splice(running.indexOf(server), 1);
+    server.forget();
     const why = outcome.status === 'failed' ? describeCause(outcome.error) : `it ended (${outcome.status})`;
     say(`dashboard not started: ${why} (choose another port with --api-port, or 0 for none)`);
     return undefined;

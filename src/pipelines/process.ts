@@ -1,5 +1,6 @@
 /** One pipeline as a process: resources by config, /metrics and health, graceful stop on signals. */
 import { loadConfig, redactedConfig } from '../config.ts';
+import { describeCause } from '../errors.ts';
 import { Health } from '../health.ts';
 import { createLogger } from '../logger.ts';
 import { createMetrics } from '../metrics.ts';
@@ -18,7 +19,7 @@ export async function runPipelineProcess(definition: PipelineDefinition<Resource
     config.metricsPort === 0
       ? undefined
       : await serveProcessEndpoints({ metrics, health, port: config.metricsPort }).catch((error: unknown) => {
-          logger.warn({ err: error, port: config.metricsPort }, 'metrics endpoint unavailable (port in use?); set LOGFLOW_METRICS_PORT');
+          logger.warn({ err: error, port: config.metricsPort }, `metrics not served on port ${config.metricsPort}: ${describeCause(error)} (choose another port with LOGFLOW_METRICS_PORT, or 0 for none)`);
           return undefined;
         });
   try {

@@ -30,6 +30,14 @@ function npmStart(args: string[], env: Record<string, string> = {}): Promise<{ c
   });
 }
 
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 describe('npm start (embedded mode)', () => {
   let dir = '';
   afterAll(async () => {
@@ -80,11 +88,14 @@ describe('npm start (embedded mode)', () => {
     const holder = createServer();
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const busyPort = (holder.address() as AddressInfo).port;
-    const second = await npmStart(['--duration', '10s', '--rate', '1000', '--data-dir', dir, '--api-port', String(busyPort)]).finally(
+    // The metrics port too: it is not served, and the start says so instead of going on silently.
+    const second = await npmStart(['--duration', '10s', '--rate', '1000', '--data-dir', dir, '--api-port', String(busyPort)], { LOGFLOW_METRICS_PORT: String(busyPort) }).finally(
       () => new Promise((resolve) => holder.close(resolve)),
     );
     expect(second.code, second.output).toBe(0);
     expect(second.output).toMatch(/dashboard not started: .*(EADDRINUSE|in use).*--api-port/);
+    expect(second.output).toMatch(new RegExp(`metrics not served: .*EADDRINUSE.*:${busyPort}.*LOGFLOW_METRICS_PORT`));
+    expect(second.output).not.toContain(`metrics on http://127.0.0.1:${busyPort}`);
     const secondRun = JSON.parse(await readFile(path.join(dir, 'last-run.json'), 'utf8')) as RunSummary;
     expect(second.output).not.toContain('bootstrapping');
     const afterSecond = await check();
@@ -93,6 +104,50 @@ describe('npm start (embedded mode)', () => {
     expect(afterSecond.ids).toBe(afterSecond.logs);
     expect(afterSecond.reports).toBe(1);
   }, 300_000);
+
+  it("keeps /healthz and /readyz at 200 on both ports after --analyze-after's report, while ingest goes on storing", async () => {
+    const healthDir = await mkdtemp(path.join(os.tmpdir(), 'logflow-start-health-'));
+    const [metricsPort, apiPort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '--data-dir', healthDir, '--duration', '10m', '--rate', '500', '--history', '1m', '--analyze-after', '2s', '--api-port', String(apiPort)], {
+      env: { ...process.env, LOGFLOW_METRICS_PORT: String(metricsPort), CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onData = (d: Buffer) => {
+          output += d.toString();
+          if (/nightly report for \S+ written/.test(output)) resolve();
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        void exited.then((code) => reject(new Error(`npm start exited (${code}) before its report:\n${output}`)));
+      });
+      const stored = async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        return Number(/^logflow_records_out_total\{pipeline="ingest",stage="clickhouse"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      };
+      const before = await stored();
+      for (const port of [metricsPort, apiPort]) {
+        for (const probe of ['/healthz', '/readyz']) {
+          const response = await fetch(`http://127.0.0.1:${port}${probe}`);
+          const body = await response.text();
+          expect(response.status, `${probe} on ${port}: ${body}\n${output}`).toBe(200);
+          expect(JSON.parse(body)).toMatchObject({ phase: 'running', status: 'ok', pipelines: { ingest: 'running', nightly: 'completed' } });
+        }
+      }
+      // Still storing after the report: the 200s are not about a process that stopped working.
+      const deadline = Date.now() + 60_000;
+      while ((await stored()) <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      expect(await stored()).toBeGreaterThan(before);
+      child.kill('SIGINT');
+      expect(await exited, output).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(healthDir, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it('stops the whole run with exit 1 and says which pipeline failed, when one fails for good', async () => {
     // An embeddings endpoint that refuses the key: vectorize cannot go on, and waiting for it to catch up would never end.
