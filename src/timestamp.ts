@@ -48,11 +48,16 @@ export function parseTimestamp(text: string): TimestampResult {
     offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (offsetHours * 60 + offsetMins);
   }
   const millis = fraction === '' ? 0 : Number(fraction.slice(0, 3).padEnd(3, '0'));
-  const utc = new Date(0);
-  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0-99 to 1900-1999.
-  utc.setUTCFullYear(year, month - 1, day);
-  utc.setUTCHours(hour, minute, Math.min(second, 59), second === 60 ? 999 : millis);
-  const ms = utc.getTime() - offsetMinutes * 60_000;
+  const ms = utcMs(year, month, day, hour, minute, Math.min(second, 59), second === 60 ? 999 : millis) - offsetMinutes * 60_000;
   if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS) return { ok: false, reason: 'outside the range a date can hold' };
   return { ok: true, ms };
+}
+
+function utcMs(year: number, month: number, day: number, hour: number, minute: number, second: number, millis: number): number {
+  // Date.UTC maps years 0-99 to 1900-1999; those few take the slower way.
+  if (year >= 100) return Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  const utc = new Date(0);
+  utc.setUTCFullYear(year, month - 1, day);
+  utc.setUTCHours(hour, minute, second, millis);
+  return utc.getTime();
 }
