@@ -1,5 +1,5 @@
 /**
- * Embeddings of error-pattern templates, behind one interface (DESIGN.md 1):
+ * Embeddings of error-pattern templates, behind one interface (README: the two modes):
  * - server mode: any OpenAI-compatible `/v1/embeddings` endpoint (Jina, TEI,
  *   vLLM, OpenAI) through the `openai` package, in batches, with bounded
  *   concurrency, the engine's retry loop and a validated response;
@@ -550,7 +550,7 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
   };
 }
 
-/** The remote embedder when LOGFLOW_EMBEDDINGS_URL is set, the local one otherwise (DESIGN.md 1). */
+/** The remote embedder when LOGFLOW_EMBEDDINGS_URL is set, the local one otherwise (README: the two modes). */
 export function openEmbedder(config: Config, options: Omit<OpenAIEmbedderOptions, 'url' | 'apiKey' | 'model'> = {}): Embedder {
   const { url, apiKey, model } = config.embeddings;
   if (url === undefined) return createLocalEmbedder();

@@ -1,6 +1,6 @@
 /**
  * The nightly analysis: a day's statistics, top error patterns and anomalies
- * in, a report out (DESIGN.md 1), from one of two analysts:
+ * in, a report out (README: the two modes), from one of two analysts:
  * - an LLM behind any OpenAI-compatible chat endpoint, asked for JSON under a
  *   strict JSON schema and validated again here, because the schema is a
  *   request the server may not honour;
@@ -734,7 +734,7 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
   };
 }
 
-/** The LLM analyst when LOGFLOW_LLM_URL is set, the statistical one otherwise (DESIGN.md 1). */
+/** The LLM analyst when LOGFLOW_LLM_URL is set, the statistical one otherwise (README: the two modes). */
 export function openAnalyst(config: Config, options: Omit<OpenAIAnalystOptions, 'url' | 'apiKey' | 'model'> = {}): Analyst {
   const { url, apiKey, model } = config.llm;
   if (url === undefined) return createStatisticalAnalyst();

@@ -1,5 +1,5 @@
 /**
- * The log event on raw-logs (DESIGN.md 4): parsed and validated once, at the
+ * The log event on raw-logs: parsed and validated once, at the
  * edge, so everything downstream handles well-typed values. Every rejection
  * names the field and the problem; it becomes the dead letter's reason.
  */

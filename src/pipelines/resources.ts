@@ -1,5 +1,5 @@
 /**
- * The adapters a pipeline runs on, chosen by configuration (DESIGN.md 1) and
+ * The adapters a pipeline runs on, chosen by configuration (README: the two modes) and
  * opened on first use, so `generate` never opens a database and `ingest`
  * never loads an embedding model. In embedded mode every pipeline of the
  * process shares one Resources; in server mode each process opens its own.

@@ -1,6 +1,6 @@
 /**
  * Batched inserts into ClickHouse (a server or chdb: the same client), exactly
- * once per DESIGN.md 5, as the ClickHouse Kafka Connect sink does it:
+ * once (README, Guarantees: delivery per sink), as the ClickHouse Kafka Connect sink does it:
  *
  * - batches are cut per partition and each batch's offset range is recorded
  *   in a ledger (PostgreSQL) BEFORE it is inserted;

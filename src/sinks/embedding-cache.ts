@@ -322,7 +322,7 @@ function loadIoredis(): typeof Ioredis {
   return createRequire(import.meta.url)('ioredis') as typeof Ioredis;
 }
 
-/** Redis when LOGFLOW_REDIS_URL is set, the in-memory LRU otherwise (DESIGN.md 1). */
+/** Redis when LOGFLOW_REDIS_URL is set, the in-memory LRU otherwise (README: the two modes). */
 export function openEmbeddingCache(config: Config, options: OpenEmbeddingCacheOptions = {}): EmbeddingCache {
   const ttl = {
     ...(options.ttlSeconds === undefined ? {} : { ttlSeconds: options.ttlSeconds }),

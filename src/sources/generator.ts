@@ -1,6 +1,6 @@
 /**
  * The log generator (the seed's log-generator): realistic logs with every
- * field of DESIGN.md 4 for a set of services and environments, a daily
+ * field of the log event (src/log-event.ts) for a set of services and environments, a daily
  * traffic shape, plausible messages and stack traces per service, and a
  * scenario that injects incidents (error spikes, a service going silent, new
  * error types) whose ground truth is reported alongside. Event time is

@@ -1,5 +1,5 @@
 /**
- * sink_batches: the offset ranges an exactly-once sink has cut (DESIGN.md 5).
+ * sink_batches: the offset ranges an exactly-once sink has cut (README, Guarantees).
  * A batch's range is recorded before its insert; after a crash the replayed
  * records are re-cut into exactly the recorded ranges (`findCovering`), so
  * the retried insert carries the same deduplication token and ClickHouse
