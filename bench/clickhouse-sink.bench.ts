@@ -23,13 +23,13 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { from, lastValueFrom, toArray } from 'rxjs';
-import { createEnvelope, type Envelope } from '../src/envelope.ts';
-import { parseLogEvent } from '../src/log-event.ts';
-import { normalizeMessage } from '../src/normalizer.ts';
+import { createEnvelope, type Envelope } from '../src/core/envelope.ts';
+import { parseLogEvent } from '../src/domain/log-event.ts';
+import { normalizeMessage } from '../src/domain/normalizer.ts';
 import { clickHouseSink, type BatchLedger, type OffsetRange } from '../src/sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../src/sinks/clickhouse-ledger.ts';
-import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../src/sinks/logs-table.ts';
-import { createRepositories } from '../src/sinks/postgres/index.ts';
+import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../src/stores/logs-table.ts';
+import { createRepositories } from '../src/stores/postgres/index.ts';
 import { numberArg } from './args.ts';
 import { sampleRecords } from './load.ts';
 import { benchStack, uniqueName, type EngineKind } from './stack.ts';

@@ -36,9 +36,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Producer } from 'kafkajs';
 import { ingest } from '../src/pipelines/ingest.ts';
-import { createMetrics } from '../src/metrics.ts';
-import { startPipeline } from '../src/runner.ts';
-import type { Config } from '../src/config.ts';
+import { createMetrics } from '../src/core/metrics.ts';
+import { startPipeline } from '../src/app/runner.ts';
+import type { Config } from '../src/core/config.ts';
 import { durationArg, flagArg, numberArg, stringArg } from './args.ts';
 import {
   createTopic,

@@ -15,7 +15,7 @@
  * down. The average row uses the harmonic mean of the per-dataset rates (the
  * rate over equal numbers of lines from each dataset).
  */
-import { normalizeMessage } from '../src/normalizer.ts';
+import { normalizeMessage } from '../src/domain/normalizer.ts';
 import { groupingAccuracy, loadLoghubDataset, LOGHUB_DATASETS, LOGHUB_DIR, maskDigitTokens } from './loghub.ts';
 import type { LabelledDataset } from './loghub.ts';
 import { numberArg } from './args.ts';

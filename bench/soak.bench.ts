@@ -18,8 +18,8 @@
  * Args: --rate N, --duration 10m, --warmup 60s, --record compact|full, --pglite.
  */
 import { ingest } from '../src/pipelines/ingest.ts';
-import { createMetrics } from '../src/metrics.ts';
-import { startPipeline } from '../src/runner.ts';
+import { createMetrics } from '../src/core/metrics.ts';
+import { startPipeline } from '../src/app/runner.ts';
 import { durationArg, numberArg, stringArg } from './args.ts';
 import { createTopic, deleteTopics, kafkaClient, pacedProducer, sampleRecords, toTemplate, type RecordShape } from './load.ts';
 import { counterTotal, MIB, quantile, Sampler, type Sample } from './sampler.ts';

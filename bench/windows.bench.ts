@@ -16,8 +16,8 @@ import { numberArg } from './args.ts';
 import type { Benchmark, BenchContext, BenchRow } from './types.ts';
 import { windowByEventTime } from '../src/operators/windowByEventTime.ts';
 import type { WindowOutput } from '../src/operators/windowByEventTime.ts';
-import { WindowState } from '../src/window-state.ts';
-import type { WindowSink } from '../src/window-state.ts';
+import { WindowState } from '../src/domain/window-state.ts';
+import type { WindowSink } from '../src/domain/window-state.ts';
 
 interface BenchEvent {
   readonly key: string;

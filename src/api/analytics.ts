@@ -8,7 +8,7 @@
  * column would shadow the column in WHERE.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { toClickHouseDateTime } from '../sinks/logs-table.ts';
+import { toClickHouseDateTime } from '../stores/logs-table.ts';
 import type { TimeRange } from './schemas.ts';
 
 const ERROR_LEVELS = "('ERROR', 'FATAL')";

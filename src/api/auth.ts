@@ -6,7 +6,7 @@
  * unauthenticated caller never gets its body parsed, and after the rate limit.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ApiKeyRepository, ApiKeyRole, VerifiedApiKey } from '../sinks/postgres/api-keys.ts';
+import type { ApiKeyRepository, ApiKeyRole, VerifiedApiKey } from '../stores/postgres/api-keys.ts';
 import { ApiError } from './errors.ts';
 
 declare module 'fastify' {

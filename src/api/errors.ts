@@ -6,8 +6,8 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { InputError } from '../errors.ts';
-import { RepositoryError } from '../sinks/postgres/db.ts';
+import { InputError } from '../core/errors.ts';
+import { RepositoryError } from '../stores/postgres/db.ts';
 
 export interface ErrorDetail {
   readonly field: string;

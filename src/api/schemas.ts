@@ -4,8 +4,8 @@
  * the routes add only what is their own.
  */
 import { z } from 'zod';
-import { LEVELS } from '../log-event.ts';
-import { isErrorHash } from '../sinks/vector-store.ts';
+import { LEVELS } from '../domain/log-event.ts';
+import { isErrorHash } from '../stores/vector-store.ts';
 import { invalid } from './errors.ts';
 
 const DAY_MS = 86_400_000;

@@ -1,7 +1,7 @@
 import { concatMap, defer } from 'rxjs';
 import type { OperatorFunction } from 'rxjs';
-import { AlertLifecycleState, resolveLifecycleSettings } from '../anomaly.ts';
-import type { AlertEvent, AlertLifecycleSnapshot, LifecycleInput, LifecycleSettings, SilenceCheck } from '../anomaly.ts';
+import { AlertLifecycleState, resolveLifecycleSettings } from '../domain/anomaly.ts';
+import type { AlertEvent, AlertLifecycleSnapshot, LifecycleInput, LifecycleSettings, SilenceCheck } from '../domain/anomaly.ts';
 
 interface Common {
   /** Silences the caller keeps (e.g. alert_silences, refreshed outside the operator); default none. */
@@ -19,7 +19,7 @@ export type AlertLifecycleOptions = Common &
 /**
  * Turns scored windows into alert lifecycle events (pending, opened,
  * renotify, resolved) per dedup key; the semantics are documented on
- * `AlertLifecycleState` in src/anomaly.ts. Events of a window are emitted
+ * `AlertLifecycleState` in src/domain/anomaly.ts. Events of a window are emitted
  * synchronously while it is delivered, so a checkpoint taken after a window
  * is consistent with the events so far.
  *

@@ -1,7 +1,7 @@
 import { defer, EMPTY, mergeMap, of } from 'rxjs';
 import type { Observable, OperatorFunction } from 'rxjs';
-import { withValue } from '../envelope.ts';
-import type { Envelope } from '../envelope.ts';
+import { withValue } from '../core/envelope.ts';
+import type { Envelope } from '../core/envelope.ts';
 
 export interface MapConcurrentOptions {
   /** At most this many calls of `fn` run at once (and, when ordered, at most this many results wait to be emitted). */

@@ -1,9 +1,9 @@
 import { catchError, EMPTY, map, mergeMap } from 'rxjs';
 import type { ObservableInput, OperatorFunction } from 'rxjs';
-import { withValue } from '../envelope.ts';
-import type { Envelope } from '../envelope.ts';
-import { retrying, validateRetryPolicy } from '../retry.ts';
-import type { RetryInfo, RetryOptions } from '../retry.ts';
+import { withValue } from '../core/envelope.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { retrying, validateRetryPolicy } from '../core/retry.ts';
+import type { RetryInfo, RetryOptions } from '../core/retry.ts';
 
 export interface RetryWithBackoffOptions<T> extends Omit<RetryOptions, 'onRetry'> {
   /** Items processed at once; default 1, which also keeps input order. */
@@ -12,7 +12,7 @@ export interface RetryWithBackoffOptions<T> extends Omit<RetryOptions, 'onRetry'
 }
 
 /**
- * A sink stage with the engine's retry policy (src/retry.ts) applied per item:
+ * A sink stage with the engine's retry policy (src/core/retry.ts) applied per item:
  * `fn(value, envelope, attempt)` is retried while it fails with retriable
  * errors. On success the output envelope carries the result and settles the
  * original record; when the error is not retriable, attempts are exhausted

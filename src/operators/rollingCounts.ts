@@ -1,6 +1,6 @@
 import { defer, map } from 'rxjs';
 import type { OperatorFunction } from 'rxjs';
-import { InputError } from '../errors.ts';
+import { InputError } from '../core/errors.ts';
 
 /** A closed pane, as `windowByEventTime` emits them (`kind: 'window'` results fit). */
 export interface ClosedPane {

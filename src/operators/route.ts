@@ -1,6 +1,6 @@
 import { Observable, Subject } from 'rxjs';
 import type { Subscription } from 'rxjs';
-import { ErrorCodes, LogflowError } from '../errors.ts';
+import { ErrorCodes, LogflowError } from '../core/errors.ts';
 
 export type Routes<N extends string, T> = { readonly [K in N]: Observable<T> };
 

@@ -1,7 +1,7 @@
 import { map } from 'rxjs';
 import type { OperatorFunction } from 'rxjs';
-import { score } from '../anomaly.ts';
-import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../anomaly.ts';
+import { score } from '../domain/anomaly.ts';
+import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../domain/anomaly.ts';
 
 /** A closed window, as `windowByEventTime` emits them (its `kind: 'window'` results fit). */
 export interface ClosedWindow {
@@ -22,7 +22,7 @@ export interface ScoreWindowsOptions {
 
 /**
  * Scores each closed window against its baseline (see `score` in
- * src/anomaly.ts). A plain map: no clock and no state, so the output depends
+ * src/domain/anomaly.ts). A plain map: no clock and no state, so the output depends
  * only on each window and what the callbacks return for it. Windows of a
  * service with monitoring disabled are still emitted, scored `none`, so
  * counts downstream stay complete and open alerts see normal windows.

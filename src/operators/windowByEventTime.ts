@@ -1,9 +1,9 @@
 import { asyncScheduler, Observable } from 'rxjs';
 import type { OperatorFunction, SchedulerLike, Subscription } from 'rxjs';
-import { resolveWindowOptions, WindowState } from '../window-state.ts';
-import type { WindowResult, WindowSink, WindowStateOptions, WindowStateSnapshot } from '../window-state.ts';
+import { resolveWindowOptions, WindowState } from '../domain/window-state.ts';
+import type { WindowResult, WindowSink, WindowStateOptions, WindowStateSnapshot } from '../domain/window-state.ts';
 
-export type { WindowResult } from '../window-state.ts';
+export type { WindowResult } from '../domain/window-state.ts';
 
 export interface LateEvent<T> {
   readonly kind: 'late';
@@ -58,7 +58,7 @@ export type WindowByEventTimeOptions<T> = Accessors<T> &
 /**
  * Keyed event-time windows with per-partition watermarks, idle partitions,
  * grace, zero-filled empty windows, a late-event output and checkpointable
- * state; semantics are documented in src/window-state.ts.
+ * state; semantics are documented in src/domain/window-state.ts.
  *
  * Emission timing: windows closed by an event's watermark advance are emitted
  * synchronously while that event is delivered, in (end, key) order; a late

@@ -6,11 +6,11 @@
  */
 import { concat, concatMap, defer, EMPTY, from, ignoreElements, mergeMap, of, takeUntil } from 'rxjs';
 import { z } from 'zod';
-import { definePipeline } from '../pipeline.ts';
-import { retry } from '../retry.ts';
-import { computeBaselines } from '../sinks/baselines.ts';
+import { definePipeline } from '../core/pipeline.ts';
+import { retry } from '../core/retry.ts';
+import { computeBaselines } from '../stores/baselines.ts';
 import { cronSchedule, parseCron } from '../sources/schedule.ts';
-import { parseOptions } from './options.ts';
+import { parseOptions } from '../core/options.ts';
 import type { Resources } from './resources.ts';
 
 const optionsSchema = z

@@ -28,21 +28,21 @@ import {
   type BaselineIndex,
   type DetectorSettings,
   type LifecycleSettings,
-} from '../anomaly.ts';
-import type { Envelope } from '../envelope.ts';
-import { parseLogEventKey } from '../log-event.ts';
+} from '../domain/anomaly.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { parseLogEventKey } from '../domain/log-event.ts';
 import { batch } from '../operators/batch.ts';
-import { definePipeline } from '../pipeline.ts';
-import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
-import { loadBaselines } from '../sinks/baselines.ts';
-import { toClickHouseDateTime } from '../sinks/logs-table.ts';
-import type { Repositories } from '../sinks/postgres/index.ts';
-import type { AlertSilence } from '../sinks/postgres/alert-silences.ts';
-import type { ConsumedRecord, TopicPartition } from '../topics.ts';
-import { WindowState, type WindowResult } from '../window-state.ts';
-import { durationMs } from './duration.ts';
-import { consume, thenClose } from './consume.ts';
-import { parseOptions } from './options.ts';
+import { definePipeline } from '../core/pipeline.ts';
+import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
+import { loadBaselines } from '../stores/baselines.ts';
+import { toClickHouseDateTime } from '../stores/logs-table.ts';
+import type { Repositories } from '../stores/postgres/index.ts';
+import type { AlertSilence } from '../stores/postgres/alert-silences.ts';
+import type { ConsumedRecord, TopicPartition } from '../sources/topics.ts';
+import { WindowState, type WindowResult } from '../domain/window-state.ts';
+import { durationMs } from '../core/duration.ts';
+import { consume, thenClose } from '../sources/consume.ts';
+import { parseOptions } from '../core/options.ts';
 import type { Resources } from './resources.ts';
 
 const optionsSchema = z

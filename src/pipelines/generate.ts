@@ -8,14 +8,14 @@ import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { concat, concatMap, defer, EMPTY, finalize, ignoreElements, mergeMap, takeUntil, type Observable } from 'rxjs';
 import { z } from 'zod';
-import { ConfigError } from '../errors.ts';
-import { definePipeline } from '../pipeline.ts';
-import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
+import { ConfigError } from '../core/errors.ts';
+import { definePipeline } from '../core/pipeline.ts';
+import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { generateLogsInWorker } from '../sources/generator-worker.ts';
 import { generateLogs, groundTruth, scenarioSchema, type Scenario } from '../sources/generator.ts';
-import type { OutgoingMessage } from '../topics.ts';
-import { durationMs } from './duration.ts';
-import { parseOptions } from './options.ts';
+import type { OutgoingMessage } from '../sources/topics.ts';
+import { durationMs } from '../core/duration.ts';
+import { parseOptions } from '../core/options.ts';
 import type { Resources } from './resources.ts';
 
 const optionsSchema = z

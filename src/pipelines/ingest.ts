@@ -8,23 +8,23 @@
  */
 import { concatMap, defer, filter, ignoreElements, map, merge, mergeMap, Subject, tap } from 'rxjs';
 import { z } from 'zod';
-import { createEnvelope, withValue, type Envelope } from '../envelope.ts';
-import { InputError } from '../errors.ts';
-import { parseLogEvent, PROBLEM_LEVELS } from '../log-event.ts';
-import { normalizeMessage } from '../normalizer.ts';
+import { createEnvelope, withValue, type Envelope } from '../core/envelope.ts';
+import { InputError } from '../core/errors.ts';
+import { parseLogEvent, PROBLEM_LEVELS } from '../domain/log-event.ts';
+import { normalizeMessage } from '../domain/normalizer.ts';
 import { batch } from '../operators/batch.ts';
-import { definePipeline } from '../pipeline.ts';
-import { RecentIds } from '../recent-ids.ts';
-import { retry, RETRY_UNTIL_STOPPED } from '../retry.ts';
+import { definePipeline } from '../core/pipeline.ts';
+import { RecentIds } from '../domain/recent-ids.ts';
+import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { clickHouseSink } from '../sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../sinks/clickhouse-ledger.ts';
 import type { Failure } from '../sinks/dead-letter.ts';
-import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../sinks/logs-table.ts';
-import type { ConsumedRecord, OutgoingMessage } from '../topics.ts';
-import { consume, deadLetterSink, thenClose } from './consume.ts';
-import { parseOptions } from './options.ts';
+import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../stores/logs-table.ts';
+import type { ConsumedRecord, OutgoingMessage } from '../sources/topics.ts';
+import { consume, deadLetterSink, thenClose } from '../sources/consume.ts';
+import { parseOptions } from '../core/options.ts';
 import type { Resources } from './resources.ts';
-import { truncateText } from '../text.ts';
+import { truncateText } from '../core/text.ts';
 
 /** What ingest puts on vectorization-queue: enough to embed and to flag the row, not the whole log. */
 export interface VectorizationRequest {

@@ -12,22 +12,22 @@
  */
 import { concatMap, defer, from, ignoreElements, interval, map, merge, mergeMap, of, takeUntil } from 'rxjs';
 import { z } from 'zod';
-import { DEFAULT_DETECTOR_SETTINGS, score, type Baseline } from '../anomaly.ts';
-import { ErrorCodes, LogflowError } from '../errors.ts';
-import type { AnalysisAnomaly, AnalysisReport, Analyst } from '../llm.ts';
-import { createStatisticalAnalyst } from '../llm.ts';
-import { definePipeline, type PipelineContext } from '../pipeline.ts';
-import { DailyAnalytics, dayRange } from '../sinks/analytics.ts';
-import { loadBaselines } from '../sinks/baselines.ts';
-import type { Engines } from '../engines.ts';
-import { ErrorPatternStore } from '../sinks/error-patterns.ts';
-import type { AnalysisJob } from '../sinks/postgres/analysis-jobs.ts';
-import type { PoolRepositories } from '../sinks/postgres/index.ts';
-import { isUniqueViolation } from '../sinks/postgres/db.ts';
+import { DEFAULT_DETECTOR_SETTINGS, score, type Baseline } from '../domain/anomaly.ts';
+import { ErrorCodes, LogflowError } from '../core/errors.ts';
+import type { AnalysisAnomaly, AnalysisReport, Analyst } from '../clients/llm.ts';
+import { createStatisticalAnalyst } from '../clients/llm.ts';
+import { definePipeline, type PipelineContext } from '../core/pipeline.ts';
+import { DailyAnalytics, dayRange } from '../stores/analytics.ts';
+import { loadBaselines } from '../stores/baselines.ts';
+import type { Engines } from '../clients/engines.ts';
+import { ErrorPatternStore } from '../stores/error-patterns.ts';
+import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
+import type { PoolRepositories } from '../stores/postgres/index.ts';
+import { isUniqueViolation } from '../stores/postgres/db.ts';
 import { cronSchedule, parseCron } from '../sources/schedule.ts';
-import { parseOptions } from './options.ts';
+import { parseOptions } from '../core/options.ts';
 import type { Resources } from './resources.ts';
-import { truncateText } from '../text.ts';
+import { truncateText } from '../core/text.ts';
 
 const optionsSchema = z
   .object({

@@ -1,23 +1,17 @@
 /**
- * The adapters a pipeline runs on, chosen by configuration (README: the two modes) and
- * opened on first use, so `generate` never opens a database and `ingest`
- * never loads an embedding model. In embedded mode every pipeline of the
- * process shares one Resources; in server mode each process opens its own.
+ * What a pipeline may ask of the process it runs in: the adapters chosen by
+ * configuration, opened on first use. src/app/resources.ts builds them.
  */
-import type { Config } from '../config.ts';
-import { openEmbedder, type Embedder } from '../embeddings.ts';
-import { openAnalyst, type Analyst } from '../llm.ts';
-import type { HealthCheck } from '../component.ts';
-import { openEngines, type Engines } from '../engines.ts';
-import type { Logger } from '../logger.ts';
-import { ClickHouseVectorStore } from '../sinks/clickhouse-vector.ts';
-import { openEmbeddingCache, type EmbeddingCache } from '../sinks/embedding-cache.ts';
-import { createRepositories, type PoolRepositories } from '../sinks/postgres/index.ts';
-import { QdrantVectorStore } from '../sinks/qdrant.ts';
-import type { VectorStore } from '../sinks/vector-store.ts';
-import { InProcessTopics } from '../sources/in-process-topics.ts';
-import { KafkaTopics } from '../sources/kafka-topics.ts';
-import type { Topics } from '../topics.ts';
+import type { Config } from '../core/config.ts';
+import type { Embedder } from '../clients/embeddings.ts';
+import type { Analyst } from '../clients/llm.ts';
+import type { HealthCheck } from '../core/component.ts';
+import type { Engines } from '../clients/engines.ts';
+import type { Logger } from '../core/logger.ts';
+import type { EmbeddingCache } from '../stores/embedding-cache.ts';
+import type { PoolRepositories } from '../stores/postgres/index.ts';
+import type { VectorStore } from '../stores/vector-store.ts';
+import type { Topics } from '../sources/topics.ts';
 
 export interface Resources {
   readonly config: Config;
@@ -32,119 +26,4 @@ export interface Resources {
   /** Health of whatever has been opened so far. */
   health(): Promise<Record<string, HealthCheck>>;
   close(): Promise<void>;
-}
-
-export interface OpenResourcesOptions {
-  /** Embedded mode shares one in-process broker between pipelines of the process. */
-  readonly topics?: Topics;
-  /** chdb allows one data directory per process: resources of one process share its engines. */
-  readonly engines?: Promise<Engines>;
-}
-
-export function openResources(config: Config, logger: Logger, options: OpenResourcesOptions = {}): Resources {
-  let topics = options.topics;
-  const ownsTopics = topics === undefined;
-  let engines: Promise<Engines> | undefined = options.engines;
-  const ownsEngines = options.engines === undefined;
-  let repositories: Promise<PoolRepositories> | undefined;
-  let vectorStore: Promise<VectorStore> | undefined;
-  let cache: EmbeddingCache | undefined;
-  let embedder: Embedder | undefined;
-  let analyst: Analyst | undefined;
-  let closed = false;
-
-  const requireOpen = () => {
-    if (closed) throw new Error('resources are closed');
-  };
-
-  const resources: Resources = {
-    config,
-    logger,
-    topics() {
-      requireOpen();
-      topics ??=
-        config.kafka.brokers === undefined
-          ? new InProcessTopics()
-          : new KafkaTopics({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: logger.child({ component: 'kafka' }) });
-      return topics;
-    },
-    engines() {
-      requireOpen();
-      engines ??= openEngines(config);
-      return engines;
-    },
-    repositories() {
-      repositories ??= resources.engines().then((e) => createRepositories(e.postgres));
-      return repositories;
-    },
-    vectorStore() {
-      vectorStore ??=
-        config.qdrant.url === undefined
-          ? resources.engines().then((e) => new ClickHouseVectorStore({ client: e.clickhouse, table: config.qdrant.collection }))
-          : Promise.resolve(
-              new QdrantVectorStore({
-                url: config.qdrant.url,
-                collection: config.qdrant.collection,
-                ...(config.qdrant.apiKey === undefined ? {} : { apiKey: config.qdrant.apiKey }),
-              }),
-            );
-      return vectorStore;
-    },
-    embeddingCache() {
-      requireOpen();
-      // Every cache operation of an outage fails: one warning per episode (failures less than a minute apart), not one per batch.
-      let lastCacheError = -Infinity;
-      cache ??= openEmbeddingCache(config, {
-        onError: (error) => {
-          const now = Date.now();
-          if (now - lastCacheError > 60_000) logger.warn({ err: error }, 'embedding cache unavailable; treating as misses until it answers again');
-          lastCacheError = now;
-        },
-      });
-      return cache;
-    },
-    embedder() {
-      requireOpen();
-      embedder ??= openEmbedder(config, { onRetry: (info) => logger.warn({ attempt: info.attempt, err: info.error }, 'embeddings endpoint failed; retrying') });
-      return embedder;
-    },
-    analyst() {
-      requireOpen();
-      analyst ??= openAnalyst(config);
-      return analyst;
-    },
-    async health() {
-      const checks: Record<string, HealthCheck> = {};
-      if (topics !== undefined) checks.topics = await topics.health();
-      if (engines !== undefined) {
-        const e = await engines;
-        checks.clickhouse = await e.clickhouse
-          .ping()
-          .then((r) => (r.success ? { ok: true } : { ok: false, detail: String(r.error) }))
-          .catch((error: unknown) => ({ ok: false, detail: String(error) }));
-        checks.postgres = await e.postgres
-          .query('SELECT 1')
-          .then(() => ({ ok: true }))
-          .catch((error: unknown) => ({ ok: false, detail: (error as Error).message }));
-      }
-      if (vectorStore !== undefined) checks.vectors = await (await vectorStore).health();
-      if (cache !== undefined) checks.cache = await cache.health();
-      if (embedder !== undefined) checks.embeddings = await embedder.health();
-      if (analyst !== undefined) checks.llm = await analyst.health();
-      return checks;
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      const settled = await Promise.allSettled([vectorStore, engines].filter((p) => p !== undefined));
-      for (const s of settled) if (s.status === 'rejected') logger.debug({ err: s.reason }, 'resource failed to open');
-      if (vectorStore !== undefined) await (await vectorStore.catch(() => undefined))?.close();
-      await cache?.close();
-      await embedder?.close();
-      await analyst?.close();
-      if (ownsTopics) await topics?.close();
-      if (engines !== undefined && ownsEngines) await (await engines.catch(() => undefined))?.close();
-    },
-  };
-  return resources;
 }

@@ -18,23 +18,23 @@
  */
 import { concatMap, defer, from, ignoreElements, mergeMap } from 'rxjs';
 import { z } from 'zod';
-import type { Envelope } from '../envelope.ts';
-import { ErrorCodes, errorCode, InputError, isRetriable, LogflowError } from '../errors.ts';
-import { MAX_DATE_MS } from '../log-event.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { ErrorCodes, errorCode, InputError, isRetriable, LogflowError } from '../core/errors.ts';
+import { MAX_DATE_MS } from '../domain/log-event.ts';
 import { batch } from '../operators/batch.ts';
-import { definePipeline } from '../pipeline.ts';
-import { retry, RetryExhaustedError, RETRY_UNTIL_STOPPED } from '../retry.ts';
+import { definePipeline } from '../core/pipeline.ts';
+import { retry, RetryExhaustedError, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import type { Failure } from '../sinks/dead-letter.ts';
-import { embeddingCacheKey } from '../sinks/embedding-cache.ts';
-import { ErrorPatternStore, type PatternObservation } from '../sinks/error-patterns.ts';
-import { isUniqueViolation } from '../sinks/postgres/db.ts';
-import { pointIdFor } from '../sinks/vector-store.ts';
-import type { ConsumedRecord } from '../topics.ts';
-import { durationMs } from './duration.ts';
-import { consume, deadLetterSink, thenClose } from './consume.ts';
-import { parseOptions } from './options.ts';
+import { embeddingCacheKey } from '../stores/embedding-cache.ts';
+import { ErrorPatternStore, type PatternObservation } from '../stores/error-patterns.ts';
+import { isUniqueViolation } from '../stores/postgres/db.ts';
+import { pointIdFor } from '../stores/vector-store.ts';
+import type { ConsumedRecord } from '../sources/topics.ts';
+import { durationMs } from '../core/duration.ts';
+import { consume, deadLetterSink, thenClose } from '../sources/consume.ts';
+import { parseOptions } from '../core/options.ts';
 import type { Resources } from './resources.ts';
-import { storableString, truncateText } from '../text.ts';
+import { storableString, truncateText } from '../core/text.ts';
 
 const requestSchema = z.object({
   log_id: z.uuid(),

@@ -1,6 +1,6 @@
 /** The exactly-once ClickHouse sink's ledger, kept in PostgreSQL's sink_batches. */
 import type { BatchLedger, OffsetRange } from './clickhouse.ts';
-import type { SinkBatch, SinkBatchRepository } from './postgres/sink-batches.ts';
+import type { SinkBatch, SinkBatchRepository } from '../stores/postgres/sink-batches.ts';
 
 const toRange = (b: SinkBatch): OffsetRange => ({ topic: b.topic, partition: b.partition, minOffset: b.minOffset, maxOffset: b.maxOffset });
 

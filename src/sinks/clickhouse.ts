@@ -15,11 +15,11 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { asyncScheduler, groupBy, mergeMap, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
-import type { Envelope } from '../envelope.ts';
-import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../errors.ts';
-import { retry, RETRY_UNTIL_STOPPED, type RetryOptions } from '../retry.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../core/errors.ts';
+import { retry, RETRY_UNTIL_STOPPED, type RetryOptions } from '../core/retry.ts';
 import type { Failure } from './dead-letter.ts';
-import { encodeRows, rowInserterFor, type EncodedRow, type RowInserter } from './row-inserter.ts';
+import { encodeRows, rowInserterFor, type EncodedRow, type RowInserter } from '../clients/row-inserter.ts';
 
 export interface OffsetRange {
   readonly topic: string;

@@ -5,10 +5,10 @@
  * upstream only once its dead letter is durably written.
  */
 import { isUtf8 } from 'node:buffer';
-import type { Origin } from '../envelope.ts';
-import { errorCode, LogflowError, type Stage } from '../errors.ts';
-import type { TopicProducer } from '../topics.ts';
-import { abbreviate, truncateText } from '../text.ts';
+import type { Origin } from '../core/envelope.ts';
+import { errorCode, LogflowError, type Stage } from '../core/errors.ts';
+import type { TopicProducer } from '../sources/topics.ts';
+import { abbreviate, truncateText } from '../core/text.ts';
 
 export interface DeadLetter {
   readonly payload: string;

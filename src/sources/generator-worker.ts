@@ -8,8 +8,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { Observable } from 'rxjs';
-import { LogflowError, ErrorCodes } from '../errors.ts';
-import type { OutgoingMessage } from '../topics.ts';
+import { LogflowError, ErrorCodes } from '../core/errors.ts';
+import type { OutgoingMessage } from './topics.ts';
 import { generateLogs, type GeneratedLog, type GeneratorOptions } from './generator.ts';
 
 /** What the worker can be given: the generator's options without a scheduler (it paces on its own clock). */

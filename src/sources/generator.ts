@@ -1,6 +1,6 @@
 /**
  * The log generator (the seed's log-generator): realistic logs with every
- * field of the log event (src/log-event.ts) for a set of services and environments, a daily
+ * field of the log event (src/domain/log-event.ts) for a set of services and environments, a daily
  * traffic shape, plausible messages and stack traces per service, and a
  * scenario that injects incidents (error spikes, a service going silent, new
  * error types) whose ground truth is reported alongside. Event time is
@@ -12,7 +12,7 @@ import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { asyncScheduler, Observable, type SchedulerLike } from 'rxjs';
 import { z } from 'zod';
-import { LogflowError, ErrorCodes } from '../errors.ts';
+import { LogflowError, ErrorCodes } from '../core/errors.ts';
 
 export interface GeneratedLog {
   readonly key: string;

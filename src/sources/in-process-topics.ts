@@ -7,9 +7,9 @@
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Observable } from 'rxjs';
-import { probe, type HealthCheck } from '../component.ts';
-import type { Envelope } from '../envelope.ts';
-import { LogflowError, ErrorCodes } from '../errors.ts';
+import { probe, type HealthCheck } from '../core/component.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { LogflowError, ErrorCodes } from '../core/errors.ts';
 import {
   DEFAULT_MAX_IN_FLIGHT_BYTES,
   DEFAULT_MAX_IN_FLIGHT_RECORDS,
@@ -21,7 +21,7 @@ import {
   type TopicProducer,
   type Topics,
   type TopicSubscription,
-} from '../topics.ts';
+} from './topics.ts';
 
 /**
  * The records of one partition that one send appended, stored as a few flat

@@ -8,11 +8,11 @@
  */
 import { Kafka, logLevel as kafkaLogLevel, type Consumer, type Producer, type KafkaConfig, type ITopicConfig } from 'kafkajs';
 import { Observable } from 'rxjs';
-import { probe, type HealthCheck } from '../component.ts';
-import type { Envelope } from '../envelope.ts';
-import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../errors.ts';
-import type { Logger } from '../logger.ts';
-import { retry } from '../retry.ts';
+import { probe, type HealthCheck } from '../core/component.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { retry } from '../core/retry.ts';
 import {
   DEFAULT_MAX_IN_FLIGHT_BYTES,
   DEFAULT_MAX_IN_FLIGHT_RECORDS,
@@ -24,7 +24,7 @@ import {
   type TopicProducer,
   type Topics,
   type TopicSubscription,
-} from '../topics.ts';
+} from './topics.ts';
 
 /** kafkajs marks its own errors retriable or not; connection failures are retriable. */
 export const kafkaErrorRules: readonly ClassificationRule[] = [

@@ -5,7 +5,7 @@
  */
 import { Cron } from 'croner';
 import { asyncScheduler, Observable, type SchedulerLike } from 'rxjs';
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../core/errors.ts';
 
 export interface ScheduleOptions {
   readonly timezone?: string;

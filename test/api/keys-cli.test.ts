@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createApiKeyRepository } from '../../src/sinks/postgres/api-keys.ts';
+import { createApiKeyRepository } from '../../src/stores/postgres/api-keys.ts';
 import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 const database = uniqueName('logflow_keys');
@@ -14,7 +14,7 @@ const url = postgresUrlFor(database);
 
 function logflow(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/cli.ts', ...args], {
       env: { PATH: process.env.PATH, LOGFLOW_POSTGRES_URL: url, LOGFLOW_LOG_LEVEL: 'silent' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

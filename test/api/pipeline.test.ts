@@ -8,14 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
-import { openEngines, type Engines } from '../../src/engines.ts';
-import { createLogger } from '../../src/logger.ts';
-import { createMetrics } from '../../src/metrics.ts';
-import { migrateAll } from '../../src/migrate.ts';
-import { pipelines } from '../../src/pipelines/registry.ts';
-import { openResources, type Resources } from '../../src/pipelines/resources.ts';
-import { startPipeline } from '../../src/runner.ts';
+import { loadConfig } from '../../src/core/config.ts';
+import { openEngines, type Engines } from '../../src/clients/engines.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
+import { migrateAll } from '../../src/app/migrate.ts';
+import { pipelines } from '../../src/app/registry.ts';
+import { openResources, type Resources } from '../../src/app/resources.ts';
+import { startPipeline } from '../../src/app/runner.ts';
 
 class Lines extends Writable {
   readonly records: Array<Record<string, unknown>> = [];

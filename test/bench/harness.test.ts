@@ -22,7 +22,7 @@ import { describeSpeedChange, writeResult } from '../../bench/run.ts';
 import { Sampler, quantile, weightedQuantile } from '../../bench/sampler.ts';
 import { closeBenchStack, uniqueName } from '../../bench/stack.ts';
 import { toOutput, type BenchContext, type BenchRow, type BenchSeries } from '../../bench/types.ts';
-import { parseLogEvent } from '../../src/log-event.ts';
+import { parseLogEvent } from '../../src/domain/log-event.ts';
 
 const quiet = (args: readonly string[]): BenchContext => ({ args, phase: () => ({ tick() {}, done() {} }), log() {} });
 
@@ -221,7 +221,7 @@ describe('CPU profile summary', () => {
     };
     const times = selfTimes(profile);
     expect(times.map((t) => [t.fn, t.where, t.ms])).toEqual([
-      ['parseLogEvent', 'src/log-event.ts:10', 7],
+      ['parseLogEvent', 'src/domain/log-event.ts:10', 7],
       ['decode', 'kafkajs/src/decoder.js:10', 3],
     ]);
     expect(times[0]!.share).toBeCloseTo(0.7, 6);

@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
-import { openEngines, type Engines } from '../../src/engines.ts';
-import { migrateAll, splitStatements } from '../../src/migrate.ts';
+import { loadConfig } from '../../src/core/config.ts';
+import { openEngines, type Engines } from '../../src/clients/engines.ts';
+import { migrateAll, splitStatements } from '../../src/app/migrate.ts';
 import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 const clickhouseTables: Record<string, readonly string[]> = {

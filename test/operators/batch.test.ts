@@ -3,7 +3,7 @@ import { concat, from, map, merge, Subject, throwError, timer } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { createEnvelope } from '../../src/envelope.ts';
+import { createEnvelope } from '../../src/core/envelope.ts';
 import { batch } from '../../src/operators/batch.ts';
 
 interface Item {

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { from, Subject, VirtualTimeScheduler } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { createEnvelope } from '../../src/envelope.ts';
-import type { Envelope } from '../../src/envelope.ts';
+import { createEnvelope } from '../../src/core/envelope.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
 import { dedupeByKey } from '../../src/operators/dedupeByKey.ts';
 
 interface Sighting {

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { from, lastValueFrom, Subject, tap, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { createEnvelope } from '../../src/envelope.ts';
-import type { Envelope } from '../../src/envelope.ts';
+import { createEnvelope } from '../../src/core/envelope.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
 import { mapConcurrent } from '../../src/operators/mapConcurrent.ts';
 
 interface Ledger {

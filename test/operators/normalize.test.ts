@@ -3,9 +3,9 @@ import fc from 'fast-check';
 import { from, map } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { createEnvelope } from '../../src/envelope.ts';
-import type { Envelope } from '../../src/envelope.ts';
-import { hashTemplate, MAX_MESSAGE_LENGTH, normalizeMessage, uint64ToDecimal } from '../../src/normalizer.ts';
+import { createEnvelope } from '../../src/core/envelope.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
+import { hashTemplate, MAX_MESSAGE_LENGTH, normalizeMessage, uint64ToDecimal } from '../../src/domain/normalizer.ts';
 import { normalize } from '../../src/operators/normalize.ts';
 
 const templateOf = (message: string): string => normalizeMessage(message).template;
@@ -296,7 +296,7 @@ describe('normalizeMessage: hash', () => {
   it('is the same in another process', () => {
     const messages = ['Failed password for root from 5.36.59.76 port 42393 ssh2', 'x=1 é 😀 \ud800', ''];
     const script = `
-      import { normalizeMessage } from ${JSON.stringify(new URL('../../src/normalizer.ts', import.meta.url).href)};
+      import { normalizeMessage } from ${JSON.stringify(new URL('../../src/domain/normalizer.ts', import.meta.url).href)};
       const messages = JSON.parse(process.argv[1]);
       process.stdout.write(JSON.stringify(messages.map((m) => normalizeMessage(m))));
     `;

@@ -2,11 +2,11 @@ import { map, of, tap, throwError } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { createEnvelope } from '../../src/envelope.ts';
-import type { Envelope } from '../../src/envelope.ts';
-import { ErrorCodes, InputError, LogflowError } from '../../src/errors.ts';
+import { createEnvelope } from '../../src/core/envelope.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
+import { ErrorCodes, InputError, LogflowError } from '../../src/core/errors.ts';
 import { retryWithBackoff } from '../../src/operators/retryWithBackoff.ts';
-import { RetryExhaustedError } from '../../src/retry.ts';
+import { RetryExhaustedError } from '../../src/core/retry.ts';
 
 const transient = (): LogflowError => new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'clickhouse down', { retriable: true, stage: 'sink' });
 

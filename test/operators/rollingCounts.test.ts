@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { from } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.ts';
+import { InputError } from '../../src/core/errors.ts';
 import { rollingCounts } from '../../src/operators/rollingCounts.ts';
 import type { ClosedPane, RollingCount } from '../../src/operators/rollingCounts.ts';
 

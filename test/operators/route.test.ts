@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { defer, finalize, from, merge, Subject, take } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { ErrorCodes, LogflowError } from '../../src/errors.ts';
+import { ErrorCodes, LogflowError } from '../../src/core/errors.ts';
 import { route } from '../../src/operators/route.ts';
 
 /** A source that counts how often it is subscribed and unsubscribed. */

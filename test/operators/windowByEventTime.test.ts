@@ -3,11 +3,11 @@ import { concat, from, Subject, throwError } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.ts';
+import { InputError } from '../../src/core/errors.ts';
 import { windowByEventTime } from '../../src/operators/windowByEventTime.ts';
 import type { WindowOutput } from '../../src/operators/windowByEventTime.ts';
-import { WindowState } from '../../src/window-state.ts';
-import type { WindowResult, WindowStateOptions, WindowStateSnapshot } from '../../src/window-state.ts';
+import { WindowState } from '../../src/domain/window-state.ts';
+import type { WindowResult, WindowStateOptions, WindowStateSnapshot } from '../../src/domain/window-state.ts';
 
 interface Log {
   readonly id: number;

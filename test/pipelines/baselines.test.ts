@@ -1,7 +1,7 @@
 /** baselines on chdb + PGlite: zero-filled statistics per slot, the bootstrap rule, and the pipeline's --once run. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baselines } from '../../src/pipelines/baselines.ts';
-import { computeBaselines, loadBaselines } from '../../src/sinks/baselines.ts';
+import { computeBaselines, loadBaselines } from '../../src/stores/baselines.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 
 const DAY = 86_400_000;

@@ -7,14 +7,14 @@
  */
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
-import { createMetrics } from '../../src/metrics.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
 import { baselines } from '../../src/pipelines/baselines.ts';
 import { detect } from '../../src/pipelines/detect.ts';
 import { generate } from '../../src/pipelines/generate.ts';
 import { ingest } from '../../src/pipelines/ingest.ts';
-import { openResources } from '../../src/pipelines/resources.ts';
-import { startPipeline } from '../../src/runner.ts';
+import { openResources } from '../../src/app/resources.ts';
+import { startPipeline } from '../../src/app/runner.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 import { KAFKA_BROKERS } from '../support/services.ts';
 

@@ -8,8 +8,8 @@
 import { Subject, type Subscription } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../../src/pipelines/generate.ts';
-import type { Envelope } from '../../src/envelope.ts';
-import type { ConsumedRecord, TopicSubscription } from '../../src/topics.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
+import type { ConsumedRecord, TopicSubscription } from '../../src/sources/topics.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 
 const MAX_BACKLOG = 5_000;

@@ -7,11 +7,11 @@
  * each with its own Kafka consumer, as two processes would against a server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger } from '../../src/core/logger.ts';
 import { generate } from '../../src/pipelines/generate.ts';
 import { ingest } from '../../src/pipelines/ingest.ts';
-import { openResources } from '../../src/pipelines/resources.ts';
-import { startPipeline } from '../../src/runner.ts';
+import { openResources } from '../../src/app/resources.ts';
+import { startPipeline } from '../../src/app/runner.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 
 describe('ingest scale-out', () => {

@@ -10,8 +10,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { consumerGroup } from '../../src/config.ts';
-import { openEngines } from '../../src/engines.ts';
+import { consumerGroup } from '../../src/core/config.ts';
+import { openEngines } from '../../src/clients/engines.ts';
 import { KafkaTopics } from '../../src/sources/kafka-topics.ts';
 import { KAFKA_BROKERS } from '../support/services.ts';
 import { caughtUp, createStack, producePaced, seededRandom, sleep, spawnPipeline, testSeed, waitFor, type Stack } from './support.ts';

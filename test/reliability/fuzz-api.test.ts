@@ -23,16 +23,16 @@ import fc from 'fast-check';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApiServer } from '../../src/api/server.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createLocalEmbedder } from '../../src/embeddings.ts';
-import { openEngines, type Engines } from '../../src/engines.ts';
-import { Health } from '../../src/health.ts';
-import { createLogger } from '../../src/logger.ts';
-import { createMetrics } from '../../src/metrics.ts';
-import { migrateAll } from '../../src/migrate.ts';
-import { ClickHouseVectorStore } from '../../src/sinks/clickhouse-vector.ts';
-import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../../src/sinks/logs-table.ts';
-import { createRepositories } from '../../src/sinks/postgres/index.ts';
+import { loadConfig } from '../../src/core/config.ts';
+import { createLocalEmbedder } from '../../src/clients/embeddings.ts';
+import { openEngines, type Engines } from '../../src/clients/engines.ts';
+import { Health } from '../../src/core/health.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
+import { migrateAll } from '../../src/app/migrate.ts';
+import { ClickHouseVectorStore } from '../../src/stores/clickhouse-vector.ts';
+import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../../src/stores/logs-table.ts';
+import { createRepositories } from '../../src/stores/postgres/index.ts';
 
 type Method = NonNullable<InjectOptions['method']>;
 

@@ -18,14 +18,14 @@ import fc from 'fast-check';
 import { Kafka, logLevel } from 'kafkajs';
 import { Subject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consumerGroup } from '../../src/config.ts';
-import { parseLogEvent } from '../../src/log-event.ts';
+import { consumerGroup } from '../../src/core/config.ts';
+import { parseLogEvent } from '../../src/domain/log-event.ts';
 import { detect } from '../../src/pipelines/detect.ts';
 import { ingest } from '../../src/pipelines/ingest.ts';
 import { vectorize } from '../../src/pipelines/vectorize.ts';
-import type { RunningPipeline } from '../../src/runner.ts';
+import type { RunningPipeline } from '../../src/app/runner.ts';
 import type { DeadLetter } from '../../src/sinks/dead-letter.ts';
-import type { TopicSubscription } from '../../src/topics.ts';
+import type { TopicSubscription } from '../../src/sources/topics.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 import { KAFKA_BROKERS, uniqueName } from '../support/services.ts';
 

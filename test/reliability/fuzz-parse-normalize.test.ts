@@ -10,9 +10,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.ts';
-import { parseLogEvent } from '../../src/log-event.ts';
-import { normalizeMessage } from '../../src/normalizer.ts';
+import { InputError } from '../../src/core/errors.ts';
+import { parseLogEvent } from '../../src/domain/log-event.ts';
+import { normalizeMessage } from '../../src/domain/normalizer.ts';
 
 const origin = { topic: 'raw-logs', partition: 0, offset: 0 };
 const NOW = Date.UTC(2026, 5, 1);

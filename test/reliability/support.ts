@@ -2,7 +2,7 @@
  * What the reliability tests share: real pipeline processes (`logflow run`)
  * to SIGKILL, a seeded random source so a failing run can be replayed, paced
  * producers, and small polling helpers. No fakes: the children run
- * src/cli.ts against real Kafka, PostgreSQL and chdb.
+ * src/app/cli.ts against real Kafka, PostgreSQL and chdb.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,14 +11,14 @@ import path from 'node:path';
 import pg from 'pg';
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
-import { loadConfig, type Config } from '../../src/config.ts';
-import { openEngines } from '../../src/engines.ts';
-import { migrateAll } from '../../src/migrate.ts';
+import { loadConfig, type Config } from '../../src/core/config.ts';
+import { openEngines } from '../../src/clients/engines.ts';
+import { migrateAll } from '../../src/app/migrate.ts';
 import { KafkaTopics } from '../../src/sources/kafka-topics.ts';
-import type { OutgoingMessage } from '../../src/topics.ts';
+import type { OutgoingMessage } from '../../src/sources/topics.ts';
 import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
 
-const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
+const CLI = path.resolve(import.meta.dirname, '../../src/app/cli.ts');
 
 /** The generator's own PRNG (pure-rand); the seed is printed so a failing kill schedule can be replayed with RELIABILITY_SEED. */
 export function seededRandom(seed: number): () => number {

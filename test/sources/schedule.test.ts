@@ -1,7 +1,7 @@
 import { take } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/errors.ts';
+import { ConfigError } from '../../src/core/errors.ts';
 import { cronSchedule } from '../../src/sources/schedule.ts';
 
 describe('cronSchedule', () => {

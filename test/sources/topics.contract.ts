@@ -4,8 +4,8 @@
  */
 import { firstValueFrom, Subject, take, toArray, bufferCount, filter } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Envelope } from '../../src/envelope.ts';
-import type { ConsumedRecord, Topics } from '../../src/topics.ts';
+import type { Envelope } from '../../src/core/envelope.ts';
+import type { ConsumedRecord, Topics } from '../../src/sources/topics.ts';
 import { uniqueName } from '../support/services.ts';
 
 export function topicsContract(name: string, makeTopics: () => Topics): void {

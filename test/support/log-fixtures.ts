@@ -1,6 +1,6 @@
 /** Log events for sink tests: valid ones with known ids, produced as raw-logs JSON. */
 import { randomUUID } from 'node:crypto';
-import type { StoredLog } from '../../src/sinks/logs-table.ts';
+import type { StoredLog } from '../../src/stores/logs-table.ts';
 
 export function sampleLog(i: number, base = Date.UTC(2026, 10, 27, 10)): Record<string, unknown> {
   const services = ['api-gateway', 'auth-service', 'payment-service', 'order-service'];

@@ -4,7 +4,7 @@
  * it, outside the `openai` package, including requests no client would send.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { localEmbedding } from '../../src/embeddings.ts';
+import { localEmbedding } from '../../src/clients/embeddings.ts';
 import { defaultReportContent, startOpenAIServer, strictSchemaProblems, type OpenAITestServer } from './openai-server.ts';
 
 let server: OpenAITestServer | undefined;

@@ -17,7 +17,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { localEmbedding } from '../../src/embeddings.ts';
+import { localEmbedding } from '../../src/clients/embeddings.ts';
 
 export type Endpoint = 'embeddings' | 'chat';
 

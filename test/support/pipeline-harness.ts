@@ -6,14 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { loadConfig, type Config } from '../../src/config.ts';
-import { openEngines } from '../../src/engines.ts';
-import { createLogger } from '../../src/logger.ts';
-import { createMetrics, type EngineMetrics } from '../../src/metrics.ts';
-import { migrateAll } from '../../src/migrate.ts';
-import type { PipelineDefinition } from '../../src/pipeline.ts';
-import { openResources, type Resources } from '../../src/pipelines/resources.ts';
-import { startPipeline, type RunningPipeline } from '../../src/runner.ts';
+import { loadConfig, type Config } from '../../src/core/config.ts';
+import { openEngines } from '../../src/clients/engines.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import { createMetrics, type EngineMetrics } from '../../src/core/metrics.ts';
+import { migrateAll } from '../../src/app/migrate.ts';
+import type { PipelineDefinition } from '../../src/core/pipeline.ts';
+import { openResources, type Resources } from '../../src/app/resources.ts';
+import { startPipeline, type RunningPipeline } from '../../src/app/runner.ts';
 import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from './services.ts';
 
 export interface Harness {

@@ -6,13 +6,13 @@
  * table holds EXPECTED_ROWS, then stops gracefully.
  */
 import { Subject, map, ignoreElements } from 'rxjs';
-import { loadConfig } from '../../src/config.ts';
-import { withValue } from '../../src/envelope.ts';
-import { openEngines } from '../../src/engines.ts';
+import { loadConfig } from '../../src/core/config.ts';
+import { withValue } from '../../src/core/envelope.ts';
+import { openEngines } from '../../src/clients/engines.ts';
 import { clickHouseSink } from '../../src/sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../../src/sinks/clickhouse-ledger.ts';
-import { LOGS_COLUMNS, toLogsRow } from '../../src/sinks/logs-table.ts';
-import { createSinkBatchRepository } from '../../src/sinks/postgres/sink-batches.ts';
+import { LOGS_COLUMNS, toLogsRow } from '../../src/stores/logs-table.ts';
+import { createSinkBatchRepository } from '../../src/stores/postgres/sink-batches.ts';
 import { KafkaTopics } from '../../src/sources/kafka-topics.ts';
 import { storedFrom } from './log-fixtures.ts';
 

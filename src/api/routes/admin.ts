@@ -5,9 +5,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { configValueProblem } from '../../sinks/postgres/app-config.ts';
-import { SERVICE_TIERS } from '../../sinks/postgres/services.ts';
-import { THEMES } from '../../sinks/postgres/user-preferences.ts';
+import { configValueProblem } from '../../stores/postgres/app-config.ts';
+import { SERVICE_TIERS } from '../../stores/postgres/services.ts';
+import { THEMES } from '../../stores/postgres/user-preferences.ts';
 import { caller } from '../auth.ts';
 import { invalid, notFound } from '../errors.ts';
 import { calendarDate, cursor, decodeCursor, idParam, jsonObject, jsonValue, limit, noQuery, page } from '../schemas.ts';

@@ -1,8 +1,8 @@
 /** Alerts (list, one, acknowledge, resolve, silence) and silences, through the PostgreSQL repositories. */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { ALERT_STATUSES } from '../../sinks/postgres/anomaly-alerts.ts';
-import { SEVERITIES } from '../../sinks/postgres/db.ts';
+import { ALERT_STATUSES } from '../../stores/postgres/anomaly-alerts.ts';
+import { SEVERITIES } from '../../stores/postgres/db.ts';
 import { caller } from '../auth.ts';
 import { invalid, notFound } from '../errors.ts';
 import { cursor, decodeCursor, encodeCursor, idParam, isoDateTime, label, limit, noQuery } from '../schemas.ts';

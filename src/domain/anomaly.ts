@@ -1,0 +1,750 @@
+/**
+ * Anomaly scoring of per-minute counts and the alert lifecycle, free of I/O,
+ * clocks and RxJS so that the detector's decisions are a deterministic
+ * function of its inputs (windows, baselines, settings, silences) and its
+ * state can be checkpointed and restored exactly. The operators
+ * `scoreWindows` and `alertLifecycle` drive these.
+ *
+ * Scoring. A closed window's count for (service, environment, level) is
+ * compared with the baseline of its weekly slot (`lookupBaseline`). When the
+ * expected count is at least `minCount`, the score is a z-score whose standard
+ * deviation is floored; below that the counts are too sparse for a normal
+ * approximation and the score is the Poisson tail probability, reported on the
+ * same scale as a z-score (the standard normal quantile of the tail), so one
+ * `score` column compares across methods. A zero count where the typical
+ * minute has at least `minExpectedForSilence` events is a silence.
+ *
+ * Lifecycle (Prometheus' `for` plus Alertmanager's repeat interval and
+ * silences), per dedup key `rule:service:environment:level`: inactive ->
+ * pending on the first anomalous window -> open once `pendingWindows`
+ * consecutive windows are anomalous -> resolved once `resolveWindows`
+ * consecutive windows are normal. A pending alert whose next window is
+ * normal lapses, reported as `resolved` so that its pending row is closed.
+ * Time is window (event) time throughout, never the wall clock.
+ */
+import { z } from 'zod';
+import { ErrorCodes, LogflowError } from '../core/errors.ts';
+
+// ---------------------------------------------------------------------------
+// Series and baselines
+
+export interface SeriesKey {
+  readonly service: string;
+  readonly environment: string;
+  readonly level: string;
+}
+
+/**
+ * Statistics of the per-minute counts of one series in one weekly slot, as
+ * the `anomaly_baselines` table holds them. Slots are in UTC: `hourOfDay`
+ * 0-23 and `dayOfWeek` 1 = Monday .. 7 = Sunday, which is ClickHouse's
+ * `toDayOfWeek(t)` (default mode) evaluated on a `DateTime('UTC')`; the
+ * baseline job must use that timezone or slots shift by the offset.
+ * Baselines pooled by a fallback carry `ANY_DAY` / `ANY_HOUR` in the fields
+ * they were pooled over.
+ */
+export interface Baseline extends SeriesKey {
+  readonly hourOfDay: number;
+  readonly dayOfWeek: number;
+  readonly mean: number;
+  readonly stddev: number;
+  readonly median: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly upperThreshold: number;
+  readonly lowerThreshold: number;
+  readonly sampleCount: number;
+}
+
+/** `dayOfWeek` of a baseline pooled over every day (ClickHouse's day numbers start at 1, so 0 is free). */
+export const ANY_DAY = 0;
+/** `hourOfDay` of a baseline pooled over every hour. */
+export const ANY_HOUR = -1;
+
+/**
+ * Below this many sampled minutes a slot's mean and stddev are too noisy to
+ * judge one minute by (the relative standard error of a stddev is about
+ * 1/sqrt(2n): 13% at 30), so the lookup falls back to a wider pool. A slot
+ * over four weeks holds 240 minutes, so only sparse or new series are thin.
+ */
+export const DEFAULT_MIN_BASELINE_SAMPLES = 30;
+
+/** Which pool a looked-up baseline comes from, most specific first. */
+export type BaselineFallback = 'slot' | 'hour' | 'overall' | 'none';
+
+export interface BaselineLookup {
+  readonly baseline: Baseline | undefined;
+  readonly fallback: BaselineFallback;
+}
+
+interface SeriesBaselines {
+  readonly slots: Map<number, Baseline>;
+  /** Index = hour of day; pooled over the days of that hour. */
+  readonly byHour: (Baseline | undefined)[];
+  readonly overall: Baseline;
+}
+
+/** Baselines grouped per series with the fallback pools precomputed; build with `indexBaselines`. */
+export interface BaselineIndex {
+  readonly minSamples: number;
+  /** @internal keyed by `seriesId` */
+  readonly series: ReadonlyMap<string, SeriesBaselines>;
+}
+
+const MS_PER_HOUR = 3_600_000;
+const MS_PER_DAY = 86_400_000;
+
+function seriesId(series: SeriesKey): string {
+  return JSON.stringify([series.service, series.environment, series.level]);
+}
+
+function slotId(dayOfWeek: number, hourOfDay: number): number {
+  return dayOfWeek * 24 + hourOfDay;
+}
+
+/** UTC hour of day (0-23) and ClickHouse day of week (1 = Monday .. 7 = Sunday) of an epoch-ms instant. */
+export function weeklySlotOf(epochMs: number): { readonly hourOfDay: number; readonly dayOfWeek: number } {
+  const days = Math.floor(epochMs / MS_PER_DAY);
+  const msOfDay = epochMs - days * MS_PER_DAY;
+  // 1970-01-01 was a Thursday, day 4.
+  const dayOfWeek = (((days + 3) % 7) + 7) % 7 + 1;
+  return { hourOfDay: Math.floor(msOfDay / MS_PER_HOUR), dayOfWeek };
+}
+
+/**
+ * Combines slots as if their samples had been pooled: exact for the mean and
+ * the variance; the quantiles and thresholds, which cannot be pooled from
+ * summaries, are sample-weighted averages.
+ */
+export function poolBaselines(parts: readonly Baseline[], hourOfDay: number, dayOfWeek: number): Baseline | undefined {
+  const first = parts[0];
+  if (first === undefined) return undefined;
+  let samples = 0;
+  for (const part of parts) samples += part.sampleCount;
+  const weightOf = (part: Baseline): number => (samples > 0 ? part.sampleCount / samples : 1 / parts.length);
+  const weighted = (field: (part: Baseline) => number): number => {
+    let sum = 0;
+    for (const part of parts) sum += weightOf(part) * field(part);
+    return sum;
+  };
+  const mean = weighted((part) => part.mean);
+  const variance = weighted((part) => finiteOr(part.stddev, 0) ** 2 + (part.mean - mean) ** 2);
+  return {
+    service: first.service,
+    environment: first.environment,
+    level: first.level,
+    hourOfDay,
+    dayOfWeek,
+    mean,
+    stddev: Math.sqrt(variance),
+    median: weighted((part) => part.median),
+    p95: weighted((part) => part.p95),
+    p99: weighted((part) => part.p99),
+    upperThreshold: weighted((part) => part.upperThreshold),
+    lowerThreshold: weighted((part) => part.lowerThreshold),
+    sampleCount: samples,
+  };
+}
+
+/**
+ * Indexes baseline rows for `lookupBaseline`. A slot given twice keeps the
+ * later row (the table is a ReplacingMergeTree, so an unmerged read can
+ * return both versions; pass rows oldest first).
+ */
+export function indexBaselines(baselines: Iterable<Baseline>, options: { readonly minSamples?: number } = {}): BaselineIndex {
+  const minSamples = options.minSamples ?? DEFAULT_MIN_BASELINE_SAMPLES;
+  if (!(minSamples >= 0)) throw new RangeError(`indexBaselines: minSamples must be >= 0, got ${minSamples}`);
+  const slotsBySeries = new Map<string, Map<number, Baseline>>();
+  for (const baseline of baselines) {
+    const id = seriesId(baseline);
+    let slots = slotsBySeries.get(id);
+    if (slots === undefined) {
+      slots = new Map();
+      slotsBySeries.set(id, slots);
+    }
+    slots.set(slotId(baseline.dayOfWeek, baseline.hourOfDay), baseline);
+  }
+  const series = new Map<string, SeriesBaselines>();
+  for (const [id, slots] of slotsBySeries) {
+    const all = [...slots.values()];
+    const byHour: (Baseline | undefined)[] = [];
+    for (let hour = 0; hour < 24; hour++) byHour.push(poolBaselines(all.filter((slot) => slot.hourOfDay === hour), hour, ANY_DAY));
+    series.set(id, { slots, byHour, overall: poolBaselines(all, ANY_HOUR, ANY_DAY)! });
+  }
+  return { minSamples, series };
+}
+
+/**
+ * The baseline for the window starting at `windowStart`: its own weekly slot;
+ * when that is missing or thin, the same hour pooled over every day; then the
+ * series pooled over the whole week; else none. Thin means fewer than the
+ * index's `minSamples` sampled minutes; a thin pool is never returned, since
+ * judging a minute by a handful of samples raises more false alarms than it
+ * catches.
+ */
+export function lookupBaseline(index: BaselineIndex, series: SeriesKey, windowStart: number): BaselineLookup {
+  const baselines = index.series.get(seriesId(series));
+  if (baselines === undefined) return { baseline: undefined, fallback: 'none' };
+  const { hourOfDay, dayOfWeek } = weeklySlotOf(windowStart);
+  const thick = (baseline: Baseline | undefined): baseline is Baseline => baseline !== undefined && baseline.sampleCount >= index.minSamples;
+  const slot = baselines.slots.get(slotId(dayOfWeek, hourOfDay));
+  if (thick(slot)) return { baseline: slot, fallback: 'slot' };
+  const hour = baselines.byHour[hourOfDay];
+  if (thick(hour)) return { baseline: hour, fallback: 'hour' };
+  if (thick(baselines.overall)) return { baseline: baselines.overall, fallback: 'overall' };
+  return { baseline: undefined, fallback: 'none' };
+}
+
+// ---------------------------------------------------------------------------
+// Detector settings
+
+export interface DetectorSettings {
+  /** z-score at or above which a window is a spike (the services table's `sensitivity`). */
+  readonly zThreshold: number;
+  /** Expected count per window below which counts are sparse and scored with a Poisson tail (`min_count`). */
+  readonly minCount: number;
+  /** Absolute floor of the standard deviation a z-score divides by. */
+  readonly stddevFloor: number;
+  /** Floor of the standard deviation as a fraction of the expected count. */
+  readonly stddevFloorFraction: number;
+  /** Poisson tail probability at or below which a sparse count is a spike. */
+  readonly poissonTail: number;
+  /** Least rate assumed by the Poisson test, so that a baseline of (nearly) zero does not make one stray event a spike. */
+  readonly poissonMeanFloor: number;
+  /** Whether drops to zero are anomalies (`silence_detection`). */
+  readonly silenceDetection: boolean;
+  /** Events the typical minute must have before a zero counts as silence. */
+  readonly minExpectedForSilence: number;
+  /** Whether the service is scored at all (`monitoring_enabled`). */
+  readonly enabled: boolean;
+  /** Whether the service's alerts produce lifecycle events (`alerting_enabled`). */
+  readonly alerting: boolean;
+}
+
+/**
+ * Defaults, and why:
+ * - zThreshold 3, minCount 10: the seed's `anomaly.z_threshold` and `anomaly.min_count`.
+ * - stddev floor max(1, 0.1 * expected, sqrt(expected)), with the measured
+ *   stddev if larger: counts are never less noisy than Poisson (sqrt), a very
+ *   regular high-volume series should not alert on a few percent (10%), and
+ *   a flat baseline (stddev 0) must not make any change infinite (1).
+ * - poissonTail 1e-4 (a z of about 3.7): stricter than the z-score's one-sided
+ *   1.35e-3 because sparse error counts come in bursts (one failure, several
+ *   lines), more often than a Poisson law allows.
+ * - poissonMeanFloor 0.5: a few weeks without events are weak evidence of a
+ *   rate of zero; at 0.5 it takes 6 events in a minute to be a spike.
+ * - minExpectedForSilence 5: a true rate of 5 gives an empty minute with
+ *   probability e^-5 = 0.7%, and two in a row (the default pendingWindows)
+ *   4.5e-5.
+ */
+export const DEFAULT_DETECTOR_SETTINGS: DetectorSettings = Object.freeze({
+  zThreshold: 3,
+  minCount: 10,
+  stddevFloor: 1,
+  stddevFloorFraction: 0.1,
+  poissonTail: 1e-4,
+  poissonMeanFloor: 0.5,
+  silenceDetection: true,
+  minExpectedForSilence: 5,
+  enabled: true,
+  alerting: true,
+});
+
+/** The detection columns of a `services` row, as the services repository returns them. */
+export interface ServiceDetectionColumns {
+  readonly sensitivity?: number;
+  readonly minCount?: number;
+  readonly silenceDetection?: boolean;
+  readonly monitoringEnabled?: boolean;
+  readonly alertingEnabled?: boolean;
+}
+
+/** The per-service part of the settings, to merge over the global ones with `mergeDetectorSettings`. */
+export function serviceDetectorOverrides(service: ServiceDetectionColumns): Partial<DetectorSettings> {
+  const overrides: { -readonly [K in keyof DetectorSettings]?: DetectorSettings[K] } = {};
+  if (service.sensitivity !== undefined) overrides.zThreshold = service.sensitivity;
+  if (service.minCount !== undefined) overrides.minCount = service.minCount;
+  if (service.silenceDetection !== undefined) overrides.silenceDetection = service.silenceDetection;
+  if (service.monitoringEnabled !== undefined) overrides.enabled = service.monitoringEnabled;
+  if (service.alertingEnabled !== undefined) overrides.alerting = service.alertingEnabled;
+  return overrides;
+}
+
+/**
+ * Later overrides win field by field; undefined fields (from a partially
+ * filled object) are ignored. Throws a RangeError naming every invalid field,
+ * so a bad service row fails where it is loaded, not at the first window.
+ */
+export function mergeDetectorSettings(base: DetectorSettings, ...overrides: readonly Partial<DetectorSettings>[]): DetectorSettings {
+  const merged: Record<string, unknown> = { ...base };
+  for (const override of overrides) {
+    for (const [field, value] of Object.entries(override)) if (value !== undefined) merged[field] = value;
+  }
+  const settings = merged as unknown as DetectorSettings;
+  const problems: string[] = [];
+  const check = (ok: boolean, problem: string): void => {
+    if (!ok) problems.push(problem);
+  };
+  check(settings.zThreshold > 0 && Number.isFinite(settings.zThreshold), `zThreshold must be a positive number, got ${settings.zThreshold}`);
+  check(settings.minCount >= 0 && Number.isFinite(settings.minCount), `minCount must be >= 0, got ${settings.minCount}`);
+  check(settings.stddevFloor > 0 && Number.isFinite(settings.stddevFloor), `stddevFloor must be a positive number, got ${settings.stddevFloor}`);
+  check(settings.stddevFloorFraction >= 0 && Number.isFinite(settings.stddevFloorFraction), `stddevFloorFraction must be >= 0, got ${settings.stddevFloorFraction}`);
+  check(settings.poissonTail > 0 && settings.poissonTail < 1, `poissonTail must be in (0, 1), got ${settings.poissonTail}`);
+  check(settings.poissonMeanFloor > 0 && Number.isFinite(settings.poissonMeanFloor), `poissonMeanFloor must be a positive number, got ${settings.poissonMeanFloor}`);
+  check(settings.minExpectedForSilence >= 0 && Number.isFinite(settings.minExpectedForSilence), `minExpectedForSilence must be >= 0, got ${settings.minExpectedForSilence}`);
+  for (const flag of ['silenceDetection', 'enabled', 'alerting'] as const) check(typeof settings[flag] === 'boolean', `${flag} must be a boolean`);
+  if (problems.length > 0) throw new RangeError(`invalid detector settings: ${problems.join('; ')}`);
+  return Object.freeze({ ...settings });
+}
+
+// ---------------------------------------------------------------------------
+// Poisson tails and the normal quantile
+
+const LOG_FACTORIAL_TABLE_SIZE = 256;
+const LOG_FACTORIALS = ((): Float64Array => {
+  const table = new Float64Array(LOG_FACTORIAL_TABLE_SIZE);
+  for (let n = 2; n < LOG_FACTORIAL_TABLE_SIZE; n++) table[n] = table[n - 1]! + Math.log(n);
+  return table;
+})();
+const HALF_LOG_TWO_PI = 0.5 * Math.log(2 * Math.PI);
+
+/** ln(n!) for a non-negative integer n. */
+export function logFactorial(n: number): number {
+  if (n < LOG_FACTORIAL_TABLE_SIZE) return LOG_FACTORIALS[n]!;
+  // Stirling's series; past 256 the first omitted term is below 1e-19.
+  const inverse = 1 / n;
+  const inverseSquared = inverse * inverse;
+  return n * Math.log(n) - n + 0.5 * Math.log(n) + HALF_LOG_TWO_PI + inverse * (1 / 12 - inverseSquared * (1 / 360 - inverseSquared / 1260));
+}
+
+function logPoissonPmf(k: number, lambda: number): number {
+  return k * Math.log(lambda) - lambda - logFactorial(k);
+}
+
+/** Relative size below which the rest of a tail series no longer changes its double-precision sum. */
+const NEGLIGIBLE = 1e-17;
+
+/**
+ * ln P(X >= k) for X ~ Poisson(lambda), k an integer. Each tail is summed on
+ * the side of the mean where its terms shrink, relative to its largest term
+ * and in log space, so it neither underflows (P(X >= 1000 | 1) is e^-5914)
+ * nor loses digits to 1 - CDF; the other side is the complement of the
+ * opposite tail, which is then at least about one half.
+ */
+export function poissonLogUpperTail(k: number, lambda: number): number {
+  if (k <= 0) return 0;
+  if (lambda <= 0) return -Infinity;
+  if (k <= lambda) return Math.log1p(-Math.exp(poissonLogLowerTail(k - 1, lambda)));
+  let term = 1;
+  let sum = 1;
+  for (let i = k + 1; term > sum * NEGLIGIBLE; i++) {
+    term *= lambda / i;
+    sum += term;
+  }
+  return logPoissonPmf(k, lambda) + Math.log(sum);
+}
+
+/** ln P(X <= k) for X ~ Poisson(lambda), k an integer; see `poissonLogUpperTail`. */
+export function poissonLogLowerTail(k: number, lambda: number): number {
+  if (k < 0) return -Infinity;
+  if (lambda <= 0) return 0;
+  if (k >= lambda) return Math.log1p(-Math.exp(poissonLogUpperTail(k + 1, lambda)));
+  let term = 1;
+  let sum = 1;
+  for (let i = k; i > 0 && term > sum * NEGLIGIBLE; i--) {
+    term *= i / lambda;
+    sum += term;
+  }
+  return logPoissonPmf(k, lambda) + Math.log(sum);
+}
+
+export function poissonUpperTail(k: number, lambda: number): number {
+  return Math.exp(poissonLogUpperTail(k, lambda));
+}
+
+export function poissonLowerTail(k: number, lambda: number): number {
+  return Math.exp(poissonLogLowerTail(k, lambda));
+}
+
+// Acklam's rational approximation of the standard normal quantile (relative error < 1.15e-9).
+const ACKLAM_A = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239] as const;
+const ACKLAM_B = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1] as const;
+const ACKLAM_C = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783] as const;
+const ACKLAM_D = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416] as const;
+const ACKLAM_LOW = 0.02425;
+
+function acklamTail(q: number): number {
+  const [c1, c2, c3, c4, c5, c6] = ACKLAM_C;
+  const [d1, d2, d3, d4] = ACKLAM_D;
+  return (((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / ((((d1 * q + d2) * q + d3) * q + d4) * q + 1);
+}
+
+/**
+ * The z with Phi(z) = e^logP, taking the probability as a logarithm so that
+ * tails far below the smallest double still get a finite quantile.
+ */
+export function normalQuantileOfLog(logP: number): number {
+  if (logP === -Infinity) return -Infinity;
+  if (logP >= 0) return Infinity;
+  if (logP < Math.log(ACKLAM_LOW)) return acklamTail(Math.sqrt(-2 * logP));
+  const complement = -Math.expm1(logP);
+  if (complement < ACKLAM_LOW) return -acklamTail(Math.sqrt(-2 * Math.log(complement)));
+  const [a1, a2, a3, a4, a5, a6] = ACKLAM_A;
+  const [b1, b2, b3, b4, b5] = ACKLAM_B;
+  const q = Math.exp(logP) - 0.5;
+  const r = q * q;
+  return ((((((a1 * r + a2) * r + a3) * r + a4) * r + a5) * r + a6) * q) / (((((b1 * r + b2) * r + b3) * r + b4) * r + b5) * r + 1);
+}
+
+/** The z with Phi(z) = p. */
+export function normalQuantile(p: number): number {
+  return normalQuantileOfLog(Math.log(p));
+}
+
+/**
+ * Phi^-1(P(X <= j)), each side from the tail that is small there. Scores of
+ * neighbouring counts on either side of the mean both go through this one
+ * function, so the score has no seam at the mean.
+ */
+function poissonCdfAsZ(j: number, lambda: number): number {
+  return j < lambda ? normalQuantileOfLog(poissonLogLowerTail(j, lambda)) : -normalQuantileOfLog(poissonLogUpperTail(j + 1, lambda));
+}
+
+// ---------------------------------------------------------------------------
+// Scoring
+
+export type AnomalyKind = 'spike' | 'silence';
+export type ScoreMethod = 'zscore' | 'poisson' | 'none';
+
+export interface AnomalyScore {
+  readonly anomalous: boolean;
+  readonly kind: AnomalyKind | null;
+  /**
+   * Signed, on the z-score scale: the z-score, or for Poisson the normal
+   * quantile of the tail on the count's side of the mean (P(X >= count)
+   * above it, P(X <= count) below). Non-decreasing in the count for a fixed
+   * baseline and settings. 0 with method `none`.
+   */
+  readonly score: number;
+  /** The baseline mean (0 without a baseline). */
+  readonly expected: number;
+  readonly method: ScoreMethod;
+}
+
+function finiteOr(value: number, fallback: number): number {
+  return Number.isFinite(value) ? value : fallback;
+}
+
+/**
+ * Scores one window's count against its baseline. Without a baseline (or
+ * for a service with monitoring disabled) nothing is anomalous, whatever the
+ * count: a missing baseline more often means "not computed yet" than "never
+ * seen", and a fresh install must not alert on every busy series. A series
+ * that has history but none in this slot is covered by the lookup fallbacks.
+ *
+ * Baselines from the database may hold NaN (stddevSamp of one sample): a
+ * non-finite stddev counts as 0, leaving the floors to apply; a non-finite or
+ * negative mean is no baseline.
+ */
+export function score(count: number, baseline: Baseline | undefined, settings: DetectorSettings): AnomalyScore {
+  if (!(count >= 0) || !Number.isFinite(count)) throw new RangeError(`score: count must be a finite number >= 0, got ${count}`);
+  const expected = baseline !== undefined && Number.isFinite(baseline.mean) && baseline.mean >= 0 ? baseline.mean : undefined;
+  if (!settings.enabled || baseline === undefined || expected === undefined) return { anomalous: false, kind: null, score: 0, expected: expected ?? 0, method: 'none' };
+
+  // The median guards against bursty series (a batch job logging every few minutes) where empty minutes are normal
+  // although the mean is high.
+  const typicalCount = Number.isFinite(baseline.median) ? Math.min(expected, baseline.median) : expected;
+  const silent = settings.silenceDetection && count === 0 && typicalCount >= settings.minExpectedForSilence;
+
+  if (expected >= settings.minCount) {
+    const stddev = Math.max(finiteOr(baseline.stddev, 0), settings.stddevFloor, settings.stddevFloorFraction * expected, Math.sqrt(expected));
+    const z = (count - expected) / stddev;
+    const spike = z >= settings.zThreshold;
+    return { anomalous: spike || silent, kind: spike ? 'spike' : silent ? 'silence' : null, score: z, expected, method: 'zscore' };
+  }
+
+  const lambda = Math.max(expected, settings.poissonMeanFloor);
+  // Fractional counts (weighted windows) are scored as the whole events they contain.
+  const events = Math.floor(count);
+  const spike = events > lambda && poissonLogUpperTail(events, lambda) <= Math.log(settings.poissonTail);
+  const z = events >= lambda ? poissonCdfAsZ(events - 1, lambda) : poissonCdfAsZ(events, lambda);
+  return { anomalous: spike || silent, kind: spike ? 'spike' : silent ? 'silence' : null, score: z, expected, method: 'poisson' };
+}
+
+/** A closed window with its series and score, as `scoreWindows` emits it and `alertLifecycle` consumes it. */
+export interface ScoredWindow extends SeriesKey, AnomalyScore {
+  readonly key: string;
+  readonly start: number;
+  readonly end: number;
+  readonly count: number;
+  /** The service's `alerting` setting: false keeps the window away from the alert lifecycle. */
+  readonly alerting: boolean;
+}
+
+// ---------------------------------------------------------------------------
+// Alert lifecycle
+
+export type AlertRule = AnomalyKind;
+export const ALERT_RULES: readonly AlertRule[] = ['spike', 'silence'];
+
+export interface AlertKey extends SeriesKey {
+  readonly dedupKey: string;
+  readonly rule: AlertRule;
+}
+
+/**
+ * `rule:service:environment:level`. Service names cannot hold a colon (the
+ * services table's name check) and levels are a fixed set, so only an
+ * environment with a colon could make two keys collide.
+ */
+export function alertDedupKey(rule: AlertRule, series: SeriesKey): string {
+  return `${rule}:${series.service}:${series.environment}:${series.level}`;
+}
+
+export interface LifecycleSettings {
+  /** Consecutive anomalous windows before an alert opens; 1 opens on the first. */
+  readonly pendingWindows: number;
+  /** Consecutive normal windows before an open alert resolves. */
+  readonly resolveWindows: number;
+  /** Least window (event) time between two delivered notifications of one open alert. */
+  readonly cooldownMs: number;
+}
+
+/** The seed's `anomaly.pending_windows`, `anomaly.resolve_windows` and `anomaly.cooldown_minutes`. */
+export const DEFAULT_LIFECYCLE_SETTINGS: LifecycleSettings = Object.freeze({ pendingWindows: 2, resolveWindows: 5, cooldownMs: 30 * 60_000 });
+
+export function resolveLifecycleSettings(settings: Partial<LifecycleSettings> = {}): LifecycleSettings {
+  const resolved = {
+    pendingWindows: settings.pendingWindows ?? DEFAULT_LIFECYCLE_SETTINGS.pendingWindows,
+    resolveWindows: settings.resolveWindows ?? DEFAULT_LIFECYCLE_SETTINGS.resolveWindows,
+    cooldownMs: settings.cooldownMs ?? DEFAULT_LIFECYCLE_SETTINGS.cooldownMs,
+  };
+  const problems: string[] = [];
+  if (!Number.isSafeInteger(resolved.pendingWindows) || resolved.pendingWindows < 1) problems.push(`pendingWindows must be an integer >= 1, got ${resolved.pendingWindows}`);
+  if (!Number.isSafeInteger(resolved.resolveWindows) || resolved.resolveWindows < 1) problems.push(`resolveWindows must be an integer >= 1, got ${resolved.resolveWindows}`);
+  if (!(resolved.cooldownMs >= 0) || !Number.isFinite(resolved.cooldownMs)) problems.push(`cooldownMs must be a finite number >= 0, got ${resolved.cooldownMs}`);
+  if (problems.length > 0) throw new RangeError(`invalid alert lifecycle settings: ${problems.join('; ')}`);
+  return Object.freeze(resolved);
+}
+
+export type AlertEventType = 'pending' | 'opened' | 'renotify' | 'resolved';
+
+/** One change of an alert, to upsert into anomaly_alerts by `dedupKey`. */
+export interface AlertEvent extends AlertKey {
+  readonly type: AlertEventType;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly score: number;
+  readonly observed: number;
+  readonly expected: number;
+  /** Anomalous windows since the alert went pending (consecutive until it opened). */
+  readonly anomalousWindows: number;
+  /** Consecutive normal windows up to this one. */
+  readonly normalWindows: number;
+  /**
+   * A silence covered the alert at `windowEnd`: the event still records the
+   * state change, but no one is to be notified. `renotify` is never silenced:
+   * while silenced there is nothing to re-notify.
+   */
+  readonly silenced: boolean;
+}
+
+/** Where an active alert is; inactive and resolved alerts have none. */
+export interface AlertProgress {
+  readonly status: 'pending' | 'open';
+  readonly anomalousWindows: number;
+  readonly normalWindows: number;
+  /** End of the last window applied, so a replayed window is recognised. */
+  readonly lastWindowEnd: number;
+  /** End of the window of the last delivered (unsilenced) notification of this alert; null if none yet. */
+  readonly lastNotifiedAt: number | null;
+}
+
+export interface AlertTransition {
+  readonly next: AlertProgress | undefined;
+  readonly event: { readonly type: AlertEventType; readonly anomalousWindows: number; readonly normalWindows: number; readonly silenced: boolean } | undefined;
+}
+
+/**
+ * The lifecycle of one dedup key for one window: a pure function. `silenced`
+ * is asked only when the answer matters, at most once.
+ */
+export function transitionAlert(
+  current: AlertProgress | undefined,
+  anomalous: boolean,
+  windowEnd: number,
+  settings: LifecycleSettings,
+  silenced: () => boolean,
+): AlertTransition {
+  const opening = (anomalousWindows: number): AlertTransition => {
+    const isSilenced = silenced();
+    return {
+      next: { status: 'open', anomalousWindows, normalWindows: 0, lastWindowEnd: windowEnd, lastNotifiedAt: isSilenced ? null : windowEnd },
+      event: { type: 'opened', anomalousWindows, normalWindows: 0, silenced: isSilenced },
+    };
+  };
+
+  if (current === undefined) {
+    if (!anomalous) return { next: undefined, event: undefined };
+    if (settings.pendingWindows <= 1) return opening(1);
+    return {
+      next: { status: 'pending', anomalousWindows: 1, normalWindows: 0, lastWindowEnd: windowEnd, lastNotifiedAt: null },
+      event: { type: 'pending', anomalousWindows: 1, normalWindows: 0, silenced: silenced() },
+    };
+  }
+
+  if (current.status === 'pending') {
+    if (!anomalous) return { next: undefined, event: { type: 'resolved', anomalousWindows: current.anomalousWindows, normalWindows: 1, silenced: silenced() } };
+    const anomalousWindows = current.anomalousWindows + 1;
+    if (anomalousWindows >= settings.pendingWindows) return opening(anomalousWindows);
+    return { next: { ...current, anomalousWindows, lastWindowEnd: windowEnd }, event: undefined };
+  }
+
+  if (!anomalous) {
+    const normalWindows = current.normalWindows + 1;
+    if (normalWindows >= settings.resolveWindows) {
+      return { next: undefined, event: { type: 'resolved', anomalousWindows: current.anomalousWindows, normalWindows, silenced: silenced() } };
+    }
+    return { next: { ...current, normalWindows, lastWindowEnd: windowEnd }, event: undefined };
+  }
+
+  const anomalousWindows = current.anomalousWindows + 1;
+  const cooledDown = current.lastNotifiedAt === null || windowEnd - current.lastNotifiedAt >= settings.cooldownMs;
+  if (cooledDown && !silenced()) {
+    return {
+      next: { ...current, anomalousWindows, normalWindows: 0, lastWindowEnd: windowEnd, lastNotifiedAt: windowEnd },
+      event: { type: 'renotify', anomalousWindows, normalWindows: 0, silenced: false },
+    };
+  }
+  return { next: { ...current, anomalousWindows, normalWindows: 0, lastWindowEnd: windowEnd }, event: undefined };
+}
+
+/** Decides whether a silence covers an alert at a window time (epoch ms); the caller keeps the silences. */
+export type SilenceCheck = (alert: AlertKey, at: number) => boolean;
+
+/** What the lifecycle reads of a scored window. */
+export type LifecycleInput = Pick<ScoredWindow, 'service' | 'environment' | 'level' | 'start' | 'end' | 'count' | 'kind' | 'score' | 'expected'> & {
+  readonly alerting?: boolean;
+};
+
+interface ActiveAlert extends AlertKey {
+  progress: AlertProgress;
+}
+
+const progressSchema = z.object({
+  status: z.enum(['pending', 'open']),
+  anomalousWindows: z.number().int().min(1),
+  normalWindows: z.number().int().min(0),
+  lastWindowEnd: z.number(),
+  lastNotifiedAt: z.number().nullable(),
+});
+
+const lifecycleSnapshotSchema = z.object({
+  version: z.literal(1),
+  highWatermark: z.number().nullable(),
+  alerts: z.array(
+    z.object({
+      dedupKey: z.string(),
+      rule: z.enum(['spike', 'silence']),
+      service: z.string(),
+      environment: z.string(),
+      level: z.string(),
+      progress: progressSchema,
+    }),
+  ),
+});
+
+/** JSON-safe; store it with the window state in the same checkpoint. */
+export type AlertLifecycleSnapshot = z.infer<typeof lifecycleSnapshotSchema>;
+
+/**
+ * The lifecycle of every dedup key: the active (pending or open) alerts only,
+ * so state is bounded by the alerts in flight. Deterministic: the events
+ * depend only on the windows applied, the settings and the silence check.
+ *
+ * Windows must be applied in non-decreasing end order, as `windowByEventTime`
+ * emits them. A window already applied is recognised and skipped (counted in
+ * `skippedWindows`): one ending before the greatest end applied, or one
+ * whose alert has already seen its end. So replaying windows from before a
+ * checkpoint, after restoring it, emits nothing twice.
+ *
+ * A window of a service with alerting disabled is not applied: its alerts
+ * stay as they are, emitting nothing, until alerting is enabled again.
+ */
+export class AlertLifecycleState {
+  readonly settings: LifecycleSettings;
+  private readonly alerts = new Map<string, ActiveAlert>();
+  private highWatermark: number | null = null;
+  private skipped = 0;
+
+  constructor(settings: Partial<LifecycleSettings> = {}) {
+    this.settings = resolveLifecycleSettings(settings);
+  }
+
+  /** Rebuilds a state from `snapshot()` output (after a JSON round trip, say), with the settings of now. */
+  static fromSnapshot(snapshot: unknown, settings: Partial<LifecycleSettings> = {}): AlertLifecycleState {
+    const parsed = lifecycleSnapshotSchema.safeParse(snapshot);
+    if (!parsed.success) throw new LogflowError(ErrorCodes.INPUT_INVALID, `alert lifecycle snapshot is malformed: ${parsed.error.message}`, { stage: 'operator' });
+    const state = new AlertLifecycleState(settings);
+    state.highWatermark = parsed.data.highWatermark;
+    for (const alert of parsed.data.alerts) state.alerts.set(alert.dedupKey, { ...alert, progress: { ...alert.progress } });
+    return state;
+  }
+
+  /** Pending and open alerts held. */
+  get activeAlerts(): number {
+    return this.alerts.size;
+  }
+
+  /** Windows recognised as already applied. */
+  get skippedWindows(): number {
+    return this.skipped;
+  }
+
+  /** Applies one window to both rules of its series; returns the events it causes (spike's before silence's). */
+  apply(window: LifecycleInput, isSilenced: SilenceCheck = neverSilenced): AlertEvent[] {
+    if (window.alerting === false) return [];
+    if (this.highWatermark !== null && window.end < this.highWatermark) {
+      this.skipped++;
+      return [];
+    }
+    this.highWatermark = window.end;
+    const events: AlertEvent[] = [];
+    let replayed = false;
+    for (const rule of ALERT_RULES) {
+      const dedupKey = alertDedupKey(rule, window);
+      const active = this.alerts.get(dedupKey);
+      if (active !== undefined && active.progress.lastWindowEnd >= window.end) {
+        replayed = true;
+        continue;
+      }
+      const key: AlertKey = { dedupKey, rule, service: window.service, environment: window.environment, level: window.level };
+      const transition = transitionAlert(active?.progress, window.kind === rule, window.end, this.settings, () => isSilenced(key, window.end));
+      if (transition.next === undefined) this.alerts.delete(dedupKey);
+      else if (active === undefined) this.alerts.set(dedupKey, { ...key, progress: transition.next });
+      else active.progress = transition.next;
+      if (transition.event !== undefined) {
+        events.push({
+          ...key,
+          ...transition.event,
+          windowStart: window.start,
+          windowEnd: window.end,
+          score: window.score,
+          observed: window.count,
+          expected: window.expected,
+        });
+      }
+    }
+    if (replayed) this.skipped++;
+    return events;
+  }
+
+  snapshot(): AlertLifecycleSnapshot {
+    const alerts = [...this.alerts.values()]
+      .sort((a, b) => (a.dedupKey < b.dedupKey ? -1 : a.dedupKey > b.dedupKey ? 1 : 0))
+      .map(({ dedupKey, rule, service, environment, level, progress }) => ({ dedupKey, rule, service, environment, level, progress: { ...progress } }));
+    return { version: 1, highWatermark: this.highWatermark, alerts };
+  }
+}
+
+const neverSilenced: SilenceCheck = () => false;

@@ -1,0 +1,189 @@
+import { PassThrough, Writable } from 'node:stream';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { normalizeLines } from '../../../src/app/commands/normalize.ts';
+import { MAX_MESSAGE_LENGTH, normalizeMessage } from '../../../src/domain/normalizer.ts';
+
+/** Reference model: split at `\n`, drop one `\r` before it, no line after a final newline. */
+function expectedOutput(input: string): string {
+  if (input === '') return '';
+  const lines = input.split('\n');
+  if (input.endsWith('\n')) lines.pop();
+  return lines
+    .map((line) => {
+      const { template, errorHash } = normalizeMessage(line.endsWith('\r') ? line.slice(0, -1) : line);
+      return `${errorHash}\t${template}\n`;
+    })
+    .join('');
+}
+
+function countLines(input: string): number {
+  return expectedOutput(input).split('\n').length - 1;
+}
+
+/** Feeds `chunks` through a PassThrough as bytes and collects the output as UTF-8. */
+async function run(chunks: readonly (Buffer | string)[]): Promise<{ output: string; lines: number }> {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const received: Buffer[] = [];
+  output.on('data', (chunk: Buffer) => received.push(chunk));
+  const done = normalizeLines(input, output);
+  for (const chunk of chunks) input.write(chunk);
+  input.end();
+  const { lines } = await done;
+  output.end();
+  await new Promise((resolve) => output.once('end', resolve));
+  return { output: Buffer.concat(received).toString('utf8'), lines };
+}
+
+function cutInto(bytes: Buffer, cuts: readonly number[]): Buffer[] {
+  const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let from = 0;
+  for (const point of points) {
+    chunks.push(bytes.subarray(from, point));
+    from = point;
+  }
+  chunks.push(bytes.subarray(from));
+  return chunks;
+}
+
+describe('normalizeLines', () => {
+  it('writes hash<TAB>template per line, keeping empty lines, CRLF endings and a last line without newline', async () => {
+    const input = 'Invalid user admin from 10.0.0.1\r\n\nConnection closed by 10.0.0.2 [preauth]\n\r\nlast line 42';
+    const { output, lines } = await run([input]);
+    expect(lines).toBe(5);
+    const rows = output.split('\n');
+    expect(rows.pop()).toBe('');
+    expect(rows.map((row) => row.split('\t')[1])).toEqual(['Invalid user <*> from <*>', '', 'Connection closed by <*> [preauth]', '', 'last line <*>']);
+    expect(rows[1]).toBe(`${normalizeMessage('').errorHash}\t`);
+    expect(output).toBe(expectedOutput(input));
+  });
+
+  it('writes nothing for empty input and one line for a lone newline', async () => {
+    expect(await run([])).toEqual({ output: '', lines: 0 });
+    expect(await run(['\n'])).toEqual({ output: `${normalizeMessage('').errorHash}\t\n`, lines: 1 });
+    expect((await run(['a\n'])).lines).toBe(1);
+  });
+
+  it('joins lines, CRLF pairs and multi-byte characters split across chunks', async () => {
+    const bytes = Buffer.from('héllo wörld 1\r\nзаказ 2 принят\r\n😀 done 3', 'utf8');
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const { output } = await run([bytes.subarray(0, cut), bytes.subarray(cut)]);
+      expect(output).toBe(expectedOutput(bytes.toString('utf8')));
+    }
+  });
+
+  it('decodes invalid UTF-8 as U+FFFD instead of failing', async () => {
+    const { output, lines } = await run([Buffer.from([0x61, 0xff, 0xfe, 0x20, 0x31, 0x0a, 0xc3])]);
+    expect(lines).toBe(2);
+    expect(output).toBe(expectedOutput('a\ufffd\ufffd 1\n\ufffd'));
+  });
+
+  it('accepts string chunks', async () => {
+    const { output } = await run(['one 1\ntw', 'o 2\n']);
+    expect(output).toBe(expectedOutput('one 1\ntwo 2\n'));
+  });
+
+  it('matches the line-by-line reference for any text cut into any chunks', async () => {
+    const lineText = fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom('', '\r', 'a\rb', 'x 1 y', '\ud83d\ude00'));
+    await fc.assert(
+      fc.asyncProperty(fc.array(lineText, { maxLength: 20 }), fc.boolean(), fc.array(fc.nat(), { maxLength: 8 }), async (lines, finalNewline, cuts) => {
+        const text = lines.join('\n') + (finalNewline ? '\n' : '');
+        const bytes = Buffer.from(text, 'utf8');
+        const decoded = bytes.toString('utf8');
+        const { output, lines: count } = await run(cutInto(bytes, cuts));
+        expect(output).toBe(expectedOutput(decoded));
+        expect(count).toBe(countLines(decoded));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('streams a large input in order, waiting for a slow output to drain', async () => {
+    const samples = [
+      'PacketResponder 1 for block blk_38865049064139660 terminating',
+      'Failed password for root from 5.36.59.76 port 42393 ssh2',
+      'Received connection request /10.10.34.11:45307',
+      'onExtend:1514038530000 14 0 4',
+      '',
+    ];
+    const lineCount = 200_000;
+    const inputLines = Array.from({ length: lineCount }, (_, i) => `${samples[i % samples.length]} #${i}`);
+    const text = `${inputLines.join('\r\n')}\r\n`;
+
+    const input = new PassThrough();
+    let received = '';
+    let maxBuffered = 0;
+    let writes = 0;
+    const output = new Writable({
+      highWaterMark: 16 * 1024,
+      decodeStrings: false,
+      write(chunk: string | Buffer, _encoding, callback) {
+        received += chunk.toString();
+        writes += 1;
+        // A slow consumer: every write completes on a later turn.
+        setImmediate(callback);
+      },
+    });
+    const originalWrite = output.write.bind(output);
+    output.write = ((chunk: string, ...rest: never[]) => {
+      const result = originalWrite(chunk, ...rest);
+      maxBuffered = Math.max(maxBuffered, output.writableLength);
+      return result;
+    }) as typeof output.write;
+
+    const done = normalizeLines(input, output);
+    const bytes = Buffer.from(text, 'utf8');
+    for (let offset = 0; offset < bytes.length; offset += 65_536) input.write(bytes.subarray(offset, offset + 65_536));
+    input.end();
+    const { lines } = await done;
+    await new Promise<void>((resolve) => output.end(resolve));
+
+    expect(lines).toBe(lineCount);
+    expect(received).toBe(expectedOutput(text));
+    expect(writes).toBeGreaterThan(10);
+    // Without waiting for 'drain' the whole output (megabytes) would sit in the writable's buffer.
+    expect(received.length).toBeGreaterThan(8 * 1024 * 1024);
+    expect(maxBuffered).toBeLessThan(1024 * 1024);
+  });
+
+  it('keeps only the first MAX_MESSAGE_LENGTH code units of an endless line, as the normalizer does', async () => {
+    const huge = 'x'.repeat(64) + ' 1'.repeat(2_500_000);
+    const chunks: string[] = [];
+    for (let offset = 0; offset < huge.length; offset += 100_000) chunks.push(huge.slice(offset, offset + 100_000));
+    const { output, lines } = await run([...chunks, '\nnext 2\n']);
+    expect(lines).toBe(2);
+    expect(output).toBe(`${normalizeMessage(huge).errorHash}\t${normalizeMessage(huge).template}\n${expectedOutput('next 2\n')}`);
+    expect(normalizeMessage(huge)).toEqual(normalizeMessage(huge.slice(0, MAX_MESSAGE_LENGTH)));
+  });
+
+  it('strips a CR that falls exactly after MAX_MESSAGE_LENGTH code units', async () => {
+    const line = 'y'.repeat(MAX_MESSAGE_LENGTH);
+    const { output } = await run([`${line}\r`, '\n']);
+    expect(output).toBe(expectedOutput(`${line}\r\n`));
+  });
+
+  it('rejects when the output fails', async () => {
+    const input = new PassThrough();
+    const output = new Writable({
+      write(_chunk, _encoding, callback) {
+        callback(new Error('disk full'));
+      },
+    });
+    output.on('error', () => {});
+    const done = normalizeLines(input, output);
+    input.end('a 1\nb 2\n'.repeat(100_000));
+    await expect(done).rejects.toThrow('disk full');
+  });
+
+  it('rejects when the input fails', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    output.resume();
+    const done = normalizeLines(input, output);
+    input.write('a 1\n');
+    input.destroy(new Error('read failed'));
+    await expect(done).rejects.toThrow('read failed');
+  });
+});

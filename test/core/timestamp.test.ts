@@ -1,0 +1,50 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { parseTimestamp } from '../../src/core/timestamp.ts';
+
+const ms = (text: string): number => {
+  const result = parseTimestamp(text);
+  if (!result.ok) throw new Error(result.reason);
+  return result.ms;
+};
+
+describe('parseTimestamp', () => {
+  it('reads every instant Date#toISOString prints back to the same instant', () => {
+    fc.assert(
+      fc.property(fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), (date) => {
+        expect(ms(date.toISOString())).toBe(date.getTime());
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('reads a missing zone as UTC, offsets in every spelling, and a space for T', () => {
+    const instant = Date.UTC(2026, 11, 6, 19, 4, 31);
+    for (const text of ['2026-12-06T19:04:31', '2026-12-06 19:04:31', '2026-12-06T19:04:31Z', '2026-12-06T21:04:31+02:00', '2026-12-06T14:04:31-0500', '2026-12-06T20:04:31+01']) {
+      expect(ms(text), text).toBe(instant);
+    }
+    expect(ms('2026-12-06')).toBe(Date.UTC(2026, 11, 6));
+    expect(ms('2026-12-06T19:04:31.123456789Z')).toBe(instant + 123);
+    expect(ms('0099-01-01T00:00:00Z')).toBe(new Date('0099-01-01T00:00:00Z').getTime());
+  });
+
+  it('refuses impossible dates and times with the reason instead of rolling over', () => {
+    const reason = (text: string) => {
+      const result = parseTimestamp(text);
+      return result.ok ? 'accepted' : result.reason;
+    };
+    expect(reason('2026-11-31T12:00:00Z')).toBe('2026-11 has no day 31');
+    expect(reason('2023-02-29')).toBe('2023-02 has no day 29');
+    expect(parseTimestamp('2024-02-29').ok).toBe(true);
+    expect(parseTimestamp('2100-02-29').ok).toBe(false);
+    expect(reason('2026-13-01')).toBe('month 13 does not exist');
+    expect(reason('2026-12-06T19:60:00Z')).toBe('minute 60 does not exist');
+    expect(reason('2026-12-06T19:00:00+24:00')).toBe('offset +24:00 does not exist');
+    expect(reason('06/12/2026')).toMatch(/not an RFC 3339 date-time/);
+    expect(reason('2026-12-06T19:04:31 GMT')).toMatch(/not an RFC 3339 date-time/);
+  });
+
+  it('takes a leap second as the last millisecond of its minute', () => {
+    expect(ms('2016-12-31T23:59:60Z')).toBe(Date.UTC(2016, 11, 31, 23, 59, 59, 999));
+  });
+});

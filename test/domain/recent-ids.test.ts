@@ -1,0 +1,42 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { RecentIds } from '../../src/domain/recent-ids.ts';
+
+const origin = (offset: number, partition = 0) => ({ topic: 'raw-logs', partition, offset });
+
+describe('RecentIds', () => {
+  it('names the first record of a duplicate id, and lets the same record through again (a replay)', () => {
+    const ids = new RecentIds(10);
+    expect(ids.firstSeenElsewhere('a', origin(1))).toBeUndefined();
+    expect(ids.firstSeenElsewhere('a', origin(1))).toBeUndefined();
+    expect(ids.firstSeenElsewhere('a', origin(2))).toBe('raw-logs/0@1');
+    expect(ids.firstSeenElsewhere('a', origin(1, 3))).toBe('raw-logs/0@1');
+  });
+
+  it('matches a first-in-first-out window of the last maxIds new ids, for any sequence', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 3 })), { maxLength: 200 }), (maxIds, reads) => {
+        const ids = new RecentIds(maxIds);
+        // Reference: ids in the order they were first remembered, with their first origin.
+        const window: Array<{ id: string; offset: number }> = [];
+        reads.forEach(([n, replayOf], offset) => {
+          const id = `id-${n}`;
+          const known = window.find((w) => w.id === id);
+          // Sometimes read the first carrier again instead of a new record.
+          const at = known !== undefined && replayOf === 0 ? known.offset : offset + 1_000;
+          const expected = known === undefined || known.offset === at ? undefined : `raw-logs/0@${known.offset}`;
+          expect(ids.firstSeenElsewhere(id, origin(at))).toBe(expected);
+          if (known === undefined) {
+            window.push({ id, offset: at });
+            if (window.length > maxIds) window.shift();
+          }
+        });
+      }),
+    );
+  });
+
+  it('rejects a window size that is not a positive integer', () => {
+    expect(() => new RecentIds(0)).toThrow(/maxIds/);
+    expect(() => new RecentIds(1.5)).toThrow(/maxIds/);
+  });
+});
