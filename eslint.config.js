@@ -8,7 +8,10 @@ export default tseslint.config(
   {
     rules: {
       // Operators read time from an injected scheduler so marble tests can run in virtual time.
-      'no-restricted-imports': ['error', { patterns: [{ group: ['rxjs/internal/*'], message: 'Use public rxjs entry points only.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['rxjs/internal/*'], message: 'Use public rxjs entry points only.' }] },
+      ],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
     },

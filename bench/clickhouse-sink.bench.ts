@@ -41,7 +41,8 @@ function memoryLedger(): BatchLedger {
   const ranges = new Map<string, OffsetRange[]>();
   const key = (sink: string, topic: string, partition: number) => `${sink}\u0000${topic}\u0000${partition}`;
   return {
-    rangesFrom: async (sink, topic, partition, offset) => (ranges.get(key(sink, topic, partition)) ?? []).filter((r) => r.maxOffset >= offset),
+    rangesFrom: async (sink, topic, partition, offset) =>
+      (ranges.get(key(sink, topic, partition)) ?? []).filter((r) => r.maxOffset >= offset),
     recordPending: async (sink, range) => {
       const list = ranges.get(key(sink, range.topic, range.partition)) ?? [];
       const existing = list.find((r) => r.minOffset === range.minOffset);
@@ -65,7 +66,15 @@ async function prepare(rows: number): Promise<Prepared> {
     const origin = { topic: 'bench', partition: i % PARTITIONS, offset: Math.floor(i / PARTITIONS) };
     const event = parseLogEvent(Buffer.from(record.value), origin, now);
     const { template, errorHash } = normalizeMessage(event.message);
-    return { ...event, template, error_hash: errorHash, ingested_at: now, kafka_topic: 'bench', kafka_partition: origin.partition, kafka_offset: origin.offset };
+    return {
+      ...event,
+      template,
+      error_hash: errorHash,
+      ingested_at: now,
+      kafka_topic: 'bench',
+      kafka_partition: origin.partition,
+      kafka_offset: origin.offset,
+    };
   });
   return { logs };
 }
@@ -94,19 +103,42 @@ async function rawInserts(client: ClickHouseClient, perPartition: unknown[][][][
         // A token of its own: chdb's session keeps the last insert's settings, so without one a raw insert would reuse
         // the sink's last token and be dropped as a duplicate (logs has non_replicated_deduplication_window).
         const token = `raw-${topic}-${partition}-${i}`;
-        await client.insert({ table: 'logs', columns: [...LOGS_COLUMNS], values, format: 'JSONCompactEachRow', clickhouse_settings: { insert_deduplication_token: token } });
+        await client.insert({
+          table: 'logs',
+          columns: [...LOGS_COLUMNS],
+          values,
+          format: 'JSONCompactEachRow',
+          clickhouse_settings: { insert_deduplication_token: token },
+        });
       }
     }),
   );
   return (performance.now() - started) / 1000;
 }
 
-async function sinkInserts(client: ClickHouseClient, logs: readonly StoredLog[], topic: string, batch: number, ledger: BatchLedger): Promise<number> {
+async function sinkInserts(
+  client: ClickHouseClient,
+  logs: readonly StoredLog[],
+  topic: string,
+  batch: number,
+  ledger: BatchLedger,
+): Promise<number> {
   let acked = 0;
   const envelopes: Envelope<StoredLog>[] = logs.map((log) =>
     createEnvelope(
-      { value: { ...log, kafka_topic: topic }, key: null, eventTime: log.timestamp, origin: { topic, partition: log.kafka_partition, offset: log.kafka_offset }, sizeBytes: 400 },
-      { onAck: () => void (acked += 1), onFail: (error) => { throw error; } },
+      {
+        value: { ...log, kafka_topic: topic },
+        key: null,
+        eventTime: log.timestamp,
+        origin: { topic, partition: log.kafka_partition, offset: log.kafka_offset },
+        sizeBytes: 400,
+      },
+      {
+        onAck: () => void (acked += 1),
+        onFail: (error) => {
+          throw error;
+        },
+      },
     ),
   );
   const started = performance.now();
@@ -134,13 +166,16 @@ async function sinkInserts(client: ClickHouseClient, logs: readonly StoredLog[],
 }
 
 async function countRows(client: ClickHouseClient): Promise<number> {
-  const rows = await (await client.query({ query: 'SELECT count() AS n FROM logs', format: 'JSONEachRow' })).json<{ n: string }>();
+  const rows = await (await client.query({ query: 'SELECT count() AS n FROM logs', format: 'JSONEachRow' })).json<{
+    n: string;
+  }>();
   return Number(rows[0]?.n ?? 0);
 }
 
 const benchmark: Benchmark = {
   name: 'clickhouse-sink',
-  description: 'rows/s of the exactly-once ClickHouse sink (ledger + dedup token) vs raw @clickhouse/client inserts of the same batches',
+  description:
+    'rows/s of the exactly-once ClickHouse sink (ledger + dedup token) vs raw @clickhouse/client inserts of the same batches',
   async run(ctx: BenchContext): Promise<readonly BenchRow[]> {
     const rowCount = Math.floor(numberArg(ctx.args, 'rows', 200_000));
     const batch = Math.floor(numberArg(ctx.args, 'batch', 20_000));
@@ -173,7 +208,10 @@ const benchmark: Benchmark = {
         await check('sink');
         progress.tick(round * 3 + 2);
         await client.command({ query: 'TRUNCATE TABLE logs' });
-        bestMemory = Math.min(bestMemory, await sinkInserts(client, logs, uniqueName('sink-mem'), batch, memoryLedger()));
+        bestMemory = Math.min(
+          bestMemory,
+          await sinkInserts(client, logs, uniqueName('sink-mem'), batch, memoryLedger()),
+        );
         await check('sink with in-memory ledger');
         progress.tick(round * 3 + 3);
       }
@@ -182,9 +220,26 @@ const benchmark: Benchmark = {
       const raw = rowCount / bestRaw;
       const engine = kind === 'chdb' ? 'chdb' : 'ClickHouse server';
       rows.push(
-        { scenario: `raw @clickhouse/client insert -> ${engine} (baseline)`, metric: 'throughput', value: raw, unit: 'rows/s' },
-        { scenario: `clickHouseSink, PostgreSQL ${stack.postgresMode} ledger -> ${engine}`, metric: 'throughput', value: rowCount / bestSink, unit: 'rows/s', baseline: raw },
-        { scenario: `clickHouseSink, in-memory ledger -> ${engine}`, metric: 'throughput', value: rowCount / bestMemory, unit: 'rows/s', baseline: raw },
+        {
+          scenario: `raw @clickhouse/client insert -> ${engine} (baseline)`,
+          metric: 'throughput',
+          value: raw,
+          unit: 'rows/s',
+        },
+        {
+          scenario: `clickHouseSink, PostgreSQL ${stack.postgresMode} ledger -> ${engine}`,
+          metric: 'throughput',
+          value: rowCount / bestSink,
+          unit: 'rows/s',
+          baseline: raw,
+        },
+        {
+          scenario: `clickHouseSink, in-memory ledger -> ${engine}`,
+          metric: 'throughput',
+          value: rowCount / bestMemory,
+          unit: 'rows/s',
+          baseline: raw,
+        },
       );
     }
     ctx.log(`${rowCount} rows in batches of ${batch} over ${PARTITIONS} partitions, best of ${rounds}`);

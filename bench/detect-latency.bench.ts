@@ -40,8 +40,24 @@ import type { Benchmark, BenchContext, BenchOutput, BenchRow } from './types.ts'
 const MINUTE = 60_000;
 
 const INCIDENTS: readonly Incident[] = [
-  { kind: 'spike', service: 'payment-service', environment: 'production', level: 'ERROR', startMinute: 1, durationMinutes: 4, multiplier: 20 },
-  { kind: 'spike', service: 'auth-service', environment: 'production', level: 'ERROR', startMinute: 1.5, durationMinutes: 4, multiplier: 20 },
+  {
+    kind: 'spike',
+    service: 'payment-service',
+    environment: 'production',
+    level: 'ERROR',
+    startMinute: 1,
+    durationMinutes: 4,
+    multiplier: 20,
+  },
+  {
+    kind: 'spike',
+    service: 'auth-service',
+    environment: 'production',
+    level: 'ERROR',
+    startMinute: 1.5,
+    durationMinutes: 4,
+    multiplier: 20,
+  },
   { kind: 'silence', service: 'search-service', environment: 'production', startMinute: 2, durationMinutes: 4 },
 ];
 
@@ -64,7 +80,8 @@ interface Observed {
 
 const benchmark: Benchmark = {
   name: 'detect-latency',
-  description: 'wall-clock time from an injected incident\'s first event to its anomaly_alerts row (pending and open), several incidents',
+  description:
+    "wall-clock time from an injected incident's first event to its anomaly_alerts row (pending and open), several incidents",
   async run(ctx: BenchContext): Promise<BenchOutput> {
     const rate = numberArg(ctx.args, 'rate', 30);
     const liveMs = durationArg(ctx.args, 'live', 8 * MINUTE);
@@ -81,8 +98,18 @@ const benchmark: Benchmark = {
     const resources = stack.resources(config);
     const repositories = createRepositories(engines.postgres);
     const started: RunningPipeline[] = [];
-    const start = (definition: Parameters<typeof startPipeline>[0], options: Record<string, unknown>, runConfig = config) => {
-      const running = startPipeline(definition, { config: runConfig, logger: stack.logger, metrics, resources, options });
+    const start = (
+      definition: Parameters<typeof startPipeline>[0],
+      options: Record<string, unknown>,
+      runConfig = config,
+    ) => {
+      const running = startPipeline(definition, {
+        config: runConfig,
+        logger: stack.logger,
+        metrics,
+        resources,
+        options,
+      });
       started.push(running);
       return running;
     };
@@ -91,13 +118,26 @@ const benchmark: Benchmark = {
       const t0 = Math.floor(now / MINUTE) * MINUTE - 90 * MINUTE;
       const history = ctx.phase('history: 90 min generated, ingested, baselines', 3);
       await finished(
-        start(generate, { rate: String(rate), duration: '90m', speed: 'max', seed: '31', flat: true, start: new Date(t0).toISOString(), progress: false }, historyConfig),
+        start(
+          generate,
+          {
+            rate: String(rate),
+            duration: '90m',
+            speed: 'max',
+            seed: '31',
+            flat: true,
+            start: new Date(t0).toISOString(),
+            progress: false,
+          },
+          historyConfig,
+        ),
         'generate (history)',
       );
       history.tick(1);
       start(ingest, {}, historyConfig);
       const generated = await counterTotal(metrics, 'recordsOut', { pipeline: 'generate' });
-      while ((await counterTotal(metrics, 'recordsOut', { pipeline: 'ingest', stage: 'clickhouse' })) < generated) await sleep(250);
+      while ((await counterTotal(metrics, 'recordsOut', { pipeline: 'ingest', stage: 'clickhouse' })) < generated)
+        await sleep(250);
       history.tick(2);
       await finished(start(baselines, { once: true, now: new Date(now).toISOString() }), 'baselines');
       history.done();
@@ -105,26 +145,43 @@ const benchmark: Benchmark = {
       const detecting = start(detect, {});
       const scenarioFile = path.join(stack.dir, `${uniqueName('scenario')}.json`);
       await writeFile(scenarioFile, JSON.stringify({ name: 'bench-detect-latency', incidents: INCIDENTS }));
-      // Live traffic starts on a minute boundary, so the first window is a whole one and incidents fall where the scenario says.
+      // Live traffic starts on a minute boundary, so the first window is a whole one and incidents fall where the
+      // scenario says.
       const waiting = ctx.phase('wait for the next minute boundary', 1);
       const liveStart = Math.ceil((Date.now() + 2_000) / MINUTE) * MINUTE;
       await sleep(liveStart - Date.now());
       waiting.done();
       const live = start(generate, {
-        rate: String(rate), duration: `${Math.ceil(liveMs / 1000)}s`, speed: '1', seed: '32', flat: true,
-        start: new Date(liveStart).toISOString(), scenario: scenarioFile, truth: path.join(stack.dir, 'truth.jsonl'), progress: false,
+        rate: String(rate),
+        duration: `${Math.ceil(liveMs / 1000)}s`,
+        speed: '1',
+        seed: '32',
+        flat: true,
+        start: new Date(liveStart).toISOString(),
+        scenario: scenarioFile,
+        truth: path.join(stack.dir, 'truth.jsonl'),
+        progress: false,
       });
-      const observed: Observed[] = INCIDENTS.map((incident) => ({ incident, startWall: liveStart + incident.startMinute * MINUTE }));
+      const observed: Observed[] = INCIDENTS.map((incident) => ({
+        incident,
+        startWall: liveStart + incident.startMinute * MINUTE,
+      }));
       const progress = ctx.phase(`live: ${INCIDENTS.length} incidents, waiting for their alerts`, INCIDENTS.length * 2);
       const deadline = liveStart + liveMs;
       while (Date.now() < deadline && observed.some((o) => o.openedSeen === undefined)) {
         const seenAt = Date.now();
-        const alerts = (await repositories.anomalyAlerts.list({ limit: 500 })).items.filter((a) => a.alertType !== 'novel_pattern');
+        const alerts = (await repositories.anomalyAlerts.list({ limit: 500 })).items.filter(
+          (a) => a.alertType !== 'novel_pattern',
+        );
         for (const o of observed) {
           const rule = o.incident.kind === 'silence' ? 'silence' : 'spike';
           const level = o.incident.kind === 'spike' ? o.incident.level : undefined;
           const matching = alerts.filter(
-            (a) => a.rule === rule && a.service === o.incident.service && a.environment === o.incident.environment && (level === undefined || a.level === level),
+            (a) =>
+              a.rule === rule &&
+              a.service === o.incident.service &&
+              a.environment === o.incident.environment &&
+              (level === undefined || a.level === level),
           );
           if (matching.length > 0 && o.firstRowSeen === undefined) {
             o.firstRowSeen = seenAt;
@@ -132,7 +189,12 @@ const benchmark: Benchmark = {
           }
           if (matching.some((a) => a.openedAt !== null) && o.openedSeen === undefined) o.openedSeen = seenAt;
         }
-        progress.tick(observed.reduce((n, o) => n + (o.firstRowSeen === undefined ? 0 : 1) + (o.openedSeen === undefined ? 0 : 1), 0));
+        progress.tick(
+          observed.reduce(
+            (n, o) => n + (o.firstRowSeen === undefined ? 0 : 1) + (o.openedSeen === undefined ? 0 : 1),
+            0,
+          ),
+        );
         const outcome = await Promise.race([detecting.done, sleep(250).then(() => undefined)]);
         if (outcome !== undefined) throw new Error(`detect ended during the live run: ${JSON.stringify(outcome)}`);
       }
@@ -150,22 +212,52 @@ const benchmark: Benchmark = {
         if (Number.isFinite(opened)) toOpen.push(opened);
         rows.push(
           { scenario, metric: 'first alert row (pending) seen', value: first, unit: 's' },
-          { scenario, metric: 'first alert row, by its created_at', value: o.firstRowCreated === undefined ? Number.NaN : (o.firstRowCreated - o.startWall) / 1000, unit: 's' },
+          {
+            scenario,
+            metric: 'first alert row, by its created_at',
+            value: o.firstRowCreated === undefined ? Number.NaN : (o.firstRowCreated - o.startWall) / 1000,
+            unit: 's',
+          },
           { scenario, metric: 'alert opened, seen', value: opened, unit: 's' },
         );
       }
       rows.push(
-        { scenario: `all ${INCIDENTS.length} incidents`, metric: 'median time to first alert row', value: quantile(toFirst, 0.5), unit: 's' },
-        { scenario: `all ${INCIDENTS.length} incidents`, metric: 'max time to first alert row', value: Math.max(...toFirst), unit: 's' },
-        { scenario: `all ${INCIDENTS.length} incidents`, metric: 'median time to opened alert', value: quantile(toOpen, 0.5), unit: 's' },
-        { scenario: `all ${INCIDENTS.length} incidents`, metric: 'max time to opened alert', value: Math.max(...toOpen), unit: 's' },
-        { scenario: `all ${INCIDENTS.length} incidents`, metric: 'incidents whose alert opened', value: toOpen.length, unit: 'count' },
+        {
+          scenario: `all ${INCIDENTS.length} incidents`,
+          metric: 'median time to first alert row',
+          value: quantile(toFirst, 0.5),
+          unit: 's',
+        },
+        {
+          scenario: `all ${INCIDENTS.length} incidents`,
+          metric: 'max time to first alert row',
+          value: Math.max(...toFirst),
+          unit: 's',
+        },
+        {
+          scenario: `all ${INCIDENTS.length} incidents`,
+          metric: 'median time to opened alert',
+          value: quantile(toOpen, 0.5),
+          unit: 's',
+        },
+        {
+          scenario: `all ${INCIDENTS.length} incidents`,
+          metric: 'max time to opened alert',
+          value: Math.max(...toOpen),
+          unit: 's',
+        },
+        {
+          scenario: `all ${INCIDENTS.length} incidents`,
+          metric: 'incidents whose alert opened',
+          value: toOpen.length,
+          unit: 'count',
+        },
       );
       return {
         rows,
         notes: [
           `history: 90 min at ${rate} logs/s (flat); live: generate at speed 1 from a minute boundary, incidents at minutes ${INCIDENTS.map((i) => i.startMinute).join(', ')}`,
-          'latency = first time the alert was seen (polled every 250 ms) - wall time of the incident\'s first second; design floor: 1-min windows + 30 s lateness (+1 window for open: pending_windows = 2)',
+          "latency = first time the alert was seen (polled every 250 ms) - wall time of the incident's first second; design floor: 1-min windows + 30 s lateness (+1 window for open: pending_windows = 2)",
         ],
       };
     } finally {

@@ -72,21 +72,40 @@ async function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number |
 async function cpuSeconds(pid: number): Promise<number | undefined> {
   const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
-  // Fields after the command (which may hold spaces): utime and stime are the 14th and 15th, in clock ticks (100 a second on Linux).
+  // Fields after the command (which may hold spaces): utime and stime are the 14th and 15th, in clock ticks (100 a
+  // second on Linux).
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 const benchmark: Benchmark = {
   name: 'embedded',
-  description: '`npm start` at a fixed rate (default 30,000 logs/s, 30 s): live rate against the rate asked for, ingest lag, peak RSS',
+  description:
+    '`npm start` at a fixed rate (default 30,000 logs/s, 30 s): live rate against the rate asked for, ingest lag, peak RSS',
   async run(ctx: BenchContext): Promise<BenchOutput> {
     const rate = numberArg(ctx.args, 'rate', 30_000);
     const durationMs = durationArg(ctx.args, 'duration', 30_000);
     const historyMs = durationArg(ctx.args, 'history', 300_000);
     const dataDir = await mkdtemp(path.join(tmpdir(), 'logflow-bench-embedded-'));
-    const args = ['start', '--', '--duration', `${durationMs / 1000}s`, '--rate', String(rate), '--history', `${historyMs / 1000}s`, '--api-port', '0', '--data-dir', dataDir];
-    const child = spawn('npm', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOGFLOW_METRICS_PORT: '0' } });
+    const args = [
+      'start',
+      '--',
+      '--duration',
+      `${durationMs / 1000}s`,
+      '--rate',
+      String(rate),
+      '--history',
+      `${historyMs / 1000}s`,
+      '--api-port',
+      '0',
+      '--data-dir',
+      dataDir,
+    ];
+    const child = spawn('npm', args, {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOGFLOW_METRICS_PORT: '0' },
+    });
     const lines: LiveLine[] = [];
     let output = '';
     let summary = '';
@@ -133,11 +152,15 @@ const benchmark: Benchmark = {
     const code = await exited;
     await rm(dataDir, { recursive: true, force: true });
     if (code !== 0) throw new Error(`npm start exited with ${String(code)}:\n${output.slice(-4_000)}`);
-    if (lines.length < 2) throw new Error(`fewer than two live-view lines; is the run long enough?\n${output.slice(-4_000)}`);
+    if (lines.length < 2)
+      throw new Error(`fewer than two live-view lines; is the run long enough?\n${output.slice(-4_000)}`);
     const last = lines.at(-1)!;
     // Lines from after the generator finished would count its idle time: up to the last one still short of the total.
     const generating = lines.filter((l) => l.generated < last.generated);
-    if (generating.length < 2) throw new Error(`fewer than two live-view lines while generating; is the run long enough?\n${output.slice(-4_000)}`);
+    if (generating.length < 2)
+      throw new Error(
+        `fewer than two live-view lines while generating; is the run long enough?\n${output.slice(-4_000)}`,
+      );
     const first = generating[0]!;
     const end = generating.at(-1)!;
     const liveRate = (end.generated - first.generated) / (end.seconds - first.seconds);
@@ -146,12 +169,43 @@ const benchmark: Benchmark = {
     const maxLag = Math.max(...lines.map((l) => l.lag));
     return {
       rows: [
-        { scenario: 'npm start, live generator', metric: 'rate', value: Math.round(liveRate), unit: 'logs/s', baseline: rate, target: `>= ${rate.toLocaleString('en-US')} logs/s (1.00x)` },
-        { scenario: 'npm start, ingest', metric: 'rate (stored)', value: Math.round(ingestRate), unit: 'logs/s', baseline: rate, target: `>= ${rate.toLocaleString('en-US')} logs/s (1.00x)` },
-        { scenario: 'npm start, ingest', metric: 'largest lag (live view)', value: maxLag, unit: 'records', target: 'bounded' },
+        {
+          scenario: 'npm start, live generator',
+          metric: 'rate',
+          value: Math.round(liveRate),
+          unit: 'logs/s',
+          baseline: rate,
+          target: `>= ${rate.toLocaleString('en-US')} logs/s (1.00x)`,
+        },
+        {
+          scenario: 'npm start, ingest',
+          metric: 'rate (stored)',
+          value: Math.round(ingestRate),
+          unit: 'logs/s',
+          baseline: rate,
+          target: `>= ${rate.toLocaleString('en-US')} logs/s (1.00x)`,
+        },
+        {
+          scenario: 'npm start, ingest',
+          metric: 'largest lag (live view)',
+          value: maxLag,
+          unit: 'records',
+          target: 'bounded',
+        },
         { scenario: 'npm start, ingest', metric: 'lag at the last live view', value: last.lag, unit: 'records' },
-        { scenario: 'npm start, whole process', metric: 'peak RSS (VmHWM)', value: Math.round((peakKb * 1024) / MIB), unit: 'MiB', target: `< ${RSS_LIMIT_MIB} MiB` },
-        { scenario: 'npm start, whole process', metric: 'CPU per stored log', value: Math.round((cpu / stored) * 1e6 * 10) / 10, unit: 'CPU µs' },
+        {
+          scenario: 'npm start, whole process',
+          metric: 'peak RSS (VmHWM)',
+          value: Math.round((peakKb * 1024) / MIB),
+          unit: 'MiB',
+          target: `< ${RSS_LIMIT_MIB} MiB`,
+        },
+        {
+          scenario: 'npm start, whole process',
+          metric: 'CPU per stored log',
+          value: Math.round((cpu / stored) * 1e6 * 10) / 10,
+          unit: 'CPU µs',
+        },
       ],
       series: [
         { name: 'npm start', panel: 'RSS', unit: 'MiB', points: rss },
@@ -159,7 +213,7 @@ const benchmark: Benchmark = {
       ],
       notes: [
         `npm ${args.join(' ')} (fresh data directory); ${stored.toLocaleString('en-US')} logs stored, backfill included`,
-        'live rates: generated and stored counts between the first live-view line and the last before generation ended, over their time apart; lag: the live view\'s ingest lag',
+        "live rates: generated and stored counts between the first live-view line and the last before generation ended, over their time apart; lag: the live view's ingest lag",
         'RSS and CPU: /proc of the engine process (VmHWM, utime + stime), every thread included',
       ],
     };

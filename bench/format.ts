@@ -24,7 +24,10 @@ function cell(text: string): string {
 
 export function markdownTable(rows: readonly BenchRow[]): string {
   const header = ['scenario', 'metric', 'value', 'unit', 'baseline (same run)', 'ratio to baseline', 'target'];
-  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i >= 2 && i <= 5 && i !== 3 ? '---:' : '---')).join('|')}|`];
+  const lines = [
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, i) => (i >= 2 && i <= 5 && i !== 3 ? '---:' : '---')).join('|')}|`,
+  ];
   for (const row of rows) {
     const cells = [
       row.scenario,

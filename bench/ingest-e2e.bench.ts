@@ -75,7 +75,14 @@ interface PipelineRun {
   readonly sampler: Sampler;
 }
 
-async function runPipeline(ctx: BenchContext, stack: BenchStack, kind: EngineKind, config: Config, expected: number, profileFile?: string): Promise<PipelineRun> {
+async function runPipeline(
+  ctx: BenchContext,
+  stack: BenchStack,
+  kind: EngineKind,
+  config: Config,
+  expected: number,
+  profileFile?: string,
+): Promise<PipelineRun> {
   const engines = await stack.engines(kind);
   await engines.clickhouse.command({ query: 'TRUNCATE TABLE logs' });
   const metrics = createMetrics({ defaultMetrics: false });
@@ -84,7 +91,8 @@ async function runPipeline(ctx: BenchContext, stack: BenchStack, kind: EngineKin
   const progress = ctx.phase(`ingest pipeline -> ${kind}`, expected);
   const running = startPipeline(ingest, { config, logger: stack.logger, metrics, resources });
   try {
-    // The span starts at the first record in, as the baseline's starts at its first batch: group joins are not measured.
+    // The span starts at the first record in, as the baseline's starts at its first batch: group joins are not
+    // measured.
     while ((await counterTotal(metrics, 'recordsIn', { pipeline: 'ingest' })) === 0) {
       const outcome = await Promise.race([running.done, sleep(20).then(() => undefined)]);
       if (outcome !== undefined) throw new Error(`ingest ended before reading: ${JSON.stringify(outcome)}`);
@@ -107,16 +115,28 @@ async function runPipeline(ctx: BenchContext, stack: BenchStack, kind: EngineKin
       const profile = await profiler.stop(profileFile);
       const times = selfTimes(profile);
       const profiled = times.reduce((sum, t) => sum + t.ms, 0) / 1000;
-      ctx.log(`CPU profile of the pipeline span: ${profileFile} (${profiled.toFixed(1)} s sampled on the main thread of ${((cpu.user + cpu.system) / 1e6).toFixed(1)} CPU s)`);
+      ctx.log(
+        `CPU profile of the pipeline span: ${profileFile} (${profiled.toFixed(1)} s sampled on the main thread of ${((cpu.user + cpu.system) / 1e6).toFixed(1)} CPU s)`,
+      );
       for (const line of describeSelfTimes(times, 30)) ctx.log(line);
     }
     await sampler.stop();
     progress.done();
-    const rows = await (await engines.clickhouse.query({ query: 'SELECT count() AS n FROM logs', format: 'JSONEachRow' })).json<{ n: string }>();
-    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRss, stored: done, visible: Number(rows[0]?.n ?? 0), sampler };
+    const rows = await (
+      await engines.clickhouse.query({ query: 'SELECT count() AS n FROM logs', format: 'JSONEachRow' })
+    ).json<{ n: string }>();
+    return {
+      seconds,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      peakRss,
+      stored: done,
+      visible: Number(rows[0]?.n ?? 0),
+      sampler,
+    };
   } finally {
     const outcome = await running.stop();
-    if (outcome.status !== 'stopped' && outcome.status !== 'completed') ctx.log(`ingest stop: ${JSON.stringify(outcome)}`);
+    if (outcome.status !== 'stopped' && outcome.status !== 'completed')
+      ctx.log(`ingest stop: ${JSON.stringify(outcome)}`);
     await resources.close();
   }
 }
@@ -157,7 +177,11 @@ async function runLatency(
   // Priming: the group join and the sink's first ledger read happen before the paced load, not during it.
   const priming = ctx.phase('latency run: pipeline start (priming records)', 1);
   const primed = 100;
-  await producer.send({ topic: config.topics.rawLogs, acks: -1, messages: pool.slice(0, primed).map((t) => ({ key: t.key, value: fillTemplate(t, Date.now()) })) });
+  await producer.send({
+    topic: config.topics.rawLogs,
+    acks: -1,
+    messages: pool.slice(0, primed).map((t) => ({ key: t.key, value: fillTemplate(t, Date.now()) })),
+  });
   while ((await counterTotal(metrics, 'recordsOut', { pipeline: 'ingest', stage: 'clickhouse' })) < primed) {
     const outcome = await Promise.race([running.done, sleep(50).then(() => undefined)]);
     if (outcome !== undefined) throw new Error(`ingest ended before the latency run: ${JSON.stringify(outcome)}`);
@@ -165,7 +189,10 @@ async function runLatency(
   priming.done();
   const beganAt = Date.now();
   const measureFrom = beganAt + options.warmupMs;
-  const progress = ctx.phase(`latency at ${Math.round(options.rate).toLocaleString('en-US')} logs/s -> ${kind}`, Math.ceil(options.durationMs / 1000));
+  const progress = ctx.phase(
+    `latency at ${Math.round(options.rate).toLocaleString('en-US')} logs/s -> ${kind}`,
+    Math.ceil(options.durationMs / 1000),
+  );
 
   const poll = async (): Promise<void> => {
     const polledAt = Date.now();
@@ -177,7 +204,12 @@ async function runLatency(
       format: 'JSONEachRow',
     });
     let highest = -1;
-    for (const row of await result.json<{ p: number | string; b: number | string; c: number | string; m: number | string }>()) {
+    for (const row of await result.json<{
+      p: number | string;
+      b: number | string;
+      c: number | string;
+      m: number | string;
+    }>()) {
       const partition = Number(row.p);
       offsets[partition] = Math.max(offsets[partition] ?? -1, Number(row.m));
       const count = Number(row.c);
@@ -192,7 +224,11 @@ async function runLatency(
     if (highest >= 0) overTime.push([(polledAt - beganAt) / 1000, highest]);
   };
 
-  const paced = pacedProducer(producer, config.topics.rawLogs, { rate: options.rate, durationMs: options.durationMs, pool });
+  const paced = pacedProducer(producer, config.topics.rawLogs, {
+    rate: options.rate,
+    durationMs: options.durationMs,
+    pool,
+  });
   let producing = true;
   void paced.done.finally(() => {
     producing = false;
@@ -233,7 +269,8 @@ async function runLatency(
 
 const benchmark: Benchmark = {
   name: 'ingest-e2e',
-  description: 'Kafka -> ingest pipeline -> ClickHouse (chdb): logs/s vs a raw kafkajs JSON-parse consumer, CPU, RSS, p50/p99 latency at 50% of peak',
+  description:
+    'Kafka -> ingest pipeline -> ClickHouse (chdb): logs/s vs a raw kafkajs JSON-parse consumer, CPU, RSS, p50/p99 latency at 50% of peak',
   async run(ctx: BenchContext): Promise<BenchOutput> {
     const logs = Math.floor(numberArg(ctx.args, 'logs', 1_000_000));
     const shape = stringArg(ctx.args, 'record', 'compact') as RecordShape;
@@ -252,11 +289,23 @@ const benchmark: Benchmark = {
     try {
       await createTopic(kafka, topic, PARTITIONS);
       const producing = ctx.phase(`produce ${logs.toLocaleString('en-US')} logs`, logs);
-      const produced = await produceGenerated(producer, topic, { count: logs, seed: 42, shape, onProgress: (n) => producing.tick(n) });
+      const produced = await produceGenerated(producer, topic, {
+        count: logs,
+        seed: 42,
+        shape,
+        onProgress: (n) => producing.tick(n),
+      });
       producing.done();
       const meanBytes = produced.bytes / produced.records;
-      ctx.log(`produced ${produced.records} records, mean ${meanBytes.toFixed(0)} bytes, in ${produced.seconds.toFixed(1)} s`);
-      rows.push({ scenario: 'setup: kafkajs producer (acks=all)', metric: 'throughput', value: produced.records / produced.seconds, unit: 'logs/s' });
+      ctx.log(
+        `produced ${produced.records} records, mean ${meanBytes.toFixed(0)} bytes, in ${produced.seconds.toFixed(1)} s`,
+      );
+      rows.push({
+        scenario: 'setup: kafkajs producer (acks=all)',
+        metric: 'throughput',
+        value: produced.records / produced.seconds,
+        unit: 'logs/s',
+      });
       rows.push({ scenario: 'setup: generated records', metric: 'mean record size', value: meanBytes, unit: 'bytes' });
 
       // (a) The baseline.
@@ -276,13 +325,34 @@ const benchmark: Benchmark = {
       const rawCpuPerM = (raw.cpu.user + raw.cpu.system) / 1e6 / (logs / 1e6);
       rows.push(
         { scenario: 'raw kafkajs consumer (baseline)', metric: 'throughput', value: rawRate, unit: 'logs/s' },
-        { scenario: 'raw kafkajs consumer (baseline)', metric: 'CPU per million logs', value: rawCpuPerM, unit: 'CPU s' },
+        {
+          scenario: 'raw kafkajs consumer (baseline)',
+          metric: 'CPU per million logs',
+          value: rawCpuPerM,
+          unit: 'CPU s',
+        },
         { scenario: 'raw kafkajs consumer (baseline)', metric: 'peak RSS', value: baselineRss / MIB, unit: 'MiB' },
       );
       const rawT0 = baselineSampler.samples.find((s) => (s.values['stored'] ?? 0) > 0)?.t ?? 0;
       series.push(
-        { name: 'raw kafkajs consumer', panel: 'throughput', unit: 'logs/s', points: baselineSampler.rate('stored').map(([t, v]) => [t - rawT0, v] as const).filter(([t]) => t >= 0) },
-        { name: 'raw kafkajs consumer', panel: 'RSS', unit: 'MiB', points: baselineSampler.series((s) => s.rssBytes / MIB).map(([t, v]) => [t - rawT0, v] as const).filter(([t]) => t >= 0) },
+        {
+          name: 'raw kafkajs consumer',
+          panel: 'throughput',
+          unit: 'logs/s',
+          points: baselineSampler
+            .rate('stored')
+            .map(([t, v]) => [t - rawT0, v] as const)
+            .filter(([t]) => t >= 0),
+        },
+        {
+          name: 'raw kafkajs consumer',
+          panel: 'RSS',
+          unit: 'MiB',
+          points: baselineSampler
+            .series((s) => s.rssBytes / MIB)
+            .map(([t, v]) => [t - rawT0, v] as const)
+            .filter(([t]) => t >= 0),
+        },
       );
 
       // (b) The pipeline, on each configured ClickHouse.
@@ -291,22 +361,41 @@ const benchmark: Benchmark = {
         const base = stack.config(`${runId}-${kind}.`, kind);
         topicsToDelete.push(base.topics.vectorizationQueue, base.topics.rawLogsDlq);
         const config: Config = { ...base, topics: { ...base.topics, rawLogs: topic } };
-        const profile = flagArg(ctx.args, 'profile') ? path.resolve(RESULTS_DIR, `ingest-e2e-${kind}-${runId}.cpuprofile`) : undefined;
+        const profile = flagArg(ctx.args, 'profile')
+          ? path.resolve(RESULTS_DIR, `ingest-e2e-${kind}-${runId}.cpuprofile`)
+          : undefined;
         if (profile !== undefined) mkdirSync(RESULTS_DIR, { recursive: true });
         const run = await runPipeline(ctx, stack, kind, config, logs, profile);
-        if (run.visible !== logs) notes.push(`${kind}: ClickHouse holds ${run.visible} rows after ${logs} records (expected equal)`);
+        if (run.visible !== logs)
+          notes.push(`${kind}: ClickHouse holds ${run.visible} rows after ${logs} records (expected equal)`);
         const rate = logs / run.seconds;
         if (kind === 'chdb') peakRate = rate;
         const scenario = `ingest pipeline -> ${kind === 'chdb' ? 'chdb' : 'ClickHouse server'}`;
         rows.push(
           { scenario, metric: 'throughput', value: rate, unit: 'logs/s', baseline: rawRate, target: THROUGHPUT_TARGET },
-          { scenario, metric: 'CPU per million logs', value: run.cpuSeconds / (logs / 1e6), unit: 'CPU s', baseline: rawCpuPerM },
+          {
+            scenario,
+            metric: 'CPU per million logs',
+            value: run.cpuSeconds / (logs / 1e6),
+            unit: 'CPU s',
+            baseline: rawCpuPerM,
+          },
           { scenario, metric: 'peak RSS', value: run.peakRss / MIB, unit: 'MiB', baseline: baselineRss / MIB },
         );
         const t0 = run.sampler.samples[0]?.t ?? 0;
         series.push(
-          { name: `ingest pipeline (${kind})`, panel: 'throughput', unit: 'logs/s', points: run.sampler.rate('stored').map(([t, v]) => [t - t0, v] as const) },
-          { name: `ingest pipeline (${kind})`, panel: 'RSS', unit: 'MiB', points: run.sampler.series((s) => s.rssBytes / MIB).map(([t, v]) => [t - t0, v] as const) },
+          {
+            name: `ingest pipeline (${kind})`,
+            panel: 'throughput',
+            unit: 'logs/s',
+            points: run.sampler.rate('stored').map(([t, v]) => [t - t0, v] as const),
+          },
+          {
+            name: `ingest pipeline (${kind})`,
+            panel: 'RSS',
+            unit: 'MiB',
+            points: run.sampler.series((s) => s.rssBytes / MIB).map(([t, v]) => [t - t0, v] as const),
+          },
         );
       }
 
@@ -315,7 +404,12 @@ const benchmark: Benchmark = {
           const rate = numberArg(ctx.args, 'latency-rate', Math.max(100, Math.round(peakRate / 2)));
           const config = stack.config(`${runId}-lat-${kind}.`, kind);
           topicsToDelete.push(config.topics.rawLogs, config.topics.vectorizationQueue, config.topics.rawLogsDlq);
-          const latency = await runLatency(ctx, stack, kind, config, producer, { rate, durationMs: latencyDurationMs, shape, warmupMs: 5_000 });
+          const latency = await runLatency(ctx, stack, kind, config, producer, {
+            rate,
+            durationMs: latencyDurationMs,
+            shape,
+            warmupMs: 5_000,
+          });
           const scenario = `ingest at ${Math.round(rate).toLocaleString('en-US')} logs/s offered -> ${kind}`;
           rows.push(
             { scenario, metric: 'achieved produce rate', value: latency.achievedRate, unit: 'logs/s' },
@@ -323,7 +417,12 @@ const benchmark: Benchmark = {
             { scenario, metric: 'p99 end-to-end latency', value: latency.p99, unit: 'ms', target: LATENCY_TARGET },
             { scenario, metric: 'max end-to-end latency', value: latency.max, unit: 'ms' },
           );
-          series.push({ name: `worst latency per poll (${kind}, ${Math.round(rate)} logs/s)`, panel: 'end-to-end latency (latency run)', unit: 'ms', points: latency.overTime });
+          series.push({
+            name: `worst latency per poll (${kind}, ${Math.round(rate)} logs/s)`,
+            panel: 'end-to-end latency (latency run)',
+            unit: 'ms',
+            points: latency.overTime,
+          });
           notes.push(
             `latency (${kind}): ${latency.measured} of ${latency.sent} paced records measured after the 5 s warm-up; ${latency.visible} visible at the end (with 100 priming records); ` +
               'each is (poll start - send time), polled every 100 ms, so an upper bound by at most ~110 ms',

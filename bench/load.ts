@@ -46,14 +46,22 @@ export function fillTemplate(template: RecordTemplate, producedAt: number): stri
 
 export function kafkaClient(clientId: string): Kafka {
   process.env['KAFKAJS_NO_PARTITIONER_WARNING'] ??= '1';
-  return new Kafka({ clientId, brokers: BENCH_KAFKA_BROKERS, logLevel: logLevel.ERROR, retry: { retries: 8, initialRetryTime: 300 } });
+  return new Kafka({
+    clientId,
+    brokers: BENCH_KAFKA_BROKERS,
+    logLevel: logLevel.ERROR,
+    retry: { retries: 8, initialRetryTime: 300 },
+  });
 }
 
 export async function createTopic(kafka: Kafka, topic: string, partitions: number): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: -1 }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: partitions, replicationFactor: -1 }],
+      waitForLeaders: true,
+    });
   } finally {
     await admin.disconnect();
   }
@@ -74,13 +82,25 @@ export async function deleteTopics(kafka: Kafka, topics: readonly string[]): Pro
 }
 
 /** Sample records from the generator (realistic mix of services, levels, messages, stack traces). */
-export async function sampleRecords(count: number, seed: number, shape: RecordShape): Promise<Array<{ key: string; value: string }>> {
+export async function sampleRecords(
+  count: number,
+  seed: number,
+  shape: RecordShape,
+): Promise<Array<{ key: string; value: string }>> {
   const out: Array<{ key: string; value: string }> = [];
   const rate = Math.max(1_000, Math.min(50_000, count));
   await lastValueFrom(
-    generateLogs({ seed, rate, durationMs: Math.ceil((count * 1.1) / rate + 1) * 1000, startTime: Date.now() - 3_600_000, speed: Infinity, dailyShape: false }).pipe(
+    generateLogs({
+      seed,
+      rate,
+      durationMs: Math.ceil((count * 1.1) / rate + 1) * 1000,
+      startTime: Date.now() - 3_600_000,
+      speed: Infinity,
+      dailyShape: false,
+    }).pipe(
       concatMap(async ({ logs }) => {
-        for (const log of logs) if (out.length < count) out.push({ key: log.key, value: shapeRecord(log.value, shape) });
+        for (const log of logs)
+          if (out.length < count) out.push({ key: log.key, value: shapeRecord(log.value, shape) });
       }),
       ignoreElements(),
     ),
@@ -124,7 +144,14 @@ export async function produceGenerated(
   let generated = 0;
   const seconds = Math.ceil(options.count / rate) + 1;
   await lastValueFrom(
-    generateLogs({ seed: options.seed, rate, durationMs: seconds * 1000, startTime: Date.now() - (seconds + 60) * 1000, speed: Infinity, dailyShape: false }).pipe(
+    generateLogs({
+      seed: options.seed,
+      rate,
+      durationMs: seconds * 1000,
+      startTime: Date.now() - (seconds + 60) * 1000,
+      speed: Infinity,
+      dailyShape: false,
+    }).pipe(
       concatMap(async ({ logs }) => {
         for (const log of logs) {
           if (generated >= options.count) break;
@@ -142,7 +169,8 @@ export async function produceGenerated(
   );
   await flush();
   await Promise.all(inFlight);
-  if (generated < options.count) throw new Error(`the generator gave ${generated} records, fewer than ${options.count}`);
+  if (generated < options.count)
+    throw new Error(`the generator gave ${generated} records, fewer than ${options.count}`);
   return { records: sent, bytes, seconds: (performance.now() - started) / 1000 };
 }
 
@@ -162,7 +190,11 @@ export interface PacedProducer {
  * one (the target is rate x elapsed), so the offered load is the rate even
  * when one send is slow.
  */
-export function pacedProducer(producer: Producer, topic: string, options: { rate: number; durationMs: number; pool: readonly RecordTemplate[] }): PacedProducer {
+export function pacedProducer(
+  producer: Producer,
+  topic: string,
+  options: { rate: number; durationMs: number; pool: readonly RecordTemplate[] },
+): PacedProducer {
   let issued = 0;
   let sent = 0;
   let stopped = false;

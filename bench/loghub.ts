@@ -8,7 +8,16 @@ import { join } from 'node:path';
 
 export const LOGHUB_DIR = process.env['LOGFLOW_LOGHUB_DIR'] ?? '/work/shared/datasets/loghub-2k';
 
-export const LOGHUB_DATASETS = ['HDFS', 'Hadoop', 'Spark', 'Zookeeper', 'BGL', 'Apache', 'HealthApp', 'OpenSSH'] as const;
+export const LOGHUB_DATASETS = [
+  'HDFS',
+  'Hadoop',
+  'Spark',
+  'Zookeeper',
+  'BGL',
+  'Apache',
+  'HealthApp',
+  'OpenSSH',
+] as const;
 
 export interface LabelledDataset {
   readonly name: string;

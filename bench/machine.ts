@@ -26,10 +26,22 @@ export interface MachineInfo {
 
 /** A fixed event shaped like the ones logflow stores: the reference workload never changes with the code. */
 const REFERENCE_EVENT = {
-  log_id: '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a01', timestamp: '2026-11-27T11:59:00.123Z', service: 'payment-service', environment: 'production',
-  level: 'ERROR', message: 'Payment gateway timeout after 3021 ms for order 88231 (attempt 2 of 3)', host: 'payment-7f9c-2', region: 'eu-west-1',
-  version: '2.14.1', logger: 'com.example.payment.Gateway', trace_id: '4bf92f3577b34da6a3ce929d0e0e4736', span_id: '00f067aa0ba902b7',
-  http_method: 'POST', http_path: '/api/v1/payments/88231/capture', http_status: 504, duration_ms: 3021.5,
+  log_id: '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a01',
+  timestamp: '2026-11-27T11:59:00.123Z',
+  service: 'payment-service',
+  environment: 'production',
+  level: 'ERROR',
+  message: 'Payment gateway timeout after 3021 ms for order 88231 (attempt 2 of 3)',
+  host: 'payment-7f9c-2',
+  region: 'eu-west-1',
+  version: '2.14.1',
+  logger: 'com.example.payment.Gateway',
+  trace_id: '4bf92f3577b34da6a3ce929d0e0e4736',
+  span_id: '00f067aa0ba902b7',
+  http_method: 'POST',
+  http_path: '/api/v1/payments/88231/capture',
+  http_status: 504,
+  duration_ms: 3021.5,
   attributes: { customer_tier: 'gold', retry: '2', gateway: 'stripe' },
 };
 
@@ -39,7 +51,8 @@ export function measureReferenceSpeed(ms = 1_000): number {
   const roundTrips = (until: number): number => {
     let n = 0;
     while (performance.now() < until) {
-      for (let i = 0; i < 100; i++) sink += (JSON.parse(JSON.stringify(REFERENCE_EVENT)) as { http_status: number }).http_status;
+      for (let i = 0; i < 100; i++)
+        sink += (JSON.parse(JSON.stringify(REFERENCE_EVENT)) as { http_status: number }).http_status;
       n += 100;
     }
     return n;
@@ -54,7 +67,12 @@ export function measureReferenceSpeed(ms = 1_000): number {
 
 function git(args: readonly string[], cwd: string): string | null {
   try {
-    return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5_000 }).trim();
+    return execFileSync('git', args, {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5_000,
+    }).trim();
   } catch {
     return null;
   }
@@ -82,7 +100,10 @@ export function machineInfo(cwd: string = process.cwd(), referenceMs = 1_000): M
 
 export function describeMachine(machine: MachineInfo): string[] {
   const gib = (machine.totalMemoryBytes / 1024 ** 3).toFixed(1);
-  const commit = machine.gitCommit === null ? 'not a git checkout' : `${machine.gitCommit}${machine.gitDirty === true ? ' (uncommitted changes)' : ''}`;
+  const commit =
+    machine.gitCommit === null
+      ? 'not a git checkout'
+      : `${machine.gitCommit}${machine.gitDirty === true ? ' (uncommitted changes)' : ''}`;
   return [
     `CPU:     ${machine.cpuModel}, ${machine.cores} cores${machine.cpuMHz === null ? '' : ` @ ${machine.cpuMHz} MHz`}`,
     `Memory:  ${gib} GiB`,

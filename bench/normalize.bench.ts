@@ -79,7 +79,8 @@ function accuracy(dataset: LabelledDataset): Omit<DatasetResult, 'name' | 'lines
 
 const benchmark: Benchmark = {
   name: 'normalize',
-  description: 'Message normalization on Loghub-2k (8 datasets): grouping accuracy and single-core lines/s vs the digit-token masker',
+  description:
+    'Message normalization on Loghub-2k (8 datasets): grouping accuracy and single-core lines/s vs the digit-token masker',
   async run(ctx: BenchContext): Promise<readonly BenchRow[]> {
     const quick = ctx.args.includes('--quick');
     const seconds = numberArg(ctx.args, 'seconds', quick ? 0.25 : 1);
@@ -113,7 +114,12 @@ const benchmark: Benchmark = {
         progress.tick(round * 2 + 2);
       }
       progress.done();
-      results.push({ name: dataset.name, ...accuracy(dataset), linesPerSecond: best, baselineLinesPerSecond: bestBaseline });
+      results.push({
+        name: dataset.name,
+        ...accuracy(dataset),
+        linesPerSecond: best,
+        baselineLinesPerSecond: bestBaseline,
+      });
     }
     if (sink === 0) ctx.log('(no output measured)');
 
@@ -121,9 +127,27 @@ const benchmark: Benchmark = {
     for (const result of results) {
       const scenario = `normalize ${result.name}`;
       rows.push(
-        { scenario, metric: 'GA (original labels)', value: result.gaOriginal, unit: 'fraction', baseline: result.baselineGaOriginal },
-        { scenario, metric: 'GA (corrected labels)', value: result.gaCorrected, unit: 'fraction', baseline: result.baselineGaCorrected },
-        { scenario, metric: 'throughput', value: result.linesPerSecond, unit: 'lines/s', baseline: result.baselineLinesPerSecond },
+        {
+          scenario,
+          metric: 'GA (original labels)',
+          value: result.gaOriginal,
+          unit: 'fraction',
+          baseline: result.baselineGaOriginal,
+        },
+        {
+          scenario,
+          metric: 'GA (corrected labels)',
+          value: result.gaCorrected,
+          unit: 'fraction',
+          baseline: result.baselineGaCorrected,
+        },
+        {
+          scenario,
+          metric: 'throughput',
+          value: result.linesPerSecond,
+          unit: 'lines/s',
+          baseline: result.baselineLinesPerSecond,
+        },
       );
     }
     const scenario = `normalize average (${results.length} datasets)`;

@@ -11,14 +11,19 @@ import { toOutput, type Benchmark, type BenchContext, type BenchOutput, type Ben
 
 const benchmark: Benchmark = {
   name: 'operators',
-  description: 'normalize (Loghub-2k, vs digit-token masker) and event-time windows (vs bufferCount + Map) in one table',
+  description:
+    'normalize (Loghub-2k, vs digit-token masker) and event-time windows (vs bufferCount + Map) in one table',
   async run(ctx: BenchContext): Promise<BenchOutput> {
     const rows: BenchRow[] = [];
     const notes: string[] = [];
     for (const part of [normalize, windows]) {
       ctx.log(`-- ${part.name}: ${part.description}`);
       const output = toOutput(await part.run(ctx));
-      rows.push(...output.rows.map((row) => (row.scenario.startsWith(part.name) ? row : { ...row, scenario: `${part.name}: ${row.scenario}` })));
+      rows.push(
+        ...output.rows.map((row) =>
+          row.scenario.startsWith(part.name) ? row : { ...row, scenario: `${part.name}: ${row.scenario}` },
+        ),
+      );
       notes.push(...(output.notes ?? []));
     }
     return { rows, notes };

@@ -11,7 +11,10 @@ const MARGIN = { left: 80, right: 20, top: 40, bottom: 40 };
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
 export function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] ?? c);
+  return text.replace(
+    /[<>&"']/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] ?? c,
+  );
 }
 
 /** 1, 2 or 5 times a power of ten: about `count` round ticks covering [0, max]. */
@@ -58,18 +61,31 @@ export function renderSvg(title: string, series: readonly BenchSeries[]): string
     out.push(`<g class="panel" data-panel="${escapeXml(panel)}">`);
     out.push(`<text x="${MARGIN.left}" y="${top - 8}" font-size="13">${escapeXml(`${panel} (${unit})`)}</text>`);
     for (const y of yTicks) {
-      out.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + plotWidth}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e5e5e5"/>`);
+      out.push(
+        `<line x1="${MARGIN.left}" x2="${MARGIN.left + plotWidth}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#e5e5e5"/>`,
+      );
       out.push(`<text x="${MARGIN.left - 6}" y="${(sy(y) + 4).toFixed(1)}" text-anchor="end">${tickLabel(y)}</text>`);
     }
     for (const x of xTicks) {
-      out.push(`<text x="${sx(x).toFixed(1)}" y="${top + plotHeight + 16}" text-anchor="middle">${tickLabel(x)}</text>`);
+      out.push(
+        `<text x="${sx(x).toFixed(1)}" y="${top + plotHeight + 16}" text-anchor="middle">${tickLabel(x)}</text>`,
+      );
     }
-    out.push(`<text x="${MARGIN.left + plotWidth / 2}" y="${top + plotHeight + 32}" text-anchor="middle">seconds</text>`);
-    out.push(`<rect x="${MARGIN.left}" y="${top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#999"/>`);
+    out.push(
+      `<text x="${MARGIN.left + plotWidth / 2}" y="${top + plotHeight + 32}" text-anchor="middle">seconds</text>`,
+    );
+    out.push(
+      `<rect x="${MARGIN.left}" y="${top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#999"/>`,
+    );
     inPanel.forEach((s, i) => {
       const color = COLORS[(series.indexOf(s) >= 0 ? series.indexOf(s) : i) % COLORS.length];
-      const points = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`);
-      if (points.length > 0) out.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${points.join(' ')}"><title>${escapeXml(s.name)}</title></polyline>`);
+      const points = s.points
+        .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y))
+        .map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`);
+      if (points.length > 0)
+        out.push(
+          `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${points.join(' ')}"><title>${escapeXml(s.name)}</title></polyline>`,
+        );
       // Legend in the panel's title row, so it never hides a line.
       const lx = MARGIN.left + 260 + i * 280;
       const ly = top - 8;

@@ -60,7 +60,8 @@ export function selfTimes(profile: CpuProfile): SelfTime[] {
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
   if (samples.length > 0) {
-    for (let i = 0; i < samples.length; i++) byNode.set(samples[i]!, (byNode.get(samples[i]!) ?? 0) + (deltas[i + 1] ?? deltas[i] ?? 0));
+    for (let i = 0; i < samples.length; i++)
+      byNode.set(samples[i]!, (byNode.get(samples[i]!) ?? 0) + (deltas[i + 1] ?? deltas[i] ?? 0));
   }
   const total = [...byNode.values()].reduce((a, b) => a + b, 0) || 1;
   const byFunction = new Map<string, { fn: string; where: string; us: number }>();
@@ -74,11 +75,15 @@ export function selfTimes(profile: CpuProfile): SelfTime[] {
     entry.us += us;
     byFunction.set(key, entry);
   }
-  return [...byFunction.values()].sort((a, b) => b.us - a.us).map((e) => ({ fn: e.fn, where: e.where, ms: e.us / 1000, share: e.us / total }));
+  return [...byFunction.values()]
+    .sort((a, b) => b.us - a.us)
+    .map((e) => ({ fn: e.fn, where: e.where, ms: e.us / 1000, share: e.us / total }));
 }
 
 export function describeSelfTimes(times: readonly SelfTime[], top = 25): string[] {
-  return times.slice(0, top).map((t) => `${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}  ${t.where}`);
+  return times
+    .slice(0, top)
+    .map((t) => `${(t.share * 100).toFixed(1).padStart(5)}%  ${t.ms.toFixed(0).padStart(7)} ms  ${t.fn}  ${t.where}`);
 }
 
 // `npx tsx bench/profile.ts file.cpuprofile [top]`: the summary of any profile, `node --cpu-prof` ones too.

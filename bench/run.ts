@@ -36,7 +36,8 @@ async function loadBenchmark(name: string, path: string): Promise<Benchmark> {
   if (candidate === undefined || typeof candidate.run !== 'function' || typeof candidate.name !== 'string') {
     throw new Error(`${path} does not default-export a Benchmark (name, description, run)`);
   }
-  if (candidate.name !== name) throw new Error(`${path} exports a benchmark named "${candidate.name}"; the file name says "${name}"`);
+  if (candidate.name !== name)
+    throw new Error(`${path} exports a benchmark named "${candidate.name}"; the file name says "${name}"`);
   return candidate as Benchmark;
 }
 
@@ -44,11 +45,19 @@ async function loadBenchmark(name: string, path: string): Promise<Benchmark> {
 // Output.
 
 /** Progress bars on a terminal; a start and an end line per phase otherwise (CI logs, pipes). */
-function createReporter(interactive: boolean): { context: (args: readonly string[]) => BenchContext; stop: () => void } {
+function createReporter(interactive: boolean): {
+  context: (args: readonly string[]) => BenchContext;
+  stop: () => void;
+} {
   let bars: cliProgress.MultiBar | null = null;
   const barsOrNew = (): cliProgress.MultiBar => {
     bars ??= new cliProgress.MultiBar(
-      { format: '{label} |{bar}| {percentage}% {value}/{total} {duration_formatted}', hideCursor: true, clearOnComplete: false, autopadding: true },
+      {
+        format: '{label} |{bar}| {percentage}% {value}/{total} {duration_formatted}',
+        hideCursor: true,
+        clearOnComplete: false,
+        autopadding: true,
+      },
       cliProgress.Presets.shades_classic,
     );
     return bars;
@@ -149,7 +158,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const [name, ...args] = argv;
   const valid = [...found.keys()];
   if (name === undefined || name === '--help' || name === '-h') {
-    console.error(`usage: npx tsx bench/run.ts <name|all> [args...] | --list\nbenchmarks: ${valid.join(', ') || '(none)'}`);
+    console.error(
+      `usage: npx tsx bench/run.ts <name|all> [args...] | --list\nbenchmarks: ${valid.join(', ') || '(none)'}`,
+    );
     return 2;
   }
   if (name === '--list') {
@@ -178,7 +189,8 @@ async function main(argv: readonly string[]): Promise<number> {
       const speedBefore = referenceSpeed;
       const ran = toOutput(await benchmark.run(reporter.context(args)));
       reporter.stop();
-      // Measured again after: these VMs have changed speed by a third within minutes, which the figures above would silently carry.
+      // Measured again after: these VMs have changed speed by a third within minutes, which the figures above would
+      // silently carry.
       // It is also the next benchmark's "before": only result files are written and the next module loaded in between.
       referenceSpeed = measureReferenceSpeed();
       const output = { ...ran, notes: [...(ran.notes ?? []), describeSpeedChange(speedBefore, referenceSpeed)] };
@@ -204,10 +216,13 @@ async function main(argv: readonly string[]): Promise<number> {
       reporter.stop();
       failed = true;
       referenceSpeed = measureReferenceSpeed();
-      console.error(`benchmark ${benchName} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      console.error(
+        `benchmark ${benchName} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+      );
     }
   }
-  // Imported here, after measuring: its module graph (databases, clients) slowed CPU-only benchmarks such as normalize about 2x when loaded up front.
+  // Imported here, after measuring: its module graph (databases, clients) slowed CPU-only benchmarks such as normalize
+  // about 2x when loaded up front.
   await (await import('./stack.ts')).closeBenchStack();
   return failed ? 1 : 0;
 }

@@ -96,13 +96,20 @@ export function weightedQuantile(pairs: ReadonlyArray<readonly [number, number]>
 }
 
 export function quantile(values: readonly number[], q: number): number {
-  return weightedQuantile(values.map((v) => [v, 1] as const), q);
+  return weightedQuantile(
+    values.map((v) => [v, 1] as const),
+    q,
+  );
 }
 
 export const MIB = 1024 * 1024;
 
 /** A prom-client counter's value summed over the series matching `labels` (the pipelines' own progress counters). */
-export async function counterTotal(metrics: EngineMetrics, which: 'recordsIn' | 'recordsOut', labels: Record<string, string>): Promise<number> {
+export async function counterTotal(
+  metrics: EngineMetrics,
+  which: 'recordsIn' | 'recordsOut',
+  labels: Record<string, string>,
+): Promise<number> {
   const { values } = await metrics[which].get();
   let total = 0;
   for (const v of values) {

@@ -11,8 +11,15 @@ import { createClient } from '@clickhouse/client';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 
-export const BENCH_KAFKA_BROKERS = (process.env['LOGFLOW_KAFKA_BROKERS'] ?? process.env['TEST_KAFKA_BROKERS'] ?? '127.0.0.1:9092').split(',');
-export const BENCH_POSTGRES_URL = process.env['LOGFLOW_POSTGRES_URL'] ?? process.env['TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const BENCH_KAFKA_BROKERS = (
+  process.env['LOGFLOW_KAFKA_BROKERS'] ??
+  process.env['TEST_KAFKA_BROKERS'] ??
+  '127.0.0.1:9092'
+).split(',');
+export const BENCH_POSTGRES_URL =
+  process.env['LOGFLOW_POSTGRES_URL'] ??
+  process.env['TEST_POSTGRES_URL'] ??
+  'postgres://postgres@127.0.0.1:5432/postgres';
 /** A ClickHouse server to measure beside chdb, when configured. */
 export const BENCH_CLICKHOUSE_URL = process.env['LOGFLOW_CLICKHOUSE_URL'] || undefined;
 
@@ -34,7 +41,10 @@ function packageVersion(name: string): string {
     let dir = path.dirname(main);
     for (let i = 0; i < 5; i++) {
       try {
-        const json = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+        const json = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+          name?: string;
+          version?: string;
+        };
         if (json.name === name && json.version !== undefined) return json.version;
       } catch {
         // not this directory
@@ -65,7 +75,9 @@ export function kafkaJarVersion(): string | null {
       const classpath = /\0-cp\0([^\0]+)/.exec(cmdline)?.[1] ?? '';
       for (const entry of classpath.split(':')) {
         if (!entry.endsWith('*')) continue;
-        const found = safeReaddir(entry.slice(0, -1)).map((f) => pattern.exec(f)?.[1]).find((v) => v !== undefined);
+        const found = safeReaddir(entry.slice(0, -1))
+          .map((f) => pattern.exec(f)?.[1])
+          .find((v) => v !== undefined);
         if (found !== undefined) return found;
       }
     }
@@ -73,7 +85,11 @@ export function kafkaJarVersion(): string | null {
     // no /proc
   }
   const libs = path.resolve(process.env['LOGFLOW_SERVICES_DIR'] ?? '.services', 'kafka', 'libs');
-  return safeReaddir(libs).map((f) => pattern.exec(f)?.[1]).find((v) => v !== undefined) ?? null;
+  return (
+    safeReaddir(libs)
+      .map((f) => pattern.exec(f)?.[1])
+      .find((v) => v !== undefined) ?? null
+  );
 }
 
 function safeReaddir(dir: string): string[] {
@@ -86,7 +102,12 @@ function safeReaddir(dir: string): string[] {
 
 async function kafkaVersion(): Promise<string> {
   const jar = kafkaJarVersion();
-  const kafka = new Kafka({ clientId: 'logflow-bench-info', brokers: BENCH_KAFKA_BROKERS, logLevel: logLevel.NOTHING, retry: { retries: 1 } });
+  const kafka = new Kafka({
+    clientId: 'logflow-bench-info',
+    brokers: BENCH_KAFKA_BROKERS,
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 1 },
+  });
   const admin = kafka.admin();
   try {
     await admin.connect();
@@ -103,7 +124,11 @@ async function kafkaVersion(): Promise<string> {
 function chdbVersion(): string {
   try {
     const script = "const c=require('chdb');process.stdout.write(c.query('SELECT version()','TSV').trim())";
-    return execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
   } catch (error) {
     return `unknown (${(error as Error).message.split('\n')[0] ?? ''})`;
   }
@@ -124,9 +149,15 @@ async function postgresVersion(): Promise<string> {
 
 async function clickhouseServerVersion(): Promise<string | null> {
   if (BENCH_CLICKHOUSE_URL === undefined) return null;
-  const client = createClient({ url: BENCH_CLICKHOUSE_URL, username: process.env['LOGFLOW_CLICKHOUSE_USER'] ?? 'default', password: process.env['LOGFLOW_CLICKHOUSE_PASSWORD'] ?? '' });
+  const client = createClient({
+    url: BENCH_CLICKHOUSE_URL,
+    username: process.env['LOGFLOW_CLICKHOUSE_USER'] ?? 'default',
+    password: process.env['LOGFLOW_CLICKHOUSE_PASSWORD'] ?? '',
+  });
   try {
-    const rows = await (await client.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' })).json<{ v: string }>();
+    const rows = await (await client.query({ query: 'SELECT version() AS v', format: 'JSONEachRow' })).json<{
+      v: string;
+    }>();
     return rows[0]?.v ?? 'unknown';
   } catch (error) {
     return `not reachable (${(error as Error).message})`;
@@ -136,7 +167,11 @@ async function clickhouseServerVersion(): Promise<string | null> {
 }
 
 export async function serviceVersions(): Promise<ServiceVersions> {
-  const [kafka, postgres, clickhouseServer] = await Promise.all([kafkaVersion(), postgresVersion(), clickhouseServerVersion()]);
+  const [kafka, postgres, clickhouseServer] = await Promise.all([
+    kafkaVersion(),
+    postgresVersion(),
+    clickhouseServerVersion(),
+  ]);
   return {
     kafka,
     chdb: `${chdbVersion()} (chdb ${packageVersion('chdb')})`,

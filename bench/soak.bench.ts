@@ -21,7 +21,15 @@ import { ingest } from '../src/pipelines/ingest.ts';
 import { createMetrics } from '../src/core/metrics.ts';
 import { startPipeline } from '../src/app/runner.ts';
 import { durationArg, numberArg, stringArg } from './args.ts';
-import { createTopic, deleteTopics, kafkaClient, pacedProducer, sampleRecords, toTemplate, type RecordShape } from './load.ts';
+import {
+  createTopic,
+  deleteTopics,
+  kafkaClient,
+  pacedProducer,
+  sampleRecords,
+  toTemplate,
+  type RecordShape,
+} from './load.ts';
 import { counterTotal, MIB, quantile, Sampler, type Sample } from './sampler.ts';
 import { benchStack, uniqueName } from './stack.ts';
 import type { Benchmark, BenchContext, BenchOutput, BenchRow } from './types.ts';
@@ -33,13 +41,19 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Median of a value over the samples in [from, to) seconds. */
-export function medianBetween(samples: readonly Sample[], from: number, to: number, pick: (s: Sample) => number): number {
+export function medianBetween(
+  samples: readonly Sample[],
+  from: number,
+  to: number,
+  pick: (s: Sample) => number,
+): number {
   return quantile(samples.filter((s) => s.t >= from && s.t < to).map(pick), 0.5);
 }
 
 const benchmark: Benchmark = {
   name: 'soak',
-  description: 'ingest pipeline at a fixed rate for a long time (default 10 min): RSS growth after warm-up and lag, sampled every second',
+  description:
+    'ingest pipeline at a fixed rate for a long time (default 10 min): RSS growth after warm-up and lag, sampled every second',
   async run(ctx: BenchContext): Promise<BenchOutput> {
     const rate = numberArg(ctx.args, 'rate', 5_000);
     const durationMs = durationArg(ctx.args, 'duration', 600_000);
@@ -74,7 +88,11 @@ const benchmark: Benchmark = {
       const producedAt = performance.now();
       const sent = paced.sent();
       const deadline = Date.now() + 300_000;
-      while ((await counterTotal(metrics, 'recordsOut', { pipeline: 'ingest', stage: 'clickhouse' })) < sent && Date.now() < deadline) await sleep(100);
+      while (
+        (await counterTotal(metrics, 'recordsOut', { pipeline: 'ingest', stage: 'clickhouse' })) < sent &&
+        Date.now() < deadline
+      )
+        await sleep(100);
       drainSeconds = (performance.now() - producedAt) / 1000;
     } finally {
       clearInterval(ticker);
@@ -111,7 +129,13 @@ const benchmark: Benchmark = {
       { scenario, metric: 'stored', value: stored, unit: 'logs' },
       { scenario, metric: `RSS at warm-up end (${warm.toFixed(0)} s)`, value: rssWarm / MIB, unit: 'MiB' },
       { scenario, metric: 'RSS at run end', value: rssEnd / MIB, unit: 'MiB', baseline: rssWarm / MIB },
-      { scenario, metric: 'RSS growth after warm-up', value: ((rssEnd - rssWarm) / rssWarm) * 100, unit: '%', target: RSS_TARGET },
+      {
+        scenario,
+        metric: 'RSS growth after warm-up',
+        value: ((rssEnd - rssWarm) / rssWarm) * 100,
+        unit: '%',
+        target: RSS_TARGET,
+      },
       { scenario, metric: 'max RSS after warm-up', value: maxRss / MIB, unit: 'MiB' },
       { scenario, metric: 'heap used growth after warm-up', value: ((heapEnd - heapWarm) / heapWarm) * 100, unit: '%' },
       { scenario, metric: 'max lag after warm-up (sent - stored)', value: maxLag, unit: 'logs', target: 'bounded' },

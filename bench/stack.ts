@@ -60,11 +60,13 @@ async function openStack(pglite: boolean): Promise<BenchStack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-bench-'));
   closers.push(() => rm(dir, { recursive: true, force: true }));
   const database = uniqueName('logflow_bench');
-  const postgresUrl = pglite ? undefined : (() => {
-    const url = new URL(BENCH_POSTGRES_URL);
-    url.pathname = `/${database}`;
-    return url.toString();
-  })();
+  const postgresUrl = pglite
+    ? undefined
+    : (() => {
+        const url = new URL(BENCH_POSTGRES_URL);
+        url.pathname = `/${database}`;
+        return url.toString();
+      })();
   const env = (prefix: string, kind: EngineKind): Record<string, string> => ({
     LOGFLOW_DATA_DIR: dir,
     LOGFLOW_CLICKHOUSE_DATABASE: database,
@@ -106,7 +108,12 @@ async function openStack(pglite: boolean): Promise<BenchStack> {
       await client.close();
     });
     // The ledger stays where chdb's is: only the ClickHouse side differs between the two runs.
-    return { clickhouse: client, postgres: chdbEngines.postgres, mode: { clickhouse: 'server', postgres: chdbEngines.mode.postgres }, close: async () => undefined };
+    return {
+      clickhouse: client,
+      postgres: chdbEngines.postgres,
+      mode: { clickhouse: 'server', postgres: chdbEngines.mode.postgres },
+      close: async () => undefined,
+    };
   };
 
   const stack: BenchStack = {
@@ -117,7 +124,8 @@ async function openStack(pglite: boolean): Promise<BenchStack> {
     engineKinds: BENCH_CLICKHOUSE_URL === undefined ? ['chdb'] : ['chdb', 'server'],
     engines(kind = 'chdb') {
       if (kind === 'chdb') return Promise.resolve(chdbEngines);
-      if (BENCH_CLICKHOUSE_URL === undefined) return Promise.reject(new Error('no ClickHouse server configured (LOGFLOW_CLICKHOUSE_URL)'));
+      if (BENCH_CLICKHOUSE_URL === undefined)
+        return Promise.reject(new Error('no ClickHouse server configured (LOGFLOW_CLICKHOUSE_URL)'));
       serverEngines ??= openServer();
       return serverEngines;
     },

@@ -35,7 +35,10 @@ function generateEvents(count: number, keyCount: number, partitions: number): Be
   // Deterministic so runs compare.
   const rng = xoroshiro128plus(42);
   const random = () => uniformFloat64(rng);
-  const keys = Array.from({ length: keyCount }, (_, i) => `service-${i % 25}|env-${Math.floor(i / 25) % 2}|${['INFO', 'WARN', 'ERROR', 'DEBUG'][i % 4]}-${i}`);
+  const keys = Array.from(
+    { length: keyCount },
+    (_, i) => `service-${i % 25}|env-${Math.floor(i / 25) % 2}|${['INFO', 'WARN', 'ERROR', 'DEBUG'][i % 4]}-${i}`,
+  );
   const start = Date.UTC(2024, 0, 1);
   const events: BenchEvent[] = new Array<BenchEvent>(count);
   for (let i = 0; i < count; i++) {
@@ -127,14 +130,17 @@ function median(values: readonly number[]): number {
 
 const benchmark: Benchmark = {
   name: 'windows',
-  description: 'Event-time tumbling 1-minute windows (100 keys, 4 partitions, 5% disorder) vs bufferCount + Map counting',
+  description:
+    'Event-time tumbling 1-minute windows (100 keys, 4 partitions, 5% disorder) vs bufferCount + Map counting',
   async run(ctx: BenchContext): Promise<readonly BenchRow[]> {
     const eventCount = Math.floor(numberArg(ctx.args, 'events', 2_000_000));
     const keyCount = Math.floor(numberArg(ctx.args, 'keys', 100));
     const partitions = Math.floor(numberArg(ctx.args, 'partitions', 4));
     const rounds = Math.floor(numberArg(ctx.args, 'rounds', 3));
     const events = generateEvents(eventCount, keyCount, partitions);
-    ctx.log(`${eventCount} events, ${keyCount} keys, ${partitions} partitions, ${DISORDERED_FRACTION * 100}% out of order within ${OUT_OF_ORDERNESS_MS} ms`);
+    ctx.log(
+      `${eventCount} events, ${keyCount} keys, ${partitions} partitions, ${DISORDERED_FRACTION * 100}% out of order within ${OUT_OF_ORDERNESS_MS} ms`,
+    );
 
     // Warm-up lets the JIT settle on all three paths before anything is timed.
     const warmup = events.slice(0, Math.min(events.length, 200_000));
@@ -150,8 +156,13 @@ const benchmark: Benchmark = {
       const baseline = runBaseline(events);
       const operator = runOperator(events);
       const core = runCore(events);
-      for (const [label, result] of [['operator', operator], ['core', core], ['baseline', baseline]] as const) {
-        if (result.counted !== eventCount) throw new Error(`${label} counted ${result.counted} of ${eventCount} events`);
+      for (const [label, result] of [
+        ['operator', operator],
+        ['core', core],
+        ['baseline', baseline],
+      ] as const) {
+        if (result.counted !== eventCount)
+          throw new Error(`${label} counted ${result.counted} of ${eventCount} events`);
       }
       baselineRates.push(eventCount / baseline.seconds);
       operatorRates.push(eventCount / operator.seconds);
@@ -162,8 +173,22 @@ const benchmark: Benchmark = {
 
     const baseline = median(baselineRates);
     return [
-      { scenario: 'windowByEventTime (RxJS operator), tumbling 1m', metric: 'throughput', value: median(operatorRates), unit: 'events/s', baseline, target: TARGET },
-      { scenario: 'WindowState core (no RxJS), tumbling 1m', metric: 'throughput', value: median(coreRates), unit: 'events/s', baseline, target: TARGET },
+      {
+        scenario: 'windowByEventTime (RxJS operator), tumbling 1m',
+        metric: 'throughput',
+        value: median(operatorRates),
+        unit: 'events/s',
+        baseline,
+        target: TARGET,
+      },
+      {
+        scenario: 'WindowState core (no RxJS), tumbling 1m',
+        metric: 'throughput',
+        value: median(coreRates),
+        unit: 'events/s',
+        baseline,
+        target: TARGET,
+      },
     ];
   },
 };

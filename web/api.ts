@@ -6,8 +6,14 @@ export function hasRole(role: Role, needed: Role): boolean {
   return ROLE_RANK[role] >= ROLE_RANK[needed];
 }
 
-export interface Me { readonly name: string; readonly role: Role }
-export interface Page<T> { readonly items: readonly T[]; readonly nextCursor: string | null }
+export interface Me {
+  readonly name: string;
+  readonly role: Role;
+}
+export interface Page<T> {
+  readonly items: readonly T[];
+  readonly nextCursor: string | null;
+}
 
 export interface LogRow {
   readonly logId: string;
@@ -21,20 +27,42 @@ export interface LogRow {
   readonly traceId: string | null;
   readonly host: string | null;
 }
-export interface RatePoint { readonly t: string; readonly total: number; readonly errors: number; readonly rate: number }
-export interface ErrorRate { readonly step: number; readonly series: readonly { readonly service: string; readonly points: readonly RatePoint[] }[] }
+export interface RatePoint {
+  readonly t: string;
+  readonly total: number;
+  readonly errors: number;
+  readonly rate: number;
+}
+export interface ErrorRate {
+  readonly step: number;
+  readonly series: readonly { readonly service: string; readonly points: readonly RatePoint[] }[];
+}
 export interface TopError {
-  readonly errorHash: string; readonly template: string; readonly service: string; readonly level: string;
-  readonly count: number; readonly lastSeen: string;
+  readonly errorHash: string;
+  readonly template: string;
+  readonly service: string;
+  readonly level: string;
+  readonly count: number;
+  readonly lastSeen: string;
 }
 export interface Pattern {
-  readonly errorHash: string; readonly template: string; readonly service: string; readonly occurrences: number;
-  readonly firstSeen: string; readonly lastSeen: string; readonly hasEmbedding: boolean;
+  readonly errorHash: string;
+  readonly template: string;
+  readonly service: string;
+  readonly occurrences: number;
+  readonly firstSeen: string;
+  readonly lastSeen: string;
+  readonly hasEmbedding: boolean;
 }
 export interface PatternDetail {
   readonly pattern: Pattern;
   readonly series: readonly { readonly t: string; readonly count: number }[];
-  readonly similar: readonly { readonly errorHash: string; readonly template: string; readonly service: string; readonly score: number }[];
+  readonly similar: readonly {
+    readonly errorHash: string;
+    readonly template: string;
+    readonly service: string;
+    readonly score: number;
+  }[];
 }
 export interface Alert {
   readonly id: number;
@@ -62,12 +90,22 @@ export interface Alert {
   readonly createdAt: string;
 }
 export interface Silence {
-  readonly id: number; readonly reason: string; readonly expiresAt: string;
-  readonly rule?: string | null; readonly service?: string | null; readonly environment?: string | null;
-  readonly level?: string | null; readonly dedupKey?: string | null; readonly createdBy?: string | null;
+  readonly id: number;
+  readonly reason: string;
+  readonly expiresAt: string;
+  readonly rule?: string | null;
+  readonly service?: string | null;
+  readonly environment?: string | null;
+  readonly level?: string | null;
+  readonly dedupKey?: string | null;
+  readonly createdBy?: string | null;
 }
 export interface PatternSeverity {
-  readonly errorHash: string; readonly template: string; readonly severity: string; readonly occurrences: number; readonly reason?: string;
+  readonly errorHash: string;
+  readonly template: string;
+  readonly severity: string;
+  readonly occurrences: number;
+  readonly reason?: string;
 }
 export interface ReportSummary {
   readonly reportDate: string;
@@ -97,7 +135,11 @@ export interface Report {
   readonly tokensUsed: number;
   readonly generatedAt: string;
 }
-export interface AnalysisJob { readonly id: number; readonly status: string; readonly error?: string | null }
+export interface AnalysisJob {
+  readonly id: number;
+  readonly status: string;
+  readonly error?: string | null;
+}
 export interface Service {
   readonly name: string;
   readonly displayName: string;
@@ -121,7 +163,11 @@ export interface Preferences {
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -167,7 +213,11 @@ export class Api {
     try {
       response = await fetch(url, init);
     } catch (error) {
-      throw new ApiError(0, 'network', `cannot reach the server (${error instanceof Error ? error.message : String(error)})`);
+      throw new ApiError(
+        0,
+        'network',
+        `cannot reach the server (${error instanceof Error ? error.message : String(error)})`,
+      );
     }
     if (response.status === 204) return undefined as T;
     const text = await response.text();
@@ -179,7 +229,10 @@ export class Api {
     }
     if (!response.ok) {
       const code = isRecord(payload) && typeof payload['error'] === 'string' ? payload['error'] : 'http_error';
-      let message = isRecord(payload) && typeof payload['message'] === 'string' ? payload['message'] : `request failed (${response.status})`;
+      let message =
+        isRecord(payload) && typeof payload['message'] === 'string'
+          ? payload['message']
+          : `request failed (${response.status})`;
       if (isRecord(payload) && Array.isArray(payload['details']) && payload['details'].length > 0) {
         message += `: ${payload['details'].map((d) => (isRecord(d) ? `${String(d['path'] ?? d['field'] ?? '')} ${String(d['message'] ?? '')}`.trim() : String(d))).join('; ')}`;
       }
@@ -196,7 +249,8 @@ export class Api {
   /** A list endpoint's response, checked to have the shape the pages rely on. */
   async page<T>(path: string, query?: Query): Promise<Page<T>> {
     const result = await this.get<unknown>(path, query);
-    if (!isRecord(result) || !Array.isArray(result['items'])) throw new ApiError(200, 'bad_response', `${path}: response has no items`);
+    if (!isRecord(result) || !Array.isArray(result['items']))
+      throw new ApiError(200, 'bad_response', `${path}: response has no items`);
     const next = result['nextCursor'];
     return { items: result['items'] as T[], nextCursor: typeof next === 'string' ? next : null };
   }

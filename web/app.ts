@@ -42,7 +42,11 @@ export function errorBox(error: unknown): HTMLElement {
 }
 
 /** Renders a page section after its data arrives, or an error box in its place. */
-export async function section(ctx: PageContext, el: HTMLElement, load: () => Promise<HTMLElement | HTMLElement[]>): Promise<void> {
+export async function section(
+  ctx: PageContext,
+  el: HTMLElement,
+  load: () => Promise<HTMLElement | HTMLElement[]>,
+): Promise<void> {
   try {
     const content = await load();
     if (ctx.alive()) mount(el, content);
@@ -64,7 +68,10 @@ export function defaultRange(session: Session): string {
 export function serviceOptions(session: Session, current: string): HTMLSelectElement {
   const names = session.services.map((s) => s.name);
   if (current !== '' && !names.includes(current)) names.push(current);
-  return h('select', { name: 'service' },
+  return h(
+    'select',
+    { name: 'service' },
     h('option', { value: '' }, 'All services'),
-    names.map((name) => h('option', { value: name, selected: name === current }, name)));
+    names.map((name) => h('option', { value: name, selected: name === current }, name)),
+  );
 }

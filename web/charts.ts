@@ -3,7 +3,18 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { fmtAxisTime, fmtTime, timeZone } from './format.ts';
 
-export const PALETTE = ['#3b6ef5', '#e5484d', '#12a594', '#f5a524', '#8e4ec6', '#0ea5e9', '#d6409f', '#46a758', '#ff8b3e', '#6e56cf'];
+export const PALETTE = [
+  '#3b6ef5',
+  '#e5484d',
+  '#12a594',
+  '#f5a524',
+  '#8e4ec6',
+  '#0ea5e9',
+  '#d6409f',
+  '#46a758',
+  '#ff8b3e',
+  '#6e56cf',
+];
 
 function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -38,7 +49,10 @@ function follow(el: HTMLElement, chart: uPlot, height: number): () => void {
   };
 }
 
-export interface LineSeries { readonly label: string; readonly points: ReadonlyArray<readonly [number, number]> }
+export interface LineSeries {
+  readonly label: string;
+  readonly points: ReadonlyArray<readonly [number, number]>;
+}
 
 /** A time-series line chart with a legend; returns its disposer. */
 export function lineChart(
@@ -48,7 +62,11 @@ export function lineChart(
 ): () => void {
   const height = options.height ?? 280;
   const format = options.format ?? ((v: number) => `${v}`);
-  const axis = { stroke: cssVar('--muted'), grid: { stroke: cssVar('--grid'), width: 1 }, ticks: { stroke: cssVar('--grid'), width: 1 } };
+  const axis = {
+    stroke: cssVar('--muted'),
+    grid: { stroke: cssVar('--grid'), width: 1 },
+    ticks: { stroke: cssVar('--grid'), width: 1 },
+  };
   const opts: uPlot.Options = {
     width: Math.max(el.clientWidth, 300),
     height,
@@ -61,7 +79,10 @@ export function lineChart(
       { ...axis, size: 60, values: (_u, ticks) => ticks.map((t) => format(t)) },
     ],
     series: [
-      { label: 'Time', value: (_u: uPlot, v: number | null) => (v === null ? '—' : fmtTime(new Date(v * 1000)).slice(0, 16)) },
+      {
+        label: 'Time',
+        value: (_u: uPlot, v: number | null) => (v === null ? '—' : fmtTime(new Date(v * 1000)).slice(0, 16)),
+      },
       ...series.map((s, i) => ({
         label: s.label,
         stroke: PALETTE[i % PALETTE.length] ?? '#888',
@@ -77,7 +98,11 @@ export function lineChart(
 }
 
 /** A tiny chart without axes or legend, for tables. */
-export function sparkline(el: HTMLElement, points: ReadonlyArray<readonly [number, number]>, color = PALETTE[0] ?? '#3b6ef5'): () => void {
+export function sparkline(
+  el: HTMLElement,
+  points: ReadonlyArray<readonly [number, number]>,
+  color = PALETTE[0] ?? '#3b6ef5',
+): () => void {
   const width = el.clientWidth > 0 ? el.clientWidth : 140;
   const height = el.clientHeight > 0 ? el.clientHeight : 32;
   const chart = new uPlot(

@@ -13,7 +13,11 @@ function append(parent: Node, child: Child): void {
   }
 }
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Attrs | null, ...children: Child[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs?: Attrs | null,
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs ?? {})) {
     if (value === undefined || value === null || value === false) continue;
@@ -46,8 +50,16 @@ export function field(label: string, control: HTMLElement): HTMLLabelElement {
   return h('label', { class: 'field' }, label, control);
 }
 
-export function select(name: string, options: ReadonlyArray<readonly [string, string]>, value: string): HTMLSelectElement {
-  return h('select', { name }, options.map(([v, text]) => h('option', { value: v, selected: v === value }, text)));
+export function select(
+  name: string,
+  options: ReadonlyArray<readonly [string, string]>,
+  value: string,
+): HTMLSelectElement {
+  return h(
+    'select',
+    { name },
+    options.map(([v, text]) => h('option', { value: v, selected: v === value }, text)),
+  );
 }
 
 export function badge(text: string, kind: string = text): HTMLSpanElement {
@@ -77,28 +89,53 @@ export function toastError(error: unknown): void {
 /** A "Load more" button for cursor pages, or nothing on the last page; disabled once pressed so a page loads once. */
 export function loadMoreButton(next: string | null, load: (cursor: string) => Promise<void>): HTMLButtonElement | null {
   if (next === null) return null;
-  return h('button', {
-    type: 'button',
-    onclick: async (event: Event) => {
-      (event.currentTarget as HTMLButtonElement).disabled = true;
-      await load(next).catch(toastError);
+  return h(
+    'button',
+    {
+      type: 'button',
+      onclick: async (event: Event) => {
+        (event.currentTarget as HTMLButtonElement).disabled = true;
+        await load(next).catch(toastError);
+      },
     },
-  }, 'Load more');
+    'Load more',
+  );
 }
 
 /** A modal form: resolves with the form's data on submit, null on cancel. */
 export function dialogForm(title: string, body: Child, submitLabel: string): Promise<FormData | null> {
   return new Promise((resolve) => {
-    const form = h('form', { method: 'dialog' },
+    const form = h(
+      'form',
+      { method: 'dialog' },
       h('h2', null, title),
       body,
-      h('div', { class: 'buttons' },
-        h('button', { type: 'button', value: 'cancel', onclick: () => { dialog.close(); } }, 'Cancel'),
-        h('button', { type: 'submit', class: 'primary', value: 'ok' }, submitLabel)));
+      h(
+        'div',
+        { class: 'buttons' },
+        h(
+          'button',
+          {
+            type: 'button',
+            value: 'cancel',
+            onclick: () => {
+              dialog.close();
+            },
+          },
+          'Cancel',
+        ),
+        h('button', { type: 'submit', class: 'primary', value: 'ok' }, submitLabel),
+      ),
+    );
     const dialog = h('dialog', null, form);
     let result: FormData | null = null;
-    form.addEventListener('submit', () => { result = new FormData(form); });
-    dialog.addEventListener('close', () => { dialog.remove(); resolve(result); });
+    form.addEventListener('submit', () => {
+      result = new FormData(form);
+    });
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      resolve(result);
+    });
     document.body.appendChild(dialog);
     dialog.showModal();
   });

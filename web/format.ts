@@ -5,7 +5,14 @@ let formatter = makeFormatter('UTC');
 
 function makeFormatter(timeZone: string): Intl.DateTimeFormat {
   return new Intl.DateTimeFormat('en-GB', {
-    timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hourCycle: 'h23',
   });
 }
 
@@ -70,9 +77,19 @@ export function fmtNumber(n: number | null | undefined, digits = 2): string {
 }
 
 export const RANGES: ReadonlyArray<readonly [string, string]> = [
-  ['1h', 'Last hour'], ['6h', 'Last 6 hours'], ['24h', 'Last 24 hours'], ['3d', 'Last 3 days'], ['7d', 'Last 7 days'],
+  ['1h', 'Last hour'],
+  ['6h', 'Last 6 hours'],
+  ['24h', 'Last 24 hours'],
+  ['3d', 'Last 3 days'],
+  ['7d', 'Last 7 days'],
 ];
-const RANGE_MS: Record<string, number> = { '1h': 3_600_000, '6h': 21_600_000, '24h': 86_400_000, '3d': 259_200_000, '7d': 604_800_000 };
+const RANGE_MS: Record<string, number> = {
+  '1h': 3_600_000,
+  '6h': 21_600_000,
+  '24h': 86_400_000,
+  '3d': 259_200_000,
+  '7d': 604_800_000,
+};
 export function isRange(value: unknown): value is string {
   return typeof value === 'string' && value in RANGE_MS;
 }

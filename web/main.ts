@@ -13,7 +13,15 @@ import { servicesPage } from './pages/services.ts';
 import { settingsPage } from './pages/settings.ts';
 import { applyTheme } from './theme.ts';
 
-const PAGES: readonly PageDefinition[] = [overviewPage, alertsPage, patternsPage, reportsPage, logsPage, servicesPage, settingsPage];
+const PAGES: readonly PageDefinition[] = [
+  overviewPage,
+  alertsPage,
+  patternsPage,
+  reportsPage,
+  logsPage,
+  servicesPage,
+  settingsPage,
+];
 const RANGE_STORAGE = 'logflow.range';
 const app = document.getElementById('app') as HTMLElement;
 
@@ -47,22 +55,43 @@ function takeKeyFromFragment(): string | undefined {
 
 function renderLogin(message?: string): void {
   applyTheme('system');
-  const input = h('input', { name: 'key', type: 'password', placeholder: 'lf_…', autocomplete: 'off', required: true, 'aria-label': 'API key' });
-  const form = h('form', {
-    onsubmit: (event: Event) => {
-      event.preventDefault();
-      storeKey(input.value.trim());
-      void boot();
+  const input = h('input', {
+    name: 'key',
+    type: 'password',
+    placeholder: 'lf_…',
+    autocomplete: 'off',
+    required: true,
+    'aria-label': 'API key',
+  });
+  const form = h(
+    'form',
+    {
+      onsubmit: (event: Event) => {
+        event.preventDefault();
+        storeKey(input.value.trim());
+        void boot();
+      },
     },
-  },
-  h('label', { class: 'field' }, 'API key', input),
-  h('button', { type: 'submit', class: 'primary' }, 'Sign in'));
-  mount(app,
-    h('div', { class: 'login card' },
+    h('label', { class: 'field' }, 'API key', input),
+    h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
+  );
+  mount(
+    app,
+    h(
+      'div',
+      { class: 'login card' },
       h('div', { class: 'brand' }, 'log', h('span', null, 'flow')),
-      h('p', { class: 'muted' }, 'Sign in with an API key (create one with ', h('code', null, 'npm run keys -- create --name <you>'), ').'),
+      h(
+        'p',
+        { class: 'muted' },
+        'Sign in with an API key (create one with ',
+        h('code', null, 'npm run keys -- create --name <you>'),
+        ').',
+      ),
       message === undefined ? null : h('div', { class: 'error-box' }, message),
-      form));
+      form,
+    ),
+  );
   input.focus();
 }
 
@@ -88,7 +117,10 @@ async function boot(): Promise<void> {
     const me = await api.get<{ name: string; role: 'viewer' | 'operator' | 'admin' }>('/me');
     const [prefs, services] = await Promise.all([
       api.get<Preferences>('/preferences'),
-      api.get<{ items: Service[] }>('/services').then((r) => r.items).catch(() => [] as Service[]),
+      api
+        .get<{ items: Service[] }>('/services')
+        .then((r) => r.items)
+        .catch(() => [] as Service[]),
     ]);
     session = { api, me, prefs, services };
   } catch (error) {
@@ -116,34 +148,57 @@ function startShell(session: Session): void {
   const content = h('main', { class: 'content' });
   const storedRange = localStorage.getItem(RANGE_STORAGE);
   let range = isRange(storedRange) ? storedRange : defaultRange(session);
-  const rangeSelect = h('select', {
-    'aria-label': 'Time range',
-    onchange: () => {
-      range = rangeSelect.value;
-      localStorage.setItem(RANGE_STORAGE, range);
-      render();
+  const rangeSelect = h(
+    'select',
+    {
+      'aria-label': 'Time range',
+      onchange: () => {
+        range = rangeSelect.value;
+        localStorage.setItem(RANGE_STORAGE, range);
+        render();
+      },
     },
-  }, RANGES.map(([value, label]) => h('option', { value, selected: value === range }, label)));
+    RANGES.map(([value, label]) => h('option', { value, selected: value === range }, label)),
+  );
   const links = new Map<string, HTMLAnchorElement>();
   const alertCount = h('span', { class: 'count', hidden: true });
   for (const page of PAGES) {
-    const link = h('a', { href: `#/${page.id}`, 'data-page': page.id }, page.title, page.id === 'alerts' ? alertCount : null);
+    const link = h(
+      'a',
+      { href: `#/${page.id}`, 'data-page': page.id },
+      page.title,
+      page.id === 'alerts' ? alertCount : null,
+    );
     links.set(page.id, link);
     nav.appendChild(link);
   }
-  mount(app,
-    h('div', { class: 'shell' },
-      h('aside', { class: 'side' },
+  mount(
+    app,
+    h(
+      'div',
+      { class: 'shell' },
+      h(
+        'aside',
+        { class: 'side' },
         h('div', { class: 'brand' }, 'log', h('span', null, 'flow')),
         nav,
-        h('div', { class: 'who' }, `${session.me.name} · ${session.me.role}`)),
-      h('div', { class: 'main' },
-        h('header', { class: 'top' },
+        h('div', { class: 'who' }, `${session.me.name} · ${session.me.role}`),
+      ),
+      h(
+        'div',
+        { class: 'main' },
+        h(
+          'header',
+          { class: 'top' },
           title,
           h('div', { class: 'spacer' }),
           rangeSelect,
-          h('button', { type: 'button', onclick: () => render(), title: 'Reload data' }, 'Refresh')),
-        content)));
+          h('button', { type: 'button', onclick: () => render(), title: 'Reload data' }, 'Refresh'),
+        ),
+        content,
+      ),
+    ),
+  );
 
   let generation = 0;
   let cleanups: Array<() => void> = [];

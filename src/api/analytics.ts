@@ -91,7 +91,11 @@ function logsWhere(f: LogFilter, time = 'timestamp'): Where {
   return w;
 }
 
-function fill(range: TimeRange, stepSeconds: number, rows: ReadonlyMap<number, { total: number; errors: number }>): SeriesPoint[] {
+function fill(
+  range: TimeRange,
+  stepSeconds: number,
+  rows: ReadonlyMap<number, { total: number; errors: number }>,
+): SeriesPoint[] {
   const step = stepSeconds * 1000;
   const points: SeriesPoint[] = [];
   for (let t = Math.floor(range.from / step) * step; t < range.to; t += step) {
@@ -110,16 +114,32 @@ export class Analytics {
   }
 
   /** Newest first; keyset on (timestamp, log_id), so pages neither skip nor repeat rows. */
-  async logs(filter: LogFilter, limit: number, after: LogCursor | undefined): Promise<{ items: LogItem[]; last: LogCursor | undefined; more: boolean }> {
+  async logs(
+    filter: LogFilter,
+    limit: number,
+    after: LogCursor | undefined,
+  ): Promise<{ items: LogItem[]; last: LogCursor | undefined; more: boolean }> {
     const w = logsWhere(filter);
     if (after !== undefined) {
-      w.add(`timestamp <= {ct:DateTime64(3, 'UTC')} AND (timestamp, log_id) < ({ct:DateTime64(3, 'UTC')}, {cid:UUID})`, {
-        ct: toClickHouseDateTime(after.t),
-        cid: after.id,
-      });
+      w.add(
+        `timestamp <= {ct:DateTime64(3, 'UTC')} AND (timestamp, log_id) < ({ct:DateTime64(3, 'UTC')}, {cid:UUID})`,
+        {
+          ct: toClickHouseDateTime(after.t),
+          cid: after.id,
+        },
+      );
     }
     const rows = await this.#rows<{
-      lid: string; ts: string; svc: string; env: string; lvl: string; msg: string; tpl: string; hash: string; trace: string; hst: string;
+      lid: string;
+      ts: string;
+      svc: string;
+      env: string;
+      lvl: string;
+      msg: string;
+      tpl: string;
+      hash: string;
+      trace: string;
+      hst: string;
     }>(
       `SELECT toString(log_id) AS lid, toUnixTimestamp64Milli(timestamp) AS ts, service AS svc, environment AS env, level AS lvl,
               message AS msg, template AS tpl, toString(error_hash) AS hash, trace_id AS trace, host AS hst
@@ -129,11 +149,23 @@ export class Analytics {
       { ...w.params, limit: limit + 1 },
     );
     const items = rows.slice(0, limit).map((r) => ({
-      logId: r.lid, timestamp: iso(r.ts), service: r.svc, environment: r.env, level: r.lvl, message: r.msg, template: r.tpl,
-      errorHash: r.hash, traceId: r.trace, host: r.hst,
+      logId: r.lid,
+      timestamp: iso(r.ts),
+      service: r.svc,
+      environment: r.env,
+      level: r.lvl,
+      message: r.msg,
+      template: r.tpl,
+      errorHash: r.hash,
+      traceId: r.trace,
+      host: r.hst,
     }));
     const lastRow = rows[limit - 1];
-    return { items, last: lastRow === undefined ? undefined : { t: Number(lastRow.ts), id: lastRow.lid }, more: rows.length > limit };
+    return {
+      items,
+      last: lastRow === undefined ? undefined : { t: Number(lastRow.ts), id: lastRow.lid },
+      more: rows.length > limit,
+    };
   }
 
   /**
@@ -142,7 +174,10 @@ export class Analytics {
    */
   async errorRate(filter: LogFilter, stepSeconds: number): Promise<Array<{ service: string; points: SeriesPoint[] }>> {
     const fromRollup = stepSeconds % 60 === 0;
-    const w = logsWhere({ ...filter, q: undefined, errorHash: undefined, level: undefined }, fromRollup ? 'minute' : 'timestamp');
+    const w = logsWhere(
+      { ...filter, q: undefined, errorHash: undefined, level: undefined },
+      fromRollup ? 'minute' : 'timestamp',
+    );
     const query = fromRollup
       ? `SELECT service AS svc, intDiv(toUInt32(minute), {step:UInt32}) * {step:UInt32} AS bucket,
                 sum(log_count) AS total, sumIf(log_count, level IN ${ERROR_LEVELS}) AS errs
@@ -150,7 +185,10 @@ export class Analytics {
       : `SELECT service AS svc, intDiv(toUnixTimestamp(timestamp), {step:UInt32}) * {step:UInt32} AS bucket,
                 count() AS total, countIf(level IN ${ERROR_LEVELS}) AS errs
          FROM logs ${w.sql()} GROUP BY svc, bucket ORDER BY svc, bucket`;
-    const rows = await this.#rows<{ svc: string; bucket: string; total: string; errs: string }>(query, { ...w.params, step: stepSeconds });
+    const rows = await this.#rows<{ svc: string; bucket: string; total: string; errs: string }>(query, {
+      ...w.params,
+      step: stepSeconds,
+    });
     const byService = new Map<string, Map<number, { total: number; errors: number }>>();
     for (const r of rows) {
       const buckets = byService.get(r.svc) ?? new Map<number, { total: number; errors: number }>();
@@ -160,7 +198,12 @@ export class Analytics {
     return [...byService].map(([service, buckets]) => ({ service, points: fill(filter.range, stepSeconds, buckets) }));
   }
 
-  async topErrors(filter: LogFilter, limit: number): Promise<Array<{ errorHash: string; template: string; service: string; level: string; count: number; lastSeen: string }>> {
+  async topErrors(
+    filter: LogFilter,
+    limit: number,
+  ): Promise<
+    Array<{ errorHash: string; template: string; service: string; level: string; count: number; lastSeen: string }>
+  > {
     const w = logsWhere({ range: filter.range, service: filter.service }).add(`level IN ${ERROR_LEVELS}`);
     const rows = await this.#rows<{ hash: string; tpl: string; svc: string; lvl: string; n: string; last: string }>(
       `SELECT toString(error_hash) AS hash, any(template) AS tpl, service AS svc, level AS lvl, count() AS n,
@@ -171,16 +214,28 @@ export class Analytics {
        LIMIT {limit:UInt32}`,
       { ...w.params, limit },
     );
-    return rows.map((r) => ({ errorHash: r.hash, template: r.tpl, service: r.svc, level: r.lvl, count: Number(r.n), lastSeen: iso(r.last) }));
+    return rows.map((r) => ({
+      errorHash: r.hash,
+      template: r.tpl,
+      service: r.svc,
+      level: r.lvl,
+      count: Number(r.n),
+      lastSeen: iso(r.last),
+    }));
   }
 
   /** From the hourly rollup the materialized view keeps; hours overlapping the range are included whole. */
-  async hourly(filter: LogFilter): Promise<Array<{ hour: string; service: string; environment: string; level: string; count: number; errors: number }>> {
+  async hourly(
+    filter: LogFilter,
+  ): Promise<
+    Array<{ hour: string; service: string; environment: string; level: string; count: number; errors: number }>
+  > {
     const w = new Where()
       .add(`hour >= toStartOfHour({from:DateTime64(3, 'UTC')})`, { from: toClickHouseDateTime(filter.range.from) })
       .add(`hour < {to:DateTime64(3, 'UTC')}`, { to: toClickHouseDateTime(filter.range.to) });
     if (filter.service !== undefined) w.add('service = {service:String}', { service: filter.service });
-    if (filter.environment !== undefined) w.add('environment = {environment:String}', { environment: filter.environment });
+    if (filter.environment !== undefined)
+      w.add('environment = {environment:String}', { environment: filter.environment });
     const rows = await this.#rows<{ h: string; svc: string; env: string; lvl: string; n: string; errs: string }>(
       `SELECT toUnixTimestamp(hour) AS h, service AS svc, environment AS env, level AS lvl, sum(log_count) AS n, sum(error_count) AS errs
        FROM logs_hourly_agg ${w.sql()}
@@ -189,7 +244,14 @@ export class Analytics {
        LIMIT 100000`,
       w.params,
     );
-    return rows.map((r) => ({ hour: iso(Number(r.h) * 1000), service: r.svc, environment: r.env, level: r.lvl, count: Number(r.n), errors: Number(r.errs) }));
+    return rows.map((r) => ({
+      hour: iso(Number(r.h) * 1000),
+      service: r.svc,
+      environment: r.env,
+      level: r.lvl,
+      count: Number(r.n),
+      errors: Number(r.errs),
+    }));
   }
 
   /** Most recently seen first; keyset on (last_seen, error_hash). */
@@ -201,11 +263,24 @@ export class Analytics {
     const w = new Where();
     if (filter.service !== undefined) w.add('has(p.services, {service:String})', { service: filter.service });
     if (filter.q !== undefined) w.add('positionCaseInsensitiveUTF8(p.template, {q:String}) > 0', { q: filter.q });
-    if (filter.errorHash !== undefined) w.add('p.error_hash = toUInt64({errorHash:String})', { errorHash: filter.errorHash });
+    if (filter.errorHash !== undefined)
+      w.add('p.error_hash = toUInt64({errorHash:String})', { errorHash: filter.errorHash });
     if (after !== undefined) {
-      w.add(`(p.last_seen, p.error_hash) < ({ct:DateTime64(3, 'UTC')}, toUInt64({ch:String}))`, { ct: toClickHouseDateTime(after.t), ch: after.h });
+      w.add(`(p.last_seen, p.error_hash) < ({ct:DateTime64(3, 'UTC')}, toUInt64({ch:String}))`, {
+        ct: toClickHouseDateTime(after.t),
+        ch: after.h,
+      });
     }
-    const rows = await this.#rows<{ hash: string; tpl: string; svcs: string[]; lvl: string; occ: string; first: string; last: string; emb: number }>(
+    const rows = await this.#rows<{
+      hash: string;
+      tpl: string;
+      svcs: string[];
+      lvl: string;
+      occ: string;
+      first: string;
+      last: string;
+      emb: number;
+    }>(
       `SELECT toString(p.error_hash) AS hash, p.template AS tpl, p.services AS svcs, p.level AS lvl, toString(p.occurrence_count) AS occ,
               toUnixTimestamp64Milli(p.first_seen) AS first, toUnixTimestamp64Milli(p.last_seen) AS last, p.has_embedding AS emb
        FROM error_patterns AS p FINAL ${w.sql()}
@@ -214,15 +289,30 @@ export class Analytics {
       { ...w.params, limit: limit + 1 },
     );
     const items = rows.slice(0, limit).map((r) => ({
-      errorHash: r.hash, template: r.tpl, service: r.svcs[0] ?? '', services: r.svcs, level: r.lvl, occurrences: Number(r.occ),
-      firstSeen: iso(r.first), lastSeen: iso(r.last), hasEmbedding: Number(r.emb) === 1,
+      errorHash: r.hash,
+      template: r.tpl,
+      service: r.svcs[0] ?? '',
+      services: r.svcs,
+      level: r.lvl,
+      occurrences: Number(r.occ),
+      firstSeen: iso(r.first),
+      lastSeen: iso(r.last),
+      hasEmbedding: Number(r.emb) === 1,
     }));
     const lastRow = rows[limit - 1];
-    return { items, last: lastRow === undefined ? undefined : { t: Number(lastRow.last), h: lastRow.hash }, more: rows.length > limit };
+    return {
+      items,
+      last: lastRow === undefined ? undefined : { t: Number(lastRow.last), h: lastRow.hash },
+      more: rows.length > limit,
+    };
   }
 
   /** Occurrences of one pattern per bucket, zero-filled. */
-  async patternSeries(errorHash: string, range: TimeRange, stepSeconds: number): Promise<Array<{ t: string; count: number }>> {
+  async patternSeries(
+    errorHash: string,
+    range: TimeRange,
+    stepSeconds: number,
+  ): Promise<Array<{ t: string; count: number }>> {
     const w = logsWhere({ range, errorHash });
     const rows = await this.#rows<{ bucket: string; n: string }>(
       `SELECT intDiv(toUnixTimestamp(timestamp), {step:UInt32}) * {step:UInt32} AS bucket, count() AS n

@@ -39,14 +39,16 @@ export function installAuth(app: FastifyInstance, apiKeys: ApiKeyRepository): vo
     const key = await apiKeys.verify(match[1]!);
     // Unknown, malformed and revoked keys get the same answer: which one it was would help a guesser.
     if (key === null) throw unauthorized('the API key is invalid or revoked');
-    if (!hasRole(key, needed)) throw new ApiError(403, 'forbidden', `this needs the ${needed} role; the key "${key.name}" is ${key.role}`);
+    if (!hasRole(key, needed))
+      throw new ApiError(403, 'forbidden', `this needs the ${needed} role; the key "${key.name}" is ${key.role}`);
     request.apiKey = key;
   };
   // A route-level hook added after the rate limiter's (registered first), so a flood is
   // limited before any key is looked up in the database.
   app.addHook('onRoute', (route) => {
     if (route.config?.minRole === undefined) return;
-    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    const existing =
+      route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
     route.onRequest = [...existing, authenticate] as NonNullable<typeof route.onRequest>;
   });
 }

@@ -59,7 +59,11 @@ async function bundle(): Promise<DashboardBundle> {
       absWorkingDir: path.resolve(WEB_DIR, '..'),
     });
   } catch (error) {
-    throw new LogflowError(ErrorCodes.INTERNAL, 'dashboard bundle failed', { retriable: false, stage: 'api', cause: error });
+    throw new LogflowError(ErrorCodes.INTERNAL, 'dashboard bundle failed', {
+      retriable: false,
+      stage: 'api',
+      cause: error,
+    });
   }
   const assets = new Map<string, DashboardAsset>();
   let script: DashboardAsset | undefined;
@@ -67,13 +71,20 @@ async function bundle(): Promise<DashboardBundle> {
   for (const file of result.outputFiles) {
     const name = path.basename(file.path);
     const isJs = name.endsWith('.js');
-    const built = asset(name, isJs ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8', Buffer.from(file.contents));
+    const built = asset(
+      name,
+      isJs ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8',
+      Buffer.from(file.contents),
+    );
     assets.set(name, built);
     if (isJs) script = built;
     else if (name.endsWith('.css')) stylesheet = built;
   }
   if (script === undefined || stylesheet === undefined) {
-    throw new LogflowError(ErrorCodes.INTERNAL, 'dashboard bundle produced no script or stylesheet', { retriable: false, stage: 'api' });
+    throw new LogflowError(ErrorCodes.INTERNAL, 'dashboard bundle produced no script or stylesheet', {
+      retriable: false,
+      stage: 'api',
+    });
   }
   const template = await readFile(path.join(WEB_DIR, 'index.html'), 'utf8');
   const html = template
@@ -127,7 +138,12 @@ function send(request: FastifyRequest, reply: FastifyReply, file: DashboardAsset
 export async function registerDashboard(app: FastifyInstance): Promise<void> {
   const files = await dashboardBundle();
   const sendIndex = (request: FastifyRequest, reply: FastifyReply) =>
-    send(request, reply.header('Content-Security-Policy', CSP).header('Referrer-Policy', 'no-referrer'), files.index, 'no-cache');
+    send(
+      request,
+      reply.header('Content-Security-Policy', CSP).header('Referrer-Policy', 'no-referrer'),
+      files.index,
+      'no-cache',
+    );
   app.get('/', { schema: { hide: true } }, async (request, reply) => sendIndex(request, reply));
   app.get('/index.html', { schema: { hide: true } }, async (request, reply) => sendIndex(request, reply));
   app.get<{ Params: { name: string } }>('/assets/:name', { schema: { hide: true } }, async (request, reply) => {

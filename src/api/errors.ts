@@ -69,7 +69,11 @@ export function installErrorHandler(app: FastifyInstance): void {
       });
     }
     if (error instanceof ApiError) {
-      return send(reply, error.statusCode, { error: error.code, message: error.message, ...(error.details === undefined ? {} : { details: error.details }) });
+      return send(reply, error.statusCode, {
+        error: error.code,
+        message: error.message,
+        ...(error.details === undefined ? {} : { details: error.details }),
+      });
     }
     if (error instanceof RepositoryError) {
       if (error.kind === 'not_found') return send(reply, 404, { error: 'not_found', message: error.message });

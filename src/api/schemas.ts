@@ -29,7 +29,10 @@ export const FIRST_DATE = '1970-01-01';
 export const LAST_DATE = '2099-12-31';
 export const calendarDate = z.iso
   .date()
-  .refine((date) => date >= FIRST_DATE && date <= LAST_DATE, `must be from ${FIRST_DATE} to ${LAST_DATE}: no log can fall outside these days`)
+  .refine(
+    (date) => date >= FIRST_DATE && date <= LAST_DATE,
+    `must be from ${FIRST_DATE} to ${LAST_DATE}: no log can fall outside these days`,
+  )
   .describe('YYYY-MM-DD');
 
 export const timeRangeShape = {
@@ -42,7 +45,10 @@ export interface TimeRange {
   readonly to: number;
 }
 
-export function resolveRange(query: { readonly from?: string | undefined; readonly to?: string | undefined }, now = Date.now()): TimeRange {
+export function resolveRange(
+  query: { readonly from?: string | undefined; readonly to?: string | undefined },
+  now = Date.now(),
+): TimeRange {
   const to = query.to === undefined ? now : Date.parse(query.to);
   const from = query.from === undefined ? to - DAY_MS : Date.parse(query.from);
   if (!(from < to)) throw invalid('query.from', 'must be before to');
@@ -68,7 +74,11 @@ export function decodeCursor<S extends z.ZodType>(schema: S, text: string | unde
   return parsed.data;
 }
 
-export function page<T>(rows: readonly T[], size: number, cursorOf: (last: T) => unknown): { items: T[]; nextCursor: string | null } {
+export function page<T>(
+  rows: readonly T[],
+  size: number,
+  cursorOf: (last: T) => unknown,
+): { items: T[]; nextCursor: string | null } {
   const items = rows.slice(0, size);
   const last = items.at(-1);
   return { items, nextCursor: rows.length > size && last !== undefined ? encodeCursor(cursorOf(last)) : null };
@@ -78,7 +88,8 @@ export function page<T>(rows: readonly T[], size: number, cursorOf: (last: T) =>
 export function chooseStep(range: TimeRange, asked: number | undefined, maxPoints: number): number {
   const seconds = (range.to - range.from) / 1000;
   if (asked !== undefined) {
-    if (seconds / asked > maxPoints) throw invalid('query.step', `gives more than ${maxPoints} points for this range; use a larger step`);
+    if (seconds / asked > maxPoints)
+      throw invalid('query.step', `gives more than ${maxPoints} points for this range; use a larger step`);
     return asked;
   }
   return Math.max(60, Math.ceil(seconds / 300 / 60) * 60);

@@ -15,7 +15,12 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../core/config.ts';
 import type { Embedder } from '../clients/embeddings.ts';
@@ -100,7 +105,11 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
   const requests = requestCounter(deps.metrics.registry);
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, not the URL: label values stay bounded.
-    requests.inc({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+    requests.inc({
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    });
   });
 
   await app.register(swagger, {
@@ -109,9 +118,14 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
       info: {
         title: 'logflow API',
         version: API_VERSION,
-        description: 'Logs, error rates, patterns, alerts, reports and settings of logflow. Send `Authorization: Bearer <api key>`.',
+        description:
+          'Logs, error rates, patterns, alerts, reports and settings of logflow. Send `Authorization: Bearer <api key>`.',
       },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an API key (lf_...) from `npm run keys -- create`' } } },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'an API key (lf_...) from `npm run keys -- create`' },
+        },
+      },
     },
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
@@ -123,7 +137,11 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
     max: config.apiRateLimitPerMinute,
     timeWindow: 60_000,
     errorResponseBuilder: (_request, context) =>
-      new ApiError(429, 'rate_limited', `rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`),
+      new ApiError(
+        429,
+        'rate_limited',
+        `rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`,
+      ),
   });
   installAuth(app, deps.repositories.apiKeys);
 
@@ -139,7 +157,9 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
     // The API stays useful without its dashboard; the log says why the page is missing.
     logger.error({ err: error }, 'dashboard unavailable');
     app.get('/', { schema: { hide: true } }, async (_request, reply) =>
-      reply.code(503).send({ error: 'dashboard_unavailable', message: 'the dashboard failed to build; see the server log' }),
+      reply
+        .code(503)
+        .send({ error: 'dashboard_unavailable', message: 'the dashboard failed to build; see the server log' }),
     );
   }
   return app;

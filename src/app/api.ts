@@ -23,7 +23,8 @@ const optionsSchema = z
 
 export const api = definePipeline<Resources>({
   name: 'api',
-  description: 'HTTP API and web dashboard: logs, error rates, patterns, alerts, reports, services and settings (bearer API keys)',
+  description:
+    'HTTP API and web dashboard: logs, error rates, patterns, alerts, reports, services and settings (bearer API keys)',
   build(ctx) {
     const options = parseOptions(optionsSchema, ctx.options, 'api');
     const port = options.port ?? ctx.config.apiPort;

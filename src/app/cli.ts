@@ -107,7 +107,10 @@ program
   .action(async (flags: { date?: string }) => {
     const { nightly } = await import('../pipelines/nightly.ts');
     const { runPipelineProcess } = await import('./process.ts');
-    process.exitCode = await runPipelineProcess(nightly, flags.date === undefined ? { once: true } : { date: flags.date });
+    process.exitCode = await runPipelineProcess(
+      nightly,
+      flags.date === undefined ? { once: true } : { date: flags.date },
+    );
   });
 
 program
@@ -134,7 +137,8 @@ function pipelineOptions(args: readonly string[]): Record<string, string | boole
   for (let i = 0; i < args.length; i++) {
     const word = args[i]!;
     const match = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(word);
-    if (match === null) throw new ConfigError([`unexpected argument "${word}" (pipeline options look like --name value)`]);
+    if (match === null)
+      throw new ConfigError([`unexpected argument "${word}" (pipeline options look like --name value)`]);
     const [, key, inline] = match;
     const next = args[i + 1];
     if (inline !== undefined) options[key!] = inline;
@@ -146,7 +150,9 @@ function pipelineOptions(args: readonly string[]): Record<string, string | boole
   return options;
 }
 
-const keys = program.command('keys').description('API keys for the HTTP API and dashboard (stored hashed in PostgreSQL)');
+const keys = program
+  .command('keys')
+  .description('API keys for the HTTP API and dashboard (stored hashed in PostgreSQL)');
 
 /** Only PostgreSQL: key commands never need ClickHouse, and must not hold chdb's data directory. */
 async function withApiKeys<T>(fn: (repository: ApiKeyRepository) => Promise<T>): Promise<T> {
@@ -173,9 +179,12 @@ keys
   .action(async (flags: { name: string; role: string }) => {
     const { API_KEY_ROLES } = await import('../stores/postgres/api-keys.ts');
     const role = API_KEY_ROLES.find((r) => r === flags.role);
-    if (role === undefined) throw new ConfigError([`--role must be one of ${API_KEY_ROLES.join(', ')}, got "${flags.role}"`]);
+    if (role === undefined)
+      throw new ConfigError([`--role must be one of ${API_KEY_ROLES.join(', ')}, got "${flags.role}"`]);
     const created = await withApiKeys((repository) => repository.create(flags.name, role));
-    process.stderr.write(`created key ${created.apiKey.id} "${created.apiKey.name}" (${created.apiKey.role}); it is shown only now:\n`);
+    process.stderr.write(
+      `created key ${created.apiKey.id} "${created.apiKey.name}" (${created.apiKey.role}); it is shown only now:\n`,
+    );
     process.stdout.write(`${created.key}\n`);
   });
 
@@ -186,7 +195,9 @@ keys
     const listed = await withApiKeys((repository) => repository.list());
     for (const k of listed) {
       const when = (d: Date | null) => (d === null ? '-' : d.toISOString());
-      process.stdout.write(`${k.id}\t${k.name}\t${k.role}\t${k.keyPrefix}…\tcreated ${when(k.createdAt)}\tused ${when(k.lastUsedAt)}\trevoked ${when(k.revokedAt)}\n`);
+      process.stdout.write(
+        `${k.id}\t${k.name}\t${k.role}\t${k.keyPrefix}…\tcreated ${when(k.createdAt)}\tused ${when(k.lastUsedAt)}\trevoked ${when(k.revokedAt)}\n`,
+      );
     }
   });
 

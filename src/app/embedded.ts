@@ -59,7 +59,10 @@ export type StartFlags = z.output<typeof startFlagsSchema>;
  */
 const MAX_BACKLOG = 150_000;
 
-/** Logs per second of the history backfill when --rate is lower: a default start generates its 30,000 history logs in under two seconds. */
+/**
+ * Logs per second of the history backfill when --rate is lower: a default start generates its 30,000 history logs in
+ * under two seconds.
+ */
 const BACKFILL_MIN_RATE = 20_000;
 
 /** The pipelines `npm start` runs: the same definitions `npm run pipeline` runs in server mode. */
@@ -75,7 +78,11 @@ export interface RunSummary {
   readonly dataDir: string;
 }
 
-type StartEmbedded = (definition: PipelineDefinition<Resources>, options: Record<string, unknown>, optional?: boolean) => RunningPipeline;
+type StartEmbedded = (
+  definition: PipelineDefinition<Resources>,
+  options: Record<string, unknown>,
+  optional?: boolean,
+) => RunningPipeline;
 
 interface Running {
   readonly config: Config;
@@ -86,11 +93,24 @@ interface Running {
   readonly topics: InProcessTopics;
 }
 
-export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runEmbedded(
+  rawFlags: Readonly<Record<string, unknown>>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   const parsed = startFlagsSchema.safeParse(rawFlags);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown option ${i.keys.map((k) => `--${k}`).join(', ')}` : `--${i.path.join('.')}: ${i.message}`)));
+  if (!parsed.success)
+    throw new ConfigError(
+      parsed.error.issues.map((i) =>
+        i.code === 'unrecognized_keys'
+          ? `unknown option ${i.keys.map((k) => `--${k}`).join(', ')}`
+          : `--${i.path.join('.')}: ${i.message}`,
+      ),
+    );
   const flags = parsed.data;
-  const config = loadConfig({ ...env, ...(flags['data-dir'] === undefined ? {} : { LOGFLOW_DATA_DIR: flags['data-dir'] }) });
+  const config = loadConfig({
+    ...env,
+    ...(flags['data-dir'] === undefined ? {} : { LOGFLOW_DATA_DIR: flags['data-dir'] }),
+  });
   const dataDir = path.resolve(config.dataDir);
   // Before --reset and before the first line: a second start on a directory in use changes nothing and says only why.
   const lock = await lockDataDir(dataDir);
@@ -104,7 +124,8 @@ export async function runEmbedded(rawFlags: Readonly<Record<string, unknown>>, e
 
 /** Deletes what `dir` holds except the entries named in `keep`. */
 async function emptyDir(dir: string, keep: readonly string[]): Promise<void> {
-  for (const entry of await readdir(dir)) if (!keep.includes(entry)) await rm(path.join(dir, entry), { recursive: true, force: true });
+  for (const entry of await readdir(dir))
+    if (!keep.includes(entry)) await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
 async function runInDataDir(flags: StartFlags, config: Config, dataDir: string): Promise<number> {
@@ -126,7 +147,10 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
   const health = new Health();
   // The process, not each pipeline, says when it runs: the bootstrap's backfill and baselines jobs come and go before.
   health.setPhase('starting');
-  const server = config.metricsPort === 0 ? undefined : await serveMetrics({ metrics, health, port: config.metricsPort }, logger, say);
+  const server =
+    config.metricsPort === 0
+      ? undefined
+      : await serveMetrics({ metrics, health, port: config.metricsPort }, logger, say);
   const ctx: Running = { config, logger, metrics, resources, engines, topics };
   const running: RunningPipeline[] = [];
   let interrupted = false;
@@ -180,7 +204,17 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
       // Paced, not as fast as it can: in-process topics hold what ingest has not read yet in memory,
       // and an unpaced backfill ran hundreds of thousands of records ahead of it.
       const backfillSpeed = Math.max(flags.rate, BACKFILL_MIN_RATE) / eventRate;
-      const backfill = start(generate, { rate: eventRate, duration: flags.history, speed: backfillSpeed, seed, flat: true, worker: true, start: new Date(historyStart).toISOString(), progress: false, 'max-backlog': MAX_BACKLOG });
+      const backfill = start(generate, {
+        rate: eventRate,
+        duration: flags.history,
+        speed: backfillSpeed,
+        seed,
+        flat: true,
+        worker: true,
+        start: new Date(historyStart).toISOString(),
+        progress: false,
+        'max-backlog': MAX_BACKLOG,
+      });
       await backfill.done;
       await waitUntil(() => caughtUp(ctx, 'ingest'), stopping);
       const computed = start(baselines, { once: true, now: new Date(startedAt).toISOString() });
@@ -202,9 +236,17 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
       ...(flags.duration === undefined ? { duration: 365 * 86_400_000 } : { duration: flags.duration * flags.speed }),
     });
     health.setPhase('running');
-    say(`running generate, ingest, vectorize, detect at ${flags.rate} logs/s (event time x${flags.speed})${server === undefined ? '' : `; metrics on http://127.0.0.1:${config.metricsPort}/metrics`}${dashboard === undefined ? '' : `; dashboard on ${dashboard}`}`);
+    say(
+      `running generate, ingest, vectorize, detect at ${flags.rate} logs/s (event time x${flags.speed})${server === undefined ? '' : `; metrics on http://127.0.0.1:${config.metricsPort}/metrics`}${dashboard === undefined ? '' : `; dashboard on ${dashboard}`}`,
+    );
     const lastView: LastView = { at: Date.now(), generated: await recordsOut(ctx, 'generate', 'raw-logs') };
-    view = setInterval(() => void liveView(ctx, startedAt, lastView, interactive).then((text) => (dashboard === undefined ? text : `${text}  dashboard ${dashboard}`)).then((line) => (interactive ? process.stdout.write(`\r\u001b[2K${line}`) : say(line))), interactive ? 1_000 : 5_000);
+    view = setInterval(
+      () =>
+        void liveView(ctx, startedAt, lastView, interactive)
+          .then((text) => (dashboard === undefined ? text : `${text}  dashboard ${dashboard}`))
+          .then((line) => (interactive ? process.stdout.write(`\r\u001b[2K${line}`) : say(line))),
+      interactive ? 1_000 : 5_000,
+    );
     view.unref();
 
     let analyzed = false;
@@ -216,11 +258,16 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
       await report.done;
       say(`\nnightly report for ${date} written`);
     };
-    const analyzeTimer = flags['analyze-after'] === undefined ? undefined : setTimeout(() => void analyze(), flags['analyze-after']);
+    const analyzeTimer =
+      flags['analyze-after'] === undefined ? undefined : setTimeout(() => void analyze(), flags['analyze-after']);
 
     await Promise.race([live.done, interruption]);
     if (!stopping()) {
-      await waitUntil(async () => (await caughtUp(ctx, 'ingest')) && (await caughtUp(ctx, 'vectorize')) && (await caughtUp(ctx, 'detect')), stopping);
+      await waitUntil(
+        async () =>
+          (await caughtUp(ctx, 'ingest')) && (await caughtUp(ctx, 'vectorize')) && (await caughtUp(ctx, 'detect')),
+        stopping,
+      );
       if (flags['analyze-after'] !== undefined) await analyze();
     }
     if (analyzeTimer !== undefined) clearTimeout(analyzeTimer);
@@ -236,7 +283,9 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
     const summary = await summarize(ctx, dataDir).catch(() => undefined);
     if (summary !== undefined) {
       await writeFile(path.join(dataDir, 'last-run.json'), JSON.stringify(summary, null, 2));
-      say(`\nstored ${summary.stored} logs (${summary.deadLettered} dead-lettered), ${summary.vectorizedPatterns} patterns vectorized, ${summary.openAlerts} open alerts, ${summary.reports} reports; data in ${dataDir}`);
+      say(
+        `\nstored ${summary.stored} logs (${summary.deadLettered} dead-lettered), ${summary.vectorizedPatterns} patterns vectorized, ${summary.openAlerts} open alerts, ${summary.reports} reports; data in ${dataDir}`,
+      );
     }
     await resources.close();
     await engines.close();
@@ -254,7 +303,11 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
  * listens on the same default port) used to leave the run without them and
  * without a word.
  */
-async function serveMetrics(options: Parameters<typeof serveProcessEndpoints>[0], logger: Logger, say: (line: string) => void): Promise<Awaited<ReturnType<typeof serveProcessEndpoints>> | undefined> {
+async function serveMetrics(
+  options: Parameters<typeof serveProcessEndpoints>[0],
+  logger: Logger,
+  say: (line: string) => void,
+): Promise<Awaited<ReturnType<typeof serveProcessEndpoints>> | undefined> {
   try {
     return await serveProcessEndpoints(options);
   } catch (error) {
@@ -296,7 +349,10 @@ async function summarize(ctx: Running, dataDir: string): Promise<RunSummary> {
   };
 }
 
-/** The previous live view's reading, so the rate shown is of the last interval (the backfill would skew a running average). */
+/**
+ * The previous live view's reading, so the rate shown is of the last interval (the backfill would skew a running
+ * average).
+ */
 interface LastView {
   at: number;
   generated: number;
@@ -304,7 +360,9 @@ interface LastView {
 
 /** Records a pipeline stage has passed on so far, summed over the metric's other labels. */
 async function recordsOut(ctx: Running, pipeline: string, stage: string): Promise<number> {
-  return (await ctx.metrics.recordsOut.get()).values.filter((v) => v.labels.pipeline === pipeline && v.labels.stage === stage).reduce((a, v) => a + v.value, 0);
+  return (await ctx.metrics.recordsOut.get()).values
+    .filter((v) => v.labels.pipeline === pipeline && v.labels.stage === stage)
+    .reduce((a, v) => a + v.value, 0);
 }
 
 async function liveView(ctx: Running, startedAt: number, last: LastView, interactive: boolean): Promise<string> {
@@ -313,7 +371,9 @@ async function liveView(ctx: Running, startedAt: number, last: LastView, interac
   const generated = await recordsOut(ctx, 'generate', 'raw-logs');
   const stored = await recordsOut(ctx, 'ingest', 'clickhouse');
   const embedded = await recordsOut(ctx, 'vectorize', 'embedded');
-  const lag = (await ctx.metrics.consumerLag.get()).values.filter((v) => v.labels.pipeline === 'ingest').reduce((a, v) => a + v.value, 0);
+  const lag = (await ctx.metrics.consumerLag.get()).values
+    .filter((v) => v.labels.pipeline === 'ingest')
+    .reduce((a, v) => a + v.value, 0);
   const repositories = await ctx.resources.repositories();
   const open = (await repositories.anomalyAlerts.list({ status: 'open', limit: 100 })).items.length;
   const rate = Math.round(((generated - last.generated) * 1000) / Math.max(1, now - last.at));
@@ -355,7 +415,8 @@ async function startApi(
     return undefined;
   }
   const { apiKeys } = await ctx.resources.repositories();
-  for (const previous of await apiKeys.list()) if (previous.name === RUN_KEY_NAME && previous.revokedAt === null) await apiKeys.revoke(previous.id);
+  for (const previous of await apiKeys.list())
+    if (previous.name === RUN_KEY_NAME && previous.revokedAt === null) await apiKeys.revoke(previous.id);
   const { key } = await apiKeys.create(RUN_KEY_NAME, 'admin');
   say(`dashboard: ${base}#key=${key}  (admin key for this run; \`npm run keys -- create\` makes lasting ones)`);
   return base;

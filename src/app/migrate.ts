@@ -38,12 +38,16 @@ export async function loadMigrations(dir: URL): Promise<Migration[]> {
   for (const file of files) {
     const match = fileNamePattern.exec(file);
     if (match === null) {
-      throw new LogflowError(ErrorCodes.MIGRATION_FAILED, `${file}: migration files must be named NNN_snake_case.sql`, { stage: 'migrate' });
+      throw new LogflowError(ErrorCodes.MIGRATION_FAILED, `${file}: migration files must be named NNN_snake_case.sql`, {
+        stage: 'migrate',
+      });
     }
     const sql = await readFile(new URL(file, dir), 'utf8');
     const version = Number(match[1]);
     if (migrations.some((m) => m.version === version)) {
-      throw new LogflowError(ErrorCodes.MIGRATION_FAILED, `${file}: version ${version} is used twice`, { stage: 'migrate' });
+      throw new LogflowError(ErrorCodes.MIGRATION_FAILED, `${file}: version ${version} is used twice`, {
+        stage: 'migrate',
+      });
     }
     migrations.push({ version, name: file, sql, checksum: createHash('sha256').update(sql).digest('hex') });
   }
@@ -74,7 +78,10 @@ function checksumMismatch(store: string, m: Migration): LogflowError {
   );
 }
 
-export async function migrateClickHouse(client: ClickHouseClient, options: MigrateOptions = {}): Promise<MigrationReport> {
+export async function migrateClickHouse(
+  client: ClickHouseClient,
+  options: MigrateOptions = {},
+): Promise<MigrationReport> {
   const migrations = await loadMigrations(new URL('clickhouse/', options.sqlDir ?? defaultSqlDir));
   await client.command({
     query: `CREATE TABLE IF NOT EXISTS schema_migrations
@@ -98,10 +105,14 @@ export async function migrateClickHouse(client: ClickHouseClient, options: Migra
       try {
         await client.command({ query: statement });
       } catch (error) {
-        throw new LogflowError(ErrorCodes.MIGRATION_FAILED, `ClickHouse migration ${m.name} failed: ${(error as Error).message}`, {
-          stage: 'migrate',
-          cause: error,
-        });
+        throw new LogflowError(
+          ErrorCodes.MIGRATION_FAILED,
+          `ClickHouse migration ${m.name} failed: ${(error as Error).message}`,
+          {
+            stage: 'migrate',
+            cause: error,
+          },
+        );
       }
     }
     await client.insert({
@@ -115,9 +126,12 @@ export async function migrateClickHouse(client: ClickHouseClient, options: Migra
   return { applied: report, alreadyApplied: migrations.length - report.length };
 }
 
-/** Retention is configuration, not schema: the TTL is changed only when it differs, because MODIFY TTL rewrites parts. */
+/**
+ * Retention is configuration, not schema: the TTL is changed only when it differs, because MODIFY TTL rewrites parts.
+ */
 async function applyLogsTtl(client: ClickHouseClient, days: number): Promise<void> {
-  if (!Number.isInteger(days) || days < 1) throw new RangeError(`logs TTL must be a positive whole number of days, got ${days}`);
+  if (!Number.isInteger(days) || days < 1)
+    throw new RangeError(`logs TTL must be a positive whole number of days, got ${days}`);
   const rows = await (
     await client.query({
       query: "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'logs'",
@@ -142,7 +156,9 @@ export async function migratePostgres(pool: pg.Pool, options: MigrateOptions = {
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
       applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
-    const done = await client.query<{ version: number; checksum: string }>('SELECT version, checksum FROM schema_migrations');
+    const done = await client.query<{ version: number; checksum: string }>(
+      'SELECT version, checksum FROM schema_migrations',
+    );
     const applied = new Map(done.rows.map((r) => [r.version, r.checksum]));
     for (const m of migrations) {
       const previous = applied.get(m.version);
@@ -154,14 +170,22 @@ export async function migratePostgres(pool: pg.Pool, options: MigrateOptions = {
       try {
         await client.query('BEGIN');
         await client.query(m.sql);
-        await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+        await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          m.checksum,
+        ]);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
-        throw new LogflowError(ErrorCodes.MIGRATION_FAILED, `PostgreSQL migration ${m.name} failed: ${(error as Error).message}`, {
-          stage: 'migrate',
-          cause: error,
-        });
+        throw new LogflowError(
+          ErrorCodes.MIGRATION_FAILED,
+          `PostgreSQL migration ${m.name} failed: ${(error as Error).message}`,
+          {
+            stage: 'migrate',
+            cause: error,
+          },
+        );
       }
       report.push(m.name);
     }

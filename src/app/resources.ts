@@ -53,7 +53,11 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
       topics ??=
         config.kafka.brokers === undefined
           ? new InProcessTopics()
-          : new KafkaTopics({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: logger.child({ component: 'kafka' }) });
+          : new KafkaTopics({
+              brokers: config.kafka.brokers,
+              clientId: config.kafka.clientId,
+              logger: logger.child({ component: 'kafka' }),
+            });
       return topics;
     },
     engines() {
@@ -68,7 +72,9 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
     vectorStore() {
       vectorStore ??=
         config.qdrant.url === undefined
-          ? resources.engines().then((e) => new ClickHouseVectorStore({ client: e.clickhouse, table: config.qdrant.collection }))
+          ? resources
+              .engines()
+              .then((e) => new ClickHouseVectorStore({ client: e.clickhouse, table: config.qdrant.collection }))
           : Promise.resolve(
               new QdrantVectorStore({
                 url: config.qdrant.url,
@@ -80,12 +86,14 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
     },
     embeddingCache() {
       requireOpen();
-      // Every cache operation of an outage fails: one warning per episode (failures less than a minute apart), not one per batch.
+      // Every cache operation of an outage fails: one warning per episode (failures less than a minute apart), not one
+      // per batch.
       let lastCacheError = -Infinity;
       cache ??= openEmbeddingCache(config, {
         onError: (error) => {
           const now = Date.now();
-          if (now - lastCacheError > 60_000) logger.warn({ err: error }, 'embedding cache unavailable; treating as misses until it answers again');
+          if (now - lastCacheError > 60_000)
+            logger.warn({ err: error }, 'embedding cache unavailable; treating as misses until it answers again');
           lastCacheError = now;
         },
       });
@@ -93,7 +101,10 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
     },
     embedder() {
       requireOpen();
-      embedder ??= openEmbedder(config, { onRetry: (info) => logger.warn({ attempt: info.attempt, err: info.error }, 'embeddings endpoint failed; retrying') });
+      embedder ??= openEmbedder(config, {
+        onRetry: (info) =>
+          logger.warn({ attempt: info.attempt, err: info.error }, 'embeddings endpoint failed; retrying'),
+      });
       return embedder;
     },
     analyst() {

@@ -82,7 +82,10 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
   // A graph that cannot even be built (bad options, say) is the caller's error, not a run's outcome.
   // Built and subscribed inside the reporter, so every retry loop of the graph reports to this health.
   const graph = withRetryReporter(health, () => definition.build(ctx));
-  const stopProbing = options.probe === undefined ? () => undefined : startProbing(options.probe, health, options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS);
+  const stopProbing =
+    options.probe === undefined
+      ? () => undefined
+      : startProbing(options.probe, health, options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS);
   const done = new Promise<RunOutcome>((resolve) => {
     const finish = (outcome: RunOutcome) => {
       stopProbing();
@@ -148,7 +151,11 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
  * A probe that does not answer within the interval counts as failing too: a
  * dependency that hangs is as unavailable as one that refuses.
  */
-function startProbing(probe: () => Promise<Readonly<Record<string, HealthCheck>>>, health: Health, intervalMs: number): () => void {
+function startProbing(
+  probe: () => Promise<Readonly<Record<string, HealthCheck>>>,
+  health: Health,
+  intervalMs: number,
+): () => void {
   const holder = {};
   const seen = new Set<string>();
   let running = false;
@@ -161,7 +168,10 @@ function startProbing(probe: () => Promise<Readonly<Record<string, HealthCheck>>
       const timeout = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), Math.max(1_000, intervalMs));
       });
-      const checks = await Promise.race([probe().catch((error: unknown) => ({ probe: { ok: false, detail: describeCause(error) } })), timeout]);
+      const checks = await Promise.race([
+        probe().catch((error: unknown) => ({ probe: { ok: false, detail: describeCause(error) } })),
+        timeout,
+      ]);
       if (stopped) return;
       if (checks === 'timeout') {
         health.failing('probe', `health checks did not answer within ${Math.max(1_000, intervalMs)} ms`, holder);
@@ -190,7 +200,10 @@ function startProbing(probe: () => Promise<Readonly<Record<string, HealthCheck>>
   };
 }
 
-/** /metrics (Prometheus text), /healthz (200 unless the process failed for good) and /readyz (200 only when running and not degraded). */
+/**
+ * /metrics (Prometheus text), /healthz (200 unless the process failed for good) and /readyz (200 only when running and
+ * not degraded).
+ */
 export function serveProcessEndpoints(options: {
   readonly metrics: EngineMetrics;
   readonly health: Health;
@@ -212,7 +225,9 @@ export function serveProcessEndpoints(options: {
     }
     if (url === '/healthz' || url === '/readyz') {
       const ok = url === '/healthz' ? options.health.live() : options.health.ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(options.health.snapshot()));
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify(options.health.snapshot()));
       return;
     }
     res.writeHead(404).end();

@@ -9,12 +9,7 @@
  * Every vector returned is an L2-normalized Float32Array, so cosine
  * similarity is a dot product whichever embedder produced it.
  */
-import OpenAI, {
-  APIConnectionError,
-  APIConnectionTimeoutError,
-  APIError,
-  APIUserAbortError,
-} from 'openai';
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import pLimit from 'p-limit';
 import { z } from 'zod';
 import type { Component, HealthCheck } from '../core/component.ts';
@@ -95,7 +90,6 @@ export function fnv1a32(text: string): number {
   return hash >>> 0;
 }
 
-
 /** Feature -> occurrence count, in first-seen order (the order makes the float sums reproducible). */
 function localFeatures(text: string): Map<string, number> {
   const features = new Map<string, number>();
@@ -129,9 +123,13 @@ function featureWeight(feature: string): number {
 
 function checkLocalDimension(dimension: number): number {
   if (!Number.isInteger(dimension) || dimension < 1 || dimension > MAX_LOCAL_DIMENSION) {
-    throw new LogflowError(ErrorCodes.CONFIG_INVALID, `local embedder: dimension must be an integer between 1 and ${MAX_LOCAL_DIMENSION}, got ${dimension}`, {
-      stage: 'config',
-    });
+    throw new LogflowError(
+      ErrorCodes.CONFIG_INVALID,
+      `local embedder: dimension must be an integer between 1 and ${MAX_LOCAL_DIMENSION}, got ${dimension}`,
+      {
+        stage: 'config',
+      },
+    );
   }
   return dimension;
 }
@@ -172,7 +170,8 @@ function normalized(values: ArrayLike<number>): Float32Array | null {
 function checkTexts(texts: readonly string[], stage: Stage): void {
   if (!Array.isArray(texts)) throw new InputError('embed() takes an array of strings', { stage });
   texts.forEach((text, i) => {
-    if (typeof text !== 'string') throw new InputError(`embed(): texts[${i}] is ${typeof text}, not a string`, { stage });
+    if (typeof text !== 'string')
+      throw new InputError(`embed(): texts[${i}] is ${typeof text}, not a string`, { stage });
   });
 }
 
@@ -249,7 +248,11 @@ export function openAIErrorRules(options: { readonly timeoutsRetriable: boolean 
   const status = httpStatus;
   return [
     { match: (e) => e instanceof APIUserAbortError, code: ErrorCodes.SHUTDOWN, retriable: false },
-    { match: (e) => e instanceof APIConnectionTimeoutError || status(e) === 408, code: ErrorCodes.TIMEOUT, retriable: options.timeoutsRetriable },
+    {
+      match: (e) => e instanceof APIConnectionTimeoutError || status(e) === 408,
+      code: ErrorCodes.TIMEOUT,
+      retriable: options.timeoutsRetriable,
+    },
     { match: (e) => e instanceof APIConnectionError, code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: true },
     { match: (e) => status(e) === 429, code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: true },
     { match: (e) => (status(e) ?? 0) >= 500, code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: true },
@@ -261,11 +264,17 @@ export function openAIErrorRules(options: { readonly timeoutsRetriable: boolean 
 }
 
 /** Our error for a failed request, its message saying which request and why. */
-export function classifyOpenAIError(error: unknown, rules: readonly ClassificationRule[], stage: Stage, request: string): LogflowError {
+export function classifyOpenAIError(
+  error: unknown,
+  rules: readonly ClassificationRule[],
+  stage: Stage,
+  request: string,
+): LogflowError {
   if (error instanceof LogflowError) return error;
   const classified = classify(error, rules, stage, { code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: false });
   const status = httpStatus(error);
-  const reason = error instanceof APIConnectionError ? `${classified.message}${causeChain(error.cause)}` : classified.message;
+  const reason =
+    error instanceof APIConnectionError ? `${classified.message}${causeChain(error.cause)}` : classified.message;
   return new LogflowError(classified.code, `${request} failed: ${reason}`, {
     retriable: classified.retriable,
     stage,
@@ -313,16 +322,19 @@ export function remoteSettings(
   let baseUrl: string | undefined;
   try {
     const parsed = new URL(options.url);
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') problems.push(`url must start with http:// or https://, got ${displayUrl(options.url)}`);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      problems.push(`url must start with http:// or https://, got ${displayUrl(options.url)}`);
     else baseUrl = resolveBaseUrl(options.url);
   } catch {
     problems.push(`url is not a URL: ${JSON.stringify(options.url)}`);
   }
-  if (typeof options.model !== 'string' || options.model.trim() === '') problems.push('model must be a non-empty string');
+  if (typeof options.model !== 'string' || options.model.trim() === '')
+    problems.push('model must be a non-empty string');
   const timeoutMs = options.timeoutMs ?? defaults.timeoutMs;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) problems.push(`timeoutMs must be > 0, got ${timeoutMs}`);
   const maxRetries = options.maxRetries ?? defaults.maxRetries;
-  if (!Number.isInteger(maxRetries) || maxRetries < 0) problems.push(`maxRetries must be an integer >= 0, got ${maxRetries}`);
+  if (!Number.isInteger(maxRetries) || maxRetries < 0)
+    problems.push(`maxRetries must be an integer >= 0, got ${maxRetries}`);
   const policy: RetryPolicy = { maxAttempts: maxRetries + 1, ...defaults.backoff, ...options.backoff };
   if (!(policy.baseDelayMs >= 0) || !(policy.maxDelayMs >= 0)) problems.push('backoff delays must be >= 0');
   if (problems.length > 0 || baseUrl === undefined) {
@@ -403,7 +415,11 @@ export interface OpenAIEmbedderOptions extends RemoteClientOptions {
 }
 
 /** Default 30 s per request, 4 retries from 500 ms doubling to 15 s with full jitter. */
-const EMBEDDING_DEFAULTS = { timeoutMs: 30_000, maxRetries: 4, backoff: { baseDelayMs: 500, maxDelayMs: 15_000, jitter: 'full' } } as const;
+const EMBEDDING_DEFAULTS = {
+  timeoutMs: 30_000,
+  maxRetries: 4,
+  backoff: { baseDelayMs: 500, maxDelayMs: 15_000, jitter: 'full' },
+} as const;
 
 /** OpenAI allows at most 2048 inputs per request. */
 const MAX_BATCH_SIZE = 2048;
@@ -434,7 +450,8 @@ function malformed(message: string, details: Record<string, unknown> = {}): Logf
 export function parseEmbeddingResponse(body: unknown, inputs: number): Float32Array[] {
   const parsed = embeddingResponseSchema.safeParse(body);
   if (!parsed.success) {
-    const what = typeof body === 'string' ? `a ${body.length}-character text body instead of JSON` : describeIssues(parsed.error);
+    const what =
+      typeof body === 'string' ? `a ${body.length}-character text body instead of JSON` : describeIssues(parsed.error);
     throw malformed(what);
   }
   const { data } = parsed.data;
@@ -446,7 +463,9 @@ export function parseEmbeddingResponse(body: unknown, inputs: number): Float32Ar
     if (byIndex[item.index] !== undefined) throw malformed(`index ${item.index} appears more than once`);
     dimension ??= item.embedding.length;
     if (item.embedding.length !== dimension) {
-      throw malformed(`embeddings of different dimensions in one response (${dimension} and ${item.embedding.length} at data[${position}])`);
+      throw malformed(
+        `embeddings of different dimensions in one response (${dimension} and ${item.embedding.length} at data[${position}])`,
+      );
     }
     byIndex[item.index] = item.embedding;
   }
@@ -461,8 +480,10 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
   const batchSize = options.batchSize ?? 64;
   const concurrency = options.concurrency ?? 4;
   const problems: string[] = [];
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) problems.push(`batchSize must be an integer between 1 and ${MAX_BATCH_SIZE}, got ${batchSize}`);
-  if (!Number.isInteger(concurrency) || concurrency < 1) problems.push(`concurrency must be a positive integer, got ${concurrency}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE)
+    problems.push(`batchSize must be an integer between 1 and ${MAX_BATCH_SIZE}, got ${batchSize}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    problems.push(`concurrency must be a positive integer, got ${concurrency}`);
   const { client, baseUrl, retry: policy } = remoteSettings('OpenAI embedder', options, EMBEDDING_DEFAULTS, problems);
 
   const name = 'embedder:openai';
@@ -484,7 +505,9 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
     retry(async () => {
       let body: unknown;
       try {
-        body = await withRequestSignal(closing.signal, (signal) => client.embeddings.create({ model, input: [...batch], encoding_format: 'float' }, { signal }));
+        body = await withRequestSignal(closing.signal, (signal) =>
+          client.embeddings.create({ model, input: [...batch], encoding_format: 'float' }, { signal }),
+        );
       } catch (error) {
         throw classifyOpenAIError(error, rules, 'embed', `embeddings request (${endpoint}, model ${model})`);
       }
@@ -496,10 +519,13 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
     if (got === undefined) return;
     dimension ??= got;
     if (got !== dimension) {
-      throw malformed(`embedding dimension changed from ${dimension} to ${got} (did the model behind ${displayUrl(baseUrl)} change?)`, {
-        expected: dimension,
-        actual: got,
-      });
+      throw malformed(
+        `embedding dimension changed from ${dimension} to ${got} (did the model behind ${displayUrl(baseUrl)} change?)`,
+        {
+          expected: dimension,
+          actual: got,
+        },
+      );
     }
   };
 
@@ -540,7 +566,10 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
     },
 
     async health() {
-      return outcome.health(closing.signal.aborted, `${model} at ${displayUrl(baseUrl)}${dimension === undefined ? '' : `, ${dimension} dimensions`}`);
+      return outcome.health(
+        closing.signal.aborted,
+        `${model} at ${displayUrl(baseUrl)}${dimension === undefined ? '' : `, ${dimension} dimensions`}`,
+      );
     },
 
     async close() {
@@ -551,7 +580,10 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
 }
 
 /** The remote embedder when LOGFLOW_EMBEDDINGS_URL is set, the local one otherwise (README: the two modes). */
-export function openEmbedder(config: Config, options: Omit<OpenAIEmbedderOptions, 'url' | 'apiKey' | 'model'> = {}): Embedder {
+export function openEmbedder(
+  config: Config,
+  options: Omit<OpenAIEmbedderOptions, 'url' | 'apiKey' | 'model'> = {},
+): Embedder {
   const { url, apiKey, model } = config.embeddings;
   if (url === undefined) return createLocalEmbedder();
   return createOpenAIEmbedder({ ...options, url, model, ...(apiKey === undefined ? {} : { apiKey }) });

@@ -36,7 +36,10 @@ function quoteIdentifier(name: string): string {
   return name;
 }
 
-export async function openClickHouse(config: Config, options: OpenEnginesOptions = {}): Promise<{ client: ClickHouseClient; mode: ClickHouseMode }> {
+export async function openClickHouse(
+  config: Config,
+  options: OpenEnginesOptions = {},
+): Promise<{ client: ClickHouseClient; mode: ClickHouseMode }> {
   const database = quoteIdentifier(config.clickhouse.database);
   const settings = {
     // Retried inserts of an exactly-once batch must also be dropped by the hourly views.
@@ -56,18 +59,25 @@ export async function openClickHouse(config: Config, options: OpenEnginesOptions
       const connection = withPerQuerySettings(createChdbConnection({ path: dir }));
       const client = releasingOnClose(
         createClient({
-          // @clickhouse/client's connection hook is typed for its own node Connection; chdb implements the same contract.
+          // @clickhouse/client's connection hook is typed for its own node Connection; chdb implements the same
+          // contract.
           connection: connection.connection as never,
           clickhouse_settings: settings,
         }),
         lock,
       );
       const chdb = connection.connection.chdb;
-      useRowInserter(client, chdbRowInserter((params) => chdb.rawInsert(params)));
+      useRowInserter(
+        client,
+        chdbRowInserter((params) => chdb.rawInsert(params)),
+      );
       // chdb ignores the client's `database` option, but a session keeps `USE`.
       await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
       await client.command({ query: `USE ${database}` });
-      const defaults = await client.query({ query: 'SELECT name, default FROM system.settings', format: 'JSONEachRow' });
+      const defaults = await client.query({
+        query: 'SELECT name, default FROM system.settings',
+        format: 'JSONEachRow',
+      });
       connection.learnDefaults(await defaults.json<{ name: string; default: string }>());
       return { client, mode: 'chdb' };
     } catch (error) {
@@ -93,7 +103,10 @@ export async function openClickHouse(config: Config, options: OpenEnginesOptions
   return { client: createClient({ ...common, database }), mode: 'server' };
 }
 
-export async function openPostgres(config: Config, options: OpenEnginesOptions = {}): Promise<{ pool: pg.Pool; mode: PostgresMode; close: () => Promise<void> }> {
+export async function openPostgres(
+  config: Config,
+  options: OpenEnginesOptions = {},
+): Promise<{ pool: pg.Pool; mode: PostgresMode; close: () => Promise<void> }> {
   if (config.postgres.url === undefined) {
     // Before PGlite sees the directory: two PGlite writers on one directory can corrupt it.
     const lock = await lockDataDir(config.dataDir);
@@ -185,12 +198,29 @@ async function initPgliteDataDir(dir: string): Promise<void> {
       await db.close();
     });`;
   await new Promise<void>((resolve, reject) => {
-    const worker = new Worker(source, { eval: true, workerData: { module: import.meta.resolve('@electric-sql/pglite'), dir } });
+    const worker = new Worker(source, {
+      eval: true,
+      workerData: { module: import.meta.resolve('@electric-sql/pglite'), dir },
+    });
     worker.once('error', (error) =>
-      reject(new LogflowError(ErrorCodes.SINK_UNAVAILABLE, `could not create the PGlite database in ${dir}: ${error.message}`, { stage: 'sink', cause: error })),
+      reject(
+        new LogflowError(
+          ErrorCodes.SINK_UNAVAILABLE,
+          `could not create the PGlite database in ${dir}: ${error.message}`,
+          { stage: 'sink', cause: error },
+        ),
+      ),
     );
     worker.once('exit', (code) =>
-      code === 0 ? resolve() : reject(new LogflowError(ErrorCodes.SINK_UNAVAILABLE, `could not create the PGlite database in ${dir} (worker exit code ${code})`, { stage: 'sink' })),
+      code === 0
+        ? resolve()
+        : reject(
+            new LogflowError(
+              ErrorCodes.SINK_UNAVAILABLE,
+              `could not create the PGlite database in ${dir} (worker exit code ${code})`,
+              { stage: 'sink' },
+            ),
+          ),
     );
   });
 }
@@ -279,7 +309,9 @@ interface SettingsParams {
  * one's joins. This wraps the connection so every query sets each setting
  * some earlier query set per query: to its own value, or back to the default.
  */
-function withPerQuerySettings<C extends object>(connection: C): { connection: C; learnDefaults(rows: readonly { name: string; default: string }[]): void } {
+function withPerQuerySettings<C extends object>(
+  connection: C,
+): { connection: C; learnDefaults(rows: readonly { name: string; default: string }[]): void } {
   const defaults = new Map<string, SettingValue>();
   const touched = new Set<string>();
   const perQuery = ['query', 'exec', 'command', 'insert'];
@@ -300,7 +332,8 @@ function withPerQuerySettings<C extends object>(connection: C): { connection: C;
       if (typeof value !== 'function') return value;
       // Methods run on the real connection: it keeps its session in private fields.
       if (typeof property === 'string' && perQuery.includes(property)) {
-        return (params: SettingsParams, ...rest: unknown[]) => (value as (...a: unknown[]) => unknown).call(target, withResets(params), ...rest);
+        return (params: SettingsParams, ...rest: unknown[]) =>
+          (value as (...a: unknown[]) => unknown).call(target, withResets(params), ...rest);
       }
       return (value as (...a: unknown[]) => unknown).bind(target);
     },
@@ -309,7 +342,8 @@ function withPerQuerySettings<C extends object>(connection: C): { connection: C;
     connection: proxy,
     learnDefaults(rows) {
       // Numbers go unquoted: `SET join_use_nulls = '0'` is not accepted for every numeric setting.
-      for (const row of rows) defaults.set(row.name, /^-?\d+(\.\d+)?$/.test(row.default) ? Number(row.default) : row.default);
+      for (const row of rows)
+        defaults.set(row.name, /^-?\d+(\.\d+)?$/.test(row.default) ? Number(row.default) : row.default);
     },
   };
 }

@@ -118,48 +118,56 @@ const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const rate = z.number().min(0).max(1);
 const errorHash = z.string().regex(/^\d{1,20}$/, 'must be an error hash (a UInt64 in decimal)');
 
-const analysisInputSchema = z.object({
-  date: z.iso.date(),
-  statistics: z.object({
-    totalLogs: count,
-    totalErrors: count,
-    errorRate: rate,
-    uniquePatterns: count,
-    anomaliesDetected: count,
-    services: z.array(z.object({ service: z.string(), totalLogs: count, errors: count, errorRate: rate })),
-    levels: z.record(z.string(), count).optional(),
-  }),
-  topPatterns: z.array(
-    z.object({
-      errorHash,
-      template: z.string(),
-      sampleMessage: z.string(),
-      occurrences: count,
-      services: z.array(z.string()),
-      level: z.string(),
+const analysisInputSchema = z
+  .object({
+    date: z.iso.date(),
+    statistics: z.object({
+      totalLogs: count,
+      totalErrors: count,
+      errorRate: rate,
+      uniquePatterns: count,
+      anomaliesDetected: count,
+      services: z.array(z.object({ service: z.string(), totalLogs: count, errors: count, errorRate: rate })),
+      levels: z.record(z.string(), count).optional(),
     }),
-  ),
-  anomalies: z.array(
-    z.object({
-      service: z.string(),
-      environment: z.string(),
-      level: z.string(),
-      kind: z.string(),
-      score: z.number(),
-      windowStart: z.string(),
-    }),
-  ),
-}).superRefine((input, ctx) => {
-  const seen = new Set<string>();
-  input.topPatterns.forEach((p, i) => {
-    if (seen.has(p.errorHash)) ctx.addIssue({ code: 'custom', path: ['topPatterns', i, 'errorHash'], message: `${p.errorHash} appears more than once` });
-    seen.add(p.errorHash);
+    topPatterns: z.array(
+      z.object({
+        errorHash,
+        template: z.string(),
+        sampleMessage: z.string(),
+        occurrences: count,
+        services: z.array(z.string()),
+        level: z.string(),
+      }),
+    ),
+    anomalies: z.array(
+      z.object({
+        service: z.string(),
+        environment: z.string(),
+        level: z.string(),
+        kind: z.string(),
+        score: z.number(),
+        windowStart: z.string(),
+      }),
+    ),
+  })
+  .superRefine((input, ctx) => {
+    const seen = new Set<string>();
+    input.topPatterns.forEach((p, i) => {
+      if (seen.has(p.errorHash))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['topPatterns', i, 'errorHash'],
+          message: `${p.errorHash} appears more than once`,
+        });
+      seen.add(p.errorHash);
+    });
   });
-});
 
 function checkInput(input: AnalysisInput): void {
   const parsed = analysisInputSchema.safeParse(input);
-  if (!parsed.success) throw new InputError(`analysis input invalid: ${describeIssues(parsed.error)}`, { stage: 'llm' });
+  if (!parsed.success)
+    throw new InputError(`analysis input invalid: ${describeIssues(parsed.error)}`, { stage: 'llm' });
 }
 
 /** Limits on the LLM's answer: a report is read by people and stored in PostgreSQL, not a place for essays. */
@@ -179,7 +187,9 @@ const text = (max: number) =>
     .max(max, `is longer than ${max} characters`)
     .refine((s) => !s.includes('\u0000'), 'contains a NUL character');
 const nonEmptyText = (max: number) => text(max).refine((s) => s.trim() !== '', 'is empty');
-const textList = z.array(nonEmptyText(REPORT_LIMITS.itemChars)).max(REPORT_LIMITS.listItems, `has more than ${REPORT_LIMITS.listItems} items`);
+const textList = z
+  .array(nonEmptyText(REPORT_LIMITS.itemChars))
+  .max(REPORT_LIMITS.listItems, `has more than ${REPORT_LIMITS.listItems} items`);
 
 /**
  * The LLM's JSON output. `reason` is `null` when absent, as strict
@@ -223,7 +233,10 @@ export function analysisReportJsonSchema(errorHashes: readonly string[]): Record
     additionalProperties: false,
     required: ['summary', 'keyIssues', 'probableCauses', 'recommendations', 'patternSeverity'],
     properties: {
-      summary: { type: 'string', description: `Three to six sentences on the day, at most ${REPORT_LIMITS.summaryChars} characters.` },
+      summary: {
+        type: 'string',
+        description: `Three to six sentences on the day, at most ${REPORT_LIMITS.summaryChars} characters.`,
+      },
       keyIssues: list('The most important problems of the day, most important first.'),
       probableCauses: list('Likely causes of the key issues, as supported by the data.'),
       recommendations: list('Concrete actions for the engineers on call.'),
@@ -239,7 +252,10 @@ export function analysisReportJsonSchema(errorHashes: readonly string[]): Record
             template: { type: 'string', description: 'The pattern template, copied from the data.' },
             severity: { type: 'string', enum: [...REPORT_SEVERITIES] },
             occurrences: { type: 'integer', description: 'The occurrences, copied from the data.' },
-            reason: { type: ['string', 'null'], description: `Why this severity, at most ${REPORT_LIMITS.reasonChars} characters.` },
+            reason: {
+              type: ['string', 'null'],
+              description: `Why this severity, at most ${REPORT_LIMITS.reasonChars} characters.`,
+            },
           },
         },
       },
@@ -248,7 +264,11 @@ export function analysisReportJsonSchema(errorHashes: readonly string[]): Record
 }
 
 function invalidOutput(problem: string, details: Record<string, unknown> = {}): LogflowError {
-  return new LogflowError(ErrorCodes.LLM_OUTPUT_INVALID, `LLM output invalid: ${problem}`, { retriable: false, stage: 'llm', details });
+  return new LogflowError(ErrorCodes.LLM_OUTPUT_INVALID, `LLM output invalid: ${problem}`, {
+    retriable: false,
+    stage: 'llm',
+    details,
+  });
 }
 
 /** Servers that ignore `response_format` like to wrap JSON in a Markdown fence. */
@@ -268,7 +288,9 @@ export function parseAnalysisReport(content: string, patterns: readonly Analysis
     json = JSON.parse(unfenced(content));
   } catch (error) {
     const excerpt = abbreviate(content, 120);
-    throw invalidOutput(`not JSON (${error instanceof Error ? error.message : String(error)}); it starts ${JSON.stringify(excerpt)}`);
+    throw invalidOutput(
+      `not JSON (${error instanceof Error ? error.message : String(error)}); it starts ${JSON.stringify(excerpt)}`,
+    );
   }
   const parsed = analysisReportSchema.safeParse(json);
   if (!parsed.success) throw invalidOutput(describeIssues(parsed.error), { issues: parsed.error.issues.length });
@@ -276,8 +298,10 @@ export function parseAnalysisReport(content: string, patterns: readonly Analysis
   const seen = new Set<string>();
   const patternSeverity = parsed.data.patternSeverity.map((entry, i): PatternSeverityEntry => {
     const pattern = known.get(entry.errorHash);
-    if (pattern === undefined) throw invalidOutput(`patternSeverity[${i}].errorHash ${entry.errorHash} is not one of the patterns in the data`);
-    if (seen.has(entry.errorHash)) throw invalidOutput(`patternSeverity[${i}].errorHash ${entry.errorHash} is listed twice`);
+    if (pattern === undefined)
+      throw invalidOutput(`patternSeverity[${i}].errorHash ${entry.errorHash} is not one of the patterns in the data`);
+    if (seen.has(entry.errorHash))
+      throw invalidOutput(`patternSeverity[${i}].errorHash ${entry.errorHash} is listed twice`);
     seen.add(entry.errorHash);
     const reason = entry.reason?.trim();
     return {
@@ -314,17 +338,25 @@ const storable = (value: string): string => value.replaceAll('\u0000', '\uFFFD')
 
 /** Most frequent first; the hash breaks ties so the order never depends on the input's. */
 function byOccurrences(patterns: readonly AnalysisPattern[]): AnalysisPattern[] {
-  return [...patterns].sort((a, b) => b.occurrences - a.occurrences || (a.errorHash < b.errorHash ? -1 : a.errorHash > b.errorHash ? 1 : 0));
+  return [...patterns].sort(
+    (a, b) => b.occurrences - a.occurrences || (a.errorHash < b.errorHash ? -1 : a.errorHash > b.errorHash ? 1 : 0),
+  );
 }
 
 function worstServices(statistics: AnalysisStatistics): ServiceStatistics[] {
   return statistics.services
     .filter((s) => s.errors > 0)
-    .sort((a, b) => b.errorRate - a.errorRate || b.errors - a.errors || (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+    .sort(
+      (a, b) =>
+        b.errorRate - a.errorRate ||
+        b.errors - a.errors ||
+        (a.service < b.service ? -1 : a.service > b.service ? 1 : 0),
+    );
 }
 
 function strongestAnomalies(anomalies: readonly AnalysisAnomaly[]): AnalysisAnomaly[] {
-  const key = (a: AnalysisAnomaly) => `${a.service}\u0000${a.environment}\u0000${a.level}\u0000${a.kind}\u0000${a.windowStart}`;
+  const key = (a: AnalysisAnomaly) =>
+    `${a.service}\u0000${a.environment}\u0000${a.level}\u0000${a.kind}\u0000${a.windowStart}`;
   return [...anomalies].sort((a, b) => b.score - a.score || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
@@ -338,14 +370,20 @@ export function statisticalSeverity(level: string, occurrences: number): { sever
 }
 
 /** Keyword rules over templates: crude, but they point at the usual suspects without pretending to know more. */
-const CAUSE_RULES: ReadonlyArray<{ readonly pattern: RegExp; readonly cause: string; readonly recommendation: string }> = [
+const CAUSE_RULES: ReadonlyArray<{
+  readonly pattern: RegExp;
+  readonly cause: string;
+  readonly recommendation: string;
+}> = [
   {
     pattern: /time[sd]?\s*-?\s*out|deadline exceeded/i,
     cause: 'timeouts: a slow or overloaded dependency',
-    recommendation: 'Check the latency of the dependencies that time out and the timeout and retry settings of their callers.',
+    recommendation:
+      'Check the latency of the dependencies that time out and the timeout and retry settings of their callers.',
   },
   {
-    pattern: /connection (refused|reset|closed)|unreachable|could not connect|failed to connect|no route to host|econnrefused|econnreset/i,
+    pattern:
+      /connection (refused|reset|closed)|unreachable|could not connect|failed to connect|no route to host|econnrefused|econnreset/i,
     cause: 'connection failures: a dependency down or a network problem',
     recommendation: 'Check that the dependencies the failing services connect to are up and reachable.',
   },
@@ -355,7 +393,8 @@ const CAUSE_RULES: ReadonlyArray<{ readonly pattern: RegExp; readonly cause: str
     recommendation: 'Look at memory use and limits of the services running out of memory.',
   },
   {
-    pattern: /unauthori[sz]ed|forbidden|permission denied|access denied|authentication failed|invalid token|expired token/i,
+    pattern:
+      /unauthori[sz]ed|forbidden|permission denied|access denied|authentication failed|invalid token|expired token/i,
     cause: 'authentication or authorization failures',
     recommendation: 'Check credentials, token expiry and recent permission changes.',
   },
@@ -413,7 +452,9 @@ export function statisticalReport(input: AnalysisInput): AnalysisReport {
     `${plural(statistics.totalLogs, 'log line')}, ${plural(statistics.totalErrors, 'error')} (error rate ${percent(statistics.errorRate)}) across ${plural(statistics.services.length, 'service')}.`,
   ];
   if (services.length > 0) {
-    const worst = services.slice(0, 3).map((s) => `${s.service} ${percent(s.errorRate)} (${s.errors} of ${s.totalLogs})`);
+    const worst = services
+      .slice(0, 3)
+      .map((s) => `${s.service} ${percent(s.errorRate)} (${s.errors} of ${s.totalLogs})`);
     summary.push(`Highest error rates: ${worst.join(', ')}.`);
   }
   const anomalyCount = Math.max(statistics.anomaliesDetected, anomalies.length);
@@ -432,18 +473,34 @@ export function statisticalReport(input: AnalysisInput): AnalysisReport {
   );
 
   const keyIssues = top.map((p) => {
-    const where = p.services.length === 0 ? '' : ` in ${[...p.services].sort().slice(0, 5).join(', ')}${p.services.length > 5 ? ` and ${p.services.length - 5} more` : ''}`;
-    return truncateText(`${p.level.toUpperCase()} ${quote(p.template)}: ${plural(p.occurrences, 'occurrence')}${where}.`, REPORT_LIMITS.itemChars);
+    const where =
+      p.services.length === 0
+        ? ''
+        : ` in ${[...p.services].sort().slice(0, 5).join(', ')}${p.services.length > 5 ? ` and ${p.services.length - 5} more` : ''}`;
+    return truncateText(
+      `${p.level.toUpperCase()} ${quote(p.template)}: ${plural(p.occurrences, 'occurrence')}${where}.`,
+      REPORT_LIMITS.itemChars,
+    );
   });
 
   const probableCauses: string[] = [];
   const recommendations: string[] = [];
   const fatal = top.filter((p) => (SEVERITY_BY_LEVEL[p.level.toUpperCase()] ?? 0) >= 3);
   if (fatal.length > 0) {
-    recommendations.push(truncateText(`Investigate the ${plural(fatal.length, 'FATAL pattern')} first: ${fatal.map((p) => quote(p.template)).join(', ')}.`, REPORT_LIMITS.itemChars));
+    recommendations.push(
+      truncateText(
+        `Investigate the ${plural(fatal.length, 'FATAL pattern')} first: ${fatal.map((p) => quote(p.template)).join(', ')}.`,
+        REPORT_LIMITS.itemChars,
+      ),
+    );
   }
   for (const s of services.filter((s) => s.errorRate >= HIGH_SERVICE_ERROR_RATE).slice(0, 3)) {
-    recommendations.push(truncateText(`Investigate ${s.service}: its error rate was ${percent(s.errorRate)} (${s.errors} of ${s.totalLogs} lines).`, REPORT_LIMITS.itemChars));
+    recommendations.push(
+      truncateText(
+        `Investigate ${s.service}: its error rate was ${percent(s.errorRate)} (${s.errors} of ${s.totalLogs} lines).`,
+        REPORT_LIMITS.itemChars,
+      ),
+    );
   }
   if (strongest !== undefined) {
     recommendations.push(
@@ -467,7 +524,9 @@ export function statisticalReport(input: AnalysisInput): AnalysisReport {
     recommendations.push(rule.recommendation);
   }
   if (recommendations.length === 0) {
-    recommendations.push(`No action needed: error rate ${percent(statistics.errorRate)}, no anomalies, no FATAL patterns.`);
+    recommendations.push(
+      `No action needed: error rate ${percent(statistics.errorRate)}, no anomalies, no FATAL patterns.`,
+    );
   }
 
   const patternSeverity = top.map((p): PatternSeverityEntry => {
@@ -522,7 +581,12 @@ export interface PromptLimits {
   readonly maxPromptChars: number;
 }
 
-export const DEFAULT_PROMPT_LIMITS: PromptLimits = { maxPatterns: 50, maxMessageChars: 500, maxAnomalies: 50, maxPromptChars: 60_000 };
+export const DEFAULT_PROMPT_LIMITS: PromptLimits = {
+  maxPatterns: 50,
+  maxMessageChars: 500,
+  maxAnomalies: 50,
+  maxPromptChars: 60_000,
+};
 const MAX_SERVICES = 50;
 const MAX_NAME_CHARS = 200;
 
@@ -534,7 +598,10 @@ export interface AnalysisPrompt {
 }
 
 /** The messages for one analysis: bounded in size, the data JSON-encoded inside the markers. */
-export function buildAnalysisPrompt(input: AnalysisInput, limits: PromptLimits = DEFAULT_PROMPT_LIMITS): AnalysisPrompt {
+export function buildAnalysisPrompt(
+  input: AnalysisInput,
+  limits: PromptLimits = DEFAULT_PROMPT_LIMITS,
+): AnalysisPrompt {
   const name = (s: string) => truncateText(s, MAX_NAME_CHARS);
   const cut = (s: string) => truncateText(s, limits.maxMessageChars);
   const allPatterns = byOccurrences(input.topPatterns).map((p) => ({
@@ -617,7 +684,11 @@ export interface OpenAIAnalystOptions extends RemoteClientOptions {
 }
 
 /** Default 120 s per request, 3 retries from 2 s doubling to 30 s with full jitter. */
-const ANALYST_DEFAULTS = { timeoutMs: 120_000, maxRetries: 3, backoff: { baseDelayMs: 2000, maxDelayMs: 30_000, jitter: 'full' } } as const;
+const ANALYST_DEFAULTS = {
+  timeoutMs: 120_000,
+  maxRetries: 3,
+  backoff: { baseDelayMs: 2000, maxDelayMs: 30_000, jitter: 'full' },
+} as const;
 
 const completionSchema = z.object({
   model: z.string().optional(),
@@ -641,11 +712,20 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
   const problems: string[] = [];
   const limits: PromptLimits = {
     maxPatterns: positiveLimit(options.maxPatterns ?? DEFAULT_PROMPT_LIMITS.maxPatterns, 'maxPatterns', problems),
-    maxMessageChars: positiveLimit(options.maxMessageChars ?? DEFAULT_PROMPT_LIMITS.maxMessageChars, 'maxMessageChars', problems),
+    maxMessageChars: positiveLimit(
+      options.maxMessageChars ?? DEFAULT_PROMPT_LIMITS.maxMessageChars,
+      'maxMessageChars',
+      problems,
+    ),
     maxAnomalies: positiveLimit(options.maxAnomalies ?? DEFAULT_PROMPT_LIMITS.maxAnomalies, 'maxAnomalies', problems),
-    maxPromptChars: positiveLimit(options.maxPromptChars ?? DEFAULT_PROMPT_LIMITS.maxPromptChars, 'maxPromptChars', problems),
+    maxPromptChars: positiveLimit(
+      options.maxPromptChars ?? DEFAULT_PROMPT_LIMITS.maxPromptChars,
+      'maxPromptChars',
+      problems,
+    ),
   };
-  if (limits.maxPatterns > REPORT_LIMITS.patternItems) problems.push(`maxPatterns must be at most ${REPORT_LIMITS.patternItems}, got ${limits.maxPatterns}`);
+  if (limits.maxPatterns > REPORT_LIMITS.patternItems)
+    problems.push(`maxPatterns must be at most ${REPORT_LIMITS.patternItems}, got ${limits.maxPatterns}`);
   const { client, baseUrl, retry: policy } = remoteSettings('OpenAI analyst', options, ANALYST_DEFAULTS, problems);
 
   const name = 'analyst:openai';
@@ -664,20 +744,26 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
   const complete = (prompt: AnalysisPrompt): Promise<unknown> =>
     retry(async () => {
       try {
-        return await withRequestSignal(closing.signal, (signal) => client.chat.completions.create(
-          {
-            model,
-            messages: [
-              { role: 'system', content: prompt.system },
-              { role: 'user', content: prompt.user },
-            ],
-            response_format: {
-              type: 'json_schema',
-              json_schema: { name: 'nightly_report', strict: true, schema: analysisReportJsonSchema(prompt.patterns.map((p) => p.errorHash)) },
+        return await withRequestSignal(closing.signal, (signal) =>
+          client.chat.completions.create(
+            {
+              model,
+              messages: [
+                { role: 'system', content: prompt.system },
+                { role: 'user', content: prompt.user },
+              ],
+              response_format: {
+                type: 'json_schema',
+                json_schema: {
+                  name: 'nightly_report',
+                  strict: true,
+                  schema: analysisReportJsonSchema(prompt.patterns.map((p) => p.errorHash)),
+                },
+              },
             },
-          },
-          { signal },
-        ));
+            { signal },
+          ),
+        );
       } catch (error) {
         throw classifyOpenAIError(error, rules, 'llm', `chat completion request (${endpoint}, model ${model})`);
       }
@@ -696,7 +782,10 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
         const body = await complete(prompt);
         const completion = completionSchema.safeParse(body);
         if (!completion.success) {
-          const what = typeof body === 'string' ? `a ${body.length}-character text body instead of a chat completion` : describeIssues(completion.error);
+          const what =
+            typeof body === 'string'
+              ? `a ${body.length}-character text body instead of a chat completion`
+              : describeIssues(completion.error);
           throw invalidOutput(`not a chat completion: ${what}`);
         }
         const tokensUsed = completion.data.usage?.total_tokens ?? 0;
@@ -706,15 +795,23 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
         if (choice?.message.refusal != null && choice.message.refusal !== '') {
           throw invalidOutput(`the model refused: ${truncateText(choice.message.refusal, 300)}`, details);
         }
-        if (choice?.finish_reason === 'length') throw invalidOutput('the answer was cut off at the token limit (finish_reason "length")', details);
-        if (choice?.finish_reason === 'content_filter') throw invalidOutput('the answer was withheld by a content filter', details);
+        if (choice?.finish_reason === 'length')
+          throw invalidOutput('the answer was cut off at the token limit (finish_reason "length")', details);
+        if (choice?.finish_reason === 'content_filter')
+          throw invalidOutput('the answer was withheld by a content filter', details);
         const content = choice?.message.content;
         if (content == null || content.trim() === '') throw invalidOutput('the answer is empty', details);
         let report: AnalysisReport;
         try {
           report = parseAnalysisReport(content, prompt.patterns);
         } catch (error) {
-          throw error instanceof LogflowError ? new LogflowError(error.code, error.message, { retriable: false, stage: 'llm', details: { ...error.details, ...details } }) : error;
+          throw error instanceof LogflowError
+            ? new LogflowError(error.code, error.message, {
+                retriable: false,
+                stage: 'llm',
+                details: { ...error.details, ...details },
+              })
+            : error;
         }
         outcome.succeeded();
         return { report, tokensUsed, model: answeredBy };
@@ -735,7 +832,10 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
 }
 
 /** The LLM analyst when LOGFLOW_LLM_URL is set, the statistical one otherwise (README: the two modes). */
-export function openAnalyst(config: Config, options: Omit<OpenAIAnalystOptions, 'url' | 'apiKey' | 'model'> = {}): Analyst {
+export function openAnalyst(
+  config: Config,
+  options: Omit<OpenAIAnalystOptions, 'url' | 'apiKey' | 'model'> = {},
+): Analyst {
   const { url, apiKey, model } = config.llm;
   if (url === undefined) return createStatisticalAnalyst();
   return createOpenAIAnalyst({ ...options, url, model, ...(apiKey === undefined ? {} : { apiKey }) });

@@ -57,14 +57,18 @@ export function clientRowInserter(client: ClickHouseClient): RowInserter {
   };
 }
 
-/** chdb's raw insert, with its errors reshaped as the client shapes a server's (code and type), so they classify alike. */
-export function chdbRowInserter(rawInsert: (params: {
-  table: string;
-  columns: readonly string[];
-  values: Buffer;
-  format: 'JSONCompactEachRow';
-  settings: Record<string, string | number>;
-}) => Promise<unknown>): RowInserter {
+/**
+ * chdb's raw insert, with its errors reshaped as the client shapes a server's (code and type), so they classify alike.
+ */
+export function chdbRowInserter(
+  rawInsert: (params: {
+    table: string;
+    columns: readonly string[];
+    values: Buffer;
+    format: 'JSONCompactEachRow';
+    settings: Record<string, string | number>;
+  }) => Promise<unknown>,
+): RowInserter {
   return async ({ table, columns, body, settings }) => {
     try {
       await rawInsert({ table, columns, values: body, format: 'JSONCompactEachRow', settings: { ...settings } });
@@ -84,7 +88,10 @@ export function chdbRowInserter(rawInsert: (params: {
 export type EncodedRow = string | Buffer;
 
 const NEWLINE = Buffer.from('\n');
-/** Rows given as strings are encoded this many at a time: pieces stay small strings, not one large-object string per batch. */
+/**
+ * Rows given as strings are encoded this many at a time: pieces stay small strings, not one large-object string per
+ * batch.
+ */
 const ROWS_PER_PIECE = 64;
 
 /** The body of an insert: each row followed by a newline. */

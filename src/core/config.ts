@@ -61,7 +61,10 @@ const identifier = (fallback: string) =>
 
 const brokerList = optionalString.transform((v, ctx) => {
   if (v === undefined) return undefined;
-  const brokers = v.split(',').map((b) => b.trim()).filter((b) => b !== '');
+  const brokers = v
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b !== '');
   for (const b of brokers) {
     if (!/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(b)) {
       ctx.addIssue({ code: 'custom', message: `"${b}" is not host:port` });
@@ -128,9 +131,17 @@ export interface Config {
     readonly database: string;
   };
   readonly postgres: { readonly url: string | undefined };
-  readonly qdrant: { readonly url: string | undefined; readonly apiKey: string | undefined; readonly collection: string };
+  readonly qdrant: {
+    readonly url: string | undefined;
+    readonly apiKey: string | undefined;
+    readonly collection: string;
+  };
   readonly redis: { readonly url: string | undefined };
-  readonly embeddings: { readonly url: string | undefined; readonly apiKey: string | undefined; readonly model: string };
+  readonly embeddings: {
+    readonly url: string | undefined;
+    readonly apiKey: string | undefined;
+    readonly model: string;
+  };
   readonly llm: { readonly url: string | undefined; readonly apiKey: string | undefined; readonly model: string };
   readonly dataDir: string;
   /** HTTP API and dashboard; 0 turns the API off in `npm start`. */
@@ -204,7 +215,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     postgres: { url: v.LOGFLOW_POSTGRES_URL },
     qdrant: { url: v.LOGFLOW_QDRANT_URL, apiKey: v.LOGFLOW_QDRANT_API_KEY, collection: v.LOGFLOW_QDRANT_COLLECTION },
     redis: { url: v.LOGFLOW_REDIS_URL },
-    embeddings: { url: v.LOGFLOW_EMBEDDINGS_URL, apiKey: v.LOGFLOW_EMBEDDINGS_API_KEY, model: v.LOGFLOW_EMBEDDINGS_MODEL },
+    embeddings: {
+      url: v.LOGFLOW_EMBEDDINGS_URL,
+      apiKey: v.LOGFLOW_EMBEDDINGS_API_KEY,
+      model: v.LOGFLOW_EMBEDDINGS_MODEL,
+    },
     llm: { url: v.LOGFLOW_LLM_URL, apiKey: v.LOGFLOW_LLM_API_KEY, model: v.LOGFLOW_LLM_MODEL },
     dataDir: v.LOGFLOW_DATA_DIR,
     apiPort: v.LOGFLOW_API_PORT,
@@ -248,7 +263,11 @@ export function redactedConfig(config: Config): Record<string, unknown> {
   const mask = (s: string | undefined) => (s === undefined || s === '' ? s : '***');
   return {
     ...config,
-    clickhouse: { ...config.clickhouse, url: maskUrl(config.clickhouse.url), password: mask(config.clickhouse.password) },
+    clickhouse: {
+      ...config.clickhouse,
+      url: maskUrl(config.clickhouse.url),
+      password: mask(config.clickhouse.password),
+    },
     postgres: { url: maskUrl(config.postgres.url) },
     qdrant: { ...config.qdrant, apiKey: mask(config.qdrant.apiKey) },
     redis: { url: maskUrl(config.redis.url) },

@@ -110,7 +110,11 @@ function acquire(dir: string, file: string): string {
     }
     clearStale(file, raw);
   }
-  throw new LogflowError(ErrorCodes.DATA_DIR_IN_USE, `could not take the lock ${file}: other processes keep taking it over`, { stage: 'config' });
+  throw new LogflowError(
+    ErrorCodes.DATA_DIR_IN_USE,
+    `could not take the lock ${file}: other processes keep taking it over`,
+    { stage: 'config' },
+  );
 }
 
 /** Creates `file` with `content` only if it does not exist, never visible half written. */
@@ -124,7 +128,8 @@ function createExclusively(file: string, content: string): boolean {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return false;
     // Some mounted volumes have no hard links; an exclusive create is atomic too, only briefly empty.
-    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') return createDirectly(file, content);
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS')
+      return createDirectly(file, content);
     throw error;
   } finally {
     unlinkSync(draft);

@@ -138,7 +138,13 @@ export function fanOut<T>(envelope: Envelope<T>, ways: number): Envelope<T>[] {
   for (let i = 0; i < ways; i++) {
     children.push(
       createEnvelope(
-        { value: envelope.value, key: envelope.key, eventTime: envelope.eventTime, origin: envelope.origin, sizeBytes: envelope.sizeBytes },
+        {
+          value: envelope.value,
+          key: envelope.key,
+          eventTime: envelope.eventTime,
+          origin: envelope.origin,
+          sizeBytes: envelope.sizeBytes,
+        },
         {
           onAck: () => {
             pending -= 1;

@@ -112,7 +112,9 @@ export class Health {
     return this.phase() !== 'failed';
   }
 
-  /** Readiness: running, no dependency failing, and every pipeline meant to run running (finished jobs count as fine). */
+  /**
+   * Readiness: running, no dependency failing, and every pipeline meant to run running (finished jobs count as fine).
+   */
   ready(): boolean {
     if (this.phase() !== 'running' || this.#degraded.size > 0) return false;
     for (const { phase } of this.#pipelines.values()) if (phase !== 'running' && phase !== 'completed') return false;
@@ -163,8 +165,16 @@ export class Health {
     if (episode.holders.size > 0) return undefined;
     this.#episodes.delete(component);
     this.#degraded.delete(component);
-    const summary = { component, durationMs: this.#now() - episode.since, failures: episode.failures, reason: episode.reason };
-    this.#logger?.info(summary, `${component} recovered after ${summary.durationMs} ms and ${summary.failures} failed attempt(s)`);
+    const summary = {
+      component,
+      durationMs: this.#now() - episode.since,
+      failures: episode.failures,
+      reason: episode.reason,
+    };
+    this.#logger?.info(
+      summary,
+      `${component} recovered after ${summary.durationMs} ms and ${summary.failures} failed attempt(s)`,
+    );
     return summary;
   }
 

@@ -24,8 +24,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Engin
   const registers = [registry];
   return {
     registry,
-    recordsIn: new Counter({ name: 'logflow_records_in_total', help: 'Records entering a stage', labelNames: ['pipeline', 'stage'], registers }),
-    recordsOut: new Counter({ name: 'logflow_records_out_total', help: 'Records leaving a stage', labelNames: ['pipeline', 'stage'], registers }),
+    recordsIn: new Counter({
+      name: 'logflow_records_in_total',
+      help: 'Records entering a stage',
+      labelNames: ['pipeline', 'stage'],
+      registers,
+    }),
+    recordsOut: new Counter({
+      name: 'logflow_records_out_total',
+      help: 'Records leaving a stage',
+      labelNames: ['pipeline', 'stage'],
+      registers,
+    }),
     batchSize: new Histogram({
       name: 'logflow_batch_size',
       help: 'Records per batch written by a sink',
@@ -33,11 +43,41 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Engin
       buckets: [1, 10, 100, 1_000, 5_000, 10_000, 50_000, 100_000],
       registers,
     }),
-    lateEvents: new Counter({ name: 'logflow_late_events_total', help: 'Events that arrived after their window closed', labelNames: ['pipeline'], registers }),
-    deadLetters: new Counter({ name: 'logflow_dead_letters_total', help: 'Records sent to a dead-letter topic, by error code', labelNames: ['pipeline', 'code'], registers }),
-    retries: new Counter({ name: 'logflow_retries_total', help: 'Retried operations', labelNames: ['pipeline', 'stage'], registers }),
-    consumerLag: new Gauge({ name: 'logflow_consumer_lag', help: 'Messages behind the partition high watermark', labelNames: ['pipeline', 'topic', 'partition'], registers }),
-    inFlight: new Gauge({ name: 'logflow_in_flight_records', help: 'Records read but not yet acknowledged', labelNames: ['pipeline'], registers }),
-    pipelineUp: new Gauge({ name: 'logflow_pipeline_up', help: '1 while a pipeline runs', labelNames: ['pipeline'], registers }),
+    lateEvents: new Counter({
+      name: 'logflow_late_events_total',
+      help: 'Events that arrived after their window closed',
+      labelNames: ['pipeline'],
+      registers,
+    }),
+    deadLetters: new Counter({
+      name: 'logflow_dead_letters_total',
+      help: 'Records sent to a dead-letter topic, by error code',
+      labelNames: ['pipeline', 'code'],
+      registers,
+    }),
+    retries: new Counter({
+      name: 'logflow_retries_total',
+      help: 'Retried operations',
+      labelNames: ['pipeline', 'stage'],
+      registers,
+    }),
+    consumerLag: new Gauge({
+      name: 'logflow_consumer_lag',
+      help: 'Messages behind the partition high watermark',
+      labelNames: ['pipeline', 'topic', 'partition'],
+      registers,
+    }),
+    inFlight: new Gauge({
+      name: 'logflow_in_flight_records',
+      help: 'Records read but not yet acknowledged',
+      labelNames: ['pipeline'],
+      registers,
+    }),
+    pipelineUp: new Gauge({
+      name: 'logflow_pipeline_up',
+      help: '1 while a pipeline runs',
+      labelNames: ['pipeline'],
+      registers,
+    }),
   };
 }

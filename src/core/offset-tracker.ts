@@ -26,9 +26,12 @@ export class OffsetTracker {
     this.label = label;
   }
 
-  /** Records that `offset` entered the pipeline. Offsets must increase; gaps (compaction, transaction markers) are fine. */
+  /**
+   * Records that `offset` entered the pipeline. Offsets must increase; gaps (compaction, transaction markers) are fine.
+   */
   track(offset: number): void {
-    if (!Number.isSafeInteger(offset) || offset < 0) throw this.error(`offset must be a non-negative safe integer, got ${offset}`, offset);
+    if (!Number.isSafeInteger(offset) || offset < 0)
+      throw this.error(`offset must be a non-negative safe integer, got ${offset}`, offset);
     if (this.lastTracked !== null && offset <= this.lastTracked) {
       throw this.error(`offsets must increase: tracked ${offset} after ${this.lastTracked}`, offset);
     }
@@ -38,7 +41,9 @@ export class OffsetTracker {
     this.unacked += 1;
   }
 
-  /** Marks a tracked offset as done, in any order. Acking an untracked or already acked offset is a programmer error. */
+  /**
+   * Marks a tracked offset as done, in any order. Acking an untracked or already acked offset is a programmer error.
+   */
   ack(offset: number): void {
     const index = this.indexOf(offset);
     if (index < 0) throw this.error(`ack of untracked (or already released) offset ${offset}`, offset);
@@ -73,7 +78,10 @@ export class OffsetTracker {
     if (this.lastCommitted === null || offset > this.lastCommitted) this.lastCommitted = offset;
   }
 
-  /** Where `offset` sits among the unreleased ones, or -1. Offsets are nearly always contiguous, so the first guess hits. */
+  /**
+   * Where `offset` sits among the unreleased ones, or -1. Offsets are nearly always contiguous, so the first guess
+   * hits.
+   */
   private indexOf(offset: number): number {
     const { pending } = this;
     let low = this.head;
@@ -144,10 +152,14 @@ export class PartitionOffsets {
   ack(origin: Origin): void {
     const tracker = this.trackers.get(origin.topic)?.get(origin.partition);
     if (tracker === undefined) {
-      throw new LogflowError(ErrorCodes.INTERNAL, `offset tracker: ack for untracked partition ${origin.topic}/${origin.partition}`, {
-        stage: 'source',
-        details: { ...origin },
-      });
+      throw new LogflowError(
+        ErrorCodes.INTERNAL,
+        `offset tracker: ack for untracked partition ${origin.topic}/${origin.partition}`,
+        {
+          stage: 'source',
+          details: { ...origin },
+        },
+      );
     }
     tracker.ack(origin.offset);
     this.unacked -= 1;
@@ -174,7 +186,11 @@ export class PartitionOffsets {
     for (const { topic, partition, offset } of offsets) {
       const tracker = this.get(topic, partition);
       if (tracker === undefined) {
-        throw new LogflowError(ErrorCodes.INTERNAL, `offset tracker: commit for untracked partition ${topic}/${partition}`, { stage: 'source' });
+        throw new LogflowError(
+          ErrorCodes.INTERNAL,
+          `offset tracker: commit for untracked partition ${topic}/${partition}`,
+          { stage: 'source' },
+        );
       }
       tracker.markCommitted(offset);
     }

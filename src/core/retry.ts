@@ -4,7 +4,19 @@
  * Waits run on an RxJS scheduler so tests drive them in virtual time.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { asyncScheduler, defer, finalize, lastValueFrom, last, merge, Observable, retry as resubscribeOnError, take, throwError, timer } from 'rxjs';
+import {
+  asyncScheduler,
+  defer,
+  finalize,
+  lastValueFrom,
+  last,
+  merge,
+  Observable,
+  retry as resubscribeOnError,
+  take,
+  throwError,
+  timer,
+} from 'rxjs';
 import type { ObservableInput, SchedulerLike } from 'rxjs';
 import { errorCode, ErrorCodes, isRetriable, LogflowError } from './errors.ts';
 import { abbreviate } from './text.ts';
@@ -29,13 +41,19 @@ export interface RetryInfo {
 
 export interface RetryOptions extends RetryPolicy {
   readonly scheduler?: SchedulerLike;
-  /** Once aborted, no further attempt starts and a pending wait ends with a SHUTDOWN error; an attempt already running is awaited. */
+  /**
+   * Once aborted, no further attempt starts and a pending wait ends with a SHUTDOWN error; an attempt already running
+   * is awaited.
+   */
   readonly signal?: AbortSignal;
   /** Called before each wait; for logs and metrics. */
   readonly onRetry?: (info: RetryInfo) => void;
   /** Source of uniform numbers in [0, 1) for jitter; injectable for deterministic tests. */
   readonly random?: () => number;
-  /** Told when this loop starts failing and when it stops; defaults to the reporter of the pipeline it runs in (`withRetryReporter`). */
+  /**
+   * Told when this loop starts failing and when it stops; defaults to the reporter of the pipeline it runs in
+   * (`withRetryReporter`).
+   */
   readonly reporter?: RetryReporter;
   /** The dependency this loop waits for, as health names it; default: derived from the error's stage and code. */
   readonly component?: string;
@@ -84,12 +102,16 @@ export class RetryExhaustedError extends LogflowError {
   readonly attempts: number;
   constructor(lastError: unknown, attempts: number) {
     const stage = lastError instanceof LogflowError ? lastError.stage : undefined;
-    super(errorCode(lastError), `gave up after ${attempts} attempts: ${lastError instanceof Error ? lastError.message : String(lastError)}`, {
-      retriable: false,
-      cause: lastError,
-      details: { attempts },
-      ...(stage === undefined ? {} : { stage }),
-    });
+    super(
+      errorCode(lastError),
+      `gave up after ${attempts} attempts: ${lastError instanceof Error ? lastError.message : String(lastError)}`,
+      {
+        retriable: false,
+        cause: lastError,
+        details: { attempts },
+        ...(stage === undefined ? {} : { stage }),
+      },
+    );
     this.name = 'RetryExhaustedError';
     this.attempts = attempts;
   }
@@ -119,7 +141,8 @@ export function validateRetryPolicy(policy: RetryPolicy): void {
   }
   if (!(policy.baseDelayMs >= 0)) throw new RangeError(`retry: baseDelayMs must be >= 0, got ${policy.baseDelayMs}`);
   if (!(policy.maxDelayMs >= 0)) throw new RangeError(`retry: maxDelayMs must be >= 0, got ${policy.maxDelayMs}`);
-  if (policy.jitter !== 'full' && policy.jitter !== 'none') throw new RangeError(`retry: jitter must be 'full' or 'none', got ${String(policy.jitter)}`);
+  if (policy.jitter !== 'full' && policy.jitter !== 'none')
+    throw new RangeError(`retry: jitter must be 'full' or 'none', got ${String(policy.jitter)}`);
 }
 
 /**
@@ -164,7 +187,12 @@ export function retrying<T>(fn: (attempt: number) => ObservableInput<T>, options
           report(error);
           onRetry?.({ attempt, delayMs, error });
           const wait = timer(delayMs, scheduler);
-          return signal === undefined ? wait : merge(wait, abortAsError(signal, () => abortedError(attempt, error))).pipe(take(1));
+          return signal === undefined
+            ? wait
+            : merge(
+                wait,
+                abortAsError(signal, () => abortedError(attempt, error)),
+              ).pipe(take(1));
         },
       }),
       // Succeeded, gave up or was unsubscribed: either way this loop no longer waits for the dependency.

@@ -10,10 +10,15 @@
 const PATTERN =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?$/i;
 
-/** The largest distance from the epoch a Date can hold (±100,000,000 days); past it the date cannot be stored or printed. */
+/**
+ * The largest distance from the epoch a Date can hold (±100,000,000 days); past it the date cannot be stored or
+ * printed.
+ */
 export const MAX_DATE_MS = 8.64e15;
 
-export type TimestampResult = { readonly ok: true; readonly ms: number } | { readonly ok: false; readonly reason: string };
+export type TimestampResult =
+  | { readonly ok: true; readonly ms: number }
+  | { readonly ok: false; readonly reason: string };
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
 
@@ -48,12 +53,22 @@ export function parseTimestamp(text: string): TimestampResult {
     offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (offsetHours * 60 + offsetMins);
   }
   const millis = fraction === '' ? 0 : Number(fraction.slice(0, 3).padEnd(3, '0'));
-  const ms = utcMs(year, month, day, hour, minute, Math.min(second, 59), second === 60 ? 999 : millis) - offsetMinutes * 60_000;
-  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS) return { ok: false, reason: 'outside the range a date can hold' };
+  const ms =
+    utcMs(year, month, day, hour, minute, Math.min(second, 59), second === 60 ? 999 : millis) - offsetMinutes * 60_000;
+  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS)
+    return { ok: false, reason: 'outside the range a date can hold' };
   return { ok: true, ms };
 }
 
-function utcMs(year: number, month: number, day: number, hour: number, minute: number, second: number, millis: number): number {
+function utcMs(
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+  millis: number,
+): number {
   // Date.UTC maps years 0-99 to 1900-1999; those few take the slower way.
   if (year >= 100) return Date.UTC(year, month - 1, day, hour, minute, second, millis);
   const utc = new Date(0);

@@ -107,7 +107,7 @@ export function weeklySlotOf(epochMs: number): { readonly hourOfDay: number; rea
   const days = Math.floor(epochMs / MS_PER_DAY);
   const msOfDay = epochMs - days * MS_PER_DAY;
   // 1970-01-01 was a Thursday, day 4.
-  const dayOfWeek = (((days + 3) % 7) + 7) % 7 + 1;
+  const dayOfWeek = ((((days + 3) % 7) + 7) % 7) + 1;
   return { hourOfDay: Math.floor(msOfDay / MS_PER_HOUR), dayOfWeek };
 }
 
@@ -151,7 +151,10 @@ export function poolBaselines(parts: readonly Baseline[], hourOfDay: number, day
  * later row (the table is a ReplacingMergeTree, so an unmerged read can
  * return both versions; pass rows oldest first).
  */
-export function indexBaselines(baselines: Iterable<Baseline>, options: { readonly minSamples?: number } = {}): BaselineIndex {
+export function indexBaselines(
+  baselines: Iterable<Baseline>,
+  options: { readonly minSamples?: number } = {},
+): BaselineIndex {
   const minSamples = options.minSamples ?? DEFAULT_MIN_BASELINE_SAMPLES;
   if (!(minSamples >= 0)) throw new RangeError(`indexBaselines: minSamples must be >= 0, got ${minSamples}`);
   const slotsBySeries = new Map<string, Map<number, Baseline>>();
@@ -168,7 +171,14 @@ export function indexBaselines(baselines: Iterable<Baseline>, options: { readonl
   for (const [id, slots] of slotsBySeries) {
     const all = [...slots.values()];
     const byHour: (Baseline | undefined)[] = [];
-    for (let hour = 0; hour < 24; hour++) byHour.push(poolBaselines(all.filter((slot) => slot.hourOfDay === hour), hour, ANY_DAY));
+    for (let hour = 0; hour < 24; hour++)
+      byHour.push(
+        poolBaselines(
+          all.filter((slot) => slot.hourOfDay === hour),
+          hour,
+          ANY_DAY,
+        ),
+      );
     series.set(id, { slots, byHour, overall: poolBaselines(all, ANY_HOUR, ANY_DAY)! });
   }
   return { minSamples, series };
@@ -186,7 +196,8 @@ export function lookupBaseline(index: BaselineIndex, series: SeriesKey, windowSt
   const baselines = index.series.get(seriesId(series));
   if (baselines === undefined) return { baseline: undefined, fallback: 'none' };
   const { hourOfDay, dayOfWeek } = weeklySlotOf(windowStart);
-  const thick = (baseline: Baseline | undefined): baseline is Baseline => baseline !== undefined && baseline.sampleCount >= index.minSamples;
+  const thick = (baseline: Baseline | undefined): baseline is Baseline =>
+    baseline !== undefined && baseline.sampleCount >= index.minSamples;
   const slot = baselines.slots.get(slotId(dayOfWeek, hourOfDay));
   if (thick(slot)) return { baseline: slot, fallback: 'slot' };
   const hour = baselines.byHour[hourOfDay];
@@ -209,7 +220,9 @@ export interface DetectorSettings {
   readonly stddevFloorFraction: number;
   /** Poisson tail probability at or below which a sparse count is a spike. */
   readonly poissonTail: number;
-  /** Least rate assumed by the Poisson test, so that a baseline of (nearly) zero does not make one stray event a spike. */
+  /**
+   * Least rate assumed by the Poisson test, so that a baseline of (nearly) zero does not make one stray event a spike.
+   */
   readonly poissonMeanFloor: number;
   /** Whether drops to zero are anomalies (`silence_detection`). */
   readonly silenceDetection: boolean;
@@ -275,7 +288,10 @@ export function serviceDetectorOverrides(service: ServiceDetectionColumns): Part
  * filled object) are ignored. Throws a RangeError naming every invalid field,
  * so a bad service row fails where it is loaded, not at the first window.
  */
-export function mergeDetectorSettings(base: DetectorSettings, ...overrides: readonly Partial<DetectorSettings>[]): DetectorSettings {
+export function mergeDetectorSettings(
+  base: DetectorSettings,
+  ...overrides: readonly Partial<DetectorSettings>[]
+): DetectorSettings {
   const merged: Record<string, unknown> = { ...base };
   for (const override of overrides) {
     for (const [field, value] of Object.entries(override)) if (value !== undefined) merged[field] = value;
@@ -285,14 +301,36 @@ export function mergeDetectorSettings(base: DetectorSettings, ...overrides: read
   const check = (ok: boolean, problem: string): void => {
     if (!ok) problems.push(problem);
   };
-  check(settings.zThreshold > 0 && Number.isFinite(settings.zThreshold), `zThreshold must be a positive number, got ${settings.zThreshold}`);
-  check(settings.minCount >= 0 && Number.isFinite(settings.minCount), `minCount must be >= 0, got ${settings.minCount}`);
-  check(settings.stddevFloor > 0 && Number.isFinite(settings.stddevFloor), `stddevFloor must be a positive number, got ${settings.stddevFloor}`);
-  check(settings.stddevFloorFraction >= 0 && Number.isFinite(settings.stddevFloorFraction), `stddevFloorFraction must be >= 0, got ${settings.stddevFloorFraction}`);
-  check(settings.poissonTail > 0 && settings.poissonTail < 1, `poissonTail must be in (0, 1), got ${settings.poissonTail}`);
-  check(settings.poissonMeanFloor > 0 && Number.isFinite(settings.poissonMeanFloor), `poissonMeanFloor must be a positive number, got ${settings.poissonMeanFloor}`);
-  check(settings.minExpectedForSilence >= 0 && Number.isFinite(settings.minExpectedForSilence), `minExpectedForSilence must be >= 0, got ${settings.minExpectedForSilence}`);
-  for (const flag of ['silenceDetection', 'enabled', 'alerting'] as const) check(typeof settings[flag] === 'boolean', `${flag} must be a boolean`);
+  check(
+    settings.zThreshold > 0 && Number.isFinite(settings.zThreshold),
+    `zThreshold must be a positive number, got ${settings.zThreshold}`,
+  );
+  check(
+    settings.minCount >= 0 && Number.isFinite(settings.minCount),
+    `minCount must be >= 0, got ${settings.minCount}`,
+  );
+  check(
+    settings.stddevFloor > 0 && Number.isFinite(settings.stddevFloor),
+    `stddevFloor must be a positive number, got ${settings.stddevFloor}`,
+  );
+  check(
+    settings.stddevFloorFraction >= 0 && Number.isFinite(settings.stddevFloorFraction),
+    `stddevFloorFraction must be >= 0, got ${settings.stddevFloorFraction}`,
+  );
+  check(
+    settings.poissonTail > 0 && settings.poissonTail < 1,
+    `poissonTail must be in (0, 1), got ${settings.poissonTail}`,
+  );
+  check(
+    settings.poissonMeanFloor > 0 && Number.isFinite(settings.poissonMeanFloor),
+    `poissonMeanFloor must be a positive number, got ${settings.poissonMeanFloor}`,
+  );
+  check(
+    settings.minExpectedForSilence >= 0 && Number.isFinite(settings.minExpectedForSilence),
+    `minExpectedForSilence must be >= 0, got ${settings.minExpectedForSilence}`,
+  );
+  for (const flag of ['silenceDetection', 'enabled', 'alerting'] as const)
+    check(typeof settings[flag] === 'boolean', `${flag} must be a boolean`);
   if (problems.length > 0) throw new RangeError(`invalid detector settings: ${problems.join('; ')}`);
   return Object.freeze({ ...settings });
 }
@@ -314,7 +352,13 @@ export function logFactorial(n: number): number {
   // Stirling's series; past 256 the first omitted term is below 1e-19.
   const inverse = 1 / n;
   const inverseSquared = inverse * inverse;
-  return n * Math.log(n) - n + 0.5 * Math.log(n) + HALF_LOG_TWO_PI + inverse * (1 / 12 - inverseSquared * (1 / 360 - inverseSquared / 1260));
+  return (
+    n * Math.log(n) -
+    n +
+    0.5 * Math.log(n) +
+    HALF_LOG_TWO_PI +
+    inverse * (1 / 12 - inverseSquared * (1 / 360 - inverseSquared / 1260))
+  );
 }
 
 function logPoissonPmf(k: number, lambda: number): number {
@@ -367,9 +411,17 @@ export function poissonLowerTail(k: number, lambda: number): number {
 }
 
 // Acklam's rational approximation of the standard normal quantile (relative error < 1.15e-9).
-const ACKLAM_A = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239] as const;
-const ACKLAM_B = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1] as const;
-const ACKLAM_C = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783] as const;
+const ACKLAM_A = [
+  -3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1,
+  2.506628277459239,
+] as const;
+const ACKLAM_B = [
+  -5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1,
+] as const;
+const ACKLAM_C = [
+  -7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+  2.938163982698783,
+] as const;
 const ACKLAM_D = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416] as const;
 const ACKLAM_LOW = 0.02425;
 
@@ -393,7 +445,10 @@ export function normalQuantileOfLog(logP: number): number {
   const [b1, b2, b3, b4, b5] = ACKLAM_B;
   const q = Math.exp(logP) - 0.5;
   const r = q * q;
-  return ((((((a1 * r + a2) * r + a3) * r + a4) * r + a5) * r + a6) * q) / (((((b1 * r + b2) * r + b3) * r + b4) * r + b5) * r + 1);
+  return (
+    ((((((a1 * r + a2) * r + a3) * r + a4) * r + a5) * r + a6) * q) /
+    (((((b1 * r + b2) * r + b3) * r + b4) * r + b5) * r + 1)
+  );
 }
 
 /** The z with Phi(z) = p. */
@@ -407,7 +462,9 @@ export function normalQuantile(p: number): number {
  * function, so the score has no seam at the mean.
  */
 function poissonCdfAsZ(j: number, lambda: number): number {
-  return j < lambda ? normalQuantileOfLog(poissonLogLowerTail(j, lambda)) : -normalQuantileOfLog(poissonLogUpperTail(j + 1, lambda));
+  return j < lambda
+    ? normalQuantileOfLog(poissonLogLowerTail(j, lambda))
+    : -normalQuantileOfLog(poissonLogUpperTail(j + 1, lambda));
 }
 
 // ---------------------------------------------------------------------------
@@ -447,9 +504,12 @@ function finiteOr(value: number, fallback: number): number {
  * negative mean is no baseline.
  */
 export function score(count: number, baseline: Baseline | undefined, settings: DetectorSettings): AnomalyScore {
-  if (!(count >= 0) || !Number.isFinite(count)) throw new RangeError(`score: count must be a finite number >= 0, got ${count}`);
-  const expected = baseline !== undefined && Number.isFinite(baseline.mean) && baseline.mean >= 0 ? baseline.mean : undefined;
-  if (!settings.enabled || baseline === undefined || expected === undefined) return { anomalous: false, kind: null, score: 0, expected: expected ?? 0, method: 'none' };
+  if (!(count >= 0) || !Number.isFinite(count))
+    throw new RangeError(`score: count must be a finite number >= 0, got ${count}`);
+  const expected =
+    baseline !== undefined && Number.isFinite(baseline.mean) && baseline.mean >= 0 ? baseline.mean : undefined;
+  if (!settings.enabled || baseline === undefined || expected === undefined)
+    return { anomalous: false, kind: null, score: 0, expected: expected ?? 0, method: 'none' };
 
   // The median guards against bursty series (a batch job logging every few minutes) where empty minutes are normal
   // although the mean is high.
@@ -457,10 +517,21 @@ export function score(count: number, baseline: Baseline | undefined, settings: D
   const silent = settings.silenceDetection && count === 0 && typicalCount >= settings.minExpectedForSilence;
 
   if (expected >= settings.minCount) {
-    const stddev = Math.max(finiteOr(baseline.stddev, 0), settings.stddevFloor, settings.stddevFloorFraction * expected, Math.sqrt(expected));
+    const stddev = Math.max(
+      finiteOr(baseline.stddev, 0),
+      settings.stddevFloor,
+      settings.stddevFloorFraction * expected,
+      Math.sqrt(expected),
+    );
     const z = (count - expected) / stddev;
     const spike = z >= settings.zThreshold;
-    return { anomalous: spike || silent, kind: spike ? 'spike' : silent ? 'silence' : null, score: z, expected, method: 'zscore' };
+    return {
+      anomalous: spike || silent,
+      kind: spike ? 'spike' : silent ? 'silence' : null,
+      score: z,
+      expected,
+      method: 'zscore',
+    };
   }
 
   const lambda = Math.max(expected, settings.poissonMeanFloor);
@@ -468,7 +539,13 @@ export function score(count: number, baseline: Baseline | undefined, settings: D
   const events = Math.floor(count);
   const spike = events > lambda && poissonLogUpperTail(events, lambda) <= Math.log(settings.poissonTail);
   const z = events >= lambda ? poissonCdfAsZ(events - 1, lambda) : poissonCdfAsZ(events, lambda);
-  return { anomalous: spike || silent, kind: spike ? 'spike' : silent ? 'silence' : null, score: z, expected, method: 'poisson' };
+  return {
+    anomalous: spike || silent,
+    kind: spike ? 'spike' : silent ? 'silence' : null,
+    score: z,
+    expected,
+    method: 'poisson',
+  };
 }
 
 /** A closed window with its series and score, as `scoreWindows` emits it and `alertLifecycle` consumes it. */
@@ -511,7 +588,11 @@ export interface LifecycleSettings {
 }
 
 /** The seed's `anomaly.pending_windows`, `anomaly.resolve_windows` and `anomaly.cooldown_minutes`. */
-export const DEFAULT_LIFECYCLE_SETTINGS: LifecycleSettings = Object.freeze({ pendingWindows: 2, resolveWindows: 5, cooldownMs: 30 * 60_000 });
+export const DEFAULT_LIFECYCLE_SETTINGS: LifecycleSettings = Object.freeze({
+  pendingWindows: 2,
+  resolveWindows: 5,
+  cooldownMs: 30 * 60_000,
+});
 
 export function resolveLifecycleSettings(settings: Partial<LifecycleSettings> = {}): LifecycleSettings {
   const resolved = {
@@ -520,9 +601,12 @@ export function resolveLifecycleSettings(settings: Partial<LifecycleSettings> = 
     cooldownMs: settings.cooldownMs ?? DEFAULT_LIFECYCLE_SETTINGS.cooldownMs,
   };
   const problems: string[] = [];
-  if (!Number.isSafeInteger(resolved.pendingWindows) || resolved.pendingWindows < 1) problems.push(`pendingWindows must be an integer >= 1, got ${resolved.pendingWindows}`);
-  if (!Number.isSafeInteger(resolved.resolveWindows) || resolved.resolveWindows < 1) problems.push(`resolveWindows must be an integer >= 1, got ${resolved.resolveWindows}`);
-  if (!(resolved.cooldownMs >= 0) || !Number.isFinite(resolved.cooldownMs)) problems.push(`cooldownMs must be a finite number >= 0, got ${resolved.cooldownMs}`);
+  if (!Number.isSafeInteger(resolved.pendingWindows) || resolved.pendingWindows < 1)
+    problems.push(`pendingWindows must be an integer >= 1, got ${resolved.pendingWindows}`);
+  if (!Number.isSafeInteger(resolved.resolveWindows) || resolved.resolveWindows < 1)
+    problems.push(`resolveWindows must be an integer >= 1, got ${resolved.resolveWindows}`);
+  if (!(resolved.cooldownMs >= 0) || !Number.isFinite(resolved.cooldownMs))
+    problems.push(`cooldownMs must be a finite number >= 0, got ${resolved.cooldownMs}`);
   if (problems.length > 0) throw new RangeError(`invalid alert lifecycle settings: ${problems.join('; ')}`);
   return Object.freeze(resolved);
 }
@@ -562,7 +646,14 @@ export interface AlertProgress {
 
 export interface AlertTransition {
   readonly next: AlertProgress | undefined;
-  readonly event: { readonly type: AlertEventType; readonly anomalousWindows: number; readonly normalWindows: number; readonly silenced: boolean } | undefined;
+  readonly event:
+    | {
+        readonly type: AlertEventType;
+        readonly anomalousWindows: number;
+        readonly normalWindows: number;
+        readonly silenced: boolean;
+      }
+    | undefined;
 }
 
 /**
@@ -579,7 +670,13 @@ export function transitionAlert(
   const opening = (anomalousWindows: number): AlertTransition => {
     const isSilenced = silenced();
     return {
-      next: { status: 'open', anomalousWindows, normalWindows: 0, lastWindowEnd: windowEnd, lastNotifiedAt: isSilenced ? null : windowEnd },
+      next: {
+        status: 'open',
+        anomalousWindows,
+        normalWindows: 0,
+        lastWindowEnd: windowEnd,
+        lastNotifiedAt: isSilenced ? null : windowEnd,
+      },
       event: { type: 'opened', anomalousWindows, normalWindows: 0, silenced: isSilenced },
     };
   };
@@ -588,13 +685,23 @@ export function transitionAlert(
     if (!anomalous) return { next: undefined, event: undefined };
     if (settings.pendingWindows <= 1) return opening(1);
     return {
-      next: { status: 'pending', anomalousWindows: 1, normalWindows: 0, lastWindowEnd: windowEnd, lastNotifiedAt: null },
+      next: {
+        status: 'pending',
+        anomalousWindows: 1,
+        normalWindows: 0,
+        lastWindowEnd: windowEnd,
+        lastNotifiedAt: null,
+      },
       event: { type: 'pending', anomalousWindows: 1, normalWindows: 0, silenced: silenced() },
     };
   }
 
   if (current.status === 'pending') {
-    if (!anomalous) return { next: undefined, event: { type: 'resolved', anomalousWindows: current.anomalousWindows, normalWindows: 1, silenced: silenced() } };
+    if (!anomalous)
+      return {
+        next: undefined,
+        event: { type: 'resolved', anomalousWindows: current.anomalousWindows, normalWindows: 1, silenced: silenced() },
+      };
     const anomalousWindows = current.anomalousWindows + 1;
     if (anomalousWindows >= settings.pendingWindows) return opening(anomalousWindows);
     return { next: { ...current, anomalousWindows, lastWindowEnd: windowEnd }, event: undefined };
@@ -603,7 +710,10 @@ export function transitionAlert(
   if (!anomalous) {
     const normalWindows = current.normalWindows + 1;
     if (normalWindows >= settings.resolveWindows) {
-      return { next: undefined, event: { type: 'resolved', anomalousWindows: current.anomalousWindows, normalWindows, silenced: silenced() } };
+      return {
+        next: undefined,
+        event: { type: 'resolved', anomalousWindows: current.anomalousWindows, normalWindows, silenced: silenced() },
+      };
     }
     return { next: { ...current, normalWindows, lastWindowEnd: windowEnd }, event: undefined };
   }
@@ -623,7 +733,10 @@ export function transitionAlert(
 export type SilenceCheck = (alert: AlertKey, at: number) => boolean;
 
 /** What the lifecycle reads of a scored window. */
-export type LifecycleInput = Pick<ScoredWindow, 'service' | 'environment' | 'level' | 'start' | 'end' | 'count' | 'kind' | 'score' | 'expected'> & {
+export type LifecycleInput = Pick<
+  ScoredWindow,
+  'service' | 'environment' | 'level' | 'start' | 'end' | 'count' | 'kind' | 'score' | 'expected'
+> & {
   readonly alerting?: boolean;
 };
 
@@ -684,10 +797,16 @@ export class AlertLifecycleState {
   /** Rebuilds a state from `snapshot()` output (after a JSON round trip, say), with the settings of now. */
   static fromSnapshot(snapshot: unknown, settings: Partial<LifecycleSettings> = {}): AlertLifecycleState {
     const parsed = lifecycleSnapshotSchema.safeParse(snapshot);
-    if (!parsed.success) throw new LogflowError(ErrorCodes.INPUT_INVALID, `alert lifecycle snapshot is malformed: ${parsed.error.message}`, { stage: 'operator' });
+    if (!parsed.success)
+      throw new LogflowError(
+        ErrorCodes.INPUT_INVALID,
+        `alert lifecycle snapshot is malformed: ${parsed.error.message}`,
+        { stage: 'operator' },
+      );
     const state = new AlertLifecycleState(settings);
     state.highWatermark = parsed.data.highWatermark;
-    for (const alert of parsed.data.alerts) state.alerts.set(alert.dedupKey, { ...alert, progress: { ...alert.progress } });
+    for (const alert of parsed.data.alerts)
+      state.alerts.set(alert.dedupKey, { ...alert, progress: { ...alert.progress } });
     return state;
   }
 
@@ -718,8 +837,16 @@ export class AlertLifecycleState {
         replayed = true;
         continue;
       }
-      const key: AlertKey = { dedupKey, rule, service: window.service, environment: window.environment, level: window.level };
-      const transition = transitionAlert(active?.progress, window.kind === rule, window.end, this.settings, () => isSilenced(key, window.end));
+      const key: AlertKey = {
+        dedupKey,
+        rule,
+        service: window.service,
+        environment: window.environment,
+        level: window.level,
+      };
+      const transition = transitionAlert(active?.progress, window.kind === rule, window.end, this.settings, () =>
+        isSilenced(key, window.end),
+      );
       if (transition.next === undefined) this.alerts.delete(dedupKey);
       else if (active === undefined) this.alerts.set(dedupKey, { ...key, progress: transition.next });
       else active.progress = transition.next;
@@ -742,7 +869,14 @@ export class AlertLifecycleState {
   snapshot(): AlertLifecycleSnapshot {
     const alerts = [...this.alerts.values()]
       .sort((a, b) => (a.dedupKey < b.dedupKey ? -1 : a.dedupKey > b.dedupKey ? 1 : 0))
-      .map(({ dedupKey, rule, service, environment, level, progress }) => ({ dedupKey, rule, service, environment, level, progress: { ...progress } }));
+      .map(({ dedupKey, rule, service, environment, level, progress }) => ({
+        dedupKey,
+        rule,
+        service,
+        environment,
+        level,
+        progress: { ...progress },
+      }));
     return { version: 1, highWatermark: this.highWatermark, alerts };
   }
 }

@@ -21,8 +21,15 @@ export const PROBLEM_LEVELS: ReadonlySet<Level> = new Set(['WARN', 'ERROR', 'FAT
 
 // A Map, not an object literal: a level named "constructor" must not find Object's.
 const LEVEL_ALIASES: ReadonlyMap<string, Level> = new Map([
-  ['DEBUG', 'DEBUG'], ['TRACE', 'DEBUG'], ['INFO', 'INFO'], ['WARN', 'WARN'], ['WARNING', 'WARN'], ['ERROR', 'ERROR'], ['ERR', 'ERROR'],
-  ['FATAL', 'FATAL'], ['CRITICAL', 'FATAL'],
+  ['DEBUG', 'DEBUG'],
+  ['TRACE', 'DEBUG'],
+  ['INFO', 'INFO'],
+  ['WARN', 'WARN'],
+  ['WARNING', 'WARN'],
+  ['ERROR', 'ERROR'],
+  ['ERR', 'ERROR'],
+  ['FATAL', 'FATAL'],
+  ['CRITICAL', 'FATAL'],
 ]);
 
 export interface LogEvent {
@@ -87,7 +94,9 @@ const schema = z
   .object({
     log_id: z.uuid({ message: 'is not a UUID' }).optional(),
     timestamp: z.union([z.string().max(64), z.number()]),
-    service: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { message: 'must be 1-128 letters, digits, ".", "_", ":" or "-"' }),
+    service: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { message: 'must be 1-128 letters, digits, ".", "_", ":" or "-"' }),
     environment: optionalText(64),
     level: z.string().max(16),
     message: z.string().min(1, { message: 'is empty' }),
@@ -113,7 +122,9 @@ const schema = z
 
 export type ValidatedFields = z.output<typeof schema>;
 
-/** Epoch milliseconds of an event's timestamp; a string is RFC 3339, UTC when it names no zone (src/core/timestamp.ts). */
+/**
+ * Epoch milliseconds of an event's timestamp; a string is RFC 3339, UTC when it names no zone (src/core/timestamp.ts).
+ */
 function eventTime(value: string | number): number {
   if (typeof value === 'number') {
     if (Number.isFinite(value) && Math.abs(value) <= MAX_DATE_MS) return value;
@@ -157,8 +168,18 @@ export function fastValidate(json: Readonly<Record<string, unknown>>): Validated
   if (typeof service !== 'string' || !SERVICE_PATTERN.test(service)) return undefined;
   if (typeof level !== 'string' || level.length > 16) return undefined;
   if (typeof message !== 'string' || message.length === 0) return undefined;
-  if (http_status !== undefined && http_status !== null && (!Number.isSafeInteger(http_status) || (http_status as number) < 100 || (http_status as number) > 599)) return undefined;
-  if (duration_ms !== undefined && duration_ms !== null && (typeof duration_ms !== 'number' || !(duration_ms >= 0 && duration_ms <= 86_400_000))) return undefined;
+  if (
+    http_status !== undefined &&
+    http_status !== null &&
+    (!Number.isSafeInteger(http_status) || (http_status as number) < 100 || (http_status as number) > 599)
+  )
+    return undefined;
+  if (
+    duration_ms !== undefined &&
+    duration_ms !== null &&
+    (typeof duration_ms !== 'number' || !(duration_ms >= 0 && duration_ms <= 86_400_000))
+  )
+    return undefined;
   let attrs: Record<string, string> | null | undefined;
   if (attributes === undefined || attributes === null) {
     attrs = attributes;
@@ -189,16 +210,48 @@ export function fastValidate(json: Readonly<Record<string, unknown>>): Validated
   const error_code = optional(json.error_code, 128);
   const stack_trace = optional(json.stack_trace, 64 * 1024);
   if (
-    environment === UNSURE || host === UNSURE || region === UNSURE || version === UNSURE || logger === UNSURE ||
-    trace_id === UNSURE || span_id === UNSURE || request_id === UNSURE || user_id === UNSURE || session_id === UNSURE ||
-    http_method === UNSURE || http_path === UNSURE || error_type === UNSURE || error_code === UNSURE || stack_trace === UNSURE
+    environment === UNSURE ||
+    host === UNSURE ||
+    region === UNSURE ||
+    version === UNSURE ||
+    logger === UNSURE ||
+    trace_id === UNSURE ||
+    span_id === UNSURE ||
+    request_id === UNSURE ||
+    user_id === UNSURE ||
+    session_id === UNSURE ||
+    http_method === UNSURE ||
+    http_path === UNSURE ||
+    error_type === UNSURE ||
+    error_code === UNSURE ||
+    stack_trace === UNSURE
   ) {
     return undefined;
   }
   return {
-    log_id, timestamp, service, environment, level, message, host, region, version, logger, trace_id, span_id, request_id,
-    user_id, session_id, http_method, http_path, http_status: http_status as number | null | undefined,
-    duration_ms: duration_ms as number | null | undefined, error_type, error_code, stack_trace, attributes: attrs,
+    log_id,
+    timestamp,
+    service,
+    environment,
+    level,
+    message,
+    host,
+    region,
+    version,
+    logger,
+    trace_id,
+    span_id,
+    request_id,
+    user_id,
+    session_id,
+    http_method,
+    http_path,
+    http_status: http_status as number | null | undefined,
+    duration_ms: duration_ms as number | null | undefined,
+    error_type,
+    error_code,
+    stack_trace,
+    attributes: attrs,
   };
 }
 
@@ -224,7 +277,8 @@ function check(payload: Buffer, now: number, limits: ParseLimits): Checked {
     throw new InputError(`message is ${payload.length} bytes, over the ${limits.maxMessageBytes}-byte limit`);
   }
   // A Kafka tombstone (null value) reaches here as an empty payload.
-  if (payload.length === 0) throw new InputError('message is empty (a Kafka tombstone or an empty value): not a log event');
+  if (payload.length === 0)
+    throw new InputError('message is empty (a Kafka tombstone or an empty value): not a log event');
   // Checked on the bytes: a U+FFFD the producer meant to send is text like any other.
   if (!isUtf8(payload)) throw new InputError('message is not valid UTF-8');
   const textPayload = payload.toString('utf8');
@@ -235,19 +289,28 @@ function check(payload: Buffer, now: number, limits: ParseLimits): Checked {
   } catch (error) {
     throw new InputError(`message is not valid JSON: ${(error as Error).message}`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new InputError('message is not a JSON object');
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new InputError('message is not a JSON object');
 
   const e = fastValidate(json as Record<string, unknown>) ?? schemaValidate(json);
-  // Escaped NUL and lone surrogates survive JSON.parse; ClickHouse refuses lone surrogates and PostgreSQL both: refused here.
+  // Escaped NUL and lone surrogates survive JSON.parse; ClickHouse refuses lone surrogates and PostgreSQL both: refused
+  // here.
   if (mayHoldUnstorableEscapes(textPayload)) {
     const problem = unstorableField(e);
     if (problem !== undefined) throw new InputError(`invalid log event: ${problem}`);
   }
   const level = levelOf(e.level);
-  if (level === undefined) throw new InputError(`invalid log event: level: unknown level ${JSON.stringify(truncateText(e.level, 16))} (expected one of ${LEVELS.join(', ')})`);
+  if (level === undefined)
+    throw new InputError(
+      `invalid log event: level: unknown level ${JSON.stringify(truncateText(e.level, 16))} (expected one of ${LEVELS.join(', ')})`,
+    );
   const timestamp = eventTime(e.timestamp);
-  if (timestamp < now - limits.maxAgeMs) throw new InputError(`invalid log event: timestamp: ${new Date(timestamp).toISOString()} is older than the retention window`);
-  if (timestamp > now + limits.maxFutureMs) throw new InputError(`invalid log event: timestamp: ${new Date(timestamp).toISOString()} is too far in the future`);
+  if (timestamp < now - limits.maxAgeMs)
+    throw new InputError(
+      `invalid log event: timestamp: ${new Date(timestamp).toISOString()} is older than the retention window`,
+    );
+  if (timestamp > now + limits.maxFutureMs)
+    throw new InputError(`invalid log event: timestamp: ${new Date(timestamp).toISOString()} is too far in the future`);
   const attributes = e.attributes ?? {};
   let entries = 0;
   for (const key in attributes) if (Object.hasOwn(attributes, key)) entries += 1;
@@ -261,7 +324,12 @@ function check(payload: Buffer, now: number, limits: ParseLimits): Checked {
  * Parses one raw-logs payload. Throws InputError with a reason naming the
  * problem (which field, what is wrong) for anything that is not a valid event.
  */
-export function parseLogEvent(payload: Buffer, origin: Origin, now: number, limits: ParseLimits = DEFAULT_PARSE_LIMITS): LogEvent {
+export function parseLogEvent(
+  payload: Buffer,
+  origin: Origin,
+  now: number,
+  limits: ParseLimits = DEFAULT_PARSE_LIMITS,
+): LogEvent {
   const { e, level, timestamp, attributes } = check(payload, now, limits);
   return {
     log_id: e.log_id?.toLowerCase() ?? deriveLogId(origin),
@@ -313,7 +381,11 @@ export interface LogEventKey {
 }
 
 /** parseLogEvent's verdict with only the counting fields: no log id is derived and no event is built. */
-export function parseLogEventKey(payload: Buffer, now: number, limits: ParseLimits = DEFAULT_PARSE_LIMITS): LogEventKey {
+export function parseLogEventKey(
+  payload: Buffer,
+  now: number,
+  limits: ParseLimits = DEFAULT_PARSE_LIMITS,
+): LogEventKey {
   const { e, level, timestamp } = check(payload, now, limits);
   return { service: e.service, environment: e.environment === '' ? 'unknown' : e.environment, level, timestamp };
 }

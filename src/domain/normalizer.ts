@@ -148,22 +148,159 @@ const FOR_WORDS = ['for', 'For', 'FOR'];
 const FROM_WORDS = ['from', 'From', 'FROM'];
 /** Month, weekday and zone names are date parts when a number sits beside them (case-sensitive: `may` is a verb). */
 const DATE_WORDS = [
-  'Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Sept', 'Oct', 'Nov', 'Dec',
-  'January', 'February', 'March', 'April', 'June', 'July', 'August', 'September', 'October', 'November', 'December',
-  'JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC',
-  'Mon', 'Tue', 'Tues', 'Wed', 'Thu', 'Thur', 'Thurs', 'Fri', 'Sat', 'Sun',
-  'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday',
-  'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT', 'SUN',
-  'AM', 'PM', 'am', 'pm',
-  'UTC', 'GMT', 'Z', 'CET', 'CEST', 'EET', 'EEST', 'WET', 'WEST', 'BST', 'IST', 'MSK', 'JST', 'KST', 'HKT', 'SGT', 'AEST', 'AEDT', 'ACST', 'AWST', 'NZST', 'NZDT',
-  'EST', 'EDT', 'CST', 'CDT', 'MST', 'MDT', 'PST', 'PDT', 'AKST', 'AKDT', 'HST',
+  'Jan',
+  'Feb',
+  'Mar',
+  'Apr',
+  'May',
+  'Jun',
+  'Jul',
+  'Aug',
+  'Sep',
+  'Sept',
+  'Oct',
+  'Nov',
+  'Dec',
+  'January',
+  'February',
+  'March',
+  'April',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+  'JAN',
+  'FEB',
+  'MAR',
+  'APR',
+  'MAY',
+  'JUN',
+  'JUL',
+  'AUG',
+  'SEP',
+  'OCT',
+  'NOV',
+  'DEC',
+  'Mon',
+  'Tue',
+  'Tues',
+  'Wed',
+  'Thu',
+  'Thur',
+  'Thurs',
+  'Fri',
+  'Sat',
+  'Sun',
+  'Monday',
+  'Tuesday',
+  'Wednesday',
+  'Thursday',
+  'Friday',
+  'Saturday',
+  'Sunday',
+  'MON',
+  'TUE',
+  'WED',
+  'THU',
+  'FRI',
+  'SAT',
+  'SUN',
+  'AM',
+  'PM',
+  'am',
+  'pm',
+  'UTC',
+  'GMT',
+  'Z',
+  'CET',
+  'CEST',
+  'EET',
+  'EEST',
+  'WET',
+  'WEST',
+  'BST',
+  'IST',
+  'MSK',
+  'JST',
+  'KST',
+  'HKT',
+  'SGT',
+  'AEST',
+  'AEDT',
+  'ACST',
+  'AWST',
+  'NZST',
+  'NZDT',
+  'EST',
+  'EDT',
+  'CST',
+  'CDT',
+  'MST',
+  'MDT',
+  'PST',
+  'PDT',
+  'AKST',
+  'AKDT',
+  'HST',
 ];
-/** Units of size, time and ratio: after a number they belong to the value (`5.2 KB` and `93 B` are one kind). Case-sensitive. */
+/**
+ * Units of size, time and ratio: after a number they belong to the value (`5.2 KB` and `93 B` are one kind).
+ * Case-sensitive.
+ */
 const UNIT_WORDS = [
-  'B', 'KB', 'MB', 'GB', 'TB', 'PB', 'kB', 'Kb', 'Mb', 'Gb', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'K', 'M', 'G', 'T',
-  'b', 'kb', 'mb', 'gb', 'tb', 'byte', 'bytes', 'bit', 'bits',
-  'ns', 'us', '\u00b5s', 'ms', 's', 'sec', 'secs', 'second', 'seconds', 'min', 'mins', 'minute', 'minutes',
-  'h', 'hr', 'hrs', 'hour', 'hours', 'd', 'day', 'days', '%',
+  'B',
+  'KB',
+  'MB',
+  'GB',
+  'TB',
+  'PB',
+  'kB',
+  'Kb',
+  'Mb',
+  'Gb',
+  'KiB',
+  'MiB',
+  'GiB',
+  'TiB',
+  'PiB',
+  'K',
+  'M',
+  'G',
+  'T',
+  'b',
+  'kb',
+  'mb',
+  'gb',
+  'tb',
+  'byte',
+  'bytes',
+  'bit',
+  'bits',
+  'ns',
+  'us',
+  '\u00b5s',
+  'ms',
+  's',
+  'sec',
+  'secs',
+  'second',
+  'seconds',
+  'min',
+  'mins',
+  'minute',
+  'minutes',
+  'h',
+  'hr',
+  'hrs',
+  'hour',
+  'hours',
+  'd',
+  'day',
+  'days',
+  '%',
 ];
 
 const KEYWORD_TABLE_BITS = 11;
@@ -230,10 +367,64 @@ function keywordFlags(text: string, start: number, end: number): number {
  * except two-letter words and file extensions that end dotted keys far more
  * often than host names do (`mapred.task.id`).
  */
-const GENERIC_TLDS = new Set(['com', 'net', 'org', 'edu', 'gov', 'mil', 'int', 'info', 'biz', 'local', 'lan', 'internal', 'localdomain', 'arpa', 'cloud', 'svc']);
+const GENERIC_TLDS = new Set([
+  'com',
+  'net',
+  'org',
+  'edu',
+  'gov',
+  'mil',
+  'int',
+  'info',
+  'biz',
+  'local',
+  'lan',
+  'internal',
+  'localdomain',
+  'arpa',
+  'cloud',
+  'svc',
+]);
 const NOT_COUNTRY_CODES = new Set([
-  'am', 'an', 'as', 'at', 'be', 'by', 'db', 'do', 'go', 'gz', 'id', 'if', 'in', 'io', 'ip', 'is', 'it', 'js', 'me', 'my', 'no', 'of', 'ok', 'on', 'or',
-  'os', 'py', 'rb', 'rs', 'sh', 'so', 'to', 'ts', 'ui', 'up', 'us', 'vm', 'we', 'xz',
+  'am',
+  'an',
+  'as',
+  'at',
+  'be',
+  'by',
+  'db',
+  'do',
+  'go',
+  'gz',
+  'id',
+  'if',
+  'in',
+  'io',
+  'ip',
+  'is',
+  'it',
+  'js',
+  'me',
+  'my',
+  'no',
+  'of',
+  'ok',
+  'on',
+  'or',
+  'os',
+  'py',
+  'rb',
+  'rs',
+  'sh',
+  'so',
+  'to',
+  'ts',
+  'ui',
+  'up',
+  'us',
+  'vm',
+  'we',
+  'xz',
 ]);
 
 function isHostName(text: string, start: number, end: number): boolean {
@@ -489,7 +680,12 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
           continue;
         }
         // An apostrophe inside a word (`can't`) belongs to it.
-        if (c !== 39 || i + 1 >= n || !(isWordChar(text.charCodeAt(i + 1)) || (text.charCodeAt(i + 1) === 60 && isVariableAt(text, i + 1)))) break;
+        if (
+          c !== 39 ||
+          i + 1 >= n ||
+          !(isWordChar(text.charCodeAt(i + 1)) || (text.charCodeAt(i + 1) === 60 && isVariableAt(text, i + 1)))
+        )
+          break;
         bits |= B_PUNCT;
         continue;
       }
@@ -551,7 +747,9 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
   return i;
 }
 
-/** Quotes open after a word boundary and close before one; a template's `<*>` stands for a word, not for its brackets. */
+/**
+ * Quotes open after a word boundary and close before one; a template's `<*>` stands for a word, not for its brackets.
+ */
 function isBoundaryBefore(text: string, i: number): boolean {
   if (i === 0) return true;
   const c = text.charCodeAt(i - 1);
@@ -842,7 +1040,6 @@ function hashFinish(length: number): string {
   memoText[slot] = decimal;
   return decimal;
 }
-
 
 /** Unsigned 64-bit hash of a string's UTF-16 code units, in decimal: the `errorHash` of a template. */
 export function hashTemplate(template: string): string {

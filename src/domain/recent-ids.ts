@@ -26,7 +26,8 @@ export class RecentIds {
   readonly #maxIds: number;
 
   constructor(maxIds: number = DEFAULT_RECENT_IDS) {
-    if (!Number.isInteger(maxIds) || maxIds < 1) throw new RangeError(`RecentIds: maxIds must be an integer >= 1, got ${maxIds}`);
+    if (!Number.isInteger(maxIds) || maxIds < 1)
+      throw new RangeError(`RecentIds: maxIds must be an integer >= 1, got ${maxIds}`);
     this.#maxIds = maxIds;
   }
 
@@ -44,7 +45,8 @@ export class RecentIds {
       this.#seen.set(id, origin);
       return undefined;
     }
-    if (first.topic === origin.topic && first.partition === origin.partition && first.offset === origin.offset) return undefined;
+    if (first.topic === origin.topic && first.partition === origin.partition && first.offset === origin.offset)
+      return undefined;
     return `${first.topic}/${first.partition}@${first.offset}`;
   }
 }

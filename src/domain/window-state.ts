@@ -120,7 +120,12 @@ const snapshotSchema = z.object({
   lastNow: z.number().nullable(),
   seq: z.number(),
   partitions: z.array(
-    z.object({ id: z.number(), maxTime: z.number().nullable(), lastActivity: z.number().nullable(), idle: z.boolean() }),
+    z.object({
+      id: z.number(),
+      maxTime: z.number().nullable(),
+      lastActivity: z.number().nullable(),
+      idle: z.boolean(),
+    }),
   ),
   keys: z.array(
     z.object({
@@ -143,10 +148,16 @@ const snapshotSchema = z.object({
   }),
 });
 
-/** JSON-serializable; unbounded values (no watermark yet, say) are null. Pane and window numbers are indices in units of `advanceMs`. */
+/**
+ * JSON-serializable; unbounded values (no watermark yet, say) are null. Pane and window numbers are indices in units of
+ * `advanceMs`.
+ */
 export type WindowStateSnapshot = z.infer<typeof snapshotSchema>;
 
-/** Beyond this many panes ahead of a key's oldest open window, panes live in a sparse map, so a far-future timestamp cannot balloon a ring. */
+/**
+ * Beyond this many panes ahead of a key's oldest open window, panes live in a sparse map, so a far-future timestamp
+ * cannot balloon a ring.
+ */
 const MAX_DENSE_PANES = 4096;
 const MAX_PANES_PER_WINDOW = 1024;
 const MIN_RING = 4;
@@ -207,21 +218,27 @@ export function resolveWindowOptions(options: WindowStateOptions): ResolvedWindo
   const advanceMs = options.advanceMs ?? sizeMs;
   const problems: string[] = [];
   if (!Number.isSafeInteger(sizeMs) || sizeMs <= 0) problems.push(`sizeMs must be a positive integer, got ${sizeMs}`);
-  if (!Number.isSafeInteger(advanceMs) || advanceMs <= 0) problems.push(`advanceMs must be a positive integer, got ${advanceMs}`);
+  if (!Number.isSafeInteger(advanceMs) || advanceMs <= 0)
+    problems.push(`advanceMs must be a positive integer, got ${advanceMs}`);
   else if (sizeMs % advanceMs !== 0) problems.push(`sizeMs (${sizeMs}) must be a multiple of advanceMs (${advanceMs})`);
-  else if (sizeMs / advanceMs > MAX_PANES_PER_WINDOW) problems.push(`sizeMs / advanceMs must be at most ${MAX_PANES_PER_WINDOW}`);
+  else if (sizeMs / advanceMs > MAX_PANES_PER_WINDOW)
+    problems.push(`sizeMs / advanceMs must be at most ${MAX_PANES_PER_WINDOW}`);
   const allowedOutOfOrdernessMs = options.allowedOutOfOrdernessMs ?? 0;
-  if (!Number.isFinite(allowedOutOfOrdernessMs) || allowedOutOfOrdernessMs < 0) problems.push(`allowedOutOfOrdernessMs must be a finite number >= 0, got ${allowedOutOfOrdernessMs}`);
+  if (!Number.isFinite(allowedOutOfOrdernessMs) || allowedOutOfOrdernessMs < 0)
+    problems.push(`allowedOutOfOrdernessMs must be a finite number >= 0, got ${allowedOutOfOrdernessMs}`);
   const graceMs = options.graceMs ?? 0;
   if (!Number.isFinite(graceMs) || graceMs < 0) problems.push(`graceMs must be a finite number >= 0, got ${graceMs}`);
   const idleTimeoutMs = options.idleTimeoutMs ?? Infinity;
-  if (!isNonNegativeNumber(idleTimeoutMs) || idleTimeoutMs === 0) problems.push(`idleTimeoutMs must be > 0, got ${idleTimeoutMs}`);
+  if (!isNonNegativeNumber(idleTimeoutMs) || idleTimeoutMs === 0)
+    problems.push(`idleTimeoutMs must be > 0, got ${idleTimeoutMs}`);
   const keyTtlMs = options.keyTtlMs ?? 3_600_000;
   if (!isNonNegativeNumber(keyTtlMs) || keyTtlMs === 0) problems.push(`keyTtlMs must be > 0, got ${keyTtlMs}`);
   const maxKeys = options.maxKeys ?? 100_000;
-  if (!(Number.isSafeInteger(maxKeys) || maxKeys === Infinity) || maxKeys < 1) problems.push(`maxKeys must be an integer >= 1, got ${maxKeys}`);
+  if (!(Number.isSafeInteger(maxKeys) || maxKeys === Infinity) || maxKeys < 1)
+    problems.push(`maxKeys must be an integer >= 1, got ${maxKeys}`);
   const advanceWithProcessingTime = options.advanceWithProcessingTime ?? false;
-  if (advanceWithProcessingTime && !Number.isFinite(idleTimeoutMs)) problems.push('advanceWithProcessingTime needs a finite idleTimeoutMs');
+  if (advanceWithProcessingTime && !Number.isFinite(idleTimeoutMs))
+    problems.push('advanceWithProcessingTime needs a finite idleTimeoutMs');
   const expectedPartitions = [...new Set(options.expectedPartitions ?? [])];
   if (expectedPartitions.some((id) => !Number.isFinite(id))) problems.push('expectedPartitions must be finite numbers');
   if (problems.length > 0) throw new RangeError(`window options: ${problems.join('; ')}`);
@@ -308,7 +325,9 @@ export class WindowState {
   static fromSnapshot(snapshot: unknown, options: WindowStateOptions): WindowState {
     const parsed = snapshotSchema.safeParse(snapshot);
     if (!parsed.success) {
-      throw new LogflowError(ErrorCodes.INPUT_INVALID, `window snapshot is malformed: ${parsed.error.message}`, { stage: 'operator' });
+      throw new LogflowError(ErrorCodes.INPUT_INVALID, `window snapshot is malformed: ${parsed.error.message}`, {
+        stage: 'operator',
+      });
     }
     const data = parsed.data;
     const state = new WindowState(options);
@@ -345,8 +364,13 @@ export class WindowState {
    * windows the event's watermark advance closes go to `sink` first.
    */
   add(key: string, time: number, partition: number, weight: number, now: number, sink: WindowSink): boolean {
-    if (!Number.isFinite(time)) throw new InputError(`event time must be a finite number of epoch ms, got ${time}`, { stage: 'operator', details: { key } });
-    if (!Number.isFinite(weight)) throw new InputError(`event weight must be finite, got ${weight}`, { stage: 'operator', details: { key } });
+    if (!Number.isFinite(time))
+      throw new InputError(`event time must be a finite number of epoch ms, got ${time}`, {
+        stage: 'operator',
+        details: { key },
+      });
+    if (!Number.isFinite(weight))
+      throw new InputError(`event weight must be finite, got ${weight}`, { stage: 'operator', details: { key } });
     this.stats.events += 1;
     this.lastNow = now;
     let part = this.partitions.get(partition);
@@ -403,11 +427,13 @@ export class WindowState {
       if (this.idleTimeoutMs === Infinity) return Infinity;
       let earliest = Infinity;
       for (const part of this.partitionList) {
-        if (!part.idle && !Number.isNaN(part.lastActivity)) earliest = Math.min(earliest, part.lastActivity + this.idleTimeoutMs);
+        if (!part.idle && !Number.isNaN(part.lastActivity))
+          earliest = Math.min(earliest, part.lastActivity + this.idleTimeoutMs);
       }
       return earliest;
     }
-    if (!this.options.advanceWithProcessingTime || this.partitionList.length === 0 || this.maxAll === -Infinity) return Infinity;
+    if (!this.options.advanceWithProcessingTime || this.partitionList.length === 0 || this.maxAll === -Infinity)
+      return Infinity;
     return this.allIdleSince() + (this.nextCloseAt - (this.maxAll - this.outOfOrdernessMs));
   }
 
@@ -473,7 +499,8 @@ export class WindowState {
   private load(data: WindowStateSnapshot): void {
     this.wm = data.watermark ?? -Infinity;
     this.closedBelow = data.closedBelow ?? -Infinity;
-    this.nextCloseAt = data.closedBelow === null ? -Infinity : (data.closedBelow + this.panesPerWindow) * this.advanceMs + this.graceMs;
+    this.nextCloseAt =
+      data.closedBelow === null ? -Infinity : (data.closedBelow + this.panesPerWindow) * this.advanceMs + this.graceMs;
     this.lastNow = data.lastNow ?? NaN;
     this.seq = data.seq;
     for (const saved of data.partitions) {
@@ -495,9 +522,13 @@ export class WindowState {
       ks.lastSeenSeq = saved.lastSeenSeq;
       for (const [pane, count] of saved.panes) {
         if (!Number.isSafeInteger(pane) || pane < saved.nextWindow) {
-          throw new LogflowError(ErrorCodes.INPUT_INVALID, `window snapshot is inconsistent: key ${saved.key} has pane ${pane} before its open window ${saved.nextWindow}`, {
-            stage: 'operator',
-          });
+          throw new LogflowError(
+            ErrorCodes.INPUT_INVALID,
+            `window snapshot is inconsistent: key ${saved.key} has pane ${pane} before its open window ${saved.nextWindow}`,
+            {
+              stage: 'operator',
+            },
+          );
         }
         this.placeAnywhere(ks, pane, count);
       }

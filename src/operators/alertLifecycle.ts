@@ -1,7 +1,13 @@
 import { concatMap, defer } from 'rxjs';
 import type { OperatorFunction } from 'rxjs';
 import { AlertLifecycleState, resolveLifecycleSettings } from '../domain/anomaly.ts';
-import type { AlertEvent, AlertLifecycleSnapshot, LifecycleInput, LifecycleSettings, SilenceCheck } from '../domain/anomaly.ts';
+import type {
+  AlertEvent,
+  AlertLifecycleSnapshot,
+  LifecycleInput,
+  LifecycleSettings,
+  SilenceCheck,
+} from '../domain/anomaly.ts';
 
 interface Common {
   /** Silences the caller keeps (e.g. alert_silences, refreshed outside the operator); default none. */

@@ -31,7 +31,8 @@ export interface BatchOptions<T> {
  */
 export function batch<T>(options: BatchOptions<T>): OperatorFunction<T, T[]> {
   const { maxRecords, maxBytes, maxWaitMs } = options;
-  if (!Number.isInteger(maxRecords) || maxRecords < 1) throw new RangeError(`batch: maxRecords must be an integer >= 1, got ${maxRecords}`);
+  if (!Number.isInteger(maxRecords) || maxRecords < 1)
+    throw new RangeError(`batch: maxRecords must be an integer >= 1, got ${maxRecords}`);
   if (!(maxBytes > 0)) throw new RangeError(`batch: maxBytes must be > 0, got ${maxBytes}`);
   if (!(maxWaitMs >= 0)) throw new RangeError(`batch: maxWaitMs must be >= 0, got ${maxWaitMs}`);
   const scheduler = options.scheduler ?? asyncScheduler;
@@ -86,6 +87,7 @@ export function batch<T>(options: BatchOptions<T>): OperatorFunction<T, T[]> {
 }
 
 function defaultSizeOf(item: unknown): number {
-  if (typeof item === 'object' && item !== null && 'sizeBytes' in item && typeof item.sizeBytes === 'number') return item.sizeBytes;
+  if (typeof item === 'object' && item !== null && 'sizeBytes' in item && typeof item.sizeBytes === 'number')
+    return item.sizeBytes;
   return 0;
 }

@@ -28,9 +28,13 @@ export interface DedupeByKeyOptions<T> {
  * end); since time only moves forward, expired keys sit at its head and are
  * evicted from there, so each item costs O(1) amortized.
  */
-export function dedupeByKey<T, K>(keyOf: (item: T) => K | null | undefined, options: DedupeByKeyOptions<T>): MonoTypeOperatorFunction<T> {
+export function dedupeByKey<T, K>(
+  keyOf: (item: T) => K | null | undefined,
+  options: DedupeByKeyOptions<T>,
+): MonoTypeOperatorFunction<T> {
   const { maxKeys, ttlMs, onDuplicate } = options;
-  if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`dedupeByKey: maxKeys must be an integer >= 1, got ${maxKeys}`);
+  if (!Number.isInteger(maxKeys) || maxKeys < 1)
+    throw new RangeError(`dedupeByKey: maxKeys must be an integer >= 1, got ${maxKeys}`);
   if (ttlMs !== undefined && !(ttlMs > 0)) throw new RangeError(`dedupeByKey: ttlMs must be > 0, got ${ttlMs}`);
   const scheduler = options.scheduler ?? asyncScheduler;
 

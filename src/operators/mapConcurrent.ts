@@ -64,7 +64,10 @@ export function mapConcurrent<T, U>(
     });
 }
 
-async function attempt<T, U>(fn: (value: T, envelope: Envelope<T>) => Promise<U>, envelope: Envelope<T>): Promise<Outcome<U>> {
+async function attempt<T, U>(
+  fn: (value: T, envelope: Envelope<T>) => Promise<U>,
+  envelope: Envelope<T>,
+): Promise<Outcome<U>> {
   try {
     return { ok: true, value: await fn(envelope.value, envelope) };
   } catch (error) {

@@ -11,7 +11,10 @@ export type Normalized<T> = T & { readonly template: string; readonly error_hash
  * Adds `template` and `error_hash` to each record (see src/domain/normalizer.ts).
  * The output envelope settles the input's, so acks still reach the source.
  */
-export function normalize<T extends { readonly message: string }>(): OperatorFunction<Envelope<T>, Envelope<Normalized<T>>> {
+export function normalize<T extends { readonly message: string }>(): OperatorFunction<
+  Envelope<T>,
+  Envelope<Normalized<T>>
+> {
   return map((envelope) => {
     const { template, errorHash } = normalizeMessage(envelope.value.message);
     return withValue(envelope, { ...envelope.value, template, error_hash: errorHash });

@@ -45,11 +45,13 @@ interface KeyRing {
  */
 export function rollingCounts(options: RollingCountsOptions): OperatorFunction<ClosedPane, RollingCount> {
   const paneMs = options.paneMs ?? 60_000;
-  if (!Number.isSafeInteger(paneMs) || paneMs <= 0) throw new RangeError(`rollingCounts: paneMs must be a positive integer, got ${paneMs}`);
+  if (!Number.isSafeInteger(paneMs) || paneMs <= 0)
+    throw new RangeError(`rollingCounts: paneMs must be a positive integer, got ${paneMs}`);
   const spans = Object.entries(options.spans);
   if (spans.length === 0) throw new RangeError('rollingCounts: at least one span is needed');
   for (const [label, panes] of spans) {
-    if (!Number.isSafeInteger(panes) || panes < 1) throw new RangeError(`rollingCounts: span ${label} must be a positive integer number of panes, got ${panes}`);
+    if (!Number.isSafeInteger(panes) || panes < 1)
+      throw new RangeError(`rollingCounts: span ${label} must be a positive integer number of panes, got ${panes}`);
   }
   const ringSize = Math.max(...spans.map(([, panes]) => panes));
 
@@ -65,10 +67,13 @@ export function rollingCounts(options: RollingCountsOptions): OperatorFunction<C
       return source.pipe(
         map((pane): RollingCount => {
           if (pane.end - pane.start !== paneMs || pane.start % paneMs !== 0) {
-            throw new InputError(`rollingCounts: expected an aligned ${paneMs} ms pane, got [${pane.start}, ${pane.end})`, {
-              stage: 'operator',
-              details: { key: pane.key },
-            });
+            throw new InputError(
+              `rollingCounts: expected an aligned ${paneMs} ms pane, got [${pane.start}, ${pane.end})`,
+              {
+                stage: 'operator',
+                details: { key: pane.key },
+              },
+            );
           }
           const index = pane.start / paneMs;
           let ring = rings.get(pane.key);
@@ -76,15 +81,20 @@ export function rollingCounts(options: RollingCountsOptions): OperatorFunction<C
             ring = { counts: new Float64Array(ringSize), lastPane: -Infinity };
             rings.set(pane.key, ring);
           } else if (index <= ring.lastPane) {
-            throw new InputError(`rollingCounts: pane [${pane.start}, ${pane.end}) of key ${pane.key} arrived after a later or equal one`, {
-              stage: 'operator',
-              details: { key: pane.key, lastPaneStart: ring.lastPane * paneMs },
-            });
+            throw new InputError(
+              `rollingCounts: pane [${pane.start}, ${pane.end}) of key ${pane.key} arrived after a later or equal one`,
+              {
+                stage: 'operator',
+                details: { key: pane.key, lastPaneStart: ring.lastPane * paneMs },
+              },
+            );
           }
           // Panes skipped since the key's last result are zeros; past a full ring, everything is.
           const gap = index - ring.lastPane;
           if (gap > ringSize) ring.counts.fill(0);
-          else for (let skipped = ring.lastPane + 1; skipped < index; skipped++) ring.counts[slotOf(skipped, ringSize)] = 0;
+          else
+            for (let skipped = ring.lastPane + 1; skipped < index; skipped++)
+              ring.counts[slotOf(skipped, ringSize)] = 0;
           ring.counts[slotOf(index, ringSize)] = pane.count;
           ring.lastPane = index;
 

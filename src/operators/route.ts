@@ -27,7 +27,8 @@ export function route<T, const N extends string>(
   names: readonly N[],
 ): Routes<N, T> {
   if (names.length === 0) throw new RangeError('route: at least one route name is required');
-  if (new Set(names).size !== names.length) throw new RangeError(`route: duplicate route names in ${JSON.stringify(names)}`);
+  if (new Set(names).size !== names.length)
+    throw new RangeError(`route: duplicate route names in ${JSON.stringify(names)}`);
 
   const subscriberCounts = new Map<string, number>(names.map((name) => [name, 0]));
 
@@ -64,9 +65,19 @@ export function route<T, const N extends string>(
         }
         const output = gen.outputs.get(name);
         if (output === undefined) {
-          fail(new LogflowError(ErrorCodes.INTERNAL, `route: unknown route ${JSON.stringify(name)}; known: ${names.join(', ')}`, { stage: 'operator' }));
+          fail(
+            new LogflowError(
+              ErrorCodes.INTERNAL,
+              `route: unknown route ${JSON.stringify(name)}; known: ${names.join(', ')}`,
+              { stage: 'operator' },
+            ),
+          );
         } else if (!output.observed) {
-          fail(new LogflowError(ErrorCodes.INTERNAL, `route: output ${JSON.stringify(name)} has no subscriber left`, { stage: 'operator' }));
+          fail(
+            new LogflowError(ErrorCodes.INTERNAL, `route: output ${JSON.stringify(name)} has no subscriber left`, {
+              stage: 'operator',
+            }),
+          );
         } else {
           output.next(item);
         }

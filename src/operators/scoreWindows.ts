@@ -14,7 +14,10 @@ export interface ClosedWindow {
 export interface ScoreWindowsOptions {
   /** Splits a window key into its series; may throw (an `InputError`) for a key it does not know. */
   readonly parseKey: (key: string) => SeriesKey;
-  /** The baseline to judge the window starting at `windowStart` by, e.g. `lookupBaseline(index, series, windowStart).baseline`. */
+  /**
+   * The baseline to judge the window starting at `windowStart` by, e.g. `lookupBaseline(index, series,
+   * windowStart).baseline`.
+   */
   readonly baselineFor: (series: SeriesKey, windowStart: number) => Baseline | undefined;
   /** The service's settings, overrides merged (`mergeDetectorSettings`). */
   readonly settingsFor: (service: string) => DetectorSettings;

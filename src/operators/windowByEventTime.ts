@@ -143,7 +143,14 @@ export function windowByEventTime<T>(options: WindowByEventTimeOptions<T>): Oper
         next: (event) => {
           try {
             const now = tracksTime ? processingTime() : 0;
-            const accepted = state.add(keyOf(event), timeOf(event), partitionOf === undefined ? 0 : partitionOf(event), weightOf === undefined ? 1 : weightOf(event), now, sink);
+            const accepted = state.add(
+              keyOf(event),
+              timeOf(event),
+              partitionOf === undefined ? 0 : partitionOf(event),
+              weightOf === undefined ? 1 : weightOf(event),
+              now,
+              sink,
+            );
             if (!accepted) subscriber.next({ kind: 'late', event, watermark: state.watermark });
             if (timer === undefined && tracksTime) arm(0);
           } catch (error) {

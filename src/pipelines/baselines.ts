@@ -26,7 +26,8 @@ export const DEFAULT_BASELINES_CRON = '0 3 * * 0';
 
 export const baselines = definePipeline<Resources>({
   name: 'baselines',
-  description: 'anomaly_baselines from zero-filled per-minute counts of the last N weeks (cron, default Sunday 03:00; --once on demand)',
+  description:
+    'anomaly_baselines from zero-filled per-minute counts of the last N weeks (cron, default Sunday 03:00; --once on demand)',
   build(ctx) {
     const options = parseOptions(optionsSchema, ctx.options, 'baselines');
     return defer(async () => {
@@ -42,13 +43,19 @@ export const baselines = definePipeline<Resources>({
       mergeMap(({ engines, cron, weeks, zThreshold }) => {
         const runs$ = options.once
           ? of(options.now === undefined ? new Date(ctx.scheduler.now()) : new Date(options.now))
-          : concat(options.now === undefined ? EMPTY : of(new Date(options.now)), cronSchedule(cron, { scheduler: ctx.scheduler })).pipe(takeUntil(ctx.stopping$));
+          : concat(
+              options.now === undefined ? EMPTY : of(new Date(options.now)),
+              cronSchedule(cron, { scheduler: ctx.scheduler }),
+            ).pipe(takeUntil(ctx.stopping$));
         if (!options.once) ctx.logger.info({ cron, weeks }, 'baselines scheduled');
         return runs$.pipe(
           concatMap((at) =>
             from(
               retry(() => computeBaselines(engines.clickhouse, { now: at.getTime(), weeks, zThreshold }), {
-                maxAttempts: 10, baseDelayMs: 1_000, maxDelayMs: 60_000, jitter: 'full',
+                maxAttempts: 10,
+                baseDelayMs: 1_000,
+                maxDelayMs: 60_000,
+                jitter: 'full',
               }).then((run) => {
                 ctx.logger.info({ ...run }, 'baselines computed');
                 ctx.metrics.recordsOut.inc({ pipeline: ctx.name, stage: 'anomaly_baselines' }, run.rows);

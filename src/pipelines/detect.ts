@@ -80,11 +80,17 @@ const stateSchema = z.object({ windows: z.unknown(), lifecycle: z.unknown() });
 
 export const detect = definePipeline<Resources>({
   name: 'detect',
-  description: 'raw-logs -> 1-minute event-time windows per service/environment/level -> baselines -> alert lifecycle -> anomaly_alerts',
+  description:
+    'raw-logs -> 1-minute event-time windows per service/environment/level -> baselines -> alert lifecycle -> anomaly_alerts',
   build(ctx) {
     const options = parseOptions(optionsSchema, ctx.options, 'detect');
     const graceMs = typeof options.grace === 'number' ? options.grace : 0;
-    const windowOptions = { sizeMs: WINDOW_MS, allowedOutOfOrdernessMs: options['out-of-order'], graceMs, keyTtlMs: 6 * 3_600_000 };
+    const windowOptions = {
+      sizeMs: WINDOW_MS,
+      allowedOutOfOrdernessMs: options['out-of-order'],
+      graceMs,
+      keyTtlMs: 6 * 3_600_000,
+    };
 
     return defer(async () => {
       const topics = ctx.resources.topics();
@@ -120,39 +126,63 @@ export const detect = definePipeline<Resources>({
             ...(num('anomaly.min_count') === undefined ? {} : { minCount: num('anomaly.min_count')! }),
           });
           lifecycleSettings = {
-            ...(num('anomaly.pending_windows') === undefined ? {} : { pendingWindows: num('anomaly.pending_windows')! }),
-            ...(num('anomaly.resolve_windows') === undefined ? {} : { resolveWindows: num('anomaly.resolve_windows')! }),
-            ...(num('anomaly.cooldown_minutes') === undefined ? {} : { cooldownMs: num('anomaly.cooldown_minutes')! * 60_000 }),
+            ...(num('anomaly.pending_windows') === undefined
+              ? {}
+              : { pendingWindows: num('anomaly.pending_windows')! }),
+            ...(num('anomaly.resolve_windows') === undefined
+              ? {}
+              : { resolveWindows: num('anomaly.resolve_windows')! }),
+            ...(num('anomaly.cooldown_minutes') === undefined
+              ? {}
+              : { cooldownMs: num('anomaly.cooldown_minutes')! * 60_000 }),
           };
-          serviceSettings = new Map(services.map((s) => [s.name, mergeDetectorSettings(globalSettings, serviceDetectorOverrides(s))]));
+          serviceSettings = new Map(
+            services.map((s) => [s.name, mergeDetectorSettings(globalSettings, serviceDetectorOverrides(s))]),
+          );
           silences = active;
           refreshedAt = ctx.scheduler.now();
         };
 
         const settingsFor = (service: string) => serviceSettings.get(service) ?? globalSettings;
-        const isSilenced = (alert: { rule: string; service: string; environment: string; level: string; dedupKey: string }, at: number) =>
+        const isSilenced = (
+          alert: { rule: string; service: string; environment: string; level: string; dedupKey: string },
+          at: number,
+        ) =>
           silences.some(
             (s) =>
-              s.startsAt.getTime() <= at && s.expiresAt.getTime() > at &&
-              (s.rule === null || s.rule === alert.rule) && (s.service === null || s.service === alert.service) &&
-              (s.environment === null || s.environment === alert.environment) && (s.level === null || s.level === alert.level) &&
+              s.startsAt.getTime() <= at &&
+              s.expiresAt.getTime() > at &&
+              (s.rule === null || s.rule === alert.rule) &&
+              (s.service === null || s.service === alert.service) &&
+              (s.environment === null || s.environment === alert.environment) &&
+              (s.level === null || s.level === alert.level) &&
               (s.dedupKey === null || s.dedupKey === alert.dedupKey),
           );
 
         const restore = async (partitions: readonly TopicPartition[]) => {
           await retry(() => refresh(ctx.scheduler.now()), RETRY_UNTIL_STOPPED);
           for (const tp of partitions) {
-            const checkpoint = await retry(() => repositories.detectorCheckpoints.load(name, tp.topic, tp.partition), RETRY_UNTIL_STOPPED);
+            const checkpoint = await retry(
+              () => repositories.detectorCheckpoints.load(name, tp.topic, tp.partition),
+              RETRY_UNTIL_STOPPED,
+            );
             const parsed = checkpoint === null ? undefined : stateSchema.safeParse(checkpoint.state);
             const restored = parsed?.success === true;
             detectors.set(tp.partition, {
               partition: tp,
-              windows: restored ? WindowState.fromSnapshot(parsed.data.windows, windowOptions) : new WindowState(windowOptions),
-              lifecycle: restored ? AlertLifecycleState.fromSnapshot(parsed.data.lifecycle, lifecycleSettings) : new AlertLifecycleState(lifecycleSettings),
+              windows: restored
+                ? WindowState.fromSnapshot(parsed.data.windows, windowOptions)
+                : new WindowState(windowOptions),
+              lifecycle: restored
+                ? AlertLifecycleState.fromSnapshot(parsed.data.lifecycle, lifecycleSettings)
+                : new AlertLifecycleState(lifecycleSettings),
               restoredUpTo: restored ? checkpoint!.nextOffset : 0,
               nextOffset: restored ? checkpoint!.nextOffset : 0,
             });
-            logger.info({ partition: tp.partition, restored, nextOffset: checkpoint?.nextOffset ?? 0 }, 'detector partition assigned');
+            logger.info(
+              { partition: tp.partition, restored, nextOffset: checkpoint?.nextOffset ?? 0 },
+              'detector partition assigned',
+            );
           }
         };
 
@@ -186,8 +216,12 @@ export const detect = definePipeline<Resources>({
                       WHERE service = {service:String} AND environment = {environment:String} AND level = {level:String}
                         AND timestamp >= {from:DateTime64(3, 'UTC')} AND timestamp < {to:DateTime64(3, 'UTC')}`,
               query_params: {
-                score: w.score, service: w.service, environment: w.environment, level: w.level,
-                from: toClickHouseDateTime(w.start), to: toClickHouseDateTime(w.end),
+                score: w.score,
+                service: w.service,
+                environment: w.environment,
+                level: w.level,
+                from: toClickHouseDateTime(w.start),
+                to: toClickHouseDateTime(w.end),
               },
             });
           }
@@ -240,20 +274,39 @@ export const detect = definePipeline<Resources>({
           if (stats.events > 0) metrics.recordsOut.inc({ pipeline: name, stage: 'alert-events' }, stats.events);
         };
 
-        const scoreAndApply = (detector: PartitionDetector, window: WindowResult, anomalous: AnomalousWindow[]): AlertEvent[] => {
+        const scoreAndApply = (
+          detector: PartitionDetector,
+          window: WindowResult,
+          anomalous: AnomalousWindow[],
+        ): AlertEvent[] => {
           const [service = '', environment = '', level = ''] = window.key.split(SEPARATOR);
           const settings = settingsFor(service);
           const { baseline } = lookupBaseline(baselines, { service, environment, level }, window.start);
           const scored = score(window.count, settings.enabled ? baseline : undefined, settings);
-          if (scored.anomalous && scored.kind === 'spike') anomalous.push({ service, environment, level, start: window.start, end: window.end, score: scored.score });
+          if (scored.anomalous && scored.kind === 'spike')
+            anomalous.push({ service, environment, level, start: window.start, end: window.end, score: scored.score });
           return detector.lifecycle.apply(
-            { service, environment, level, start: window.start, end: window.end, count: window.count, alerting: settings.alerting, ...scored },
+            {
+              service,
+              environment,
+              level,
+              start: window.start,
+              end: window.end,
+              count: window.count,
+              alerting: settings.alerting,
+              ...scored,
+            },
             isSilenced,
           );
         };
 
         const graph$ = subscription.records$.pipe(
-          batch({ maxRecords: 20_000, maxBytes: 32 * 1024 * 1024, maxWaitMs: options['checkpoint-ms'], scheduler: ctx.scheduler }),
+          batch({
+            maxRecords: 20_000,
+            maxBytes: 32 * 1024 * 1024,
+            maxWaitMs: options['checkpoint-ms'],
+            scheduler: ctx.scheduler,
+          }),
           concatMap((records) => from(process(records))),
           ignoreElements(),
         );
@@ -267,8 +320,11 @@ export const detect = definePipeline<Resources>({
 async function applyAlertEvent(tx: Repositories, event: AlertEvent): Promise<void> {
   const window = { windowStart: new Date(event.windowStart), windowEnd: new Date(event.windowEnd) };
   const measures = {
-    score: event.score, observed: event.observed, expected: event.expected,
-    anomalousWindows: event.anomalousWindows, normalWindows: event.normalWindows,
+    score: event.score,
+    observed: event.observed,
+    expected: event.expected,
+    anomalousWindows: event.anomalousWindows,
+    normalWindows: event.normalWindows,
   };
   const active = await tx.anomalyAlerts.findActive(event.dedupKey);
   const description =
@@ -295,13 +351,15 @@ async function applyAlertEvent(tx: Repositories, event: AlertEvent): Promise<voi
           ...(event.type === 'opened' ? { openedAt: new Date(event.windowEnd) } : {}),
         });
       } else {
-        if (event.type === 'opened' && active.status === 'pending') await tx.anomalyAlerts.open(active.id, new Date(event.windowEnd));
+        if (event.type === 'opened' && active.status === 'pending')
+          await tx.anomalyAlerts.open(active.id, new Date(event.windowEnd));
         await tx.anomalyAlerts.touch(active.id, { ...window, ...measures, description });
       }
       return;
     }
     case 'renotify':
-      if (active !== null) await tx.anomalyAlerts.touch(active.id, { ...window, ...measures, lastNotifiedAt: new Date(event.windowEnd) });
+      if (active !== null)
+        await tx.anomalyAlerts.touch(active.id, { ...window, ...measures, lastNotifiedAt: new Date(event.windowEnd) });
       return;
     case 'resolved':
       if (active !== null) {
@@ -311,4 +369,3 @@ async function applyAlertEvent(tx: Repositories, event: AlertEvent): Promise<voi
       return;
   }
 }
-

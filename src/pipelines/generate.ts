@@ -49,7 +49,9 @@ const WORKER_SECONDS_AHEAD = 2;
 const BACKLOG_POLL_MS = 20;
 
 export async function loadScenario(nameOrPath: string): Promise<Scenario> {
-  const file = /^[a-z0-9-]+$/.test(nameOrPath) ? new URL(`../../scenarios/${nameOrPath}.json`, import.meta.url) : path.resolve(nameOrPath);
+  const file = /^[a-z0-9-]+$/.test(nameOrPath)
+    ? new URL(`../../scenarios/${nameOrPath}.json`, import.meta.url)
+    : path.resolve(nameOrPath);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -71,13 +73,16 @@ export async function loadScenario(nameOrPath: string): Promise<Scenario> {
 
 export const generate = definePipeline<Resources>({
   name: 'generate',
-  description: 'realistic logs for a set of services to raw-logs (rate, duration, seed, scenario with injected incidents)',
+  description:
+    'realistic logs for a set of services to raw-logs (rate, duration, seed, scenario with injected incidents)',
   build(ctx) {
     const options = parseOptions(optionsSchema, ctx.options, 'generate');
     return defer(async () => {
       const topics = ctx.resources.topics();
       if (options['max-backlog'] !== undefined && topics.backlog === undefined) {
-        throw new ConfigError([`generate: --max-backlog applies to in-process topics only (npm start); ${topics.kind} topics keep their backlog outside this process`]);
+        throw new ConfigError([
+          `generate: --max-backlog applies to in-process topics only (npm start); ${topics.kind} topics keep their backlog outside this process`,
+        ]);
       }
       await topics.ensureTopic(ctx.config.topics.rawLogs, options.partitions);
       const scenario = options.scenario === undefined ? undefined : await loadScenario(options.scenario);
@@ -85,7 +90,12 @@ export const generate = definePipeline<Resources>({
       if (scenario !== undefined) {
         const truthFile = path.resolve(options.truth ?? path.join(ctx.config.dataDir, 'ground-truth.jsonl'));
         await mkdir(path.dirname(truthFile), { recursive: true });
-        await writeFile(truthFile, groundTruth(scenario, Math.floor(startTime / 1000) * 1000).map((t) => JSON.stringify(t)).join('\n') + '\n');
+        await writeFile(
+          truthFile,
+          groundTruth(scenario, Math.floor(startTime / 1000) * 1000)
+            .map((t) => JSON.stringify(t))
+            .join('\n') + '\n',
+        );
         ctx.logger.info({ truthFile, incidents: scenario.incidents.length }, 'ground truth written');
       }
       return { topics, scenario, startTime };
@@ -94,7 +104,12 @@ export const generate = definePipeline<Resources>({
         const producer = topics.producer();
         const seconds = Math.ceil(options.duration / 1000);
         const showBar = options.progress ?? process.stderr.isTTY === true;
-        const bar = showBar ? new SingleBar({ format: 'generate [{bar}] {percentage}% | {value}/{total} s | {logs} logs', stream: process.stderr }, Presets.shades_classic) : undefined;
+        const bar = showBar
+          ? new SingleBar(
+              { format: 'generate [{bar}] {percentage}% | {value}/{total} s | {logs} logs', stream: process.stderr },
+              Presets.shades_classic,
+            )
+          : undefined;
         bar?.start(seconds, 0, { logs: 0 });
         let sent = 0;
         let done = 0;
@@ -109,16 +124,18 @@ export const generate = definePipeline<Resources>({
           dailyShape: !options.flat,
           ...(scenario === undefined ? {} : { scenario }),
         };
-        const logs$: Observable<{ readonly logs: readonly OutgoingMessage[]; readonly release?: () => void }> = options.worker
-          ? generateLogsInWorker(generatorOptions, WORKER_SECONDS_AHEAD)
-          : generateLogs({ ...generatorOptions, scheduler: ctx.scheduler });
+        const logs$: Observable<{ readonly logs: readonly OutgoingMessage[]; readonly release?: () => void }> =
+          options.worker
+            ? generateLogsInWorker(generatorOptions, WORKER_SECONDS_AHEAD)
+            : generateLogs({ ...generatorOptions, scheduler: ctx.scheduler });
         let stopping = false;
         const stoppingWatch = ctx.stopping$.subscribe(() => (stopping = true));
         const maxBacklog = options['max-backlog'];
         const backlogOf = topics.backlog?.bind(topics);
         const roomInTopic = async (): Promise<void> => {
           if (maxBacklog === undefined || backlogOf === undefined) return;
-          while (!stopping && backlogOf(ctx.config.topics.rawLogs) > maxBacklog) await new Promise((r) => setTimeout(r, BACKLOG_POLL_MS));
+          while (!stopping && backlogOf(ctx.config.topics.rawLogs) > maxBacklog)
+            await new Promise((r) => setTimeout(r, BACKLOG_POLL_MS));
         };
         return concat(
           logs$.pipe(

@@ -46,7 +46,10 @@ export interface VectorizationRequest {
  * fills and its insert runs.
  */
 interface RoutedLog {
-  /** JSON array of the logs columns (toLogsRow's values), as UTF-8: it waits off the JS heap until its batch is inserted. */
+  /**
+   * JSON array of the logs columns (toLogsRow's values), as UTF-8: it waits off the JS heap until its batch is
+   * inserted.
+   */
   readonly row: Buffer;
   readonly queue: OutgoingMessage | undefined;
 }
@@ -66,10 +69,10 @@ const optionsSchema = z
   })
   .strict();
 
-
 export const ingest = definePipeline<Resources>({
   name: 'ingest',
-  description: 'raw-logs -> validate -> normalize -> ClickHouse logs (exactly once) + vectorization-queue; invalid -> raw-logs-dlq',
+  description:
+    'raw-logs -> validate -> normalize -> ClickHouse logs (exactly once) + vectorization-queue; invalid -> raw-logs-dlq',
   build(ctx) {
     const options = parseOptions(optionsSchema, ctx.options, 'ingest');
     return defer(async () => {
@@ -85,9 +88,12 @@ export const ingest = definePipeline<Resources>({
       mergeMap(({ topics, engines, repositories }) => {
         const { config, metrics, name } = ctx;
         const producer = topics.producer();
-        const subscription = consume(ctx, topics, config.topics.rawLogs, { maxInFlightRecords: options['max-in-flight'] });
+        const subscription = consume(ctx, topics, config.topics.rawLogs, {
+          maxInFlightRecords: options['max-in-flight'],
+        });
         const deadLetters = deadLetterSink(ctx, producer, config.topics.rawLogsDlq);
-        const sendDeadLetters = (failures: readonly Failure[]) => retry(() => deadLetters.send(failures), RETRY_UNTIL_STOPPED);
+        const sendDeadLetters = (failures: readonly Failure[]) =>
+          retry(() => deadLetters.send(failures), RETRY_UNTIL_STOPPED);
 
         const invalid = new Subject<{ envelope: Envelope<ConsumedRecord>; failure: Failure }>();
         const toClickHouse = new Subject<Envelope<RoutedLog>>();
@@ -97,7 +103,13 @@ export const ingest = definePipeline<Resources>({
         const stored = metrics.recordsOut.labels({ pipeline: name, stage: 'clickhouse' });
 
         const deadLettering$ = invalid.pipe(
-          batch({ maxRecords: 1_000, maxBytes: 8 * 1024 * 1024, maxWaitMs: 200, scheduler: ctx.scheduler, sizeOf: (i) => i.envelope.sizeBytes }),
+          batch({
+            maxRecords: 1_000,
+            maxBytes: 8 * 1024 * 1024,
+            maxWaitMs: 200,
+            scheduler: ctx.scheduler,
+            sizeOf: (i) => i.envelope.sizeBytes,
+          }),
           concatMap(async (items) => {
             await sendDeadLetters(items.map((i) => i.failure));
             for (const i of items) i.envelope.ack();
@@ -141,23 +153,52 @@ export const ingest = definePipeline<Resources>({
             try {
               const event = parseLogEvent(envelope.value.value, envelope.origin, now);
               const firstSeen = recentIds.firstSeenElsewhere(event.log_id, envelope.origin);
-              if (firstSeen !== undefined) throw new InputError(`duplicate log_id ${event.log_id}: already ingested from ${firstSeen}`);
+              if (firstSeen !== undefined)
+                throw new InputError(`duplicate log_id ${event.log_id}: already ingested from ${firstSeen}`);
               const { template, errorHash } = normalizeMessage(event.message);
               // Every field written out: one object of one shape, rather than a spread that reshapes it six times.
               const log: StoredLog = {
-                log_id: event.log_id, timestamp: event.timestamp, service: event.service, environment: event.environment, level: event.level,
-                message: event.message, host: event.host, region: event.region, version: event.version, logger: event.logger,
-                trace_id: event.trace_id, span_id: event.span_id, request_id: event.request_id, user_id: event.user_id,
-                session_id: event.session_id, http_method: event.http_method, http_path: event.http_path, http_status: event.http_status,
-                duration_ms: event.duration_ms, error_type: event.error_type, error_code: event.error_code, stack_trace: event.stack_trace,
-                attributes: event.attributes, template, error_hash: errorHash, ingested_at: now, kafka_topic: envelope.origin.topic,
-                kafka_partition: envelope.origin.partition, kafka_offset: envelope.origin.offset,
+                log_id: event.log_id,
+                timestamp: event.timestamp,
+                service: event.service,
+                environment: event.environment,
+                level: event.level,
+                message: event.message,
+                host: event.host,
+                region: event.region,
+                version: event.version,
+                logger: event.logger,
+                trace_id: event.trace_id,
+                span_id: event.span_id,
+                request_id: event.request_id,
+                user_id: event.user_id,
+                session_id: event.session_id,
+                http_method: event.http_method,
+                http_path: event.http_path,
+                http_status: event.http_status,
+                duration_ms: event.duration_ms,
+                error_type: event.error_type,
+                error_code: event.error_code,
+                stack_trace: event.stack_trace,
+                attributes: event.attributes,
+                template,
+                error_hash: errorHash,
+                ingested_at: now,
+                kafka_topic: envelope.origin.topic,
+                kafka_partition: envelope.origin.partition,
+                kafka_offset: envelope.origin.offset,
               };
               let queue: OutgoingMessage | undefined;
               if (PROBLEM_LEVELS.has(log.level)) {
                 const request: VectorizationRequest = {
-                  log_id: log.log_id, error_hash: log.error_hash, template: log.template, message: truncateText(log.message, 4_096),
-                  service: log.service, environment: log.environment, level: log.level, timestamp: log.timestamp,
+                  log_id: log.log_id,
+                  error_hash: log.error_hash,
+                  template: log.template,
+                  message: truncateText(log.message, 4_096),
+                  service: log.service,
+                  environment: log.environment,
+                  level: log.level,
+                  timestamp: log.timestamp,
                 };
                 queue = { key: log.error_hash, value: JSON.stringify(request) };
               }
@@ -166,7 +207,13 @@ export const ingest = definePipeline<Resources>({
             } catch (error) {
               invalid.next({
                 envelope,
-                failure: { payload: envelope.value.value, error, stage: 'parse', origin: envelope.origin, key: envelope.key },
+                failure: {
+                  payload: envelope.value.value,
+                  error,
+                  stage: 'parse',
+                  origin: envelope.origin,
+                  key: envelope.key,
+                },
               });
               return undefined;
             }

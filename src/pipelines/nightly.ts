@@ -56,7 +56,8 @@ export function previousDay(at: Date): string {
 
 export const nightly = definePipeline<Resources>({
   name: 'nightly',
-  description: 'the daily analysis (cron, default 02:00 UTC; --date for one day): statistics, patterns, catalog, anomalies, LLM or statistical report',
+  description:
+    'the daily analysis (cron, default 02:00 UTC; --date for one day): statistics, patterns, catalog, anomalies, LLM or statistical report',
   build(ctx) {
     const options = parseOptions(optionsSchema, ctx.options, 'nightly');
     return defer(async () => {
@@ -72,7 +73,11 @@ export const nightly = definePipeline<Resources>({
         const run = (job: AnalysisJob) => runJob(ctx, engines, repositories, analyst, job);
         /** Runs every pending job, oldest first; a job created by the caller is among them. */
         const drain = async () => {
-          for (let job = await repositories.analysisJobs.claimNextPending(); job !== null; job = await repositories.analysisJobs.claimNextPending()) {
+          for (
+            let job = await repositories.analysisJobs.claimNextPending();
+            job !== null;
+            job = await repositories.analysisJobs.claimNextPending()
+          ) {
             await run(job);
           }
         };
@@ -85,7 +90,9 @@ export const nightly = definePipeline<Resources>({
           return from(request(options.date === undefined ? 'nightly' : 'on_demand', date)).pipe(ignoreElements());
         }
         ctx.logger.info({ cron }, 'nightly analysis scheduled');
-        const scheduled$ = cronSchedule(cron, { scheduler: ctx.scheduler }).pipe(map((at) => () => request('nightly', previousDay(at))));
+        const scheduled$ = cronSchedule(cron, { scheduler: ctx.scheduler }).pipe(
+          map((at) => () => request('nightly', previousDay(at))),
+        );
         const polled$ = interval(options['poll-ms'], ctx.scheduler).pipe(map(() => drain));
         return merge(of(drain), scheduled$, polled$).pipe(
           takeUntil(ctx.stopping$),
@@ -150,9 +157,15 @@ async function runJob(
     }
 
     const anomalies = await statisticalAnomalies(analytics, engines, range);
-    for (const a of anomalies.slice(0, MAX_STATISTICAL_ALERTS)) await recordStatisticalAlert(repositories, job.targetDate, a);
+    for (const a of anomalies.slice(0, MAX_STATISTICAL_ALERTS))
+      await recordStatisticalAlert(repositories, job.targetDate, a);
 
-    const input = { date: job.targetDate, statistics: { ...statistics, anomaliesDetected: anomalies.length }, topPatterns: patterns.slice(0, TOP_PATTERNS), anomalies };
+    const input = {
+      date: job.targetDate,
+      statistics: { ...statistics, anomaliesDetected: anomalies.length },
+      topPatterns: patterns.slice(0, TOP_PATTERNS),
+      anomalies,
+    };
     let report: AnalysisReport;
     let producedBy: 'llm' | 'statistical' = analyst.producedBy;
     let model: string | null;
@@ -165,7 +178,8 @@ async function runJob(
       tokensUsed = analysed.tokensUsed;
     } catch (error) {
       // An LLM answer that fails validation is recorded and never used; the day still gets its statistical report.
-      if (!(error instanceof LogflowError) || (error.code !== ErrorCodes.LLM_OUTPUT_INVALID && !error.retriable)) throw error;
+      if (!(error instanceof LogflowError) || (error.code !== ErrorCodes.LLM_OUTPUT_INVALID && !error.retriable))
+        throw error;
       llmError = `${error.code}: ${error.message}`;
       tokensUsed = Number((error.details as { tokensUsed?: unknown } | undefined)?.tokensUsed ?? 0) || 0;
       logger.warn({ err: error }, 'LLM analysis unusable; writing the statistical report instead');
@@ -197,22 +211,38 @@ async function runJob(
       tokensUsed,
       modelUsed: model,
       processingTimeMs: Date.now() - started,
-      result: { producedBy, patterns: patterns.length, anomalies: anomalies.length, ...(llmError === undefined ? {} : { llmError }) },
+      result: {
+        producedBy,
+        patterns: patterns.length,
+        anomalies: anomalies.length,
+        ...(llmError === undefined ? {} : { llmError }),
+      },
     });
     ctx.metrics.recordsOut.inc({ pipeline: ctx.name, stage: 'nightly_reports' });
-    logger.info({ producedBy, patterns: patterns.length, anomalies: anomalies.length, tokensUsed }, 'nightly analysis written');
+    logger.info(
+      { producedBy, patterns: patterns.length, anomalies: anomalies.length, tokensUsed },
+      'nightly analysis written',
+    );
     return { jobId: job.id, date: job.targetDate, producedBy, ...(llmError === undefined ? {} : { llmError }) };
   } catch (error) {
     logger.error({ err: error }, 'nightly analysis failed');
-    await repositories.analysisJobs.fail(job.id, error instanceof Error ? error.message : String(error)).catch(() => undefined);
+    await repositories.analysisJobs
+      .fail(job.id, error instanceof Error ? error.message : String(error))
+      .catch(() => undefined);
     return undefined;
   }
 }
 
 /** Hours of the day whose count is anomalous against the per-minute baseline scaled to an hour. */
-async function statisticalAnomalies(analytics: DailyAnalytics, engines: Engines, range: { from: number; to: number }): Promise<AnalysisAnomaly[]> {
+async function statisticalAnomalies(
+  analytics: DailyAnalytics,
+  engines: Engines,
+  range: { from: number; to: number },
+): Promise<AnalysisAnomaly[]> {
   const [hours, baselines] = await Promise.all([analytics.hourlyCounts(range), loadBaselines(engines.clickhouse)]);
-  const bySlot = new Map(baselines.map((b) => [`${b.service}|${b.environment}|${b.level}|${b.hourOfDay}|${b.dayOfWeek}`, b]));
+  const bySlot = new Map(
+    baselines.map((b) => [`${b.service}|${b.environment}|${b.level}|${b.hourOfDay}|${b.dayOfWeek}`, b]),
+  );
   const found: AnalysisAnomaly[] = [];
   for (const h of hours) {
     const at = new Date(h.hour);
@@ -221,12 +251,25 @@ async function statisticalAnomalies(analytics: DailyAnalytics, engines: Engines,
     if (b === undefined) continue;
     // Sixty independent minutes: the mean scales by 60, the spread by sqrt(60).
     const hourly: Baseline = {
-      ...b, mean: b.mean * 60, stddev: b.stddev * Math.sqrt(60), median: b.median * 60, p95: b.p95 * 60, p99: b.p99 * 60,
-      upperThreshold: b.upperThreshold * 60, lowerThreshold: b.lowerThreshold * 60,
+      ...b,
+      mean: b.mean * 60,
+      stddev: b.stddev * Math.sqrt(60),
+      median: b.median * 60,
+      p95: b.p95 * 60,
+      p99: b.p99 * 60,
+      upperThreshold: b.upperThreshold * 60,
+      lowerThreshold: b.lowerThreshold * 60,
     };
     const s = score(h.count, hourly, DEFAULT_DETECTOR_SETTINGS);
     if (s.anomalous && s.kind !== null) {
-      found.push({ service: h.service, environment: h.environment, level: h.level, kind: s.kind, score: s.score, windowStart: at.toISOString() });
+      found.push({
+        service: h.service,
+        environment: h.environment,
+        level: h.level,
+        kind: s.kind,
+        score: s.score,
+        windowStart: at.toISOString(),
+      });
     }
   }
   return found.sort((a, b) => Math.abs(b.score) - Math.abs(a.score));
@@ -254,4 +297,3 @@ async function recordStatisticalAlert(repositories: PoolRepositories, date: stri
     if (!isUniqueViolation(error)) throw error;
   }
 }
-

@@ -58,12 +58,16 @@ const optionsSchema = z
     // Every pattern is new to a fresh system: novelty is judged only after this much event time of history.
     'learning-period': durationMs.default(15 * 60_000),
     partitions: z.coerce.number().int().min(1).max(1_000).default(4),
-    // Rounds (each with the embedder's own retries) for a template the endpoint keeps failing on while it answers others.
+    // Rounds (each with the embedder's own retries) for a template the endpoint keeps failing on while it answers
+    // others.
     'max-attempts': z.coerce.number().int().min(1).max(100).default(5),
   })
   .strict();
 
-/** The records of one error pattern in a batch: embedded, checked for novelty and written together, or dead-lettered together. */
+/**
+ * The records of one error pattern in a batch: embedded, checked for novelty and written together, or dead-lettered
+ * together.
+ */
 interface Group {
   readonly hash: string;
   /** The first request of the pattern in the batch: its template is what gets embedded. */
@@ -72,14 +76,16 @@ interface Group {
   observation: PatternObservation;
 }
 
-/** Failures no record is to blame for: a wrong key or model, or the process stopping. They stop the pipeline, as before. */
-const isFatal = (error: unknown): boolean => errorCode(error) === ErrorCodes.CONFIG_INVALID || errorCode(error) === ErrorCodes.SHUTDOWN;
+/**
+ * Failures no record is to blame for: a wrong key or model, or the process stopping. They stop the pipeline, as before.
+ */
+const isFatal = (error: unknown): boolean =>
+  errorCode(error) === ErrorCodes.CONFIG_INVALID || errorCode(error) === ErrorCodes.SHUTDOWN;
 
 /** The endpoint did not answer (down, overloaded, timing out), as opposed to answering "no" about this input. */
 const isUnanswered = (error: unknown): boolean => isRetriable(error) || error instanceof RetryExhaustedError;
 
 const PROBE_TEXT = 'logflow: is the embeddings endpoint answering?';
-
 
 function parseRequest(record: ConsumedRecord): Request {
   let json: unknown;
@@ -89,13 +95,17 @@ function parseRequest(record: ConsumedRecord): Request {
     throw new InputError(`not valid JSON: ${(error as Error).message}`);
   }
   const parsed = requestSchema.safeParse(json);
-  if (!parsed.success) throw new InputError(`invalid vectorization request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new InputError(
+      `invalid vectorization request: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return parsed.data;
 }
 
 export const vectorize = definePipeline<Resources>({
   name: 'vectorize',
-  description: 'vectorization-queue -> embed each error pattern once (cached) -> novelty check -> vector store; flags logs and error_patterns',
+  description:
+    'vectorization-queue -> embed each error pattern once (cached) -> novelty check -> vector store; flags logs and error_patterns',
   build(ctx) {
     const options = parseOptions(optionsSchema, ctx.options, 'vectorize');
     return defer(async () => {
@@ -117,7 +127,10 @@ export const vectorize = definePipeline<Resources>({
         let historyStart: number | undefined;
         const subscription = consume(ctx, topics, config.topics.vectorizationQueue);
 
-        /** True when the endpoint answers a request that cannot be to blame, so a failing template is the template's fault. */
+        /**
+         * True when the endpoint answers a request that cannot be to blame, so a failing template is the template's
+         * fault.
+         */
         const endpointAnswers = async (): Promise<boolean> => {
           try {
             await embedder.embed([PROBE_TEXT]);
@@ -134,7 +147,9 @@ export const vectorize = definePipeline<Resources>({
          * group is one or the other: while the endpoint answers nobody it
          * waits, with backoff, counting no attempts against any pattern.
          */
-        const embedGroups = async (groups: readonly Group[]): Promise<{ vectors: Map<string, Float32Array>; rejected: Map<string, unknown> }> => {
+        const embedGroups = async (
+          groups: readonly Group[],
+        ): Promise<{ vectors: Map<string, Float32Array>; rejected: Map<string, unknown> }> => {
           const vectors = new Map<string, Float32Array>();
           const rejected = new Map<string, unknown>();
           const template = new Map(groups.map((g) => [g.hash, g.request.template]));
@@ -164,13 +179,19 @@ export const vectorize = definePipeline<Resources>({
               } catch (error) {
                 if (isFatal(error)) throw error;
                 if (isUnanswered(error) && !(await endpointAnswers())) {
-                  throw new LogflowError(errorCode(error), `embeddings endpoint unavailable: ${(error as Error).message}`, { retriable: true, stage: 'embed', cause: error });
+                  throw new LogflowError(
+                    errorCode(error),
+                    `embeddings endpoint unavailable: ${(error as Error).message}`,
+                    { retriable: true, stage: 'embed', cause: error },
+                  );
                 }
                 batchError = error;
               }
               // The endpoint answers, just not this request: one template at a time finds the ones to blame.
               const results: PromiseSettledResult<Float32Array[]>[] =
-                missing.length === 1 ? [{ status: 'rejected', reason: batchError }] : await Promise.allSettled(missing.map((h) => embedder.embed([template.get(h)!])));
+                missing.length === 1
+                  ? [{ status: 'rejected', reason: batchError }]
+                  : await Promise.allSettled(missing.map((h) => embedder.embed([template.get(h)!])));
               const still: string[] = [];
               for (const [i, result] of results.entries()) {
                 const hash = missing[i]!;
@@ -184,29 +205,46 @@ export const vectorize = definePipeline<Resources>({
                 attempts.set(hash, attempt);
                 const message = error instanceof Error ? error.message : String(error);
                 if (!isUnanswered(error)) {
-                  rejected.set(hash, new LogflowError(errorCode(error), `embeddings endpoint refused the template of error pattern ${hash}: ${message}`, { stage: 'embed', cause: error }));
+                  rejected.set(
+                    hash,
+                    new LogflowError(
+                      errorCode(error),
+                      `embeddings endpoint refused the template of error pattern ${hash}: ${message}`,
+                      { stage: 'embed', cause: error },
+                    ),
+                  );
                 } else if (attempt >= options['max-attempts']) {
                   rejected.set(
                     hash,
-                    new LogflowError(errorCode(error), `embedding the template of error pattern ${hash} failed ${attempt} times while the endpoint answered other requests: ${message}`, {
-                      stage: 'embed',
-                      cause: error,
-                      details: { attempts: attempt },
-                    }),
+                    new LogflowError(
+                      errorCode(error),
+                      `embedding the template of error pattern ${hash} failed ${attempt} times while the endpoint answered other requests: ${message}`,
+                      {
+                        stage: 'embed',
+                        cause: error,
+                        details: { attempts: attempt },
+                      },
+                    ),
                   );
                 } else still.push(hash);
               }
               missing = still;
               if (still.length > 0) {
-                throw new LogflowError(ErrorCodes.UPSTREAM_UNAVAILABLE, `embeddings endpoint failed on ${still.length} template(s) it answers for others; trying them again`, {
-                  retriable: true,
-                  stage: 'embed',
-                });
+                throw new LogflowError(
+                  ErrorCodes.UPSTREAM_UNAVAILABLE,
+                  `embeddings endpoint failed on ${still.length} template(s) it answers for others; trying them again`,
+                  {
+                    retriable: true,
+                    stage: 'embed',
+                  },
+                );
               }
             }, RETRY_UNTIL_STOPPED);
           }
           if (fresh.length > 0) {
-            await cache.setMany(fresh.map((h) => ({ key: embeddingCacheKey(embedder.model, h), vector: vectors.get(h)! })));
+            await cache.setMany(
+              fresh.map((h) => ({ key: embeddingCacheKey(embedder.model, h), vector: vectors.get(h)! })),
+            );
             metrics.recordsOut.inc({ pipeline: name, stage: 'embedded' }, fresh.length);
           }
           metrics.recordsOut.inc({ pipeline: name, stage: 'cache-hit' }, cacheHits);
@@ -251,13 +289,19 @@ export const vectorize = definePipeline<Resources>({
         };
 
         /** Novelty, vectors and flags of embedded groups; retriable failures wait, a non-retriable one is thrown. */
-        const store = async (groups: readonly Group[], vectors: ReadonlyMap<string, Float32Array>, known: Awaited<ReturnType<ErrorPatternStore['get']>>, start: number) => {
+        const store = async (
+          groups: readonly Group[],
+          vectors: ReadonlyMap<string, Float32Array>,
+          known: Awaited<ReturnType<ErrorPatternStore['get']>>,
+          start: number,
+        ) => {
           for (const { hash, request } of groups) {
             if (known.get(hash)?.has_embedding === 1) continue;
             if (request.timestamp < start + options['learning-period']) continue;
             await retry(async () => {
               const [nearest] = await vectorStore.search([...vectors.get(hash)!], { limit: 1, excludeErrorHash: hash });
-              if (nearest === undefined || nearest.score < options['novelty-threshold']) await raiseNovel(request, nearest?.score ?? null);
+              if (nearest === undefined || nearest.score < options['novelty-threshold'])
+                await raiseNovel(request, nearest?.score ?? null);
             }, RETRY_UNTIL_STOPPED);
           }
           await retry(
@@ -266,18 +310,44 @@ export const vectorize = definePipeline<Resources>({
                 groups.map(({ hash, request: r }) => ({
                   errorHash: hash,
                   vector: [...vectors.get(hash)!],
-                  payload: { error_hash: hash, template: r.template, service: r.service, level: r.level, first_seen: new Date(r.timestamp).toISOString() },
+                  payload: {
+                    error_hash: hash,
+                    template: r.template,
+                    service: r.service,
+                    level: r.level,
+                    first_seen: new Date(r.timestamp).toISOString(),
+                  },
                 })),
               ),
             RETRY_UNTIL_STOPPED,
           );
-          await retry(() => patterns.markEmbedded(groups.map((g) => g.observation), pointIdFor, known), RETRY_UNTIL_STOPPED);
-          await retry(() => patterns.flagVectorized(groups.flatMap((g) => g.entries.map((e) => e.request.log_id))), RETRY_UNTIL_STOPPED);
+          await retry(
+            () =>
+              patterns.markEmbedded(
+                groups.map((g) => g.observation),
+                pointIdFor,
+                known,
+              ),
+            RETRY_UNTIL_STOPPED,
+          );
+          await retry(
+            () => patterns.flagVectorized(groups.flatMap((g) => g.entries.map((e) => e.request.log_id))),
+            RETRY_UNTIL_STOPPED,
+          );
         };
 
         const deadLetter = (group: Group, error: unknown): Failure[] => {
-          logger.warn({ errorHash: group.hash, records: group.entries.length, err: error }, 'error pattern dead-lettered');
-          return group.entries.map(({ envelope }) => ({ payload: envelope.value.value, error, stage: 'embed', origin: envelope.origin, key: envelope.key }));
+          logger.warn(
+            { errorHash: group.hash, records: group.entries.length, err: error },
+            'error pattern dead-lettered',
+          );
+          return group.entries.map(({ envelope }) => ({
+            payload: envelope.value.value,
+            error,
+            stage: 'embed',
+            origin: envelope.origin,
+            key: envelope.key,
+          }));
         };
 
         const process = async (records: Envelope<ConsumedRecord>[]) => {
@@ -288,7 +358,13 @@ export const vectorize = definePipeline<Resources>({
             try {
               request = parseRequest(envelope.value);
             } catch (error) {
-              failures.push({ payload: envelope.value.value, error, stage: 'parse', origin: envelope.origin, key: envelope.key });
+              failures.push({
+                payload: envelope.value.value,
+                error,
+                stage: 'parse',
+                origin: envelope.origin,
+                key: envelope.key,
+              });
               continue;
             }
             const group = groups.get(request.error_hash);
@@ -303,7 +379,13 @@ export const vectorize = definePipeline<Resources>({
               lastSeen: Math.max(prior?.lastSeen ?? -Infinity, request.timestamp),
               occurrences: (prior?.occurrences ?? 0) + 1,
             };
-            if (group === undefined) groups.set(request.error_hash, { hash: request.error_hash, request, entries: [{ envelope, request }], observation });
+            if (group === undefined)
+              groups.set(request.error_hash, {
+                hash: request.error_hash,
+                request,
+                entries: [{ envelope, request }],
+                observation,
+              });
             else {
               group.entries.push({ envelope, request });
               group.observation = observation;
@@ -319,7 +401,9 @@ export const vectorize = definePipeline<Resources>({
               collectionReady ??= vectorStore.ensureCollection(vectors.get(ready[0]!.hash)!.length);
               await collectionReady;
               const known = await retry(() => patterns.get(ready.map((g) => g.hash)), RETRY_UNTIL_STOPPED);
-              historyStart ??= (await retry(() => patterns.firstSeen(), RETRY_UNTIL_STOPPED)) ?? Math.min(...[...groups.values()].map((g) => g.observation.firstSeen));
+              historyStart ??=
+                (await retry(() => patterns.firstSeen(), RETRY_UNTIL_STOPPED)) ??
+                Math.min(...[...groups.values()].map((g) => g.observation.firstSeen));
               const start = historyStart;
               try {
                 await store(ready, vectors, known, start);
@@ -347,7 +431,12 @@ export const vectorize = definePipeline<Resources>({
         };
 
         const graph$ = subscription.records$.pipe(
-          batch({ maxRecords: options['batch-size'], maxBytes: 16 * 1024 * 1024, maxWaitMs: options['batch-wait-ms'], scheduler: ctx.scheduler }),
+          batch({
+            maxRecords: options['batch-size'],
+            maxBytes: 16 * 1024 * 1024,
+            maxWaitMs: options['batch-wait-ms'],
+            scheduler: ctx.scheduler,
+          }),
           concatMap((records) => from(process(records))),
           ignoreElements(),
         );

@@ -14,7 +14,15 @@
  *   bad rows go to the dead-letter sink and a replay bisects the same way.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { asyncScheduler, groupBy, mergeMap, Observable, type OperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import {
+  asyncScheduler,
+  groupBy,
+  mergeMap,
+  Observable,
+  type OperatorFunction,
+  type SchedulerLike,
+  type Subscription,
+} from 'rxjs';
 import type { Envelope } from '../core/envelope.ts';
 import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../core/errors.ts';
 import { retry, RETRY_UNTIL_STOPPED, type RetryOptions } from '../core/retry.ts';
@@ -78,10 +86,39 @@ export interface InsertedBatch {
  */
 /** Rows the server cannot take: retrying the same data cannot help. Listed so their errors read SINK_REJECTED. */
 const DATA_ERROR_CODES = new Set([
-  '6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '131', '321', '376', '395', '407', '1001',
+  '6',
+  '26',
+  '27',
+  '38',
+  '41',
+  '53',
+  '69',
+  '70',
+  '72',
+  '117',
+  '131',
+  '321',
+  '376',
+  '395',
+  '407',
+  '1001',
 ]);
 /** A server that is busy, restarting or out of resources: worth retrying. */
-const TRANSIENT_CODES = new Set(['159', '164', '202', '203', '209', '210', '241', '242', '243', '252', '319', '425', '999']);
+const TRANSIENT_CODES = new Set([
+  '159',
+  '164',
+  '202',
+  '203',
+  '209',
+  '210',
+  '241',
+  '242',
+  '243',
+  '252',
+  '319',
+  '425',
+  '999',
+]);
 /**
  * The table, the statement or the credentials are wrong (a missing migration,
  * a wrong database or user): no row is to blame, so the pipeline stops and says so.
@@ -89,21 +126,44 @@ const TRANSIENT_CODES = new Set(['159', '164', '202', '203', '209', '210', '241'
  * 62 SYNTAX_ERROR, 73 UNKNOWN_FORMAT, 81 UNKNOWN_DATABASE, 115 UNKNOWN_SETTING, 192 UNKNOWN_USER,
  * 193 WRONG_PASSWORD, 194 REQUIRED_PASSWORD, 195 IP_ADDRESS_NOT_ALLOWED, 497 ACCESS_DENIED, 516 AUTHENTICATION_FAILED.
  */
-const SCHEMA_ERROR_CODES = new Set(['10', '16', '47', '60', '62', '73', '81', '115', '192', '193', '194', '195', '497', '516']);
+const SCHEMA_ERROR_CODES = new Set([
+  '10',
+  '16',
+  '47',
+  '60',
+  '62',
+  '73',
+  '81',
+  '115',
+  '192',
+  '193',
+  '194',
+  '195',
+  '497',
+  '516',
+]);
 
 export const clickhouseErrorRules: readonly ClassificationRule[] = [
   { match: (e) => DATA_ERROR_CODES.has(String(e.code)), code: ErrorCodes.SINK_REJECTED, retriable: false },
   { match: (e) => TRANSIENT_CODES.has(String(e.code)), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
   { match: (e) => SCHEMA_ERROR_CODES.has(String(e.code)), code: ErrorCodes.CONFIG_INVALID, retriable: false },
   {
-    match: (e) => /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|socket hang up|Timeout error|network/i.test(`${String(e.code)} ${e.message}`),
+    match: (e) =>
+      /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|socket hang up|Timeout error|network/i.test(
+        `${String(e.code)} ${e.message}`,
+      ),
     code: ErrorCodes.SINK_UNAVAILABLE,
     retriable: true,
   },
 ];
 
 /** Failures that are about the connection, the server, the schema or the process, never about one row. */
-const NOT_ABOUT_A_ROW: ReadonlySet<string> = new Set([ErrorCodes.SINK_UNAVAILABLE, ErrorCodes.CONFIG_INVALID, ErrorCodes.SHUTDOWN, ErrorCodes.TIMEOUT]);
+const NOT_ABOUT_A_ROW: ReadonlySet<string> = new Set([
+  ErrorCodes.SINK_UNAVAILABLE,
+  ErrorCodes.CONFIG_INVALID,
+  ErrorCodes.SHUTDOWN,
+  ErrorCodes.TIMEOUT,
+]);
 
 interface CutBatch<T> {
   readonly records: Envelope<T>[];
@@ -115,11 +175,15 @@ const DEFAULTS = { maxRecords: 10_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 1_
 
 const DEFAULT_RETRY: RetryOptions = RETRY_UNTIL_STOPPED;
 
-export function clickHouseSink<T>(client: ClickHouseClient, options: ClickHouseSinkOptions<T>): OperatorFunction<Envelope<T>, InsertedBatch> {
+export function clickHouseSink<T>(
+  client: ClickHouseClient,
+  options: ClickHouseSinkOptions<T>,
+): OperatorFunction<Envelope<T>, InsertedBatch> {
   const maxRecords = options.maxRecords ?? DEFAULTS.maxRecords;
   const maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
   const maxWaitMs = options.maxWaitMs ?? DEFAULTS.maxWaitMs;
-  if (!(maxRecords >= 1) || !(maxBytes >= 1) || !(maxWaitMs >= 0)) throw new RangeError('clickHouseSink: batch bounds must be positive');
+  if (!(maxRecords >= 1) || !(maxBytes >= 1) || !(maxWaitMs >= 0))
+    throw new RangeError('clickHouseSink: batch bounds must be positive');
   const retryOptions: RetryOptions = { ...DEFAULT_RETRY, ...options.retry };
   const scheduler = options.scheduler ?? asyncScheduler;
   const writer = new BatchWriter(client, options, retryOptions);
@@ -129,7 +193,12 @@ export function clickHouseSink<T>(client: ClickHouseClient, options: ClickHouseS
       groupBy((e) => `${e.origin.topic}\u0000${e.origin.partition}`),
       mergeMap(
         (partition$) =>
-          partition$.pipe(writePartition<T>({ maxRecords, maxBytes, maxWaitMs, scheduler, ledger: options.ledger, sink: options.sink }, writer)),
+          partition$.pipe(
+            writePartition<T>(
+              { maxRecords, maxBytes, maxWaitMs, scheduler, ledger: options.ledger, sink: options.sink },
+              writer,
+            ),
+          ),
         options.concurrency ?? DEFAULTS.concurrency,
       ),
     );
@@ -145,7 +214,14 @@ export function clickHouseSink<T>(client: ClickHouseClient, options: ClickHouseS
  * again before the replay is cut, so no batch overlaps a recorded one.
  */
 function writePartition<T>(
-  options: { maxRecords: number; maxBytes: number; maxWaitMs: number; scheduler: SchedulerLike; ledger: BatchLedger; sink: string },
+  options: {
+    maxRecords: number;
+    maxBytes: number;
+    maxWaitMs: number;
+    scheduler: SchedulerLike;
+    ledger: BatchLedger;
+    sink: string;
+  },
   writer: BatchWriter<T>,
 ): OperatorFunction<Envelope<T>, InsertedBatch> {
   return (source) =>
@@ -229,7 +305,11 @@ function writePartition<T>(
         }
         // A fresh batch must not run into a recorded range: it ends where that range begins.
         const nextRecorded = ranges?.[0];
-        if (current.length >= options.maxRecords || currentBytes >= options.maxBytes || (nextRecorded !== undefined && offset + 1 >= nextRecorded.minOffset)) {
+        if (
+          current.length >= options.maxRecords ||
+          currentBytes >= options.maxBytes ||
+          (nextRecorded !== undefined && offset + 1 >= nextRecorded.minOffset)
+        ) {
           emit();
         } else if (current.length === 1 && timer === undefined) {
           timer = options.scheduler.schedule(() => {
@@ -290,7 +370,9 @@ class BatchWriter<T> {
     };
     let records = batch.records;
     if (batch.recorded === undefined) {
-      const recorded = await this.withRetry(() => this.options.ledger.recordPending(this.options.sink, range, records.length));
+      const recorded = await this.withRetry(() =>
+        this.options.ledger.recordPending(this.options.sink, range, records.length),
+      );
       if (recorded.maxOffset !== range.maxOffset) {
         // Another member recorded this start first (a rebalance race): follow its range.
         if (recorded.maxOffset > range.maxOffset) {
@@ -305,7 +387,12 @@ class BatchWriter<T> {
         range = recorded;
         const head = await this.insertRange(range, records);
         const tail = await this.write({ records: rest, recorded: undefined });
-        return { range: head.range, rows: head.rows + tail.rows, deadLettered: head.deadLettered + tail.deadLettered, token: head.token };
+        return {
+          range: head.range,
+          rows: head.rows + tail.rows,
+          deadLettered: head.deadLettered + tail.deadLettered,
+          token: head.token,
+        };
       }
     }
     return this.insertRange(range, records);
@@ -330,7 +417,13 @@ class BatchWriter<T> {
       const payloadOf = this.options.deadLetterPayload ?? ((value: T) => value);
       await this.withRetry(() =>
         this.options.deadLetter(
-          bad.map(({ record, error }) => ({ payload: payloadOf(record.value), error, stage: 'sink', origin: record.origin, key: record.key })),
+          bad.map(({ record, error }) => ({
+            payload: payloadOf(record.value),
+            error,
+            stage: 'sink',
+            origin: record.origin,
+            key: record.key,
+          })),
         ),
       );
     }
@@ -341,7 +434,10 @@ class BatchWriter<T> {
     return result;
   }
 
-  /** Halves a rejected batch until each bad row stands alone; sub-batch tokens derive from the path, so a replay bisects identically. */
+  /**
+   * Halves a rejected batch until each bad row stands alone; sub-batch tokens derive from the path, so a replay bisects
+   * identically.
+   */
   private async insertBisecting(
     records: Envelope<T>[],
     rows: EncodedRow[],
@@ -364,7 +460,10 @@ class BatchWriter<T> {
       if (classified.retriable || NOT_ABOUT_A_ROW.has(classified.code)) throw this.notAboutARow(classified);
       // Anything else may be the data's fault, whatever its code: halve until the row to blame stands alone.
       if (rows.length === 1) {
-        bad.push({ record: records[0]!, error: classified.code === ErrorCodes.SINK_REJECTED ? classified : rejected(classified) });
+        bad.push({
+          record: records[0]!,
+          error: classified.code === ErrorCodes.SINK_REJECTED ? classified : rejected(classified),
+        });
         return;
       }
       const half = Math.ceil(rows.length / 2);
@@ -376,12 +475,19 @@ class BatchWriter<T> {
   /** The error that stops the pipeline, saying that no row was to blame and what was. */
   private notAboutARow(error: LogflowError): LogflowError {
     if (error.code === ErrorCodes.SHUTDOWN) return error;
-    const what = error.code === ErrorCodes.CONFIG_INVALID ? 'the table, the statement or the credentials' : 'the connection or the server';
-    return new LogflowError(error.code, `insert into ${this.options.table} failed because of ${what}, not of a row: ${error.message}`, {
-      retriable: error.retriable,
-      stage: 'sink',
-      cause: error,
-    });
+    const what =
+      error.code === ErrorCodes.CONFIG_INVALID
+        ? 'the table, the statement or the credentials'
+        : 'the connection or the server';
+    return new LogflowError(
+      error.code,
+      `insert into ${this.options.table} failed because of ${what}, not of a row: ${error.message}`,
+      {
+        retriable: error.retriable,
+        stage: 'sink',
+        cause: error,
+      },
+    );
   }
 
   private withRetry<R>(fn: () => Promise<R>): Promise<R> {

@@ -62,7 +62,8 @@ export function toDeadLetter(failure: Failure, pipeline: string, now: Date = new
     payload_encoding: encoding,
     error_code: errorCode(failure.error),
     error_message: abbreviate(message, MAX_MESSAGE_CHARS),
-    stage: failure.error instanceof LogflowError && failure.error.stage !== undefined ? failure.error.stage : failure.stage,
+    stage:
+      failure.error instanceof LogflowError && failure.error.stage !== undefined ? failure.error.stage : failure.stage,
     pipeline,
     source_topic: failure.origin.topic,
     source_partition: failure.origin.partition,
@@ -96,7 +97,11 @@ export class DeadLetterSink {
     const letters = failures.map((f) => toDeadLetter(f, this.pipeline));
     await this.producer.send(
       this.topic,
-      letters.map((letter) => ({ key: letter.key, value: JSON.stringify(letter), headers: { 'logflow-error-code': letter.error_code } })),
+      letters.map((letter) => ({
+        key: letter.key,
+        value: JSON.stringify(letter),
+        headers: { 'logflow-error-code': letter.error_code },
+      })),
     );
     for (const letter of letters) this.onDeadLetter?.(letter);
   }

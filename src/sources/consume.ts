@@ -12,21 +12,31 @@ import type { SubscribeOptions, TopicProducer, Topics, TopicSubscription } from 
 
 export type ConsumeOptions = Omit<SubscribeOptions, 'groupId' | 'topics' | 'stop$' | 'onLag'>;
 
-export function consume<R>(ctx: PipelineContext<R>, topics: Topics, topic: string, options: ConsumeOptions = {}): TopicSubscription {
+export function consume<R>(
+  ctx: PipelineContext<R>,
+  topics: Topics,
+  topic: string,
+  options: ConsumeOptions = {},
+): TopicSubscription {
   return topics.subscribe({
     ...options,
     groupId: consumerGroup(ctx.config, ctx.name),
     topics: [topic],
     stop$: ctx.stopping$,
-    onLag: (t, partition, lag) => ctx.metrics.consumerLag.set({ pipeline: ctx.name, topic: t, partition: String(partition) }, lag),
+    onLag: (t, partition, lag) =>
+      ctx.metrics.consumerLag.set({ pipeline: ctx.name, topic: t, partition: String(partition) }, lag),
   });
 }
 
 export function deadLetterSink<R>(ctx: PipelineContext<R>, producer: TopicProducer, topic: string): DeadLetterSink {
-  return new DeadLetterSink(producer, topic, ctx.name, (letter) => ctx.metrics.deadLetters.inc({ pipeline: ctx.name, code: letter.error_code }));
+  return new DeadLetterSink(producer, topic, ctx.name, (letter) =>
+    ctx.metrics.deadLetters.inc({ pipeline: ctx.name, code: letter.error_code }),
+  );
 }
 
-/** The graph, then the subscription's final commit: acks that completion flushed are committed before the pipeline ends. */
+/**
+ * The graph, then the subscription's final commit: acks that completion flushed are committed before the pipeline ends.
+ */
 export function thenClose(graph$: Observable<unknown>, subscription: TopicSubscription): Observable<never> {
   return concat(graph$.pipe(ignoreElements()), defer(() => from(subscription.close())).pipe(ignoreElements()));
 }

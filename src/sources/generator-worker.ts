@@ -25,7 +25,10 @@ export interface PackedSecond {
   readonly data: Uint8Array;
 }
 
-type WorkerMessage = { readonly kind: 'second'; readonly packed: PackedSecond } | { readonly kind: 'done' } | { readonly kind: 'error'; readonly message: string };
+type WorkerMessage =
+  | { readonly kind: 'second'; readonly packed: PackedSecond }
+  | { readonly kind: 'done' }
+  | { readonly kind: 'error'; readonly message: string };
 
 export function packSecond(second: number, logs: readonly GeneratedLog[]): PackedSecond {
   const keys: string[] = [];
@@ -84,7 +87,11 @@ export async function runGeneratorWorker(
           Atomics.sub(credits, 0, 1);
         }
         const packed = packSecond(second, logs);
-        post({ kind: 'second', packed }, [packed.keyIndex.buffer as ArrayBuffer, packed.ends.buffer as ArrayBuffer, packed.data.buffer as ArrayBuffer]);
+        post({ kind: 'second', packed }, [
+          packed.keyIndex.buffer as ArrayBuffer,
+          packed.ends.buffer as ArrayBuffer,
+          packed.data.buffer as ArrayBuffer,
+        ]);
       },
       error: (error: unknown) => {
         post({ kind: 'error', message: error instanceof Error ? error.message : String(error) }, []);
@@ -111,7 +118,10 @@ const { parentPort, workerData } = require('node:worker_threads');
 export interface WorkerSecond {
   readonly second: number;
   readonly logs: readonly OutgoingMessage[];
-  /** Says the second has been dealt with: with `maxAhead`, the worker makes no more than that many seconds not yet released. */
+  /**
+   * Says the second has been dealt with: with `maxAhead`, the worker makes no more than that many seconds not yet
+   * released.
+   */
   readonly release: () => void;
 }
 
@@ -122,7 +132,8 @@ export interface WorkerSecond {
  * generator slows the generator instead of piling seconds up in memory.
  */
 export function generateLogsInWorker(options: WorkerGeneratorOptions, maxAhead?: number): Observable<WorkerSecond> {
-  if (maxAhead !== undefined && !(Number.isInteger(maxAhead) && maxAhead >= 1)) throw new RangeError(`maxAhead must be an integer >= 1, got ${maxAhead}`);
+  if (maxAhead !== undefined && !(Number.isInteger(maxAhead) && maxAhead >= 1))
+    throw new RangeError(`maxAhead must be an integer >= 1, got ${maxAhead}`);
   return new Observable((subscriber) => {
     const credits = maxAhead === undefined ? undefined : new Int32Array(new SharedArrayBuffer(4)).fill(maxAhead);
     const worker = new Worker(WORKER_SOURCE, {
@@ -145,15 +156,27 @@ export function generateLogsInWorker(options: WorkerGeneratorOptions, maxAhead?:
         subscriber.complete();
       } else {
         finished = true;
-        subscriber.error(new LogflowError(ErrorCodes.INTERNAL, `generator worker failed: ${message.message}`, { stage: 'source' }));
+        subscriber.error(
+          new LogflowError(ErrorCodes.INTERNAL, `generator worker failed: ${message.message}`, { stage: 'source' }),
+        );
       }
     });
     worker.on('error', (error) => {
       finished = true;
-      subscriber.error(new LogflowError(ErrorCodes.INTERNAL, `generator worker failed: ${error.message}`, { stage: 'source', cause: error }));
+      subscriber.error(
+        new LogflowError(ErrorCodes.INTERNAL, `generator worker failed: ${error.message}`, {
+          stage: 'source',
+          cause: error,
+        }),
+      );
     });
     worker.on('exit', (code) => {
-      if (!finished) subscriber.error(new LogflowError(ErrorCodes.INTERNAL, `generator worker exited (code ${code}) before it finished`, { stage: 'source' }));
+      if (!finished)
+        subscriber.error(
+          new LogflowError(ErrorCodes.INTERNAL, `generator worker exited (code ${code}) before it finished`, {
+            stage: 'source',
+          }),
+        );
     });
     return () => {
       finished = true;

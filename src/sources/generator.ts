@@ -27,13 +27,34 @@ export interface GeneratedSecond {
   readonly logs: readonly GeneratedLog[];
 }
 
-const incidentBase = { service: z.string().min(1), environment: z.string().min(1).default('production'), startMinute: z.number().min(0), durationMinutes: z.number().positive() };
+const incidentBase = {
+  service: z.string().min(1),
+  environment: z.string().min(1).default('production'),
+  startMinute: z.number().min(0),
+  durationMinutes: z.number().positive(),
+};
 export const incidentSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('spike'), ...incidentBase, level: z.enum(['WARN', 'ERROR', 'FATAL']).default('ERROR'), multiplier: z.number().min(1).default(10) }).strict(),
+  z
+    .object({
+      kind: z.literal('spike'),
+      ...incidentBase,
+      level: z.enum(['WARN', 'ERROR', 'FATAL']).default('ERROR'),
+      multiplier: z.number().min(1).default(10),
+    })
+    .strict(),
   z.object({ kind: z.literal('silence'), ...incidentBase }).strict(),
-  z.object({ kind: z.literal('new_error'), ...incidentBase, message: z.string().min(1), perMinute: z.number().positive().default(60) }).strict(),
+  z
+    .object({
+      kind: z.literal('new_error'),
+      ...incidentBase,
+      message: z.string().min(1),
+      perMinute: z.number().positive().default(60),
+    })
+    .strict(),
 ]);
-export const scenarioSchema = z.object({ name: z.string().default('custom'), incidents: z.array(incidentSchema).max(1_000) }).strict();
+export const scenarioSchema = z
+  .object({ name: z.string().default('custom'), incidents: z.array(incidentSchema).max(1_000) })
+  .strict();
 export type Incident = z.output<typeof incidentSchema>;
 export type Scenario = z.output<typeof scenarioSchema>;
 
@@ -74,7 +95,12 @@ export interface ServiceProfile {
   readonly paths: readonly string[];
   readonly info: readonly string[];
   readonly warn: readonly string[];
-  readonly errors: readonly { readonly type: string; readonly code: string; readonly message: string; readonly frames: readonly string[] }[];
+  readonly errors: readonly {
+    readonly type: string;
+    readonly code: string;
+    readonly message: string;
+    readonly frames: readonly string[];
+  }[];
 }
 
 const LEVEL_SHARES = [
@@ -86,45 +112,141 @@ const LEVEL_SHARES = [
 ] as const;
 
 export const DEFAULT_SERVICES: readonly ServiceProfile[] = [
-  svc('api-gateway', 3, 'gateway.router', ['/api/v1/orders', '/api/v1/users', '/api/v1/search', '/api/v1/payments'],
+  svc(
+    'api-gateway',
+    3,
+    'gateway.router',
+    ['/api/v1/orders', '/api/v1/users', '/api/v1/search', '/api/v1/payments'],
     ['Routed {method} {path} to upstream in {ms} ms', 'Request {req} accepted from {ip}'],
     ['Upstream {host} slow: {ms} ms', 'Rate limit at {pct}% for client {user}'],
-    [err('UpstreamTimeoutError', 'GW504', 'Upstream {host}:8080 timed out after {ms} ms', ['Router.forward', 'HttpClient.send']),
-     err('BadGatewayError', 'GW502', 'Bad gateway from {host}: connection reset', ['Router.forward', 'Socket.read'])]),
-  svc('auth-service', 2, 'auth.session', ['/auth/login', '/auth/refresh', '/auth/logout'],
+    [
+      err('UpstreamTimeoutError', 'GW504', 'Upstream {host}:8080 timed out after {ms} ms', [
+        'Router.forward',
+        'HttpClient.send',
+      ]),
+      err('BadGatewayError', 'GW502', 'Bad gateway from {host}: connection reset', ['Router.forward', 'Socket.read']),
+    ],
+  ),
+  svc(
+    'auth-service',
+    2,
+    'auth.session',
+    ['/auth/login', '/auth/refresh', '/auth/logout'],
     ['User {user} logged in from {ip}', 'Session {session} refreshed'],
     ['Password attempt {n} failed for user {user}', 'Token for {user} expires in {n} s'],
-    [err('TokenValidationError', 'AUTH401', 'JWT signature invalid for session {session}', ['JwtVerifier.verify', 'AuthFilter.apply']),
-     err('LdapConnectionError', 'AUTH503', 'LDAP bind to ldap://{host}:389 failed after {ms} ms', ['LdapPool.acquire', 'Authenticator.bind'])]),
-  svc('user-service', 2, 'users.repository', ['/users/{id}', '/users/{id}/profile'],
+    [
+      err('TokenValidationError', 'AUTH401', 'JWT signature invalid for session {session}', [
+        'JwtVerifier.verify',
+        'AuthFilter.apply',
+      ]),
+      err('LdapConnectionError', 'AUTH503', 'LDAP bind to ldap://{host}:389 failed after {ms} ms', [
+        'LdapPool.acquire',
+        'Authenticator.bind',
+      ]),
+    ],
+  ),
+  svc(
+    'user-service',
+    2,
+    'users.repository',
+    ['/users/{id}', '/users/{id}/profile'],
     ['Loaded profile of user {user} in {ms} ms', 'Updated preferences of user {user}'],
     ['Cache miss for user {user}', 'Slow query on users took {ms} ms'],
-    [err('UserNotFoundError', 'USR404', 'User {user} not found', ['UserRepository.find', 'UserController.get'])]),
-  svc('payment-service', 2, 'payments.processor', ['/payments', '/payments/{id}/capture'],
+    [err('UserNotFoundError', 'USR404', 'User {user} not found', ['UserRepository.find', 'UserController.get'])],
+  ),
+  svc(
+    'payment-service',
+    2,
+    'payments.processor',
+    ['/payments', '/payments/{id}/capture'],
     ['Payment {req} authorized for {amount} EUR', 'Captured payment {req}'],
     ['Retrying payment {req} attempt {n}', 'Fraud score {pct} for payment {req}'],
-    [err('CardDeclinedError', 'PAY402', 'Card declined for payment {req}: insufficient funds', ['PaymentProcessor.authorize', 'CardGateway.charge']),
-     err('DatabaseTimeoutError', 'PAY503', 'Database connection timeout after {ms}ms to db-{n}.internal:5432', ['ConnectionPool.acquire', 'PaymentRepository.save'])]),
-  svc('order-service', 2, 'orders.workflow', ['/orders', '/orders/{id}', '/orders/{id}/cancel'],
+    [
+      err('CardDeclinedError', 'PAY402', 'Card declined for payment {req}: insufficient funds', [
+        'PaymentProcessor.authorize',
+        'CardGateway.charge',
+      ]),
+      err('DatabaseTimeoutError', 'PAY503', 'Database connection timeout after {ms}ms to db-{n}.internal:5432', [
+        'ConnectionPool.acquire',
+        'PaymentRepository.save',
+      ]),
+    ],
+  ),
+  svc(
+    'order-service',
+    2,
+    'orders.workflow',
+    ['/orders', '/orders/{id}', '/orders/{id}/cancel'],
     ['Order {req} created with {n} items', 'Order {req} shipped to {region}'],
     ['Order {req} waiting on inventory for {ms} ms', 'Retrying order event {req}'],
-    [err('InventoryUnavailableError', 'ORD409', 'Inventory reservation failed for order {req}: sku {sku} out of stock', ['OrderWorkflow.reserve', 'InventoryClient.reserve']),
-     err('KafkaPublishError', 'ORD500', 'Failed to publish order event {req} to topic orders: broker {host} unavailable', ['EventPublisher.publish', 'KafkaProducer.send'])]),
-  svc('inventory-service', 1, 'inventory.stock', ['/stock/{sku}', '/stock/reserve'],
+    [
+      err(
+        'InventoryUnavailableError',
+        'ORD409',
+        'Inventory reservation failed for order {req}: sku {sku} out of stock',
+        ['OrderWorkflow.reserve', 'InventoryClient.reserve'],
+      ),
+      err(
+        'KafkaPublishError',
+        'ORD500',
+        'Failed to publish order event {req} to topic orders: broker {host} unavailable',
+        ['EventPublisher.publish', 'KafkaProducer.send'],
+      ),
+    ],
+  ),
+  svc(
+    'inventory-service',
+    1,
+    'inventory.stock',
+    ['/stock/{sku}', '/stock/reserve'],
     ['Reserved {n} units of sku {sku}', 'Stock level of sku {sku} is {n}'],
     ['Stock of sku {sku} below threshold: {n}'],
-    [err('OptimisticLockError', 'INV409', 'Concurrent update of sku {sku} (version {n})', ['StockRepository.update', 'ReservationService.reserve'])]),
-  svc('notification-service', 1, 'notify.dispatcher', ['/notify/email', '/notify/sms'],
+    [
+      err('OptimisticLockError', 'INV409', 'Concurrent update of sku {sku} (version {n})', [
+        'StockRepository.update',
+        'ReservationService.reserve',
+      ]),
+    ],
+  ),
+  svc(
+    'notification-service',
+    1,
+    'notify.dispatcher',
+    ['/notify/email', '/notify/sms'],
     ['Sent email {req} to user {user}', 'Queued push notification {req}'],
     ['SMTP server {host} answered slowly: {ms} ms'],
-    [err('SmtpError', 'NTF550', 'SMTP 550 rejected recipient for message {req}', ['SmtpClient.send', 'Dispatcher.deliver'])]),
-  svc('search-service', 1, 'search.query', ['/search', '/search/suggest'],
+    [
+      err('SmtpError', 'NTF550', 'SMTP 550 rejected recipient for message {req}', [
+        'SmtpClient.send',
+        'Dispatcher.deliver',
+      ]),
+    ],
+  ),
+  svc(
+    'search-service',
+    1,
+    'search.query',
+    ['/search', '/search/suggest'],
     ['Query "{word}" returned {n} hits in {ms} ms', 'Index segment {n} merged'],
     ['Query "{word}" took {ms} ms'],
-    [err('IndexUnavailableError', 'SRC503', 'Search index shard {n} unavailable on {host}', ['ShardRouter.route', 'SearchClient.query'])]),
+    [
+      err('IndexUnavailableError', 'SRC503', 'Search index shard {n} unavailable on {host}', [
+        'ShardRouter.route',
+        'SearchClient.query',
+      ]),
+    ],
+  ),
 ];
 
-function svc(name: string, weight: number, logger: string, paths: string[], info: string[], warn: string[], errors: ServiceProfile['errors']): ServiceProfile {
+function svc(
+  name: string,
+  weight: number,
+  logger: string,
+  paths: string[],
+  info: string[],
+  warn: string[],
+  errors: ServiceProfile['errors'],
+): ServiceProfile {
   return { name, weight, logger, version: `1.${name.length % 7}.${weight}`, paths, info, warn, errors };
 }
 function err(type: string, code: string, message: string, frames: string[]) {
@@ -160,14 +282,20 @@ export function groundTruth(scenario: Scenario, startTime: number): GroundTruth[
 
 export function generateLogs(options: GeneratorOptions): Observable<GeneratedSecond> {
   if (!(options.rate > 0) || !(options.durationMs > 0) || !(options.speed > 0)) {
-    throw new LogflowError(ErrorCodes.CONFIG_INVALID, 'generator: rate, duration and speed must be positive', { stage: 'config' });
+    throw new LogflowError(ErrorCodes.CONFIG_INVALID, 'generator: rate, duration and speed must be positive', {
+      stage: 'config',
+    });
   }
   const services = options.services ?? DEFAULT_SERVICES;
   const environments = options.environments ?? DEFAULT_ENVIRONMENTS;
   const scenario = options.scenario ?? { name: 'none', incidents: [] };
   for (const incident of scenario.incidents) {
     if (!services.some((s) => s.name === incident.service)) {
-      throw new LogflowError(ErrorCodes.CONFIG_INVALID, `scenario: unknown service "${incident.service}" (known: ${services.map((s) => s.name).join(', ')})`, { stage: 'config' });
+      throw new LogflowError(
+        ErrorCodes.CONFIG_INVALID,
+        `scenario: unknown service "${incident.service}" (known: ${services.map((s) => s.name).join(', ')})`,
+        { stage: 'config' },
+      );
     }
   }
   const scheduler = options.scheduler ?? asyncScheduler;
@@ -181,31 +309,56 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
   const fill = (template: string, service: ServiceProfile): string =>
     template.replace(/\{(\w+)\}/g, (_, name: string) => {
       switch (name) {
-        case 'ms': return String(Math.floor(5 + random() * 2_000));
-        case 'n': return String(Math.floor(random() * 500));
-        case 'pct': return String(Math.floor(random() * 100));
-        case 'user': return `user${Math.floor(random() * 50_000)}`;
-        case 'session': return randomHex(random, 16);
-        case 'req': return `req-${randomHex(random, 12)}`;
-        case 'ip': return `10.${Math.floor(random() * 255)}.${Math.floor(random() * 255)}.${Math.floor(random() * 255)}`;
-        case 'host': return `${service.name}-${Math.floor(random() * 12)}.internal`;
-        case 'amount': return (random() * 500).toFixed(2);
-        case 'sku': return `SKU-${Math.floor(random() * 90_000 + 10_000)}`;
-        case 'region': return pick(REGIONS);
-        case 'word': return pick(WORDS);
-        case 'method': return pick(METHODS);
-        case 'path': return pick(service.paths).replace('{id}', String(Math.floor(random() * 100_000)));
-        default: return name;
+        case 'ms':
+          return String(Math.floor(5 + random() * 2_000));
+        case 'n':
+          return String(Math.floor(random() * 500));
+        case 'pct':
+          return String(Math.floor(random() * 100));
+        case 'user':
+          return `user${Math.floor(random() * 50_000)}`;
+        case 'session':
+          return randomHex(random, 16);
+        case 'req':
+          return `req-${randomHex(random, 12)}`;
+        case 'ip':
+          return `10.${Math.floor(random() * 255)}.${Math.floor(random() * 255)}.${Math.floor(random() * 255)}`;
+        case 'host':
+          return `${service.name}-${Math.floor(random() * 12)}.internal`;
+        case 'amount':
+          return (random() * 500).toFixed(2);
+        case 'sku':
+          return `SKU-${Math.floor(random() * 90_000 + 10_000)}`;
+        case 'region':
+          return pick(REGIONS);
+        case 'word':
+          return pick(WORDS);
+        case 'method':
+          return pick(METHODS);
+        case 'path':
+          return pick(service.paths).replace('{id}', String(Math.floor(random() * 100_000)));
+        default:
+          return name;
       }
     });
 
   const active = (second: number, kind: Incident['kind'], service: string, environment: string) =>
     scenario.incidents.filter(
-      (i) => i.kind === kind && i.service === service && i.environment === environment &&
-        second >= start + i.startMinute * 60_000 && second < start + (i.startMinute + i.durationMinutes) * 60_000,
+      (i) =>
+        i.kind === kind &&
+        i.service === service &&
+        i.environment === environment &&
+        second >= start + i.startMinute * 60_000 &&
+        second < start + (i.startMinute + i.durationMinutes) * 60_000,
     );
 
-  const makeLog = (second: number, service: ServiceProfile, environment: string, level: string, messageOverride?: string): GeneratedLog => {
+  const makeLog = (
+    second: number,
+    service: ServiceProfile,
+    environment: string,
+    level: string,
+    messageOverride?: string,
+  ): GeneratedLog => {
     const timestamp = second + Math.floor(random() * 1000);
     const base: Record<string, unknown> = {
       log_id: seededUuid(random),
@@ -233,7 +386,10 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
       base.error_type = e.type;
       base.error_code = e.code;
       base.http_status = e.code.endsWith('404') ? 404 : 500 + Math.floor(random() * 4);
-      base.stack_trace = [`${e.type}: ${base.message as string}`, ...e.frames.map((f, i) => `    at ${f} (${service.logger.replace('.', '/')}.ts:${40 + i * 17})`)].join('\n');
+      base.stack_trace = [
+        `${e.type}: ${base.message as string}`,
+        ...e.frames.map((f, i) => `    at ${f} (${service.logger.replace('.', '/')}.ts:${40 + i * 17})`),
+      ].join('\n');
     } else {
       base.message = messageOverride ?? fill(pick(level === 'WARN' ? service.warn : service.info), service);
       base.http_status = 200;
@@ -244,7 +400,13 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
   const malformed = (second: number, service: ServiceProfile): GeneratedLog => {
     const kinds = [
       () => '{"timestamp": "not closed',
-      () => JSON.stringify({ timestamp: new Date(second).toISOString(), service: service.name, level: 'LOUD', message: 'unknown level' }),
+      () =>
+        JSON.stringify({
+          timestamp: new Date(second).toISOString(),
+          service: service.name,
+          level: 'LOUD',
+          message: 'unknown level',
+        }),
       () => JSON.stringify({ timestamp: new Date(second).toISOString(), level: 'INFO', message: 'no service' }),
       () => JSON.stringify({ timestamp: 'yesterday', service: service.name, level: 'INFO', message: 'bad time' }),
       () => JSON.stringify([1, 2, 3]),
@@ -262,18 +424,24 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
         const expected = options.rate * shape * (service.weight / totalWeight) * (env.weight / envWeight);
         for (const [level, share] of LEVEL_SHARES) {
           let mean = expected * share;
-          for (const spike of active(second, 'spike', service.name, env.name)) if (spike.kind === 'spike' && spike.level === level) mean *= spike.multiplier;
+          for (const spike of active(second, 'spike', service.name, env.name))
+            if (spike.kind === 'spike' && spike.level === level) mean *= spike.multiplier;
           // Poisson-like counts without storing state: floor plus a Bernoulli remainder.
           const count = Math.floor(mean) + (random() < mean - Math.floor(mean) ? 1 : 0);
           for (let i = 0; i < count; i++) {
-            logs.push(random() < (options.invalidRate ?? 0) ? malformed(second, service) : makeLog(second, service, env.name, level));
+            logs.push(
+              random() < (options.invalidRate ?? 0)
+                ? malformed(second, service)
+                : makeLog(second, service, env.name, level),
+            );
           }
         }
         for (const incident of active(second, 'new_error', service.name, env.name)) {
           if (incident.kind !== 'new_error') continue;
           const mean = incident.perMinute / 60;
           const count = Math.floor(mean) + (random() < mean - Math.floor(mean) ? 1 : 0);
-          for (let i = 0; i < count; i++) logs.push(makeLog(second, service, env.name, 'ERROR', fill(incident.message, service)));
+          for (let i = 0; i < count; i++)
+            logs.push(makeLog(second, service, env.name, 'ERROR', fill(incident.message, service)));
         }
       }
     }
@@ -304,12 +472,19 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
 
 const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-/** 8 hex digits per draw, through a byte table: a trace id costs 4 draws, not 32 (Number#toString(16) of wide values was slower still). */
+/**
+ * 8 hex digits per draw, through a byte table: a trace id costs 4 draws, not 32 (Number#toString(16) of wide values was
+ * slower still).
+ */
 function randomHex(random: () => number, length: number): string {
   let s = '';
   while (s.length < length) {
     const bits = (random() * 0x1_0000_0000) >>> 0;
-    s += HEX_BYTES[bits >>> 24]! + HEX_BYTES[(bits >>> 16) & 255]! + HEX_BYTES[(bits >>> 8) & 255]! + HEX_BYTES[bits & 255]!;
+    s +=
+      HEX_BYTES[bits >>> 24]! +
+      HEX_BYTES[(bits >>> 16) & 255]! +
+      HEX_BYTES[(bits >>> 8) & 255]! +
+      HEX_BYTES[bits & 255]!;
   }
   return s.length === length ? s : s.slice(0, length);
 }

@@ -103,8 +103,10 @@ export class InProcessTopics implements Topics {
     this.maxRetained = options.maxRetainedPerPartition ?? 2_000_000;
     this.now = options.now ?? Date.now;
     this.baseOffset = options.baseOffset ?? Date.now() * 1000;
-    if (!Number.isSafeInteger(this.baseOffset) || this.baseOffset < 0) throw new RangeError('baseOffset must be a non-negative safe integer');
-    if (!Number.isInteger(this.defaultPartitions) || this.defaultPartitions < 1) throw new RangeError('defaultPartitions must be >= 1');
+    if (!Number.isSafeInteger(this.baseOffset) || this.baseOffset < 0)
+      throw new RangeError('baseOffset must be a non-negative safe integer');
+    if (!Number.isInteger(this.defaultPartitions) || this.defaultPartitions < 1)
+      throw new RangeError('defaultPartitions must be >= 1');
   }
 
   async ensureTopic(topic: string, partitions: number): Promise<void> {
@@ -191,12 +193,18 @@ export class InProcessTopics implements Topics {
 
     const records$ = new Observable<Envelope<ConsumedRecord>>((subscriber) => {
       if (subscribed) {
-        subscriber.error(new LogflowError(ErrorCodes.INTERNAL, 'an in-process subscription can be subscribed once', { stage: 'source' }));
+        subscriber.error(
+          new LogflowError(ErrorCodes.INTERNAL, 'an in-process subscription can be subscribed once', {
+            stage: 'source',
+          }),
+        );
         return;
       }
       if (this.activeGroups.has(groupId)) {
         subscriber.error(
-          new LogflowError(ErrorCodes.INTERNAL, `consumer group ${groupId} already has a member in this process`, { stage: 'source' }),
+          new LogflowError(ErrorCodes.INTERNAL, `consumer group ${groupId} already has a member in this process`, {
+            stage: 'source',
+          }),
         );
         return;
       }
@@ -210,9 +218,14 @@ export class InProcessTopics implements Topics {
       commitTimer.unref();
 
       const pump = async () => {
-        const assigned = options.topics.map((topic) => ({ topic, partitions: this.topicState(topic).partitions.length }));
+        const assigned = options.topics.map((topic) => ({
+          topic,
+          partitions: this.topicState(topic).partitions.length,
+        }));
         const positions = new Map<string, number[]>();
-        const partitionsList = assigned.flatMap(({ topic, partitions }) => Array.from({ length: partitions }, (_, partition) => ({ topic, partition })));
+        const partitionsList = assigned.flatMap(({ topic, partitions }) =>
+          Array.from({ length: partitions }, (_, partition) => ({ topic, partition })),
+        );
         for (const tp of partitionsList) tracker.assign(tp.topic, tp.partition);
         await options.onAssign?.(partitionsList);
         for (const { topic, partitions } of assigned) {
@@ -238,8 +251,15 @@ export class InProcessTopics implements Topics {
             let slice = 0;
             // Held by reference, not index: a commit during delivery may release segments from the array.
             let segment: Segment | undefined;
-            while (next < part.end && slice < DELIVERY_SLICE && tracker.hasCapacity() && !stopped && !subscriber.closed) {
-              if (segment === undefined || next >= segment.first + segment.count) segment = part.segments[segmentIndex(part.segments, next)]!;
+            while (
+              next < part.end &&
+              slice < DELIVERY_SLICE &&
+              tracker.hasCapacity() &&
+              !stopped &&
+              !subscriber.closed
+            ) {
+              if (segment === undefined || next >= segment.first + segment.count)
+                segment = part.segments[segmentIndex(part.segments, next)]!;
               subscriber.next(tracker.envelope(recordAt(topic, partition, segment, next - segment.first)));
               next += 1;
               slice += 1;
@@ -298,7 +318,8 @@ export class InProcessTopics implements Topics {
   }
 
   private append(topic: string, messages: readonly OutgoingMessage[]): void {
-    if (this.closed) throw new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'in-process topics are closed', { stage: 'sink' });
+    if (this.closed)
+      throw new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'in-process topics are closed', { stage: 'sink' });
     if (messages.length === 0) return;
     const state = this.topicState(topic);
     const count = state.partitions.length;
@@ -377,17 +398,23 @@ export class InProcessTopics implements Topics {
 
   private requireTopic(topic: string): TopicState {
     const state = this.topics.get(topic);
-    if (state === undefined) throw new LogflowError(ErrorCodes.INPUT_INVALID, `unknown topic ${topic}`, { stage: 'source' });
+    if (state === undefined)
+      throw new LogflowError(ErrorCodes.INPUT_INVALID, `unknown topic ${topic}`, { stage: 'source' });
     return state;
   }
 
   private topicState(topic: string, partitions = this.defaultPartitions): TopicState {
     let state = this.topics.get(topic);
     if (state === undefined) {
-      if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) throw new LogflowError(ErrorCodes.INPUT_INVALID, `invalid topic name "${topic}"`, { stage: 'source' });
+      if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic))
+        throw new LogflowError(ErrorCodes.INPUT_INVALID, `invalid topic name "${topic}"`, { stage: 'source' });
       if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError('partitions must be >= 1');
       state = {
-        partitions: Array.from({ length: partitions }, () => ({ base: this.baseOffset, end: this.baseOffset, segments: [] })),
+        partitions: Array.from({ length: partitions }, () => ({
+          base: this.baseOffset,
+          end: this.baseOffset,
+          segments: [],
+        })),
         roundRobin: 0,
         keyPartitions: new Map(),
       };
@@ -397,7 +424,12 @@ export class InProcessTopics implements Topics {
   }
 }
 
-function buildSegment(first: number, messages: readonly OutgoingMessage[], indices: readonly number[], now: number): Segment {
+function buildSegment(
+  first: number,
+  messages: readonly OutgoingMessage[],
+  indices: readonly number[],
+  now: number,
+): Segment {
   const n = indices.length;
   const ends = new Uint32Array(n);
   const timestamps = new Float64Array(n);

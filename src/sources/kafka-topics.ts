@@ -6,7 +6,14 @@
  * handing out more, so a slow sink stops the fetch loop instead of growing
  * a buffer, while heartbeats keep the membership alive.
  */
-import { Kafka, logLevel as kafkaLogLevel, type Consumer, type Producer, type KafkaConfig, type ITopicConfig } from 'kafkajs';
+import {
+  Kafka,
+  logLevel as kafkaLogLevel,
+  type Consumer,
+  type Producer,
+  type KafkaConfig,
+  type ITopicConfig,
+} from 'kafkajs';
 import { Observable } from 'rxjs';
 import { probe, type HealthCheck } from '../core/component.ts';
 import type { Envelope } from '../core/envelope.ts';
@@ -28,9 +35,21 @@ import {
 
 /** kafkajs marks its own errors retriable or not; connection failures are retriable. */
 export const kafkaErrorRules: readonly ClassificationRule[] = [
-  { match: (e) => (e as { retriable?: unknown }).retriable === true, code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: true },
-  { match: (e) => /ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection error|not connected/i.test(e.message), code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: true },
-  { match: (e) => (e as { retriable?: unknown }).retriable === false, code: ErrorCodes.SINK_REJECTED, retriable: false },
+  {
+    match: (e) => (e as { retriable?: unknown }).retriable === true,
+    code: ErrorCodes.UPSTREAM_UNAVAILABLE,
+    retriable: true,
+  },
+  {
+    match: (e) => /ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection error|not connected/i.test(e.message),
+    code: ErrorCodes.UPSTREAM_UNAVAILABLE,
+    retriable: true,
+  },
+  {
+    match: (e) => (e as { retriable?: unknown }).retriable === false,
+    code: ErrorCodes.SINK_REJECTED,
+    retriable: false,
+  },
 ];
 
 export interface KafkaTopicsOptions {
@@ -41,7 +60,8 @@ export interface KafkaTopicsOptions {
   readonly maxBytesPerPartition?: number;
 }
 
-// kafkajs warns on every start that v2 changed its default partitioner; logflow has always used the v2 (Java-compatible) one.
+// kafkajs warns on every start that v2 changed its default partitioner; logflow has always used the v2
+// (Java-compatible) one.
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
 
 export class KafkaTopics implements Topics {
@@ -59,15 +79,17 @@ export class KafkaTopics implements Topics {
       clientId: options.clientId,
       brokers: [...options.brokers],
       logLevel: kafkaLogLevel.WARN,
-      logCreator: () => ({ namespace, level, log }) => {
-        const { message, ...extra } = log;
-        const target = options.logger;
-        if (target === undefined) return;
-        const payload = { namespace, ...extra };
-        if (level <= kafkaLogLevel.ERROR) target.error(payload, message);
-        else if (level === kafkaLogLevel.WARN) target.warn(payload, message);
-        else target.debug(payload, message);
-      },
+      logCreator:
+        () =>
+        ({ namespace, level, log }) => {
+          const { message, ...extra } = log;
+          const target = options.logger;
+          if (target === undefined) return;
+          const payload = { namespace, ...extra };
+          if (level <= kafkaLogLevel.ERROR) target.error(payload, message);
+          else if (level === kafkaLogLevel.WARN) target.warn(payload, message);
+          else target.debug(payload, message);
+        },
       retry: { initialRetryTime: 300, retries: 8 },
     };
     this.kafka = new Kafka(config);
@@ -85,15 +107,18 @@ export class KafkaTopics implements Topics {
     const spec: ITopicConfig = { topic, numPartitions: partitions, replicationFactor: -1 };
     // A broker just started, or two pipelines creating the same topics at once, answer with retriable
     // errors ("does not host this topic-partition") for a moment: retried a bounded number of times.
-    await retry(async () => {
-      try {
-        // Asking first keeps kafkajs from logging TOPIC_ALREADY_EXISTS as an error on every start.
-        if ((await admin.listTopics()).includes(topic)) return;
-        await admin.createTopics({ topics: [spec], waitForLeaders: true });
-      } catch (error) {
-        throw classify(error, kafkaErrorRules, 'source');
-      }
-    }, { maxAttempts: 8, baseDelayMs: 250, maxDelayMs: 4_000, jitter: 'full' });
+    await retry(
+      async () => {
+        try {
+          // Asking first keeps kafkajs from logging TOPIC_ALREADY_EXISTS as an error on every start.
+          if ((await admin.listTopics()).includes(topic)) return;
+          await admin.createTopics({ topics: [spec], waitForLeaders: true });
+        } catch (error) {
+          throw classify(error, kafkaErrorRules, 'source');
+        }
+      },
+      { maxAttempts: 8, baseDelayMs: 250, maxDelayMs: 4_000, jitter: 'full' },
+    );
   }
 
   async partitionCount(topic: string): Promise<number> {
@@ -124,7 +149,9 @@ export class KafkaTopics implements Topics {
   }
 
   producer(): TopicProducer {
-    this.sharedProducer ??= new KafkaProducer(this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true }));
+    this.sharedProducer ??= new KafkaProducer(
+      this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true }),
+    );
     return this.sharedProducer;
   }
 
@@ -139,7 +166,9 @@ export class KafkaTopics implements Topics {
       // A consumer that was closed or abandoned must not come back as a zombie member holding partitions.
       retry: { initialRetryTime: 300, retries: 8, restartOnFailure: async () => !subscription.abandoned },
     });
-    const subscription: KafkaSubscription = new KafkaSubscription(consumer, options, () => this.subscriptions.delete(subscription));
+    const subscription: KafkaSubscription = new KafkaSubscription(consumer, options, () =>
+      this.subscriptions.delete(subscription),
+    );
     this.subscriptions.add(subscription);
     return subscription;
   }
@@ -174,7 +203,8 @@ class KafkaProducer implements TopicProducer {
         })),
       });
     } catch (error) {
-      if (this.connected !== undefined && /not connected|disconnected/i.test((error as Error).message)) this.connected = undefined;
+      if (this.connected !== undefined && /not connected|disconnected/i.test((error as Error).message))
+        this.connected = undefined;
       throw classify(error, kafkaErrorRules, 'sink');
     }
   }
@@ -222,7 +252,9 @@ class KafkaSubscription implements TopicSubscription {
     });
     this.records$ = new Observable<Envelope<ConsumedRecord>>((subscriber) => {
       if (this.runStarted) {
-        subscriber.error(new LogflowError(ErrorCodes.INTERNAL, 'a Kafka subscription can be subscribed once', { stage: 'source' }));
+        subscriber.error(
+          new LogflowError(ErrorCodes.INTERNAL, 'a Kafka subscription can be subscribed once', { stage: 'source' }),
+        );
         return;
       }
       this.runStarted = true;
@@ -271,7 +303,8 @@ class KafkaSubscription implements TopicSubscription {
       for (const tp of previous) this.tracker.revoke(tp.topic, tp.partition);
       for (const tp of next) this.tracker.assign(tp.topic, tp.partition);
       const revoked = previous.filter((p) => !next.some((n) => n.topic === p.topic && n.partition === p.partition));
-      // Never rejects: a failing hook fails the stream (unless it is already closed), and eachBatch must not throw for it.
+      // Never rejects: a failing hook fails the stream (unless it is already closed), and eachBatch must not throw for
+      // it.
       this.assignReady = (async () => {
         if (revoked.length > 0) await options.onRevoke?.(revoked);
         await options.onAssign?.(next);
@@ -326,7 +359,9 @@ class KafkaSubscription implements TopicSubscription {
     const offsets = this.tracker.committable();
     if (offsets.length === 0) return;
     try {
-      await this.consumer.commitOffsets(offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })));
+      await this.consumer.commitOffsets(
+        offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })),
+      );
       this.tracker.markCommitted(offsets);
     } catch (error) {
       // A rebalance in progress rejects commits; the next commit (or the new owner's replay) covers it.

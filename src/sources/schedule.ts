@@ -33,11 +33,14 @@ export function cronSchedule(expression: string, options: ScheduleOptions = {}):
         subscriber.complete();
         return;
       }
-      action = scheduler.schedule(() => {
-        after = next;
-        subscriber.next(next);
-        arm();
-      }, Math.max(0, next.getTime() - scheduler.now()));
+      action = scheduler.schedule(
+        () => {
+          after = next;
+          subscriber.next(next);
+          arm();
+        },
+        Math.max(0, next.getTime() - scheduler.now()),
+      );
     };
     arm();
     return () => action?.unsubscribe();

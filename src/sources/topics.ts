@@ -35,7 +35,9 @@ export interface TopicPartition {
 export interface SubscribeOptions {
   readonly groupId: string;
   readonly topics: readonly string[];
-  /** Where a group with no committed offset starts. Default true: nothing produced before the first start is skipped. */
+  /**
+   * Where a group with no committed offset starts. Default true: nothing produced before the first start is skipped.
+   */
   readonly fromBeginning?: boolean;
   /** Consumption pauses while more records than this are read but unacknowledged. */
   readonly maxInFlightRecords?: number;
@@ -97,7 +99,7 @@ export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** Keys in a Kafka-compatible way: same key, same partition (murmur2, as the Java client and kafkajs do). */
 export function partitionForKey(key: string | null, partitions: number, roundRobin: number): number {
   if (key === null) return roundRobin % partitions;
-  return (toPositive(murmur2(Buffer.from(key))) % partitions);
+  return toPositive(murmur2(Buffer.from(key))) % partitions;
 }
 
 function toPositive(x: number): number {
@@ -113,7 +115,11 @@ function murmur2(data: Buffer): number {
   const length4 = Math.floor(length / 4);
   for (let i = 0; i < length4; i++) {
     const i4 = i * 4;
-    let k = (data[i4]! & 0xff) + ((data[i4 + 1]! & 0xff) << 8) + ((data[i4 + 2]! & 0xff) << 16) + ((data[i4 + 3]! & 0xff) << 24);
+    let k =
+      (data[i4]! & 0xff) +
+      ((data[i4 + 1]! & 0xff) << 8) +
+      ((data[i4 + 2]! & 0xff) << 16) +
+      ((data[i4 + 3]! & 0xff) << 24);
     k = Math.imul(k, m);
     k ^= k >>> r;
     k = Math.imul(k, m);

@@ -75,7 +75,16 @@ export class DailyAnalytics {
 
   /** Every ERROR/FATAL pattern of the day, most frequent first. */
   async errorPatterns(range: DayRange, limit = 10_000): Promise<DayPattern[]> {
-    const rows = await this.rows<{ hash: string; tpl: string; sample: string; svc: string[]; lvl: string; n: string; first: string; last: string }>(
+    const rows = await this.rows<{
+      hash: string;
+      tpl: string;
+      sample: string;
+      svc: string[];
+      lvl: string;
+      n: string;
+      first: string;
+      last: string;
+    }>(
       `SELECT toString(error_hash) AS hash, any(template) AS tpl, any(message) AS sample, groupUniqArray(service) AS svc,
               if(countIf(level = 'FATAL') > 0, 'FATAL', 'ERROR') AS lvl, count() AS n,
               toString(min(timestamp)) AS first, toString(max(timestamp)) AS last
@@ -84,8 +93,14 @@ export class DailyAnalytics {
       { ...range, limit },
     );
     return rows.map((r) => ({
-      errorHash: r.hash, template: r.tpl, sampleMessage: r.sample, services: [...r.svc].sort(), level: r.lvl,
-      occurrences: Number(r.n), firstSeen: r.first, lastSeen: r.last,
+      errorHash: r.hash,
+      template: r.tpl,
+      sampleMessage: r.sample,
+      services: [...r.svc].sort(),
+      level: r.lvl,
+      occurrences: Number(r.n),
+      firstSeen: r.first,
+      lastSeen: r.last,
     }));
   }
 
@@ -107,12 +122,20 @@ export class DailyAnalytics {
        GROUP BY service, environment, level, hour ORDER BY hour, service, environment, level`,
       range,
     );
-    return rows.map((r) => ({ service: r.service, environment: r.environment, level: r.level, hour: Number(r.h) * 1000, count: Number(r.n) }));
+    return rows.map((r) => ({
+      service: r.service,
+      environment: r.environment,
+      level: r.level,
+      hour: Number(r.h) * 1000,
+      count: Number(r.n),
+    }));
   }
 
   private async rows<T>(query: string, params: object): Promise<T[]> {
     try {
-      return await (await this.client.query({ query, query_params: params as Record<string, unknown>, format: 'JSONEachRow' })).json<T>();
+      return await (
+        await this.client.query({ query, query_params: params as Record<string, unknown>, format: 'JSONEachRow' })
+      ).json<T>();
     } catch (error) {
       throw classify(error, clickhouseErrorRules, 'sink');
     }

@@ -44,10 +44,19 @@ export async function computeBaselines(
     const first = Number(range?.first ?? 0) * 1000;
     const from = first > 0 ? Math.max(lookBack, first) : to;
     const historyMinutes = Math.max(0, Math.round((to - from) / 60_000));
-    const granularity: BaselineGranularity = historyMinutes < DAY_MINUTES ? 'flat' : historyMinutes < 7 * DAY_MINUTES ? 'hour_of_day' : 'hour_and_day';
-    if (historyMinutes === 0) return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), granularity, historyMinutes, rows: 0 };
+    const granularity: BaselineGranularity =
+      historyMinutes < DAY_MINUTES ? 'flat' : historyMinutes < 7 * DAY_MINUTES ? 'hour_of_day' : 'hour_and_day';
+    if (historyMinutes === 0)
+      return {
+        from: new Date(from).toISOString(),
+        to: new Date(to).toISOString(),
+        granularity,
+        historyMinutes,
+        rows: 0,
+      };
 
-    const slot = granularity === 'flat' ? '' : granularity === 'hour_of_day' ? ', hour_of_day' : ', hour_of_day, day_of_week';
+    const slot =
+      granularity === 'flat' ? '' : granularity === 'hour_of_day' ? ', hour_of_day' : ', hour_of_day, day_of_week';
     // Coarser granularities are computed per coarse slot, then spread over all 24 x 7 slots.
     const spreadHours = granularity === 'flat' ? 'arrayJoin(range(24))' : 'hour_of_day';
     const spreadDays = granularity === 'hour_and_day' ? 'day_of_week' : 'arrayJoin(range(1, 8))';
@@ -91,12 +100,19 @@ export async function computeBaselines(
     });
     const [written] = await (
       await client.query({
-        query: 'SELECT count() AS n FROM anomaly_baselines WHERE computed_at = toDateTime64({computedAt:String}, 3, \'UTC\')',
+        query:
+          "SELECT count() AS n FROM anomaly_baselines WHERE computed_at = toDateTime64({computedAt:String}, 3, 'UTC')",
         query_params: { computedAt },
         format: 'JSONEachRow',
       })
     ).json<{ n: string }>();
-    return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), granularity, historyMinutes, rows: Number(written?.n ?? 0) };
+    return {
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      granularity,
+      historyMinutes,
+      rows: Number(written?.n ?? 0),
+    };
   } catch (error) {
     throw classify(error, clickhouseErrorRules, 'sink');
   }
@@ -113,9 +129,18 @@ export async function loadBaselines(client: ClickHouseClient): Promise<Baseline[
     })
   ).json<Record<string, string | number>>();
   return rows.map((r) => ({
-    service: String(r.service), environment: String(r.environment), level: String(r.level),
-    hourOfDay: Number(r.hour_of_day), dayOfWeek: Number(r.day_of_week), mean: Number(r.mean), stddev: Number(r.stddev),
-    median: Number(r.median), p95: Number(r.p95), p99: Number(r.p99), upperThreshold: Number(r.upper_threshold),
-    lowerThreshold: Number(r.lower_threshold), sampleCount: Number(r.sample_count),
+    service: String(r.service),
+    environment: String(r.environment),
+    level: String(r.level),
+    hourOfDay: Number(r.hour_of_day),
+    dayOfWeek: Number(r.day_of_week),
+    mean: Number(r.mean),
+    stddev: Number(r.stddev),
+    median: Number(r.median),
+    p95: Number(r.p95),
+    p99: Number(r.p99),
+    upperThreshold: Number(r.upper_threshold),
+    lowerThreshold: Number(r.lower_threshold),
+    sampleCount: Number(r.sample_count),
   }));
 }

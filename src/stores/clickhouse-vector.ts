@@ -81,7 +81,11 @@ export const clickHouseVectorErrorRules: readonly ClassificationRule[] = [
   { match: (e) => isNetworkError(e), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
   // @clickhouse/client reports its own request timeout as a plain Error.
   { match: (e) => !isClickHouseError(e) && /timeout/i.test(e.message), code: ErrorCodes.TIMEOUT, retriable: true },
-  { match: (e) => typeof e.type === 'string' && transientTypes.has(e.type), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
+  {
+    match: (e) => typeof e.type === 'string' && transientTypes.has(e.type),
+    code: ErrorCodes.SINK_UNAVAILABLE,
+    retriable: true,
+  },
   { match: isClickHouseError, code: ErrorCodes.SINK_REJECTED, retriable: false },
 ];
 
@@ -96,7 +100,10 @@ interface MatchRow {
 }
 
 /** The search as SQL, parameters and settings; exported so tests can EXPLAIN exactly what runs. */
-export function buildSearchQuery(table: string, search: CheckedSearch): {
+export function buildSearchQuery(
+  table: string,
+  search: CheckedSearch,
+): {
   query: string;
   query_params: Record<string, unknown>;
   clickhouse_settings: Record<string, string | number>;
@@ -151,13 +158,19 @@ export class ClickHouseVectorStore implements VectorStore {
   constructor(options: ClickHouseVectorStoreOptions) {
     const table = options.table ?? DEFAULT_COLLECTION;
     if (!identifierPattern.test(table)) {
-      throw new LogflowError(ErrorCodes.CONFIG_INVALID, `vector table name must be an identifier (letters, digits, underscore), got ${JSON.stringify(table)}`, {
-        stage: 'config',
-      });
+      throw new LogflowError(
+        ErrorCodes.CONFIG_INVALID,
+        `vector table name must be an identifier (letters, digits, underscore), got ${JSON.stringify(table)}`,
+        {
+          stage: 'config',
+        },
+      );
     }
     const batchSize = options.batchSize ?? 10_000;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new LogflowError(ErrorCodes.CONFIG_INVALID, `batchSize must be a positive integer, got ${batchSize}`, { stage: 'config' });
+      throw new LogflowError(ErrorCodes.CONFIG_INVALID, `batchSize must be a positive integer, got ${batchSize}`, {
+        stage: 'config',
+      });
     }
     this.#client = options.client;
     this.#table = table;
@@ -284,7 +297,11 @@ export class ClickHouseVectorStore implements VectorStore {
     try {
       return await body();
     } catch (error) {
-      throw storeError(error, clickHouseVectorErrorRules, `ClickHouse vector store ${operation} on ${this.#table} failed`);
+      throw storeError(
+        error,
+        clickHouseVectorErrorRules,
+        `ClickHouse vector store ${operation} on ${this.#table} failed`,
+      );
     }
   }
 
@@ -298,7 +315,8 @@ export class ClickHouseVectorStore implements VectorStore {
 
   async #tableExists(): Promise<boolean> {
     const result = await this.#client.query({
-      query: 'SELECT toString(count()) AS n FROM system.tables WHERE database = currentDatabase() AND name = {table:String}',
+      query:
+        'SELECT toString(count()) AS n FROM system.tables WHERE database = currentDatabase() AND name = {table:String}',
       query_params: { table: this.#table },
       format: 'JSONEachRow',
     });

@@ -52,20 +52,26 @@ export interface EmbeddingTtlOptions {
 }
 
 function resolveTtlMs(options: EmbeddingTtlOptions): number {
-  if (options.ttlSeconds !== undefined && options.ttlMs !== undefined) throw new RangeError('embedding cache: give ttlSeconds or ttlMs, not both');
+  if (options.ttlSeconds !== undefined && options.ttlMs !== undefined)
+    throw new RangeError('embedding cache: give ttlSeconds or ttlMs, not both');
   const ms = options.ttlMs ?? (options.ttlSeconds ?? DEFAULT_EMBEDDING_TTL_SECONDS) * 1000;
-  if (!Number.isSafeInteger(ms) || ms < 1) throw new RangeError(`embedding cache: the TTL must be a positive whole number of milliseconds, got ${ms}`);
+  if (!Number.isSafeInteger(ms) || ms < 1)
+    throw new RangeError(`embedding cache: the TTL must be a positive whole number of milliseconds, got ${ms}`);
   return ms;
 }
 
 function positiveInteger(value: number, what: string): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`embedding cache: ${what} must be a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new RangeError(`embedding cache: ${what} must be a positive integer, got ${value}`);
   return value;
 }
 
 function checkKeys(keys: readonly string[]): void {
   for (const key of keys) {
-    if (typeof key !== 'string' || key === '') throw new InputError(`embedding cache keys must be non-empty strings, got ${JSON.stringify(key)}`, { stage: 'embed' });
+    if (typeof key !== 'string' || key === '')
+      throw new InputError(`embedding cache keys must be non-empty strings, got ${JSON.stringify(key)}`, {
+        stage: 'embed',
+      });
   }
 }
 
@@ -73,7 +79,9 @@ function checkEntries(entries: readonly EmbeddingCacheEntry[]): void {
   checkKeys(entries.map((e) => e.key));
   for (const { key, vector } of entries) {
     if (!(vector instanceof Float32Array) || vector.length === 0) {
-      throw new InputError(`embedding cache: the vector for "${key}" must be a non-empty Float32Array`, { stage: 'embed' });
+      throw new InputError(`embedding cache: the vector for "${key}" must be a non-empty Float32Array`, {
+        stage: 'embed',
+      });
     }
   }
 }
@@ -102,16 +110,35 @@ class Counters {
  * loading, read-only or out of memory are retriable outages; the rest say the
  * command or the configuration is wrong.
  */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 export const redisErrorRules: readonly ClassificationRule[] = [
   { match: (e) => e.message === 'Command timed out', code: ErrorCodes.TIMEOUT, retriable: true },
-  { match: (e) => typeof e.code === 'string' && NETWORK_CODES.has(e.code), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
   {
-    match: (e) => e.name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|max retries per request/i.test(e.message),
+    match: (e) => typeof e.code === 'string' && NETWORK_CODES.has(e.code),
     code: ErrorCodes.SINK_UNAVAILABLE,
     retriable: true,
   },
-  { match: (e) => /^(LOADING|READONLY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|BUSY|OOM)\b/.test(e.message), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
+  {
+    match: (e) =>
+      e.name === 'MaxRetriesPerRequestError' ||
+      /Connection is closed|Stream isn't writeable|max retries per request/i.test(e.message),
+    code: ErrorCodes.SINK_UNAVAILABLE,
+    retriable: true,
+  },
+  {
+    match: (e) => /^(LOADING|READONLY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|BUSY|OOM)\b/.test(e.message),
+    code: ErrorCodes.SINK_UNAVAILABLE,
+    retriable: true,
+  },
   { match: (e) => /^(NOAUTH|WRONGPASS|NOPERM)\b/.test(e.message), code: ErrorCodes.CONFIG_INVALID, retriable: false },
   { match: (e) => /^(WRONGTYPE|ERR)\b/.test(e.message), code: ErrorCodes.SINK_REJECTED, retriable: false },
 ];
@@ -223,8 +250,12 @@ export function createRedisEmbeddingCache(options: RedisEmbeddingCacheOptions): 
         return { ok: true };
       } catch (error) {
         const reason = classifyRedisError(error).message;
-        const cause = lastError !== undefined && lastError.message !== reason ? ` (last error: ${lastError.message})` : '';
-        return { ok: false, detail: `Redis unreachable: ${reason}${cause}; ${counters.errors} cache operations failed and were served as misses` };
+        const cause =
+          lastError !== undefined && lastError.message !== reason ? ` (last error: ${lastError.message})` : '';
+        return {
+          ok: false,
+          detail: `Redis unreachable: ${reason}${cause}; ${counters.errors} cache operations failed and were served as misses`,
+        };
       }
     },
 
@@ -292,7 +323,9 @@ export function createMemoryEmbeddingCache(options: MemoryEmbeddingCacheOptions 
     stats: () => counters.snapshot(),
 
     async health() {
-      return closed ? { ok: false, detail: 'closed' } : { ok: true, detail: `${lru.size} vectors, ${lru.calculatedSize} bytes` };
+      return closed
+        ? { ok: false, detail: 'closed' }
+        : { ok: true, detail: `${lru.size} vectors, ${lru.calculatedSize} bytes` };
     },
 
     async close() {

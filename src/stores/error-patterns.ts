@@ -54,14 +54,33 @@ export class ErrorPatternStore {
           query_params: { hashes },
           format: 'JSONEachRow',
         })
-      ).json<{ hash: string; tpl: string; sample: string; svc: string[]; lvl: string; first: string; last: string; occurrences: string; embedded: number; point: string }>(),
+      ).json<{
+        hash: string;
+        tpl: string;
+        sample: string;
+        svc: string[];
+        lvl: string;
+        first: string;
+        last: string;
+        occurrences: string;
+        embedded: number;
+        point: string;
+      }>(),
     );
     return new Map(
       rows.map((r) => [
         r.hash,
         {
-          error_hash: r.hash, template: r.tpl, sample_message: r.sample, services: r.svc, level: r.lvl, first_seen: r.first,
-          last_seen: r.last, occurrence_count: r.occurrences, has_embedding: Number(r.embedded), qdrant_point_id: r.point,
+          error_hash: r.hash,
+          template: r.tpl,
+          sample_message: r.sample,
+          services: r.svc,
+          level: r.lvl,
+          first_seen: r.first,
+          last_seen: r.last,
+          occurrence_count: r.occurrences,
+          has_embedding: Number(r.embedded),
+          qdrant_point_id: r.point,
         },
       ]),
     );
@@ -123,7 +142,10 @@ export class ErrorPatternStore {
     for (let i = 0; i < logIds.length; i += UPDATE_CHUNK) {
       const ids = logIds.slice(i, i + UPDATE_CHUNK);
       await this.run(() =>
-        this.client.command({ query: 'UPDATE logs SET is_vectorized = 1 WHERE log_id IN {ids:Array(UUID)}', query_params: { ids } }),
+        this.client.command({
+          query: 'UPDATE logs SET is_vectorized = 1 WHERE log_id IN {ids:Array(UUID)}',
+          query_params: { ids },
+        }),
       );
     }
   }

@@ -73,7 +73,11 @@ const statusIn = (min: number, max: number) => (e: ErrorLike) => {
  */
 export const qdrantErrorRules: readonly ClassificationRule[] = [
   { match: (e) => e instanceof QdrantClientTimeoutError, code: ErrorCodes.TIMEOUT, retriable: true },
-  { match: (e) => e instanceof QdrantClientResourceExhaustedError || httpStatus(e) === 429, code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
+  {
+    match: (e) => e instanceof QdrantClientResourceExhaustedError || httpStatus(e) === 429,
+    code: ErrorCodes.SINK_UNAVAILABLE,
+    retriable: true,
+  },
   { match: (e) => httpStatus(e) === 408 || statusIn(500, 599)(e), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
   { match: statusIn(400, 499), code: ErrorCodes.SINK_REJECTED, retriable: false },
   { match: (e) => isNetworkError(e), code: ErrorCodes.SINK_UNAVAILABLE, retriable: true },
@@ -83,7 +87,8 @@ export const qdrantErrorRules: readonly ClassificationRule[] = [
 
 /** `ApiError.message` is only the status text; Qdrant's reason is in the body's `status.error`. */
 function describeQdrantError(error: unknown): string {
-  if (error instanceof QdrantClientResourceExhaustedError) return `rate limited, retry after ${error.retry_after} s (${error.message})`;
+  if (error instanceof QdrantClientResourceExhaustedError)
+    return `rate limited, retry after ${error.retry_after} s (${error.message})`;
   const status = httpStatus(error);
   if (status === undefined) {
     const cause = (error as { cause?: unknown } | null)?.cause;
@@ -122,17 +127,22 @@ export class QdrantVectorStore implements VectorStore {
     let url: URL | undefined;
     try {
       url = new URL(options.url);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') problems.push(`url must start with http:// or https://, got ${options.url}`);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:')
+        problems.push(`url must start with http:// or https://, got ${options.url}`);
     } catch {
       problems.push(`url is not a URL: ${options.url}`);
     }
-    if (!/^[A-Za-z0-9_.-]{1,255}$/.test(collection)) problems.push(`collection must be 1-255 letters, digits, "_", "." or "-", got ${JSON.stringify(collection)}`);
+    if (!/^[A-Za-z0-9_.-]{1,255}$/.test(collection))
+      problems.push(`collection must be 1-255 letters, digits, "_", "." or "-", got ${JSON.stringify(collection)}`);
     const batchSize = options.batchSize ?? 256;
-    if (!Number.isInteger(batchSize) || batchSize < 1) problems.push(`batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      problems.push(`batchSize must be a positive integer, got ${batchSize}`);
     const timeoutMs = options.timeoutMs ?? 30_000;
     if (!(timeoutMs > 0)) problems.push(`timeoutMs must be > 0, got ${timeoutMs}`);
     if (problems.length > 0 || url === undefined) {
-      throw new LogflowError(ErrorCodes.CONFIG_INVALID, `Qdrant vector store: ${problems.join('; ')}`, { stage: 'config' });
+      throw new LogflowError(ErrorCodes.CONFIG_INVALID, `Qdrant vector store: ${problems.join('; ')}`, {
+        stage: 'config',
+      });
     }
 
     // The client would default a port-less URL to 6333 and drop its path; hand it both explicitly.
@@ -169,7 +179,11 @@ export class QdrantVectorStore implements VectorStore {
       for (const field of PAYLOAD_INDEXES) {
         const index = info.payload_schema[field];
         if (index === undefined) {
-          await this.#client.createPayloadIndex(this.#collection, { field_name: field, field_schema: 'keyword', wait: true });
+          await this.#client.createPayloadIndex(this.#collection, {
+            field_name: field,
+            field_schema: 'keyword',
+            wait: true,
+          });
         } else if (index.data_type !== 'keyword') {
           throw new LogflowError(
             ErrorCodes.CONFIG_INVALID,
@@ -205,8 +219,12 @@ export class QdrantVectorStore implements VectorStore {
       ...(search.service === undefined ? [] : [{ key: 'service', match: { value: search.service } }]),
       ...(search.level === undefined ? [] : [{ key: 'level', match: { value: search.level } }]),
     ];
-    const mustNot = search.excludeErrorHash === undefined ? [] : [{ key: 'error_hash', match: { value: search.excludeErrorHash } }];
-    const filter = must.length === 0 && mustNot.length === 0 ? undefined : { ...(must.length > 0 ? { must } : {}), ...(mustNot.length > 0 ? { must_not: mustNot } : {}) };
+    const mustNot =
+      search.excludeErrorHash === undefined ? [] : [{ key: 'error_hash', match: { value: search.excludeErrorHash } }];
+    const filter =
+      must.length === 0 && mustNot.length === 0
+        ? undefined
+        : { ...(must.length > 0 ? { must } : {}), ...(mustNot.length > 0 ? { must_not: mustNot } : {}) };
     const response = await this.#run('search', () =>
       this.#client.query(this.#collection, {
         query: [...query],
@@ -219,13 +237,22 @@ export class QdrantVectorStore implements VectorStore {
     );
     return response.points.map((point) => {
       if (!isPatternPayload(point.payload)) {
-        throw new LogflowError(ErrorCodes.INTERNAL, `Qdrant point ${String(point.id)} in ${this.#collection} has no pattern payload`, {
-          stage: 'sink',
-          details: { payload: point.payload },
-        });
+        throw new LogflowError(
+          ErrorCodes.INTERNAL,
+          `Qdrant point ${String(point.id)} in ${this.#collection} has no pattern payload`,
+          {
+            stage: 'sink',
+            details: { payload: point.payload },
+          },
+        );
       }
       const { error_hash, template, service, level, first_seen } = point.payload;
-      return { id: String(point.id), errorHash: error_hash, score: point.score, payload: { error_hash, template, service, level, first_seen } };
+      return {
+        id: String(point.id),
+        errorHash: error_hash,
+        score: point.score,
+        payload: { error_hash, template, service, level, first_seen },
+      };
     });
   }
 
@@ -259,21 +286,34 @@ export class QdrantVectorStore implements VectorStore {
     try {
       return await body();
     } catch (error) {
-      throw storeError(error, qdrantErrorRules, `Qdrant ${operation} on ${this.#collection} failed`, describeQdrantError);
+      throw storeError(
+        error,
+        qdrantErrorRules,
+        `Qdrant ${operation} on ${this.#collection} failed`,
+        describeQdrantError,
+      );
     }
   }
 
   #vectorParams(vectors: unknown): { size: number } {
     const params = vectors as { size?: unknown; distance?: unknown } | undefined;
     if (typeof params?.size !== 'number') {
-      throw new LogflowError(ErrorCodes.CONFIG_INVALID, `Qdrant collection ${this.#collection} has named vectors; logflow needs a single unnamed vector`, {
-        stage: 'sink',
-      });
+      throw new LogflowError(
+        ErrorCodes.CONFIG_INVALID,
+        `Qdrant collection ${this.#collection} has named vectors; logflow needs a single unnamed vector`,
+        {
+          stage: 'sink',
+        },
+      );
     }
     if (params.distance !== 'Cosine') {
-      throw new LogflowError(ErrorCodes.CONFIG_INVALID, `Qdrant collection ${this.#collection} uses ${String(params.distance)} distance; logflow needs Cosine`, {
-        stage: 'sink',
-      });
+      throw new LogflowError(
+        ErrorCodes.CONFIG_INVALID,
+        `Qdrant collection ${this.#collection} uses ${String(params.distance)} distance; logflow needs Cosine`,
+        {
+          stage: 'sink',
+        },
+      );
     }
     return { size: params.size };
   }

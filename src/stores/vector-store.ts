@@ -85,7 +85,9 @@ export function isErrorHash(value: unknown): value is string {
 
 function checkErrorHash(value: unknown, what: string): string {
   if (!isErrorHash(value)) {
-    throw new InputError(`${what} must be a UInt64 in decimal without leading zeros, got ${JSON.stringify(value)}`, { stage: 'sink' });
+    throw new InputError(`${what} must be a UInt64 in decimal without leading zeros, got ${JSON.stringify(value)}`, {
+      stage: 'sink',
+    });
   }
   return value;
 }
@@ -97,7 +99,9 @@ export function pointIdFor(errorHash: string): string {
 
 export function checkDimension(dimension: unknown): number {
   if (typeof dimension !== 'number' || !Number.isInteger(dimension) || dimension < 1 || dimension > MAX_DIMENSION) {
-    throw new InputError(`dimension must be an integer between 1 and ${MAX_DIMENSION}, got ${String(dimension)}`, { stage: 'sink' });
+    throw new InputError(`dimension must be an integer between 1 and ${MAX_DIMENSION}, got ${String(dimension)}`, {
+      stage: 'sink',
+    });
   }
   return dimension;
 }
@@ -116,7 +120,9 @@ export function checkVector(vector: unknown, dimension: number, what: string): n
   let nonZero = false;
   vector.forEach((component: unknown, index) => {
     if (typeof component !== 'number' || !Number.isFinite(Math.fround(component))) {
-      throw new InputError(`${what}[${index}] must be a finite number within Float32 range, got ${String(component)}`, { stage: 'sink' });
+      throw new InputError(`${what}[${index}] must be a finite number within Float32 range, got ${String(component)}`, {
+        stage: 'sink',
+      });
     }
     if (Math.fround(component) !== 0) nonZero = true;
   });
@@ -126,7 +132,9 @@ export function checkVector(vector: unknown, dimension: number, what: string): n
 
 function checkText(value: unknown, what: string, allowEmpty: boolean): string {
   if (typeof value !== 'string' || (!allowEmpty && value === '')) {
-    throw new InputError(`${what} must be a ${allowEmpty ? '' : 'non-empty '}string, got ${JSON.stringify(value)}`, { stage: 'sink' });
+    throw new InputError(`${what} must be a ${allowEmpty ? '' : 'non-empty '}string, got ${JSON.stringify(value)}`, {
+      stage: 'sink',
+    });
   }
   return value;
 }
@@ -134,24 +142,40 @@ function checkText(value: unknown, what: string, allowEmpty: boolean): string {
 /** Canonical `first_seen`: the ClickHouse store keeps DateTime64(3, 'UTC'), so both stores return this form. */
 export function canonicalFirstSeen(value: unknown, what = 'first_seen'): string {
   const text = checkText(value, what, false);
-  const fields = isoDateTime.exec(text)?.slice(1).map((f) => Number(f ?? 0));
+  const fields = isoDateTime
+    .exec(text)
+    ?.slice(1)
+    .map((f) => Number(f ?? 0));
   // Date.parse rolls 2024-02-31 over into March instead of refusing it.
   const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = fields ?? [];
   const valid =
-    fields !== undefined && month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate() && hour <= 23 && minute <= 59 && second <= 59;
+    fields !== undefined &&
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= new Date(Date.UTC(year, month, 0)).getUTCDate() &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59;
   // Without an offset, UTC (as ClickHouse reads it), not the local time zone Date.parse would assume.
   const zoned = /(Z|[+-]\d{2}:?\d{2})$/.test(text) ? text : `${text}Z`;
   const time = valid ? Date.parse(zoned.replace(' ', 'T')) : Number.NaN;
-  if (Number.isNaN(time)) throw new InputError(`${what} must be an ISO-8601 date-time, got ${JSON.stringify(value)}`, { stage: 'sink' });
-  if (time < FIRST_SEEN_MIN || time > FIRST_SEEN_MAX) throw new InputError(`${what} must be between 1900 and 2299, got ${text}`, { stage: 'sink' });
+  if (Number.isNaN(time))
+    throw new InputError(`${what} must be an ISO-8601 date-time, got ${JSON.stringify(value)}`, { stage: 'sink' });
+  if (time < FIRST_SEEN_MIN || time > FIRST_SEEN_MAX)
+    throw new InputError(`${what} must be between 1900 and 2299, got ${text}`, { stage: 'sink' });
   return new Date(time).toISOString();
 }
 
 function checkPayload(payload: unknown, errorHash: string, what: string): PatternPayload {
-  if (payload === null || typeof payload !== 'object') throw new InputError(`${what}.payload must be an object`, { stage: 'sink' });
+  if (payload === null || typeof payload !== 'object')
+    throw new InputError(`${what}.payload must be an object`, { stage: 'sink' });
   const p = payload as Record<string, unknown>;
   if (p.error_hash !== errorHash) {
-    throw new InputError(`${what}.payload.error_hash (${JSON.stringify(p.error_hash)}) differs from errorHash (${errorHash})`, { stage: 'sink' });
+    throw new InputError(
+      `${what}.payload.error_hash (${JSON.stringify(p.error_hash)}) differs from errorHash (${errorHash})`,
+      { stage: 'sink' },
+    );
   }
   return {
     error_hash: errorHash,
@@ -173,7 +197,8 @@ export function checkPoints(points: unknown, dimension: number): VectorPoint[] {
   const byHash = new Map<string, VectorPoint>();
   points.forEach((point: unknown, index) => {
     const what = `points[${index}]`;
-    if (point === null || typeof point !== 'object') throw new InputError(`${what} must be an object`, { stage: 'sink' });
+    if (point === null || typeof point !== 'object')
+      throw new InputError(`${what} must be an object`, { stage: 'sink' });
     const p = point as Record<string, unknown>;
     const errorHash = checkErrorHash(p.errorHash, `${what}.errorHash`);
     const vector = checkVector(p.vector, dimension, `${what}.vector`);
@@ -194,13 +219,18 @@ export interface CheckedSearch {
 }
 
 export function checkSearchOptions(options: unknown): Omit<CheckedSearch, 'vector'> {
-  if (options === null || typeof options !== 'object') throw new InputError('search options must be an object', { stage: 'sink' });
+  if (options === null || typeof options !== 'object')
+    throw new InputError('search options must be an object', { stage: 'sink' });
   const o = options as Record<string, unknown>;
   if (typeof o.limit !== 'number' || !Number.isInteger(o.limit) || o.limit < 1 || o.limit > MAX_SEARCH_LIMIT) {
-    throw new InputError(`limit must be an integer between 1 and ${MAX_SEARCH_LIMIT}, got ${String(o.limit)}`, { stage: 'sink' });
+    throw new InputError(`limit must be an integer between 1 and ${MAX_SEARCH_LIMIT}, got ${String(o.limit)}`, {
+      stage: 'sink',
+    });
   }
   if (o.minScore !== undefined && (typeof o.minScore !== 'number' || !(o.minScore >= -1 && o.minScore <= 1))) {
-    throw new InputError(`minScore must be a number between -1 and 1 (cosine similarity), got ${String(o.minScore)}`, { stage: 'sink' });
+    throw new InputError(`minScore must be a number between -1 and 1 (cosine similarity), got ${String(o.minScore)}`, {
+      stage: 'sink',
+    });
   }
   const filter = (o.filter ?? {}) as Record<string, unknown>;
   if (typeof filter !== 'object') throw new InputError('filter must be an object', { stage: 'sink' });
@@ -209,7 +239,8 @@ export function checkSearchOptions(options: unknown): Omit<CheckedSearch, 'vecto
     service: filter.service === undefined ? undefined : checkText(filter.service, 'filter.service', false),
     level: filter.level === undefined ? undefined : checkText(filter.level, 'filter.level', false),
     minScore: o.minScore as number | undefined,
-    excludeErrorHash: o.excludeErrorHash === undefined ? undefined : checkErrorHash(o.excludeErrorHash, 'excludeErrorHash'),
+    excludeErrorHash:
+      o.excludeErrorHash === undefined ? undefined : checkErrorHash(o.excludeErrorHash, 'excludeErrorHash'),
   };
 }
 
@@ -223,10 +254,14 @@ export function dimensionMismatch(collection: string, existing: number, requeste
 }
 
 export function missingCollection(collection: string): LogflowError {
-  return new LogflowError(ErrorCodes.SINK_REJECTED, `vector collection "${collection}" does not exist: call ensureCollection(dimension) first`, {
-    stage: 'sink',
-    details: { collection },
-  });
+  return new LogflowError(
+    ErrorCodes.SINK_REJECTED,
+    `vector collection "${collection}" does not exist: call ensureCollection(dimension) first`,
+    {
+      stage: 'sink',
+      details: { collection },
+    },
+  );
 }
 
 export function closedStore(name: string): LogflowError {
@@ -253,7 +288,11 @@ const networkErrorCodes = new Set([
 
 /** Looks through `cause` chains too: fetch reports `TypeError: fetch failed` with the socket error as its cause. */
 export function isNetworkError(error: unknown): boolean {
-  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+  for (
+    let e = error, depth = 0;
+    e !== null && typeof e === 'object' && depth < 5;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && networkErrorCodes.has(code)) return true;
   }

@@ -32,8 +32,18 @@ const MINUTE = 60_000;
 const BASE = Math.floor((Date.now() - 2 * 60 * MINUTE) / MINUTE) * MINUTE;
 const SERVICES = ['payment-service', 'order-service', 'auth-service'] as const;
 const PATTERNS = [
-  { hash: '1001', template: 'payment declined for card <*> by issuer <*>', level: 'ERROR' as const, service: 'payment-service' },
-  { hash: '1002', template: 'payment declined for card <*> by gateway <*>', level: 'ERROR' as const, service: 'payment-service' },
+  {
+    hash: '1001',
+    template: 'payment declined for card <*> by issuer <*>',
+    level: 'ERROR' as const,
+    service: 'payment-service',
+  },
+  {
+    hash: '1002',
+    template: 'payment declined for card <*> by gateway <*>',
+    level: 'ERROR' as const,
+    service: 'payment-service',
+  },
   { hash: '1003', template: 'order <*> stuck in state <*>', level: 'FATAL' as const, service: 'order-service' },
   { hash: '1004', template: 'token refresh failed for user <*>', level: 'WARN' as const, service: 'auth-service' },
 ];
@@ -43,7 +53,10 @@ function makeLog(i: number): StoredLog {
   const service = SERVICES[i % SERVICES.length]!;
   // Every 4th log is a problem of its service's pattern (payment-service has two); the rest are INFO with hash 0.
   const hash = service === 'payment-service' && i % 24 === 0 ? '1002' : undefined;
-  const pattern = i % 4 === 0 ? PATTERNS.find((p) => p.service === service && (hash === undefined ? p.hash !== '1002' : p.hash === hash)) : undefined;
+  const pattern =
+    i % 4 === 0
+      ? PATTERNS.find((p) => p.service === service && (hash === undefined ? p.hash !== '1002' : p.hash === hash))
+      : undefined;
   return {
     log_id: randomUUID(),
     // Logs i and i + 4 share a timestamp: the keyset cursor must break ties by log_id.
@@ -51,14 +64,33 @@ function makeLog(i: number): StoredLog {
     service,
     environment: i % 2 === 0 ? 'production' : 'staging',
     level: pattern?.level ?? 'INFO',
-    message: pattern === undefined ? `request ${i} served` : pattern.template.replace('<*>', String(i)).replace('<*>', `x${i}`),
+    message:
+      pattern === undefined
+        ? `request ${i} served`
+        : pattern.template.replace('<*>', String(i)).replace('<*>', `x${i}`),
     host: `host-${i % 3}`,
-    region: '', version: '', logger: '', trace_id: `trace-${i}`, span_id: '', request_id: '', user_id: '', session_id: '',
-    http_method: '', http_path: '', http_status: null, duration_ms: i % 50, error_type: '', error_code: '', stack_trace: '', attributes: {},
+    region: '',
+    version: '',
+    logger: '',
+    trace_id: `trace-${i}`,
+    span_id: '',
+    request_id: '',
+    user_id: '',
+    session_id: '',
+    http_method: '',
+    http_path: '',
+    http_status: null,
+    duration_ms: i % 50,
+    error_type: '',
+    error_code: '',
+    stack_trace: '',
+    attributes: {},
     template: pattern?.template ?? 'request <*> served',
     error_hash: pattern?.hash ?? '0',
     ingested_at: Date.now(),
-    kafka_topic: 'raw-logs', kafka_partition: 0, kafka_offset: i,
+    kafka_topic: 'raw-logs',
+    kafka_partition: 0,
+    kafka_offset: i,
   };
 }
 
@@ -91,13 +123,23 @@ const alerts: AnomalyAlert[] = [];
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
 async function call(options: InjectOptions & { key?: string }) {
   const { key, ...rest } = options;
-  const response = await app.inject({ ...rest, headers: { ...(rest.headers ?? {}), ...(key === undefined ? {} : auth(key)) } });
-  return { status: response.statusCode, body: response.body === '' ? undefined : (JSON.parse(response.body) as Record<string, unknown> & { items?: unknown[] }), headers: response.headers };
+  const response = await app.inject({
+    ...rest,
+    headers: { ...(rest.headers ?? {}), ...(key === undefined ? {} : auth(key)) },
+  });
+  return {
+    status: response.statusCode,
+    body:
+      response.body === '' ? undefined : (JSON.parse(response.body) as Record<string, unknown> & { items?: unknown[] }),
+    headers: response.headers,
+  };
 }
 const get = (url: string, key?: string) => call({ method: 'GET', url, ...(key === undefined ? {} : { key }) });
 
 async function chCount(table: string): Promise<number> {
-  const [row] = await (await engines.clickhouse.query({ query: `SELECT count() AS n FROM ${table}`, format: 'JSONEachRow' })).json<{ n: string }>();
+  const [row] = await (
+    await engines.clickhouse.query({ query: `SELECT count() AS n FROM ${table}`, format: 'JSONEachRow' })
+  ).json<{ n: string }>();
   return Number(row?.n);
 }
 async function pgCount(table: string): Promise<number> {
@@ -105,8 +147,18 @@ async function pgCount(table: string): Promise<number> {
 }
 async function tableCounts(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const t of ['logs', 'logs_hourly_agg', 'logs_minute_agg', 'error_patterns', 'log_embeddings']) out[t] = await chCount(t);
-  for (const t of ['anomaly_alerts', 'alert_silences', 'services', 'app_config', 'api_keys', 'nightly_reports', 'analysis_jobs', 'user_preferences']) {
+  for (const t of ['logs', 'logs_hourly_agg', 'logs_minute_agg', 'error_patterns', 'log_embeddings'])
+    out[t] = await chCount(t);
+  for (const t of [
+    'anomaly_alerts',
+    'alert_silences',
+    'services',
+    'app_config',
+    'api_keys',
+    'nightly_reports',
+    'analysis_jobs',
+    'user_preferences',
+  ]) {
     out[t] = await pgCount(t);
   }
   return out;
@@ -114,18 +166,34 @@ async function tableCounts(): Promise<Record<string, number>> {
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-api-'));
-  const config = loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_API_RATE_LIMIT: '1000000', LOGFLOW_API_BODY_LIMIT_BYTES: '4096' });
+  const config = loadConfig({
+    LOGFLOW_DATA_DIR: dir,
+    LOGFLOW_API_RATE_LIMIT: '1000000',
+    LOGFLOW_API_BODY_LIMIT_BYTES: '4096',
+  });
   engines = await openEngines(config, { createDatabases: true });
   await migrateAll(engines);
   repos = createRepositories(engines.postgres);
 
-  await engines.clickhouse.insert({ table: 'logs', columns: [...LOGS_COLUMNS] as [string, ...string[]], values: logs.map(toLogsRow), format: 'JSONCompactEachRow' });
+  await engines.clickhouse.insert({
+    table: 'logs',
+    columns: [...LOGS_COLUMNS] as [string, ...string[]],
+    values: logs.map(toLogsRow),
+    format: 'JSONCompactEachRow',
+  });
   const last = BASE + (LOG_COUNT / 8) * MINUTE;
   await new ErrorPatternStore(engines.clickhouse).upsert(
     PATTERNS.map((p, i) => ({
-      error_hash: p.hash, template: p.template, sample_message: p.template, services: [p.service], level: p.level,
-      first_seen: toClickHouseDateTime(BASE), last_seen: toClickHouseDateTime(last - i * MINUTE),
-      occurrence_count: String(logs.filter((l) => l.error_hash === p.hash).length), has_embedding: 1, qdrant_point_id: pointIdFor(p.hash),
+      error_hash: p.hash,
+      template: p.template,
+      sample_message: p.template,
+      services: [p.service],
+      level: p.level,
+      first_seen: toClickHouseDateTime(BASE),
+      last_seen: toClickHouseDateTime(last - i * MINUTE),
+      occurrence_count: String(logs.filter((l) => l.error_hash === p.hash).length),
+      has_embedding: 1,
+      qdrant_point_id: pointIdFor(p.hash),
     })),
   );
   const embedder = createLocalEmbedder();
@@ -134,25 +202,54 @@ beforeAll(async () => {
   const vectors = await embedder.embed(PATTERNS.map((p) => p.template));
   await vectorStore.upsert(
     PATTERNS.map((p, i) => ({
-      errorHash: p.hash, vector: [...vectors[i]!],
-      payload: { error_hash: p.hash, template: p.template, service: p.service, level: p.level, first_seen: new Date(BASE).toISOString() },
+      errorHash: p.hash,
+      vector: [...vectors[i]!],
+      payload: {
+        error_hash: p.hash,
+        template: p.template,
+        service: p.service,
+        level: p.level,
+        first_seen: new Date(BASE).toISOString(),
+      },
     })),
   );
 
   for (const [i, service] of SERVICES.entries()) {
     alerts.push(
       await repos.anomalyAlerts.insert({
-        dedupKey: `spike|${service}|production|ERROR`, rule: i === 2 ? 'silence' : 'spike', alertType: i === 2 ? 'silence' : 'spike',
-        status: 'open', severity: i === 0 ? 'critical' : 'high', service, environment: 'production', level: 'ERROR', score: 5 + i,
+        dedupKey: `spike|${service}|production|ERROR`,
+        rule: i === 2 ? 'silence' : 'spike',
+        alertType: i === 2 ? 'silence' : 'spike',
+        status: 'open',
+        severity: i === 0 ? 'critical' : 'high',
+        service,
+        environment: 'production',
+        level: 'ERROR',
+        score: 5 + i,
         description: `error spike on ${service}`,
       }),
     );
   }
-  alerts.push(await repos.anomalyAlerts.insert({ dedupKey: 'novel|1003', rule: 'novel_pattern', alertType: 'novel_pattern', status: 'pending', errorHash: '1003' }));
+  alerts.push(
+    await repos.anomalyAlerts.insert({
+      dedupKey: 'novel|1003',
+      rule: 'novel_pattern',
+      alertType: 'novel_pattern',
+      status: 'pending',
+      errorHash: '1003',
+    }),
+  );
   for (const date of ['2026-01-01', '2026-01-02', '2026-01-03']) {
     await repos.nightlyReports.upsertForDate({
-      reportDate: date, producedBy: 'statistical', summary: `quiet day ${date}`, keyIssues: ['payment declines'], totalLogs: 1000, totalErrors: 10,
-      errorRate: 0.01, uniquePatterns: 4, anomaliesDetected: 1,
+      reportDate: date,
+      producedBy: 'statistical',
+      summary: `quiet day ${date}`,
+      keyIssues: ['payment declines'],
+      totalLogs: 1000,
+      totalErrors: 10,
+      errorRate: 0.01,
+      uniquePatterns: 4,
+      anomaliesDetected: 1,
     });
   }
   const made = {
@@ -167,8 +264,14 @@ beforeAll(async () => {
   const health = new Health();
   health.setPhase('running');
   deps = {
-    config, logger: createLogger({ level: 'info', destination: capture }), metrics: createMetrics({ defaultMetrics: false }), health,
-    clickhouse: engines.clickhouse, repositories: repos, vectorStore, embedder,
+    config,
+    logger: createLogger({ level: 'info', destination: capture }),
+    metrics: createMetrics({ defaultMetrics: false }),
+    health,
+    clickhouse: engines.clickhouse,
+    repositories: repos,
+    vectorStore,
+    embedder,
   };
   app = await buildApiServer(deps);
   await app.ready();
@@ -181,7 +284,12 @@ afterAll(async () => {
 });
 
 /** Every endpoint, the least role it needs, and a request that succeeds for that role. */
-const ENDPOINTS: ReadonlyArray<{ method: NonNullable<InjectOptions['method']>; url: string; role: 'viewer' | 'operator' | 'admin'; body?: unknown }> = [
+const ENDPOINTS: ReadonlyArray<{
+  method: NonNullable<InjectOptions['method']>;
+  url: string;
+  role: 'viewer' | 'operator' | 'admin';
+  body?: unknown;
+}> = [
   { method: 'GET', url: '/api/v1/me', role: 'viewer' },
   { method: 'GET', url: '/api/v1/logs', role: 'viewer' },
   { method: 'GET', url: '/api/v1/stats/error-rate', role: 'viewer' },
@@ -193,9 +301,19 @@ const ENDPOINTS: ReadonlyArray<{ method: NonNullable<InjectOptions['method']>; u
   { method: 'GET', url: '/api/v1/alerts/1', role: 'viewer' },
   { method: 'POST', url: '/api/v1/alerts/1/acknowledge', role: 'operator', body: {} },
   { method: 'POST', url: '/api/v1/alerts/1/resolve', role: 'operator', body: {} },
-  { method: 'POST', url: '/api/v1/alerts/1/silence', role: 'operator', body: { durationMinutes: 30, reason: 'deploy' } },
+  {
+    method: 'POST',
+    url: '/api/v1/alerts/1/silence',
+    role: 'operator',
+    body: { durationMinutes: 30, reason: 'deploy' },
+  },
   { method: 'GET', url: '/api/v1/silences', role: 'viewer' },
-  { method: 'POST', url: '/api/v1/silences', role: 'operator', body: { service: 'x', reason: 'r', expiresAt: '2999-01-01T00:00:00Z' } },
+  {
+    method: 'POST',
+    url: '/api/v1/silences',
+    role: 'operator',
+    body: { service: 'x', reason: 'r', expiresAt: '2999-01-01T00:00:00Z' },
+  },
   { method: 'DELETE', url: '/api/v1/silences/1', role: 'operator' },
   { method: 'GET', url: '/api/v1/reports', role: 'viewer' },
   { method: 'GET', url: '/api/v1/reports/2026-01-01', role: 'viewer' },
@@ -229,7 +347,10 @@ const INVALID: Readonly<Record<string, { url?: string; body?: unknown; field: st
   'POST /api/v1/alerts/1/resolve': { url: '/api/v1/alerts/one/resolve', body: {}, field: 'params.id' },
   'POST /api/v1/alerts/1/silence': { body: { durationMinutes: 'forever', reason: 'x' }, field: 'body.durationMinutes' },
   'GET /api/v1/silences': { url: '/api/v1/silences?all=1', field: 'querystring' },
-  'POST /api/v1/silences': { body: { service: 'x', reason: '', expiresAt: '2999-01-01T00:00:00Z' }, field: 'body.reason' },
+  'POST /api/v1/silences': {
+    body: { service: 'x', reason: '', expiresAt: '2999-01-01T00:00:00Z' },
+    field: 'body.reason',
+  },
   'DELETE /api/v1/silences/1': { url: '/api/v1/silences/1.5', field: 'params.id' },
   'GET /api/v1/reports': { url: '/api/v1/reports?limit=5000', field: 'querystring.limit' },
   'GET /api/v1/reports/2026-01-01': { url: '/api/v1/reports/01-01-2026', field: 'params.date' },
@@ -256,10 +377,18 @@ describe('validation', () => {
       const bad = INVALID[name];
       expect(bad, `${name} has a validation case`).toBeDefined();
       const body = bad!.body ?? e.body;
-      const r = await call({ method: e.method, url: bad!.url ?? e.url, key: keys.admin, ...(body === undefined ? {} : { payload: body as object }) });
+      const r = await call({
+        method: e.method,
+        url: bad!.url ?? e.url,
+        key: keys.admin,
+        ...(body === undefined ? {} : { payload: body as object }),
+      });
       expect(r.status, name).toBe(400);
       expect(r.body, name).toMatchObject({ error: 'invalid_request', message: expect.any(String) });
-      expect((r.body!.details as Array<{ field: string }>).map((d) => d.field), name).toContain(bad!.field);
+      expect(
+        (r.body!.details as Array<{ field: string }>).map((d) => d.field),
+        name,
+      ).toContain(bad!.field);
     }
     expect(await tableCounts()).toEqual(before);
   });
@@ -273,7 +402,13 @@ describe('auth', () => {
     for (const e of ENDPOINTS) {
       const base = { method: e.method, url: e.url, ...(e.body === undefined ? {} : { payload: e.body as object }) };
       const what = `${e.method} ${e.url}`;
-      for (const headers of [{}, { authorization: `Bearer ${wrong}` }, { authorization: 'Bearer lf_nope' }, { authorization: keys.admin }, { authorization: `Bearer ${keys.revoked}` }]) {
+      for (const headers of [
+        {},
+        { authorization: `Bearer ${wrong}` },
+        { authorization: 'Bearer lf_nope' },
+        { authorization: keys.admin },
+        { authorization: `Bearer ${keys.revoked}` },
+      ]) {
         const r = await call({ ...base, headers });
         expect(r.status, `${what} ${JSON.stringify(headers).slice(0, 30)}`).toBe(401);
         expect(r.body).toMatchObject({ error: 'unauthorized' });
@@ -295,7 +430,14 @@ describe('auth', () => {
       .filter(([p]) => p.startsWith('/api/v1'))
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
       .sort();
-    const tested = [...new Set(ENDPOINTS.map((e) => `${e.method} ${e.url.replace(/\/(1|1001|2026-01-01|payment-service|search-service|anomaly\.z_threshold|retention\.logs_days)(?=\/|$)/, (_m, v: string) => `/{${paramName(e.url, v)}}`)}`))].sort();
+    const tested = [
+      ...new Set(
+        ENDPOINTS.map(
+          (e) =>
+            `${e.method} ${e.url.replace(/\/(1|1001|2026-01-01|payment-service|search-service|anomaly\.z_threshold|retention\.logs_days)(?=\/|$)/, (_m, v: string) => `/{${paramName(e.url, v)}}`)}`,
+        ),
+      ),
+    ].sort();
     expect(tested).toEqual(documented);
   });
 
@@ -319,12 +461,22 @@ describe('logs', () => {
     expect(all.items).toHaveLength(LOG_COUNT);
     const times = (all.items as Array<{ timestamp: string }>).map((l) => Date.parse(l.timestamp));
     expect(times).toEqual([...times].sort((a, b) => b - a));
-    expect(all.items![0]).toMatchObject({ service: expect.any(String), environment: expect.any(String), traceId: expect.stringMatching(/^trace-/), host: expect.stringMatching(/^host-/) });
+    expect(all.items![0]).toMatchObject({
+      service: expect.any(String),
+      environment: expect.any(String),
+      traceId: expect.stringMatching(/^trace-/),
+      host: expect.stringMatching(/^host-/),
+    });
 
     const expectFilter = async (query: string, keep: (l: StoredLog) => boolean) => {
       const body = (await get(`/api/v1/logs?limit=1000&${query}`, keys.viewer)).body!;
       const ids = (body.items as Array<{ logId: string }>).map((l) => l.logId).sort();
-      expect(ids, query).toEqual(logs.filter(keep).map((l) => l.log_id).sort());
+      expect(ids, query).toEqual(
+        logs
+          .filter(keep)
+          .map((l) => l.log_id)
+          .sort(),
+      );
       expect(ids.length, query).toBeGreaterThan(0);
     };
     await expectFilter('service=payment-service', (l) => l.service === 'payment-service');
@@ -332,10 +484,16 @@ describe('logs', () => {
     await expectFilter('level=FATAL', (l) => l.level === 'FATAL');
     await expectFilter('errorHash=1002', (l) => l.error_hash === '1002');
     await expectFilter('q=DECLINED%20FOR', (l) => l.message.includes('declined for'));
-    await expectFilter('service=order-service&level=INFO&environment=production', (l) => l.service === 'order-service' && l.level === 'INFO' && l.environment === 'production');
+    await expectFilter(
+      'service=order-service&level=INFO&environment=production',
+      (l) => l.service === 'order-service' && l.level === 'INFO' && l.environment === 'production',
+    );
     const from = new Date(BASE + 10 * MINUTE).toISOString();
     const to = new Date(BASE + 20 * MINUTE).toISOString();
-    await expectFilter(`from=${from}&to=${to}`, (l) => l.timestamp >= BASE + 10 * MINUTE && l.timestamp < BASE + 20 * MINUTE);
+    await expectFilter(
+      `from=${from}&to=${to}`,
+      (l) => l.timestamp >= BASE + 10 * MINUTE && l.timestamp < BASE + 20 * MINUTE,
+    );
   });
 
   it('pages with a stable keyset cursor: every log once, in order, even with equal timestamps', async () => {
@@ -372,7 +530,10 @@ describe('logs', () => {
       const r = await get(`/api/v1/logs?${query}`, keys.viewer);
       expect(r.status, query).toBe(400);
       expect(r.body, query).toMatchObject({ error: 'invalid_request' });
-      expect((r.body!.details as Array<{ field: string }>).map((d) => d.field), query).toContain(field);
+      expect(
+        (r.body!.details as Array<{ field: string }>).map((d) => d.field),
+        query,
+      ).toContain(field);
     }
   });
 });
@@ -380,15 +541,21 @@ describe('logs', () => {
 describe('stats', () => {
   it('error-rate: per-service series whose totals match the logs, from the minute rollup and from the logs', async () => {
     for (const step of [undefined, 600, 90]) {
-      const body = (await get(`/api/v1/stats/error-rate${step === undefined ? '' : `?step=${step}`}`, keys.viewer)).body!;
-      const series = body.series as Array<{ service: string; points: Array<{ t: string; total: number; errors: number; rate: number }> }>;
+      const body = (await get(`/api/v1/stats/error-rate${step === undefined ? '' : `?step=${step}`}`, keys.viewer))
+        .body!;
+      const series = body.series as Array<{
+        service: string;
+        points: Array<{ t: string; total: number; errors: number; rate: number }>;
+      }>;
       expect(series.map((s) => s.service).sort()).toEqual([...SERVICES].sort());
       expect(body.step).toBe(step ?? 300);
       for (const s of series) {
         const total = s.points.reduce((a, p) => a + p.total, 0);
         const errors = s.points.reduce((a, p) => a + p.errors, 0);
         expect(total, s.service).toBe(logs.filter((l) => l.service === s.service).length);
-        expect(errors, s.service).toBe(logs.filter((l) => l.service === s.service && (l.level === 'ERROR' || l.level === 'FATAL')).length);
+        expect(errors, s.service).toBe(
+          logs.filter((l) => l.service === s.service && (l.level === 'ERROR' || l.level === 'FATAL')).length,
+        );
         if (step === undefined) expect(s.points.length).toBeLessThanOrEqual(300);
         for (const p of s.points) expect(p.rate).toBeCloseTo(p.total === 0 ? 0 : p.errors / p.total);
       }
@@ -396,24 +563,45 @@ describe('stats', () => {
     const one = (await get('/api/v1/stats/error-rate?service=auth-service&environment=production', keys.viewer)).body!;
     expect((one.series as Array<{ service: string }>).map((s) => s.service)).toEqual(['auth-service']);
     expect((await get('/api/v1/stats/error-rate?step=0', keys.viewer)).status).toBe(400);
-    expect((await get('/api/v1/stats/error-rate?step=1&from=2026-01-01T00:00:00Z&to=2026-01-10T00:00:00Z', keys.viewer)).status).toBe(400);
+    expect(
+      (await get('/api/v1/stats/error-rate?step=1&from=2026-01-01T00:00:00Z&to=2026-01-10T00:00:00Z', keys.viewer))
+        .status,
+    ).toBe(400);
   });
 
   it('top-errors: ERROR and FATAL patterns by count', async () => {
     const body = (await get('/api/v1/stats/top-errors', keys.viewer)).body!;
-    const items = body.items as Array<{ errorHash: string; count: number; service: string; level: string; template: string; lastSeen: string }>;
-    const expected = PATTERNS.filter((p) => p.level !== 'WARN').map((p) => ({ hash: p.hash, count: logs.filter((l) => l.error_hash === p.hash).length }));
+    const items = body.items as Array<{
+      errorHash: string;
+      count: number;
+      service: string;
+      level: string;
+      template: string;
+      lastSeen: string;
+    }>;
+    const expected = PATTERNS.filter((p) => p.level !== 'WARN').map((p) => ({
+      hash: p.hash,
+      count: logs.filter((l) => l.error_hash === p.hash).length,
+    }));
     expect(items.map((i) => i.errorHash).sort()).toEqual(expected.map((e) => e.hash).sort());
     for (const e of expected) expect(items.find((i) => i.errorHash === e.hash)?.count).toBe(e.count);
     expect(items.map((i) => i.count)).toEqual([...items.map((i) => i.count)].sort((a, b) => b - a));
     const limited = (await get('/api/v1/stats/top-errors?limit=1&service=order-service', keys.viewer)).body!;
-    expect(limited.items).toEqual([expect.objectContaining({ errorHash: '1003', level: 'FATAL', service: 'order-service' })]);
+    expect(limited.items).toEqual([
+      expect.objectContaining({ errorHash: '1003', level: 'FATAL', service: 'order-service' }),
+    ]);
     expect((await get('/api/v1/stats/top-errors?limit=101', keys.viewer)).status).toBe(400);
   });
 
   it('hourly: counts from the hourly rollup add up to the logs', async () => {
     const body = (await get('/api/v1/stats/hourly', keys.viewer)).body!;
-    const items = body.items as Array<{ hour: string; service: string; environment: string; level: string; count: number }>;
+    const items = body.items as Array<{
+      hour: string;
+      service: string;
+      environment: string;
+      level: string;
+      count: number;
+    }>;
     expect(items.reduce((a, i) => a + i.count, 0)).toBe(LOG_COUNT);
     for (const i of items) expect(new Date(i.hour).getUTCMinutes()).toBe(0);
     const staging = (await get('/api/v1/stats/hourly?service=payment-service&environment=staging', keys.viewer)).body!;
@@ -427,13 +615,28 @@ describe('stats', () => {
 describe('patterns', () => {
   it('lists most recently seen first, filters, and pages', async () => {
     const body = (await get('/api/v1/patterns', keys.viewer)).body!;
-    expect((body.items as Array<{ errorHash: string }>).map((p) => p.errorHash)).toEqual(['1001', '1002', '1003', '1004']);
-    expect(body.items![0]).toMatchObject({ template: PATTERNS[0]!.template, service: 'payment-service', hasEmbedding: true, occurrences: logs.filter((l) => l.error_hash === '1001').length });
+    expect((body.items as Array<{ errorHash: string }>).map((p) => p.errorHash)).toEqual([
+      '1001',
+      '1002',
+      '1003',
+      '1004',
+    ]);
+    expect(body.items![0]).toMatchObject({
+      template: PATTERNS[0]!.template,
+      service: 'payment-service',
+      hasEmbedding: true,
+      occurrences: logs.filter((l) => l.error_hash === '1001').length,
+    });
     const declined = (await get('/api/v1/patterns?q=DECLINED&service=payment-service', keys.viewer)).body!;
     expect((declined.items as Array<{ errorHash: string }>).map((p) => p.errorHash)).toEqual(['1001', '1002']);
     const first = (await get('/api/v1/patterns?limit=3', keys.viewer)).body!;
     const second = (await get(`/api/v1/patterns?limit=3&cursor=${String(first.nextCursor)}`, keys.viewer)).body!;
-    expect([...first.items!, ...second.items!].map((p) => (p as { errorHash: string }).errorHash)).toEqual(['1001', '1002', '1003', '1004']);
+    expect([...first.items!, ...second.items!].map((p) => (p as { errorHash: string }).errorHash)).toEqual([
+      '1001',
+      '1002',
+      '1003',
+      '1004',
+    ]);
     expect(second.nextCursor).toBeNull();
     expect((await get('/api/v1/patterns?limit=abc', keys.viewer)).status).toBe(400);
   });
@@ -459,7 +662,8 @@ describe('alerts and silences', () => {
   it('lists with filters and a cursor, and gets one', async () => {
     const all = (await get('/api/v1/alerts', keys.viewer)).body!;
     expect((all.items as AnomalyAlert[]).map((a) => a.id)).toEqual(alerts.map((a) => a.id).reverse());
-    const filtered = async (q: string) => ((await get(`/api/v1/alerts?${q}`, keys.viewer)).body!.items as AnomalyAlert[]).map((a) => a.id);
+    const filtered = async (q: string) =>
+      ((await get(`/api/v1/alerts?${q}`, keys.viewer)).body!.items as AnomalyAlert[]).map((a) => a.id);
     expect(await filtered('status=pending')).toEqual([alerts[3]!.id]);
     expect(await filtered('service=order-service')).toEqual([alerts[1]!.id]);
     expect(await filtered('rule=silence')).toEqual([alerts[2]!.id]);
@@ -469,7 +673,12 @@ describe('alerts and silences', () => {
     expect([...p1.items!, ...p2.items!].map((a) => (a as AnomalyAlert).id)).toEqual(alerts.map((a) => a.id).reverse());
     expect(p2.nextCursor).toBeNull();
     const one = (await get(`/api/v1/alerts/${alerts[0]!.id}`, keys.viewer)).body!;
-    expect(one).toMatchObject({ id: alerts[0]!.id, status: 'open', service: 'payment-service', description: 'error spike on payment-service' });
+    expect(one).toMatchObject({
+      id: alerts[0]!.id,
+      status: 'open',
+      service: 'payment-service',
+      description: 'error spike on payment-service',
+    });
     expect(typeof one.openedAt).toBe('string');
     expect((await get('/api/v1/alerts/999999', keys.viewer)).status).toBe(404);
     expect((await get('/api/v1/alerts/abc', keys.viewer)).status).toBe(400);
@@ -478,34 +687,87 @@ describe('alerts and silences', () => {
 
   it('acknowledges as the key name, resolves, and says 409 for a wrong state', async () => {
     const id = alerts[1]!.id;
-    const acked = await call({ method: 'POST', url: `/api/v1/alerts/${id}/acknowledge`, key: keys.operator, payload: {} });
+    const acked = await call({
+      method: 'POST',
+      url: `/api/v1/alerts/${id}/acknowledge`,
+      key: keys.operator,
+      payload: {},
+    });
     expect(acked.status).toBe(200);
     expect(acked.body).toMatchObject({ id, status: 'acknowledged', acknowledgedBy: 'otto' });
-    expect((await get(`/api/v1/alerts/${id}`, keys.viewer)).body).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'otto' });
-    const again = await call({ method: 'POST', url: `/api/v1/alerts/${id}/acknowledge`, key: keys.operator, payload: {} });
+    expect((await get(`/api/v1/alerts/${id}`, keys.viewer)).body).toMatchObject({
+      status: 'acknowledged',
+      acknowledgedBy: 'otto',
+    });
+    const again = await call({
+      method: 'POST',
+      url: `/api/v1/alerts/${id}/acknowledge`,
+      key: keys.operator,
+      payload: {},
+    });
     expect(again.status).toBe(409);
-    expect(again.body).toMatchObject({ error: 'conflict', message: expect.stringMatching(/already acknowledged by otto/) });
+    expect(again.body).toMatchObject({
+      error: 'conflict',
+      message: expect.stringMatching(/already acknowledged by otto/),
+    });
     const resolved = await call({ method: 'POST', url: `/api/v1/alerts/${id}/resolve`, key: keys.admin });
     expect(resolved.body).toMatchObject({ id, status: 'resolved' });
     expect((await call({ method: 'POST', url: `/api/v1/alerts/${id}/resolve`, key: keys.admin })).status).toBe(409);
     expect((await call({ method: 'POST', url: '/api/v1/alerts/999999/resolve', key: keys.admin })).status).toBe(404);
-    expect((await call({ method: 'POST', url: `/api/v1/alerts/${id}/acknowledge`, key: keys.operator, payload: { by: 'mallory' } })).status).toBe(400);
+    expect(
+      (
+        await call({
+          method: 'POST',
+          url: `/api/v1/alerts/${id}/acknowledge`,
+          key: keys.operator,
+          payload: { by: 'mallory' },
+        })
+      ).status,
+    ).toBe(400);
   });
 
   it("silences an alert's dedup key, lists and deletes silences", async () => {
     const target = alerts[0]!;
-    const made = await call({ method: 'POST', url: `/api/v1/alerts/${target.id}/silence`, key: keys.operator, payload: { durationMinutes: 60, reason: 'known issue' } });
+    const made = await call({
+      method: 'POST',
+      url: `/api/v1/alerts/${target.id}/silence`,
+      key: keys.operator,
+      payload: { durationMinutes: 60, reason: 'known issue' },
+    });
     expect(made.status).toBe(201);
     expect(made.body).toMatchObject({ dedupKey: target.dedupKey, reason: 'known issue', createdBy: 'otto' });
     const expires = Date.parse(String(made.body!.expiresAt));
     expect(expires - Date.now()).toBeGreaterThan(59 * MINUTE);
-    expect(await repos.alertSilences.matches({ rule: target.rule, service: target.service, environment: target.environment, level: target.level, dedupKey: target.dedupKey }, new Date())).toBe(true);
+    expect(
+      await repos.alertSilences.matches(
+        {
+          rule: target.rule,
+          service: target.service,
+          environment: target.environment,
+          level: target.level,
+          dedupKey: target.dedupKey,
+        },
+        new Date(),
+      ),
+    ).toBe(true);
 
-    const general = await call({ method: 'POST', url: '/api/v1/silences', key: keys.operator, payload: { service: 'auth-service', level: 'WARN', reason: 'noisy', expiresAt: new Date(Date.now() + 3_600_000).toISOString() } });
+    const general = await call({
+      method: 'POST',
+      url: '/api/v1/silences',
+      key: keys.operator,
+      payload: {
+        service: 'auth-service',
+        level: 'WARN',
+        reason: 'noisy',
+        expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      },
+    });
     expect(general.status).toBe(201);
     expect(general.body).toMatchObject({ service: 'auth-service', level: 'WARN', rule: null });
     const listed = (await get('/api/v1/silences', keys.viewer)).body!;
-    expect((listed.items as Array<{ id: number }>).map((s) => s.id).sort()).toEqual([made.body!.id, general.body!.id].sort());
+    expect((listed.items as Array<{ id: number }>).map((s) => s.id).sort()).toEqual(
+      [made.body!.id, general.body!.id].sort(),
+    );
 
     for (const [url, payload, field] of [
       [`/api/v1/alerts/${target.id}/silence`, { durationMinutes: 0, reason: 'x' }, 'body.durationMinutes'],
@@ -517,12 +779,30 @@ describe('alerts and silences', () => {
     ] as const) {
       const r = await call({ method: 'POST', url, key: keys.operator, payload });
       expect(r.status, JSON.stringify(payload)).toBe(400);
-      expect((r.body!.details as Array<{ field: string }>).map((d) => d.field), JSON.stringify(payload)).toContain(field);
+      expect(
+        (r.body!.details as Array<{ field: string }>).map((d) => d.field),
+        JSON.stringify(payload),
+      ).toContain(field);
     }
-    expect((await call({ method: 'POST', url: '/api/v1/alerts/999999/silence', key: keys.operator, payload: { durationMinutes: 5, reason: 'x' } })).status).toBe(404);
+    expect(
+      (
+        await call({
+          method: 'POST',
+          url: '/api/v1/alerts/999999/silence',
+          key: keys.operator,
+          payload: { durationMinutes: 5, reason: 'x' },
+        })
+      ).status,
+    ).toBe(404);
 
-    expect((await call({ method: 'DELETE', url: `/api/v1/silences/${String(general.body!.id)}`, key: keys.operator })).status).toBe(204);
-    expect((await call({ method: 'DELETE', url: `/api/v1/silences/${String(general.body!.id)}`, key: keys.operator })).status).toBe(404);
+    expect(
+      (await call({ method: 'DELETE', url: `/api/v1/silences/${String(general.body!.id)}`, key: keys.operator }))
+        .status,
+    ).toBe(204);
+    expect(
+      (await call({ method: 'DELETE', url: `/api/v1/silences/${String(general.body!.id)}`, key: keys.operator }))
+        .status,
+    ).toBe(404);
     expect((await call({ method: 'DELETE', url: '/api/v1/silences/x', key: keys.operator })).status).toBe(400);
     expect(((await get('/api/v1/silences', keys.viewer)).body!.items as unknown[]).length).toBe(1);
   });
@@ -532,26 +812,49 @@ describe('reports and analysis jobs', () => {
   it('lists reports newest first with a cursor and gets one by date', async () => {
     const p1 = (await get('/api/v1/reports?limit=2', keys.viewer)).body!;
     expect((p1.items as Array<{ reportDate: string }>).map((r) => r.reportDate)).toEqual(['2026-01-03', '2026-01-02']);
-    expect(p1.items![0]).toMatchObject({ summary: 'quiet day 2026-01-03', totalLogs: 1000, errorRate: 0.01, createdAt: expect.any(String) });
+    expect(p1.items![0]).toMatchObject({
+      summary: 'quiet day 2026-01-03',
+      totalLogs: 1000,
+      errorRate: 0.01,
+      createdAt: expect.any(String),
+    });
     const p2 = (await get(`/api/v1/reports?limit=2&cursor=${String(p1.nextCursor)}`, keys.viewer)).body!;
     expect((p2.items as Array<{ reportDate: string }>).map((r) => r.reportDate)).toEqual(['2026-01-01']);
     expect(p2.nextCursor).toBeNull();
     const one = (await get('/api/v1/reports/2026-01-02', keys.viewer)).body!;
-    expect(one).toMatchObject({ reportDate: '2026-01-02', summary: 'quiet day 2026-01-02', keyIssues: ['payment declines'], producedBy: 'statistical' });
+    expect(one).toMatchObject({
+      reportDate: '2026-01-02',
+      summary: 'quiet day 2026-01-02',
+      keyIssues: ['payment declines'],
+      producedBy: 'statistical',
+    });
     expect((await get('/api/v1/reports/2025-12-31', keys.viewer)).status).toBe(404);
     expect((await get('/api/v1/reports/2026-02-30', keys.viewer)).status).toBe(400);
     expect((await get('/api/v1/reports?limit=-1', keys.viewer)).status).toBe(400);
   });
 
   it('creates an on-demand analysis as a pending job and reports its state', async () => {
-    const created = await call({ method: 'POST', url: '/api/v1/analysis-jobs', key: keys.operator, payload: { date: '2026-01-02' } });
+    const created = await call({
+      method: 'POST',
+      url: '/api/v1/analysis-jobs',
+      key: keys.operator,
+      payload: { date: '2026-01-02' },
+    });
     expect(created.status).toBe(202);
     expect(created.body).toEqual({ id: expect.any(Number), status: 'pending' });
     const job = (await get(`/api/v1/analysis-jobs/${String(created.body!.id)}`, keys.viewer)).body!;
-    expect(job).toMatchObject({ id: created.body!.id, status: 'pending', jobType: 'on_demand', targetDate: '2026-01-02', requestedBy: 'otto' });
+    expect(job).toMatchObject({
+      id: created.body!.id,
+      status: 'pending',
+      jobType: 'on_demand',
+      targetDate: '2026-01-02',
+      requestedBy: 'otto',
+    });
     // The nightly pipeline's claim is what picks it up.
     expect((await repos.analysisJobs.claimNextPending())?.id).toBe(created.body!.id);
-    expect((await get(`/api/v1/analysis-jobs/${String(created.body!.id)}`, keys.viewer)).body).toMatchObject({ status: 'running' });
+    expect((await get(`/api/v1/analysis-jobs/${String(created.body!.id)}`, keys.viewer)).body).toMatchObject({
+      status: 'running',
+    });
     expect((await get('/api/v1/analysis-jobs/999999', keys.viewer)).status).toBe(404);
     for (const payload of [{}, { date: '2026-13-01' }, { date: '2999-01-01' }, { date: '2026-01-01', extra: 1 }]) {
       const r = await call({ method: 'POST', url: '/api/v1/analysis-jobs', key: keys.operator, payload });
@@ -564,16 +867,46 @@ describe('services, config and preferences', () => {
   it('services: list, get, create, update, delete', async () => {
     const list = (await get('/api/v1/services', keys.viewer)).body!;
     expect((list.items as Array<{ name: string }>).map((s) => s.name)).toContain('payment-service');
-    expect((await get('/api/v1/services/payment-service', keys.viewer)).body).toMatchObject({ name: 'payment-service', tier: 'critical' });
+    expect((await get('/api/v1/services/payment-service', keys.viewer)).body).toMatchObject({
+      name: 'payment-service',
+      tier: 'critical',
+    });
     expect((await get('/api/v1/services/nope', keys.viewer)).status).toBe(404);
 
-    const created = await call({ method: 'POST', url: '/api/v1/services', key: keys.admin, payload: { name: 'ledger', displayName: 'Ledger', tier: 'standard', tags: ['money'] } });
+    const created = await call({
+      method: 'POST',
+      url: '/api/v1/services',
+      key: keys.admin,
+      payload: { name: 'ledger', displayName: 'Ledger', tier: 'standard', tags: ['money'] },
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name: 'ledger', displayName: 'Ledger', tags: ['money'], monitoringEnabled: true });
-    expect((await call({ method: 'POST', url: '/api/v1/services', key: keys.admin, payload: { name: 'ledger', displayName: 'Again' } })).status).toBe(409);
-    const patched = await call({ method: 'PATCH', url: '/api/v1/services/ledger', key: keys.admin, payload: { sensitivity: 4.5, ownerTeam: null } });
+    expect(created.body).toMatchObject({
+      name: 'ledger',
+      displayName: 'Ledger',
+      tags: ['money'],
+      monitoringEnabled: true,
+    });
+    expect(
+      (
+        await call({
+          method: 'POST',
+          url: '/api/v1/services',
+          key: keys.admin,
+          payload: { name: 'ledger', displayName: 'Again' },
+        })
+      ).status,
+    ).toBe(409);
+    const patched = await call({
+      method: 'PATCH',
+      url: '/api/v1/services/ledger',
+      key: keys.admin,
+      payload: { sensitivity: 4.5, ownerTeam: null },
+    });
     expect(patched.body).toMatchObject({ name: 'ledger', sensitivity: 4.5, ownerTeam: null });
-    expect((await call({ method: 'PATCH', url: '/api/v1/services/ghost', key: keys.admin, payload: { sensitivity: 4 } })).status).toBe(404);
+    expect(
+      (await call({ method: 'PATCH', url: '/api/v1/services/ghost', key: keys.admin, payload: { sensitivity: 4 } }))
+        .status,
+    ).toBe(404);
     for (const [method, url, payload] of [
       ['POST', '/api/v1/services', { name: 'Bad Name', displayName: 'x' }],
       ['POST', '/api/v1/services', { name: 'ok', displayName: 'x', tier: 'gold' }],
@@ -590,23 +923,72 @@ describe('services, config and preferences', () => {
   it('config: list, get, put, delete (admin)', async () => {
     const list = (await get('/api/v1/config', keys.admin)).body!;
     expect((list.items as Array<{ key: string }>).map((e) => e.key)).toContain('anomaly.z_threshold');
-    const put = await call({ method: 'PUT', url: '/api/v1/config/detect.window_seconds', key: keys.admin, payload: { value: { seconds: 60 }, description: 'window' } });
+    const put = await call({
+      method: 'PUT',
+      url: '/api/v1/config/detect.window_seconds',
+      key: keys.admin,
+      payload: { value: { seconds: 60 }, description: 'window' },
+    });
     expect(put.status).toBe(200);
-    expect(put.body).toMatchObject({ key: 'detect.window_seconds', value: { seconds: 60 }, description: 'window', updatedBy: 'ada' });
-    expect((await get('/api/v1/config/detect.window_seconds', keys.admin)).body).toMatchObject({ value: { seconds: 60 } });
-    expect((await call({ method: 'PUT', url: '/api/v1/config/detect.window_seconds', key: keys.admin, payload: { value: null } })).body).toMatchObject({ value: null, description: 'window' });
-    expect((await call({ method: 'DELETE', url: '/api/v1/config/detect.window_seconds', key: keys.admin })).status).toBe(204);
+    expect(put.body).toMatchObject({
+      key: 'detect.window_seconds',
+      value: { seconds: 60 },
+      description: 'window',
+      updatedBy: 'ada',
+    });
+    expect((await get('/api/v1/config/detect.window_seconds', keys.admin)).body).toMatchObject({
+      value: { seconds: 60 },
+    });
+    expect(
+      (
+        await call({
+          method: 'PUT',
+          url: '/api/v1/config/detect.window_seconds',
+          key: keys.admin,
+          payload: { value: null },
+        })
+      ).body,
+    ).toMatchObject({ value: null, description: 'window' });
+    expect(
+      (await call({ method: 'DELETE', url: '/api/v1/config/detect.window_seconds', key: keys.admin })).status,
+    ).toBe(204);
     expect((await get('/api/v1/config/detect.window_seconds', keys.admin)).status).toBe(404);
-    expect((await call({ method: 'PUT', url: '/api/v1/config/Bad-Key', key: keys.admin, payload: { value: 1 } })).status).toBe(400);
-    expect((await call({ method: 'PUT', url: '/api/v1/config/a.b', key: keys.admin, payload: { description: 'no value' } })).status).toBe(400);
+    expect(
+      (await call({ method: 'PUT', url: '/api/v1/config/Bad-Key', key: keys.admin, payload: { value: 1 } })).status,
+    ).toBe(400);
+    expect(
+      (await call({ method: 'PUT', url: '/api/v1/config/a.b', key: keys.admin, payload: { description: 'no value' } }))
+        .status,
+    ).toBe(400);
   });
 
   it('preferences: defaults, then the caller saves only their own', async () => {
-    expect((await get('/api/v1/preferences', keys.viewer)).body).toMatchObject({ userId: 'vera', timezone: 'UTC', theme: 'system', defaultFilters: {} });
-    const saved = await call({ method: 'PUT', url: '/api/v1/preferences', key: keys.viewer, payload: { timezone: 'Europe/Paris', defaultFilters: { service: 'payment-service' } } });
-    expect(saved.body).toMatchObject({ userId: 'vera', timezone: 'Europe/Paris', theme: 'system', defaultFilters: { service: 'payment-service' } });
+    expect((await get('/api/v1/preferences', keys.viewer)).body).toMatchObject({
+      userId: 'vera',
+      timezone: 'UTC',
+      theme: 'system',
+      defaultFilters: {},
+    });
+    const saved = await call({
+      method: 'PUT',
+      url: '/api/v1/preferences',
+      key: keys.viewer,
+      payload: { timezone: 'Europe/Paris', defaultFilters: { service: 'payment-service' } },
+    });
+    expect(saved.body).toMatchObject({
+      userId: 'vera',
+      timezone: 'Europe/Paris',
+      theme: 'system',
+      defaultFilters: { service: 'payment-service' },
+    });
     expect((await get('/api/v1/preferences', keys.operator)).body).toMatchObject({ userId: 'otto', timezone: 'UTC' });
-    for (const payload of [{ timezone: 'Mars/Olympus' }, { theme: 'neon' }, {}, { userId: 'otto', theme: 'dark' }, { defaultFilters: [1] }]) {
+    for (const payload of [
+      { timezone: 'Mars/Olympus' },
+      { theme: 'neon' },
+      {},
+      { userId: 'otto', theme: 'dark' },
+      { defaultFilters: [1] },
+    ]) {
       const r = await call({ method: 'PUT', url: '/api/v1/preferences', key: keys.viewer, payload });
       expect(r.status, JSON.stringify(payload)).toBe(400);
     }
@@ -634,15 +1016,35 @@ describe('injection', () => {
   it('every filter takes hostile text as plain data: 400 or nothing matched, and no table changes', async () => {
     const before = await tableCounts();
     const filters: ReadonlyArray<readonly [string, string]> = [
-      ['/api/v1/logs', 'service'], ['/api/v1/logs', 'environment'], ['/api/v1/logs', 'level'], ['/api/v1/logs', 'q'],
-      ['/api/v1/logs', 'errorHash'], ['/api/v1/logs', 'from'], ['/api/v1/logs', 'to'], ['/api/v1/logs', 'cursor'], ['/api/v1/logs', 'limit'],
-      ['/api/v1/stats/error-rate', 'service'], ['/api/v1/stats/error-rate', 'environment'], ['/api/v1/stats/error-rate', 'step'], ['/api/v1/stats/error-rate', 'from'],
-      ['/api/v1/stats/top-errors', 'service'], ['/api/v1/stats/top-errors', 'limit'],
-      ['/api/v1/stats/hourly', 'service'], ['/api/v1/stats/hourly', 'environment'], ['/api/v1/stats/hourly', 'to'],
-      ['/api/v1/patterns', 'service'], ['/api/v1/patterns', 'q'], ['/api/v1/patterns', 'cursor'],
+      ['/api/v1/logs', 'service'],
+      ['/api/v1/logs', 'environment'],
+      ['/api/v1/logs', 'level'],
+      ['/api/v1/logs', 'q'],
+      ['/api/v1/logs', 'errorHash'],
+      ['/api/v1/logs', 'from'],
+      ['/api/v1/logs', 'to'],
+      ['/api/v1/logs', 'cursor'],
+      ['/api/v1/logs', 'limit'],
+      ['/api/v1/stats/error-rate', 'service'],
+      ['/api/v1/stats/error-rate', 'environment'],
+      ['/api/v1/stats/error-rate', 'step'],
+      ['/api/v1/stats/error-rate', 'from'],
+      ['/api/v1/stats/top-errors', 'service'],
+      ['/api/v1/stats/top-errors', 'limit'],
+      ['/api/v1/stats/hourly', 'service'],
+      ['/api/v1/stats/hourly', 'environment'],
+      ['/api/v1/stats/hourly', 'to'],
+      ['/api/v1/patterns', 'service'],
+      ['/api/v1/patterns', 'q'],
+      ['/api/v1/patterns', 'cursor'],
       ['/api/v1/patterns/1001', 'from'],
-      ['/api/v1/alerts', 'status'], ['/api/v1/alerts', 'service'], ['/api/v1/alerts', 'rule'], ['/api/v1/alerts', 'severity'], ['/api/v1/alerts', 'cursor'],
-      ['/api/v1/reports', 'cursor'], ['/api/v1/reports', 'limit'],
+      ['/api/v1/alerts', 'status'],
+      ['/api/v1/alerts', 'service'],
+      ['/api/v1/alerts', 'rule'],
+      ['/api/v1/alerts', 'severity'],
+      ['/api/v1/alerts', 'cursor'],
+      ['/api/v1/reports', 'cursor'],
+      ['/api/v1/reports', 'limit'],
     ];
     for (const [url, param] of filters) {
       for (const payload of PAYLOADS) {
@@ -660,13 +1062,25 @@ describe('injection', () => {
     }
     // Path parameters too.
     for (const payload of PAYLOADS) {
-      for (const url of ['/api/v1/patterns/', '/api/v1/alerts/', '/api/v1/reports/', '/api/v1/services/', '/api/v1/config/', '/api/v1/analysis-jobs/']) {
+      for (const url of [
+        '/api/v1/patterns/',
+        '/api/v1/alerts/',
+        '/api/v1/reports/',
+        '/api/v1/services/',
+        '/api/v1/config/',
+        '/api/v1/analysis-jobs/',
+      ]) {
         const r = await get(`${url}${encodeURIComponent(payload)}`, keys.admin);
         expect([400, 404], `${url}${payload} -> ${r.status}`).toContain(r.status);
       }
     }
     // Bodies: hostile text is stored as text, never run.
-    const svc = await call({ method: 'PATCH', url: '/api/v1/services/order-service', key: keys.admin, payload: { description: "'); DROP TABLE services; --" } });
+    const svc = await call({
+      method: 'PATCH',
+      url: '/api/v1/services/order-service',
+      key: keys.admin,
+      payload: { description: "'); DROP TABLE services; --" },
+    });
     expect(svc.body).toMatchObject({ description: "'); DROP TABLE services; --" });
     const after = await tableCounts();
     expect(after).toEqual(before);
@@ -682,23 +1096,40 @@ describe('injection', () => {
 
 describe('limits, system routes and logging', () => {
   it('a body over the limit is 413', async () => {
-    const r = await call({ method: 'PUT', url: '/api/v1/config/big.value', key: keys.admin, payload: { value: 'x'.repeat(5_000) } });
+    const r = await call({
+      method: 'PUT',
+      url: '/api/v1/config/big.value',
+      key: keys.admin,
+      payload: { value: 'x'.repeat(5_000) },
+    });
     expect(r.status).toBe(413);
     expect(r.body).toMatchObject({ error: 'payload_too_large' });
     expect((await get('/api/v1/config/big.value', keys.admin)).status).toBe(404);
   });
 
   it('malformed JSON is a 400 in the error shape', async () => {
-    const r = await call({ method: 'PUT', url: '/api/v1/preferences', key: keys.viewer, payload: '{"theme": ', headers: { 'content-type': 'application/json' } });
+    const r = await call({
+      method: 'PUT',
+      url: '/api/v1/preferences',
+      key: keys.viewer,
+      payload: '{"theme": ',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(r.status).toBe(400);
     expect(r.body).toMatchObject({ error: 'invalid_request' });
   });
 
   it('rate limits a client past its requests per minute with 429', async () => {
-    const limited = await buildApiServer({ ...deps, config: loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_API_RATE_LIMIT: '3' }) });
+    const limited = await buildApiServer({
+      ...deps,
+      config: loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_API_RATE_LIMIT: '3' }),
+    });
     try {
       const statuses: number[] = [];
-      for (let i = 0; i < 5; i++) statuses.push((await limited.inject({ method: 'GET', url: '/api/v1/me', headers: auth(keys.viewer) })).statusCode);
+      for (let i = 0; i < 5; i++)
+        statuses.push(
+          (await limited.inject({ method: 'GET', url: '/api/v1/me', headers: auth(keys.viewer) })).statusCode,
+        );
       expect(statuses).toEqual([200, 200, 200, 429, 429]);
       const r = await limited.inject({ method: 'GET', url: '/api/v1/services', headers: auth(keys.viewer) });
       expect(r.statusCode).toBe(429);
@@ -720,10 +1151,17 @@ describe('limits, system routes and logging', () => {
     deps.health.ok('clickhouse');
     const metrics = await app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.statusCode).toBe(200);
-    expect(metrics.body).toMatch(/logflow_http_requests_total\{method="GET",route="\/api\/v1\/logs",status="200"\} \d+/);
-    const doc = (await get('/openapi.json')).body as { openapi: string; paths: Record<string, { get?: { parameters?: Array<{ name: string }> } }> };
+    expect(metrics.body).toMatch(
+      /logflow_http_requests_total\{method="GET",route="\/api\/v1\/logs",status="200"\} \d+/,
+    );
+    const doc = (await get('/openapi.json')).body as {
+      openapi: string;
+      paths: Record<string, { get?: { parameters?: Array<{ name: string }> } }>;
+    };
     expect(doc.openapi).toMatch(/^3\./);
-    expect(doc.paths['/api/v1/logs']?.get?.parameters?.map((p) => p.name)).toEqual(expect.arrayContaining(['service', 'level', 'cursor', 'errorHash']));
+    expect(doc.paths['/api/v1/logs']?.get?.parameters?.map((p) => p.name)).toEqual(
+      expect.arrayContaining(['service', 'level', 'cursor', 'errorHash']),
+    );
     const docs = await app.inject({ method: 'GET', url: '/docs/' });
     expect(docs.statusCode).toBe(200);
     expect(docs.body).toMatch(/swagger/i);
@@ -748,14 +1186,22 @@ describe('hostile bodies and strings', () => {
   /** The body limit of a default configuration (1 MiB), which the deep body fits under. */
   let wide: FastifyInstance;
   beforeAll(async () => {
-    wide = await buildApiServer({ ...deps, config: loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_API_RATE_LIMIT: '1000000' }) });
+    wide = await buildApiServer({
+      ...deps,
+      config: loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_API_RATE_LIMIT: '1000000' }),
+    });
     await wide.ready();
   });
   afterAll(async () => {
     await wide?.close();
   });
   const putPreferences = async (payload: string) => {
-    const response = await wide.inject({ method: 'PUT', url: '/api/v1/preferences', headers: { ...auth(keys.viewer), 'content-type': 'application/json' }, payload });
+    const response = await wide.inject({
+      method: 'PUT',
+      url: '/api/v1/preferences',
+      headers: { ...auth(keys.viewer), 'content-type': 'application/json' },
+      payload,
+    });
     return { status: response.statusCode, body: JSON.parse(response.body) as Record<string, unknown> };
   };
   const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
@@ -769,11 +1215,16 @@ describe('hostile bodies and strings', () => {
       const r = await putPreferences(payload);
       elapsed.push(performance.now() - started);
       expect(r.status).toBe(400);
-      expect(r.body).toMatchObject({ error: 'invalid_request', message: expect.stringMatching(/nested deeper than \d+ levels/) });
+      expect(r.body).toMatchObject({
+        error: 'invalid_request',
+        message: expect.stringMatching(/nested deeper than \d+ levels/),
+      });
     }
     // The median of three: one slow run on a busy machine is not the parser.
     expect(elapsed.sort((a, b) => a - b)[1]).toBeLessThan(50);
-    expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({ defaultFilters: { a: expect.anything() } });
+    expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({
+      defaultFilters: { a: expect.anything() },
+    });
   });
 
   it('JSON nested past the depth limit is 400, not 500; up to the limit it is taken', async () => {
@@ -786,38 +1237,95 @@ describe('hostile bodies and strings', () => {
       expect(objects.body).toMatchObject({ error: 'invalid_request', details: [{ field: 'body' }] });
     }
     // Brackets inside strings are text, not nesting.
-    const deepest = await putPreferences(`{"defaultFilters":{"a":${nested(MAX_JSON_DEPTH - 2)},"b":"${'['.repeat(5_000)}"}}`);
+    const deepest = await putPreferences(
+      `{"defaultFilters":{"a":${nested(MAX_JSON_DEPTH - 2)},"b":"${'['.repeat(5_000)}"}}`,
+    );
     expect(deepest.status).toBe(200);
   });
 
   it('refuses prototype poisoning through __proto__ and constructor.prototype', async () => {
-    for (const payload of ['{"__proto__":{"admin":true},"theme":"dark"}', '{"defaultFilters":{"constructor":{"prototype":{"admin":true}}}}']) {
+    for (const payload of [
+      '{"__proto__":{"admin":true},"theme":"dark"}',
+      '{"defaultFilters":{"constructor":{"prototype":{"admin":true}}}}',
+    ]) {
       const r = await putPreferences(payload);
       expect(r.status, payload).toBe(400);
       expect(r.body).toMatchObject({ error: 'invalid_request' });
     }
-    expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({ defaultFilters: { constructor: expect.anything() } });
+    expect((await get('/api/v1/preferences', keys.viewer)).body).not.toMatchObject({
+      defaultFilters: { constructor: expect.anything() },
+    });
   });
 
   it('NUL, lone surrogates, impossible dates and forged cursors are 400 naming the field, and change nothing', async () => {
     const before = await tableCounts();
     const forged = Buffer.from(JSON.stringify({ before: '0000-01-01' })).toString('base64url');
-    const cases: ReadonlyArray<{ method: NonNullable<InjectOptions['method']>; url: string; payload?: object; field: string }> = [
+    const cases: ReadonlyArray<{
+      method: NonNullable<InjectOptions['method']>;
+      url: string;
+      payload?: object;
+      field: string;
+    }> = [
       { method: 'GET', url: '/api/v1/alerts?service=%00', field: 'querystring.service' },
       { method: 'GET', url: '/api/v1/alerts?rule=a%00b', field: 'querystring.rule' },
       { method: 'GET', url: '/api/v1/logs?service=%00', field: 'querystring.service' },
       { method: 'GET', url: '/api/v1/patterns?q=a%00', field: 'querystring.q' },
-      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { displayName: 'Pay\u0000ment' }, field: 'body.displayName' },
-      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { tags: ['ok', 'x\u0000'] }, field: 'body.tags.1' },
-      { method: 'PATCH', url: '/api/v1/services/payment-service', payload: { description: 'half an emoji \ud83d' }, field: 'body.description' },
+      {
+        method: 'PATCH',
+        url: '/api/v1/services/payment-service',
+        payload: { displayName: 'Pay\u0000ment' },
+        field: 'body.displayName',
+      },
+      {
+        method: 'PATCH',
+        url: '/api/v1/services/payment-service',
+        payload: { tags: ['ok', 'x\u0000'] },
+        field: 'body.tags.1',
+      },
+      {
+        method: 'PATCH',
+        url: '/api/v1/services/payment-service',
+        payload: { description: 'half an emoji \ud83d' },
+        field: 'body.description',
+      },
       { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: 'a\u0000b' }, field: 'body.value' },
       { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: { 'k\u0000': 1 } }, field: 'body.value' },
-      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: ['x', '\ud800'] }, field: 'body.value.1' },
-      { method: 'PUT', url: '/api/v1/config/hostile.value', payload: { value: 1, description: '\udc00' }, field: 'body.description' },
-      { method: 'PUT', url: '/api/v1/preferences', payload: { defaultFilters: { service: '\u0000' } }, field: 'body.defaultFilters.service' },
-      { method: 'POST', url: '/api/v1/silences', payload: { service: 'x\u0000', reason: 'r', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, field: 'body.service' },
-      { method: 'POST', url: '/api/v1/silences', payload: { service: 'x', reason: 'r \ud800', expiresAt: new Date(Date.now() + 3_600_000).toISOString() }, field: 'body.reason' },
-      { method: 'POST', url: '/api/v1/alerts/1/silence', payload: { durationMinutes: 5, reason: '\u0000' }, field: 'body.reason' },
+      {
+        method: 'PUT',
+        url: '/api/v1/config/hostile.value',
+        payload: { value: ['x', '\ud800'] },
+        field: 'body.value.1',
+      },
+      {
+        method: 'PUT',
+        url: '/api/v1/config/hostile.value',
+        payload: { value: 1, description: '\udc00' },
+        field: 'body.description',
+      },
+      {
+        method: 'PUT',
+        url: '/api/v1/preferences',
+        payload: { defaultFilters: { service: '\u0000' } },
+        field: 'body.defaultFilters.service',
+      },
+      {
+        method: 'POST',
+        url: '/api/v1/silences',
+        payload: { service: 'x\u0000', reason: 'r', expiresAt: new Date(Date.now() + 3_600_000).toISOString() },
+        field: 'body.service',
+      },
+      {
+        method: 'POST',
+        url: '/api/v1/silences',
+        payload: { service: 'x', reason: 'r \ud800', expiresAt: new Date(Date.now() + 3_600_000).toISOString() },
+        field: 'body.reason',
+      },
+      {
+        method: 'POST',
+        url: '/api/v1/alerts/1/silence',
+        payload: { durationMinutes: 5, reason: '\u0000' },
+        field: 'body.reason',
+      },
       { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '0000-01-01' }, field: 'body.date' },
       { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '1900-01-01' }, field: 'body.date' },
       { method: 'POST', url: '/api/v1/analysis-jobs', payload: { date: '1969-12-31' }, field: 'body.date' },
@@ -826,21 +1334,37 @@ describe('hostile bodies and strings', () => {
       { method: 'GET', url: `/api/v1/reports?cursor=${forged}`, field: 'query.cursor' },
     ];
     for (const c of cases) {
-      const r = await call({ method: c.method, url: c.url, key: keys.admin, ...(c.payload === undefined ? {} : { payload: c.payload }) });
+      const r = await call({
+        method: c.method,
+        url: c.url,
+        key: keys.admin,
+        ...(c.payload === undefined ? {} : { payload: c.payload }),
+      });
       const what = `${c.method} ${c.url} ${JSON.stringify(c.payload)}`;
       expect(r.status, `${what} -> ${JSON.stringify(r.body)}`).toBe(400);
       expect(r.body, what).toMatchObject({ error: 'invalid_request', message: expect.any(String) });
-      expect((r.body!.details as Array<{ field: string }>).map((d) => d.field), what).toContain(c.field);
+      expect(
+        (r.body!.details as Array<{ field: string }>).map((d) => d.field),
+        what,
+      ).toContain(c.field);
     }
     expect(await tableCounts()).toEqual(before);
-    expect((await get('/api/v1/services/payment-service', keys.viewer)).body).toMatchObject({ displayName: 'Payment Service' });
+    expect((await get('/api/v1/services/payment-service', keys.viewer)).body).toMatchObject({
+      displayName: 'Payment Service',
+    });
     // The reason says why a date is refused.
-    const old = await call({ method: 'POST', url: '/api/v1/analysis-jobs', key: keys.operator, payload: { date: '1900-01-01' } });
+    const old = await call({
+      method: 'POST',
+      url: '/api/v1/analysis-jobs',
+      key: keys.operator,
+      payload: { date: '1900-01-01' },
+    });
     expect(old.body!.message).toMatch(/1970/);
   });
 
   it('config values are validated per key: a wrong type or range is 400 naming the key, unknown keys take any JSON', async () => {
-    const put = (key: string, value: unknown) => call({ method: 'PUT', url: `/api/v1/config/${key}`, key: keys.admin, payload: { value } });
+    const put = (key: string, value: unknown) =>
+      call({ method: 'PUT', url: `/api/v1/config/${key}`, key: keys.admin, payload: { value } });
     const stored = (await get('/api/v1/config/anomaly.min_count', keys.admin)).body!.value;
     for (const [key, value] of [
       ['anomaly.min_count', 'not-a-number'],
@@ -863,16 +1387,27 @@ describe('hostile bodies and strings', () => {
       const r = await put(key, value);
       const what = `${key} = ${JSON.stringify(value)}`;
       expect(r.status, what).toBe(400);
-      expect(r.body, what).toMatchObject({ error: 'invalid_request', message: expect.stringContaining(key), details: [{ field: 'body.value' }] });
+      expect(r.body, what).toMatchObject({
+        error: 'invalid_request',
+        message: expect.stringContaining(key),
+        details: [{ field: 'body.value' }],
+      });
     }
     expect((await get('/api/v1/config/anomaly.min_count', keys.admin)).body!.value).toEqual(stored);
-    for (const [key, value] of [['anomaly.min_count', 25], ['anomaly.z_threshold', 2.5], ['nightly.cron', '30 1 * * *'], ['novelty.similarity_threshold', 0.9]] as const) {
+    for (const [key, value] of [
+      ['anomaly.min_count', 25],
+      ['anomaly.z_threshold', 2.5],
+      ['nightly.cron', '30 1 * * *'],
+      ['novelty.similarity_threshold', 0.9],
+    ] as const) {
       const r = await put(key, value);
       expect(r.status, key).toBe(200);
       expect(r.body).toMatchObject({ key, value });
     }
     expect((await put('team.anything', { free: ['form', 1, null] })).status).toBe(200);
     // The repository holds the same rule for writers other than the API.
-    await expect(repos.appConfig.set('anomaly.min_count', 'not-a-number', 'test')).rejects.toThrow(/anomaly\.min_count/);
+    await expect(repos.appConfig.set('anomaly.min_count', 'not-a-number', 'test')).rejects.toThrow(
+      /anomaly\.min_count/,
+    );
   });
 });

@@ -29,12 +29,42 @@ const ARTIFACTS = path.resolve(import.meta.dirname, '../../artifacts');
 const SERVICES = ['api-gateway', 'auth-service', 'order-service', 'payment-service'] as const;
 const HOURS = 6;
 
-interface PatternSeed { readonly hash: string; readonly service: string; readonly level: 'ERROR' | 'FATAL'; readonly template: string; readonly every: number }
+interface PatternSeed {
+  readonly hash: string;
+  readonly service: string;
+  readonly level: 'ERROR' | 'FATAL';
+  readonly template: string;
+  readonly every: number;
+}
 const PATTERNS: readonly PatternSeed[] = [
-  { hash: '11400714819323198485', service: 'payment-service', level: 'ERROR', template: 'payment declined by provider <*> for order <*>', every: 3 },
-  { hash: '9223372036854775837', service: 'payment-service', level: 'FATAL', template: 'payment provider connection pool exhausted after <*> ms', every: 20 },
-  { hash: '4611686018427387931', service: 'order-service', level: 'ERROR', template: 'order <*> failed: payment declined by provider <*>', every: 7 },
-  { hash: '1152921504606846997', service: 'auth-service', level: 'ERROR', template: 'token validation failed for user <*>: signature expired', every: 11 },
+  {
+    hash: '11400714819323198485',
+    service: 'payment-service',
+    level: 'ERROR',
+    template: 'payment declined by provider <*> for order <*>',
+    every: 3,
+  },
+  {
+    hash: '9223372036854775837',
+    service: 'payment-service',
+    level: 'FATAL',
+    template: 'payment provider connection pool exhausted after <*> ms',
+    every: 20,
+  },
+  {
+    hash: '4611686018427387931',
+    service: 'order-service',
+    level: 'ERROR',
+    template: 'order <*> failed: payment declined by provider <*>',
+    every: 7,
+  },
+  {
+    hash: '1152921504606846997',
+    service: 'auth-service',
+    level: 'ERROR',
+    template: 'token validation failed for user <*>: signature expired',
+    every: 11,
+  },
 ];
 
 function logRow(at: number, service: string, level: string, message: string, template: string, errorHash: string) {
@@ -61,7 +91,16 @@ function logRows(now: number): unknown[] {
   for (let minute = 0; minute < HOURS * 60; minute++) {
     const at = start + minute * 60_000 + 1_000;
     for (const service of SERVICES) {
-      rows.push(logRow(at, service, 'INFO', `GET /v1/${service} 200 in ${20 + (minute % 17)} ms`, 'GET <*> 200 in <*> ms', '7777'));
+      rows.push(
+        logRow(
+          at,
+          service,
+          'INFO',
+          `GET /v1/${service} 200 in ${20 + (minute % 17)} ms`,
+          'GET <*> 200 in <*> ms',
+          '7777',
+        ),
+      );
     }
     for (const p of PATTERNS) {
       // The payment errors surge in the last hour, which is what the alert is about.
@@ -113,11 +152,19 @@ describe('dashboard in Chromium', () => {
     const vectorStore = new ClickHouseVectorStore({ client: engines.clickhouse, table: config.qdrant.collection });
     await vectorStore.ensureCollection(embedder.dimension ?? 256);
     const vectors = await embedder.embed(PATTERNS.map((p) => p.template));
-    await vectorStore.upsert(PATTERNS.map((p, i) => ({
-      errorHash: p.hash,
-      vector: [...(vectors[i] ?? [])],
-      payload: { error_hash: p.hash, template: p.template, service: p.service, level: p.level, first_seen: new Date(now - HOURS * 3_600_000).toISOString() },
-    })));
+    await vectorStore.upsert(
+      PATTERNS.map((p, i) => ({
+        errorHash: p.hash,
+        vector: [...(vectors[i] ?? [])],
+        payload: {
+          error_hash: p.hash,
+          template: p.template,
+          service: p.service,
+          level: p.level,
+          first_seen: new Date(now - HOURS * 3_600_000).toISOString(),
+        },
+      })),
+    );
 
     alert = await repositories.anomalyAlerts.insert({
       dedupKey: 'spike:payment-service:production:ERROR',
@@ -153,13 +200,29 @@ describe('dashboard in Chromium', () => {
       reportDate,
       producedBy: 'llm',
       modelUsed: 'gpt-4o-mini',
-      summary: 'Error volume rose 38% day over day, driven by payment declines from one provider. Order failures follow the payment errors; auth token expiry errors are new since 14:00.',
-      keyIssues: ['payment-service: provider declines up 3x after 15:00', 'auth-service: new signature-expired pattern'],
+      summary:
+        'Error volume rose 38% day over day, driven by payment declines from one provider. Order failures follow the payment errors; auth token expiry errors are new since 14:00.',
+      keyIssues: [
+        'payment-service: provider declines up 3x after 15:00',
+        'auth-service: new signature-expired pattern',
+      ],
       probableCauses: ['The payment provider rotated its API credentials', 'Clock skew on auth-service hosts'],
       recommendations: ['Rotate the payment provider credentials', 'Enable NTP on auth-service hosts'],
       patternSeverity: [
-        { errorHash: PATTERNS[0]!.hash, template: PATTERNS[0]!.template, severity: 'high', occurrences: 412, reason: 'customer facing, rising' },
-        { errorHash: PATTERNS[3]!.hash, template: PATTERNS[3]!.template, severity: 'medium', occurrences: 33, reason: 'novel' },
+        {
+          errorHash: PATTERNS[0]!.hash,
+          template: PATTERNS[0]!.template,
+          severity: 'high',
+          occurrences: 412,
+          reason: 'customer facing, rising',
+        },
+        {
+          errorHash: PATTERNS[3]!.hash,
+          template: PATTERNS[3]!.template,
+          severity: 'medium',
+          occurrences: 33,
+          reason: 'novel',
+        },
       ],
       statistics: { peakHour: '15:00', busiestService: 'payment-service' },
       totalLogs: 182_344,
@@ -221,13 +284,17 @@ describe('dashboard in Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, `dashboard-${name}.png`), fullPage: true });
   }
 
-  it('signs in from the URL fragment, renders every page with data, acknowledges an alert, and saves preferences', { timeout: 180_000 }, async () => {
+  it('signs in from the URL fragment, renders every page with data, acknowledges an alert, and saves preferences', {
+    timeout: 180_000,
+  }, async () => {
     const page = await openPage();
 
     // Overview: the chart is drawn from the error-rate series the page fetched.
     const rates = page.waitForResponse((r) => r.url().includes('/api/v1/stats/error-rate') && r.status() === 200);
     await page.goto(`${base}/#key=${encodeURIComponent(key)}`);
-    const fetched = (await (await rates).json()) as { series: Array<{ service: string; points: Array<{ total: number; errors: number }> }> };
+    const fetched = (await (await rates).json()) as {
+      series: Array<{ service: string; points: Array<{ total: number; errors: number }> }>;
+    };
     expect(fetched.series.map((s) => s.service).sort()).toEqual([...SERVICES]);
     expect(fetched.series.every((s) => s.points.some((p) => p.total > 0))).toBe(true);
     expect(fetched.series.find((s) => s.service === 'payment-service')!.points.some((p) => p.errors > 0)).toBe(true);
@@ -246,7 +313,9 @@ describe('dashboard in Chromium', () => {
     // Alerts: acknowledge the spike alert from its row; the API then reports it acknowledged by this key.
     await visit(page, '#/alerts', `[data-alert-id="${alert.id}"]`);
     await shot(page, 'alerts');
-    const acknowledged = page.waitForResponse((r) => r.url().endsWith(`/api/v1/alerts/${alert.id}/acknowledge`) && r.request().method() === 'POST');
+    const acknowledged = page.waitForResponse(
+      (r) => r.url().endsWith(`/api/v1/alerts/${alert.id}/acknowledge`) && r.request().method() === 'POST',
+    );
     await page.click(`[data-alert-id="${alert.id}"] [data-action="acknowledge"]`);
     expect((await acknowledged).status()).toBe(200);
     // The list shows open alerts, so the acknowledged one leaves it.
@@ -265,7 +334,9 @@ describe('dashboard in Chromium', () => {
     await page.click('dialog button[type="submit"]');
     expect((await silenced).status()).toBeLessThan(300);
     await page.waitForSelector('text=clock skew fix rolling out');
-    const silences = await api<{ items: Array<{ dedupKey: string | null; reason: string; expiresAt: string }> }>('/api/v1/silences');
+    const silences = await api<{ items: Array<{ dedupKey: string | null; reason: string; expiresAt: string }> }>(
+      '/api/v1/silences',
+    );
     const silence = silences.items.find((s) => s.reason === 'clock skew fix rolling out');
     expect(silence?.dedupKey).toBe(novel.dedupKey);
     expect(Date.parse(silence!.expiresAt) - Date.now()).toBeGreaterThan(23 * 3_600_000);
@@ -273,7 +344,9 @@ describe('dashboard in Chromium', () => {
 
     // Patterns: a sparkline per row, and one pattern with its series and its neighbours.
     await visit(page, '#/patterns', '#patterns-table');
-    await expect.poll(() => page.locator('#patterns-table .spark canvas').count(), { timeout: 15_000 }).toBe(PATTERNS.length);
+    await expect
+      .poll(() => page.locator('#patterns-table .spark canvas').count(), { timeout: 15_000 })
+      .toBe(PATTERNS.length);
     await shot(page, 'patterns');
     await visit(page, `#/patterns/${PATTERNS[0]!.hash}`, '.chart canvas');
     await page.waitForSelector(`text=${PATTERNS[2]!.template}`);
@@ -305,10 +378,15 @@ describe('dashboard in Chromium', () => {
     await page.fill('dialog input[name="ownerTeam"]', 'payments-oncall');
     await page.fill('dialog input[name="tags"]', 'pci, tier-1');
     await shot(page, 'service-edit');
-    const patched = page.waitForResponse((r) => r.url().endsWith('/api/v1/services/payment-service') && r.request().method() === 'PATCH');
+    const patched = page.waitForResponse(
+      (r) => r.url().endsWith('/api/v1/services/payment-service') && r.request().method() === 'PATCH',
+    );
     await page.click('dialog button[type="submit"]');
     expect((await patched).status()).toBe(200);
-    expect(await api<{ ownerTeam: string; tags: string[] }>('/api/v1/services/payment-service')).toMatchObject({ ownerTeam: 'payments-oncall', tags: ['pci', 'tier-1'] });
+    expect(await api<{ ownerTeam: string; tags: string[] }>('/api/v1/services/payment-service')).toMatchObject({
+      ownerTeam: 'payments-oncall',
+      tags: ['pci', 'tier-1'],
+    });
     await page.waitForSelector('#services-table >> text=payments-oncall');
 
     // Settings: time zone and theme saved through the API and applied at once.
@@ -316,17 +394,28 @@ describe('dashboard in Chromium', () => {
     await page.selectOption('select[name="timezone"]', 'Asia/Tokyo');
     await page.selectOption('select[name="theme"]', 'dark');
     await page.selectOption('#preferences-form select[name="service"]', 'payment-service');
-    const saved = page.waitForResponse((r) => r.url().endsWith('/api/v1/preferences') && r.request().method() === 'PUT');
+    const saved = page.waitForResponse(
+      (r) => r.url().endsWith('/api/v1/preferences') && r.request().method() === 'PUT',
+    );
     await page.click('text=Save preferences');
     expect((await saved).status()).toBe(200);
-    const prefs = await api<{ timezone: string; theme: string; defaultFilters: Record<string, unknown> }>('/api/v1/preferences');
-    expect(prefs).toMatchObject({ timezone: 'Asia/Tokyo', theme: 'dark', defaultFilters: { service: 'payment-service' } });
+    const prefs = await api<{ timezone: string; theme: string; defaultFilters: Record<string, unknown> }>(
+      '/api/v1/preferences',
+    );
+    expect(prefs).toMatchObject({
+      timezone: 'Asia/Tokyo',
+      theme: 'dark',
+      defaultFilters: { service: 'payment-service' },
+    });
     expect(await page.evaluate('document.documentElement.dataset.theme')).toBe('dark');
     await shot(page, 'settings');
 
     // Times now show in Tokyo time (UTC+9, no daylight saving) on the logs page.
     const logs = await api<{ items: Array<{ timestamp: string }> }>('/api/v1/logs?service=payment-service&limit=1');
-    const newest = new Date(Date.parse(logs.items[0]!.timestamp) + 9 * 3_600_000).toISOString().slice(0, 19).replace('T', ' ');
+    const newest = new Date(Date.parse(logs.items[0]!.timestamp) + 9 * 3_600_000)
+      .toISOString()
+      .slice(0, 19)
+      .replace('T', ' ');
     await visit(page, '#/logs?service=payment-service', '#logs-table');
     expect(await page.locator('#logs-table tbody tr.clickable td').first().innerText()).toBe(newest);
     await visit(page, '#/overview', '#error-rate-chart canvas');

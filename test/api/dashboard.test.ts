@@ -52,7 +52,9 @@ describe('dashboard serving', () => {
     const bundle = await dashboardBundle();
     const scripts = [...bundle.assets.values()].filter((a) => a.name.endsWith('.js'));
     const gzipBytes = scripts.reduce((sum, a) => sum + a.gzip.length, 0);
-    console.log(`dashboard JS: ${scripts.map((a) => a.name).join(', ')} ${bundle.script.body.length} B raw, ${gzipBytes} B gzip (budget ${BUDGET_GZIP_BYTES})`);
+    console.log(
+      `dashboard JS: ${scripts.map((a) => a.name).join(', ')} ${bundle.script.body.length} B raw, ${gzipBytes} B gzip (budget ${BUDGET_GZIP_BYTES})`,
+    );
     expect(scripts).toHaveLength(1);
     expect(gzipBytes).toBeLessThan(BUDGET_GZIP_BYTES);
     expect(bundle.stylesheet.body.toString()).toContain('.u-legend');

@@ -20,7 +20,8 @@ import { startPipeline } from '../../src/app/runner.ts';
 class Lines extends Writable {
   readonly records: Array<Record<string, unknown>> = [];
   override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') this.records.push(JSON.parse(line) as Record<string, unknown>);
+    for (const line of chunk.toString('utf8').split('\n'))
+      if (line.trim() !== '') this.records.push(JSON.parse(line) as Record<string, unknown>);
     done();
   }
 }
@@ -55,15 +56,26 @@ describe('api pipeline', () => {
     resources = openResources(config, logger, { engines: Promise.resolve(engines) });
     const { key } = await (await resources.repositories()).apiKeys.create('pipeline-test', 'viewer');
 
-    const running = startPipeline(pipelines.api, { config, logger, metrics: createMetrics({ defaultMetrics: false }), resources, options: {} });
-    const url = await until(() => lines.records.find((r) => r.msg === 'api listening')?.url as string | undefined, 'the api to listen');
+    const running = startPipeline(pipelines.api, {
+      config,
+      logger,
+      metrics: createMetrics({ defaultMetrics: false }),
+      resources,
+      options: {},
+    });
+    const url = await until(
+      () => lines.records.find((r) => r.msg === 'api listening')?.url as string | undefined,
+      'the api to listen',
+    );
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
 
     const me = await fetch(new URL('/api/v1/me', url), { headers: { authorization: `Bearer ${key}` } });
     expect(me.status).toBe(200);
     expect(await me.json()).toEqual({ name: 'pipeline-test', role: 'viewer' });
     expect((await fetch(new URL('/api/v1/me', url))).status).toBe(401);
-    const services = (await (await fetch(new URL('/api/v1/services', url), { headers: { authorization: `Bearer ${key}` } })).json()) as { items: unknown[] };
+    const services = (await (
+      await fetch(new URL('/api/v1/services', url), { headers: { authorization: `Bearer ${key}` } })
+    ).json()) as { items: unknown[] };
     expect(services.items.length).toBeGreaterThan(0);
     const ready = await fetch(new URL('/readyz', url));
     expect(ready.status).toBe(200);
@@ -76,7 +88,13 @@ describe('api pipeline', () => {
   it('rejects unknown options by name', () => {
     const config = loadConfig({ LOGFLOW_DATA_DIR: dir });
     expect(() =>
-      startPipeline(pipelines.api, { config, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }), resources: resources!, options: { prot: '1' } }),
+      startPipeline(pipelines.api, {
+        config,
+        logger: createLogger({ level: 'silent' }),
+        metrics: createMetrics({ defaultMetrics: false }),
+        resources: resources!,
+        options: { prot: '1' },
+      }),
     ).toThrow(/api: unknown option --prot/);
   });
 });

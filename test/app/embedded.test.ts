@@ -55,20 +55,38 @@ describe('npm start (embedded mode)', () => {
     const first = await npmStart(['--duration', '30s', '--rate', '2000', '--data-dir', dir, '--analyze-after', '20s']);
     expect(first.code, first.output).toBe(0);
     const firstRun = JSON.parse(await readFile(path.join(dir, 'last-run.json'), 'utf8')) as RunSummary;
-    const truth = (await readFile(path.join(dir, 'ground-truth.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; service: string });
+    const truth = (await readFile(path.join(dir, 'ground-truth.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; service: string });
 
     const check = async () => {
       const engines = await openEngines(loadConfig({ LOGFLOW_DATA_DIR: dir }));
       try {
-        const q = async (sql: string) => Number(Object.values((await (await engines.clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, string>>())[0] ?? {})[0]);
+        const q = async (sql: string) =>
+          Number(
+            Object.values(
+              (
+                await (
+                  await engines.clickhouse.query({ query: sql, format: 'JSONEachRow' })
+                ).json<Record<string, string>>()
+              )[0] ?? {},
+            )[0],
+          );
         const vectors = new ClickHouseVectorStore({ client: engines.clickhouse });
         return {
           logs: await q('SELECT count() FROM logs'),
           ids: await q('SELECT uniqExact(log_id) FROM logs'),
           patterns: await q('SELECT count() FROM error_patterns FINAL WHERE has_embedding = 1'),
           vectors: await vectors.count(),
-          alerts: (await engines.postgres.query<{ rule: string; service: string }>("SELECT rule, service FROM anomaly_alerts WHERE status = 'open'")).rows,
-          reports: Number((await engines.postgres.query<{ n: string }>('SELECT count(*) AS n FROM nightly_reports')).rows[0]?.n),
+          alerts: (
+            await engines.postgres.query<{ rule: string; service: string }>(
+              "SELECT rule, service FROM anomaly_alerts WHERE status = 'open'",
+            )
+          ).rows,
+          reports: Number(
+            (await engines.postgres.query<{ n: string }>('SELECT count(*) AS n FROM nightly_reports')).rows[0]?.n,
+          ),
         };
       } finally {
         await engines.close();
@@ -89,9 +107,10 @@ describe('npm start (embedded mode)', () => {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const busyPort = (holder.address() as AddressInfo).port;
     // The metrics port too: it is not served, and the start says so instead of going on silently.
-    const second = await npmStart(['--duration', '10s', '--rate', '1000', '--data-dir', dir, '--api-port', String(busyPort)], { LOGFLOW_METRICS_PORT: String(busyPort) }).finally(
-      () => new Promise((resolve) => holder.close(resolve)),
-    );
+    const second = await npmStart(
+      ['--duration', '10s', '--rate', '1000', '--data-dir', dir, '--api-port', String(busyPort)],
+      { LOGFLOW_METRICS_PORT: String(busyPort) },
+    ).finally(() => new Promise((resolve) => holder.close(resolve)));
     expect(second.code, second.output).toBe(0);
     expect(second.output).toMatch(/dashboard not started: .*(EADDRINUSE|in use).*--api-port/);
     expect(second.output).toMatch(new RegExp(`metrics not served: .*EADDRINUSE.*:${busyPort}.*LOGFLOW_METRICS_PORT`));
@@ -108,10 +127,31 @@ describe('npm start (embedded mode)', () => {
   it("keeps /healthz and /readyz at 200 on both ports after --analyze-after's report, while ingest goes on storing", async () => {
     const healthDir = await mkdtemp(path.join(os.tmpdir(), 'logflow-start-health-'));
     const [metricsPort, apiPort] = [await freePort(), await freePort()];
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/app/cli.ts', 'start', '--data-dir', healthDir, '--duration', '10m', '--rate', '500', '--history', '1m', '--analyze-after', '2s', '--api-port', String(apiPort)], {
-      env: { ...process.env, LOGFLOW_METRICS_PORT: String(metricsPort), CI: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/app/cli.ts',
+        'start',
+        '--data-dir',
+        healthDir,
+        '--duration',
+        '10m',
+        '--rate',
+        '500',
+        '--history',
+        '1m',
+        '--analyze-after',
+        '2s',
+        '--api-port',
+        String(apiPort),
+      ],
+      {
+        env: { ...process.env, LOGFLOW_METRICS_PORT: String(metricsPort), CI: 'true' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
@@ -134,7 +174,11 @@ describe('npm start (embedded mode)', () => {
           const response = await fetch(`http://127.0.0.1:${port}${probe}`);
           const body = await response.text();
           expect(response.status, `${probe} on ${port}: ${body}\n${output}`).toBe(200);
-          expect(JSON.parse(body)).toMatchObject({ phase: 'running', status: 'ok', pipelines: { ingest: 'running', nightly: 'completed' } });
+          expect(JSON.parse(body)).toMatchObject({
+            phase: 'running',
+            status: 'ok',
+            pipelines: { ingest: 'running', nightly: 'completed' },
+          });
         }
       }
       // Still storing after the report: the 200s are not about a process that stopped working.
@@ -150,10 +194,15 @@ describe('npm start (embedded mode)', () => {
   }, 180_000);
 
   it('stops the whole run with exit 1 and says which pipeline failed, when one fails for good', async () => {
-    // An embeddings endpoint that refuses the key: vectorize cannot go on, and waiting for it to catch up would never end.
+    // An embeddings endpoint that refuses the key: vectorize cannot go on, and waiting for it to catch up would never
+    // end.
     const refusing = createHttpServer((_request, response) => {
       response.writeHead(401, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } }));
+      response.end(
+        JSON.stringify({
+          error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' },
+        }),
+      );
     });
     await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
     const failDir = await mkdtemp(path.join(os.tmpdir(), 'logflow-start-fail-'));

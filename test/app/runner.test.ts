@@ -42,10 +42,13 @@ function tinyPipeline(store: { written: number[]; committed: number | null; prod
         ignoreElements(),
       );
       // The commit runs after the graph drained, so it covers everything acked.
-      return concat(written, defer(() => {
-        store.committed = offsets.committable();
-        return EMPTY;
-      }));
+      return concat(
+        written,
+        defer(() => {
+          store.committed = offsets.committable();
+          return EMPTY;
+        }),
+      );
     },
   });
 }
@@ -89,7 +92,11 @@ describe('runner', () => {
 
   it('reports a failed graph with its error', async () => {
     const boom = new Error('boom');
-    const failing = definePipeline<null>({ name: 'failing', description: 'fails', build: () => throwError(() => boom) });
+    const failing = definePipeline<null>({
+      name: 'failing',
+      description: 'fails',
+      build: () => throwError(() => boom),
+    });
     const running = startPipeline(failing, {
       config: loadConfig({}),
       logger,
@@ -108,7 +115,12 @@ describe('runner', () => {
       },
     });
     expect(() =>
-      startPipeline(broken, { config: loadConfig({}), logger, metrics: createMetrics({ defaultMetrics: false }), resources: null }),
+      startPipeline(broken, {
+        config: loadConfig({}),
+        logger,
+        metrics: createMetrics({ defaultMetrics: false }),
+        resources: null,
+      }),
     ).toThrow(/--rate: must be positive/);
   });
 
@@ -135,7 +147,12 @@ describe('runner', () => {
     health.degraded('postgres', 'connection refused');
     const degraded = await fetch(`${base}/healthz`);
     expect(degraded.status).toBe(200);
-    expect(await degraded.json()).toEqual({ phase: 'running', status: 'degraded', degraded: { postgres: 'connection refused' }, pipelines: {} });
+    expect(await degraded.json()).toEqual({
+      phase: 'running',
+      status: 'degraded',
+      degraded: { postgres: 'connection refused' },
+      pipelines: {},
+    });
     expect((await fetch(`${base}/readyz`)).status).toBe(503);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   });

@@ -14,7 +14,17 @@ import clickhouseSink from '../../bench/clickhouse-sink.bench.ts';
 import { parseLiveLine } from '../../bench/embedded.bench.ts';
 import { formatNumber, formatRatio, markdownTable } from '../../bench/format.ts';
 import ingestE2e from '../../bench/ingest-e2e.bench.ts';
-import { createTopic, deleteTopics, fillTemplate, kafkaClient, produceGenerated, rawConsumer, sampleRecords, shapeRecord, toTemplate } from '../../bench/load.ts';
+import {
+  createTopic,
+  deleteTopics,
+  fillTemplate,
+  kafkaClient,
+  produceGenerated,
+  rawConsumer,
+  sampleRecords,
+  shapeRecord,
+  toTemplate,
+} from '../../bench/load.ts';
 import { escapeXml, niceTicks, renderSvg } from '../../bench/plot.ts';
 import { describeMachine, machineInfo } from '../../bench/machine.ts';
 import { describeSelfTimes, selfTimes } from '../../bench/profile.ts';
@@ -67,9 +77,36 @@ describe('markdown table', () => {
 
 describe('SVG plot', () => {
   const series: BenchSeries[] = [
-    { name: 'raw <consumer>', panel: 'throughput', unit: 'logs/s', points: [[0, 0], [1, 50_000], [2, 80_000]] },
-    { name: 'pipeline', panel: 'throughput', unit: 'logs/s', points: [[0, 0], [1, 40_000], [2, 60_000], [3, 61_000]] },
-    { name: 'RSS', panel: 'RSS', unit: 'MiB', points: [[0, 300], [3, 350]] },
+    {
+      name: 'raw <consumer>',
+      panel: 'throughput',
+      unit: 'logs/s',
+      points: [
+        [0, 0],
+        [1, 50_000],
+        [2, 80_000],
+      ],
+    },
+    {
+      name: 'pipeline',
+      panel: 'throughput',
+      unit: 'logs/s',
+      points: [
+        [0, 0],
+        [1, 40_000],
+        [2, 60_000],
+        [3, 61_000],
+      ],
+    },
+    {
+      name: 'RSS',
+      panel: 'RSS',
+      unit: 'MiB',
+      points: [
+        [0, 300],
+        [3, 350],
+      ],
+    },
   ];
   const svg = renderSvg('ingest & soak', series);
 
@@ -109,11 +146,15 @@ describe('machine details', () => {
     const machine = machineInfo(process.cwd(), 50);
     expect(Number.isInteger(machine.referenceSpeed)).toBe(true);
     expect(machine.referenceSpeed).toBeGreaterThan(0);
-    expect(describeMachine(machine).find((l) => l.startsWith('Speed:'))).toContain(machine.referenceSpeed.toLocaleString('en-US'));
+    expect(describeMachine(machine).find((l) => l.startsWith('Speed:'))).toContain(
+      machine.referenceSpeed.toLocaleString('en-US'),
+    );
   });
 
   it('notes how the reference speed changed around a benchmark', () => {
-    expect(describeSpeedChange(330_000, 198_000)).toBe('reference speed before / after this benchmark: 330,000 / 198,000 JSON round trips/s (-40%)');
+    expect(describeSpeedChange(330_000, 198_000)).toBe(
+      'reference speed before / after this benchmark: 330,000 / 198,000 JSON round trips/s (-40%)',
+    );
     expect(describeSpeedChange(200_000, 210_000)).toContain('(+5%)');
     expect(describeSpeedChange(200_000, 200_400)).toContain('(unchanged)');
   });
@@ -124,14 +165,60 @@ describe('result files', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-results-'));
     try {
       const base = {
-        name: 'demo', description: 'demo', timestamp: '2026-01-02T03:04:05.678Z', args: [], notes: ['a note'],
-        machine: { cpuModel: 'x', cores: 2, cpuMHz: null, totalMemoryBytes: 1, node: 'v20', v8: '11', os: 'Linux', arch: 'x64', loadAverage: [0, 0, 0], gitCommit: null, gitDirty: null, referenceSpeed: 1 },
-        services: { kafka: '4.1.2', chdb: '26', clickhouseServer: null, postgres: '15', pglite: '0.5', kafkajs: '2.2.4', clickhouseClient: '1.2' },
+        name: 'demo',
+        description: 'demo',
+        timestamp: '2026-01-02T03:04:05.678Z',
+        args: [],
+        notes: ['a note'],
+        machine: {
+          cpuModel: 'x',
+          cores: 2,
+          cpuMHz: null,
+          totalMemoryBytes: 1,
+          node: 'v20',
+          v8: '11',
+          os: 'Linux',
+          arch: 'x64',
+          loadAverage: [0, 0, 0],
+          gitCommit: null,
+          gitDirty: null,
+          referenceSpeed: 1,
+        },
+        services: {
+          kafka: '4.1.2',
+          chdb: '26',
+          clickhouseServer: null,
+          postgres: '15',
+          pglite: '0.5',
+          kafkajs: '2.2.4',
+          clickhouseClient: '1.2',
+        },
         rows: [{ scenario: 's', metric: 'm', value: 1, unit: 'u' }],
       };
-      const files = writeResult({ ...base, series: [{ name: 'n', panel: 'p', unit: 'u', points: [[0, 1], [1, 2]] }] }, dir);
+      const files = writeResult(
+        {
+          ...base,
+          series: [
+            {
+              name: 'n',
+              panel: 'p',
+              unit: 'u',
+              points: [
+                [0, 1],
+                [1, 2],
+              ],
+            },
+          ],
+        },
+        dir,
+      );
       expect(files.map((f) => path.basename(f)).sort()).toEqual(
-        ['demo-2026-01-02T03-04-05.678Z.json', 'demo-2026-01-02T03-04-05.678Z.svg', 'demo-latest.json', 'demo-latest.svg'].sort(),
+        [
+          'demo-2026-01-02T03-04-05.678Z.json',
+          'demo-2026-01-02T03-04-05.678Z.svg',
+          'demo-latest.json',
+          'demo-latest.svg',
+        ].sort(),
       );
       const json = JSON.parse(await readFile(path.join(dir, 'demo-latest.json'), 'utf8')) as typeof base;
       expect(json.rows).toEqual(base.rows);
@@ -162,8 +249,24 @@ describe('helpers', () => {
     expect(quantile([5, 1, 4, 2, 3], 0.5)).toBe(3);
     expect(quantile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.99)).toBe(10);
     // 98 records at 10 ms and 2 at 900 ms: p50 10, p99 900.
-    expect(weightedQuantile([[900, 2], [10, 98]], 0.5)).toBe(10);
-    expect(weightedQuantile([[900, 2], [10, 98]], 0.99)).toBe(900);
+    expect(
+      weightedQuantile(
+        [
+          [900, 2],
+          [10, 98],
+        ],
+        0.5,
+      ),
+    ).toBe(10);
+    expect(
+      weightedQuantile(
+        [
+          [900, 2],
+          [10, 98],
+        ],
+        0.99,
+      ),
+    ).toBe(900);
     expect(Number.isNaN(weightedQuantile([], 0.5))).toBe(true);
   });
 
@@ -187,7 +290,8 @@ describe('helpers', () => {
     const records = await sampleRecords(500, 3, 'full');
     expect(records).toHaveLength(500);
     const full = records.reduce((sum, r) => sum + Buffer.byteLength(r.value), 0) / records.length;
-    const compact = records.reduce((sum, r) => sum + Buffer.byteLength(shapeRecord(r.value, 'compact')), 0) / records.length;
+    const compact =
+      records.reduce((sum, r) => sum + Buffer.byteLength(shapeRecord(r.value, 'compact')), 0) / records.length;
     expect(compact).toBeLessThan(full);
     expect(compact).toBeGreaterThan(250);
     expect(compact).toBeLessThan(450);
@@ -262,8 +366,11 @@ describe('benchmarks on the real services, tiny N', () => {
   }, 180_000);
 
   it('ingest-e2e: baseline, pipeline (every row visible) and the latency run report their figures', async () => {
-    const output = toOutput(await ingestE2e.run(quiet(['--logs', '3000', '--latency-duration', '8s', '--latency-rate', '300'])));
-    const find = (scenario: string, metric: string) => output.rows.find((r) => r.scenario.startsWith(scenario) && r.metric === metric);
+    const output = toOutput(
+      await ingestE2e.run(quiet(['--logs', '3000', '--latency-duration', '8s', '--latency-rate', '300'])),
+    );
+    const find = (scenario: string, metric: string) =>
+      output.rows.find((r) => r.scenario.startsWith(scenario) && r.metric === metric);
     const raw = find('raw kafkajs consumer', 'throughput');
     const pipeline = find('ingest pipeline -> chdb', 'throughput');
     expect(raw?.value).toBeGreaterThan(0);
@@ -280,8 +387,9 @@ describe('benchmarks on the real services, tiny N', () => {
 });
 
 describe('embedded benchmark', () => {
-  it('reads npm start\'s non-TTY live view line, and nothing else', () => {
-    const line = '[logflow] 29s  generated 843691 (28815/s)  stored 829031  ingest lag 11403  patterns embedded 25  open alerts 1';
+  it("reads npm start's non-TTY live view line, and nothing else", () => {
+    const line =
+      '[logflow] 29s  generated 843691 (28815/s)  stored 829031  ingest lag 11403  patterns embedded 25  open alerts 1';
     expect(parseLiveLine(line)).toEqual({ seconds: 29, generated: 843_691, stored: 829_031, lag: 11_403 });
     expect(parseLiveLine('stored 1381621 logs (0 dead-lettered), 26 patterns vectorized')).toBeUndefined();
     expect(parseLiveLine('29s  generated 1 (1/s)  stored 1  ingest lag 0')).toBeUndefined();

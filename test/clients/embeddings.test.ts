@@ -2,12 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
-import {
-  APIConnectionError,
-  APIConnectionTimeoutError,
-  APIError,
-  APIUserAbortError,
-} from 'openai';
+import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.ts';
 import {
@@ -31,13 +26,17 @@ const cosine = (a: Float32Array, b: Float32Array): number => a.reduce((sum, v, i
 const norm = (v: Float32Array): number => Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
 
 /** Strings of arbitrary UTF-16 code units, lone surrogates included. */
-const anyUtf16 = fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 200 });
+const anyUtf16 = fc.string({
+  unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+  maxLength: 200,
+});
 const anyText = fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: 'binary', maxLength: 200 }), anyUtf16);
 
 /** FNV-1a as its specification states it: over the bytes, here as TextEncoder writes them. */
 function referenceFnv1a32(text: string): number {
   let hash = 0x811c9dc5;
-  for (const byte of new TextEncoder().encode(text)) hash = Number((BigInt((hash ^ byte) >>> 0) * 0x01000193n) & 0xffffffffn);
+  for (const byte of new TextEncoder().encode(text))
+    hash = Number((BigInt((hash ^ byte) >>> 0) * 0x01000193n) & 0xffffffffn);
   return hash >>> 0;
 }
 
@@ -70,12 +69,17 @@ describe('localEmbedding', () => {
   it('gives texts without tokens one fixed unit vector, not NaN', () => {
     const empty = localEmbedding('', 16);
     expect(Array.from(empty)).toEqual(new Array(16).fill(Math.fround(1 / 4)));
-    for (const text of ['   ', '!!! ... ---', '\u0000\u0001']) expect(Array.from(localEmbedding(text, 16))).toEqual(Array.from(empty));
+    for (const text of ['   ', '!!! ... ---', '\u0000\u0001'])
+      expect(Array.from(localEmbedding(text, 16))).toEqual(Array.from(empty));
   });
 
   it('ignores case and the kind of separator, but not the placeholder', () => {
-    expect(Array.from(localEmbedding('Connection TIMEOUT to db'))).toEqual(Array.from(localEmbedding('connection timeout to db')));
-    expect(Array.from(localEmbedding('connection-timeout: db'))).toEqual(Array.from(localEmbedding('connection timeout db')));
+    expect(Array.from(localEmbedding('Connection TIMEOUT to db'))).toEqual(
+      Array.from(localEmbedding('connection timeout to db')),
+    );
+    expect(Array.from(localEmbedding('connection-timeout: db'))).toEqual(
+      Array.from(localEmbedding('connection timeout db')),
+    );
     expect(Array.from(localEmbedding('user <*> logged in'))).not.toEqual(Array.from(localEmbedding('user logged in')));
   });
 
@@ -84,9 +88,13 @@ describe('localEmbedding', () => {
     const moduleUrl = new URL('../../src/clients/embeddings.ts', import.meta.url).href;
     const script = `const { localEmbedding } = await import(${JSON.stringify(moduleUrl)});
       process.stdout.write(JSON.stringify(${JSON.stringify(texts)}.map((t) => Buffer.from(localEmbedding(t, 96).buffer).toString('base64'))));`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-    });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+      },
+    );
     const here = texts.map((t) => Buffer.from(localEmbedding(t, 96).buffer).toString('base64'));
     expect(JSON.parse(stdout)).toEqual(here);
   });
@@ -110,12 +118,16 @@ describe('localEmbedding', () => {
 
   it('counts a word inflected or compounded as close to its stem (character n-grams)', () => {
     const base = localEmbedding('request timeout');
-    expect(cosine(base, localEmbedding('request timeouts'))).toBeGreaterThan(cosine(base, localEmbedding('request accepted')));
+    expect(cosine(base, localEmbedding('request timeouts'))).toBeGreaterThan(
+      cosine(base, localEmbedding('request accepted')),
+    );
   });
 
   it('refuses a dimension that is not a positive integer', () => {
     for (const dimension of [0, -1, 1.5, Number.NaN, 1_000_000]) {
-      expect(() => localEmbedding('x', dimension)).toThrow(expect.objectContaining({ code: ErrorCodes.CONFIG_INVALID }));
+      expect(() => localEmbedding('x', dimension)).toThrow(
+        expect.objectContaining({ code: ErrorCodes.CONFIG_INVALID }),
+      );
     }
   });
 });
@@ -126,7 +138,10 @@ describe('createLocalEmbedder', () => {
     expect(embedder.model).toBe(LOCAL_EMBEDDING_MODEL);
     expect(embedder.dimension).toBe(DEFAULT_LOCAL_DIMENSION);
     const vectors = await embedder.embed(['disk full', 'user logged in']);
-    expect(vectors.map((v) => Array.from(v))).toEqual([Array.from(localEmbedding('disk full')), Array.from(localEmbedding('user logged in'))]);
+    expect(vectors.map((v) => Array.from(v))).toEqual([
+      Array.from(localEmbedding('disk full')),
+      Array.from(localEmbedding('user logged in')),
+    ]);
     expect(await embedder.embed([])).toEqual([]);
     expect((await embedder.health()).ok).toBe(true);
   });
@@ -150,10 +165,20 @@ describe('createLocalEmbedder', () => {
 describe('openAIErrorRules', () => {
   const headers = new Headers();
   const cases: Array<[string, Error, string, boolean]> = [
-    ['connection failure', new APIConnectionError({ message: 'Connection error.' }), ErrorCodes.UPSTREAM_UNAVAILABLE, true],
+    [
+      'connection failure',
+      new APIConnectionError({ message: 'Connection error.' }),
+      ErrorCodes.UPSTREAM_UNAVAILABLE,
+      true,
+    ],
     ['client timeout', new APIConnectionTimeoutError(), ErrorCodes.TIMEOUT, true],
     ['408', APIError.generate(408, { message: 'timeout' }, undefined, headers), ErrorCodes.TIMEOUT, true],
-    ['429', APIError.generate(429, { message: 'slow down' }, undefined, headers), ErrorCodes.UPSTREAM_UNAVAILABLE, true],
+    [
+      '429',
+      APIError.generate(429, { message: 'slow down' }, undefined, headers),
+      ErrorCodes.UPSTREAM_UNAVAILABLE,
+      true,
+    ],
     ['500', APIError.generate(500, { message: 'boom' }, undefined, headers), ErrorCodes.UPSTREAM_UNAVAILABLE, true],
     ['503', APIError.generate(503, { message: 'busy' }, undefined, headers), ErrorCodes.UPSTREAM_UNAVAILABLE, true],
     ['400', APIError.generate(400, { message: 'bad input' }, undefined, headers), ErrorCodes.INPUT_INVALID, false],
@@ -162,7 +187,12 @@ describe('openAIErrorRules', () => {
     ['403', APIError.generate(403, { message: 'forbidden' }, undefined, headers), ErrorCodes.CONFIG_INVALID, false],
     ['404', APIError.generate(404, { message: 'no such model' }, undefined, headers), ErrorCodes.CONFIG_INVALID, false],
     ['our own abort', new APIUserAbortError(), ErrorCodes.SHUTDOWN, false],
-    ['a JSON body that does not parse', new SyntaxError('Unexpected end of JSON input'), ErrorCodes.LLM_OUTPUT_INVALID, false],
+    [
+      'a JSON body that does not parse',
+      new SyntaxError('Unexpected end of JSON input'),
+      ErrorCodes.LLM_OUTPUT_INVALID,
+      false,
+    ],
   ];
 
   it.each(cases)('classifies %s', (_name, error, code, retriable) => {
@@ -202,19 +232,27 @@ describe('createOpenAIEmbedder against the local OpenAI server', () => {
     options: Partial<OpenAIEmbedderOptions> = {},
   ): Promise<{ server: OpenAITestServer; embedder: Embedder }> {
     server = await startOpenAIServer({ embeddingDimension: 48, ...serverOptions });
-    embedder = createOpenAIEmbedder({ url: server.url, model: 'test-embed', backoff: { baseDelayMs: 1, maxDelayMs: 5, jitter: 'none' }, ...options });
+    embedder = createOpenAIEmbedder({
+      url: server.url,
+      model: 'test-embed',
+      backoff: { baseDelayMs: 1, maxDelayMs: 5, jitter: 'none' },
+      ...options,
+    });
     return { server, embedder };
   }
 
-  const texts = (n: number) => Array.from({ length: n }, (_, i) => `pattern ${i}: ${i % 3 === 0 ? 'timeout' : 'refused'} on host <*>`);
+  const texts = (n: number) =>
+    Array.from({ length: n }, (_, i) => `pattern ${i}: ${i % 3 === 0 ? 'timeout' : 'refused'} on host <*>`);
 
   it('sends batches of batchSize and returns one vector per text in order', async () => {
     const { server, embedder } = await setUp({}, { batchSize: 64 });
     const input = texts(150);
     const vectors = await embedder.embed(input);
     const requests = server.requests.filter((r) => r.endpoint === 'embeddings');
-    expect(requests.map((r) => ((r.body as { input: string[] }).input).length)).toEqual([64, 64, 22]);
-    expect(requests.every((r) => (r.body as { model: string; encoding_format: string }).model === 'test-embed')).toBe(true);
+    expect(requests.map((r) => (r.body as { input: string[] }).input.length)).toEqual([64, 64, 22]);
+    expect(requests.every((r) => (r.body as { model: string; encoding_format: string }).model === 'test-embed')).toBe(
+      true,
+    );
     expect(requests.every((r) => (r.body as { encoding_format: string }).encoding_format === 'float')).toBe(true);
     expect(server.embeddedInputs()).toEqual(input);
     expect(vectors).toHaveLength(150);
@@ -287,7 +325,12 @@ describe('createOpenAIEmbedder against the local OpenAI server', () => {
     server.failNext(500, 10);
     const error = await embedder.embed(['a']).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RetryExhaustedError);
-    expect(error).toMatchObject({ code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: false, attempts: 3, stage: 'embed' });
+    expect(error).toMatchObject({
+      code: ErrorCodes.UPSTREAM_UNAVAILABLE,
+      retriable: false,
+      attempts: 3,
+      stage: 'embed',
+    });
     expect((error as Error).message).toMatch(/embeddings request .*\/v1\/embeddings.*500/);
     expect(server.requests).toHaveLength(3);
   });
@@ -296,7 +339,12 @@ describe('createOpenAIEmbedder against the local OpenAI server', () => {
     const { server, embedder } = await setUp();
     const error = await embedder.embed(['fine', '']).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LogflowError);
-    expect(error).toMatchObject({ code: ErrorCodes.INPUT_INVALID, retriable: false, stage: 'embed', details: { status: 400 } });
+    expect(error).toMatchObject({
+      code: ErrorCodes.INPUT_INVALID,
+      retriable: false,
+      stage: 'embed',
+      details: { status: 400 },
+    });
     expect(server.requests).toHaveLength(1);
   });
 
@@ -344,19 +392,110 @@ describe('createOpenAIEmbedder against the local OpenAI server', () => {
   const malformed: Array<[string, { json: unknown } | { text: string; contentType: string }, RegExp]> = [
     ['no data', { json: { object: 'list' } }, /data: /],
     ['too few embeddings', { json: { data: [{ index: 0, embedding: [1, 0] }] } }, /1 embeddings for 2 inputs/],
-    ['an empty embedding', { json: { data: [{ index: 0, embedding: [] }, { index: 1, embedding: [1] }] } }, /data\[0\]\.embedding: is empty/],
-    ['a string in an embedding', { json: { data: [{ index: 0, embedding: [1, 'x'] }, { index: 1, embedding: [1, 2] }] } }, /data\[0\]\.embedding\[1\]/],
-    ['a null in an embedding', { json: { data: [{ index: 0, embedding: [1, 2] }, { index: 1, embedding: [null, 2] }] } }, /data\[1\]\.embedding\[0\]/],
+    [
+      'an empty embedding',
+      {
+        json: {
+          data: [
+            { index: 0, embedding: [] },
+            { index: 1, embedding: [1] },
+          ],
+        },
+      },
+      /data\[0\]\.embedding: is empty/,
+    ],
+    [
+      'a string in an embedding',
+      {
+        json: {
+          data: [
+            { index: 0, embedding: [1, 'x'] },
+            { index: 1, embedding: [1, 2] },
+          ],
+        },
+      },
+      /data\[0\]\.embedding\[1\]/,
+    ],
+    [
+      'a null in an embedding',
+      {
+        json: {
+          data: [
+            { index: 0, embedding: [1, 2] },
+            { index: 1, embedding: [null, 2] },
+          ],
+        },
+      },
+      /data\[1\]\.embedding\[0\]/,
+    ],
     [
       'an infinite number',
-      { text: '{"data":[{"index":0,"embedding":[1e999,1]},{"index":1,"embedding":[1,1]}]}', contentType: 'application/json' },
+      {
+        text: '{"data":[{"index":0,"embedding":[1e999,1]},{"index":1,"embedding":[1,1]}]}',
+        contentType: 'application/json',
+      },
       /data\[0\]\.embedding\[0\]/,
     ],
-    ['mixed dimensions', { json: { data: [{ index: 0, embedding: [1, 2] }, { index: 1, embedding: [1, 2, 3] }] } }, /different dimensions in one response \(2 and 3 at data\[1\]\)/],
-    ['an index twice', { json: { data: [{ index: 0, embedding: [1, 2] }, { index: 0, embedding: [1, 2] }] } }, /index 0 appears more than once/],
-    ['an index out of range', { json: { data: [{ index: 0, embedding: [1, 2] }, { index: 2, embedding: [1, 2] }] } }, /index is 2, outside 0\.\.1/],
-    ['a negative index', { json: { data: [{ index: -1, embedding: [1, 2] }, { index: 1, embedding: [1, 2] }] } }, /data\[0\]\.index/],
-    ['an all-zero embedding', { json: { data: [{ index: 0, embedding: [0, 0] }, { index: 1, embedding: [1, 2] }] } }, /input 0 is all zeros/],
+    [
+      'mixed dimensions',
+      {
+        json: {
+          data: [
+            { index: 0, embedding: [1, 2] },
+            { index: 1, embedding: [1, 2, 3] },
+          ],
+        },
+      },
+      /different dimensions in one response \(2 and 3 at data\[1\]\)/,
+    ],
+    [
+      'an index twice',
+      {
+        json: {
+          data: [
+            { index: 0, embedding: [1, 2] },
+            { index: 0, embedding: [1, 2] },
+          ],
+        },
+      },
+      /index 0 appears more than once/,
+    ],
+    [
+      'an index out of range',
+      {
+        json: {
+          data: [
+            { index: 0, embedding: [1, 2] },
+            { index: 2, embedding: [1, 2] },
+          ],
+        },
+      },
+      /index is 2, outside 0\.\.1/,
+    ],
+    [
+      'a negative index',
+      {
+        json: {
+          data: [
+            { index: -1, embedding: [1, 2] },
+            { index: 1, embedding: [1, 2] },
+          ],
+        },
+      },
+      /data\[0\]\.index/,
+    ],
+    [
+      'an all-zero embedding',
+      {
+        json: {
+          data: [
+            { index: 0, embedding: [0, 0] },
+            { index: 1, embedding: [1, 2] },
+          ],
+        },
+      },
+      /input 0 is all zeros/,
+    ],
     ['an HTML page', { text: '<html>gateway</html>', contentType: 'text/html' }, /text body instead of JSON/],
     ['JSON that does not parse', { text: '{"data": [', contentType: 'application/json' }, /JSON/],
   ];
@@ -417,7 +556,8 @@ describe('createOpenAIEmbedder against the local OpenAI server', () => {
     }
     expect(error).toMatchObject({ code: ErrorCodes.CONFIG_INVALID });
     const message = (error as Error).message;
-    for (const part of ['url', 'model', 'batchSize', 'concurrency', 'maxRetries', 'timeoutMs']) expect(message).toContain(part);
+    for (const part of ['url', 'model', 'batchSize', 'concurrency', 'maxRetries', 'timeoutMs'])
+      expect(message).toContain(part);
   });
 });
 
@@ -430,11 +570,18 @@ describe('openEmbedder', () => {
     const server = await startOpenAIServer({ apiKey: 'sk-config' });
     try {
       const remote = openEmbedder(
-        loadConfig({ LOGFLOW_EMBEDDINGS_URL: server.url, LOGFLOW_EMBEDDINGS_API_KEY: 'sk-config', LOGFLOW_EMBEDDINGS_MODEL: 'configured-model' }),
+        loadConfig({
+          LOGFLOW_EMBEDDINGS_URL: server.url,
+          LOGFLOW_EMBEDDINGS_API_KEY: 'sk-config',
+          LOGFLOW_EMBEDDINGS_MODEL: 'configured-model',
+        }),
       );
       expect(remote.model).toBe('configured-model');
       expect(await remote.embed(['x'])).toHaveLength(1);
-      expect(server.requests[0]).toMatchObject({ authorization: 'Bearer sk-config', body: expect.objectContaining({ model: 'configured-model' }) });
+      expect(server.requests[0]).toMatchObject({
+        authorization: 'Bearer sk-config',
+        body: expect.objectContaining({ model: 'configured-model' }),
+      });
       await remote.close();
     } finally {
       await server.close();

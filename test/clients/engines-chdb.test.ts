@@ -24,39 +24,84 @@ describe('chdb behind @clickhouse/client', () => {
     await client.command({
       query: `CREATE TABLE dedup (id UInt32) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100`,
     });
-    await client.insert({ table: 'dedup', values: [{ id: 1 }], format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: 'tok-A' } });
+    await client.insert({
+      table: 'dedup',
+      values: [{ id: 1 }],
+      format: 'JSONEachRow',
+      clickhouse_settings: { insert_deduplication_token: 'tok-A' },
+    });
     await client.insert({ table: 'dedup', values: [{ id: 2 }], format: 'JSONEachRow' });
     await client.insert({ table: 'dedup', values: [{ id: 3 }], format: 'JSONEachRow' });
     // The same token again is a retry and must still be dropped.
-    await client.insert({ table: 'dedup', values: [{ id: 1 }], format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: 'tok-A' } });
-    const rows = await (await client.query({ query: 'SELECT id FROM dedup ORDER BY id', format: 'JSONEachRow' })).json<{ id: number }>();
+    await client.insert({
+      table: 'dedup',
+      values: [{ id: 1 }],
+      format: 'JSONEachRow',
+      clickhouse_settings: { insert_deduplication_token: 'tok-A' },
+    });
+    const rows = await (await client.query({ query: 'SELECT id FROM dedup ORDER BY id', format: 'JSONEachRow' })).json<{
+      id: number;
+    }>();
     expect(rows.map((r) => Number(r.id))).toEqual([1, 2, 3]);
   });
 
   it('sets a per-query setting for that query only', async () => {
     const read = async (settings?: Record<string, number>) =>
-      (await (await client.query({ query: "SELECT getSetting('join_use_nulls') AS v", format: 'JSONEachRow', ...(settings === undefined ? {} : { clickhouse_settings: settings }) })).json<{ v: number | string }>())[0]?.v;
+      (
+        await (
+          await client.query({
+            query: "SELECT getSetting('join_use_nulls') AS v",
+            format: 'JSONEachRow',
+            ...(settings === undefined ? {} : { clickhouse_settings: settings }),
+          })
+        ).json<{ v: number | string }>()
+      )[0]?.v;
     expect(Number(await read({ join_use_nulls: 1 }))).toBe(1);
     expect(Number(await read())).toBe(0);
   });
 
   describe('the row inserter chdb gets (its raw insert)', () => {
     const count = async (table: string) =>
-      Number((await (await client.query({ query: `SELECT count() AS n FROM ${table}`, format: 'JSONEachRow' })).json<{ n: string }>())[0]?.n);
+      Number(
+        (
+          await (
+            await client.query({ query: `SELECT count() AS n FROM ${table}`, format: 'JSONEachRow' })
+          ).json<{ n: string }>()
+        )[0]?.n,
+      );
 
     it('stores encoded rows, drops a retry by its token, and leaves no token on the session', async () => {
       await client.command({
         query: `CREATE TABLE raw_rows (id UInt32, name String, tags Map(String, String)) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100`,
       });
       const insert = rowInserterFor(client);
-      const body = encodeRows(['[1,"één \\"quoted\\"",{"k":"v"}]', Buffer.from('[2,"line\\nbreak",{}]'), '[3,"日本",{}]']);
-      await insert({ table: 'raw_rows', columns: ['id', 'name', 'tags'], body, settings: { insert_deduplication_token: 'raw-1' } });
-      await insert({ table: 'raw_rows', columns: ['id', 'name', 'tags'], body, settings: { insert_deduplication_token: 'raw-1' } });
+      const body = encodeRows([
+        '[1,"één \\"quoted\\"",{"k":"v"}]',
+        Buffer.from('[2,"line\\nbreak",{}]'),
+        '[3,"日本",{}]',
+      ]);
+      await insert({
+        table: 'raw_rows',
+        columns: ['id', 'name', 'tags'],
+        body,
+        settings: { insert_deduplication_token: 'raw-1' },
+      });
+      await insert({
+        table: 'raw_rows',
+        columns: ['id', 'name', 'tags'],
+        body,
+        settings: { insert_deduplication_token: 'raw-1' },
+      });
       expect(await count('raw_rows')).toBe(3);
       // The client path afterwards, without a token: not taken for a retry of the raw insert.
       await client.insert({ table: 'raw_rows', values: [{ id: 4, name: 'x', tags: {} }], format: 'JSONEachRow' });
       expect(await count('raw_rows')).toBe(4);
-      const rows = await (await client.query({ query: 'SELECT id, name, tags FROM raw_rows WHERE id < 4 ORDER BY id', format: 'JSONEachRow' })).json<{ id: number; name: string; tags: Record<string, string> }>();
+      const rows = await (
+        await client.query({
+          query: 'SELECT id, name, tags FROM raw_rows WHERE id < 4 ORDER BY id',
+          format: 'JSONEachRow',
+        })
+      ).json<{ id: number; name: string; tags: Record<string, string> }>();
       expect(rows).toEqual([
         { id: 1, name: 'één "quoted"', tags: { k: 'v' } },
         { id: 2, name: 'line\nbreak', tags: {} },
@@ -65,10 +110,19 @@ describe('chdb behind @clickhouse/client', () => {
     });
 
     it('reads the same body the same way through the client path a server gets (CustomSeparated)', async () => {
-      await client.command({ query: `CREATE TABLE client_rows (id UInt32, name String, tags Map(String, String)) ENGINE = MergeTree ORDER BY id` });
+      await client.command({
+        query: `CREATE TABLE client_rows (id UInt32, name String, tags Map(String, String)) ENGINE = MergeTree ORDER BY id`,
+      });
       const body = encodeRows(['[1,"één \\"quoted\\"",{"k":"v"}]', Buffer.from('[2,"line\\nbreak",{}]')]);
-      await clientRowInserter(client)({ table: 'client_rows', columns: ['id', 'name', 'tags'], body, settings: { insert_deduplication_token: 'client-1' } });
-      const rows = await (await client.query({ query: 'SELECT id, name, tags FROM client_rows ORDER BY id', format: 'JSONEachRow' })).json<{ id: number; name: string; tags: Record<string, string> }>();
+      await clientRowInserter(client)({
+        table: 'client_rows',
+        columns: ['id', 'name', 'tags'],
+        body,
+        settings: { insert_deduplication_token: 'client-1' },
+      });
+      const rows = await (
+        await client.query({ query: 'SELECT id, name, tags FROM client_rows ORDER BY id', format: 'JSONEachRow' })
+      ).json<{ id: number; name: string; tags: Record<string, string> }>();
       expect(rows).toEqual([
         { id: 1, name: 'één "quoted"', tags: { k: 'v' } },
         { id: 2, name: 'line\nbreak', tags: {} },
@@ -77,7 +131,12 @@ describe('chdb behind @clickhouse/client', () => {
 
     it('fails a row the table cannot take with an error classified as rejected data, not as an outage', async () => {
       await client.command({ query: `CREATE TABLE raw_typed (id UInt32) ENGINE = MergeTree ORDER BY id` });
-      const error = await rowInserterFor(client)({ table: 'raw_typed', columns: ['id'], body: encodeRows(['["not a number"]']), settings: {} }).then(
+      const error = await rowInserterFor(client)({
+        table: 'raw_typed',
+        columns: ['id'],
+        body: encodeRows(['["not a number"]']),
+        settings: {},
+      }).then(
         () => undefined,
         (e: unknown) => e,
       );

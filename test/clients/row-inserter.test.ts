@@ -5,11 +5,16 @@ import { encodeRows } from '../../src/clients/row-inserter.ts';
 describe('encodeRows', () => {
   it('gives each row followed by a newline, whether rows come as strings, as bytes or mixed', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.boolean()), { maxLength: 300 }), (rows) => {
-        const given = rows.map(([text, asBytes]) => (asBytes ? Buffer.from(JSON.stringify([text])) : JSON.stringify([text])));
-        const expected = rows.map(([text]) => `${JSON.stringify([text])}\n`).join('');
-        expect(encodeRows(given).toString('utf8')).toBe(expected);
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.boolean()), { maxLength: 300 }),
+        (rows) => {
+          const given = rows.map(([text, asBytes]) =>
+            asBytes ? Buffer.from(JSON.stringify([text])) : JSON.stringify([text]),
+          );
+          const expected = rows.map(([text]) => `${JSON.stringify([text])}\n`).join('');
+          expect(encodeRows(given).toString('utf8')).toBe(expected);
+        },
+      ),
     );
   });
 

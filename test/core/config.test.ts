@@ -56,9 +56,13 @@ describe('loadConfig', () => {
   });
 
   it('names the variable of an out-of-range or malformed value', () => {
-    expect(problemsOf({ LOGFLOW_API_PORT: '70000' })).toEqual(['LOGFLOW_API_PORT: must be between 0 and 65535, got 70000']);
+    expect(problemsOf({ LOGFLOW_API_PORT: '70000' })).toEqual([
+      'LOGFLOW_API_PORT: must be between 0 and 65535, got 70000',
+    ]);
     expect(problemsOf({ LOGFLOW_POSTGRES_URL: 'mysql://x' })[0]).toMatch(/^LOGFLOW_POSTGRES_URL: must be a URL/);
-    expect(problemsOf({ LOGFLOW_KAFKA_BROKERS: 'localhost' })[0]).toMatch(/^LOGFLOW_KAFKA_BROKERS: "localhost" is not host:port/);
+    expect(problemsOf({ LOGFLOW_KAFKA_BROKERS: 'localhost' })[0]).toMatch(
+      /^LOGFLOW_KAFKA_BROKERS: "localhost" is not host:port/,
+    );
     expect(problemsOf({ LOGFLOW_LOG_LEVEL: 'loud' })[0]).toMatch(/^LOGFLOW_LOG_LEVEL: must be one of fatal, error/);
   });
 

@@ -18,7 +18,13 @@ import { createApiKeyRepository } from '../../src/stores/postgres/api-keys.ts';
 const CLI = ['--import', 'tsx', 'src/app/cli.ts'];
 
 function env(dir: string): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, LOGFLOW_DATA_DIR: dir, LOGFLOW_LOG_LEVEL: 'silent', LOGFLOW_METRICS_PORT: '0', CI: 'true' };
+  return {
+    PATH: process.env.PATH,
+    LOGFLOW_DATA_DIR: dir,
+    LOGFLOW_LOG_LEVEL: 'silent',
+    LOGFLOW_METRICS_PORT: '0',
+    CI: 'true',
+  };
 }
 
 function logflow(args: string[], dir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -34,10 +40,14 @@ function logflow(args: string[], dir: string): Promise<{ code: number | null; st
 
 /** Starts `logflow start` and resolves once it runs its pipelines (the directory is then open by chdb and PGlite). */
 function startHolder(dir: string): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [...CLI, 'start', '--data-dir', dir, '--duration', '10m', '--rate', '200', '--history', '1m', '--api-port', '0'], {
-    env: env(dir),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...CLI, 'start', '--data-dir', dir, '--duration', '10m', '--rate', '200', '--history', '1m', '--api-port', '0'],
+    {
+      env: env(dir),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   return new Promise((resolve, reject) => {
     const onData = (d: Buffer) => {
@@ -60,7 +70,10 @@ function killed(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 
 /** Runs a script in a child process that imports the lock module from the repository. */
 function script(source: string, dir: string): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source], { env: { ...env(dir), DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source], {
+    env: { ...env(dir), DIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
@@ -116,7 +129,10 @@ describe('one writer per data directory', () => {
 
     const postgres = await openPostgres(loadConfig({ LOGFLOW_DATA_DIR: dir }));
     try {
-      expect(await createApiKeyRepository(postgres.pool).verify(created.stdout.trim())).toMatchObject({ name: 'kept', role: 'admin' });
+      expect(await createApiKeyRepository(postgres.pool).verify(created.stdout.trim())).toMatchObject({
+        name: 'kept',
+        role: 'admin',
+      });
     } finally {
       await postgres.close();
     }
@@ -127,7 +143,13 @@ describe('one writer per data directory', () => {
     const stat = readFileSync(`/proc/${process.pid}/stat`, 'utf8');
     const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
     // This process's pid, but a process that started a tick earlier: the holder died and its pid was reused.
-    const stale = { pid: process.pid, processStart: start - 1, command: 'logflow start', since: '2026-01-01T00:00:00.000Z', host: os.hostname() };
+    const stale = {
+      pid: process.pid,
+      processStart: start - 1,
+      command: 'logflow start',
+      since: '2026-01-01T00:00:00.000Z',
+      host: os.hostname(),
+    };
     await writeFile(path.join(dir, LOCK_FILE_NAME), JSON.stringify(stale));
     const lock = await lockDataDir(dir);
     try {
@@ -159,7 +181,9 @@ describe('one writer per data directory', () => {
       dir,
     );
     children.push(holding);
-    await new Promise<void>((resolve) => holding.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve()));
+    await new Promise<void>((resolve) =>
+      holding.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve()),
+    );
     const refused = await lockDataDir(dir).then(
       () => undefined,
       (error: unknown) => error,
@@ -170,7 +194,10 @@ describe('one writer per data directory', () => {
     expect(await exited(holding)).toEqual({ code: null, signal: 'SIGTERM' });
     expect(existsSync(path.join(dir, LOCK_FILE_NAME))).toBe(false);
 
-    const failing = script(`import { lockDataDir } from './src/core/data-dir-lock.ts'; await lockDataDir(process.env.DIR); throw new Error('boom');`, dir);
+    const failing = script(
+      `import { lockDataDir } from './src/core/data-dir-lock.ts'; await lockDataDir(process.env.DIR); throw new Error('boom');`,
+      dir,
+    );
     expect((await exited(failing)).code).toBe(1);
     expect(existsSync(path.join(dir, LOCK_FILE_NAME))).toBe(false);
   });

@@ -22,7 +22,11 @@ function capture() {
   return { lines, logger: createLogger({ level: 'info', destination }) };
 }
 
-const unavailable = () => new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'connect ECONNREFUSED 127.0.0.1:5432', { retriable: true, stage: 'sink' });
+const unavailable = () =>
+  new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'connect ECONNREFUSED 127.0.0.1:5432', {
+    retriable: true,
+    stage: 'sink',
+  });
 const fast = { maxAttempts: 100, baseDelayMs: 1, maxDelayMs: 2, jitter: 'none' as const };
 
 describe('health episodes', () => {
@@ -39,7 +43,10 @@ describe('health episodes', () => {
     expect(health.snapshot().status).toBe('degraded');
     expect(health.recovered('postgres', b)).toMatchObject({ component: 'postgres', failures: 3 });
     expect(health.snapshot()).toMatchObject({ status: 'ok', degraded: {} });
-    expect(lines.map((l) => l.msg)).toEqual([expect.stringContaining('postgres is failing'), expect.stringContaining('postgres recovered after')]);
+    expect(lines.map((l) => l.msg)).toEqual([
+      expect.stringContaining('postgres is failing'),
+      expect.stringContaining('postgres recovered after'),
+    ]);
   });
 
   it('retry loops report to the health they run under: degraded while retrying, ok after, one warning for many retries', async () => {
@@ -59,12 +66,16 @@ describe('health episodes', () => {
     expect(seen).toEqual(['ok', 'degraded', 'degraded', 'degraded', 'degraded', 'degraded']);
     expect(health.snapshot().status).toBe('ok');
     expect(lines.filter((l) => String(l.msg).includes('is failing'))).toHaveLength(1);
-    expect(lines.filter((l) => String(l.msg).includes('recovered after'))).toEqual([expect.objectContaining({ component: 'sink:SINK_UNAVAILABLE', failures: 5 })]);
+    expect(lines.filter((l) => String(l.msg).includes('recovered after'))).toEqual([
+      expect.objectContaining({ component: 'sink:SINK_UNAVAILABLE', failures: 5 }),
+    ]);
   });
 
   it('a loop that gives up no longer holds the component degraded', async () => {
     const health = new Health();
-    await expect(withRetryReporter(health, () => retry(async () => Promise.reject(unavailable()), { ...fast, maxAttempts: 3 }))).rejects.toThrow(/gave up after 3 attempts/);
+    await expect(
+      withRetryReporter(health, () => retry(async () => Promise.reject(unavailable()), { ...fast, maxAttempts: 3 })),
+    ).rejects.toThrow(/gave up after 3 attempts/);
     expect(health.snapshot().status).toBe('ok');
   });
 });
@@ -94,10 +105,15 @@ describe('/healthz and /readyz of a process running several pipelines', () => {
       definePipeline<null>({
         name,
         description: 'runs until stopped',
-        build: (ctx) => breaks.pipe(mergeMap(() => throwError(() => new Error(`${name} broke`))), takeUntil(ctx.stopping$)),
+        build: (ctx) =>
+          breaks.pipe(
+            mergeMap(() => throwError(() => new Error(`${name} broke`))),
+            takeUntil(ctx.stopping$),
+          ),
       });
     const oneShot = definePipeline<null>({ name: 'nightly', description: 'one report, then done', build: () => EMPTY });
-    const start = (definition: ReturnType<typeof continuous>) => startPipeline(definition, { config, logger, metrics, resources: null, health });
+    const start = (definition: ReturnType<typeof continuous>) =>
+      startPipeline(definition, { config, logger, metrics, resources: null, health });
 
     const ingest = start(continuous('ingest', breakIngest));
     const detect = start(continuous('detect'));
@@ -110,13 +126,21 @@ describe('/healthz and /readyz of a process running several pipelines', () => {
     expect(live.status, JSON.stringify(live.body)).toBe(200);
     const ready = await probe('/readyz');
     expect(ready.status, JSON.stringify(ready.body)).toBe(200);
-    expect(ready.body).toMatchObject({ phase: 'running', status: 'ok', pipelines: { ingest: 'running', detect: 'running', nightly: 'completed' } });
+    expect(ready.body).toMatchObject({
+      phase: 'running',
+      status: 'ok',
+      pipelines: { ingest: 'running', detect: 'running', nightly: 'completed' },
+    });
 
     breakIngest.next();
     expect((await ingest.done).status).toBe('failed');
     const failed = await probe('/readyz');
     expect(failed.status).toBe(503);
-    expect(failed.body).toMatchObject({ phase: 'failed', status: 'down', pipelines: { ingest: 'failed', detect: 'running' } });
+    expect(failed.body).toMatchObject({
+      phase: 'failed',
+      status: 'down',
+      pipelines: { ingest: 'failed', detect: 'running' },
+    });
     // A continuous pipeline that failed for good is what a liveness probe should restart.
     expect((await probe('/healthz')).status).toBe(503);
     await detect.stop();

@@ -29,7 +29,10 @@ describe('OffsetTracker (properties)', () => {
     fc.assert(
       fc.property(
         offsetsWithGaps(60).chain((offsets) =>
-          fc.tuple(fc.constant(offsets), fc.shuffledSubarray(offsets, { minLength: offsets.length, maxLength: offsets.length })),
+          fc.tuple(
+            fc.constant(offsets),
+            fc.shuffledSubarray(offsets, { minLength: offsets.length, maxLength: offsets.length }),
+          ),
         ),
         ([offsets, ackOrder]) => {
           const tracker = new OffsetTracker();
@@ -40,7 +43,8 @@ describe('OffsetTracker (properties)', () => {
             acked.add(offset);
             const point = tracker.commitPoint;
             expect(point).toBe(referenceCommitPoint(offsets, acked));
-            for (const pending of offsets.filter((o) => !acked.has(o))) expect(point ?? -1).toBeLessThanOrEqual(pending);
+            for (const pending of offsets.filter((o) => !acked.has(o)))
+              expect(point ?? -1).toBeLessThanOrEqual(pending);
             expect(tracker.inFlight).toBe(offsets.length - acked.size);
           }
           expect(tracker.commitPoint).toBe(offsets.length === 0 ? null : (offsets.at(-1) ?? 0) + 1);
@@ -77,7 +81,8 @@ describe('OffsetTracker (properties)', () => {
             acked.add(offset);
           } else {
             const point = referenceCommitPoint(tracked, acked);
-            const expected: number | null = point !== null && (lastCommitted === null || point > lastCommitted) ? point : null;
+            const expected: number | null =
+              point !== null && (lastCommitted === null || point > lastCommitted) ? point : null;
             expect(tracker.committable()).toBe(expected);
             if (expected !== null) {
               tracker.markCommitted(expected);

@@ -7,7 +7,8 @@ import { ErrorCodes, InputError, LogflowError } from '../../src/core/errors.ts';
 import { backoffDelay, retry, RetryExhaustedError, retrying } from '../../src/core/retry.ts';
 import type { RetryInfo, RetryOptions } from '../../src/core/retry.ts';
 
-const transient = (n = 0): LogflowError => new LogflowError(ErrorCodes.SINK_UNAVAILABLE, `down #${n}`, { retriable: true, stage: 'sink' });
+const transient = (n = 0): LogflowError =>
+  new LogflowError(ErrorCodes.SINK_UNAVAILABLE, `down #${n}`, { retriable: true, stage: 'sink' });
 
 function newTestScheduler(): TestScheduler {
   return new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
@@ -30,7 +31,9 @@ async function settleInVirtualTime<T>(promise: Promise<T>, scheduler: VirtualTim
 describe('backoffDelay', () => {
   it('doubles from baseDelayMs and stops at maxDelayMs without jitter', () => {
     const policy = { maxAttempts: 10, baseDelayMs: 100, maxDelayMs: 1000, jitter: 'none' } as const;
-    expect([1, 2, 3, 4, 5, 6].map((attempt) => backoffDelay(attempt, policy))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([1, 2, 3, 4, 5, 6].map((attempt) => backoffDelay(attempt, policy))).toEqual([
+      100, 200, 400, 800, 1000, 1000,
+    ]);
   });
 
   it('draws full jitter uniformly below the capped exponential delay', () => {
@@ -42,7 +45,11 @@ describe('backoffDelay', () => {
         fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
         (attempt, baseDelayMs, maxDelayMs, draw) => {
           const capped = backoffDelay(attempt, { maxAttempts: 50, baseDelayMs, maxDelayMs, jitter: 'none' });
-          const jittered = backoffDelay(attempt, { maxAttempts: 50, baseDelayMs, maxDelayMs, jitter: 'full' }, () => draw);
+          const jittered = backoffDelay(
+            attempt,
+            { maxAttempts: 50, baseDelayMs, maxDelayMs, jitter: 'full' },
+            () => draw,
+          );
           expect(capped).toBeLessThanOrEqual(maxDelayMs);
           expect(jittered).toBeGreaterThanOrEqual(0);
           expect(jittered).toBeLessThanOrEqual(capped);
@@ -50,7 +57,9 @@ describe('backoffDelay', () => {
         },
       ),
     );
-    expect(backoffDelay(3, { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 1000, jitter: 'full' }, () => 0.25)).toBe(100);
+    expect(backoffDelay(3, { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 1000, jitter: 'full' }, () => 0.25)).toBe(
+      100,
+    );
   });
 });
 
@@ -65,40 +74,52 @@ describe('retry: attempts (properties)', () => {
 
   it('makes min(maxAttempts, first success) attempts for retriable errors and waits the backoff between them', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 0, max: 10 }), async (maxAttempts, failuresBeforeSuccess) => {
-        const scheduler = new VirtualTimeScheduler();
-        const attemptTimes: number[] = [];
-        const outcome = retry(async (attempt) => {
-          attemptTimes.push(scheduler.now());
-          if (attempt <= failuresBeforeSuccess) throw transient(attempt);
-          return `ok after ${attempt}`;
-        }, policy(maxAttempts, scheduler));
-        const result = await settleInVirtualTime(outcome, scheduler).then(
-          (value) => ({ value }),
-          (error: unknown) => ({ error }),
-        );
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 0, max: 10 }),
+        async (maxAttempts, failuresBeforeSuccess) => {
+          const scheduler = new VirtualTimeScheduler();
+          const attemptTimes: number[] = [];
+          const outcome = retry(
+            async (attempt) => {
+              attemptTimes.push(scheduler.now());
+              if (attempt <= failuresBeforeSuccess) throw transient(attempt);
+              return `ok after ${attempt}`;
+            },
+            policy(maxAttempts, scheduler),
+          );
+          const result = await settleInVirtualTime(outcome, scheduler).then(
+            (value) => ({ value }),
+            (error: unknown) => ({ error }),
+          );
 
-        const expectedAttempts = Math.min(maxAttempts, failuresBeforeSuccess + 1);
-        expect(attemptTimes).toHaveLength(expectedAttempts);
-        // Brute force: the n-th wait is min(50, 7 * 2^(n-1)).
-        let clock = 0;
-        const expectedTimes = [0];
-        for (let n = 1; n < expectedAttempts; n++) {
-          clock += Math.min(50, 7 * 2 ** (n - 1));
-          expectedTimes.push(clock);
-        }
-        expect(attemptTimes).toEqual(expectedTimes);
+          const expectedAttempts = Math.min(maxAttempts, failuresBeforeSuccess + 1);
+          expect(attemptTimes).toHaveLength(expectedAttempts);
+          // Brute force: the n-th wait is min(50, 7 * 2^(n-1)).
+          let clock = 0;
+          const expectedTimes = [0];
+          for (let n = 1; n < expectedAttempts; n++) {
+            clock += Math.min(50, 7 * 2 ** (n - 1));
+            expectedTimes.push(clock);
+          }
+          expect(attemptTimes).toEqual(expectedTimes);
 
-        if (failuresBeforeSuccess < maxAttempts) {
-          expect(result).toEqual({ value: `ok after ${failuresBeforeSuccess + 1}` });
-        } else {
-          expect('error' in result).toBe(true);
-          const error = (result as { error: unknown }).error;
-          expect(error).toBeInstanceOf(RetryExhaustedError);
-          expect(error).toMatchObject({ code: ErrorCodes.SINK_UNAVAILABLE, retriable: false, stage: 'sink', attempts: maxAttempts });
-          expect((error as Error).cause).toEqual(transient(maxAttempts));
-        }
-      }),
+          if (failuresBeforeSuccess < maxAttempts) {
+            expect(result).toEqual({ value: `ok after ${failuresBeforeSuccess + 1}` });
+          } else {
+            expect('error' in result).toBe(true);
+            const error = (result as { error: unknown }).error;
+            expect(error).toBeInstanceOf(RetryExhaustedError);
+            expect(error).toMatchObject({
+              code: ErrorCodes.SINK_UNAVAILABLE,
+              retriable: false,
+              stage: 'sink',
+              attempts: maxAttempts,
+            });
+            expect((error as Error).cause).toEqual(transient(maxAttempts));
+          }
+        },
+      ),
     );
   });
 
@@ -116,10 +137,13 @@ describe('retry: attempts (properties)', () => {
           const scheduler = new VirtualTimeScheduler();
           const thrown = makeError();
           let attempts = 0;
-          const outcome = retry(() => {
-            attempts += 1;
-            return Promise.reject(thrown);
-          }, policy(maxAttempts, scheduler));
+          const outcome = retry(
+            () => {
+              attempts += 1;
+              return Promise.reject(thrown);
+            },
+            policy(maxAttempts, scheduler),
+          );
           await expect(settleInVirtualTime(outcome, scheduler)).rejects.toBe(thrown);
           expect(attempts).toBe(1);
         },
@@ -151,7 +175,13 @@ describe('retry: marbles (virtual time)', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable, expectSubscriptions }) => {
       const failing = cold<string>('#', undefined, transient());
-      const result = retrying(() => failing, { maxAttempts: 4, baseDelayMs: 10, maxDelayMs: 15, jitter: 'none', scheduler });
+      const result = retrying(() => failing, {
+        maxAttempts: 4,
+        baseDelayMs: 10,
+        maxDelayMs: 15,
+        jitter: 'none',
+        scheduler,
+      });
       expectObservable(result).toBe('40ms #', undefined, new RetryExhaustedError(transient(), 4));
       expectSubscriptions(failing.subscriptions).toBe(['(^!)', '10ms (^!)', '25ms (^!)', '40ms (^!)']);
     });
@@ -182,7 +212,10 @@ describe('retry: marbles (virtual time)', () => {
   it('emits only the last value of the successful attempt, nothing of a failed one', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable }) => {
-      const attempts: Observable<string>[] = [cold('a#', { a: 'partial' }, transient()), cold('bc|', { b: 'first', c: 'last' })];
+      const attempts: Observable<string>[] = [
+        cold('a#', { a: 'partial' }, transient()),
+        cold('bc|', { b: 'first', c: 'last' }),
+      ];
       const result = retrying((attempt) => attempts[attempt - 1] ?? throwError(() => new Error('unexpected attempt')), {
         maxAttempts: 3,
         baseDelayMs: 5,
@@ -211,7 +244,11 @@ describe('retry: marbles (virtual time)', () => {
       expectObservable(result).toBe(
         '25ms #',
         undefined,
-        new LogflowError(ErrorCodes.SHUTDOWN, 'retry aborted after 2 attempt(s)', { retriable: false, details: { attempts: 2 }, cause: transient() }),
+        new LogflowError(ErrorCodes.SHUTDOWN, 'retry aborted after 2 attempt(s)', {
+          retriable: false,
+          details: { attempts: 2 },
+          cause: transient(),
+        }),
       );
       expectSubscriptions(failing.subscriptions).toBe(['(^!)', '10ms (^!)']);
     });

@@ -14,7 +14,8 @@ import { openEngines } from '../../src/clients/engines.ts';
 import { createLogger } from '../../src/core/logger.ts';
 
 const SECRET = 'Zq8-secret-7Xw';
-const everything = (error: unknown) => `${String(error)} ${JSON.stringify(error, Object.getOwnPropertyNames(error as object))} ${String((error as Error).cause ?? '')}`;
+const everything = (error: unknown) =>
+  `${String(error)} ${JSON.stringify(error, Object.getOwnPropertyNames(error as object))} ${String((error as Error).cause ?? '')}`;
 
 describe('secrets', () => {
   const dirs: string[] = [];
@@ -25,7 +26,11 @@ describe('secrets', () => {
   it('are not echoed by configuration errors', () => {
     let error: unknown;
     try {
-      loadConfig({ LOGFLOW_POSTGRES_URL: `postgres://user:${SECRET}@127.0.0.1:1/db`, LOGFLOW_CLICKHOUSE_URL: `ftp://user:${SECRET}@host`, LOGFLOW_UNKNOWN: SECRET });
+      loadConfig({
+        LOGFLOW_POSTGRES_URL: `postgres://user:${SECRET}@127.0.0.1:1/db`,
+        LOGFLOW_CLICKHOUSE_URL: `ftp://user:${SECRET}@host`,
+        LOGFLOW_UNKNOWN: SECRET,
+      });
     } catch (e) {
       error = e;
     }
@@ -37,15 +42,24 @@ describe('secrets', () => {
   it('are not in the errors of unreachable databases and endpoints', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-secrets-'));
     dirs.push(dir);
-    const config = loadConfig({ LOGFLOW_POSTGRES_URL: `postgres://user:${SECRET}@127.0.0.1:1/db`, LOGFLOW_DATA_DIR: dir });
+    const config = loadConfig({
+      LOGFLOW_POSTGRES_URL: `postgres://user:${SECRET}@127.0.0.1:1/db`,
+      LOGFLOW_DATA_DIR: dir,
+    });
     const postgresError = await openEngines(config)
       .then((e) => e.postgres.query('SELECT 1').finally(() => e.close()))
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(postgresError).toBeInstanceOf(Error);
     expect(everything(postgresError)).not.toContain(SECRET);
 
     const embedder = createOpenAIEmbedder({ url: 'http://127.0.0.1:1/v1', apiKey: SECRET, model: 'm', maxRetries: 0 });
-    const embedError = await embedder.embed(['x']).then(() => undefined, (e: unknown) => e);
+    const embedError = await embedder.embed(['x']).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await embedder.close();
     expect(embedError).toBeInstanceOf(Error);
     expect((embedError as Error).message).toMatch(/127\.0\.0\.1:1/);
@@ -54,7 +68,12 @@ describe('secrets', () => {
 
   it('are masked in the logged configuration and in logged fields', () => {
     const lines: string[] = [];
-    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => { lines.push(chunk.toString()); done(); } });
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
     const logger = createLogger({ destination: sink });
     const config = loadConfig({
       LOGFLOW_POSTGRES_URL: `postgres://user:${SECRET}@db:5432/log_analysis`,

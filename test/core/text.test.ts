@@ -36,10 +36,13 @@ describe('textProblem', () => {
 
   it('is undefined exactly when the text survives a UTF-8 round trip without NUL', () => {
     fc.assert(
-      fc.property(fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 20 }), (value) => {
-        const roundTrips = Buffer.from(value, 'utf8').toString('utf8') === value && !value.includes('\u0000');
-        expect(textProblem(value) === undefined).toBe(roundTrips);
-      }),
+      fc.property(
+        fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 20 }),
+        (value) => {
+          const roundTrips = Buffer.from(value, 'utf8').toString('utf8') === value && !value.includes('\u0000');
+          expect(textProblem(value) === undefined).toBe(roundTrips);
+        },
+      ),
       { numRuns: 2_000 },
     );
   });
@@ -48,10 +51,13 @@ describe('textProblem', () => {
 describe('mayHoldUnstorableEscapes', () => {
   it('is true for every JSON text whose parsed strings hold NUL or a lone surrogate', () => {
     fc.assert(
-      fc.property(fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 20 }), (value) => {
-        const json = JSON.stringify({ message: value });
-        if (textProblem(value) !== undefined) expect(mayHoldUnstorableEscapes(json)).toBe(true);
-      }),
+      fc.property(
+        fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 20 }),
+        (value) => {
+          const json = JSON.stringify({ message: value });
+          if (textProblem(value) !== undefined) expect(mayHoldUnstorableEscapes(json)).toBe(true);
+        },
+      ),
       { numRuns: 2_000 },
     );
   });

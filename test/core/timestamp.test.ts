@@ -11,16 +11,26 @@ const ms = (text: string): number => {
 describe('parseTimestamp', () => {
   it('reads every instant Date#toISOString prints back to the same instant', () => {
     fc.assert(
-      fc.property(fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }), (date) => {
-        expect(ms(date.toISOString())).toBe(date.getTime());
-      }),
+      fc.property(
+        fc.date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }),
+        (date) => {
+          expect(ms(date.toISOString())).toBe(date.getTime());
+        },
+      ),
       { numRuns: 2_000 },
     );
   });
 
   it('reads a missing zone as UTC, offsets in every spelling, and a space for T', () => {
     const instant = Date.UTC(2026, 11, 6, 19, 4, 31);
-    for (const text of ['2026-12-06T19:04:31', '2026-12-06 19:04:31', '2026-12-06T19:04:31Z', '2026-12-06T21:04:31+02:00', '2026-12-06T14:04:31-0500', '2026-12-06T20:04:31+01']) {
+    for (const text of [
+      '2026-12-06T19:04:31',
+      '2026-12-06 19:04:31',
+      '2026-12-06T19:04:31Z',
+      '2026-12-06T21:04:31+02:00',
+      '2026-12-06T14:04:31-0500',
+      '2026-12-06T20:04:31+01',
+    ]) {
       expect(ms(text), text).toBe(instant);
     }
     expect(ms('2026-12-06')).toBe(Date.UTC(2026, 11, 6));

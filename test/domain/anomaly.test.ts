@@ -36,9 +36,12 @@ function baseline(overrides: Partial<Baseline> = {}): Baseline {
   };
 }
 
-const settings = (overrides: Partial<DetectorSettings> = {}): DetectorSettings => mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, overrides);
+const settings = (overrides: Partial<DetectorSettings> = {}): DetectorSettings =>
+  mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, overrides);
 
-/** Poisson tails by plain summation of the pmf recurrence, each tail summed from its small end; fine for lambda <= 50. */
+/**
+ * Poisson tails by plain summation of the pmf recurrence, each tail summed from its small end; fine for lambda <= 50.
+ */
 function referenceTails(lambda: number): { upper: (k: number) => number; lower: (k: number) => number } {
   const terms: number[] = [Math.exp(-lambda)];
   for (let i = 1; i <= 400; i++) terms.push((terms[i - 1]! * lambda) / i);
@@ -67,7 +70,10 @@ describe('weeklySlotOf', () => {
     fc.assert(
       fc.property(fc.integer({ min: -8_640_000_000_000, max: 8_640_000_000_000 }), (ms) => {
         const date = new Date(ms);
-        expect(weeklySlotOf(ms)).toEqual({ hourOfDay: date.getUTCHours(), dayOfWeek: date.getUTCDay() === 0 ? 7 : date.getUTCDay() });
+        expect(weeklySlotOf(ms)).toEqual({
+          hourOfDay: date.getUTCHours(),
+          dayOfWeek: date.getUTCDay() === 0 ? 7 : date.getUTCDay(),
+        });
       }),
     );
   });
@@ -79,7 +85,11 @@ describe('lookupBaseline', () => {
 
   it('prefers the window’s own weekly slot', () => {
     const own = baseline({ dayOfWeek: 1, hourOfDay: 10, mean: 42 });
-    const index = indexBaselines([own, baseline({ dayOfWeek: 2, hourOfDay: 10, mean: 7 }), baseline({ dayOfWeek: 1, hourOfDay: 11, mean: 9 })]);
+    const index = indexBaselines([
+      own,
+      baseline({ dayOfWeek: 2, hourOfDay: 10, mean: 7 }),
+      baseline({ dayOfWeek: 1, hourOfDay: 11, mean: 9 }),
+    ]);
     expect(lookupBaseline(index, series, mondayTen)).toEqual({ baseline: own, fallback: 'slot' });
   });
 
@@ -107,13 +117,26 @@ describe('lookupBaseline', () => {
   });
 
   it('falls back to the whole week when the hour is missing or thin, then to none', () => {
-    const otherHours = [baseline({ dayOfWeek: 4, hourOfDay: 3, mean: 4, sampleCount: 20 }), baseline({ dayOfWeek: 5, hourOfDay: 17, mean: 8, sampleCount: 20 })];
-    const overall = lookupBaseline(indexBaselines([baseline({ dayOfWeek: 1, hourOfDay: 10, sampleCount: 3 }), ...otherHours]), series, mondayTen);
+    const otherHours = [
+      baseline({ dayOfWeek: 4, hourOfDay: 3, mean: 4, sampleCount: 20 }),
+      baseline({ dayOfWeek: 5, hourOfDay: 17, mean: 8, sampleCount: 20 }),
+    ];
+    const overall = lookupBaseline(
+      indexBaselines([baseline({ dayOfWeek: 1, hourOfDay: 10, sampleCount: 3 }), ...otherHours]),
+      series,
+      mondayTen,
+    );
     expect(overall.fallback).toBe('overall');
     expect(overall.baseline).toMatchObject({ hourOfDay: ANY_HOUR, dayOfWeek: ANY_DAY, sampleCount: 43 });
 
-    expect(lookupBaseline(indexBaselines(otherHours, { minSamples: 41 }), series, mondayTen)).toEqual({ baseline: undefined, fallback: 'none' });
-    expect(lookupBaseline(indexBaselines(otherHours), { ...series, level: 'WARN' }, mondayTen)).toEqual({ baseline: undefined, fallback: 'none' });
+    expect(lookupBaseline(indexBaselines(otherHours, { minSamples: 41 }), series, mondayTen)).toEqual({
+      baseline: undefined,
+      fallback: 'none',
+    });
+    expect(lookupBaseline(indexBaselines(otherHours), { ...series, level: 'WARN' }, mondayTen)).toEqual({
+      baseline: undefined,
+      fallback: 'none',
+    });
   });
 
   it('keeps the later of two rows for one slot, as an unmerged ReplacingMergeTree read may return both', () => {
@@ -123,44 +146,69 @@ describe('lookupBaseline', () => {
   });
 
   it('never returns a thin baseline, and returns the most specific thick one (property)', () => {
-    const slot = fc.record({ dayOfWeek: fc.integer({ min: 1, max: 7 }), hourOfDay: fc.integer({ min: 0, max: 23 }), sampleCount: fc.integer({ min: 0, max: 80 }) });
+    const slot = fc.record({
+      dayOfWeek: fc.integer({ min: 1, max: 7 }),
+      hourOfDay: fc.integer({ min: 0, max: 23 }),
+      sampleCount: fc.integer({ min: 0, max: 80 }),
+    });
     fc.assert(
-      fc.property(fc.uniqueArray(slot, { selector: (s) => `${s.dayOfWeek}/${s.hourOfDay}`, maxLength: 12 }), fc.integer({ min: 0, max: 7 * 86_400_000 - 1 }), (slots, offset) => {
-        const at = Date.parse('2024-01-01T00:00:00Z') + offset;
-        const { dayOfWeek, hourOfDay } = weeklySlotOf(at);
-        const index = indexBaselines(slots.map((s) => baseline(s)));
-        const found = lookupBaseline(index, series, at);
-        const sum = (list: typeof slots): number => list.reduce((total, s) => total + s.sampleCount, 0);
-        const own = slots.find((s) => s.dayOfWeek === dayOfWeek && s.hourOfDay === hourOfDay);
-        const expected =
-          own !== undefined && own.sampleCount >= 30
-            ? 'slot'
-            : sum(slots.filter((s) => s.hourOfDay === hourOfDay)) >= 30 && slots.some((s) => s.hourOfDay === hourOfDay)
-              ? 'hour'
-              : slots.length > 0 && sum(slots) >= 30
-                ? 'overall'
-                : 'none';
-        expect(found.fallback).toBe(expected);
-        if (found.baseline !== undefined) expect(found.baseline.sampleCount).toBeGreaterThanOrEqual(30);
-      }),
+      fc.property(
+        fc.uniqueArray(slot, { selector: (s) => `${s.dayOfWeek}/${s.hourOfDay}`, maxLength: 12 }),
+        fc.integer({ min: 0, max: 7 * 86_400_000 - 1 }),
+        (slots, offset) => {
+          const at = Date.parse('2024-01-01T00:00:00Z') + offset;
+          const { dayOfWeek, hourOfDay } = weeklySlotOf(at);
+          const index = indexBaselines(slots.map((s) => baseline(s)));
+          const found = lookupBaseline(index, series, at);
+          const sum = (list: typeof slots): number => list.reduce((total, s) => total + s.sampleCount, 0);
+          const own = slots.find((s) => s.dayOfWeek === dayOfWeek && s.hourOfDay === hourOfDay);
+          const expected =
+            own !== undefined && own.sampleCount >= 30
+              ? 'slot'
+              : sum(slots.filter((s) => s.hourOfDay === hourOfDay)) >= 30 &&
+                  slots.some((s) => s.hourOfDay === hourOfDay)
+                ? 'hour'
+                : slots.length > 0 && sum(slots) >= 30
+                  ? 'overall'
+                  : 'none';
+          expect(found.fallback).toBe(expected);
+          if (found.baseline !== undefined) expect(found.baseline.sampleCount).toBeGreaterThanOrEqual(30);
+        },
+      ),
     );
   });
 });
 
 describe('detector settings', () => {
   it('merges service overrides field by field over the defaults', () => {
-    const merged = mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, { poissonTail: 1e-6 }, serviceDetectorOverrides({ sensitivity: 4.5, minCount: 20, silenceDetection: false, alertingEnabled: false }));
-    expect(merged).toEqual({ ...DEFAULT_DETECTOR_SETTINGS, poissonTail: 1e-6, zThreshold: 4.5, minCount: 20, silenceDetection: false, alerting: false });
+    const merged = mergeDetectorSettings(
+      DEFAULT_DETECTOR_SETTINGS,
+      { poissonTail: 1e-6 },
+      serviceDetectorOverrides({ sensitivity: 4.5, minCount: 20, silenceDetection: false, alertingEnabled: false }),
+    );
+    expect(merged).toEqual({
+      ...DEFAULT_DETECTOR_SETTINGS,
+      poissonTail: 1e-6,
+      zThreshold: 4.5,
+      minCount: 20,
+      silenceDetection: false,
+      alerting: false,
+    });
     expect(serviceDetectorOverrides({ monitoringEnabled: false })).toEqual({ enabled: false });
   });
 
   it('ignores fields left undefined', () => {
     const partial = { zThreshold: undefined, minCount: 3 } as unknown as Partial<DetectorSettings>;
-    expect(mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, partial)).toEqual({ ...DEFAULT_DETECTOR_SETTINGS, minCount: 3 });
+    expect(mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, partial)).toEqual({
+      ...DEFAULT_DETECTOR_SETTINGS,
+      minCount: 3,
+    });
   });
 
   it('reports every invalid field at once', () => {
-    expect(() => mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, { zThreshold: 0, poissonTail: 2, minCount: -1 })).toThrow(/zThreshold.*minCount.*poissonTail/);
+    expect(() =>
+      mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, { zThreshold: 0, poissonTail: 2, minCount: -1 }),
+    ).toThrow(/zThreshold.*minCount.*poissonTail/);
   });
 });
 
@@ -212,8 +260,15 @@ describe('score', () => {
   it('is a z-score against the baseline when the expected count is large enough', () => {
     const scored = score(130, baseline({ mean: 100, stddev: 10 }), settings());
     expect(scored).toEqual({ anomalous: true, kind: 'spike', score: 3, expected: 100, method: 'zscore' });
-    expect(score(129, baseline({ mean: 100, stddev: 10 }), settings())).toMatchObject({ anomalous: false, kind: null, method: 'zscore' });
-    expect(score(129, baseline({ mean: 100, stddev: 10 }), settings({ zThreshold: 2.9 }))).toMatchObject({ anomalous: true, kind: 'spike' });
+    expect(score(129, baseline({ mean: 100, stddev: 10 }), settings())).toMatchObject({
+      anomalous: false,
+      kind: null,
+      method: 'zscore',
+    });
+    expect(score(129, baseline({ mean: 100, stddev: 10 }), settings({ zThreshold: 2.9 }))).toMatchObject({
+      anomalous: true,
+      kind: 'spike',
+    });
     expect(score(40, baseline({ mean: 100, stddev: 20 }), settings()).score).toBe(-3);
   });
 
@@ -245,7 +300,12 @@ describe('score', () => {
     expect(score(1, silentSeries, settings()).anomalous).toBe(false);
     // P(X >= 5 | 0.5) = 1.7e-4, P(X >= 6 | 0.5) = 1.4e-5.
     expect(score(5, silentSeries, settings()).anomalous).toBe(false);
-    expect(score(6, silentSeries, settings())).toMatchObject({ anomalous: true, kind: 'spike', method: 'poisson', expected: 0 });
+    expect(score(6, silentSeries, settings())).toMatchObject({
+      anomalous: true,
+      kind: 'spike',
+      method: 'poisson',
+      expected: 0,
+    });
   });
 
   it('scores a whole-event count for fractional (weighted) counts', () => {
@@ -254,12 +314,25 @@ describe('score', () => {
   });
 
   it('calls a drop to zero a silence when the typical minute has at least minExpectedForSilence events', () => {
-    expect(score(0, baseline({ mean: 20, stddev: 4, median: 20 }), settings())).toMatchObject({ anomalous: true, kind: 'silence', method: 'zscore', expected: 20 });
-    expect(score(0, baseline({ mean: 6, stddev: 2.4, median: 6 }), settings())).toMatchObject({ anomalous: true, kind: 'silence', method: 'poisson' });
+    expect(score(0, baseline({ mean: 20, stddev: 4, median: 20 }), settings())).toMatchObject({
+      anomalous: true,
+      kind: 'silence',
+      method: 'zscore',
+      expected: 20,
+    });
+    expect(score(0, baseline({ mean: 6, stddev: 2.4, median: 6 }), settings())).toMatchObject({
+      anomalous: true,
+      kind: 'silence',
+      method: 'poisson',
+    });
     expect(score(1, baseline({ mean: 20, stddev: 4, median: 20 }), settings()).kind).toBeNull();
     expect(score(0, baseline({ mean: 4, stddev: 2, median: 4 }), settings()).anomalous).toBe(false);
-    expect(score(0, baseline({ mean: 4, stddev: 2, median: 4 }), settings({ minExpectedForSilence: 4 })).kind).toBe('silence');
-    expect(score(0, baseline({ mean: 20, stddev: 4, median: 20 }), settings({ silenceDetection: false })).anomalous).toBe(false);
+    expect(score(0, baseline({ mean: 4, stddev: 2, median: 4 }), settings({ minExpectedForSilence: 4 })).kind).toBe(
+      'silence',
+    );
+    expect(
+      score(0, baseline({ mean: 20, stddev: 4, median: 20 }), settings({ silenceDetection: false })).anomalous,
+    ).toBe(false);
   });
 
   it('does not call zero a silence for a bursty series whose median minute is (nearly) empty', () => {
@@ -269,8 +342,20 @@ describe('score', () => {
 
   it('never flags anything without a baseline or with monitoring disabled', () => {
     for (const count of [0, 5, 9, 10, 1_000_000]) {
-      expect(score(count, undefined, settings())).toEqual({ anomalous: false, kind: null, score: 0, expected: 0, method: 'none' });
-      expect(score(count, baseline(), settings({ enabled: false }))).toEqual({ anomalous: false, kind: null, score: 0, expected: 100, method: 'none' });
+      expect(score(count, undefined, settings())).toEqual({
+        anomalous: false,
+        kind: null,
+        score: 0,
+        expected: 0,
+        method: 'none',
+      });
+      expect(score(count, baseline(), settings({ enabled: false }))).toEqual({
+        anomalous: false,
+        kind: null,
+        score: 0,
+        expected: 100,
+        method: 'none',
+      });
     }
     expect(score(50, baseline({ mean: Number.NaN }), settings())).toMatchObject({ anomalous: false, method: 'none' });
   });
@@ -293,14 +378,20 @@ describe('score', () => {
     minExpectedForSilence: fc.double({ min: 0, max: 20, noNaN: true }),
     silenceDetection: fc.boolean(),
   });
-  const countArbitrary = fc.oneof(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 20_000 }), fc.integer({ min: 0, max: 50_000_000 }));
+  const countArbitrary = fc.oneof(
+    fc.integer({ min: 0, max: 60 }),
+    fc.integer({ min: 0, max: 20_000 }),
+    fc.integer({ min: 0, max: 50_000_000 }),
+  );
 
   it('has no seam at the mean: the counts either side of it never step down', () => {
     // Computing the two sides from the two tails separately steps down by ~1e-16 at about 9 means in 10.
     for (let mean = 0.5; mean < 10; mean += 0.0137) {
       const sparse = baseline({ mean, median: mean });
       const firstAbove = Math.ceil(mean);
-      expect(score(firstAbove, sparse, settings()).score).toBeGreaterThanOrEqual(score(firstAbove - 1, sparse, settings()).score);
+      expect(score(firstAbove, sparse, settings()).score).toBeGreaterThanOrEqual(
+        score(firstAbove - 1, sparse, settings()).score,
+      );
     }
   });
 

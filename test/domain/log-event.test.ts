@@ -1,12 +1,24 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/core/errors.ts';
-import { deriveLogId, fastValidate, parseLogEvent, parseLogEventKey, schemaValidate } from '../../src/domain/log-event.ts';
+import {
+  deriveLogId,
+  fastValidate,
+  parseLogEvent,
+  parseLogEventKey,
+  schemaValidate,
+} from '../../src/domain/log-event.ts';
 
 const origin = { topic: 'raw-logs', partition: 2, offset: 41 };
 const now = Date.UTC(2026, 10, 27, 12);
-const valid = { timestamp: '2026-11-27T11:59:00.123Z', service: 'payment-service', level: 'error', message: 'card declined for order 1234' };
-const parse = (value: unknown) => parseLogEvent(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), origin, now);
+const valid = {
+  timestamp: '2026-11-27T11:59:00.123Z',
+  service: 'payment-service',
+  level: 'error',
+  message: 'card declined for order 1234',
+};
+const parse = (value: unknown) =>
+  parseLogEvent(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), origin, now);
 const reasonOf = (value: unknown): string => {
   try {
     parse(value);
@@ -20,7 +32,13 @@ const reasonOf = (value: unknown): string => {
 describe('parseLogEvent', () => {
   it('accepts the required fields, normalizes the level and derives a stable id from the Kafka coordinates', () => {
     const event = parse(valid);
-    expect(event).toMatchObject({ service: 'payment-service', level: 'ERROR', environment: 'unknown', timestamp: Date.parse(valid.timestamp), http_status: null });
+    expect(event).toMatchObject({
+      service: 'payment-service',
+      level: 'ERROR',
+      environment: 'unknown',
+      timestamp: Date.parse(valid.timestamp),
+      http_status: null,
+    });
     expect(event.log_id).toBe(deriveLogId(origin));
     expect(parse(valid).log_id).toBe(event.log_id);
     expect(deriveLogId({ ...origin, offset: 42 })).not.toBe(event.log_id);
@@ -28,8 +46,21 @@ describe('parseLogEvent', () => {
 
   it('accepts WARNING and epoch-millisecond timestamps, and keeps a given log_id', () => {
     const id = '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a01';
-    const event = parse({ ...valid, level: 'WARNING', timestamp: now - 1_000, log_id: id, http_status: 503, attributes: { region: 'eu' } });
-    expect(event).toMatchObject({ level: 'WARN', timestamp: now - 1_000, log_id: id, http_status: 503, attributes: { region: 'eu' } });
+    const event = parse({
+      ...valid,
+      level: 'WARNING',
+      timestamp: now - 1_000,
+      log_id: id,
+      http_status: 503,
+      attributes: { region: 'eu' },
+    });
+    expect(event).toMatchObject({
+      level: 'WARN',
+      timestamp: now - 1_000,
+      log_id: id,
+      http_status: 503,
+      attributes: { region: 'eu' },
+    });
   });
 
   it.each([
@@ -50,7 +81,10 @@ describe('parseLogEvent', () => {
     [{ ...valid, timestamp: '1999-01-01T00:00:00Z' }, 'older than the retention window'],
     [{ ...valid, timestamp: '2030-01-01T00:00:00Z' }, 'too far in the future'],
     // Numbers past the range a Date holds once escaped as a RangeError from the reason's own wording.
-    [{ ...valid, timestamp: -8_640_000_000_000_001 }, 'timestamp: epoch milliseconds outside the range a date can hold'],
+    [
+      { ...valid, timestamp: -8_640_000_000_000_001 },
+      'timestamp: epoch milliseconds outside the range a date can hold',
+    ],
     [{ ...valid, timestamp: 8_640_000_000_000_001 }, 'timestamp: epoch milliseconds outside the range a date can hold'],
     [{ ...valid, timestamp: 1e300 }, 'timestamp: epoch milliseconds outside the range a date can hold'],
     [{ ...valid, timestamp: 8_640_000_000_000_000 }, 'too far in the future'],
@@ -58,7 +92,10 @@ describe('parseLogEvent', () => {
     [{ ...valid, http_status: 'five hundred' }, 'http_status'],
     [{ ...valid, log_id: 'nope' }, 'log_id: is not a UUID'],
     [{ ...valid, service: "x'; DROP TABLE logs; --" }, 'service: must be 1-128 letters'],
-    [{ ...valid, attributes: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, 'v'])) }, 'more than 64 entries'],
+    [
+      { ...valid, attributes: Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, 'v'])) },
+      'more than 64 entries',
+    ],
   ])('rejects %j with a reason naming the problem', (input, reason) => {
     expect(reasonOf(input)).toContain(reason);
   });
@@ -71,12 +108,30 @@ describe('parseLogEvent', () => {
 
   it.each([
     // ClickHouse refused the first with code 25 and stopped ingest; PostgreSQL's jsonb refuses both.
-    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"lone \\ud800 surrogate"}', 'message: contains a lone UTF-16 surrogate'],
-    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"low \\uDC00 first"}', 'message: contains a lone UTF-16 surrogate'],
-    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","host":"h\\ud83d"}', 'host: contains a lone UTF-16 surrogate'],
-    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","attributes":{"k\\udbff":"v"}}', 'attributes.k\\udbff: contains a lone UTF-16 surrogate'],
-    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","attributes":{"k":"\\u0000"}}', 'attributes.k: contains NUL characters'],
-    ['{"timestamp":"2026-11-27T11:59:00Z","service":"api\\ud800","level":"ERROR","message":"m"}', 'service: must be 1-128 letters'],
+    [
+      '{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"lone \\ud800 surrogate"}',
+      'message: contains a lone UTF-16 surrogate',
+    ],
+    [
+      '{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"low \\uDC00 first"}',
+      'message: contains a lone UTF-16 surrogate',
+    ],
+    [
+      '{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","host":"h\\ud83d"}',
+      'host: contains a lone UTF-16 surrogate',
+    ],
+    [
+      '{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","attributes":{"k\\udbff":"v"}}',
+      'attributes.k\\udbff: contains a lone UTF-16 surrogate',
+    ],
+    [
+      '{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"m","attributes":{"k":"\\u0000"}}',
+      'attributes.k: contains NUL characters',
+    ],
+    [
+      '{"timestamp":"2026-11-27T11:59:00Z","service":"api\\ud800","level":"ERROR","message":"m"}',
+      'service: must be 1-128 letters',
+    ],
   ])('rejects the escaped text %s that no store accepts', (payload, reason) => {
     expect(reasonOf(payload)).toContain(reason);
   });
@@ -87,7 +142,10 @@ describe('parseLogEvent', () => {
   });
 
   it('keeps a surrogate pair, escaped or raw: only lone halves are refused', () => {
-    expect(parse('{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"pair \\ud83d\\ude00 ok"}').message).toBe('pair 😀 ok');
+    expect(
+      parse('{"timestamp":"2026-11-27T11:59:00Z","service":"api","level":"ERROR","message":"pair \\ud83d\\ude00 ok"}')
+        .message,
+    ).toBe('pair 😀 ok');
     expect(parse({ ...valid, message: 'raw 😀 pair' }).message).toBe('raw 😀 pair');
   });
 
@@ -97,8 +155,12 @@ describe('parseLogEvent', () => {
     try {
       expect(new Date(2026, 10, 27).getTimezoneOffset()).toBe(300);
       expect(parse({ ...valid, timestamp: '2026-11-27T11:04:31' }).timestamp).toBe(Date.UTC(2026, 10, 27, 11, 4, 31));
-      expect(parse({ ...valid, timestamp: '2026-11-27 11:04:31.5' }).timestamp).toBe(Date.UTC(2026, 10, 27, 11, 4, 31, 500));
-      expect(parse({ ...valid, timestamp: '2026-11-27T06:04:31-05:00' }).timestamp).toBe(Date.UTC(2026, 10, 27, 11, 4, 31));
+      expect(parse({ ...valid, timestamp: '2026-11-27 11:04:31.5' }).timestamp).toBe(
+        Date.UTC(2026, 10, 27, 11, 4, 31, 500),
+      );
+      expect(parse({ ...valid, timestamp: '2026-11-27T06:04:31-05:00' }).timestamp).toBe(
+        Date.UTC(2026, 10, 27, 11, 4, 31),
+      );
     } finally {
       if (saved === undefined) delete process.env.TZ;
       else process.env.TZ = saved;
@@ -125,17 +187,48 @@ describe('parseLogEvent', () => {
 });
 
 describe('fastValidate agrees with the schema', () => {
-  const text = (max: number) => fc.oneof(fc.string({ maxLength: max + 2 }), fc.string({ minLength: max - 1, maxLength: max + 1 }));
-  const wrong = fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant([]), fc.constant({}), fc.string());
+  const text = (max: number) =>
+    fc.oneof(fc.string({ maxLength: max + 2 }), fc.string({ minLength: max - 1, maxLength: max + 1 }));
+  const wrong = fc.oneof(
+    fc.integer(),
+    fc.double(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant([]),
+    fc.constant({}),
+    fc.string(),
+  );
   // Mostly valid values, so a good share of events passes every field and the accepting path is exercised too.
-  const mostly = <T,>(valid: fc.Arbitrary<T>, ...others: fc.Arbitrary<unknown>[]) =>
-    fc.oneof({ arbitrary: valid as fc.Arbitrary<unknown>, weight: 12 }, ...others.map((arbitrary) => ({ arbitrary, weight: 1 })));
+  const mostly = <T>(valid: fc.Arbitrary<T>, ...others: fc.Arbitrary<unknown>[]) =>
+    fc.oneof(
+      { arbitrary: valid as fc.Arbitrary<unknown>, weight: 12 },
+      ...others.map((arbitrary) => ({ arbitrary, weight: 1 })),
+    );
   const optionalText = (max: number) => mostly(fc.string({ maxLength: 12 }), text(max), fc.constant(null), wrong);
   const event = fc.record(
     {
-      log_id: mostly(fc.uuid(), fc.uuid().map((u) => u.toUpperCase()), fc.constant('00000000-0000-0000-0000-000000000000'), fc.string(), wrong),
-      timestamp: mostly(fc.date({ min: new Date(now - 1e9), max: new Date(now + 1e6), noInvalidDate: true }).map((d) => d.toISOString()), fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.double(), fc.integer(), fc.string({ maxLength: 70 }), wrong),
-      service: mostly(fc.constantFrom('payment-service', 'a', 'x.y_z:1-2', '-bad', 'a'.repeat(128), 'a'.repeat(129)), fc.string(), wrong),
+      log_id: mostly(
+        fc.uuid(),
+        fc.uuid().map((u) => u.toUpperCase()),
+        fc.constant('00000000-0000-0000-0000-000000000000'),
+        fc.string(),
+        wrong,
+      ),
+      timestamp: mostly(
+        fc
+          .date({ min: new Date(now - 1e9), max: new Date(now + 1e6), noInvalidDate: true })
+          .map((d) => d.toISOString()),
+        fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+        fc.double(),
+        fc.integer(),
+        fc.string({ maxLength: 70 }),
+        wrong,
+      ),
+      service: mostly(
+        fc.constantFrom('payment-service', 'a', 'x.y_z:1-2', '-bad', 'a'.repeat(128), 'a'.repeat(129)),
+        fc.string(),
+        wrong,
+      ),
       environment: optionalText(64),
       level: mostly(fc.constantFrom('INFO', 'error', 'Warning', 'LOUD'), text(16), wrong),
       message: mostly(fc.string({ minLength: 1 }), fc.constant(''), wrong),
@@ -150,8 +243,21 @@ describe('fastValidate agrees with the schema', () => {
       session_id: optionalText(256),
       http_method: optionalText(16),
       http_path: optionalText(2048),
-      http_status: mostly(fc.integer({ min: 100, max: 599 }), fc.integer({ min: 90, max: 610 }), fc.double({ min: 99, max: 600 }), fc.constant(null), wrong),
-      duration_ms: mostly(fc.double({ min: 0, max: 86_400_000, noNaN: true }), fc.double({ min: -1, max: 86_400_001 }), fc.constant(-0), fc.constant(86_400_000), fc.constant(null), wrong),
+      http_status: mostly(
+        fc.integer({ min: 100, max: 599 }),
+        fc.integer({ min: 90, max: 610 }),
+        fc.double({ min: 99, max: 600 }),
+        fc.constant(null),
+        wrong,
+      ),
+      duration_ms: mostly(
+        fc.double({ min: 0, max: 86_400_000, noNaN: true }),
+        fc.double({ min: -1, max: 86_400_001 }),
+        fc.constant(-0),
+        fc.constant(86_400_000),
+        fc.constant(null),
+        wrong,
+      ),
       error_type: optionalText(255),
       error_code: optionalText(128),
       stack_trace: optionalText(64 * 1024),
@@ -202,8 +308,16 @@ describe('fastValidate agrees with the schema', () => {
 
   it('agrees on mutations of a valid event, one field at a time', () => {
     const base = {
-      log_id: '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a01', timestamp: '2026-11-27T11:59:00.123Z', service: 'payment-service', environment: 'production',
-      level: 'ERROR', message: 'Card declined for payment "req-1"', host: 'h', http_status: 500, duration_ms: 12.5, attributes: { pod: 'p-1' },
+      log_id: '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a01',
+      timestamp: '2026-11-27T11:59:00.123Z',
+      service: 'payment-service',
+      environment: 'production',
+      level: 'ERROR',
+      message: 'Card declined for payment "req-1"',
+      host: 'h',
+      http_status: 500,
+      duration_ms: 12.5,
+      attributes: { pod: 'p-1' },
     };
     expect(fastValidate(viaJson(base))).toEqual(schemaValidate(viaJson(base)));
     fc.assert(
@@ -224,7 +338,9 @@ describe('fastValidate agrees with the schema', () => {
   });
 
   it('leaves a "__proto__" attribute to the schema', () => {
-    const json = JSON.parse(`{"timestamp":"2026-11-27T11:59:00Z","service":"s","level":"INFO","message":"m","attributes":{"__proto__":"x","a":"b"}}`) as Record<string, unknown>;
+    const json = JSON.parse(
+      `{"timestamp":"2026-11-27T11:59:00Z","service":"s","level":"INFO","message":"m","attributes":{"__proto__":"x","a":"b"}}`,
+    ) as Record<string, unknown>;
     expect(fastValidate(json)).toBeUndefined();
     expect(schemaValidate(json).attributes).toEqual({ a: 'b' });
   });
@@ -248,7 +364,13 @@ describe('fastValidate agrees with the schema', () => {
           keyError = (error as Error).message;
         }
         expect(keyError).toBe(fullError);
-        if (full !== undefined) expect(key).toEqual({ service: full.service, environment: full.environment, level: full.level, timestamp: full.timestamp });
+        if (full !== undefined)
+          expect(key).toEqual({
+            service: full.service,
+            environment: full.environment,
+            level: full.level,
+            timestamp: full.timestamp,
+          });
       }),
       { numRuns: 500 },
     );

@@ -15,23 +15,27 @@ describe('RecentIds', () => {
 
   it('matches a first-in-first-out window of the last maxIds new ids, for any sequence', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 3 })), { maxLength: 200 }), (maxIds, reads) => {
-        const ids = new RecentIds(maxIds);
-        // Reference: ids in the order they were first remembered, with their first origin.
-        const window: Array<{ id: string; offset: number }> = [];
-        reads.forEach(([n, replayOf], offset) => {
-          const id = `id-${n}`;
-          const known = window.find((w) => w.id === id);
-          // Sometimes read the first carrier again instead of a new record.
-          const at = known !== undefined && replayOf === 0 ? known.offset : offset + 1_000;
-          const expected = known === undefined || known.offset === at ? undefined : `raw-logs/0@${known.offset}`;
-          expect(ids.firstSeenElsewhere(id, origin(at))).toBe(expected);
-          if (known === undefined) {
-            window.push({ id, offset: at });
-            if (window.length > maxIds) window.shift();
-          }
-        });
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 0, max: 3 })), { maxLength: 200 }),
+        (maxIds, reads) => {
+          const ids = new RecentIds(maxIds);
+          // Reference: ids in the order they were first remembered, with their first origin.
+          const window: Array<{ id: string; offset: number }> = [];
+          reads.forEach(([n, replayOf], offset) => {
+            const id = `id-${n}`;
+            const known = window.find((w) => w.id === id);
+            // Sometimes read the first carrier again instead of a new record.
+            const at = known !== undefined && replayOf === 0 ? known.offset : offset + 1_000;
+            const expected = known === undefined || known.offset === at ? undefined : `raw-logs/0@${known.offset}`;
+            expect(ids.firstSeenElsewhere(id, origin(at))).toBe(expected);
+            if (known === undefined) {
+              window.push({ id, offset: at });
+              if (window.length > maxIds) window.shift();
+            }
+          });
+        },
+      ),
     );
   });
 

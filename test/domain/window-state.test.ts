@@ -27,7 +27,8 @@ function newRun(): Run & { sink: WindowSink } {
 /** Feeds events one by one (processing time = arrival index), then flushes when asked. */
 function feed(state: WindowState, events: readonly TestEvent[], run: Run & { sink: WindowSink }, firstIndex = 0): void {
   events.forEach((event, i) => {
-    if (!state.add(event.key, event.time, event.partition, event.weight, firstIndex + i, run.sink)) run.late.push(event);
+    if (!state.add(event.key, event.time, event.partition, event.weight, firstIndex + i, run.sink))
+      run.late.push(event);
   });
 }
 
@@ -58,7 +59,11 @@ interface ReferenceConfig {
  * the final watermark, and with flush every window starting at or before the
  * highest event time.
  */
-function referenceRun(config: ReferenceConfig, events: readonly TestEvent[], flush = true): { windows: WindowResult[]; late: TestEvent[] } {
+function referenceRun(
+  config: ReferenceConfig,
+  events: readonly TestEvent[],
+  flush = true,
+): { windows: WindowResult[]; late: TestEvent[] } {
   const { size, advance, outOfOrderness, grace, ttl } = config;
   const k = size / advance;
   const isClosed = (w: number, watermark: number): boolean => w * advance + size + grace <= watermark;
@@ -98,7 +103,14 @@ function referenceRun(config: ReferenceConfig, events: readonly TestEvent[], flu
   }
   const windows: WindowResult[] = [];
   for (const [key, set] of emitted) {
-    for (const w of set) windows.push({ kind: 'window', key, start: w * advance, end: w * advance + size, count: counts.get(key)?.get(w) ?? 0 });
+    for (const w of set)
+      windows.push({
+        kind: 'window',
+        key,
+        start: w * advance,
+        end: w * advance + size,
+        count: counts.get(key)?.get(w) ?? 0,
+      });
   }
   windows.sort((a, b) => a.end - b.end || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return { windows, late };
@@ -117,7 +129,11 @@ interface Scenario {
  * optionally events placed well behind the stream at random positions, most
  * of which the reference finds late.
  */
-function scenarioArbitrary(options: { hopping: boolean; withLate: boolean; withWeights: boolean }): fc.Arbitrary<Scenario> {
+function scenarioArbitrary(options: {
+  hopping: boolean;
+  withLate: boolean;
+  withWeights: boolean;
+}): fc.Arbitrary<Scenario> {
   return fc
     .record({
       advance: fc.constantFrom(5, 10, 25),
@@ -139,18 +155,35 @@ function scenarioArbitrary(options: { hopping: boolean; withLate: boolean; withW
       ),
       stragglers: options.withLate
         ? fc.array(
-            fc.record({ at: fc.nat(), behind: fc.integer({ min: 0, max: 60 }), key: fc.constantFrom(...KEYS), partition: fc.integer({ min: 0, max: 2 }) }),
+            fc.record({
+              at: fc.nat(),
+              behind: fc.integer({ min: 0, max: 60 }),
+              key: fc.constantFrom(...KEYS),
+              partition: fc.integer({ min: 0, max: 2 }),
+            }),
             { maxLength: 8 },
           )
         : fc.constant([]),
     })
     .map((g) => {
       const size = g.advance * g.panes;
-      const config: ReferenceConfig = { size, advance: g.advance, outOfOrderness: g.outOfOrderness, grace: g.grace, ttl: g.ttlPanes * g.advance - g.ttlExtra };
+      const config: ReferenceConfig = {
+        size,
+        advance: g.advance,
+        outOfOrderness: g.outOfOrderness,
+        grace: g.grace,
+        ttl: g.ttlPanes * g.advance - g.ttlExtra,
+      };
       let time = g.start;
       const events: TestEvent[] = g.base.map((b, id) => {
         time += b.gap;
-        return { id, key: b.key, partition: b.partition, time: time - Math.floor(b.back * g.outOfOrderness), weight: b.weight };
+        return {
+          id,
+          key: b.key,
+          partition: b.partition,
+          time: time - Math.floor(b.back * g.outOfOrderness),
+          weight: b.weight,
+        };
       });
       let id = events.length;
       for (const s of g.stragglers) {
@@ -164,7 +197,13 @@ function scenarioArbitrary(options: { hopping: boolean; withLate: boolean; withW
 }
 
 function stateOptions(config: ReferenceConfig): WindowStateOptions {
-  return { sizeMs: config.size, advanceMs: config.advance, allowedOutOfOrdernessMs: config.outOfOrderness, graceMs: config.grace, keyTtlMs: config.ttl };
+  return {
+    sizeMs: config.size,
+    advanceMs: config.advance,
+    allowedOutOfOrdernessMs: config.outOfOrderness,
+    graceMs: config.grace,
+    keyTtlMs: config.ttl,
+  };
 }
 
 const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
@@ -172,28 +211,41 @@ const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b
 describe('WindowState: tumbling windows against the brute-force model (properties)', () => {
   it('(1) every window count equals the reference count, whatever the arrival order', () => {
     fc.assert(
-      fc.property(scenarioArbitrary({ hopping: false, withLate: true, withWeights: false }), fc.boolean(), ({ config, events }, flush) => {
-        const actual = runAll(stateOptions(config), events, flush);
-        const expected = referenceRun(config, events, flush);
-        expect(actual.windows).toEqual(expected.windows);
-      }),
+      fc.property(
+        scenarioArbitrary({ hopping: false, withLate: true, withWeights: false }),
+        fc.boolean(),
+        ({ config, events }, flush) => {
+          const actual = runAll(stateOptions(config), events, flush);
+          const expected = referenceRun(config, events, flush);
+          expect(actual.windows).toEqual(expected.windows);
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it('(1b) the counts do not depend on how in-bound disorder is arranged: any in-bound rearrangement gives the same windows', () => {
     fc.assert(
-      fc.property(scenarioArbitrary({ hopping: false, withLate: false, withWeights: false }), fc.array(fc.nat(), { minLength: 1 }), ({ config, events }, draws) => {
-        // A second arrival order: sorted by time, then each event delayed by at most the bound, which keeps every
-        // event within the bound of all that arrive before it.
-        const sorted = [...events].sort((a, b) => a.time - b.time || a.id - b.id);
-        const rearranged = sorted
-          .map((event, i) => ({ event, order: event.time + (draws[i % draws.length]! % (config.outOfOrderness + 1)) }))
-          .sort((a, b) => a.order - b.order || a.event.id - b.event.id)
-          .map((x) => x.event);
-        expect(runAll(stateOptions(config), rearranged).windows).toEqual(runAll(stateOptions(config), events).windows);
-        expect(runAll(stateOptions(config), rearranged).late).toEqual([]);
-      }),
+      fc.property(
+        scenarioArbitrary({ hopping: false, withLate: false, withWeights: false }),
+        fc.array(fc.nat(), { minLength: 1 }),
+        ({ config, events }, draws) => {
+          // A second arrival order: sorted by time, then each event delayed by at most the bound, which keeps every
+          // event within the bound of all that arrive before it.
+          const sorted = [...events].sort((a, b) => a.time - b.time || a.id - b.id);
+          const rearranged = sorted
+            .map((event, i) => ({
+              event,
+              order: event.time + (draws[i % draws.length]! % (config.outOfOrderness + 1)),
+            }))
+            .sort((a, b) => a.order - b.order || a.event.id - b.event.id)
+            .map((x) => x.event);
+          expect(runAll(stateOptions(config), rearranged).windows).toEqual(
+            runAll(stateOptions(config), events).windows,
+          );
+          expect(runAll(stateOptions(config), rearranged).late).toEqual([]);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -206,7 +258,8 @@ describe('WindowState: tumbling windows against the brute-force model (propertie
         const expected = referenceRun(config, events);
         expect(actual.late.map((e) => e.id)).toEqual(expected.late.map((e) => e.id));
         expect(new Set(actual.late.map((e) => e.id)).size).toBe(actual.late.length);
-        // A late event in some window would make that window's count exceed the model's, which counts only non-late events.
+        // A late event in some window would make that window's count exceed the model's, which counts only non-late
+        // events.
         expect(actual.windows).toEqual(expected.windows);
         lateSeen += actual.late.length;
       }),
@@ -233,19 +286,24 @@ describe('WindowState: tumbling windows against the brute-force model (propertie
 
   it('(4) per key, windows are emitted once each in increasing start order; overall in (end, key) order; watermarks only rise', () => {
     fc.assert(
-      fc.property(scenarioArbitrary({ hopping: false, withLate: true, withWeights: true }), fc.boolean(), ({ config, events }, flush) => {
-        const run = runAll(stateOptions(config), events, flush);
-        const byKey = new Map<string, number[]>();
-        for (const w of run.windows) byKey.set(w.key, [...(byKey.get(w.key) ?? []), w.start]);
-        for (const starts of byKey.values()) {
-          for (let i = 1; i < starts.length; i++) expect(starts[i]!).toBeGreaterThan(starts[i - 1]!);
-        }
-        for (let i = 1; i < run.windows.length; i++) {
-          const [a, b] = [run.windows[i - 1]!, run.windows[i]!];
-          expect(a.end < b.end || (a.end === b.end && a.key < b.key)).toBe(true);
-        }
-        for (let i = 1; i < run.watermarks.length; i++) expect(run.watermarks[i]!).toBeGreaterThan(run.watermarks[i - 1]!);
-      }),
+      fc.property(
+        scenarioArbitrary({ hopping: false, withLate: true, withWeights: true }),
+        fc.boolean(),
+        ({ config, events }, flush) => {
+          const run = runAll(stateOptions(config), events, flush);
+          const byKey = new Map<string, number[]>();
+          for (const w of run.windows) byKey.set(w.key, [...(byKey.get(w.key) ?? []), w.start]);
+          for (const starts of byKey.values()) {
+            for (let i = 1; i < starts.length; i++) expect(starts[i]!).toBeGreaterThan(starts[i - 1]!);
+          }
+          for (let i = 1; i < run.windows.length; i++) {
+            const [a, b] = [run.windows[i - 1]!, run.windows[i]!];
+            expect(a.end < b.end || (a.end === b.end && a.key < b.key)).toBe(true);
+          }
+          for (let i = 1; i < run.watermarks.length; i++)
+            expect(run.watermarks[i]!).toBeGreaterThan(run.watermarks[i - 1]!);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -285,26 +343,36 @@ describe('WindowState: tumbling windows against the brute-force model (propertie
 
   it('(6) zero-fill: each known key gets a window for every index from its first window to the last closed one, within its ttl', () => {
     fc.assert(
-      fc.property(scenarioArbitrary({ hopping: false, withLate: false, withWeights: false }), fc.boolean(), ({ config, events }, flush) => {
-        const { windows, state } = runAll(stateOptions(config), events, flush);
-        // Stated directly for tumbling windows without late events: window w of key k is emitted when k had an event
-        // in some window a <= w such that w starts less than ttl after a, for every w up to the last closed window.
-        const closedByWatermark = Math.floor((state.watermark - config.grace) / config.size) - 1;
-        const closedByFlush = flush && events.length > 0 ? Math.floor(Math.max(...events.map((e) => e.time)) / config.size) : -Infinity;
-        const lastClosed = Math.max(closedByWatermark, closedByFlush);
-        for (const key of new Set(events.map((e) => e.key))) {
-          const active = [...new Set(events.filter((e) => e.key === key).map((e) => Math.floor(e.time / config.size)))];
-          const expected: number[] = [];
-          for (let w = Math.min(...active); w <= lastClosed; w++) {
-            if (active.some((a) => a <= w && (w - a) * config.size < config.ttl)) expected.push(w);
+      fc.property(
+        scenarioArbitrary({ hopping: false, withLate: false, withWeights: false }),
+        fc.boolean(),
+        ({ config, events }, flush) => {
+          const { windows, state } = runAll(stateOptions(config), events, flush);
+          // Stated directly for tumbling windows without late events: window w of key k is emitted when k had an event
+          // in some window a <= w such that w starts less than ttl after a, for every w up to the last closed window.
+          const closedByWatermark = Math.floor((state.watermark - config.grace) / config.size) - 1;
+          const closedByFlush =
+            flush && events.length > 0 ? Math.floor(Math.max(...events.map((e) => e.time)) / config.size) : -Infinity;
+          const lastClosed = Math.max(closedByWatermark, closedByFlush);
+          for (const key of new Set(events.map((e) => e.key))) {
+            const active = [
+              ...new Set(events.filter((e) => e.key === key).map((e) => Math.floor(e.time / config.size))),
+            ];
+            const expected: number[] = [];
+            for (let w = Math.min(...active); w <= lastClosed; w++) {
+              if (active.some((a) => a <= w && (w - a) * config.size < config.ttl)) expected.push(w);
+            }
+            const emitted = windows.filter((w) => w.key === key);
+            expect(emitted.map((w) => w.start / config.size)).toEqual(expected);
+            for (const w of emitted) {
+              expect(w.count).toBe(
+                events.filter((e) => e.key === key && Math.floor(e.time / config.size) === w.start / config.size)
+                  .length,
+              );
+            }
           }
-          const emitted = windows.filter((w) => w.key === key);
-          expect(emitted.map((w) => w.start / config.size)).toEqual(expected);
-          for (const w of emitted) {
-            expect(w.count).toBe(events.filter((e) => e.key === key && Math.floor(e.time / config.size) === w.start / config.size).length);
-          }
-        }
-      }),
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -314,16 +382,20 @@ describe('WindowState: hopping windows against the brute-force model (properties
   it('counts, zero-fill, lateness (Flink: late only when every window of the event is closed) and weights match', () => {
     let partiallyLate = 0;
     fc.assert(
-      fc.property(scenarioArbitrary({ hopping: true, withLate: true, withWeights: true }), fc.boolean(), ({ config, events }, flush) => {
-        const state = new WindowState(stateOptions(config));
-        const run = newRun();
-        feed(state, events, run);
-        if (flush) state.flush(run.sink);
-        const expected = referenceRun(config, events, flush);
-        expect(run.windows).toEqual(expected.windows);
-        expect(run.late.map((e) => e.id)).toEqual(expected.late.map((e) => e.id));
-        partiallyLate += state.counters.partiallyLateEvents;
-      }),
+      fc.property(
+        scenarioArbitrary({ hopping: true, withLate: true, withWeights: true }),
+        fc.boolean(),
+        ({ config, events }, flush) => {
+          const state = new WindowState(stateOptions(config));
+          const run = newRun();
+          feed(state, events, run);
+          if (flush) state.flush(run.sink);
+          const expected = referenceRun(config, events, flush);
+          expect(run.windows).toEqual(expected.windows);
+          expect(run.late.map((e) => e.id)).toEqual(expected.late.map((e) => e.id));
+          partiallyLate += state.counters.partiallyLateEvents;
+        },
+      ),
       { numRuns: 400 },
     );
     expect(partiallyLate).toBeGreaterThan(0);
@@ -331,25 +403,35 @@ describe('WindowState: hopping windows against the brute-force model (properties
 
   it('survives snapshot and restore at any point', () => {
     fc.assert(
-      fc.property(scenarioArbitrary({ hopping: true, withLate: true, withWeights: true }), fc.nat(), ({ config, events }, cut) => {
-        const options = stateOptions(config);
-        const uninterrupted = runAll(options, events);
-        const split = events.length === 0 ? 0 : cut % (events.length + 1);
-        const first = new WindowState(options);
-        const run = newRun();
-        feed(first, events.slice(0, split), run);
-        const second = WindowState.fromSnapshot(JSON.parse(JSON.stringify(first.snapshot())), options);
-        feed(second, events.slice(split), run, split);
-        second.flush(run.sink);
-        expect(run.windows).toEqual(uninterrupted.windows);
-        expect(run.late).toEqual(uninterrupted.late);
-      }),
+      fc.property(
+        scenarioArbitrary({ hopping: true, withLate: true, withWeights: true }),
+        fc.nat(),
+        ({ config, events }, cut) => {
+          const options = stateOptions(config);
+          const uninterrupted = runAll(options, events);
+          const split = events.length === 0 ? 0 : cut % (events.length + 1);
+          const first = new WindowState(options);
+          const run = newRun();
+          feed(first, events.slice(0, split), run);
+          const second = WindowState.fromSnapshot(JSON.parse(JSON.stringify(first.snapshot())), options);
+          feed(second, events.slice(split), run, split);
+          second.flush(run.sink);
+          expect(run.windows).toEqual(uninterrupted.windows);
+          expect(run.late).toEqual(uninterrupted.late);
+        },
+      ),
       { numRuns: 200 },
     );
   });
 });
 
-const ev = (id: number, key: string, time: number, partition = 0, weight = 1): TestEvent => ({ id, key, partition, time, weight });
+const ev = (id: number, key: string, time: number, partition = 0, weight = 1): TestEvent => ({
+  id,
+  key,
+  partition,
+  time,
+  weight,
+});
 
 describe('WindowState: examples', () => {
   it('closes a tumbling window when the watermark passes end + grace, once, with zero-fill for known keys', () => {
@@ -480,7 +562,10 @@ describe('WindowState: examples', () => {
     const run = newRun();
     state.add('a', 3, 1, 1, 0, run.sink);
     state.add('a', 5, 0, 1, 40, run.sink);
-    const restored = WindowState.fromSnapshot(JSON.parse(JSON.stringify(state.snapshot())), { sizeMs: 10, idleTimeoutMs: 100 });
+    const restored = WindowState.fromSnapshot(JSON.parse(JSON.stringify(state.snapshot())), {
+      sizeMs: 10,
+      idleTimeoutMs: 100,
+    });
     restored.resume(10_000);
     expect(restored.nextDeadline()).toBe(9_960 + 100);
     restored.advanceProcessingTime(10_059, run.sink);
@@ -569,7 +654,9 @@ describe('WindowState: examples', () => {
     withKey.add('a', 25, 0, 1, 0, newRun().sink);
     const saved = withKey.snapshot();
     const inconsistent = { ...saved, keys: saved.keys.map((k) => ({ ...k, panes: [[k.nextWindow - 1, 1]] })) };
-    expect((captureError(() => WindowState.fromSnapshot(inconsistent, { sizeMs: 10 })) as LogflowError).code).toBe(ErrorCodes.INPUT_INVALID);
+    expect((captureError(() => WindowState.fromSnapshot(inconsistent, { sizeMs: 10 })) as LogflowError).code).toBe(
+      ErrorCodes.INPUT_INVALID,
+    );
 
     const snapshot = new WindowState({ sizeMs: 10 }).snapshot();
     const mismatch = captureError(() => WindowState.fromSnapshot(snapshot, { sizeMs: 20 }));

@@ -19,7 +19,9 @@ import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from '../supp
 
 const ROWS = 20_000;
 
-function runChild(env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+function runChild(
+  env: Record<string, string>,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.resolve('test/support/sink-child.ts')], {
       env: { ...process.env, ...env },
@@ -45,7 +47,11 @@ describe('ClickHouse sink across a crash between insert and commit', () => {
 
   it('ends with every record exactly once in logs and in logs_hourly_agg', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-crash-'));
-    const config = loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_POSTGRES_URL: postgresUrlFor(database), LOGFLOW_CLICKHOUSE_DATABASE: database });
+    const config = loadConfig({
+      LOGFLOW_DATA_DIR: dir,
+      LOGFLOW_POSTGRES_URL: postgresUrlFor(database),
+      LOGFLOW_CLICKHOUSE_DATABASE: database,
+    });
     // Migrate, then release chdb: the children open the same data directory.
     const setup = await openEngines(config, { createDatabases: true });
     await migrateAll(setup);
@@ -56,16 +62,24 @@ describe('ClickHouse sink across a crash between insert and commit', () => {
     await topics.ensureTopic(topic, 4);
     const producer = topics.producer();
     for (let i = 0; i < ROWS; i += 1_000) {
-      await producer.send(topic, Array.from({ length: 1_000 }, (_, j) => {
-        const log = sampleLog(i + j);
-        return { key: String(log.service), value: JSON.stringify(log) };
-      }));
+      await producer.send(
+        topic,
+        Array.from({ length: 1_000 }, (_, j) => {
+          const log = sampleLog(i + j);
+          return { key: String(log.service), value: JSON.stringify(log) };
+        }),
+      );
     }
     await topics.close();
 
     const env = {
-      TOPIC: topic, GROUP: uniqueName('crash-group'), DATA_DIR: dir, PG_URL: postgresUrlFor(database),
-      CH_DATABASE: database, EXPECTED_ROWS: String(ROWS), BROKERS: KAFKA_BROKERS.join(','),
+      TOPIC: topic,
+      GROUP: uniqueName('crash-group'),
+      DATA_DIR: dir,
+      PG_URL: postgresUrlFor(database),
+      CH_DATABASE: database,
+      EXPECTED_ROWS: String(ROWS),
+      BROKERS: KAFKA_BROKERS.join(','),
     };
     const crashed = await runChild({ ...env, CRASH_AFTER_INSERTS: '6' });
     expect(crashed.signal, crashed.output).toBe('SIGKILL');
@@ -76,14 +90,26 @@ describe('ClickHouse sink across a crash between insert and commit', () => {
     const engines = await openEngines(config);
     try {
       const [logs] = await (
-        await engines.clickhouse.query({ query: 'SELECT count() AS n, uniqExact(log_id) AS ids FROM logs', format: 'JSONEachRow' })
+        await engines.clickhouse.query({
+          query: 'SELECT count() AS n, uniqExact(log_id) AS ids FROM logs',
+          format: 'JSONEachRow',
+        })
       ).json<{ n: string; ids: string }>();
       const [agg] = await (
-        await engines.clickhouse.query({ query: 'SELECT sum(log_count) AS n FROM logs_hourly_agg', format: 'JSONEachRow' })
+        await engines.clickhouse.query({
+          query: 'SELECT sum(log_count) AS n FROM logs_hourly_agg',
+          format: 'JSONEachRow',
+        })
       ).json<{ n: string }>();
-      const { rows } = await engines.postgres.query<{ n: string }>("SELECT count(*) AS n FROM sink_batches WHERE status = 'inserted'");
+      const { rows } = await engines.postgres.query<{ n: string }>(
+        "SELECT count(*) AS n FROM sink_batches WHERE status = 'inserted'",
+      );
       expect(Number(rows[0]?.n)).toBeGreaterThanOrEqual(6);
-      expect({ rows: Number(logs?.n), ids: Number(logs?.ids), hourly: Number(agg?.n) }).toEqual({ rows: ROWS, ids: ROWS, hourly: ROWS });
+      expect({ rows: Number(logs?.n), ids: Number(logs?.ids), hourly: Number(agg?.n) }).toEqual({
+        rows: ROWS,
+        ids: ROWS,
+        hourly: ROWS,
+      });
     } finally {
       await engines.close();
     }

@@ -32,7 +32,11 @@ describe('ClickHouse sink', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-sink-'));
     engines = await openEngines(
-      loadConfig({ LOGFLOW_DATA_DIR: dir, LOGFLOW_POSTGRES_URL: postgresUrlFor(database), LOGFLOW_CLICKHOUSE_DATABASE: database }),
+      loadConfig({
+        LOGFLOW_DATA_DIR: dir,
+        LOGFLOW_POSTGRES_URL: postgresUrlFor(database),
+        LOGFLOW_CLICKHOUSE_DATABASE: database,
+      }),
       { createDatabases: true },
     );
     await migrateAll(engines);
@@ -49,11 +53,18 @@ describe('ClickHouse sink', () => {
   });
 
   // Keyed by log id, so even a handful of services spreads over every partition.
-  async function produce(topic: string, partitions: number, logs: ReadonlyArray<Record<string, unknown>>): Promise<void> {
+  async function produce(
+    topic: string,
+    partitions: number,
+    logs: ReadonlyArray<Record<string, unknown>>,
+  ): Promise<void> {
     await topics.ensureTopic(topic, partitions);
     const producer = topics.producer();
     for (let i = 0; i < logs.length; i += 2_000) {
-      await producer.send(topic, logs.slice(i, i + 2_000).map((log) => ({ key: String(log.log_id), value: JSON.stringify(log) })));
+      await producer.send(
+        topic,
+        logs.slice(i, i + 2_000).map((log) => ({ key: String(log.log_id), value: JSON.stringify(log) })),
+      );
     }
   }
 
@@ -92,7 +103,12 @@ describe('ClickHouse sink', () => {
   }
 
   /** Runs the graph until `done()` holds, then stops it gracefully and commits. */
-  async function runUntil(subscription: TopicSubscription, stop: Subject<void>, graph: Observable<never>, done: () => Promise<boolean>) {
+  async function runUntil(
+    subscription: TopicSubscription,
+    stop: Subject<void>,
+    graph: Observable<never>,
+    done: () => Promise<boolean>,
+  ) {
     let failed: unknown;
     const finished = new Promise<void>((resolve, reject) => graph.subscribe({ complete: resolve, error: reject }));
     finished.catch((error: unknown) => {
@@ -117,18 +133,27 @@ describe('ClickHouse sink', () => {
     const subscription = topics.subscribe({ groupId, topics: [topic], stop$: stop });
     await runUntil(subscription, stop, sinkGraph(subscription, { sink: 'volume' }), async () => {
       const [row] = await (
-        await engines.clickhouse.query({ query: 'SELECT count() AS n FROM logs WHERE kafka_topic = {t:String}', query_params: { t: topic }, format: 'JSONEachRow' })
+        await engines.clickhouse.query({
+          query: 'SELECT count() AS n FROM logs WHERE kafka_topic = {t:String}',
+          query_params: { t: topic },
+          format: 'JSONEachRow',
+        })
       ).json<{ n: string }>();
       return Number(row?.n) >= 100_000;
     });
     const [row] = await (
       await engines.clickhouse.query({
-        query: 'SELECT count() AS n, uniqExact(log_id) AS ids, uniqExact(kafka_partition) AS partitions FROM logs WHERE kafka_topic = {t:String}',
+        query:
+          'SELECT count() AS n, uniqExact(log_id) AS ids, uniqExact(kafka_partition) AS partitions FROM logs WHERE kafka_topic = {t:String}',
         query_params: { t: topic },
         format: 'JSONEachRow',
       })
     ).json<{ n: string; ids: string; partitions: string }>();
-    expect({ n: Number(row?.n), ids: Number(row?.ids), partitions: Number(row?.partitions) }).toEqual({ n: 100_000, ids: 100_000, partitions: 4 });
+    expect({ n: Number(row?.n), ids: Number(row?.ids), partitions: Number(row?.partitions) }).toEqual({
+      n: 100_000,
+      ids: 100_000,
+      partitions: 4,
+    });
     // Everything written was acked and committed on the graceful stop.
     expect(await topics.committedOffsets(groupId, topic)).toEqual(await topics.endOffsets(topic));
   });
@@ -145,15 +170,36 @@ describe('ClickHouse sink', () => {
     const subscription = topics.subscribe({ groupId: uniqueName('g'), topics: [topic], stop$: stop });
     const deadLetters = new DeadLetterSink(topics.producer(), dlqTopic, 'sink-test');
     const ids = logs.map((l) => String(l.log_id));
-    await runUntil(subscription, stop, sinkGraph(subscription, { sink: 'poison', deadLetters, maxRecords: 10_000 }), async () => (await countWhere('log_id', ids.filter((id) => id !== 'not-a-uuid'))) >= 9_999);
+    await runUntil(
+      subscription,
+      stop,
+      sinkGraph(subscription, { sink: 'poison', deadLetters, maxRecords: 10_000 }),
+      async () =>
+        (await countWhere(
+          'log_id',
+          ids.filter((id) => id !== 'not-a-uuid'),
+        )) >= 9_999,
+    );
 
-    expect(await countWhere('log_id', ids.filter((id) => id !== 'not-a-uuid'))).toBe(9_999);
+    expect(
+      await countWhere(
+        'log_id',
+        ids.filter((id) => id !== 'not-a-uuid'),
+      ),
+    ).toBe(9_999);
     const dlq = topics.subscribe({ groupId: uniqueName('dlq'), topics: [dlqTopic], stop$: new Subject<void>() });
     const [letter] = await firstValueFrom(dlq.records$.pipe(take(1), toArray()));
     letter?.ack();
     await dlq.close();
     const parsed = JSON.parse(letter!.value.value.toString()) as DeadLetter;
-    expect(parsed).toMatchObject({ error_code: 'SINK_REJECTED', stage: 'sink', pipeline: 'sink-test', source_topic: topic, source_partition: 0, source_offset: 4_321 });
+    expect(parsed).toMatchObject({
+      error_code: 'SINK_REJECTED',
+      stage: 'sink',
+      pipeline: 'sink-test',
+      source_topic: topic,
+      source_partition: 0,
+      source_offset: 4_321,
+    });
     expect(parsed.error_message).toMatch(/UUID/i);
     expect(JSON.parse(parsed.payload)).toMatchObject({ log_id: 'not-a-uuid' });
   });
@@ -171,7 +217,12 @@ describe('ClickHouse sink', () => {
     const subscription = topics.subscribe({ groupId: uniqueName('g'), topics: [topic], stop$: stop });
     const deadLetters = new DeadLetterSink(topics.producer(), dlqTopic, 'sink-test');
     const good = logs.filter((_, i) => i !== 777 && i !== 1_500).map((l) => String(l.log_id));
-    await runUntil(subscription, stop, sinkGraph(subscription, { sink: 'surrogate', deadLetters, maxRecords: 2_000 }), async () => (await countWhere('log_id', good)) >= good.length);
+    await runUntil(
+      subscription,
+      stop,
+      sinkGraph(subscription, { sink: 'surrogate', deadLetters, maxRecords: 2_000 }),
+      async () => (await countWhere('log_id', good)) >= good.length,
+    );
 
     expect(await countWhere('log_id', good)).toBe(1_998);
     const dlq = topics.subscribe({ groupId: uniqueName('dlq'), topics: [dlqTopic], stop$: new Subject<void>() });
@@ -189,7 +240,11 @@ describe('ClickHouse sink', () => {
 
   it('stops, naming the cause, when no row is to blame (the table does not exist), and acks nothing', async () => {
     const topic = uniqueName('sink-no-table');
-    await produce(topic, 1, Array.from({ length: 10 }, (_, i) => sampleLog(i)));
+    await produce(
+      topic,
+      1,
+      Array.from({ length: 10 }, (_, i) => sampleLog(i)),
+    );
     const stop = new Subject<void>();
     const groupId = uniqueName('g');
     const subscription = topics.subscribe({ groupId, topics: [topic], stop$: stop });
@@ -208,11 +263,15 @@ describe('ClickHouse sink', () => {
       }),
       ignoreElements(),
     );
-    const error = await new Promise<unknown>((resolve) => graph.subscribe({ error: resolve, complete: () => resolve(undefined) }));
+    const error = await new Promise<unknown>((resolve) =>
+      graph.subscribe({ error: resolve, complete: () => resolve(undefined) }),
+    );
     stop.next();
     await subscription.close();
     expect(error).toMatchObject({ code: 'CONFIG_INVALID', stage: 'sink' });
-    expect((error as Error).message).toMatch(/insert into no_such_table failed because of the table, the statement or the credentials, not of a row: .*no_such_table/);
+    expect((error as Error).message).toMatch(
+      /insert into no_such_table failed because of the table, the statement or the credentials, not of a row: .*no_such_table/,
+    );
     expect(await topics.committedOffsets(groupId, topic)).not.toEqual(await topics.endOffsets(topic));
   });
 
@@ -233,7 +292,12 @@ describe('ClickHouse sink', () => {
       },
     });
     const stop = new Subject<void>();
-    const subscription = topics.subscribe({ groupId: uniqueName('g'), topics: [topic], stop$: stop, maxInFlightRecords: 2_000 });
+    const subscription = topics.subscribe({
+      groupId: uniqueName('g'),
+      topics: [topic],
+      stop$: stop,
+      maxInFlightRecords: 2_000,
+    });
     const graph = sinkGraph(subscription, { client: slowClient, sink: 'slow', maxRecords: 500 });
     let maxInFlight = 0;
     const sampler = setInterval(() => (maxInFlight = Math.max(maxInFlight, subscription.inFlight.records)), 10);

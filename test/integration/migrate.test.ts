@@ -14,27 +14,110 @@ import { migrateAll, splitStatements } from '../../src/app/migrate.ts';
 import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 const clickhouseTables: Record<string, readonly string[]> = {
-  logs: ['log_id', 'timestamp', 'service', 'environment', 'level', 'message', 'template', 'error_hash', 'host', 'region',
-    'version', 'logger', 'trace_id', 'span_id', 'request_id', 'user_id', 'session_id', 'http_method', 'http_path',
-    'http_status', 'duration_ms', 'error_type', 'error_code', 'stack_trace', 'attributes', 'ingested_at', 'kafka_topic',
-    'kafka_partition', 'kafka_offset', 'is_vectorized', 'is_anomaly', 'anomaly_score'],
-  logs_hourly_agg: ['hour', 'service', 'environment', 'level', 'log_count', 'error_count', 'unique_patterns', 'duration_quantiles'],
+  logs: [
+    'log_id',
+    'timestamp',
+    'service',
+    'environment',
+    'level',
+    'message',
+    'template',
+    'error_hash',
+    'host',
+    'region',
+    'version',
+    'logger',
+    'trace_id',
+    'span_id',
+    'request_id',
+    'user_id',
+    'session_id',
+    'http_method',
+    'http_path',
+    'http_status',
+    'duration_ms',
+    'error_type',
+    'error_code',
+    'stack_trace',
+    'attributes',
+    'ingested_at',
+    'kafka_topic',
+    'kafka_partition',
+    'kafka_offset',
+    'is_vectorized',
+    'is_anomaly',
+    'anomaly_score',
+  ],
+  logs_hourly_agg: [
+    'hour',
+    'service',
+    'environment',
+    'level',
+    'log_count',
+    'error_count',
+    'unique_patterns',
+    'duration_quantiles',
+  ],
   logs_hourly_agg_mv: [],
   logs_minute_agg: ['minute', 'service', 'environment', 'level', 'log_count'],
-  error_patterns: ['error_hash', 'template', 'sample_message', 'services', 'level', 'first_seen', 'last_seen',
-    'occurrence_count', 'has_embedding', 'qdrant_point_id'],
-  anomaly_baselines: ['service', 'environment', 'level', 'hour_of_day', 'day_of_week', 'mean', 'stddev', 'median', 'p95',
-    'p99', 'upper_threshold', 'lower_threshold', 'sample_count', 'computed_at'],
+  error_patterns: [
+    'error_hash',
+    'template',
+    'sample_message',
+    'services',
+    'level',
+    'first_seen',
+    'last_seen',
+    'occurrence_count',
+    'has_embedding',
+    'qdrant_point_id',
+  ],
+  anomaly_baselines: [
+    'service',
+    'environment',
+    'level',
+    'hour_of_day',
+    'day_of_week',
+    'mean',
+    'stddev',
+    'median',
+    'p95',
+    'p99',
+    'upper_threshold',
+    'lower_threshold',
+    'sample_count',
+    'computed_at',
+  ],
   recent_errors: ['log_id', 'timestamp', 'service', 'level', 'message', 'error_hash'],
   error_rate_by_service: ['service', 'total_logs', 'error_logs', 'error_rate'],
   top_errors: ['error_hash', 'template', 'occurrences', 'first_seen', 'last_seen'],
-  logs_hourly_stats: ['hour', 'service', 'environment', 'level', 'log_count', 'error_count', 'unique_patterns', 'duration_quantiles'],
+  logs_hourly_stats: [
+    'hour',
+    'service',
+    'environment',
+    'level',
+    'log_count',
+    'error_count',
+    'unique_patterns',
+    'duration_quantiles',
+  ],
 };
 
 const postgresTables: Record<string, readonly string[]> = {
   nightly_reports: ['report_date', 'summary', 'key_issues', 'recommendations', 'statistics', 'produced_by', 'job_id'],
   error_catalog: ['error_hash', 'template', 'title', 'solution', 'auto_created', 'edited_by_human'],
-  anomaly_alerts: ['dedup_key', 'rule', 'alert_type', 'status', 'service', 'environment', 'level', 'score', 'acknowledged_at', 'resolved_at'],
+  anomaly_alerts: [
+    'dedup_key',
+    'rule',
+    'alert_type',
+    'status',
+    'service',
+    'environment',
+    'level',
+    'score',
+    'acknowledged_at',
+    'resolved_at',
+  ],
   services: ['name', 'monitoring_enabled', 'alerting_enabled', 'sensitivity', 'min_count', 'silence_detection'],
   user_preferences: ['user_id', 'timezone', 'default_filters'],
   analysis_jobs: ['job_type', 'status', 'target_date', 'model_used', 'tokens_used', 'processing_time_ms', 'error'],
@@ -110,23 +193,44 @@ async function exerciseMigrations(engines: Engines): Promise<void> {
 
   const seeded = await engines.postgres.query<{ name: string }>('SELECT name FROM services ORDER BY name');
   expect(seeded.rows.map((r) => r.name)).toContain('payment-service');
-  const cfg = await engines.postgres.query<{ value: unknown }>("SELECT value FROM app_config WHERE key = 'nightly.cron'");
+  const cfg = await engines.postgres.query<{ value: unknown }>(
+    "SELECT value FROM app_config WHERE key = 'nightly.cron'",
+  );
   expect(cfg.rows[0]?.value).toBe('0 2 * * *');
 }
 
 /** The logs table must drop a retried insert and take lightweight updates. */
 async function exerciseLogsTable(engines: Engines): Promise<void> {
   const row = {
-    log_id: '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a01', timestamp: '2026-11-27 10:00:00.000', service: 's', environment: 'prod',
-    level: 'ERROR', message: 'm', template: 'm', error_hash: '123', ingested_at: '2026-11-27 10:00:01.000', attributes: {},
+    log_id: '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a01',
+    timestamp: '2026-11-27 10:00:00.000',
+    service: 's',
+    environment: 'prod',
+    level: 'ERROR',
+    message: 'm',
+    template: 'm',
+    error_hash: '123',
+    ingested_at: '2026-11-27 10:00:01.000',
+    attributes: {},
   };
   const settings = { insert_deduplication_token: uniqueName('tok') };
   for (let attempt = 0; attempt < 2; attempt++) {
-    await engines.clickhouse.insert({ table: 'logs', values: [row], format: 'JSONEachRow', clickhouse_settings: settings });
+    await engines.clickhouse.insert({
+      table: 'logs',
+      values: [row],
+      format: 'JSONEachRow',
+      clickhouse_settings: settings,
+    });
   }
-  await engines.clickhouse.command({ query: 'UPDATE logs SET is_vectorized = 1 WHERE log_id IN {ids:Array(UUID)}', query_params: { ids: [row.log_id] } });
+  await engines.clickhouse.command({
+    query: 'UPDATE logs SET is_vectorized = 1 WHERE log_id IN {ids:Array(UUID)}',
+    query_params: { ids: [row.log_id] },
+  });
   const [logs] = await (
-    await engines.clickhouse.query({ query: 'SELECT count() AS n, sum(is_vectorized) AS v FROM logs', format: 'JSONEachRow' })
+    await engines.clickhouse.query({
+      query: 'SELECT count() AS n, sum(is_vectorized) AS v FROM logs',
+      format: 'JSONEachRow',
+    })
   ).json<{ n: string; v: string }>();
   expect(logs).toEqual({ n: '1', v: '1' });
   const [agg] = await (

@@ -16,7 +16,10 @@ describe('PostgreSQL round trip through pg', () => {
       await client.query(`INSERT INTO ${table} VALUES ($1, $2), ($3, $4)`, [1, { a: "it's" }, 2, { b: [1, 2] }]);
       await client.query('COMMIT');
       const { rows } = await client.query(`SELECT id, body FROM ${table} ORDER BY id`);
-      expect(rows).toEqual([{ id: 1, body: { a: "it's" } }, { id: 2, body: { b: [1, 2] } }]);
+      expect(rows).toEqual([
+        { id: 1, body: { a: "it's" } },
+        { id: 2, body: { b: [1, 2] } },
+      ]);
     } finally {
       client.release();
     }

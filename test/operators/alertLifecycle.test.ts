@@ -2,8 +2,24 @@ import fc from 'fast-check';
 import { filter, from, lastValueFrom, toArray } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { AlertLifecycleState, alertDedupKey, DEFAULT_DETECTOR_SETTINGS, indexBaselines, lookupBaseline, mergeDetectorSettings } from '../../src/domain/anomaly.ts';
-import type { AlertEvent, AlertEventType, AlertKey, AlertRule, Baseline, LifecycleInput, LifecycleSettings, SeriesKey } from '../../src/domain/anomaly.ts';
+import {
+  AlertLifecycleState,
+  alertDedupKey,
+  DEFAULT_DETECTOR_SETTINGS,
+  indexBaselines,
+  lookupBaseline,
+  mergeDetectorSettings,
+} from '../../src/domain/anomaly.ts';
+import type {
+  AlertEvent,
+  AlertEventType,
+  AlertKey,
+  AlertRule,
+  Baseline,
+  LifecycleInput,
+  LifecycleSettings,
+  SeriesKey,
+} from '../../src/domain/anomaly.ts';
 import { LogflowError } from '../../src/core/errors.ts';
 import { alertLifecycle } from '../../src/operators/alertLifecycle.ts';
 import { scoreWindows } from '../../src/operators/scoreWindows.ts';
@@ -20,15 +36,35 @@ const SERIES: readonly SeriesKey[] = [
 
 function collectSync<T>(observable: Observable<T>): T[] {
   const values: T[] = [];
-  observable.subscribe({ next: (value) => values.push(value), error: (error: unknown) => { throw error; } });
+  observable.subscribe({
+    next: (value) => values.push(value),
+    error: (error: unknown) => {
+      throw error;
+    },
+  });
   return values;
 }
 
-function window(series: SeriesKey, minute: number, kind: AlertRule | null, extra: Partial<LifecycleInput> = {}): LifecycleInput {
-  return { ...series, start: minute * MINUTE, end: (minute + 1) * MINUTE, count: kind === 'spike' ? 50 : kind === 'silence' ? 0 : 10, kind, score: kind === 'spike' ? 5 : 0, expected: 10, ...extra };
+function window(
+  series: SeriesKey,
+  minute: number,
+  kind: AlertRule | null,
+  extra: Partial<LifecycleInput> = {},
+): LifecycleInput {
+  return {
+    ...series,
+    start: minute * MINUTE,
+    end: (minute + 1) * MINUTE,
+    count: kind === 'spike' ? 50 : kind === 'silence' ? 0 : 10,
+    kind,
+    score: kind === 'spike' ? 5 : 0,
+    expected: 10,
+    ...extra,
+  };
 }
 
-const types = (events: readonly AlertEvent[]): string[] => events.map((event) => `${event.type}@${event.windowEnd / MINUTE - 1}`);
+const types = (events: readonly AlertEvent[]): string[] =>
+  events.map((event) => `${event.type}@${event.windowEnd / MINUTE - 1}`);
 
 // ---------------------------------------------------------------------------
 // Generated runs: every minute, one window per series (zero-filled, as windowByEventTime emits them).
@@ -60,14 +96,19 @@ const runArbitrary: fc.Arbitrary<Run> = fc
     resolveWindows: fc.integer({ min: 1, max: 6 }),
     cooldownMinutes: fc.integer({ min: 0, max: 6 }),
     firstMinute: fc.integer({ min: 0, max: 100_000 }),
-    minutes: fc.array(fc.array(stepArbitrary, { minLength: SERIES.length, maxLength: SERIES.length }), { maxLength: 60 }),
+    minutes: fc.array(fc.array(stepArbitrary, { minLength: SERIES.length, maxLength: SERIES.length }), {
+      maxLength: 60,
+    }),
   })
   .map(({ pendingWindows, resolveWindows, cooldownMinutes, firstMinute, minutes }) => {
     const windows: LifecycleInput[] = [];
     const silenced = new Set<string>();
     minutes.forEach((steps, offset) => {
       steps.forEach((step, index) => {
-        const input = window(SERIES[index]!, firstMinute + offset, step.kind, { alerting: step.alerting, score: offset + index / 10 });
+        const input = window(SERIES[index]!, firstMinute + offset, step.kind, {
+          alerting: step.alerting,
+          score: offset + index / 10,
+        });
         windows.push(input);
         if (step.silencedSpike) silenced.add(`${alertDedupKey('spike', input)}@${input.end}`);
         if (step.silencedSilence) silenced.add(`${alertDedupKey('silence', input)}@${input.end}`);
@@ -90,7 +131,15 @@ function referenceEvents(run: Run): AlertEvent[] {
   const { pendingWindows: P, resolveWindows: M, cooldownMs } = run.settings;
   const ordered: { position: number; rule: number; event: AlertEvent }[] = [];
   for (const series of SERIES) {
-    const history = run.windows.map((w, position) => ({ w, position })).filter(({ w }) => w.service === series.service && w.environment === series.environment && w.level === series.level && w.alerting !== false);
+    const history = run.windows
+      .map((w, position) => ({ w, position }))
+      .filter(
+        ({ w }) =>
+          w.service === series.service &&
+          w.environment === series.environment &&
+          w.level === series.level &&
+          w.alerting !== false,
+      );
     RULES.forEach((rule, ruleIndex) => {
       const dedupKey = alertDedupKey(rule, series);
       const anomalous = history.map(({ w }) => w.kind === rule);
@@ -106,11 +155,29 @@ function referenceEvents(run: Run): AlertEvent[] {
         const wasOpen = i > 0 && open[i - 1]!;
         open.push(streak(i, true) >= P || (wasOpen && streak(i, false) < M));
         const silenced = run.silenced.has(`${dedupKey}@${w.end}`);
-        const emit = (type: AlertEventType, anomalousWindows: number, normalWindows: number, eventSilenced = silenced): void => {
+        const emit = (
+          type: AlertEventType,
+          anomalousWindows: number,
+          normalWindows: number,
+          eventSilenced = silenced,
+        ): void => {
           ordered.push({
             position,
             rule: ruleIndex,
-            event: { dedupKey, rule, ...series, type, windowStart: w.start, windowEnd: w.end, score: w.score, observed: w.count, expected: w.expected, anomalousWindows, normalWindows, silenced: eventSilenced },
+            event: {
+              dedupKey,
+              rule,
+              ...series,
+              type,
+              windowStart: w.start,
+              windowEnd: w.end,
+              score: w.score,
+              observed: w.count,
+              expected: w.expected,
+              anomalousWindows,
+              normalWindows,
+              silenced: eventSilenced,
+            },
           });
         };
         const anomalousSinceEpisodeStart = (): number => anomalous.slice(episodeStart, i + 1).filter(Boolean).length;
@@ -124,7 +191,12 @@ function referenceEvents(run: Run): AlertEvent[] {
           emit('resolved', streak(i - 1, true), 1);
         } else if (wasOpen && !open[i]) {
           emit('resolved', anomalousSinceEpisodeStart(), M);
-        } else if (wasOpen && anomalous[i] && !silenced && (lastDelivered === null || w.end - lastDelivered >= cooldownMs)) {
+        } else if (
+          wasOpen &&
+          anomalous[i] &&
+          !silenced &&
+          (lastDelivered === null || w.end - lastDelivered >= cooldownMs)
+        ) {
           lastDelivered = w.end;
           emit('renotify', anomalousSinceEpisodeStart(), 0, false);
         }
@@ -142,8 +214,23 @@ describe('alertLifecycle', () => {
   const api = SERIES[0]!;
 
   it('goes pending on the first anomalous window, opens after pendingWindows in a row, resolves after resolveWindows normal ones', () => {
-    const kinds: (AlertRule | null)[] = ['spike', null, 'spike', 'spike', 'spike', null, 'spike', null, null, null, 'spike'];
-    const events = run(kinds.map((kind, minute) => window(api, minute, kind)), { pendingWindows: 3, resolveWindows: 3, cooldownMs: 60 * MINUTE });
+    const kinds: (AlertRule | null)[] = [
+      'spike',
+      null,
+      'spike',
+      'spike',
+      'spike',
+      null,
+      'spike',
+      null,
+      null,
+      null,
+      'spike',
+    ];
+    const events = run(
+      kinds.map((kind, minute) => window(api, minute, kind)),
+      { pendingWindows: 3, resolveWindows: 3, cooldownMs: 60 * MINUTE },
+    );
     expect(types(events)).toEqual(['pending@0', 'resolved@1', 'pending@2', 'opened@4', 'resolved@9', 'pending@10']);
     expect(events[3]).toEqual({
       type: 'opened',
@@ -163,7 +250,10 @@ describe('alertLifecycle', () => {
   });
 
   it('opens at once with pendingWindows 1, and keys spike and silence alerts apart', () => {
-    const events = run([window(api, 0, 'silence'), window(api, 1, 'spike'), window(api, 2, null)], { pendingWindows: 1, resolveWindows: 1 });
+    const events = run([window(api, 0, 'silence'), window(api, 1, 'spike'), window(api, 2, null)], {
+      pendingWindows: 1,
+      resolveWindows: 1,
+    });
     expect(events.map((event) => `${event.type} ${event.dedupKey} @${event.windowEnd / MINUTE - 1}`)).toEqual([
       'opened silence:api:prod:ERROR @0',
       'opened spike:api:prod:ERROR @1',
@@ -174,7 +264,10 @@ describe('alertLifecycle', () => {
 
   it('re-notifies while firing only once the cooldown of window time has passed', () => {
     const kinds: (AlertRule | null)[] = Array.from({ length: 12 }, () => 'spike');
-    const events = run(kinds.map((kind, minute) => window(api, minute, kind)), { pendingWindows: 2, cooldownMs: 4 * MINUTE });
+    const events = run(
+      kinds.map((kind, minute) => window(api, minute, kind)),
+      { pendingWindows: 2, cooldownMs: 4 * MINUTE },
+    );
     expect(types(events)).toEqual(['pending@0', 'opened@1', 'renotify@5', 'renotify@9']);
   });
 
@@ -182,18 +275,23 @@ describe('alertLifecycle', () => {
     const silencedUntil = 6 * MINUTE;
     const isSilenced = (alert: AlertKey, at: number): boolean => alert.rule === 'spike' && at <= silencedUntil;
     const kinds: (AlertRule | null)[] = ['spike', 'spike', 'spike', 'spike', 'spike', 'spike', 'spike', 'spike', null];
-    const events = run(kinds.map((kind, minute) => window(api, minute, kind)), { pendingWindows: 2, resolveWindows: 1, cooldownMs: 30 * MINUTE, isSilenced });
-    expect(events.map((event) => `${event.type}@${event.windowEnd / MINUTE - 1}${event.silenced ? ' silenced' : ''}`)).toEqual([
-      'pending@0 silenced',
-      'opened@1 silenced',
-      'renotify@6',
-      'resolved@8',
-    ]);
+    const events = run(
+      kinds.map((kind, minute) => window(api, minute, kind)),
+      { pendingWindows: 2, resolveWindows: 1, cooldownMs: 30 * MINUTE, isSilenced },
+    );
+    expect(
+      events.map((event) => `${event.type}@${event.windowEnd / MINUTE - 1}${event.silenced ? ' silenced' : ''}`),
+    ).toEqual(['pending@0 silenced', 'opened@1 silenced', 'renotify@6', 'resolved@8']);
   });
 
   it('produces nothing for a service with alerting disabled and leaves its alerts as they were', () => {
     const events = run(
-      [window(api, 0, 'spike'), window(api, 1, 'spike', { alerting: false }), window(api, 2, null, { alerting: false }), window(api, 3, 'spike')],
+      [
+        window(api, 0, 'spike'),
+        window(api, 1, 'spike', { alerting: false }),
+        window(api, 2, null, { alerting: false }),
+        window(api, 3, 'spike'),
+      ],
       { pendingWindows: 2 },
     );
     expect(types(events)).toEqual(['pending@0', 'opened@3']);
@@ -201,7 +299,11 @@ describe('alertLifecycle', () => {
 
   it('holds only pending and open alerts', () => {
     const state = new AlertLifecycleState({ pendingWindows: 1, resolveWindows: 2 });
-    const windows = SERIES.flatMap((series) => [window(series, 0, 'spike'), window(series, 1, null), window(series, 2, null)]).sort((a, b) => a.end - b.end);
+    const windows = SERIES.flatMap((series) => [
+      window(series, 0, 'spike'),
+      window(series, 1, null),
+      window(series, 2, null),
+    ]).sort((a, b) => a.end - b.end);
     collectSync(from(windows.filter((w) => w.end <= MINUTE)).pipe(alertLifecycle({ state })));
     expect(state.activeAlerts).toBe(3);
     collectSync(from(windows.filter((w) => w.end > MINUTE)).pipe(alertLifecycle({ state })));
@@ -221,8 +323,12 @@ describe('alertLifecycle', () => {
     expect(() => alertLifecycle({ pendingWindows: 0 })).toThrow(RangeError);
     expect(() => alertLifecycle({ resolveWindows: 1.5 })).toThrow(RangeError);
     expect(() => alertLifecycle({ cooldownMs: -1 })).toThrow(RangeError);
-    expect(() => AlertLifecycleState.fromSnapshot({ version: 2, highWatermark: null, alerts: [] })).toThrow(LogflowError);
-    expect(() => AlertLifecycleState.fromSnapshot({ version: 1, highWatermark: 0, alerts: [{ dedupKey: 'x' }] })).toThrow(/malformed/);
+    expect(() => AlertLifecycleState.fromSnapshot({ version: 2, highWatermark: null, alerts: [] })).toThrow(
+      LogflowError,
+    );
+    expect(() =>
+      AlertLifecycleState.fromSnapshot({ version: 1, highWatermark: 0, alerts: [{ dedupKey: 'x' }] }),
+    ).toThrow(/malformed/);
   });
 
   it('keeps state per subscription unless a state is passed in', () => {
@@ -251,7 +357,9 @@ describe('alertLifecycle', () => {
         const lastDelivered = new Map<string, number>();
         for (const event of events) {
           const current = status.get(event.dedupKey);
-          const applied = generated.windows.filter((w) => alertDedupKey(event.rule, w) === event.dedupKey && w.alerting !== false && w.end <= event.windowEnd);
+          const applied = generated.windows.filter(
+            (w) => alertDedupKey(event.rule, w) === event.dedupKey && w.alerting !== false && w.end <= event.windowEnd,
+          );
           const lastKinds = applied.slice(-Math.max(pendingWindows, resolveWindows)).map((w) => w.kind === event.rule);
           switch (event.type) {
             case 'pending':
@@ -274,7 +382,8 @@ describe('alertLifecycle', () => {
             }
             case 'resolved':
               expect(current).toBeDefined();
-              if (current === 'open') expect(lastKinds.slice(-resolveWindows)).toEqual(Array.from({ length: resolveWindows }, () => false));
+              if (current === 'open')
+                expect(lastKinds.slice(-resolveWindows)).toEqual(Array.from({ length: resolveWindows }, () => false));
               else expect(lastKinds.slice(-1)).toEqual([false]);
               status.delete(event.dedupKey);
               lastDelivered.delete(event.dedupKey);
@@ -288,24 +397,31 @@ describe('alertLifecycle', () => {
 
   it('gives the same remaining events after a snapshot, JSON round trip and restore, even when windows before it are replayed (property)', () => {
     fc.assert(
-      fc.property(runArbitrary, fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 10 }), (generated, cutFraction, replayed) => {
-        const isSilenced = silenceCheck(generated.silenced);
-        const uninterrupted = run(generated.windows, { ...generated.settings, isSilenced });
+      fc.property(
+        runArbitrary,
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer({ min: 0, max: 10 }),
+        (generated, cutFraction, replayed) => {
+          const isSilenced = silenceCheck(generated.silenced);
+          const uninterrupted = run(generated.windows, { ...generated.settings, isSilenced });
 
-        const cut = Math.floor(cutFraction * generated.windows.length);
-        const state = new AlertLifecycleState(generated.settings);
-        const before = run(generated.windows.slice(0, cut), { state, isSilenced });
-        const checkpoint: unknown = JSON.parse(JSON.stringify(state.snapshot()));
-        const after = run(generated.windows.slice(Math.max(0, cut - replayed)), {
-          ...generated.settings,
-          restoreFrom: checkpoint as ReturnType<AlertLifecycleState['snapshot']>,
-          isSilenced,
-        });
+          const cut = Math.floor(cutFraction * generated.windows.length);
+          const state = new AlertLifecycleState(generated.settings);
+          const before = run(generated.windows.slice(0, cut), { state, isSilenced });
+          const checkpoint: unknown = JSON.parse(JSON.stringify(state.snapshot()));
+          const after = run(generated.windows.slice(Math.max(0, cut - replayed)), {
+            ...generated.settings,
+            restoreFrom: checkpoint as ReturnType<AlertLifecycleState['snapshot']>,
+            isSilenced,
+          });
 
-        expect([...before, ...after]).toEqual(uninterrupted);
-        const opened = [...before, ...after].filter((event) => event.type === 'opened').map((event) => `${event.dedupKey}@${event.windowEnd}`);
-        expect(new Set(opened).size).toBe(opened.length);
-      }),
+          expect([...before, ...after]).toEqual(uninterrupted);
+          const opened = [...before, ...after]
+            .filter((event) => event.type === 'opened')
+            .map((event) => `${event.dedupKey}@${event.windowEnd}`);
+          expect(new Set(opened).size).toBe(opened.length);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -342,7 +458,8 @@ describe('windows to alert events, end to end', () => {
         [info, burst ? 0 : 30],
       ];
       for (const [series, count] of perMinute) {
-        for (let i = 0; i < count; i++) logs.push({ ...series, time: monday + minute * MINUTE + Math.floor((i * MINUTE) / count) });
+        for (let i = 0; i < count; i++)
+          logs.push({ ...series, time: monday + minute * MINUTE + Math.floor((i * MINUTE) / count) });
       }
     }
     logs.sort((a, b) => a.time - b.time);
@@ -350,7 +467,11 @@ describe('windows to alert events, end to end', () => {
     const settings = mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, {});
     const events = await lastValueFrom(
       from(logs).pipe(
-        windowByEventTime<Log>({ keyOf: (log) => `${log.service}|${log.environment}|${log.level}`, timeOf: (log) => log.time, sizeMs: MINUTE }),
+        windowByEventTime<Log>({
+          keyOf: (log) => `${log.service}|${log.environment}|${log.level}`,
+          timeOf: (log) => log.time,
+          sizeMs: MINUTE,
+        }),
         filter((output): output is WindowResult => output.kind === 'window'),
         scoreWindows({
           parseKey: (key) => {

@@ -55,45 +55,58 @@ const itemsArbitrary = fc
 describe('batch: count and byte bounds (properties)', () => {
   it('matches the reference model; batches stay within bounds, are never empty, and concatenate to the input', () => {
     fc.assert(
-      fc.property(itemsArbitrary, fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 120 }), (items, maxRecords, maxBytes) => {
-        const result = collectSync(from(items).pipe(batch({ maxRecords, maxBytes, maxWaitMs: Infinity, sizeOf })));
+      fc.property(
+        itemsArbitrary,
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 120 }),
+        (items, maxRecords, maxBytes) => {
+          const result = collectSync(from(items).pipe(batch({ maxRecords, maxBytes, maxWaitMs: Infinity, sizeOf })));
 
-        expect(result.completed).toBe(true);
-        expect(result.values).toEqual(referenceBatches(items, maxRecords, maxBytes));
-        expect(result.values.flat()).toEqual(items);
-        for (const emitted of result.values) {
-          expect(emitted.length).toBeGreaterThan(0);
-          expect(emitted.length).toBeLessThanOrEqual(maxRecords);
-          const bytes = emitted.reduce((sum, item) => sum + item.size, 0);
-          if (emitted.length > 1) expect(bytes).toBeLessThanOrEqual(maxBytes);
-        }
-      }),
+          expect(result.completed).toBe(true);
+          expect(result.values).toEqual(referenceBatches(items, maxRecords, maxBytes));
+          expect(result.values.flat()).toEqual(items);
+          for (const emitted of result.values) {
+            expect(emitted.length).toBeGreaterThan(0);
+            expect(emitted.length).toBeLessThanOrEqual(maxRecords);
+            const bytes = emitted.reduce((sum, item) => sum + item.size, 0);
+            if (emitted.length > 1) expect(bytes).toBeLessThanOrEqual(maxBytes);
+          }
+        },
+      ),
     );
   });
 
   it('flushes everything buffered before forwarding a source error', () => {
     fc.assert(
-      fc.property(itemsArbitrary, fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 120 }), (items, maxRecords, maxBytes) => {
-        const failure = new Error('source broke');
-        const events: string[] = [];
-        const batches: Item[][] = [];
-        concat(from(items), throwError(() => failure))
-          .pipe(batch({ maxRecords, maxBytes, maxWaitMs: Infinity, sizeOf }))
-          .subscribe({
-            next: (emitted) => {
-              batches.push(emitted);
-              events.push('batch');
-            },
-            error: (error: unknown) => {
-              expect(error).toBe(failure);
-              events.push('error');
-            },
-          });
+      fc.property(
+        itemsArbitrary,
+        fc.integer({ min: 1, max: 12 }),
+        fc.integer({ min: 1, max: 120 }),
+        (items, maxRecords, maxBytes) => {
+          const failure = new Error('source broke');
+          const events: string[] = [];
+          const batches: Item[][] = [];
+          concat(
+            from(items),
+            throwError(() => failure),
+          )
+            .pipe(batch({ maxRecords, maxBytes, maxWaitMs: Infinity, sizeOf }))
+            .subscribe({
+              next: (emitted) => {
+                batches.push(emitted);
+                events.push('batch');
+              },
+              error: (error: unknown) => {
+                expect(error).toBe(failure);
+                events.push('error');
+              },
+            });
 
-        expect(batches).toEqual(referenceBatches(items, maxRecords, maxBytes));
-        expect(events.at(-1)).toBe('error');
-        expect(events.filter((event) => event === 'error')).toHaveLength(1);
-      }),
+          expect(batches).toEqual(referenceBatches(items, maxRecords, maxBytes));
+          expect(events.at(-1)).toBe('error');
+          expect(events.filter((event) => event === 'error')).toHaveLength(1);
+        },
+      ),
     );
   });
 });
@@ -178,11 +191,21 @@ describe('batch: marbles', () => {
   it('flushes maxWait after the first item of the batch, and the remainder on complete', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable }) => {
-      const source = cold<Item>('a 1ms b 10ms c 2ms |', { a: { id: 1, size: 1 }, b: { id: 2, size: 1 }, c: { id: 3, size: 1 } });
-      expectObservable(source.pipe(batch({ maxRecords: 10, maxBytes: 100, maxWaitMs: 5, scheduler, sizeOf }))).toBe('5ms x 10ms (y|)', {
-        x: [{ id: 1, size: 1 }, { id: 2, size: 1 }],
-        y: [{ id: 3, size: 1 }],
+      const source = cold<Item>('a 1ms b 10ms c 2ms |', {
+        a: { id: 1, size: 1 },
+        b: { id: 2, size: 1 },
+        c: { id: 3, size: 1 },
       });
+      expectObservable(source.pipe(batch({ maxRecords: 10, maxBytes: 100, maxWaitMs: 5, scheduler, sizeOf }))).toBe(
+        '5ms x 10ms (y|)',
+        {
+          x: [
+            { id: 1, size: 1 },
+            { id: 2, size: 1 },
+          ],
+          y: [{ id: 3, size: 1 }],
+        },
+      );
     });
   });
 
@@ -201,10 +224,9 @@ describe('batch: marbles', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable }) => {
       const values = { a: 'a', b: 'b', c: 'c', d: 'd', e: 'e' };
-      expectObservable(cold('abcde|', values).pipe(batch({ maxRecords: 2, maxBytes: 100, maxWaitMs: 50, scheduler }))).toBe(
-        '-x-y-(z|)',
-        { x: ['a', 'b'], y: ['c', 'd'], z: ['e'] },
-      );
+      expectObservable(
+        cold('abcde|', values).pipe(batch({ maxRecords: 2, maxBytes: 100, maxWaitMs: 50, scheduler })),
+      ).toBe('-x-y-(z|)', { x: ['a', 'b'], y: ['c', 'd'], z: ['e'] });
     });
   });
 
@@ -212,10 +234,9 @@ describe('batch: marbles', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable }) => {
       const items = { a: { id: 1, size: 4 }, b: { id: 2, size: 5 }, c: { id: 3, size: 30 }, d: { id: 4, size: 2 } };
-      expectObservable(cold<Item>('abcd 20ms |', items).pipe(batch({ maxRecords: 10, maxBytes: 10, maxWaitMs: 8, scheduler, sizeOf }))).toBe(
-        '--(xy) 5ms z 12ms |',
-        { x: [items.a, items.b], y: [items.c], z: [items.d] },
-      );
+      expectObservable(
+        cold<Item>('abcd 20ms |', items).pipe(batch({ maxRecords: 10, maxBytes: 10, maxWaitMs: 8, scheduler, sizeOf })),
+      ).toBe('--(xy) 5ms z 12ms |', { x: [items.a, items.b], y: [items.c], z: [items.d] });
     });
   });
 
@@ -223,11 +244,11 @@ describe('batch: marbles', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable }) => {
       const failure = new Error('boom');
-      expectObservable(cold('ab#', { a: 'a', b: 'b' }, failure).pipe(batch({ maxRecords: 10, maxBytes: 100, maxWaitMs: 50, scheduler }))).toBe(
-        '--(x#)',
-        { x: ['a', 'b'] },
-        failure,
-      );
+      expectObservable(
+        cold('ab#', { a: 'a', b: 'b' }, failure).pipe(
+          batch({ maxRecords: 10, maxBytes: 100, maxWaitMs: 50, scheduler }),
+        ),
+      ).toBe('--(x#)', { x: ['a', 'b'] }, failure);
     });
   });
 
@@ -235,12 +256,14 @@ describe('batch: marbles', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable }) => {
       // The batch closed by size at frame 1 must cancel its timer (no empty batch at frame 5).
-      expectObservable(cold('ab 10ms |', { a: 'a', b: 'b' }).pipe(batch({ maxRecords: 2, maxBytes: 100, maxWaitMs: 4, scheduler }))).toBe(
-        '-x 10ms |',
-        { x: ['a', 'b'] },
-      );
+      expectObservable(
+        cold('ab 10ms |', { a: 'a', b: 'b' }).pipe(batch({ maxRecords: 2, maxBytes: 100, maxWaitMs: 4, scheduler })),
+      ).toBe('-x 10ms |', { x: ['a', 'b'] });
       // Unsubscribed at frame 3, before the 5 ms timer of 'a': nothing is emitted afterwards.
-      expectObservable(cold('a 20ms |', { a: 'a' }).pipe(batch({ maxRecords: 2, maxBytes: 100, maxWaitMs: 5, scheduler })), '^ 2ms !').toBe('');
+      expectObservable(
+        cold('a 20ms |', { a: 'a' }).pipe(batch({ maxRecords: 2, maxBytes: 100, maxWaitMs: 5, scheduler })),
+        '^ 2ms !',
+      ).toBe('');
     });
   });
 });
@@ -248,7 +271,10 @@ describe('batch: marbles', () => {
 describe('batch: envelopes', () => {
   it('defaults sizeOf to the envelope sizeBytes', () => {
     const envelopes = [10, 10, 10].map((sizeBytes, offset) =>
-      createEnvelope({ value: offset, eventTime: 0, origin: { topic: 't', partition: 0, offset }, sizeBytes }, { onAck: () => {}, onFail: () => {} }),
+      createEnvelope(
+        { value: offset, eventTime: 0, origin: { topic: 't', partition: 0, offset }, sizeBytes },
+        { onAck: () => {}, onFail: () => {} },
+      ),
     );
     const result = collectSync(from(envelopes).pipe(batch({ maxRecords: 10, maxBytes: 25, maxWaitMs: Infinity })));
     expect(result.values.map((emitted) => emitted.map((envelope) => envelope.value))).toEqual([[0, 1], [2]]);

@@ -50,9 +50,15 @@ function referenceKept(sightings: readonly Sighting[], maxKeys: number, ttlMs: n
 }
 
 const sightingsArbitrary = fc
-  .array(fc.record({ key: fc.option(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g'), { freq: 8 }), gap: fc.nat({ max: 6 }) }), {
-    maxLength: 120,
-  })
+  .array(
+    fc.record({
+      key: fc.option(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g'), { freq: 8 }),
+      gap: fc.nat({ max: 6 }),
+    }),
+    {
+      maxLength: 120,
+    },
+  )
   .map((specs) => {
     let clock = 0;
     return specs.map(({ key, gap }, index): Sighting => {
@@ -64,51 +70,67 @@ const sightingsArbitrary = fc
 describe('dedupeByKey (properties)', () => {
   it('matches the reference LRU model, with and without ttl', () => {
     fc.assert(
-      fc.property(sightingsArbitrary, fc.integer({ min: 1, max: 8 }), fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }), (sightings, maxKeys, ttlMs) => {
-        const scheduler = new VirtualTimeScheduler();
-        const input = new Subject<Sighting>();
-        const kept: number[] = [];
-        input
-          .pipe(dedupeByKey((s: Sighting) => s.key, { maxKeys, scheduler, ...(ttlMs === undefined ? {} : { ttlMs }) }))
-          .subscribe((s) => kept.push(s.index));
-        for (const sighting of sightings) {
-          scheduler.frame = sighting.at;
-          input.next(sighting);
-        }
-        expect(kept).toEqual(referenceKept(sightings, maxKeys, ttlMs));
-      }),
+      fc.property(
+        sightingsArbitrary,
+        fc.integer({ min: 1, max: 8 }),
+        fc.option(fc.integer({ min: 1, max: 20 }), { nil: undefined }),
+        (sightings, maxKeys, ttlMs) => {
+          const scheduler = new VirtualTimeScheduler();
+          const input = new Subject<Sighting>();
+          const kept: number[] = [];
+          input
+            .pipe(
+              dedupeByKey((s: Sighting) => s.key, { maxKeys, scheduler, ...(ttlMs === undefined ? {} : { ttlMs }) }),
+            )
+            .subscribe((s) => kept.push(s.index));
+          for (const sighting of sightings) {
+            scheduler.frame = sighting.at;
+            input.next(sighting);
+          }
+          expect(kept).toEqual(referenceKept(sightings, maxKeys, ttlMs));
+        },
+      ),
     );
   });
 
   it('acks every dropped envelope exactly once and never settles the ones it passes on', () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom('k1', 'k2', 'k3', 'k4'), { maxLength: 60 }), fc.integer({ min: 1, max: 5 }), (keys, maxKeys) => {
-        const acks = new Map<number, number>();
-        const fails: number[] = [];
-        const envelopes = keys.map((key, offset) =>
-          createEnvelope(
-            { value: offset, key, eventTime: 0, origin: { topic: 't', partition: 0, offset } },
-            { onAck: () => acks.set(offset, (acks.get(offset) ?? 0) + 1), onFail: () => fails.push(offset) },
-          ),
-        );
-        const duplicatesSeen: number[] = [];
-        const passed: number[] = [];
-        from(envelopes)
-          .pipe(dedupeByKey((e: Envelope<number>) => e.key, { maxKeys, onDuplicate: (e) => duplicatesSeen.push(e.origin.offset) }))
-          .subscribe((e) => passed.push(e.origin.offset));
+      fc.property(
+        fc.array(fc.constantFrom('k1', 'k2', 'k3', 'k4'), { maxLength: 60 }),
+        fc.integer({ min: 1, max: 5 }),
+        (keys, maxKeys) => {
+          const acks = new Map<number, number>();
+          const fails: number[] = [];
+          const envelopes = keys.map((key, offset) =>
+            createEnvelope(
+              { value: offset, key, eventTime: 0, origin: { topic: 't', partition: 0, offset } },
+              { onAck: () => acks.set(offset, (acks.get(offset) ?? 0) + 1), onFail: () => fails.push(offset) },
+            ),
+          );
+          const duplicatesSeen: number[] = [];
+          const passed: number[] = [];
+          from(envelopes)
+            .pipe(
+              dedupeByKey((e: Envelope<number>) => e.key, {
+                maxKeys,
+                onDuplicate: (e) => duplicatesSeen.push(e.origin.offset),
+              }),
+            )
+            .subscribe((e) => passed.push(e.origin.offset));
 
-        const expectedPassed = referenceKept(
-          keys.map((key, index) => ({ index, key, at: 0 })),
-          maxKeys,
-          undefined,
-        );
-        const expectedDropped = keys.map((_, offset) => offset).filter((offset) => !expectedPassed.includes(offset));
-        expect(passed).toEqual(expectedPassed);
-        expect(duplicatesSeen).toEqual(expectedDropped);
-        expect([...acks.keys()].sort((a, b) => a - b)).toEqual(expectedDropped);
-        expect([...acks.values()].every((count) => count === 1)).toBe(true);
-        expect(fails).toEqual([]);
-      }),
+          const expectedPassed = referenceKept(
+            keys.map((key, index) => ({ index, key, at: 0 })),
+            maxKeys,
+            undefined,
+          );
+          const expectedDropped = keys.map((_, offset) => offset).filter((offset) => !expectedPassed.includes(offset));
+          expect(passed).toEqual(expectedPassed);
+          expect(duplicatesSeen).toEqual(expectedDropped);
+          expect([...acks.keys()].sort((a, b) => a - b)).toEqual(expectedDropped);
+          expect([...acks.values()].every((count) => count === 1)).toBe(true);
+          expect(fails).toEqual([]);
+        },
+      ),
     );
   });
 });
@@ -119,12 +141,14 @@ describe('dedupeByKey', () => {
     scheduler.run(({ cold, expectObservable }) => {
       // a@0 passes; a@1 and a@5 are within 5 ms of the previous sighting; a@11 is 6 ms after a@5.
       const source = cold('aa 3ms a 5ms a|', { a: 'a' });
-      expectObservable(source.pipe(dedupeByKey((value: string) => value, { maxKeys: 10, ttlMs: 5, scheduler }))).toBe('a 10ms a|', { a: 'a' });
-      // Exactly ttl later counts as forgotten.
-      expectObservable(cold('a 4ms a|', { a: 'a' }).pipe(dedupeByKey((value: string) => value, { maxKeys: 10, ttlMs: 5, scheduler }))).toBe(
-        'a 4ms a|',
+      expectObservable(source.pipe(dedupeByKey((value: string) => value, { maxKeys: 10, ttlMs: 5, scheduler }))).toBe(
+        'a 10ms a|',
         { a: 'a' },
       );
+      // Exactly ttl later counts as forgotten.
+      expectObservable(
+        cold('a 4ms a|', { a: 'a' }).pipe(dedupeByKey((value: string) => value, { maxKeys: 10, ttlMs: 5, scheduler })),
+      ).toBe('a 4ms a|', { a: 'a' });
     });
   });
 

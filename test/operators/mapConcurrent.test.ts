@@ -138,7 +138,9 @@ describe('mapConcurrent', () => {
 
   it('forwards a source error', async () => {
     const input = new Subject<Envelope<number>>();
-    const result = lastValueFrom(input.pipe(mapConcurrent((value: number) => Promise.resolve(value), { concurrency: 1 })));
+    const result = lastValueFrom(
+      input.pipe(mapConcurrent((value: number) => Promise.resolve(value), { concurrency: 1 })),
+    );
     input.error(new Error('source down'));
     await expect(result).rejects.toThrow('source down');
   });

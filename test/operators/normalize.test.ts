@@ -49,10 +49,76 @@ const fullUnicodeString = fc.string({ unit: 'binary', maxLength: 200 });
 /** Fragments that exercise every rule when glued together in any order, with or without spaces. */
 const logFragment = fc.oneof(
   fc.constantFrom(
-    'user', 'User', 'username', 'for', 'from', 'Failed', 'password', 'port', 'ssh2', 'Jul', 'May', 'PDT', 'KB', 'B', 's', 'ms', '%',
-    '=', ' = ', ',', ';', ':', '::', '.', '..', '...', '!', '?', "'", '"', '\\', '/', '(', ')', '[', ']', '{', '}', '<', '>', '<*>', '|', '`',
-    '@', '#', '-', '_', 'http://', 'a.b.com', 'x.example.org', 'ns.host.de', 'deadbeefcafe', 'fe80::', 'T', 'Z', "can't", 'id', 'blk_',
-    ' ', '  ', '\t', '\r\n', '\u00a0', '\u2028', '\ud800', '\udc00', '\u0000', 'é', '日本', '😀',
+    'user',
+    'User',
+    'username',
+    'for',
+    'from',
+    'Failed',
+    'password',
+    'port',
+    'ssh2',
+    'Jul',
+    'May',
+    'PDT',
+    'KB',
+    'B',
+    's',
+    'ms',
+    '%',
+    '=',
+    ' = ',
+    ',',
+    ';',
+    ':',
+    '::',
+    '.',
+    '..',
+    '...',
+    '!',
+    '?',
+    "'",
+    '"',
+    '\\',
+    '/',
+    '(',
+    ')',
+    '[',
+    ']',
+    '{',
+    '}',
+    '<',
+    '>',
+    '<*>',
+    '|',
+    '`',
+    '@',
+    '#',
+    '-',
+    '_',
+    'http://',
+    'a.b.com',
+    'x.example.org',
+    'ns.host.de',
+    'deadbeefcafe',
+    'fe80::',
+    'T',
+    'Z',
+    "can't",
+    'id',
+    'blk_',
+    ' ',
+    '  ',
+    '\t',
+    '\r\n',
+    '\u00a0',
+    '\u2028',
+    '\ud800',
+    '\udc00',
+    '\u0000',
+    'é',
+    '日本',
+    '😀',
   ),
   fc.integer({ min: -100_000, max: 100_000 }).map(String),
   fc.ipV4(),
@@ -69,19 +135,30 @@ const hexDigitsWithADigit = fc.stringMatching(/^[0-9a-f]{1,15}[0-9]$/);
 const variableKinds = {
   integer: fc.integer({ min: -1e9, max: 1e9 }).map(String),
   decimal: fc.double({ min: -1e6, max: 1e6, noNaN: true }).map((x) => x.toFixed(3)),
-  hex: fc.oneof(hexDigitsWithADigit.map((h) => `0x${h}`), hexDigitsWithADigit),
+  hex: fc.oneof(
+    hexDigitsWithADigit.map((h) => `0x${h}`),
+    hexDigitsWithADigit,
+  ),
   uuid: fc.uuid(),
   ipv4: fc.ipV4(),
   ipv4WithPort: fc.tuple(fc.ipV4(), fc.integer({ min: 1, max: 65535 })).map(([ip, port]) => `${ip}:${port}`),
   ipv6: fc.ipV6(),
   // A dot that ends a word ends a sentence, so no generated path ends with one.
-  path: fc.array(fc.stringMatching(/^[a-zA-Z0-9_-]{1,8}(\.[a-z0-9]{1,4})?$/), { minLength: 1, maxLength: 5 }).map((parts) => `/${parts.join('/')}`),
+  path: fc
+    .array(fc.stringMatching(/^[a-zA-Z0-9_-]{1,8}(\.[a-z0-9]{1,4})?$/), { minLength: 1, maxLength: 5 })
+    .map((parts) => `/${parts.join('/')}`),
   url: fc.webUrl().filter((url) => !/[\s"'<>]/.test(url)),
   email: fc.tuple(fc.stringMatching(/^[a-z0-9._-]{1,10}$/), fc.domain()).map(([local, domain]) => `${local}@${domain}`),
-  hostname: fc.tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,9}$/), fc.constantFrom('com', 'net', 'org', 'internal')).map(([label, tld]) => `${label}.${tld}`),
+  hostname: fc
+    .tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,9}$/), fc.constantFrom('com', 'net', 'org', 'internal'))
+    .map(([label, tld]) => `${label}.${tld}`),
   blockId: fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map((id) => `blk_${id}`),
-  size: fc.tuple(fc.integer({ min: 0, max: 100_000 }), fc.constantFrom('B', 'KB', 'MB', 'GB')).map(([n, unit]) => `${n} ${unit}`),
-  duration: fc.tuple(fc.integer({ min: 0, max: 100_000 }), fc.constantFrom('ms', 's', 'ns')).map(([n, unit]) => `${n}${unit}`),
+  size: fc
+    .tuple(fc.integer({ min: 0, max: 100_000 }), fc.constantFrom('B', 'KB', 'MB', 'GB'))
+    .map(([n, unit]) => `${n} ${unit}`),
+  duration: fc
+    .tuple(fc.integer({ min: 0, max: 100_000 }), fc.constantFrom('ms', 's', 'ns'))
+    .map(([n, unit]) => `${n}${unit}`),
 };
 type VariableKind = keyof typeof variableKinds;
 const kindNames = Object.keys(variableKinds) as VariableKind[];
@@ -90,10 +167,16 @@ const skeletonWord = fc.oneof(
   fc.constantFrom('user', 'for', 'from', 'port', 'at', 'Jul', 'KB', 'size', 'failed', 'key=', 'to:'),
 );
 /** A message skeleton: literal words and typed slots, joined by single spaces. */
-const skeleton = fc.array(fc.oneof(skeletonWord.map((word) => ({ word })), fc.constantFrom(...kindNames).map((kind) => ({ kind }))), {
-  minLength: 1,
-  maxLength: 12,
-});
+const skeleton = fc.array(
+  fc.oneof(
+    skeletonWord.map((word) => ({ word })),
+    fc.constantFrom(...kindNames).map((kind) => ({ kind })),
+  ),
+  {
+    minLength: 1,
+    maxLength: 12,
+  },
+);
 type Part = { word: string } | { kind: VariableKind };
 
 function fill(parts: readonly Part[], values: readonly string[]): string {
@@ -135,14 +218,23 @@ describe('normalizeMessage: examples from the Loghub datasets', () => {
   const sameEvent: [string, string[]][] = [
     [
       'Failed password for <*> from <*> port <*>',
-      ['Failed password for root from 5.36.59.76 port 42393 ssh2', 'Failed password for uucp from 195.154.37.122 port 59266 ssh2'],
+      [
+        'Failed password for root from 5.36.59.76 port 42393 ssh2',
+        'Failed password for uucp from 195.154.37.122 port 59266 ssh2',
+      ],
     ],
     [
       'Failed password for invalid user <*> from <*> port <*>',
-      ['Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2', 'Failed password for invalid user test9 from 52.80.34.196 port 36060 ssh2'],
+      [
+        'Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2',
+        'Failed password for invalid user test9 from 52.80.34.196 port 36060 ssh2',
+      ],
     ],
     ['Invalid user <*> from <*>', ['Invalid user webmaster from 173.234.31.186', 'Invalid user 0 from 5.188.10.180']],
-    ['input_userauth_request: invalid user <*> [preauth]', ['input_userauth_request: invalid user chen [preauth]', 'input_userauth_request: invalid user pgadmin [preauth]']],
+    [
+      'input_userauth_request: invalid user <*> [preauth]',
+      ['input_userauth_request: invalid user chen [preauth]', 'input_userauth_request: invalid user pgadmin [preauth]'],
+    ],
     [
       'pam_unix(sshd:auth): authentication failure; logname= uid=<*> euid=<*> tty=<*> ruser= rhost=<*> user=<*>',
       [
@@ -159,11 +251,17 @@ describe('normalizeMessage: examples from the Loghub datasets', () => {
     ],
     [
       'PacketResponder <*> for block <*> terminating',
-      ['PacketResponder 1 for block blk_38865049064139660 terminating', 'PacketResponder 0 for block blk_-6952295868487656571 terminating'],
+      [
+        'PacketResponder 1 for block blk_38865049064139660 terminating',
+        'PacketResponder 0 for block blk_-6952295868487656571 terminating',
+      ],
     ],
     [
       'BLOCK* ask <*> to delete <*>',
-      ['BLOCK* ask 10.250.18.114:50010 to delete  blk_-5140072410813878235', 'BLOCK* ask 10.251.126.5:50010 to delete  blk_-9016567407076718172 blk_-8695715290502978219 blk_167132135416677587'],
+      [
+        'BLOCK* ask 10.250.18.114:50010 to delete  blk_-5140072410813878235',
+        'BLOCK* ask 10.251.126.5:50010 to delete  blk_-9016567407076718172 blk_-8695715290502978219 blk_167132135416677587',
+      ],
     ],
     [
       'Block <*> stored as bytes in memory (estimated size <*>, free <*>)',
@@ -179,11 +277,23 @@ describe('normalizeMessage: examples from the Loghub datasets', () => {
         'Ido chip status changed: FF:F2:9F:16:EB:27:00:0D:60:E9:14:D8 ip=10.0.2.192 v=13 t=4 status=M Thu Aug 04 15:29:45 PDT 2005',
       ],
     ],
-    ['Received connection request <*>', ['Received connection request /10.10.34.11:45307', 'Received connection request /10.10.34.13:52810']],
+    [
+      'Received connection request <*>',
+      ['Received connection request /10.10.34.11:45307', 'Received connection request /10.10.34.13:52810'],
+    ],
     ['onExtend:<*>', ['onExtend:1514038530000 14 0 4', 'onExtend:1514038530000 0 0 4']],
     ['adding path spec: <*>', ['adding path spec: /mapreduce/*', 'adding path spec: /ws/*']],
-    ['<*>() Found child <*> in scoreboard slot <*>', ['jk2_init() Found child 6725 in scoreboard slot 10', 'jk2_init() Found child 6726 in scoreboard slot 8']],
-    ['ciod: generated <*> core files for program <*>', ['ciod: generated 128 core files for program /home/germann2/BGL-demo/SPaSM_mpi', 'ciod: generated 64 core files for program /bgl/apps/swl-prep/ibm-swl/functional/sppm_chkpt/run/sppm']],
+    [
+      '<*>() Found child <*> in scoreboard slot <*>',
+      ['jk2_init() Found child 6725 in scoreboard slot 10', 'jk2_init() Found child 6726 in scoreboard slot 8'],
+    ],
+    [
+      'ciod: generated <*> core files for program <*>',
+      [
+        'ciod: generated 128 core files for program /home/germann2/BGL-demo/SPaSM_mpi',
+        'ciod: generated 64 core files for program /bgl/apps/swl-prep/ibm-swl/functional/sppm_chkpt/run/sppm',
+      ],
+    ],
   ];
   for (const [template, messages] of sameEvent) {
     it(`groups lines of one event: ${template}`, () => {
@@ -194,11 +304,20 @@ describe('normalizeMessage: examples from the Loghub datasets', () => {
   }
 
   const differentEvents: [string, string][] = [
-    ['Disconnecting: Too many authentication failures for admin [preauth]', 'Disconnecting: Too many authentication failures for root [preauth]'],
+    [
+      'Disconnecting: Too many authentication failures for admin [preauth]',
+      'Disconnecting: Too many authentication failures for root [preauth]',
+    ],
     ['data store interrupt caused by dcbf.........0', 'data store interrupt caused by icbi.........0'],
     ['onReceive action: android.intent.action.SCREEN_OFF', 'onReceive action: android.intent.action.SCREEN_ON'],
-    ['mapred.job.id is deprecated. Instead, use mapreduce.job.id', 'mapred.tip.id is deprecated. Instead, use mapreduce.task.id'],
-    ['attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from NEW to UNASSIGNED', 'attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from UNASSIGNED to ASSIGNED'],
+    [
+      'mapred.job.id is deprecated. Instead, use mapreduce.job.id',
+      'mapred.tip.id is deprecated. Instead, use mapreduce.task.id',
+    ],
+    [
+      'attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from NEW to UNASSIGNED',
+      'attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from UNASSIGNED to ASSIGNED',
+    ],
     ['PAM 1 more authentication failure; logname= uid=0', 'PAM 2 more authentication failures; logname= uid=0'],
   ];
   for (const [left, right] of differentEvents) {
@@ -300,25 +419,33 @@ describe('normalizeMessage: hash', () => {
       const messages = JSON.parse(process.argv[1]);
       process.stdout.write(JSON.stringify(messages.map((m) => normalizeMessage(m))));
     `;
-    const output = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(messages)], {
-      encoding: 'utf8',
-      cwd: new URL('../..', import.meta.url),
-    });
+    const output = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script, JSON.stringify(messages)],
+      {
+        encoding: 'utf8',
+        cwd: new URL('../..', import.meta.url),
+      },
+    );
     expect(JSON.parse(output)).toEqual(messages.map((m) => ({ ...normalizeMessage(m) })));
   });
 
   it('gives different templates different hashes (20,000 generated and all Loghub-like shapes)', () => {
     fc.assert(
-      fc.property(fc.uniqueArray(fc.oneof(anyUtf16String, logLikeSpaced), { minLength: 1000, maxLength: 1000 }), (templates) => {
-        expect(new Set(templates.map(hashTemplate)).size).toBe(templates.length);
-      }),
+      fc.property(
+        fc.uniqueArray(fc.oneof(anyUtf16String, logLikeSpaced), { minLength: 1000, maxLength: 1000 }),
+        (templates) => {
+          expect(new Set(templates.map(hashTemplate)).size).toBe(templates.length);
+        },
+      ),
       { numRuns: 20 },
     );
     // Near neighbours: one code unit apart, or the same units reordered.
     const base = 'Failed password for <*> from <*> port <*>';
     const neighbours = new Set<string>();
     for (let i = 0; i < base.length; i++) {
-      for (const c of ['a', 'b', ' ', '*', '\u0000', '\uffff']) neighbours.add(base.slice(0, i) + c + base.slice(i + 1));
+      for (const c of ['a', 'b', ' ', '*', '\u0000', '\uffff'])
+        neighbours.add(base.slice(0, i) + c + base.slice(i + 1));
       neighbours.add(base.slice(0, i) + base.slice(i + 1));
       neighbours.add(base.slice(0, i) + base.slice(i + 1, i + 2) + base.slice(i, i + 1) + base.slice(i + 2));
     }
@@ -348,7 +475,11 @@ describe('normalizeMessage: properties', () => {
   });
 
   it('never throws on non-strings handed in by untyped callers', () => {
-    const throwing = { toString: () => { throw new Error('no'); } };
+    const throwing = {
+      toString: () => {
+        throw new Error('no');
+      },
+    };
     for (const value of [null, undefined, 42, {}, throwing, Symbol('s')]) {
       expect(() => normalizeMessage(value as unknown as string)).not.toThrow();
     }
@@ -450,7 +581,13 @@ interface LogRecord {
 
 function envelopeOf(value: LogRecord, offset: number, settled: string[]): Envelope<LogRecord> {
   return createEnvelope(
-    { value, key: value.service, eventTime: 1_700_000_000_000 + offset, origin: { topic: 'raw-logs', partition: 0, offset }, sizeBytes: 10 },
+    {
+      value,
+      key: value.service,
+      eventTime: 1_700_000_000_000 + offset,
+      origin: { topic: 'raw-logs', partition: 0, offset },
+      sizeBytes: 10,
+    },
     { onAck: () => settled.push(`ack ${offset}`), onFail: (error) => settled.push(`fail ${offset}: ${String(error)}`) },
   );
 }
@@ -463,17 +600,32 @@ describe('normalize operator', () => {
     new TestScheduler((actual, expected) => expect(actual).toEqual(expected)).run(({ cold, expectObservable }) => {
       const output = cold('a-b|', { a, b }).pipe(
         normalize(),
-        map((envelope) => ({ value: envelope.value, key: envelope.key, origin: envelope.origin, eventTime: envelope.eventTime })),
+        map((envelope) => ({
+          value: envelope.value,
+          key: envelope.key,
+          origin: envelope.origin,
+          eventTime: envelope.eventTime,
+        })),
       );
       expectObservable(output).toBe('a-b|', {
         a: {
-          value: { message: a.value.message, service: 'sshd', template: 'Invalid user <*> from <*>', error_hash: normalizeMessage(a.value.message).errorHash },
+          value: {
+            message: a.value.message,
+            service: 'sshd',
+            template: 'Invalid user <*> from <*>',
+            error_hash: normalizeMessage(a.value.message).errorHash,
+          },
           key: 'sshd',
           origin: a.origin,
           eventTime: a.eventTime,
         },
         b: {
-          value: { message: b.value.message, service: 'sshd', template: 'Connection closed by <*> [preauth]', error_hash: normalizeMessage(b.value.message).errorHash },
+          value: {
+            message: b.value.message,
+            service: 'sshd',
+            template: 'Connection closed by <*> [preauth]',
+            error_hash: normalizeMessage(b.value.message).errorHash,
+          },
           key: 'sshd',
           origin: b.origin,
           eventTime: b.eventTime,

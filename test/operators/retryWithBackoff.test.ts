@@ -8,7 +8,8 @@ import { ErrorCodes, InputError, LogflowError } from '../../src/core/errors.ts';
 import { retryWithBackoff } from '../../src/operators/retryWithBackoff.ts';
 import { RetryExhaustedError } from '../../src/core/retry.ts';
 
-const transient = (): LogflowError => new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'clickhouse down', { retriable: true, stage: 'sink' });
+const transient = (): LogflowError =>
+  new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'clickhouse down', { retriable: true, stage: 'sink' });
 
 function newTestScheduler(): TestScheduler {
   return new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
@@ -21,7 +22,11 @@ interface Settlement {
   readonly at: number;
 }
 
-function makeEnvelopes(values: readonly string[], scheduler: TestScheduler, settlements: Settlement[]): Record<string, Envelope<string>> {
+function makeEnvelopes(
+  values: readonly string[],
+  scheduler: TestScheduler,
+  settlements: Settlement[],
+): Record<string, Envelope<string>> {
   return Object.fromEntries(
     values.map((value, offset) => [
       value,
@@ -86,7 +91,8 @@ describe('retryWithBackoff (marbles)', () => {
           jitter: 'none',
           scheduler,
           concurrency: 2,
-          onRetry: (info, envelope) => retried.push({ offset: envelope.origin.offset, attempt: info.attempt, delayMs: info.delayMs }),
+          onRetry: (info, envelope) =>
+            retried.push({ offset: envelope.origin.offset, attempt: info.attempt, delayMs: info.delayMs }),
         }),
         map((envelope) => envelope.value),
       );
@@ -99,7 +105,11 @@ describe('retryWithBackoff (marbles)', () => {
 
   it('rejects an invalid policy or concurrency when the operator is built', () => {
     const write = (): Observable<string> => of('x');
-    expect(() => retryWithBackoff(write, { maxAttempts: 0, baseDelayMs: 1, maxDelayMs: 1, jitter: 'none' })).toThrow(RangeError);
-    expect(() => retryWithBackoff(write, { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, jitter: 'none', concurrency: 0 })).toThrow(RangeError);
+    expect(() => retryWithBackoff(write, { maxAttempts: 0, baseDelayMs: 1, maxDelayMs: 1, jitter: 'none' })).toThrow(
+      RangeError,
+    );
+    expect(() =>
+      retryWithBackoff(write, { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1, jitter: 'none', concurrency: 0 }),
+    ).toThrow(RangeError);
   });
 });

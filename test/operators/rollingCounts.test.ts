@@ -7,11 +7,19 @@ import { rollingCounts } from '../../src/operators/rollingCounts.ts';
 import type { ClosedPane, RollingCount } from '../../src/operators/rollingCounts.ts';
 
 const MINUTE = 60_000;
-const pane = (key: string, minute: number, count: number): ClosedPane => ({ key, start: minute * MINUTE, end: (minute + 1) * MINUTE, count });
+const pane = (key: string, minute: number, count: number): ClosedPane => ({
+  key,
+  start: minute * MINUTE,
+  end: (minute + 1) * MINUTE,
+  count,
+});
 
 function collectSync<T>(observable: Observable<T>): { values: T[]; error: unknown } {
   const result = { values: [] as T[], error: undefined as unknown };
-  observable.subscribe({ next: (value) => result.values.push(value), error: (error: unknown) => (result.error = error) });
+  observable.subscribe({
+    next: (value) => result.values.push(value),
+    error: (error: unknown) => (result.error = error),
+  });
   return result;
 }
 
@@ -51,7 +59,9 @@ describe('rollingCounts', () => {
     expect(backwards.values).toHaveLength(1);
     const repeated = collectSync(from([pane('a', 2, 1), pane('a', 2, 1)]).pipe(rollingCounts({ spans: { '5m': 5 } })));
     expect(repeated.error).toBeInstanceOf(InputError);
-    const wrongLength = collectSync(from([{ key: 'a', start: 0, end: 30_000, count: 1 }]).pipe(rollingCounts({ spans: { '5m': 5 } })));
+    const wrongLength = collectSync(
+      from([{ key: 'a', start: 0, end: 30_000, count: 1 }]).pipe(rollingCounts({ spans: { '5m': 5 } })),
+    );
     expect(wrongLength.error).toBeInstanceOf(InputError);
   });
 
@@ -71,7 +81,14 @@ describe('rollingCounts', () => {
     const paneMs = 10;
     fc.assert(
       fc.property(
-        fc.array(fc.record({ key: fc.constantFrom('a', 'b', 'c'), advance: fc.integer({ min: 0, max: 4 }), count: fc.integer({ min: 0, max: 9 }) }), { maxLength: 80 }),
+        fc.array(
+          fc.record({
+            key: fc.constantFrom('a', 'b', 'c'),
+            advance: fc.integer({ min: 0, max: 4 }),
+            count: fc.integer({ min: 0, max: 9 }),
+          }),
+          { maxLength: 80 },
+        ),
         fc.uniqueArray(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 3 }),
         fc.integer({ min: -20, max: 20 }),
         (steps, spanLengths, firstPane) => {

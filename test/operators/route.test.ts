@@ -6,7 +6,11 @@ import { ErrorCodes, LogflowError } from '../../src/core/errors.ts';
 import { route } from '../../src/operators/route.ts';
 
 /** A source that counts how often it is subscribed and unsubscribed. */
-function counted<T>(source: Observable<T>): { source: Observable<T>; subscriptions: () => number; teardowns: () => number } {
+function counted<T>(source: Observable<T>): {
+  source: Observable<T>;
+  subscriptions: () => number;
+  teardowns: () => number;
+} {
   let subscriptions = 0;
   let teardowns = 0;
   return {
@@ -39,18 +43,22 @@ describe('route (property)', () => {
   it('delivers every item of a synchronous source to exactly its output, in order, over one subscription', () => {
     const names = ['info', 'warn', 'error'] as const;
     fc.assert(
-      fc.property(fc.array(fc.record({ id: fc.nat(), level: fc.constantFrom(...names) }), { maxLength: 50 }), fc.constantFrom(...names), (items, subscribedFirst) => {
-        const { source, subscriptions } = counted(from(items));
-        const outputs = route(source, (item) => item.level, names);
-        const order = [subscribedFirst, ...names.filter((name) => name !== subscribedFirst)];
-        const outcomes = Object.fromEntries(order.map((name) => [name, record(outputs[name])]));
+      fc.property(
+        fc.array(fc.record({ id: fc.nat(), level: fc.constantFrom(...names) }), { maxLength: 50 }),
+        fc.constantFrom(...names),
+        (items, subscribedFirst) => {
+          const { source, subscriptions } = counted(from(items));
+          const outputs = route(source, (item) => item.level, names);
+          const order = [subscribedFirst, ...names.filter((name) => name !== subscribedFirst)];
+          const outcomes = Object.fromEntries(order.map((name) => [name, record(outputs[name])]));
 
-        expect(subscriptions()).toBe(1);
-        for (const name of names) {
-          expect(outcomes[name]?.values).toEqual(items.filter((item) => item.level === name));
-          expect(outcomes[name]?.completed).toBe(true);
-        }
-      }),
+          expect(subscriptions()).toBe(1);
+          for (const name of names) {
+            expect(outcomes[name]?.values).toEqual(items.filter((item) => item.level === name));
+            expect(outcomes[name]?.completed).toBe(true);
+          }
+        },
+      ),
     );
   });
 });
@@ -70,7 +78,10 @@ describe('route', () => {
   });
 
   it('works with outputs merged into one graph', () => {
-    const { valid, invalid } = route(from(['ok', 'bad', 'ok']), (s) => (s === 'ok' ? 'valid' : 'invalid'), ['valid', 'invalid']);
+    const { valid, invalid } = route(from(['ok', 'bad', 'ok']), (s) => (s === 'ok' ? 'valid' : 'invalid'), [
+      'valid',
+      'invalid',
+    ]);
     const seen = record(merge(valid, invalid));
     expect(seen.values.sort()).toEqual(['bad', 'ok', 'ok']);
     expect(seen.completed).toBe(true);

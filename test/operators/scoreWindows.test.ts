@@ -13,7 +13,10 @@ const MINUTE = 60_000;
 
 function collectSync<T>(observable: Observable<T>): { values: T[]; error: unknown } {
   const result = { values: [] as T[], error: undefined as unknown };
-  observable.subscribe({ next: (value) => result.values.push(value), error: (error: unknown) => (result.error = error) });
+  observable.subscribe({
+    next: (value) => result.values.push(value),
+    error: (error: unknown) => (result.error = error),
+  });
   return result;
 }
 
@@ -25,10 +28,28 @@ const parseKey = (key: string): SeriesKey => {
 };
 
 function baselineOf(series: SeriesKey, mean: number, stddev: number): Baseline {
-  return { ...series, hourOfDay: 0, dayOfWeek: 1, mean, stddev, median: mean, p95: 0, p99: 0, upperThreshold: 0, lowerThreshold: 0, sampleCount: 240 };
+  return {
+    ...series,
+    hourOfDay: 0,
+    dayOfWeek: 1,
+    mean,
+    stddev,
+    median: mean,
+    p95: 0,
+    p99: 0,
+    upperThreshold: 0,
+    lowerThreshold: 0,
+    sampleCount: 240,
+  };
 }
 
-const result = (key: string, minute: number, count: number): WindowResult => ({ kind: 'window', key, start: minute * MINUTE, end: (minute + 1) * MINUTE, count });
+const result = (key: string, minute: number, count: number): WindowResult => ({
+  kind: 'window',
+  key,
+  start: minute * MINUTE,
+  end: (minute + 1) * MINUTE,
+  count,
+});
 
 describe('scoreWindows', () => {
   const defaults = mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS);
@@ -39,11 +60,19 @@ describe('scoreWindows', () => {
       parseKey,
       baselineFor: (series, windowStart) => {
         calls.push([series, windowStart]);
-        return series.level === 'ERROR' ? baselineOf(series, 100, 10) : series.level === 'INFO' ? baselineOf(series, 50, 5) : undefined;
+        return series.level === 'ERROR'
+          ? baselineOf(series, 100, 10)
+          : series.level === 'INFO'
+            ? baselineOf(series, 50, 5)
+            : undefined;
       },
       settingsFor: (service) => (service === 'quiet' ? mergeDetectorSettings(defaults, { alerting: false }) : defaults),
     };
-    const { values } = collectSync(from([result('api|prod|ERROR', 3, 140), result('api|prod|INFO', 3, 0), result('quiet|dev|DEBUG', 4, 7)]).pipe(scoreWindows(options)));
+    const { values } = collectSync(
+      from([result('api|prod|ERROR', 3, 140), result('api|prod|INFO', 3, 0), result('quiet|dev|DEBUG', 4, 7)]).pipe(
+        scoreWindows(options),
+      ),
+    );
 
     expect(calls).toEqual([
       [{ service: 'api', environment: 'prod', level: 'ERROR' }, 3 * MINUTE],
@@ -51,9 +80,51 @@ describe('scoreWindows', () => {
       [{ service: 'quiet', environment: 'dev', level: 'DEBUG' }, 4 * MINUTE],
     ]);
     expect(values).toEqual<ScoredWindow[]>([
-      { key: 'api|prod|ERROR', service: 'api', environment: 'prod', level: 'ERROR', start: 3 * MINUTE, end: 4 * MINUTE, count: 140, alerting: true, anomalous: true, kind: 'spike', score: 4, expected: 100, method: 'zscore' },
-      { key: 'api|prod|INFO', service: 'api', environment: 'prod', level: 'INFO', start: 3 * MINUTE, end: 4 * MINUTE, count: 0, alerting: true, anomalous: true, kind: 'silence', score: -50 / Math.sqrt(50), expected: 50, method: 'zscore' },
-      { key: 'quiet|dev|DEBUG', service: 'quiet', environment: 'dev', level: 'DEBUG', start: 4 * MINUTE, end: 5 * MINUTE, count: 7, alerting: false, anomalous: false, kind: null, score: 0, expected: 0, method: 'none' },
+      {
+        key: 'api|prod|ERROR',
+        service: 'api',
+        environment: 'prod',
+        level: 'ERROR',
+        start: 3 * MINUTE,
+        end: 4 * MINUTE,
+        count: 140,
+        alerting: true,
+        anomalous: true,
+        kind: 'spike',
+        score: 4,
+        expected: 100,
+        method: 'zscore',
+      },
+      {
+        key: 'api|prod|INFO',
+        service: 'api',
+        environment: 'prod',
+        level: 'INFO',
+        start: 3 * MINUTE,
+        end: 4 * MINUTE,
+        count: 0,
+        alerting: true,
+        anomalous: true,
+        kind: 'silence',
+        score: -50 / Math.sqrt(50),
+        expected: 50,
+        method: 'zscore',
+      },
+      {
+        key: 'quiet|dev|DEBUG',
+        service: 'quiet',
+        environment: 'dev',
+        level: 'DEBUG',
+        start: 4 * MINUTE,
+        end: 5 * MINUTE,
+        count: 7,
+        alerting: false,
+        anomalous: false,
+        kind: null,
+        score: 0,
+        expected: 0,
+        method: 'none',
+      },
     ]);
   });
 
@@ -77,7 +148,9 @@ describe('scoreWindows', () => {
 
   it('passes on the error of a key it cannot parse', () => {
     const { values, error } = collectSync(
-      from([result('api|prod|ERROR', 0, 1), result('garbage', 1, 1)]).pipe(scoreWindows({ parseKey, baselineFor: () => undefined, settingsFor: () => defaults })),
+      from([result('api|prod|ERROR', 0, 1), result('garbage', 1, 1)]).pipe(
+        scoreWindows({ parseKey, baselineFor: () => undefined, settingsFor: () => defaults }),
+      ),
     );
     expect(values).toHaveLength(1);
     expect(error).toBeInstanceOf(InputError);
@@ -91,7 +164,12 @@ describe('scoreWindows', () => {
     fc.assert(
       fc.property(
         fc.array(
-          fc.record({ service: fc.constantFrom('a', 'b'), minute: fc.integer({ min: 0, max: 10_000 }), count: fc.nat({ max: 500 }), mean: fc.double({ min: 0, max: 200, noNaN: true }) }),
+          fc.record({
+            service: fc.constantFrom('a', 'b'),
+            minute: fc.integer({ min: 0, max: 10_000 }),
+            count: fc.nat({ max: 500 }),
+            mean: fc.double({ min: 0, max: 200, noNaN: true }),
+          }),
           { maxLength: 30 },
         ),
         (rows) => {
@@ -101,12 +179,21 @@ describe('scoreWindows', () => {
             return mean === undefined ? undefined : baselineOf(series, mean, Math.sqrt(mean));
           };
           const windows = rows.map((row) => result(`${row.service}|env|ERROR`, row.minute, row.count));
-          const { values } = collectSync(from(windows).pipe(scoreWindows({ parseKey, baselineFor, settingsFor: (service) => settingsByService[service]! })));
+          const { values } = collectSync(
+            from(windows).pipe(
+              scoreWindows({ parseKey, baselineFor, settingsFor: (service) => settingsByService[service]! }),
+            ),
+          );
           expect(values).toHaveLength(windows.length);
           values.forEach((scored, i) => {
             const window = windows[i]!;
             const series = parseKey(window.key);
-            expect(scored).toEqual({ ...window, ...series, alerting: true, ...score(window.count, baselineFor(series, window.start), settingsByService[series.service]!) });
+            expect(scored).toEqual({
+              ...window,
+              ...series,
+              alerting: true,
+              ...score(window.count, baselineFor(series, window.start), settingsByService[series.service]!),
+            });
           });
         },
       ),

@@ -23,7 +23,13 @@ const accessors = {
 } as const;
 
 const log = (id: number, t: number, p = 0, key = 'k'): Log => ({ id, key, t, p });
-const win = (start: number, end: number, count: number, key = 'k'): WindowResult => ({ kind: 'window', key, start, end, count });
+const win = (start: number, end: number, count: number, key = 'k'): WindowResult => ({
+  kind: 'window',
+  key,
+  start,
+  end,
+  count,
+});
 
 function newTestScheduler(): TestScheduler {
   return new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
@@ -59,7 +65,9 @@ describe('windowByEventTime: emission timing (marbles)', () => {
         // Watermark 35 - 3 = 32 closes [0,10), [10,20) and [20,30) at once.
         e: log(4, 35, 0, 'db'),
       });
-      const result = source.pipe(windowByEventTime({ ...accessors, sizeMs: 10, allowedOutOfOrdernessMs: 3, graceMs: 2 }));
+      const result = source.pipe(
+        windowByEventTime({ ...accessors, sizeMs: 10, allowedOutOfOrdernessMs: 3, graceMs: 2 }),
+      );
       // The flush on complete closes [30,40), zero-filling the known keys.
       expectObservable(result).toBe('-----(pqrstu) 2ms (vwx|)', {
         p: win(0, 10, 2, 'api'),
@@ -100,14 +108,18 @@ describe('windowByEventTime: emission timing (marbles)', () => {
 
   it('does not flush on complete when flushOnComplete is false', () => {
     newTestScheduler().run(({ cold, expectObservable }) => {
-      const result = cold<Log>('ab|', { a: log(0, 1), b: log(1, 12) }).pipe(windowByEventTime({ ...accessors, sizeMs: 10, flushOnComplete: false }));
+      const result = cold<Log>('ab|', { a: log(0, 1), b: log(1, 12) }).pipe(
+        windowByEventTime({ ...accessors, sizeMs: 10, flushOnComplete: false }),
+      );
       expectObservable(result).toBe('-x|', { x: win(0, 10, 1) });
     });
   });
 
   it('forwards a source error without flushing', () => {
     newTestScheduler().run(({ cold, expectObservable }) => {
-      const result = cold<Log>('a-#', { a: log(0, 1) }, new Error('boom')).pipe(windowByEventTime({ ...accessors, sizeMs: 10 }));
+      const result = cold<Log>('a-#', { a: log(0, 1) }, new Error('boom')).pipe(
+        windowByEventTime({ ...accessors, sizeMs: 10 }),
+      );
       expectObservable(result).toBe('--#', undefined, new Error('boom'));
     });
   });
@@ -119,7 +131,12 @@ describe('windowByEventTime: idle partitions (marbles)', () => {
       const source = cold<Log>('ab 8ms c 89ms |', { a: log(0, 2, 1), b: log(1, 3, 0), c: log(2, 35, 0) });
       const result = source.pipe(windowByEventTime({ ...accessors, sizeMs: 10, idleTimeoutMs: 50 }));
       // Partition 1 is silent from frame 0: at 50 only partition 0 (at 35) holds the watermark.
-      expectObservable(result).toBe('50ms (xyz) 45ms (w|)', { x: win(0, 10, 2), y: win(10, 20, 0), z: win(20, 30, 0), w: win(30, 40, 1) });
+      expectObservable(result).toBe('50ms (xyz) 45ms (w|)', {
+        x: win(0, 10, 2),
+        y: win(10, 20, 0),
+        z: win(20, 30, 0),
+        w: win(30, 40, 1),
+      });
     });
   });
 
@@ -153,7 +170,9 @@ describe('windowByEventTime: idle partitions (marbles)', () => {
   it('holds the watermark for expected partitions until they deliver or go idle', () => {
     newTestScheduler().run(({ cold, expectObservable }) => {
       const source = cold<Log>('a 9ms b', { a: log(0, 5, 0), b: log(1, 27, 0) });
-      const result = source.pipe(windowByEventTime({ ...accessors, sizeMs: 10, idleTimeoutMs: 30, expectedPartitions: [0, 1] }));
+      const result = source.pipe(
+        windowByEventTime({ ...accessors, sizeMs: 10, idleTimeoutMs: 30, expectedPartitions: [0, 1] }),
+      );
       expectObservable(result, '^ 100ms !').toBe('30ms (xy)', { x: win(0, 10, 1), y: win(10, 20, 0) });
     });
   });
@@ -161,10 +180,22 @@ describe('windowByEventTime: idle partitions (marbles)', () => {
   it('with advanceWithProcessingTime, a silent stream keeps closing (zero-filled) windows as processing time passes', () => {
     newTestScheduler().run(({ cold, expectObservable }) => {
       const source = cold<Log>('a', { a: log(0, 5) });
-      const result = source.pipe(windowByEventTime({ ...accessors, sizeMs: 10, keyTtlMs: 30, idleTimeoutMs: 20, advanceWithProcessingTime: true }));
+      const result = source.pipe(
+        windowByEventTime({
+          ...accessors,
+          sizeMs: 10,
+          keyTtlMs: 30,
+          idleTimeoutMs: 20,
+          advanceWithProcessingTime: true,
+        }),
+      );
       // Idle from 20 with watermark 5; event time then moves 1:1 with processing time, closing a window every 10 ms
       // while the key is within its ttl (windows starting before 0 + 30).
-      expectObservable(result, '^ 100ms !').toBe('25ms x 9ms y 9ms z', { x: win(0, 10, 1), y: win(10, 20, 0), z: win(20, 30, 0) });
+      expectObservable(result, '^ 100ms !').toBe('25ms x 9ms y 9ms z', {
+        x: win(0, 10, 1),
+        y: win(10, 20, 0),
+        z: win(20, 30, 0),
+      });
     });
   });
 
@@ -186,7 +217,13 @@ describe('windowByEventTime: chunking, checkpoints and errors', () => {
       outOfOrderness: fc.integer({ min: 0, max: 30 }),
       grace: fc.integer({ min: 0, max: 10 }),
       items: fc.array(
-        fc.record({ gap: fc.integer({ min: 0, max: 10 }), back: fc.integer({ min: 0, max: 1000 }), key: fc.constantFrom('a', 'b', 'c'), p: fc.integer({ min: 0, max: 2 }), late: fc.boolean() }),
+        fc.record({
+          gap: fc.integer({ min: 0, max: 10 }),
+          back: fc.integer({ min: 0, max: 1000 }),
+          key: fc.constantFrom('a', 'b', 'c'),
+          p: fc.integer({ min: 0, max: 2 }),
+          late: fc.boolean(),
+        }),
         { maxLength: 60 },
       ),
     })
@@ -195,44 +232,64 @@ describe('windowByEventTime: chunking, checkpoints and errors', () => {
       const events = items.map((item, id): Log => {
         time += item.gap;
         // Mostly within the bound; some far behind, to exercise the late output too.
-        const behind = item.late && item.back % 5 === 0 ? outOfOrderness + grace + 10 + (item.back % 40) : item.back % (outOfOrderness + 1);
+        const behind =
+          item.late && item.back % 5 === 0
+            ? outOfOrderness + grace + 10 + (item.back % 40)
+            : item.back % (outOfOrderness + 1);
         return { id, key: item.key, t: time - behind, p: item.p };
       });
-      return { options: { sizeMs: 10, allowedOutOfOrdernessMs: outOfOrderness, graceMs: grace, keyTtlMs: 40 } satisfies WindowStateOptions, events };
+      return {
+        options: {
+          sizeMs: 10,
+          allowedOutOfOrdernessMs: outOfOrderness,
+          graceMs: grace,
+          keyTtlMs: 40,
+        } satisfies WindowStateOptions,
+        events,
+      };
     });
 
   function coreOutput(options: WindowStateOptions, events: readonly Log[]): WindowOutput<Log>[] {
     const state = new WindowState(options);
     const out: WindowOutput<Log>[] = [];
     const sink = { window: (w: WindowResult) => out.push(w) };
-    for (const e of events) if (!state.add(e.key, e.t, e.p, 1, 0, sink)) out.push({ kind: 'late', event: e, watermark: state.watermark });
+    for (const e of events)
+      if (!state.add(e.key, e.t, e.p, 1, 0, sink)) out.push({ kind: 'late', event: e, watermark: state.watermark });
     state.flush(sink);
     return out;
   }
 
   it('gives the same output as the core fed event by event, whatever the chunking and the processing-time gaps', () => {
     fc.assert(
-      fc.property(scenario, fc.array(fc.record({ size: fc.integer({ min: 1, max: 10 }), pause: fc.integer({ min: 0, max: 20 }) }), { minLength: 1 }), ({ options, events }, chunking) => {
-        const expected = coreOutput(options, events);
-        const actual: WindowOutput<Log>[] = [];
-        const scheduler = newTestScheduler();
-        scheduler.run(() => {
-          const subject = new Subject<Log>();
-          // Idle timeout beyond the whole run: chunking and pauses alone must not change anything.
-          subject.pipe(windowByEventTime({ ...accessors, ...options, idleTimeoutMs: 100_000, scheduler })).subscribe((o) => actual.push(o));
-          let at = 0;
-          let next = 0;
-          for (let i = 0; next < events.length; i++) {
-            const { size, pause } = chunking[i % chunking.length]!;
-            const chunk = events.slice(next, next + size);
-            next += size;
-            at += pause;
-            scheduler.schedule(() => chunk.forEach((e) => subject.next(e)), at);
-          }
-          scheduler.schedule(() => subject.complete(), at + 1);
-        });
-        expect(actual).toEqual(expected);
-      }),
+      fc.property(
+        scenario,
+        fc.array(fc.record({ size: fc.integer({ min: 1, max: 10 }), pause: fc.integer({ min: 0, max: 20 }) }), {
+          minLength: 1,
+        }),
+        ({ options, events }, chunking) => {
+          const expected = coreOutput(options, events);
+          const actual: WindowOutput<Log>[] = [];
+          const scheduler = newTestScheduler();
+          scheduler.run(() => {
+            const subject = new Subject<Log>();
+            // Idle timeout beyond the whole run: chunking and pauses alone must not change anything.
+            subject
+              .pipe(windowByEventTime({ ...accessors, ...options, idleTimeoutMs: 100_000, scheduler }))
+              .subscribe((o) => actual.push(o));
+            let at = 0;
+            let next = 0;
+            for (let i = 0; next < events.length; i++) {
+              const { size, pause } = chunking[i % chunking.length]!;
+              const chunk = events.slice(next, next + size);
+              next += size;
+              at += pause;
+              scheduler.schedule(() => chunk.forEach((e) => subject.next(e)), at);
+            }
+            scheduler.schedule(() => subject.complete(), at + 1);
+          });
+          expect(actual).toEqual(expected);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -243,9 +300,13 @@ describe('windowByEventTime: chunking, checkpoints and errors', () => {
         const split = cut % (events.length + 1);
         const uninterrupted = collectSync(from(events).pipe(windowByEventTime({ ...accessors, ...options }))).values;
         const state = new WindowState(options);
-        const first = collectSync(from(events.slice(0, split)).pipe(windowByEventTime({ ...accessors, state, flushOnComplete: false }))).values;
+        const first = collectSync(
+          from(events.slice(0, split)).pipe(windowByEventTime({ ...accessors, state, flushOnComplete: false })),
+        ).values;
         const restoreFrom = JSON.parse(JSON.stringify(state.snapshot())) as WindowStateSnapshot;
-        const second = collectSync(from(events.slice(split)).pipe(windowByEventTime({ ...accessors, ...options, restoreFrom }))).values;
+        const second = collectSync(
+          from(events.slice(split)).pipe(windowByEventTime({ ...accessors, ...options, restoreFrom })),
+        ).values;
         expect([...first, ...second]).toEqual(uninterrupted);
       }),
       { numRuns: 200 },
@@ -253,7 +314,9 @@ describe('windowByEventTime: chunking, checkpoints and errors', () => {
   });
 
   it('errors with an InputError when an event has no usable time, and with the accessor error when one throws', () => {
-    const bad = collectSync(from([log(0, 1), log(1, Number.NaN)]).pipe(windowByEventTime({ ...accessors, sizeMs: 10 })));
+    const bad = collectSync(
+      from([log(0, 1), log(1, Number.NaN)]).pipe(windowByEventTime({ ...accessors, sizeMs: 10 })),
+    );
     expect(bad.error).toBeInstanceOf(InputError);
     expect(bad.completed).toBe(false);
 
@@ -278,14 +341,21 @@ describe('windowByEventTime: chunking, checkpoints and errors', () => {
 
   it('uses partition 0 and weight 1 by default, and weightOf when given', () => {
     const events = [log(0, 1), log(1, 2), log(2, 3)];
-    const counted = collectSync(from(events).pipe(windowByEventTime({ keyOf: accessors.keyOf, timeOf: accessors.timeOf, sizeMs: 10 }))).values;
+    const counted = collectSync(
+      from(events).pipe(windowByEventTime({ keyOf: accessors.keyOf, timeOf: accessors.timeOf, sizeMs: 10 })),
+    ).values;
     expect(counted).toEqual([win(0, 10, 3)]);
-    const weighted = collectSync(from(events).pipe(windowByEventTime({ ...accessors, weightOf: (e) => e.id * 10, sizeMs: 10 }))).values;
+    const weighted = collectSync(
+      from(events).pipe(windowByEventTime({ ...accessors, weightOf: (e) => e.id * 10, sizeMs: 10 })),
+    ).values;
     expect(weighted).toEqual([win(0, 10, 30)]);
   });
 
   it('keeps separate state per subscription', () => {
-    const source = concat(from([log(0, 1), log(1, 15)]), throwError(() => new Error('stop')));
+    const source = concat(
+      from([log(0, 1), log(1, 15)]),
+      throwError(() => new Error('stop')),
+    );
     const operator = windowByEventTime({ ...accessors, sizeMs: 10 });
     const first = collectSync(source.pipe(operator));
     const second = collectSync(source.pipe(operator));

@@ -12,7 +12,8 @@ describe('baselines', () => {
   beforeAll(async () => {
     h = await createHarness({}, { kafka: false });
     const { clickhouse } = await h.resources.engines();
-    // 10 days of api ERROR logs: 2 per minute, except hour 10 UTC, which has 6 per minute on even minutes and none on odd ones.
+    // 10 days of api ERROR logs: 2 per minute, except hour 10 UTC, which has 6 per minute on even minutes and none on
+    // odd ones.
     await clickhouse.command({
       query: `INSERT INTO logs (log_id, timestamp, service, environment, level, message, template, error_hash, ingested_at)
               SELECT generateUUIDv4(number), t, 'api', 'production', 'ERROR', 'boom', 'boom', 1, t
@@ -32,7 +33,14 @@ describe('baselines', () => {
     expect(run).toMatchObject({ granularity: 'hour_and_day', historyMinutes: 10 * 1440, rows: 24 * 7 });
     const all = await loadBaselines(clickhouse);
     const at = (hour: number, day: number) => all.find((b) => b.hourOfDay === hour && b.dayOfWeek === day)!;
-    expect(at(9, 1)).toMatchObject({ service: 'api', environment: 'production', level: 'ERROR', mean: 2, stddev: 0, median: 2 });
+    expect(at(9, 1)).toMatchObject({
+      service: 'api',
+      environment: 'production',
+      level: 'ERROR',
+      mean: 2,
+      stddev: 0,
+      median: 2,
+    });
     // Hour 10: alternating 6 and 0 per minute -> mean 3, stddev 3; the empty minutes count.
     expect(at(10, 3).mean).toBeCloseTo(3, 6);
     expect(at(10, 3).stddev).toBeCloseTo(3, 6);

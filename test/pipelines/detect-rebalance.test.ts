@@ -29,13 +29,24 @@ describe('detect rebalance', () => {
 
   it('moves detector state with its partitions and raises the incident once', async () => {
     const t0 = Math.floor(Date.now() / MINUTE) * MINUTE - 120 * MINUTE;
-    const history = h.start(generate, { rate: '30', duration: '60m', speed: 'max', seed: '31', flat: true, start: new Date(t0).toISOString() });
+    const history = h.start(generate, {
+      rate: '30',
+      duration: '60m',
+      speed: 'max',
+      seed: '31',
+      flat: true,
+      start: new Date(t0).toISOString(),
+    });
     await history.done;
     const ingesting = h.start(ingest, {});
-    const generated = async () => (await h.metrics.recordsOut.get()).values.filter((v) => v.labels.pipeline === 'generate').reduce((a, v) => a + v.value, 0);
+    const generated = async () =>
+      (await h.metrics.recordsOut.get()).values
+        .filter((v) => v.labels.pipeline === 'generate')
+        .reduce((a, v) => a + v.value, 0);
     await h.waitFor(async () => (await h.count('SELECT count() FROM logs')) >= (await generated()), 'history ingested');
     await h.start(baselines, { once: true, now: new Date(t0 + 60 * MINUTE).toISOString() }).done;
-    const produced = async () => [...(await h.resources.topics().endOffsets(h.config.topics.rawLogs)).values()].reduce((x, y) => x + y, 0);
+    const produced = async () =>
+      [...(await h.resources.topics().endOffsets(h.config.topics.rawLogs)).values()].reduce((x, y) => x + y, 0);
     const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
     const shared = { engines: h.resources.engines() };
     const instanceA = openResources(h.config, logger, shared);
@@ -44,25 +55,49 @@ describe('detect rebalance', () => {
     const metricsB = createMetrics({ defaultMetrics: false });
     const { postgres } = await h.resources.engines();
     const covered = async () =>
-      Number((await postgres.query<{ n: string }>('SELECT coalesce(sum(next_offset), 0) AS n FROM detector_checkpoints')).rows[0]?.n);
+      Number(
+        (await postgres.query<{ n: string }>('SELECT coalesce(sum(next_offset), 0) AS n FROM detector_checkpoints'))
+          .rows[0]?.n,
+      );
 
     // The first instance alone works through the history and checkpoints every partition.
-    const a = startPipeline(detect, { config: h.config, logger, metrics: metricsA, resources: instanceA, options: { 'checkpoint-ms': '200' } });
+    const a = startPipeline(detect, {
+      config: h.config,
+      logger,
+      metrics: metricsA,
+      resources: instanceA,
+      options: { 'checkpoint-ms': '200' },
+    });
     const historyEnd = await produced();
     await h.waitFor(async () => (await covered()) >= historyEnd, 'the first instance to cover the history', 240_000);
 
     // The second joins; only once the group has two members does the traffic with the incident arrive.
-    const b = startPipeline(detect, { config: h.config, logger, metrics: metricsB, resources: instanceB, options: { 'checkpoint-ms': '200' } });
+    const b = startPipeline(detect, {
+      config: h.config,
+      logger,
+      metrics: metricsB,
+      resources: instanceB,
+      options: { 'checkpoint-ms': '200' },
+    });
     const admin = new Kafka({ clientId: 'rebalance-test', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
     const group = `${h.config.topicPrefix}logflow-detect`;
-    await h.waitFor(async () => {
-      const { groups } = await admin.describeGroups([group]);
-      return groups[0]?.state === 'Stable' && groups[0].members.length === 2;
-    }, 'the group to rebalance onto two members', 120_000);
+    await h.waitFor(
+      async () => {
+        const { groups } = await admin.describeGroups([group]);
+        return groups[0]?.state === 'Stable' && groups[0].members.length === 2;
+      },
+      'the group to rebalance onto two members',
+      120_000,
+    );
     await admin.disconnect();
     const incidents = h.start(generate, {
-      rate: '30', duration: '15m', speed: 'max', seed: '32', flat: true, start: new Date(t0 + 60 * MINUTE).toISOString(),
+      rate: '30',
+      duration: '15m',
+      speed: 'max',
+      seed: '32',
+      flat: true,
+      start: new Date(t0 + 60 * MINUTE).toISOString(),
       scenario: 'test/fixtures/scenario-rebalance.json',
     });
     await incidents.done;

@@ -25,10 +25,20 @@ describe('detect', () => {
 
   it('alerts on every injected incident in time, on nothing else, and survives a restart without duplicates', async () => {
     const t0 = Math.floor(Date.now() / MINUTE) * MINUTE - 150 * MINUTE;
-    const history = h.start(generate, { rate: '30', duration: '90m', speed: 'max', seed: '11', flat: true, start: new Date(t0).toISOString() });
+    const history = h.start(generate, {
+      rate: '30',
+      duration: '90m',
+      speed: 'max',
+      seed: '11',
+      flat: true,
+      start: new Date(t0).toISOString(),
+    });
     expect(await history.done).toEqual({ status: 'completed' });
     const ingesting = h.start(ingest, {});
-    const total = async () => (await h.metrics.recordsOut.get()).values.filter((v) => v.labels.pipeline === 'generate').reduce((a, v) => a + v.value, 0);
+    const total = async () =>
+      (await h.metrics.recordsOut.get()).values
+        .filter((v) => v.labels.pipeline === 'generate')
+        .reduce((a, v) => a + v.value, 0);
     await h.waitFor(async () => (await h.count('SELECT count() FROM logs')) >= (await total()), 'history ingested');
     const computed = h.start(baselines, { once: true, now: new Date(t0 + 90 * MINUTE).toISOString() });
     expect(await computed.done).toEqual({ status: 'completed' });
@@ -39,22 +49,36 @@ describe('detect', () => {
     const produce = async (part: string, start: number, duration: string, seed: string) => {
       const truthFile = `${h.dir}/truth-${part}.jsonl`;
       const run = h.start(generate, {
-        rate: '30', duration, speed: 'max', seed, flat: true, start: new Date(start).toISOString(),
-        scenario: `test/fixtures/scenario-detect-${part}.json`, truth: truthFile,
+        rate: '30',
+        duration,
+        speed: 'max',
+        seed,
+        flat: true,
+        start: new Date(start).toISOString(),
+        scenario: `test/fixtures/scenario-detect-${part}.json`,
+        truth: truthFile,
       });
       expect(await run.done).toEqual({ status: 'completed' });
-      return (await readFile(truthFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as GroundTruth);
+      return (await readFile(truthFile, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as GroundTruth);
     };
     const truth = await produce('spike', t1, '18m', '12');
     // detect flags only rows already stored (README, known limits), so ingest goes first here.
     await h.waitFor(async () => (await h.count('SELECT count() FROM logs')) >= (await total()), 'the spike ingested');
 
     const repositories = await h.resources.repositories();
-    const alerts = async () => (await repositories.anomalyAlerts.list({ limit: 500 })).items.filter((a) => a.alertType !== 'novel_pattern');
+    const alerts = async () =>
+      (await repositories.anomalyAlerts.list({ limit: 500 })).items.filter((a) => a.alertType !== 'novel_pattern');
 
     // First run: until the spike's alert has opened (it may have resolved already by the next poll), then stop.
     const first = h.start(detect, { 'checkpoint-ms': '200' });
-    await h.waitFor(async () => (await alerts()).some((a) => a.rule === 'spike' && a.openedAt !== null), 'the spike alert', 180_000);
+    await h.waitFor(
+      async () => (await alerts()).some((a) => a.rule === 'spike' && a.openedAt !== null),
+      'the spike alert',
+      180_000,
+    );
     expect(await first.stop()).toEqual({ status: 'stopped' });
     const beforeRestart = await alerts();
 
@@ -64,7 +88,13 @@ describe('detect', () => {
     const topics = h.resources.topics();
     const inputEnd = [...(await topics.endOffsets(h.config.topics.rawLogs)).values()].reduce((a, b) => a + b, 0);
     const covered = async () =>
-      Number((await (await h.resources.engines()).postgres.query<{ n: string }>('SELECT coalesce(sum(next_offset), 0) AS n FROM detector_checkpoints')).rows[0]?.n);
+      Number(
+        (
+          await (
+            await h.resources.engines()
+          ).postgres.query<{ n: string }>('SELECT coalesce(sum(next_offset), 0) AS n FROM detector_checkpoints')
+        ).rows[0]?.n,
+      );
     await h.waitFor(async () => (await covered()) >= inputEnd, 'the detector to reach the end of raw-logs', 180_000);
     expect(await second.stop()).toEqual({ status: 'stopped' });
     await ingesting.stop();
@@ -74,7 +104,11 @@ describe('detect', () => {
     for (const incident of truth) {
       const rule = incident.kind === 'silence' ? 'silence' : 'spike';
       const matching = opened.filter(
-        (a) => a.rule === rule && a.service === incident.service && a.environment === incident.environment && (incident.level === null || a.level === incident.level),
+        (a) =>
+          a.rule === rule &&
+          a.service === incident.service &&
+          a.environment === incident.environment &&
+          (incident.level === null || a.level === incident.level),
       );
       // A spike is one series; a silence silences every level of the service, and each busy level may alert.
       if (rule === 'spike') expect(matching, `${incident.kind} on ${incident.service}`).toHaveLength(1);
@@ -88,22 +122,34 @@ describe('detect', () => {
     }
     // Normal traffic opened nothing: every opened alert belongs to an incident.
     const explained = (a: (typeof opened)[number]) =>
-      truth.some((t) => (t.kind === 'silence' ? 'silence' : 'spike') === a.rule && t.service === a.service && t.environment === a.environment);
+      truth.some(
+        (t) =>
+          (t.kind === 'silence' ? 'silence' : 'spike') === a.rule &&
+          t.service === a.service &&
+          t.environment === a.environment,
+      );
     expect(opened.filter((a) => !explained(a))).toEqual([]);
     // The restart duplicated nothing: each key active before it still has exactly one opened alert.
     expect(beforeRestart.filter((a) => a.openedAt !== null).length).toBeGreaterThan(0);
     for (const a of beforeRestart.filter((b) => b.openedAt !== null)) {
-      expect(all.filter((b) => b.dedupKey === a.dedupKey && b.openedAt !== null)).toEqual([expect.objectContaining({ id: a.id })]);
+      expect(all.filter((b) => b.dedupKey === a.dedupKey && b.openedAt !== null)).toEqual([
+        expect.objectContaining({ id: a.id }),
+      ]);
     }
     const openedKeys = opened.map((a) => a.dedupKey);
     expect(new Set(openedKeys).size).toBe(openedKeys.length);
     // Rows of the spike's full minutes are flagged; stray anomalous minutes elsewhere stay rare.
     const spike = truth.find((t) => t.kind === 'spike')!;
     const inSpike = { from: Date.parse(spike.start) / 1000 + 60, to: Date.parse(spike.end) / 1000 };
-    const spikeRows = "service = 'payment-service' AND environment = 'production' AND level = 'ERROR' AND timestamp >= toDateTime({from:UInt32}) AND timestamp < toDateTime({to:UInt32})";
+    const spikeRows =
+      "service = 'payment-service' AND environment = 'production' AND level = 'ERROR' AND timestamp >= toDateTime({from:UInt32}) AND timestamp < toDateTime({to:UInt32})";
     expect(await h.count(`SELECT count() FROM logs WHERE ${spikeRows} AND is_anomaly = 0`, inSpike)).toBe(0);
-    expect(await h.count(`SELECT count() FROM logs WHERE ${spikeRows} AND is_anomaly = 1`, inSpike)).toBeGreaterThan(300);
-    const strays = await h.count(`SELECT count() FROM logs WHERE is_anomaly = 1 AND NOT (service = 'payment-service' AND level = 'ERROR')`);
+    expect(await h.count(`SELECT count() FROM logs WHERE ${spikeRows} AND is_anomaly = 1`, inSpike)).toBeGreaterThan(
+      300,
+    );
+    const strays = await h.count(
+      `SELECT count() FROM logs WHERE is_anomaly = 1 AND NOT (service = 'payment-service' AND level = 'ERROR')`,
+    );
     expect(strays / (await h.count('SELECT count() FROM logs'))).toBeLessThan(0.01);
   }, 420_000);
 });

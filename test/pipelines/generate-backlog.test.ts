@@ -38,7 +38,17 @@ describe('generate with max-backlog on in-process topics', () => {
     const reading: Subscription = reader.records$.subscribe((e) => held.push(e));
 
     // As fast as it can for ten minutes of event time: 1,200,000 logs unless something holds it back.
-    const generating = h.start(generate, { rate: RATE, duration: '10m', speed: 'max', seed: 5, flat: true, partitions: 1, worker: true, 'max-backlog': MAX_BACKLOG, progress: false });
+    const generating = h.start(generate, {
+      rate: RATE,
+      duration: '10m',
+      speed: 'max',
+      seed: 5,
+      flat: true,
+      partitions: 1,
+      worker: true,
+      'max-backlog': MAX_BACKLOG,
+      progress: false,
+    });
     await h.waitFor(async () => (await produced()) >= MAX_BACKLOG, 'the generator to reach the bound', 60_000);
     await new Promise((r) => setTimeout(r, 1_500));
     const atBound = await produced();
@@ -50,7 +60,11 @@ describe('generate with max-backlog on in-process topics', () => {
 
     for (const e of held.splice(0)) e.ack();
     await reader.commit();
-    await h.waitFor(async () => (await produced()) > atBound + RATE, 'the generator to go on once the reader committed', 60_000);
+    await h.waitFor(
+      async () => (await produced()) > atBound + RATE,
+      'the generator to go on once the reader committed',
+      60_000,
+    );
 
     expect(await generating.stop()).toEqual({ status: 'stopped' });
     reading.unsubscribe();

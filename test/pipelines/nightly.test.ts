@@ -18,8 +18,19 @@ describe('nightly', () => {
 
   beforeAll(async () => {
     llm = await startOpenAIServer({ apiKey: 'sk-test' });
-    h = await createHarness({ LOGFLOW_LLM_URL: llm.url, LOGFLOW_LLM_API_KEY: 'sk-test', LOGFLOW_LLM_MODEL: 'test-model' });
-    const generated = h.start(generate, { rate: '20', duration: '30m', speed: 'max', seed: '5', flat: true, start: `${day}T09:00:00Z` });
+    h = await createHarness({
+      LOGFLOW_LLM_URL: llm.url,
+      LOGFLOW_LLM_API_KEY: 'sk-test',
+      LOGFLOW_LLM_MODEL: 'test-model',
+    });
+    const generated = h.start(generate, {
+      rate: '20',
+      duration: '30m',
+      speed: 'max',
+      seed: '5',
+      flat: true,
+      start: `${day}T09:00:00Z`,
+    });
     await generated.done;
     const ingesting = h.start(ingest, {});
     const total = (await h.metrics.recordsOut.get()).values.find((v) => v.labels.pipeline === 'generate')?.value ?? 0;
@@ -54,7 +65,10 @@ describe('nightly', () => {
 
     // An engineer's edit survives a re-run, and the re-run replaces the report rather than adding one.
     const edited = catalog[0]!;
-    await repositories.errorCatalog.updateByEngineer(edited.errorHash, { title: 'Known: payment gateway flake', solution: 'Retry with backoff' });
+    await repositories.errorCatalog.updateByEngineer(edited.errorHash, {
+      title: 'Known: payment gateway flake',
+      solution: 'Retry with backoff',
+    });
     const second = h.start(nightly, { date: day });
     expect(await second.done).toEqual({ status: 'completed' });
     const replaced = await repositories.nightlyReports.getByDate(day);
@@ -62,7 +76,10 @@ describe('nightly', () => {
     expect(replaced!.jobId).not.toBe(report!.jobId);
     expect((await repositories.nightlyReports.list({ limit: 10 })).length).toBe(1);
     expect(await h.count('SELECT sum(occurrence_count) FROM error_patterns FINAL')).toBe(report!.totalErrors);
-    expect(await repositories.errorCatalog.get(edited.errorHash)).toMatchObject({ title: 'Known: payment gateway flake', solution: 'Retry with backoff' });
+    expect(await repositories.errorCatalog.get(edited.errorHash)).toMatchObject({
+      title: 'Known: payment gateway flake',
+      solution: 'Retry with backoff',
+    });
     // The prompt carried the log text as delimited data.
     const chat = llm.requests.filter((r) => r.endpoint === 'chat');
     expect(chat.length).toBe(2);

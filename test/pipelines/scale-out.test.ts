@@ -22,7 +22,14 @@ describe('ingest scale-out', () => {
   afterAll(() => h.close());
 
   it('stores every log exactly once when one of two instances is killed midway', async () => {
-    const generated = h.start(generate, { rate: '1000', duration: '80s', speed: 'max', seed: '21', flat: true, partitions: '4' });
+    const generated = h.start(generate, {
+      rate: '1000',
+      duration: '80s',
+      speed: 'max',
+      seed: '21',
+      flat: true,
+      partitions: '4',
+    });
     expect(await generated.done).toEqual({ status: 'completed' });
     const total = (await h.metrics.recordsOut.get()).values.find((v) => v.labels.pipeline === 'generate')?.value ?? 0;
 
@@ -40,7 +47,11 @@ describe('ingest scale-out', () => {
     a.abort();
     await instanceA.close();
 
-    await h.waitFor(async () => (await h.count('SELECT count() FROM logs')) >= total, 'the survivor to catch up', 180_000);
+    await h.waitFor(
+      async () => (await h.count('SELECT count() FROM logs')) >= total,
+      'the survivor to catch up',
+      180_000,
+    );
     expect(await b.stop()).toEqual({ status: 'stopped' });
     await instanceB.close();
 

@@ -42,7 +42,11 @@ describe('vectorize with poison patterns', () => {
     });
     const topics = h.resources.topics();
     await topics.ensureTopic(h.config.topics.vectorizationQueueDlq, 1);
-    reader = topics.subscribe({ groupId: uniqueName('vectorize-dlq-reader'), topics: [h.config.topics.vectorizationQueueDlq], stop$: stopReading });
+    reader = topics.subscribe({
+      groupId: uniqueName('vectorize-dlq-reader'),
+      topics: [h.config.topics.vectorizationQueueDlq],
+      stop$: stopReading,
+    });
     reader.records$.subscribe((e) => {
       letters.push(JSON.parse(e.value.value.toString()) as DeadLetter);
       e.ack();
@@ -71,7 +75,16 @@ describe('vectorize with poison patterns', () => {
     const messages = patterns.flatMap((p) =>
       p.ids.map((log_id, i) => ({
         key: p.hash,
-        value: JSON.stringify({ log_id, error_hash: p.hash, template: p.template, message: `${p.template} #${i}`, service: 'order-service', environment: 'production', level: 'ERROR', timestamp }),
+        value: JSON.stringify({
+          log_id,
+          error_hash: p.hash,
+          template: p.template,
+          message: `${p.template} #${i}`,
+          service: 'order-service',
+          environment: 'production',
+          level: 'ERROR',
+          timestamp,
+        }),
       })),
     );
     await h.resources.topics().producer().send(h.config.topics.vectorizationQueue, messages);
@@ -80,34 +93,58 @@ describe('vectorize with poison patterns', () => {
   const embeddedHashes = async (): Promise<Set<string>> => {
     const engines = await h.resources.engines();
     const rows = await (
-      await engines.clickhouse.query({ query: 'SELECT toString(error_hash) AS hash FROM error_patterns FINAL WHERE has_embedding = 1', format: 'JSONEachRow' })
+      await engines.clickhouse.query({
+        query: 'SELECT toString(error_hash) AS hash FROM error_patterns FINAL WHERE has_embedding = 1',
+        format: 'JSONEachRow',
+      })
     ).json<{ hash: string }>();
     return new Set(rows.map((r) => r.hash));
   };
 
   const requestsWith = (text: string) =>
-    server.requests.filter((r) => r.endpoint === 'embeddings' && JSON.stringify((r.body as { input?: unknown } | undefined)?.input ?? '').includes(text));
+    server.requests.filter(
+      (r) =>
+        r.endpoint === 'embeddings' &&
+        JSON.stringify((r.body as { input?: unknown } | undefined)?.input ?? '').includes(text),
+    );
 
-  const lettersOf = (p: Pattern) => letters.filter((l) => (JSON.parse(l.payload) as { error_hash: string }).error_hash === p.hash);
+  const lettersOf = (p: Pattern) =>
+    letters.filter((l) => (JSON.parse(l.payload) as { error_hash: string }).error_hash === p.hash);
 
   it('dead-letters a template the endpoint refuses, after one try alone, and vectorizes the rest', async () => {
-    const good = [pattern('Payment gateway timed out after <*> ms', 5), pattern('Inventory row <*> locked by another transaction', 5), pattern('Cart <*> not found', 5)];
+    const good = [
+      pattern('Payment gateway timed out after <*> ms', 5),
+      pattern('Inventory row <*> locked by another transaction', 5),
+      pattern('Cart <*> not found', 5),
+    ];
     const poison = pattern('POISON-400 template the model refuses <*>', 4);
     const stop = server.failInput('POISON-400', 400);
     await send([good[0]!, poison, good[1]!, good[2]!]);
 
-    await h.waitFor(async () => {
-      const embedded = await embeddedHashes();
-      return lettersOf(poison).length >= poison.ids.length && good.every((g) => embedded.has(g.hash));
-    }, 'the poison dead-lettered and the rest embedded', 60_000);
+    await h.waitFor(
+      async () => {
+        const embedded = await embeddedHashes();
+        return lettersOf(poison).length >= poison.ids.length && good.every((g) => embedded.has(g.hash));
+      },
+      'the poison dead-lettered and the rest embedded',
+      60_000,
+    );
     stop();
 
     const embedded = await embeddedHashes();
     expect(embedded.has(poison.hash)).toBe(false);
     const dead = lettersOf(poison);
-    expect(dead.map((l) => (JSON.parse(l.payload) as { log_id: string }).log_id).sort()).toEqual([...poison.ids].sort());
+    expect(dead.map((l) => (JSON.parse(l.payload) as { log_id: string }).log_id).sort()).toEqual(
+      [...poison.ids].sort(),
+    );
     for (const letter of dead) {
-      expect(letter).toMatchObject({ error_code: 'INPUT_INVALID', stage: 'embed', pipeline: 'vectorize', source_topic: h.config.topics.vectorizationQueue, key: poison.hash });
+      expect(letter).toMatchObject({
+        error_code: 'INPUT_INVALID',
+        stage: 'embed',
+        pipeline: 'vectorize',
+        source_topic: h.config.topics.vectorizationQueue,
+        key: poison.hash,
+      });
       expect(letter.error_message).toContain(`refused the template of error pattern ${poison.hash}`);
       expect(letter.error_message).toContain('400');
     }
@@ -124,12 +161,17 @@ describe('vectorize with poison patterns', () => {
     const stop = server.failInput('POISON-500', 500);
     await send([poison, ...good]);
 
-    await h.waitFor(async () => {
-      const embedded = await embeddedHashes();
-      return lettersOf(poison).length >= poison.ids.length && good.every((g) => embedded.has(g.hash));
-    }, 'the 500 poison dead-lettered and the rest embedded', 150_000);
+    await h.waitFor(
+      async () => {
+        const embedded = await embeddedHashes();
+        return lettersOf(poison).length >= poison.ids.length && good.every((g) => embedded.has(g.hash));
+      },
+      'the 500 poison dead-lettered and the rest embedded',
+      150_000,
+    );
     const tries = requestsWith('POISON-500').length;
-    // Each attempt: the batch, then the template alone (unless it was alone already), each with the embedder's own retries.
+    // Each attempt: the batch, then the template alone (unless it was alone already), each with the embedder's own
+    // retries.
     expect(tries).toBeGreaterThanOrEqual(MAX_ATTEMPTS * EMBEDDER_ATTEMPTS);
     expect(tries).toBeLessThanOrEqual(MAX_ATTEMPTS * 2 * EMBEDDER_ATTEMPTS);
     // Given up for good: no request for it after the dead letter, though the endpoint still fails on it.
@@ -142,7 +184,9 @@ describe('vectorize with poison patterns', () => {
     expect(dead).toHaveLength(poison.ids.length);
     for (const letter of dead) {
       expect(letter).toMatchObject({ error_code: 'UPSTREAM_UNAVAILABLE', stage: 'embed', key: poison.hash });
-      expect(letter.error_message).toContain(`error pattern ${poison.hash} failed ${MAX_ATTEMPTS} times while the endpoint answered other requests`);
+      expect(letter.error_message).toContain(
+        `error pattern ${poison.hash} failed ${MAX_ATTEMPTS} times while the endpoint answered other requests`,
+      );
       expect(letter.error_message).toContain('500');
     }
     expect(finished).toBeUndefined();
@@ -153,15 +197,40 @@ describe('vectorize with poison patterns', () => {
     const good = pattern('Refund <*> already settled', 3);
     const odd = pattern('Clock of service <*> far off', 1);
     const request = (timestamp: unknown) =>
-      JSON.stringify({ log_id: randomUUID(), error_hash: odd.hash, template: odd.template, message: 'clock far off', service: 'order-service', environment: 'production', level: 'ERROR', timestamp });
+      JSON.stringify({
+        log_id: randomUUID(),
+        error_hash: odd.hash,
+        template: odd.template,
+        message: 'clock far off',
+        service: 'order-service',
+        environment: 'production',
+        level: 'ERROR',
+        timestamp,
+      });
     const malformed = [request(1e300), request(-8_640_000_000_000_001), request('soon'), '{"log_id":'];
-    await h.resources.topics().producer().send(h.config.topics.vectorizationQueue, malformed.map((value) => ({ key: odd.hash, value })));
+    await h.resources
+      .topics()
+      .producer()
+      .send(
+        h.config.topics.vectorizationQueue,
+        malformed.map((value) => ({ key: odd.hash, value })),
+      );
     await send([good]);
 
-    await h.waitFor(async () => letters.length - before >= malformed.length && (await embeddedHashes()).has(good.hash), 'the malformed dead-lettered and the rest embedded', 60_000);
+    await h.waitFor(
+      async () => letters.length - before >= malformed.length && (await embeddedHashes()).has(good.hash),
+      'the malformed dead-lettered and the rest embedded',
+      60_000,
+    );
     const dead = letters.slice(before);
     expect(dead.map((l) => l.payload).sort()).toEqual([...malformed].sort());
-    for (const letter of dead) expect(letter).toMatchObject({ error_code: 'INPUT_INVALID', stage: 'parse', pipeline: 'vectorize', key: odd.hash });
+    for (const letter of dead)
+      expect(letter).toMatchObject({
+        error_code: 'INPUT_INVALID',
+        stage: 'parse',
+        pipeline: 'vectorize',
+        key: odd.hash,
+      });
     expect(dead.filter((l) => l.error_message.includes('timestamp'))).toHaveLength(3);
     expect(dead.filter((l) => l.error_message.includes('not valid JSON'))).toHaveLength(1);
     expect((await embeddedHashes()).has(odd.hash)).toBe(false);
@@ -174,13 +243,29 @@ describe('vectorize with poison patterns', () => {
     const message = `${'x'.repeat(999)}\u{1F600} tail`;
     // Past the learning period the earlier tests started: novelty is judged for this one.
     const timestamp = Date.now() + 30 * 60_000;
-    const value = JSON.stringify({ log_id: emoji.ids[0], error_hash: emoji.hash, template: emoji.template, message, service: 'order-service', environment: 'production', level: 'ERROR', timestamp });
-    await h.resources.topics().producer().send(h.config.topics.vectorizationQueue, [{ key: emoji.hash, value }]);
+    const value = JSON.stringify({
+      log_id: emoji.ids[0],
+      error_hash: emoji.hash,
+      template: emoji.template,
+      message,
+      service: 'order-service',
+      environment: 'production',
+      level: 'ERROR',
+      timestamp,
+    });
+    await h.resources
+      .topics()
+      .producer()
+      .send(h.config.topics.vectorizationQueue, [{ key: emoji.hash, value }]);
 
     const repositories = await h.resources.repositories();
-    const alertOf = async () => (await repositories.anomalyAlerts.list({ type: 'novel_pattern', limit: 100 })).items.find((a) => a.errorHash === emoji.hash);
+    const alertOf = async () =>
+      (await repositories.anomalyAlerts.list({ type: 'novel_pattern', limit: 100 })).items.find(
+        (a) => a.errorHash === emoji.hash,
+      );
     await h.waitFor(async () => (await alertOf()) !== undefined, 'the novel_pattern alert', 60_000);
-    // Cut before the emoji, not through it: PostgreSQL's jsonb refused the lone half and the pattern was dead-lettered on every batch.
+    // Cut before the emoji, not through it: PostgreSQL's jsonb refused the lone half and the pattern was dead-lettered
+    // on every batch.
     expect((await alertOf())?.details).toMatchObject({ sampleMessage: 'x'.repeat(999) });
     expect(letters.slice(before)).toEqual([]);
     expect(finished).toBeUndefined();
@@ -190,9 +275,25 @@ describe('vectorize with poison patterns', () => {
     const before = letters.length;
     const odd = pattern('Parser <*> choked', 2);
     const request = (fields: Record<string, string>) =>
-      JSON.stringify({ log_id: randomUUID(), error_hash: odd.hash, template: odd.template, message: 'm', service: 'order-service', environment: 'production', level: 'ERROR', timestamp: Date.now(), ...fields });
+      JSON.stringify({
+        log_id: randomUUID(),
+        error_hash: odd.hash,
+        template: odd.template,
+        message: 'm',
+        service: 'order-service',
+        environment: 'production',
+        level: 'ERROR',
+        timestamp: Date.now(),
+        ...fields,
+      });
     const bad = [request({ message: 'lone \ud800 surrogate' }), request({ template: 'nul \u0000 template' })];
-    await h.resources.topics().producer().send(h.config.topics.vectorizationQueue, bad.map((value) => ({ key: odd.hash, value })));
+    await h.resources
+      .topics()
+      .producer()
+      .send(
+        h.config.topics.vectorizationQueue,
+        bad.map((value) => ({ key: odd.hash, value })),
+      );
 
     await h.waitFor(async () => letters.length - before >= bad.length, 'both dead-lettered', 60_000);
     const dead = letters.slice(before);
@@ -211,10 +312,14 @@ describe('vectorize with poison patterns', () => {
     const failedBefore = server.requests.filter((r) => r.status === 503).length;
     await send(good);
 
-    await h.waitFor(async () => {
-      const embedded = await embeddedHashes();
-      return good.every((g) => embedded.has(g.hash));
-    }, 'the patterns embedded once the endpoint answers', 150_000);
+    await h.waitFor(
+      async () => {
+        const embedded = await embeddedHashes();
+        return good.every((g) => embedded.has(g.hash));
+      },
+      'the patterns embedded once the endpoint answers',
+      150_000,
+    );
     expect(server.requests.filter((r) => r.status === 503).length - failedBefore).toBe(2 * EMBEDDER_ATTEMPTS + 2);
     // A little longer: a dead letter of this outage would show up now.
     await new Promise((r) => setTimeout(r, 1_500));

@@ -18,7 +18,11 @@ describe('vectorize', () => {
   const redisPrefix = uniqueName('logflow-test-emb');
   beforeAll(async () => {
     server = await startOpenAIServer({ embeddingDimension: 64 });
-    h = await createHarness({ LOGFLOW_EMBEDDINGS_URL: server.url, LOGFLOW_EMBEDDINGS_MODEL: 'test-embed', LOGFLOW_REDIS_URL: REDIS_URL });
+    h = await createHarness({
+      LOGFLOW_EMBEDDINGS_URL: server.url,
+      LOGFLOW_EMBEDDINGS_MODEL: 'test-embed',
+      LOGFLOW_REDIS_URL: REDIS_URL,
+    });
   });
   afterAll(async () => {
     await h.close();
@@ -33,8 +37,14 @@ describe('vectorize', () => {
   it('embeds each pattern once, flags exactly the problem rows, and raises one novel_pattern alert for the new error type', async () => {
     const start = new Date(Date.now() - 30 * 60_000).toISOString();
     const generated = h.start(generate, {
-      rate: '40', duration: '25m', speed: 'max', seed: '3', flat: true, start,
-      scenario: 'test/fixtures/scenario-new-error.json', truth: `${h.dir}/truth.jsonl`,
+      rate: '40',
+      duration: '25m',
+      speed: 'max',
+      seed: '3',
+      flat: true,
+      start,
+      scenario: 'test/fixtures/scenario-new-error.json',
+      truth: `${h.dir}/truth.jsonl`,
     });
     expect(await generated.done).toEqual({ status: 'completed' });
     const ingesting = h.start(ingest, {});
@@ -43,12 +53,18 @@ describe('vectorize', () => {
     const problems = () => h.count("SELECT count() FROM logs WHERE level IN ('WARN', 'ERROR', 'FATAL')");
     const total = (await h.metrics.recordsOut.get()).values.find((v) => v.labels.pipeline === 'generate')?.value ?? 0;
     await h.waitFor(async () => (await h.count('SELECT count() FROM logs')) >= total, 'ingest');
-    await h.waitFor(async () => (await h.count('SELECT count() FROM logs WHERE is_vectorized = 1')) >= (await problems()), 'vectorize', 180_000);
+    await h.waitFor(
+      async () => (await h.count('SELECT count() FROM logs WHERE is_vectorized = 1')) >= (await problems()),
+      'vectorize',
+      180_000,
+    );
     await vectorizing.stop();
     await ingesting.stop();
 
     expect(await h.count('SELECT count() FROM logs WHERE is_vectorized = 1')).toBe(await problems());
-    expect(await h.count("SELECT count() FROM logs WHERE is_vectorized = 1 AND level NOT IN ('WARN', 'ERROR', 'FATAL')")).toBe(0);
+    expect(
+      await h.count("SELECT count() FROM logs WHERE is_vectorized = 1 AND level NOT IN ('WARN', 'ERROR', 'FATAL')"),
+    ).toBe(0);
 
     const patterns = await h.count("SELECT uniqExact(error_hash) FROM logs WHERE level IN ('WARN', 'ERROR', 'FATAL')");
     expect(await h.count('SELECT count() FROM error_patterns FINAL WHERE has_embedding = 1')).toBe(patterns);

@@ -38,7 +38,13 @@ describe('a sink slowed 100x for a minute', () => {
       Array.from({ length: n }, (_, j) => {
         const i = from + j;
         // ~1 KB each: a minute of input held in memory would be hundreds of MB of JS objects.
-        const log = { log_id: randomUUID(), timestamp: new Date(Date.now() - 120_000).toISOString(), service: `svc-${i % 6}`, level: 'INFO', message: `request ${i} ${'payload '.repeat(110)}` };
+        const log = {
+          log_id: randomUUID(),
+          timestamp: new Date(Date.now() - 120_000).toISOString(),
+          service: `svc-${i % 6}`,
+          level: 'INFO',
+          message: `request ${i} ${'payload '.repeat(110)}`,
+        };
         return { key: log.service, value: JSON.stringify(log) };
       });
 
@@ -53,9 +59,16 @@ describe('a sink slowed 100x for a minute', () => {
     const warm = make(20_000, 0);
     await producePaced(KAFKA_BROKERS, config.topics.rawLogs, warm, 20_000, 500);
     const slowFile = path.join(stack.dir, 'slow-sink-until');
-    const child = spawnPipeline('ingest', { ...env, SLOW_SINK_FACTOR: '100', SLOW_SINK_FILE: slowFile }, {
-      'batch-size': '1000', 'batch-wait-ms': '200', 'max-in-flight': String(MAX_IN_FLIGHT),
-    }, 'slow-sink.ts');
+    const child = spawnPipeline(
+      'ingest',
+      { ...env, SLOW_SINK_FACTOR: '100', SLOW_SINK_FILE: slowFile },
+      {
+        'batch-size': '1000',
+        'batch-wait-ms': '200',
+        'max-in-flight': String(MAX_IN_FLIGHT),
+      },
+      'slow-sink.ts',
+    );
     try {
       await child.running;
       await waitFor(() => caughtUp(topics, group, config.topics.rawLogs), 'the warm-up to drain', 120_000, 500);
@@ -84,7 +97,9 @@ describe('a sink slowed 100x for a minute', () => {
       await waitFor(async () => (await lag()) === 0, 'the lag to drain after the slowdown', 180_000, 1_000);
       const exit = await child.kill('SIGTERM');
       expect(exit, child.output().slice(-3_000)).toEqual({ code: 0, signal: null });
-      console.info(`backpressure: baseline RSS ${(baseline / 2 ** 20).toFixed(0)} MB, max during ${(maxRss / 2 ** 20).toFixed(0)} MB, lag at end of slowdown ${lagAtEnd}`);
+      console.info(
+        `backpressure: baseline RSS ${(baseline / 2 ** 20).toFixed(0)} MB, max during ${(maxRss / 2 ** 20).toFixed(0)} MB, lag at end of slowdown ${lagAtEnd}`,
+      );
 
       // Paused rather than buffered: RSS within the bound while lag piled up in Kafka, not in the process.
       expect(maxRss).toBeLessThan(baseline + RSS_ALLOWANCE);
@@ -97,7 +112,12 @@ describe('a sink slowed 100x for a minute', () => {
 
     const engines = await openEngines(config);
     try {
-      const [row] = await (await engines.clickhouse.query({ query: 'SELECT count() AS n, uniqExact(log_id) AS ids FROM logs', format: 'JSONEachRow' })).json<{ n: string; ids: string }>();
+      const [row] = await (
+        await engines.clickhouse.query({
+          query: 'SELECT count() AS n, uniqExact(log_id) AS ids FROM logs',
+          format: 'JSONEachRow',
+        })
+      ).json<{ n: string; ids: string }>();
       expect({ n: Number(row?.n), ids: Number(row?.ids) }).toEqual({ n: 170_000, ids: 170_000 });
     } finally {
       await engines.close();

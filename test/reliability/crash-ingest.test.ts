@@ -14,7 +14,17 @@ import { consumerGroup } from '../../src/core/config.ts';
 import { openEngines } from '../../src/clients/engines.ts';
 import { KafkaTopics } from '../../src/sources/kafka-topics.ts';
 import { KAFKA_BROKERS } from '../support/services.ts';
-import { caughtUp, createStack, producePaced, seededRandom, sleep, spawnPipeline, testSeed, waitFor, type Stack } from './support.ts';
+import {
+  caughtUp,
+  createStack,
+  producePaced,
+  seededRandom,
+  sleep,
+  spawnPipeline,
+  testSeed,
+  waitFor,
+  type Stack,
+} from './support.ts';
 
 const LOGS = 200_000;
 const KILLS = 5;
@@ -55,10 +65,15 @@ describe('ingest killed 5 times while 200,000 logs flow', () => {
 
     const options = { 'batch-size': '2000', 'batch-wait-ms': '200', 'max-in-flight': '20000' };
     const group = consumerGroup(config, 'ingest');
-    const committed = async () => [...(await topics.committedOffsets(group, config.topics.rawLogs)).values()].reduce((a, b) => a + b, 0);
+    const committed = async () =>
+      [...(await topics.committedOffsets(group, config.topics.rawLogs)).values()].reduce((a, b) => a + b, 0);
     const kills: Array<{ afterMs: number; committedBefore: number; signal: string | null }> = [];
     const ledger = new pg.Pool({ connectionString: env.LOGFLOW_POSTGRES_URL, max: 1 });
-    const inserted = async () => Number((await ledger.query<{ n: string }>("SELECT count(*) AS n FROM sink_batches WHERE status = 'inserted'")).rows[0]?.n);
+    const inserted = async () =>
+      Number(
+        (await ledger.query<{ n: string }>("SELECT count(*) AS n FROM sink_batches WHERE status = 'inserted'")).rows[0]
+          ?.n,
+      );
     for (let k = 0; k < KILLS; k += 1) {
       const child = spawnPipeline('ingest', env, options);
       await child.running;
@@ -76,7 +91,12 @@ describe('ingest killed 5 times while 200,000 logs flow', () => {
 
     const last = spawnPipeline('ingest', env, options);
     await last.running;
-    await waitFor(() => caughtUp(topics, group, config.topics.rawLogs), 'the last ingest to commit everything', 240_000, 500);
+    await waitFor(
+      () => caughtUp(topics, group, config.topics.rawLogs),
+      'the last ingest to commit everything',
+      240_000,
+      500,
+    );
     const exit = await last.kill('SIGTERM');
     await topics.close();
     console.info(`crash-ingest: kills ${JSON.stringify(kills)}`);
@@ -88,12 +108,21 @@ describe('ingest killed 5 times while 200,000 logs flow', () => {
 
     const engines = await openEngines(config);
     try {
-      const query = async (sql: string) => (await (await engines.clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, string>>())[0] ?? {};
+      const query = async (sql: string) =>
+        (
+          await (await engines.clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, string>>()
+        )[0] ?? {};
       const logs = await query('SELECT count() AS n, uniqExact(log_id) AS ids FROM logs');
       const hourly = await query('SELECT sum(log_count) AS n FROM logs_hourly_agg');
-      const { rows } = await engines.postgres.query<{ n: string }>("SELECT count(*) AS n FROM sink_batches WHERE status = 'inserted'");
+      const { rows } = await engines.postgres.query<{ n: string }>(
+        "SELECT count(*) AS n FROM sink_batches WHERE status = 'inserted'",
+      );
       expect(Number(rows[0]?.n)).toBeGreaterThan(KILLS);
-      expect({ rows: Number(logs.n), ids: Number(logs.ids), hourly: Number(hourly.n) }).toEqual({ rows: LOGS, ids: LOGS, hourly: LOGS });
+      expect({ rows: Number(logs.n), ids: Number(logs.ids), hourly: Number(hourly.n) }).toEqual({
+        rows: LOGS,
+        ids: LOGS,
+        hourly: LOGS,
+      });
     } finally {
       await engines.close();
     }

@@ -74,7 +74,13 @@ interface Operation {
 }
 
 interface OpenApiDocument {
-  readonly paths: Record<string, Record<string, { parameters?: Parameter[]; requestBody?: { content?: Record<string, { schema: Schema }> }; security?: unknown[] }>>;
+  readonly paths: Record<
+    string,
+    Record<
+      string,
+      { parameters?: Parameter[]; requestBody?: { content?: Record<string, { schema: Schema }> }; security?: unknown[] }
+    >
+  >;
   readonly components?: { readonly schemas?: Record<string, Schema> };
 }
 
@@ -87,21 +93,70 @@ interface Request {
 
 const ROLES = ['viewer', 'operator', 'admin'] as const;
 const FORGED = 'Bearer lf_forged0000000000000000000000';
-const PG_TABLES = ['anomaly_alerts', 'alert_silences', 'services', 'app_config', 'nightly_reports', 'analysis_jobs', 'user_preferences', 'error_catalog'] as const;
+const PG_TABLES = [
+  'anomaly_alerts',
+  'alert_silences',
+  'services',
+  'app_config',
+  'nightly_reports',
+  'analysis_jobs',
+  'user_preferences',
+  'error_catalog',
+] as const;
 const CH_TABLES = ['logs', 'logs_hourly_agg', 'logs_minute_agg', 'error_patterns', 'log_embeddings'] as const;
 
 // ---------------------------------------------------------------- hostile text
 
 const HOSTILE = [
-  '\u0000', 'a\u0000b', '\ud800', 'x\udc00y', 'half an emoji \ud83d', '\udfff\ud800',
-  "' OR 1=1 --", "'; DROP TABLE services; --", "x') UNION SELECT name FROM system.tables --", '{service:String}', "file('/etc/passwd')",
-  '%00', '%', '%E0%A4%A', '../../../etc/passwd', '\\', '"', "'", '`', '\u202e\u0644\u0627', 'ınfo', 'İ', '😀'.repeat(3), '\u200b', '\r\n\t',
-  '<script>alert(1)</script>', '__proto__', 'constructor', 'prototype', 'null', 'undefined', 'NaN', '-1', '0', '1e309', '9'.repeat(40),
-  '[[[[[[[[[[', '{{{{{{{{', ']]]]', 'lf_0000000000000000', ' ', '',
+  '\u0000',
+  'a\u0000b',
+  '\ud800',
+  'x\udc00y',
+  'half an emoji \ud83d',
+  '\udfff\ud800',
+  "' OR 1=1 --",
+  "'; DROP TABLE services; --",
+  "x') UNION SELECT name FROM system.tables --",
+  '{service:String}',
+  "file('/etc/passwd')",
+  '%00',
+  '%',
+  '%E0%A4%A',
+  '../../../etc/passwd',
+  '\\',
+  '"',
+  "'",
+  '`',
+  '\u202e\u0644\u0627',
+  'ınfo',
+  'İ',
+  '😀'.repeat(3),
+  '\u200b',
+  '\r\n\t',
+  '<script>alert(1)</script>',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'null',
+  'undefined',
+  'NaN',
+  '-1',
+  '0',
+  '1e309',
+  '9'.repeat(40),
+  '[[[[[[[[[[',
+  '{{{{{{{{',
+  ']]]]',
+  'lf_0000000000000000',
+  ' ',
+  '',
 ];
 
 /** UTF-16 code units one by one: lone surrogates included, which the usual string arbitraries never produce. */
-const utf16Units = fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 40 });
+const utf16Units = fc.string({
+  unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+  maxLength: 40,
+});
 
 const hostileText: fc.Arbitrary<string> = fc.oneof(
   { arbitrary: fc.constantFrom(...HOSTILE), weight: 4 },
@@ -109,8 +164,18 @@ const hostileText: fc.Arbitrary<string> = fc.oneof(
   { arbitrary: fc.string({ unit: 'binary', maxLength: 40 }), weight: 1 },
   { arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }), weight: 1 },
   { arbitrary: utf16Units, weight: 2 },
-  { arbitrary: fc.tuple(fc.constantFrom(...HOSTILE), fc.string({ maxLength: 10 }), fc.constantFrom(...HOSTILE)).map((parts) => parts.join('')), weight: 2 },
-  { arbitrary: fc.integer({ min: 1_000, max: 300_000 }).chain((n) => fc.constantFrom('x', '\u0000', '[', '😀', '\ud800').map((c) => c.repeat(n))), weight: 1 },
+  {
+    arbitrary: fc
+      .tuple(fc.constantFrom(...HOSTILE), fc.string({ maxLength: 10 }), fc.constantFrom(...HOSTILE))
+      .map((parts) => parts.join('')),
+    weight: 2,
+  },
+  {
+    arbitrary: fc
+      .integer({ min: 1_000, max: 300_000 })
+      .chain((n) => fc.constantFrom('x', '\u0000', '[', '😀', '\ud800').map((c) => c.repeat(n))),
+    weight: 1,
+  },
 );
 
 /** Percent-encodes any UTF-16 string; lone surrogates go as their 3-byte (WTF-8) form, which is not valid UTF-8. */
@@ -119,7 +184,9 @@ function percentEncode(text: string): string {
   for (const char of text) {
     const unit = char.charCodeAt(0);
     if (char.length === 1 && unit >= 0xd800 && unit <= 0xdfff) {
-      out += [0xe0 | (unit >> 12), 0x80 | ((unit >> 6) & 0x3f), 0x80 | (unit & 0x3f)].map((b) => `%${b.toString(16).toUpperCase()}`).join('');
+      out += [0xe0 | (unit >> 12), 0x80 | ((unit >> 6) & 0x3f), 0x80 | (unit & 0x3f)]
+        .map((b) => `%${b.toString(16).toUpperCase()}`)
+        .join('');
     } else {
       out += encodeURIComponent(char);
     }
@@ -131,7 +198,9 @@ function percentEncode(text: string): string {
 const rawQueryText = fc.oneof(
   hostileText.map(percentEncode),
   fc.constantFrom('%FF', '%C0%80', '%ED%A0%80', '%E0%A4%A', '%', '%%', '%zz', '+', '&', '=', '%2F..%2F', '%00%00'),
-  fc.uint8Array({ maxLength: 30 }).map((bytes) => [...bytes].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('')),
+  fc
+    .uint8Array({ maxLength: 30 })
+    .map((bytes) => [...bytes].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('')),
 );
 
 // ------------------------------------------------- JSON Schema -> arbitraries
@@ -152,7 +221,11 @@ function resolve(doc: OpenApiDocument, schema: Schema): Schema {
 function shaped(doc: OpenApiDocument, input: Schema, depth = 0): fc.Arbitrary<unknown> {
   const schema = resolve(doc, input);
   // A named schema here is the recursive free JSON: valid at any depth by its shape, so also very deep.
-  if (input.$ref !== undefined && depth < 3) return fc.oneof({ arbitrary: shapedResolved(doc, schema, depth), weight: 3 }, { arbitrary: nestedArrays, weight: 1 });
+  if (input.$ref !== undefined && depth < 3)
+    return fc.oneof(
+      { arbitrary: shapedResolved(doc, schema, depth), weight: 3 },
+      { arbitrary: nestedArrays, weight: 1 },
+    );
   return shapedResolved(doc, schema, depth);
 }
 
@@ -176,19 +249,32 @@ function shapedResolved(doc: OpenApiDocument, schema: Schema, depth: number): fc
     case 'integer': {
       const min = schema.exclusiveMinimum === undefined ? (schema.minimum ?? -1e15) : schema.exclusiveMinimum + 1;
       const max = schema.maximum ?? 1e15;
-      return fc.oneof(fc.integer({ min: Math.max(min, -2_147_483_648), max: Math.min(max, Math.max(min, 0) + 5) }), fc.constantFrom(min, max), fc.maxSafeInteger().filter((n) => n >= min && n <= max));
+      return fc.oneof(
+        fc.integer({ min: Math.max(min, -2_147_483_648), max: Math.min(max, Math.max(min, 0) + 5) }),
+        fc.constantFrom(min, max),
+        fc.maxSafeInteger().filter((n) => n >= min && n <= max),
+      );
     }
     case 'number': {
       const min = schema.exclusiveMinimum ?? schema.minimum ?? -1e300;
       const max = schema.maximum ?? 1e300;
-      return fc.double({ min, max, noNaN: true, noDefaultInfinity: true, minExcluded: schema.exclusiveMinimum !== undefined });
+      return fc.double({
+        min,
+        max,
+        noNaN: true,
+        noDefaultInfinity: true,
+        minExcluded: schema.exclusiveMinimum !== undefined,
+      });
     }
     case 'boolean':
       return fc.boolean();
     case 'null':
       return fc.constant(null);
     case 'array':
-      return fc.array(schema.items === undefined ? fc.jsonValue({ maxDepth: 2 }) : shaped(doc, schema.items, depth + 1), { maxLength: Math.min(schema.maxItems ?? 5, 5) });
+      return fc.array(
+        schema.items === undefined ? fc.jsonValue({ maxDepth: 2 }) : shaped(doc, schema.items, depth + 1),
+        { maxLength: Math.min(schema.maxItems ?? 5, 5) },
+      );
     case 'object': {
       const properties = schema.properties ?? {};
       const record = fc.record(
@@ -206,7 +292,11 @@ function shapedResolved(doc: OpenApiDocument, schema: Schema, depth: number): fc
 
 const DAY = 86_400_000;
 const aroundNow = fc.integer({ min: Date.now() - 400 * DAY, max: Date.now() + 40 * DAY }).map((t) => new Date(t));
-const anyDate = fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true });
+const anyDate = fc.date({
+  min: new Date('0000-01-01T00:00:00Z'),
+  max: new Date('9999-12-31T23:59:59Z'),
+  noInvalidDate: true,
+});
 
 function shapedString(schema: Schema): fc.Arbitrary<string> {
   const conforming: Array<fc.Arbitrary<string>> = [];
@@ -217,7 +307,10 @@ function shapedString(schema: Schema): fc.Arbitrary<string> {
     const min = schema.minLength ?? 0;
     const max = Math.max(min, schema.maxLength ?? 200);
     // Inside the length bounds, so the refusal (if any) is about the text, not its length.
-    return fc.oneof({ arbitrary: hostileText.filter((s) => s.length >= min && s.length <= max), weight: 3 }, { arbitrary: hostileText, weight: 1 });
+    return fc.oneof(
+      { arbitrary: hostileText.filter((s) => s.length >= min && s.length <= max), weight: 3 },
+      { arbitrary: hostileText, weight: 1 },
+    );
   }
   return fc.oneof({ arbitrary: fc.oneof(...conforming), weight: 3 }, { arbitrary: hostileText, weight: 1 });
 }
@@ -232,13 +325,17 @@ function headersFor(who: string, keys: Record<string, string>): Record<string, s
   return { authorization: `Bearer ${keys[who]}` };
 }
 
-function urlFor(op: Operation, pathValues: Record<string, string>, query: ReadonlyArray<readonly [string, string]>): string {
+function urlFor(
+  op: Operation,
+  pathValues: Record<string, string>,
+  query: ReadonlyArray<readonly [string, string]>,
+): string {
   const pathname = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => pathValues[name] ?? '');
   return query.length === 0 ? pathname : `${pathname}?${query.map(([k, v]) => `${k}=${v}`).join('&')}`;
 }
 
 /** Scalars go in URLs as text, the way a client writes them. */
-const asText = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value) ?? '');
+const asText = (value: unknown): string => (typeof value === 'string' ? value : (JSON.stringify(value) ?? ''));
 
 function validShapeRequest(doc: OpenApiDocument, op: Operation, keys: Record<string, string>): fc.Arbitrary<Request> {
   const pathParams = op.parameters.filter((p) => p.in === 'path');
@@ -246,8 +343,15 @@ function validShapeRequest(doc: OpenApiDocument, op: Operation, keys: Record<str
   return fc
     .record({
       who: identity,
-      path: fc.record(Object.fromEntries(pathParams.map((p) => [p.name, shaped(doc, p.schema).map((v) => percentEncode(asText(v)))]))),
-      query: fc.record(Object.fromEntries(queryParams.map((p) => [p.name, shaped(doc, p.schema).map((v) => percentEncode(asText(v)))])), { requiredKeys: [] }),
+      path: fc.record(
+        Object.fromEntries(pathParams.map((p) => [p.name, shaped(doc, p.schema).map((v) => percentEncode(asText(v)))])),
+      ),
+      query: fc.record(
+        Object.fromEntries(
+          queryParams.map((p) => [p.name, shaped(doc, p.schema).map((v) => percentEncode(asText(v)))]),
+        ),
+        { requiredKeys: [] },
+      ),
       body: op.body === undefined ? fc.constant(undefined) : shaped(doc, op.body),
     })
     .map(({ who, path: pathValues, query, body }) => ({
@@ -260,18 +364,48 @@ function validShapeRequest(doc: OpenApiDocument, op: Operation, keys: Record<str
 
 /** Deep where a schema takes free JSON (config values, dashboard filters), so validation has to recurse into it. */
 const deepJson = fc
-  .tuple(fc.integer({ min: 60, max: 200_000 }), fc.constantFrom('[', '{"a":'), fc.constantFrom(['', ''], ['{"value":', '}'], ['{"defaultFilters":{"a":', '}}'], ['{"notifications":{"a":', '}}']))
+  .tuple(
+    fc.integer({ min: 60, max: 200_000 }),
+    fc.constantFrom('[', '{"a":'),
+    fc.constantFrom(['', ''], ['{"value":', '}'], ['{"defaultFilters":{"a":', '}}'], ['{"notifications":{"a":', '}}']),
+  )
   .map(([n, open, [before, after]]) => `${before}${open.repeat(n)}1${(open === '[' ? ']' : '}').repeat(n)}${after}`);
 
 const invalidBody: fc.Arbitrary<{ payload?: string; contentType?: string }> = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }).map((v) => ({ payload: JSON.stringify(v), contentType: 'application/json' })),
-  fc.anything({ maxDepth: 3 }).map((v) => ({ payload: JSON.stringify(v) ?? 'undefined', contentType: 'application/json' })),
+  fc
+    .anything({ maxDepth: 3 })
+    .map((v) => ({ payload: JSON.stringify(v) ?? 'undefined', contentType: 'application/json' })),
   fc.string({ maxLength: 200 }).map((s) => ({ payload: s, contentType: 'application/json' })),
   utf16Units.map((s) => ({ payload: `{"a":"${s}"}`, contentType: 'application/json' })),
   deepJson.map((payload) => ({ payload, contentType: 'application/json' })),
-  fc.constantFrom('{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', '{"a":1,"a":2}', '', ' ', 'null', '[]', '"x"', '\u0000').map((payload) => ({ payload, contentType: 'application/json' })),
+  fc
+    .constantFrom(
+      '{"__proto__":{"x":1}}',
+      '{"constructor":{"prototype":{"x":1}}}',
+      '{"a":1,"a":2}',
+      '',
+      ' ',
+      'null',
+      '[]',
+      '"x"',
+      '\u0000',
+    )
+    .map((payload) => ({ payload, contentType: 'application/json' })),
   fc.constant({ payload: `{"value":"${'x'.repeat(1_100_000)}"}`, contentType: 'application/json' }),
-  fc.tuple(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', 'application/xml', 'application/json-patch+json', 'APPLICATION/JSON'))
+  fc
+    .tuple(
+      fc.jsonValue({ maxDepth: 2 }),
+      fc.constantFrom(
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'multipart/form-data; boundary=x',
+        'application/json; charset=latin1',
+        'application/xml',
+        'application/json-patch+json',
+        'APPLICATION/JSON',
+      ),
+    )
     .map(([v, contentType]) => ({ payload: JSON.stringify(v), contentType })),
   fc.constant({}),
 );
@@ -279,7 +413,10 @@ const invalidBody: fc.Arbitrary<{ payload?: string; contentType?: string }> = fc
 function invalidShapeRequest(op: Operation, keys: Record<string, string>): fc.Arbitrary<Request> {
   const pathParams = op.parameters.filter((p) => p.in === 'path');
   const knownQuery = op.parameters.filter((p) => p.in === 'query').map((p) => p.name);
-  const queryKey = fc.oneof(fc.constantFrom(...knownQuery, '__proto__', 'constructor', 'limit', 'cursor', 'as'), fc.string({ maxLength: 8 }).map(percentEncode));
+  const queryKey = fc.oneof(
+    fc.constantFrom(...knownQuery, '__proto__', 'constructor', 'limit', 'cursor', 'as'),
+    fc.string({ maxLength: 8 }).map(percentEncode),
+  );
   return fc
     .record({
       who: identity,
@@ -291,7 +428,10 @@ function invalidShapeRequest(op: Operation, keys: Record<string, string>): fc.Ar
     .map(({ who, path: pathValues, query, body, otherMethod }) => ({
       method: otherMethod ?? op.method,
       url: urlFor(op, pathValues as Record<string, string>, query),
-      headers: { ...headersFor(who, keys), ...(body.contentType === undefined ? {} : { 'content-type': body.contentType }) },
+      headers: {
+        ...headersFor(who, keys),
+        ...(body.contentType === undefined ? {} : { 'content-type': body.contentType }),
+      },
       ...(body.payload === undefined ? {} : { payload: body.payload }),
     }));
 }
@@ -308,15 +448,21 @@ const answered = new Map<number, number>();
 
 /** A digest of each table the API writes; api_keys without last_used_at, which every authenticated request sets. */
 async function pgDigest(): Promise<Record<string, string>> {
-  const parts = PG_TABLES.map((t) => `(SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM ${t} x) AS ${t}`);
-  parts.push(`(SELECT md5(coalesce(string_agg(concat_ws(',', id, name, role, revoked_at), '|' ORDER BY id), '')) FROM api_keys) AS api_keys`);
+  const parts = PG_TABLES.map(
+    (t) => `(SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM ${t} x) AS ${t}`,
+  );
+  parts.push(
+    `(SELECT md5(coalesce(string_agg(concat_ws(',', id, name, role, revoked_at), '|' ORDER BY id), '')) FROM api_keys) AS api_keys`,
+  );
   return (await engines.postgres.query<Record<string, string>>(`SELECT ${parts.join(', ')}`)).rows[0]!;
 }
 
 async function chCounts(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const t of CH_TABLES) {
-    const [row] = await (await engines.clickhouse.query({ query: `SELECT count() AS n FROM ${t}`, format: 'JSONEachRow' })).json<{ n: string }>();
+    const [row] = await (
+      await engines.clickhouse.query({ query: `SELECT count() AS n FROM ${t}`, format: 'JSONEachRow' })
+    ).json<{ n: string }>();
     out[t] = Number(row?.n);
   }
   return out;
@@ -325,10 +471,35 @@ async function chCounts(): Promise<Record<string, number>> {
 function seedLog(i: number, now: number): StoredLog {
   const service = ['payment-service', 'order-service'][i % 2]!;
   return {
-    log_id: randomUUID(), timestamp: now - i * 60_000, service, environment: 'production', level: i % 3 === 0 ? 'ERROR' : 'INFO',
-    message: `request ${i} failed`, host: 'h', region: '', version: '', logger: '', trace_id: '', span_id: '', request_id: '', user_id: '', session_id: '',
-    http_method: '', http_path: '', http_status: null, duration_ms: i, error_type: '', error_code: '', stack_trace: '', attributes: {},
-    template: 'request <*> failed', error_hash: i % 3 === 0 ? '1001' : '0', ingested_at: now, kafka_topic: 'raw-logs', kafka_partition: 0, kafka_offset: i,
+    log_id: randomUUID(),
+    timestamp: now - i * 60_000,
+    service,
+    environment: 'production',
+    level: i % 3 === 0 ? 'ERROR' : 'INFO',
+    message: `request ${i} failed`,
+    host: 'h',
+    region: '',
+    version: '',
+    logger: '',
+    trace_id: '',
+    span_id: '',
+    request_id: '',
+    user_id: '',
+    session_id: '',
+    http_method: '',
+    http_path: '',
+    http_status: null,
+    duration_ms: i,
+    error_type: '',
+    error_code: '',
+    stack_trace: '',
+    attributes: {},
+    template: 'request <*> failed',
+    error_hash: i % 3 === 0 ? '1001' : '0',
+    ingested_at: now,
+    kafka_topic: 'raw-logs',
+    kafka_partition: 0,
+    kafka_offset: i,
   };
 }
 
@@ -339,21 +510,61 @@ beforeAll(async () => {
   await migrateAll(engines);
   const repos = createRepositories(engines.postgres);
   const now = Date.now();
-  await engines.clickhouse.insert({ table: 'logs', columns: [...LOGS_COLUMNS] as [string, ...string[]], values: Array.from({ length: 60 }, (_, i) => toLogsRow(seedLog(i, now))), format: 'JSONCompactEachRow' });
+  await engines.clickhouse.insert({
+    table: 'logs',
+    columns: [...LOGS_COLUMNS] as [string, ...string[]],
+    values: Array.from({ length: 60 }, (_, i) => toLogsRow(seedLog(i, now))),
+    format: 'JSONCompactEachRow',
+  });
   for (const service of ['payment-service', 'order-service']) {
-    await repos.anomalyAlerts.insert({ dedupKey: `spike|${service}`, rule: 'spike', alertType: 'spike', status: 'open', severity: 'high', service, environment: 'production', level: 'ERROR', score: 5 });
+    await repos.anomalyAlerts.insert({
+      dedupKey: `spike|${service}`,
+      rule: 'spike',
+      alertType: 'spike',
+      status: 'open',
+      severity: 'high',
+      service,
+      environment: 'production',
+      level: 'ERROR',
+      score: 5,
+    });
   }
-  await repos.nightlyReports.upsertForDate({ reportDate: new Date(now - DAY).toISOString().slice(0, 10), producedBy: 'statistical', summary: 'a day', keyIssues: [], totalLogs: 60, totalErrors: 20, errorRate: 0.33, uniquePatterns: 1, anomaliesDetected: 1 });
-  await repos.analysisJobs.create({ jobType: 'on_demand', targetDate: new Date(now - DAY).toISOString().slice(0, 10), requestedBy: 'seed' });
-  await repos.alertSilences.create({ service: 'order-service', reason: 'seed', createdBy: 'seed', expiresAt: new Date(now + DAY) });
+  await repos.nightlyReports.upsertForDate({
+    reportDate: new Date(now - DAY).toISOString().slice(0, 10),
+    producedBy: 'statistical',
+    summary: 'a day',
+    keyIssues: [],
+    totalLogs: 60,
+    totalErrors: 20,
+    errorRate: 0.33,
+    uniquePatterns: 1,
+    anomaliesDetected: 1,
+  });
+  await repos.analysisJobs.create({
+    jobType: 'on_demand',
+    targetDate: new Date(now - DAY).toISOString().slice(0, 10),
+    requestedBy: 'seed',
+  });
+  await repos.alertSilences.create({
+    service: 'order-service',
+    reason: 'seed',
+    createdBy: 'seed',
+    expiresAt: new Date(now + DAY),
+  });
   for (const role of ROLES) keys[role] = (await repos.apiKeys.create(`fuzz-${role}`, role)).key;
 
   const embedder = createLocalEmbedder();
   const vectorStore = new ClickHouseVectorStore({ client: engines.clickhouse });
   await vectorStore.ensureCollection(embedder.dimension!);
   app = await buildApiServer({
-    config, logger: createLogger({ level: 'fatal' }), metrics: createMetrics({ defaultMetrics: false }), health: new Health(),
-    clickhouse: engines.clickhouse, repositories: repos, vectorStore, embedder,
+    config,
+    logger: createLogger({ level: 'fatal' }),
+    metrics: createMetrics({ defaultMetrics: false }),
+    health: new Health(),
+    clickhouse: engines.clickhouse,
+    repositories: repos,
+    vectorStore,
+    embedder,
   });
   await app.ready();
   doc = JSON.parse((await app.inject({ method: 'GET', url: '/openapi.json' })).body) as OpenApiDocument;
@@ -401,7 +612,12 @@ function reachesRoute(op: Operation, request: Request): boolean {
 /** Sends one request and checks everything that must hold whatever it was. */
 async function check(request: Request, op: Operation): Promise<void> {
   const before = await pgDigest();
-  const response = await app.inject({ method: request.method, url: request.url, headers: request.headers, ...(request.payload === undefined ? {} : { payload: request.payload }) });
+  const response = await app.inject({
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    ...(request.payload === undefined ? {} : { payload: request.payload }),
+  });
   const status = response.statusCode;
   answered.set(status, (answered.get(status) ?? 0) + 1);
   const what = `${request.method} ${request.url.slice(0, 300)} ${request.payload?.slice(0, 300) ?? ''} -> ${status} ${response.body.slice(0, 300)}`;
@@ -430,24 +646,40 @@ describe('every endpoint of the OpenAPI document under fuzzing', () => {
     for (const ref of new Set(refs)) expect(doc.components?.schemas?.[ref], ref).toBeDefined();
   });
 
-  it('valid shapes with hostile strings, by every role: no 5xx, and refused requests change nothing', { timeout: 120_000 }, async () => {
+  it('valid shapes with hostile strings, by every role: no 5xx, and refused requests change nothing', {
+    timeout: 120_000,
+  }, async () => {
     const ch = await chCounts();
     const started = performance.now();
-    const request = fc.constantFrom(...operations).chain((op) => validShapeRequest(doc, op, keys).map((r) => ({ op, r })));
-    await fc.assert(fc.asyncProperty(request, async ({ op, r }) => check(r, op)), { numRuns: 500 });
-    console.log(`valid shapes: ${Math.round(performance.now() - started)} ms; statuses ${JSON.stringify(Object.fromEntries(answered))}`);
+    const request = fc
+      .constantFrom(...operations)
+      .chain((op) => validShapeRequest(doc, op, keys).map((r) => ({ op, r })));
+    await fc.assert(
+      fc.asyncProperty(request, async ({ op, r }) => check(r, op)),
+      { numRuns: 500 },
+    );
+    console.log(
+      `valid shapes: ${Math.round(performance.now() - started)} ms; statuses ${JSON.stringify(Object.fromEntries(answered))}`,
+    );
     expect(await chCounts()).toEqual(ch);
     // The property reached the handlers, not only the validation: some requests succeeded.
     expect([...answered.keys()].some((s) => s < 300)).toBe(true);
   });
 
-  it('invalid shapes, bodies and encodings, by every role: no 5xx, and refused requests change nothing', { timeout: 120_000 }, async () => {
+  it('invalid shapes, bodies and encodings, by every role: no 5xx, and refused requests change nothing', {
+    timeout: 120_000,
+  }, async () => {
     answered.clear();
     const ch = await chCounts();
     const started = performance.now();
     const request = fc.constantFrom(...operations).chain((op) => invalidShapeRequest(op, keys).map((r) => ({ op, r })));
-    await fc.assert(fc.asyncProperty(request, async ({ op, r }) => check(r, op)), { numRuns: 500 });
-    console.log(`invalid shapes: ${Math.round(performance.now() - started)} ms; statuses ${JSON.stringify(Object.fromEntries(answered))}`);
+    await fc.assert(
+      fc.asyncProperty(request, async ({ op, r }) => check(r, op)),
+      { numRuns: 500 },
+    );
+    console.log(
+      `invalid shapes: ${Math.round(performance.now() - started)} ms; statuses ${JSON.stringify(Object.fromEntries(answered))}`,
+    );
     expect(await chCounts()).toEqual(ch);
     expect(answered.has(400)).toBe(true);
   });

@@ -34,7 +34,20 @@ const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharC
 const hostileText = fc.oneof(
   fc.string({ unit: codeUnit, maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
-  fc.constantFrom('\u0000', '\ud800', '\udfff', 'x\ud83d', '\ud83d\ude00', '\\', '"', '\n\r\t', '\u2028', '\ufffd', 'ınfo', "x'); DROP TABLE logs; --"),
+  fc.constantFrom(
+    '\u0000',
+    '\ud800',
+    '\udfff',
+    'x\ud83d',
+    '\ud83d\ude00',
+    '\\',
+    '"',
+    '\n\r\t',
+    '\u2028',
+    '\ufffd',
+    'ınfo',
+    "x'); DROP TABLE logs; --",
+  ),
   // Straddles the cuts at 1,000 and 4,096 characters with an emoji.
   fc.constantFrom(999, 4_095).map((n) => `${'e'.repeat(n)}\u{1F525} tail`),
 );
@@ -50,7 +63,10 @@ const timestamp = fc.oneof(
 const asPayload = (value: string | Uint8Array | null): Buffer | null => (value === null ? null : Buffer.from(value));
 
 // Mostly valid, so most records get past the parser and hostile text in the other fields reaches the stores.
-const service = fc.oneof({ weight: 8, arbitrary: fc.constantFrom('checkout', 'auth-service', 'api.gateway:v2') }, { weight: 1, arbitrary: hostileText });
+const service = fc.oneof(
+  { weight: 8, arbitrary: fc.constantFrom('checkout', 'auth-service', 'api.gateway:v2') },
+  { weight: 1, arbitrary: hostileText },
+);
 const level = fc.oneof(
   { weight: 8, arbitrary: fc.constantFrom('INFO', 'warn', 'Error', 'FATAL', 'critical') },
   { weight: 1, arbitrary: fc.constantFrom('ınfo', 'constructor', 'LOUD') },
@@ -79,14 +95,35 @@ const hostileEvent = fc
 const rawEscapes = fc
   .tuple(
     fc.constantFrom('checkout', 'svc\\ud800', 'svc\\u0000'),
-    fc.array(fc.constantFrom('\\ud800', '\\udc00', '\\uD83D\\uDE00', '\\u0000', '\\u00e9', '\\\\', '\\"', '\\n', 'text', ' ', '\\x', '\\', '"', '\\u12'), {
-      minLength: 1,
-      maxLength: 8,
-    }),
+    fc.array(
+      fc.constantFrom(
+        '\\ud800',
+        '\\udc00',
+        '\\uD83D\\uDE00',
+        '\\u0000',
+        '\\u00e9',
+        '\\\\',
+        '\\"',
+        '\\n',
+        'text',
+        ' ',
+        '\\x',
+        '\\',
+        '"',
+        '\\u12',
+      ),
+      {
+        minLength: 1,
+        maxLength: 8,
+      },
+    ),
     fc.constantFrom('ERROR', 'INFO', 'W\\u0041RN'),
     recentTimestamp,
   )
-  .map(([svc, pieces, lvl, ts]) => `{"timestamp":"${ts}","service":"${svc}","level":"${lvl}","message":"${pieces.join('')}"}`);
+  .map(
+    ([svc, pieces, lvl, ts]) =>
+      `{"timestamp":"${ts}","service":"${svc}","level":"${lvl}","message":"${pieces.join('')}"}`,
+  );
 
 const message = fc.oneof(
   { weight: 8, arbitrary: hostileEvent },
@@ -106,7 +143,9 @@ describe('arbitrary messages through ingest, vectorize and detect on the real br
   const stopReading = new Subject<void>();
 
   const read = (topic: string, into: DeadLetter[]) => {
-    const reader = h.resources.topics().subscribe({ groupId: uniqueName('fuzz-dlq'), topics: [topic], stop$: stopReading });
+    const reader = h.resources
+      .topics()
+      .subscribe({ groupId: uniqueName('fuzz-dlq'), topics: [topic], stop$: stopReading });
     reader.records$.subscribe((e) => {
       into.push(JSON.parse(e.value.value.toString()) as DeadLetter);
       e.ack();
@@ -161,12 +200,20 @@ describe('arbitrary messages through ingest, vectorize and detect on the real br
           runs += 1;
           const now = Date.now();
           const payloads = batch.map(asPayload);
-          const [meta] = await producer.send({ topic: h.config.topics.rawLogs, acks: -1, messages: payloads.map((value, i) => ({ key: `run${runs}:${i}`, value })) });
+          const [meta] = await producer.send({
+            topic: h.config.topics.rawLogs,
+            acks: -1,
+            messages: payloads.map((value, i) => ({ key: `run${runs}:${i}`, value })),
+          });
           const base = Number(meta!.baseOffset);
           expect(base).toBe(produced);
           produced += batch.length;
 
-          await h.waitFor(async () => (await storedOffsets()).length + rawLetters.length >= produced, `all ${produced} records stored or dead-lettered`, 60_000);
+          await h.waitFor(
+            async () => (await storedOffsets()).length + rawLetters.length >= produced,
+            `all ${produced} records stored or dead-lettered`,
+            60_000,
+          );
           const stored = await storedOffsets();
           const lettered = rawLetters.map((l) => l.source_offset);
           // Once each, never both, nothing missing.
@@ -174,17 +221,27 @@ describe('arbitrary messages through ingest, vectorize and detect on the real br
           expect(new Set(lettered).size).toBe(lettered.length);
           expect(stored.filter((o) => lettered.includes(o))).toEqual([]);
           expect([...stored, ...lettered].sort((a, b) => a - b)).toEqual(Array.from({ length: produced }, (_, i) => i));
-          for (const letter of rawLetters) expect(letter.error_message.length, JSON.stringify(letter)).toBeGreaterThan(0);
-          // What the parser accepts, the store takes: a refusal at the sink would mean text the parser should have refused.
+          for (const letter of rawLetters)
+            expect(letter.error_message.length, JSON.stringify(letter)).toBeGreaterThan(0);
+          // What the parser accepts, the store takes: a refusal at the sink would mean text the parser should have
+          // refused.
           payloads.forEach((value, i) => {
             let accepted = false;
             try {
-              parseLogEvent(value ?? Buffer.alloc(0), { topic: h.config.topics.rawLogs, partition: 0, offset: base + i }, now);
+              parseLogEvent(
+                value ?? Buffer.alloc(0),
+                { topic: h.config.topics.rawLogs, partition: 0, offset: base + i },
+                now,
+              );
               accepted = true;
             } catch {
               // The parser's refusal is checked above: dead-lettered with a reason.
             }
-            if (accepted) expect(stored, `record ${base + i} (${String(value)}) was accepted by the parser but not stored`).toContain(base + i);
+            if (accepted)
+              expect(
+                stored,
+                `record ${base + i} (${String(value)}) was accepted by the parser but not stored`,
+              ).toContain(base + i);
           });
 
           // Every stored problem row reaches vectorize: vectorized or dead-lettered there.
@@ -194,7 +251,9 @@ describe('arbitrary messages through ingest, vectorize and detect on the real br
           );
           await h.waitFor(
             async () =>
-              (await h.count("SELECT count() FROM logs WHERE kafka_topic = {t:String} AND is_vectorized = 1", { t: h.config.topics.rawLogs })) +
+              (await h.count('SELECT count() FROM logs WHERE kafka_topic = {t:String} AND is_vectorized = 1', {
+                t: h.config.topics.rawLogs,
+              })) +
                 queueLetters.length >=
               problems,
             'vectorize to account for every problem row',
@@ -203,7 +262,8 @@ describe('arbitrary messages through ingest, vectorize and detect on the real br
           // detect read every record (its offsets are committed with its checkpoints).
           const detectGroup = consumerGroup(h.config, 'detect');
           await h.waitFor(
-            async () => (await h.resources.topics().committedOffsets(detectGroup, h.config.topics.rawLogs)).get(0) === produced,
+            async () =>
+              (await h.resources.topics().committedOffsets(detectGroup, h.config.topics.rawLogs)).get(0) === produced,
             'detect to read every record',
             60_000,
           );
@@ -218,6 +278,8 @@ describe('arbitrary messages through ingest, vectorize and detect on the real br
     expect(runs).toBeGreaterThanOrEqual(25);
     expect((await storedOffsets()).length).toBeGreaterThan(0);
     expect(rawLetters.length).toBeGreaterThan(0);
-    console.log(`fuzz-ingest-path: ${produced} records in ${runs} runs, ${rawLetters.length} dead-lettered, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `fuzz-ingest-path: ${produced} records in ${runs} runs, ${rawLetters.length} dead-lettered, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
   }, 600_000);
 });

@@ -33,36 +33,61 @@ function parseOrInputError(payload: Buffer): void {
 const validish = fc.record(
   {
     log_id: fc.oneof(fc.uuid(), fc.string(), fc.integer()),
-    timestamp: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.integer(), fc.double(), fc.string()),
+    timestamp: fc.oneof(
+      fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+      fc.integer(),
+      fc.double(),
+      fc.string(),
+    ),
     service: fc.oneof(fc.constantFrom('api', 'auth-service'), fc.string(), fc.integer()),
     environment: fc.oneof(fc.string(), fc.constant(null)),
     level: fc.oneof(fc.constantFrom('INFO', 'warn', 'Error', 'FATAL', 'LOUD'), fc.string(), fc.integer()),
     message: fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.integer(), fc.constant('')),
     http_status: fc.oneof(fc.integer(), fc.string(), fc.constant(null)),
     duration_ms: fc.oneof(fc.double(), fc.string(), fc.constant(null)),
-    attributes: fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.dictionary(fc.string(), fc.jsonValue()), fc.jsonValue()),
+    attributes: fc.oneof(
+      fc.dictionary(fc.string(), fc.string()),
+      fc.dictionary(fc.string(), fc.jsonValue()),
+      fc.jsonValue(),
+    ),
   },
   { requiredKeys: [] },
 );
 
 describe('parser and normalizer under arbitrary input', () => {
   it('the parser turns any bytes into an event or an InputError', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 4_096 }), (bytes) => parseOrInputError(Buffer.from(bytes))), { numRuns: 2_000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 4_096 }), (bytes) => parseOrInputError(Buffer.from(bytes))),
+      { numRuns: 2_000 },
+    );
   });
 
   it('the parser turns any JSON, and any near-valid event, into an event or an InputError', () => {
-    fc.assert(fc.property(fc.jsonValue(), (value) => parseOrInputError(Buffer.from(JSON.stringify(value) ?? 'null'))), { numRuns: 1_000 });
-    fc.assert(fc.property(validish, (value) => parseOrInputError(Buffer.from(JSON.stringify(value)))), { numRuns: 2_000 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => parseOrInputError(Buffer.from(JSON.stringify(value) ?? 'null'))),
+      { numRuns: 1_000 },
+    );
+    fc.assert(
+      fc.property(validish, (value) => parseOrInputError(Buffer.from(JSON.stringify(value)))),
+      { numRuns: 2_000 },
+    );
   });
 
   it('the normalizer never throws and is deterministic for any string', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 2_000 }), fc.string({ unit: 'binary', maxLength: 2_000 }), fc.string({ unit: 'grapheme', maxLength: 500 })), (text) => {
-        const a = normalizeMessage(text);
-        expect(normalizeMessage(text)).toEqual(a);
-        expect(typeof a.template).toBe('string');
-        expect(a.errorHash).toMatch(/^\d+$/);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 2_000 }),
+          fc.string({ unit: 'binary', maxLength: 2_000 }),
+          fc.string({ unit: 'grapheme', maxLength: 500 }),
+        ),
+        (text) => {
+          const a = normalizeMessage(text);
+          expect(normalizeMessage(text)).toEqual(a);
+          expect(typeof a.template).toBe('string');
+          expect(a.errorHash).toMatch(/^\d+$/);
+        },
+      ),
       { numRuns: 3_000 },
     );
   });
@@ -122,18 +147,41 @@ describe('parser and normalizer under arbitrary input', () => {
       const count = Math.floor(7_000 / unit.length);
       const small = units(unit, count);
       const large = units(unit, count * 8);
-      ratios[name] = costRatio(() => normalizeMessage(small), () => normalizeMessage(large), 8);
+      ratios[name] = costRatio(
+        () => normalizeMessage(small),
+        () => normalizeMessage(large),
+        8,
+      );
     }
-    for (const [name, ratio] of Object.entries(ratios)) expect(ratio, `${name}: 8n costs ${ratio.toFixed(1)} x n`).toBeLessThan(LIMIT);
+    for (const [name, ratio] of Object.entries(ratios))
+      expect(ratio, `${name}: 8n costs ${ratio.toFixed(1)} x n`).toBeLessThan(LIMIT);
   });
 
   it('parser work grows linearly with payload size', () => {
     const ts = new Date(NOW).toISOString();
     const payloads: Record<string, (n: number) => Buffer> = {
-      'long message': (n) => Buffer.from(JSON.stringify({ timestamp: ts, service: 'api', level: 'INFO', message: units('abc 123 ', n / 8) })),
-      'escaped message': (n) => Buffer.from(JSON.stringify({ timestamp: ts, service: 'api', level: 'INFO', message: units('\\"\n\u00e9', n / 8) })),
-      'deeply nested attributes': (n) => Buffer.from(`{"timestamp":"${ts}","service":"api","level":"INFO","message":"m","attributes":{"a":${'['.repeat(n / 2)}${']'.repeat(n / 2)}}}`),
-      'many attributes': (n) => Buffer.from(JSON.stringify({ timestamp: ts, service: 'api', level: 'INFO', message: 'm', attributes: Object.fromEntries(Array.from({ length: n / 16 }, (_, i) => [`k${i}`, 'v'])) })),
+      'long message': (n) =>
+        Buffer.from(
+          JSON.stringify({ timestamp: ts, service: 'api', level: 'INFO', message: units('abc 123 ', n / 8) }),
+        ),
+      'escaped message': (n) =>
+        Buffer.from(
+          JSON.stringify({ timestamp: ts, service: 'api', level: 'INFO', message: units('\\"\n\u00e9', n / 8) }),
+        ),
+      'deeply nested attributes': (n) =>
+        Buffer.from(
+          `{"timestamp":"${ts}","service":"api","level":"INFO","message":"m","attributes":{"a":${'['.repeat(n / 2)}${']'.repeat(n / 2)}}}`,
+        ),
+      'many attributes': (n) =>
+        Buffer.from(
+          JSON.stringify({
+            timestamp: ts,
+            service: 'api',
+            level: 'INFO',
+            message: 'm',
+            attributes: Object.fromEntries(Array.from({ length: n / 16 }, (_, i) => [`k${i}`, 'v'])),
+          }),
+        ),
       'invalid utf-8': (n) => Buffer.concat([Buffer.from('{"message":"'), Buffer.alloc(n, 0xff), Buffer.from('"}')]),
     };
     const run = (b: Buffer) => () => {

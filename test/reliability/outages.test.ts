@@ -21,7 +21,14 @@ import { vectorize } from '../../src/pipelines/vectorize.ts';
 import { serveProcessEndpoints, startPipeline, type RunningPipeline } from '../../src/app/runner.ts';
 import { KafkaTopics } from '../../src/sources/kafka-topics.ts';
 import { startOpenAIServer, type OpenAITestServer } from '../support/openai-server.ts';
-import { freePort, startPrivateKafka, startPrivatePostgres, startPrivateRedis, type PrivateKafka, type PrivateService } from '../support/private-services.ts';
+import {
+  freePort,
+  startPrivateKafka,
+  startPrivatePostgres,
+  startPrivateRedis,
+  type PrivateKafka,
+  type PrivateService,
+} from '../support/private-services.ts';
 import { createStack, sleep, waitFor, type Stack } from './support.ts';
 
 const OUTAGE_MS = 30_000;
@@ -58,7 +65,11 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
     stack = await createStack({
       postgresUrl: postgres.url,
       brokers: kafka.brokers,
-      extraEnv: { LOGFLOW_REDIS_URL: redis.url, LOGFLOW_EMBEDDINGS_URL: openai.url, LOGFLOW_EMBEDDINGS_MODEL: 'test-embed' },
+      extraEnv: {
+        LOGFLOW_REDIS_URL: redis.url,
+        LOGFLOW_EMBEDDINGS_URL: openai.url,
+        LOGFLOW_EMBEDDINGS_MODEL: 'test-embed',
+      },
     });
     const { config } = stack;
 
@@ -66,7 +77,8 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
     const lines: Array<Record<string, unknown>> = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString().split('\n')) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+        for (const line of chunk.toString().split('\n'))
+          if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
         done();
       },
     });
@@ -75,11 +87,24 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
     resources = openResources(config, logger);
     const healthOf = { ingest: new Health(), vectorize: new Health() };
     const start = (definition: typeof ingest, health: Health, options: Record<string, string>) => {
-      const r = startPipeline(definition, { config, logger, metrics, resources: resources!, health, options, probe: () => resources!.health(), probeIntervalMs: 1_000 });
+      const r = startPipeline(definition, {
+        config,
+        logger,
+        metrics,
+        resources: resources!,
+        health,
+        options,
+        probe: () => resources!.health(),
+        probeIntervalMs: 1_000,
+      });
       running.push(r);
       return r;
     };
-    const ingesting = start(ingest, healthOf.ingest, { 'batch-size': '500', 'batch-wait-ms': '100', 'max-in-flight': String(MAX_IN_FLIGHT) });
+    const ingesting = start(ingest, healthOf.ingest, {
+      'batch-size': '500',
+      'batch-wait-ms': '100',
+      'max-in-flight': String(MAX_IN_FLIGHT),
+    });
     const vectorizing = start(vectorize, healthOf.vectorize, {});
     const port = await freePort();
     servers.push(await serveProcessEndpoints({ metrics, health: healthOf.ingest, port }));
@@ -87,8 +112,17 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
     servers.push(await serveProcessEndpoints({ metrics, health: healthOf.vectorize, port: vectorizePort }));
 
     const engines = await resources.engines();
-    const count = async (sql: string) => Number(Object.values((await (await engines.clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, string>>())[0] ?? {})[0]);
-    const recordsIn = async () => (await metrics.recordsIn.get()).values.find((v) => v.labels.pipeline === 'ingest' && v.labels.stage === 'source')?.value ?? 0;
+    const count = async (sql: string) =>
+      Number(
+        Object.values(
+          (
+            await (await engines.clickhouse.query({ query: sql, format: 'JSONEachRow' })).json<Record<string, string>>()
+          )[0] ?? {},
+        )[0],
+      );
+    const recordsIn = async () =>
+      (await metrics.recordsIn.get()).values.find((v) => v.labels.pipeline === 'ingest' && v.labels.stage === 'source')
+        ?.value ?? 0;
     const sample = async (p: number): Promise<Sample> => {
       const res = await fetch(`http://127.0.0.1:${p}/readyz`);
       return { at: Date.now(), readyz: res.status, snapshot: (await res.json()) as HealthSnapshot };
@@ -106,8 +140,16 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
           const k = produced + j;
           const isError = errorEvery > 0 && k % errorEvery === 0;
           if (isError) errorPatterns += 1;
-          const message = isError ? `failure kind${errorPatterns} ${'abcdefghij'.charAt(errorPatterns % 10)}${errorPatterns.toString(36).replace(/\d/g, (d) => 'klmnopqrst'.charAt(Number(d)))} in stage` : `request ${k} served in ${k % 300} ms`;
-          const log = { log_id: randomUUID(), timestamp: new Date(Date.now() - 60_000).toISOString(), service: `svc-${k % 4}`, level: isError ? 'ERROR' : 'INFO', message };
+          const message = isError
+            ? `failure kind${errorPatterns} ${'abcdefghij'.charAt(errorPatterns % 10)}${errorPatterns.toString(36).replace(/\d/g, (d) => 'klmnopqrst'.charAt(Number(d)))} in stage`
+            : `request ${k} served in ${k % 300} ms`;
+          const log = {
+            log_id: randomUUID(),
+            timestamp: new Date(Date.now() - 60_000).toISOString(),
+            service: `svc-${k % 4}`,
+            level: isError ? 'ERROR' : 'INFO',
+            message,
+          };
           return { key: log.service, value: JSON.stringify(log) };
         });
         await producer.send(config.topics.rawLogs, chunk);
@@ -117,16 +159,41 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
       }
     };
     await produce(2_000, 2_000, 50);
-    await waitFor(async () => (await count('SELECT count() FROM logs')) >= produced, 'the first logs to be stored', 180_000).catch((error: unknown) => {
+    await waitFor(
+      async () => (await count('SELECT count() FROM logs')) >= produced,
+      'the first logs to be stored',
+      180_000,
+    ).catch((error: unknown) => {
       // Say why: a failed pipeline, or what the pipelines logged as errors.
-      const problems = lines.filter((l) => Number(l.level) >= 40).slice(-15).map((l) => `${String(l.pipeline ?? l.component ?? '')}: ${String(l.msg)} ${JSON.stringify(l.err ?? l.reason ?? '')}`.slice(0, 400));
-      throw new Error(`${(error as Error).message}; ingest ${JSON.stringify(healthOf.ingest.snapshot())}; stored ${produced}?\n${problems.join('\n')}`);
+      const problems = lines
+        .filter((l) => Number(l.level) >= 40)
+        .slice(-15)
+        .map((l) =>
+          `${String(l.pipeline ?? l.component ?? '')}: ${String(l.msg)} ${JSON.stringify(l.err ?? l.reason ?? '')}`.slice(
+            0,
+            400,
+          ),
+        );
+      throw new Error(
+        `${(error as Error).message}; ingest ${JSON.stringify(healthOf.ingest.snapshot())}; stored ${produced}?\n${problems.join('\n')}`,
+      );
     });
-    await waitFor(async () => healthOf.ingest.snapshot().status === 'ok' && healthOf.vectorize.snapshot().status === 'ok', 'healthy pipelines', 30_000);
+    await waitFor(
+      async () => healthOf.ingest.snapshot().status === 'ok' && healthOf.vectorize.snapshot().status === 'ok',
+      'healthy pipelines',
+      30_000,
+    );
 
     // ---------------------------------------------------------------- PostgreSQL, 30 s
     const episodeLines = (from: number, pipeline: string) =>
-      lines.slice(from).filter((l) => l.pipeline === pipeline && typeof l.msg === 'string' && / is failing; retrying| recovered after /.test(l.msg));
+      lines
+        .slice(from)
+        .filter(
+          (l) =>
+            l.pipeline === pipeline &&
+            typeof l.msg === 'string' &&
+            / is failing; retrying| recovered after /.test(l.msg),
+        );
     let mark = lines.length;
     const flowing = produce(12_000, 400, 50);
     await sleep(2_000);
@@ -142,14 +209,21 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
     const readDuringOutage = await recordsIn();
     await postgres.start();
     await flowing;
-    await waitFor(async () => (await count('SELECT count() FROM logs')) >= produced, 'every log stored after PostgreSQL came back', 180_000);
+    await waitFor(
+      async () => (await count('SELECT count() FROM logs')) >= produced,
+      'every log stored after PostgreSQL came back',
+      180_000,
+    );
     await waitFor(async () => healthOf.ingest.snapshot().status === 'ok', 'ingest healthy again', 60_000);
     const afterPg = await sample(port);
 
     // Degraded while PostgreSQL was away (after the first failed write noticed it), 503 on /readyz.
     const settled = pgSamples.filter((s) => s.at - pgDown > 5_000);
     expect(settled.length).toBeGreaterThan(10);
-    expect(settled.every((s) => s.readyz === 503 && s.snapshot.status === 'degraded'), JSON.stringify(settled.slice(0, 3))).toBe(true);
+    expect(
+      settled.every((s) => s.readyz === 503 && s.snapshot.status === 'degraded'),
+      JSON.stringify(settled.slice(0, 3)),
+    ).toBe(true);
     expect(afterPg.readyz).toBe(200);
     // Paused, not buffering: what was read but not stored stayed within max-in-flight, though 400 logs/s kept arriving.
     expect(maxUnacked).toBeLessThanOrEqual(MAX_IN_FLIGHT);
@@ -178,17 +252,33 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
     await redis.start();
     await flowingErrors;
     expect(errorPatterns).toBeGreaterThan(patternsBefore);
-    await waitFor(async () => (await count('SELECT count() FROM logs')) >= produced, 'every log stored after the Redis outage', 120_000);
+    await waitFor(
+      async () => (await count('SELECT count() FROM logs')) >= produced,
+      'every log stored after the Redis outage',
+      120_000,
+    );
     const errors = await count("SELECT count() FROM logs WHERE level = 'ERROR'");
-    await waitFor(async () => (await count("SELECT count() FROM logs WHERE level = 'ERROR' AND is_vectorized = 1")) >= errors, 'every error vectorized', 120_000);
+    await waitFor(
+      async () => (await count("SELECT count() FROM logs WHERE level = 'ERROR' AND is_vectorized = 1")) >= errors,
+      'every error vectorized',
+      120_000,
+    );
     await waitFor(async () => healthOf.vectorize.snapshot().status === 'ok', 'vectorize healthy again', 60_000);
 
     const redisSettled = redisSamples.filter((s) => s.at - redisDown > 3_000);
-    expect(redisSettled.every((s) => s.readyz === 503 && Object.keys(s.snapshot.degraded).includes('probe:cache')), JSON.stringify(redisSettled.slice(0, 2))).toBe(true);
+    expect(
+      redisSettled.every((s) => s.readyz === 503 && Object.keys(s.snapshot.degraded).includes('probe:cache')),
+      JSON.stringify(redisSettled.slice(0, 2)),
+    ).toBe(true);
     // The cache degrades to misses: vectorize went on embedding during the outage (nothing waited for Redis).
-    expect(lines.slice(mark).filter((l) => typeof l.msg === 'string' && l.msg.startsWith('embedding cache unavailable'))).toHaveLength(1);
+    expect(
+      lines.slice(mark).filter((l) => typeof l.msg === 'string' && l.msg.startsWith('embedding cache unavailable')),
+    ).toHaveLength(1);
     const cacheEpisodes = episodeLines(mark, 'vectorize').filter((l) => l.component === 'probe:cache');
-    expect(cacheEpisodes.map((l) => String(l.msg).includes('is failing') ? 'failing' : 'recovered')).toEqual(['failing', 'recovered']);
+    expect(cacheEpisodes.map((l) => (String(l.msg).includes('is failing') ? 'failing' : 'recovered'))).toEqual([
+      'failing',
+      'recovered',
+    ]);
 
     // ---------------------------------------------------------------- Kafka restart
     mark = lines.length;
@@ -202,9 +292,20 @@ describe('outages of PostgreSQL, Redis and Kafka while pipelines run', () => {
     }
     await kafka.start();
     await produce(3_000, 1_000, 50);
-    await waitFor(async () => (await count('SELECT count() FROM logs')) >= produced, 'every log stored after the broker restart', 180_000);
-    await waitFor(async () => healthOf.ingest.snapshot().status === 'ok', 'ingest healthy after the broker restart', 60_000);
-    expect(kafkaSamples.some((s) => s.readyz === 503 && s.snapshot.status === 'degraded'), JSON.stringify(kafkaSamples.map((s) => s.snapshot.degraded))).toBe(true);
+    await waitFor(
+      async () => (await count('SELECT count() FROM logs')) >= produced,
+      'every log stored after the broker restart',
+      180_000,
+    );
+    await waitFor(
+      async () => healthOf.ingest.snapshot().status === 'ok',
+      'ingest healthy after the broker restart',
+      60_000,
+    );
+    expect(
+      kafkaSamples.some((s) => s.readyz === 503 && s.snapshot.status === 'degraded'),
+      JSON.stringify(kafkaSamples.map((s) => s.snapshot.degraded)),
+    ).toBe(true);
     const kafkaEpisodes = episodeLines(mark, 'ingest').filter((l) => String(l.msg).includes('is failing'));
     expect(new Set(kafkaEpisodes.map((l) => l.component)).size).toBe(kafkaEpisodes.length);
 

@@ -20,7 +20,10 @@ import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from '../supp
 
 const CLI = path.resolve(import.meta.dirname, '../../src/app/cli.ts');
 
-/** The generator's own PRNG (pure-rand); the seed is printed so a failing kill schedule can be replayed with RELIABILITY_SEED. */
+/**
+ * The generator's own PRNG (pure-rand); the seed is printed so a failing kill schedule can be replayed with
+ * RELIABILITY_SEED.
+ */
 export function seededRandom(seed: number): () => number {
   const rng = xoroshiro128plus(seed);
   return () => uniformFloat64(rng);
@@ -33,7 +36,12 @@ export function testSeed(): number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 120_000, everyMs = 250): Promise<void> {
+export async function waitFor(
+  check: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 120_000,
+  everyMs = 250,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -59,11 +67,20 @@ process.once('exit', () => {
   for (const child of spawned) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-export function spawnPipeline(name: string, env: Record<string, string>, options: Record<string, string> = {}, preload?: string): PipelineProcess {
+export function spawnPipeline(
+  name: string,
+  env: Record<string, string>,
+  options: Record<string, string> = {},
+  preload?: string,
+): PipelineProcess {
   const args = Object.entries(options).flatMap(([k, v]) => [`--${k}`, v]);
-  const imports = preload === undefined ? ['--import', 'tsx'] : ['--import', 'tsx', '--import', path.resolve(import.meta.dirname, preload)];
+  const imports =
+    preload === undefined
+      ? ['--import', 'tsx']
+      : ['--import', 'tsx', '--import', path.resolve(import.meta.dirname, preload)];
   const child = spawn(process.execPath, [...imports, CLI, 'run', name, ...args], {
-    // info: the test follows the process through its log (running, episodes); no metrics port, so processes never collide.
+    // info: the test follows the process through its log (running, episodes); no metrics port, so processes never
+    // collide.
     env: { ...process.env, ...env, LOGFLOW_METRICS_PORT: '0', LOGFLOW_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -115,7 +132,10 @@ export function spawnPipeline(name: string, env: Record<string, string>, options
   };
 }
 
-/** A fresh PostgreSQL database, ClickHouse (chdb) directory and topic prefix, migrated; chdb is closed again so children can open it. */
+/**
+ * A fresh PostgreSQL database, ClickHouse (chdb) directory and topic prefix, migrated; chdb is closed again so children
+ * can open it.
+ */
 export interface Stack {
   readonly config: Config;
   readonly env: Record<string, string>;
@@ -124,7 +144,9 @@ export interface Stack {
   drop(): Promise<void>;
 }
 
-export async function createStack(options: { postgresUrl?: string; brokers?: readonly string[]; extraEnv?: Record<string, string> } = {}): Promise<Stack> {
+export async function createStack(
+  options: { postgresUrl?: string; brokers?: readonly string[]; extraEnv?: Record<string, string> } = {},
+): Promise<Stack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-reliability-'));
   const database = uniqueName('logflow_rel');
   const adminUrl = options.postgresUrl ?? POSTGRES_URL;
@@ -160,7 +182,13 @@ export async function createStack(options: { postgresUrl?: string; brokers?: rea
 }
 
 /** Sends `messages` in chunks at about `perSecond`, so they flow while the test breaks things. */
-export async function producePaced(brokers: readonly string[], topic: string, messages: readonly OutgoingMessage[], perSecond: number, chunk = 1_000): Promise<void> {
+export async function producePaced(
+  brokers: readonly string[],
+  topic: string,
+  messages: readonly OutgoingMessage[],
+  perSecond: number,
+  chunk = 1_000,
+): Promise<void> {
   const topics = new KafkaTopics({ brokers, clientId: 'reliability-producer' });
   try {
     const producer = topics.producer();

@@ -23,7 +23,10 @@ describe('InProcessTopics offsets across runs', () => {
 describe('InProcessTopics retention', () => {
   it('drops what every group has committed past, and keeps what a slower group still needs', async () => {
     const topics = new InProcessTopics({ defaultPartitions: 1 });
-    await topics.producer().send('t', Array.from({ length: 25_000 }, (_, i) => ({ key: null, value: String(i) })));
+    await topics.producer().send(
+      't',
+      Array.from({ length: 25_000 }, (_, i) => ({ key: null, value: String(i) })),
+    );
     const read = async (groupId: string, n: number) => {
       const sub = topics.subscribe({ groupId, topics: ['t'], stop$: new Subject<void>() });
       const records = await firstValueFrom(sub.records$.pipe(take(n), toArray()));
@@ -59,7 +62,12 @@ describe('InProcessTopics storage', () => {
       const messages = Array.from({ length: 1 + (send % 7) * 50 }, (_, i) => {
         const key = i % 5 === 0 ? null : `k${(send * 31 + i) % 9}`;
         // Multi-byte text too: record boundaries are byte offsets.
-        return { key, value: i % 3 === 0 ? `☃ ${send}/${i}` : Buffer.from(`${send}/${i}`), ...(i % 4 === 0 ? { headers: { h: `${i}` } } : {}), ...(i % 6 === 0 ? { timestamp: 5 } : {}) };
+        return {
+          key,
+          value: i % 3 === 0 ? `☃ ${send}/${i}` : Buffer.from(`${send}/${i}`),
+          ...(i % 4 === 0 ? { headers: { h: `${i}` } } : {}),
+          ...(i % 6 === 0 ? { timestamp: 5 } : {}),
+        };
       });
       await topics.producer().send('t', messages);
       sent.push(...messages.map((m) => ({ key: m.key, value: m.value.toString() })));
@@ -90,14 +98,19 @@ describe('InProcessTopics storage', () => {
   it('drops exactly what exceeds maxRetainedPerPartition, oldest first', async () => {
     const topics = new InProcessTopics({ defaultPartitions: 1, baseOffset: 0, maxRetainedPerPartition: 250 });
     for (let send = 0; send < 10; send++) {
-      await topics.producer().send('t', Array.from({ length: 70 }, (_, i) => ({ key: null, value: String(send * 70 + i) })));
+      await topics.producer().send(
+        't',
+        Array.from({ length: 70 }, (_, i) => ({ key: null, value: String(send * 70 + i) })),
+      );
     }
     expect(topics.droppedByRetention).toBe(700 - 250);
     const sub = topics.subscribe({ groupId: 'g', topics: ['t'], stop$: new Subject<void>() });
     const records = await firstValueFrom(sub.records$.pipe(take(250), toArray()));
     records.forEach((r) => r.ack());
     await sub.close();
-    expect(records.map((r) => Number(r.value.value.toString()))).toEqual(Array.from({ length: 250 }, (_, i) => 450 + i));
+    expect(records.map((r) => Number(r.value.value.toString()))).toEqual(
+      Array.from({ length: 250 }, (_, i) => 450 + i),
+    );
     expect(records[0]!.origin.offset).toBe(450);
   });
 });
@@ -105,9 +118,17 @@ describe('InProcessTopics storage', () => {
 describe('InProcessTopics lag', () => {
   it('reports end minus committed offset per partition on each commit', async () => {
     const topics = new InProcessTopics({ defaultPartitions: 1, baseOffset: 0 });
-    await topics.producer().send('t', Array.from({ length: 100 }, (_, i) => ({ key: null, value: String(i) })));
+    await topics.producer().send(
+      't',
+      Array.from({ length: 100 }, (_, i) => ({ key: null, value: String(i) })),
+    );
     const lags: number[] = [];
-    const sub = topics.subscribe({ groupId: 'g', topics: ['t'], stop$: new Subject<void>(), onLag: (_t, _p, lag) => lags.push(lag) });
+    const sub = topics.subscribe({
+      groupId: 'g',
+      topics: ['t'],
+      stop$: new Subject<void>(),
+      onLag: (_t, _p, lag) => lags.push(lag),
+    });
     const records = await firstValueFrom(sub.records$.pipe(take(100), toArray()));
     await sub.commit();
     records.slice(0, 40).forEach((r) => r.ack());
@@ -123,7 +144,10 @@ describe('InProcessTopics lag', () => {
 describe('InProcessTopics backlog', () => {
   it('is what the slowest group now reading has not committed, on its most behind partition, and 0 with no reader', async () => {
     const topics = new InProcessTopics({ defaultPartitions: 2, baseOffset: 0 });
-    await topics.producer().send('t', Array.from({ length: 100 }, (_, i) => ({ key: `k${i % 2}`, value: String(i) })));
+    await topics.producer().send(
+      't',
+      Array.from({ length: 100 }, (_, i) => ({ key: `k${i % 2}`, value: String(i) })),
+    );
     const perPartition = [...(await topics.endOffsets('t')).values()];
     expect(topics.backlog('t')).toBe(0);
     expect(topics.backlog('unknown')).toBe(0);
@@ -137,7 +161,10 @@ describe('InProcessTopics backlog', () => {
     expect(topics.backlog('t')).toBe(Math.max(...perPartition));
 
     // The slow group commits all of one partition and 10 of the other: the other decides.
-    const [p0, p1] = [slowRecords.filter((r) => r.origin.partition === 0), slowRecords.filter((r) => r.origin.partition === 1)];
+    const [p0, p1] = [
+      slowRecords.filter((r) => r.origin.partition === 0),
+      slowRecords.filter((r) => r.origin.partition === 1),
+    ];
     p0.forEach((r) => r.ack());
     p1.slice(0, 10).forEach((r) => r.ack());
     await slow.commit();

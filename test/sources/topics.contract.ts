@@ -16,7 +16,10 @@ export function topicsContract(name: string, makeTopics: () => Topics): void {
     async function produce(topic: string, count: number, keys = 7): Promise<void> {
       await topics.ensureTopic(topic, 4);
       const producer = topics.producer();
-      const messages = Array.from({ length: count }, (_, i) => ({ key: `svc-${i % keys}`, value: JSON.stringify({ i }) }));
+      const messages = Array.from({ length: count }, (_, i) => ({
+        key: `svc-${i % keys}`,
+        value: JSON.stringify({ i }),
+      }));
       for (let i = 0; i < messages.length; i += 500) await producer.send(topic, messages.slice(i, i + 500));
     }
 
@@ -131,7 +134,9 @@ export function topicsContract(name: string, makeTopics: () => Topics): void {
         }),
       );
       await sub.close();
-      expect(String((error as Error).message)).toMatch(/could not be processed nor dead-lettered: dead-letter topic unavailable/);
+      expect(String((error as Error).message)).toMatch(
+        /could not be processed nor dead-lettered: dead-letter topic unavailable/,
+      );
       const committed = [...(await topics.committedOffsets(groupId, topic)).values()];
       expect(committed.every((o) => o <= 3)).toBe(true);
     });

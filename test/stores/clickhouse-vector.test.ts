@@ -12,7 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.ts';
 import { openClickHouse } from '../../src/clients/engines.ts';
 import { classify, ErrorCodes } from '../../src/core/errors.ts';
-import { buildSearchQuery, ClickHouseVectorStore, clickHouseVectorErrorRules } from '../../src/stores/clickhouse-vector.ts';
+import {
+  buildSearchQuery,
+  ClickHouseVectorStore,
+  clickHouseVectorErrorRules,
+} from '../../src/stores/clickhouse-vector.ts';
 import type { VectorPoint, VectorStore } from '../../src/stores/vector-store.ts';
 import { vectorStoreContract } from './vector-store.contract.ts';
 
@@ -60,7 +64,13 @@ function pattern(errorHash: string, vector: readonly number[], service = 'checko
   return {
     errorHash,
     vector,
-    payload: { error_hash: errorHash, template: `t ${errorHash}`, service, level: 'ERROR', first_seen: '2024-05-01T00:00:00.000Z' },
+    payload: {
+      error_hash: errorHash,
+      template: `t ${errorHash}`,
+      service,
+      level: 'ERROR',
+      first_seen: '2024-05-01T00:00:00.000Z',
+    },
   };
 }
 
@@ -75,7 +85,11 @@ describe('ClickHouseVectorStore: ClickHouse specifics', () => {
     );
     expect(index?.type_full).toMatch(/^vector_similarity\('hnsw', 'cosineDistance', 5, 'f32'/);
     await expect(
-      client.insert({ table, format: 'JSONEachRow', values: [{ id: '00000000-0000-5000-8000-000000000000', error_hash: '1', vector: [1, 0, 0] }] }),
+      client.insert({
+        table,
+        format: 'JSONEachRow',
+        values: [{ id: '00000000-0000-5000-8000-000000000000', error_hash: '1', vector: [1, 0, 0] }],
+      }),
     ).rejects.toThrow(/VIOLATED_CONSTRAINT|vector_dimension/);
     await dropTable(table);
   });
@@ -85,9 +99,21 @@ describe('ClickHouseVectorStore: ClickHouse specifics', () => {
     const store = new ClickHouseVectorStore({ client, table });
     await store.ensureCollection(3);
     await store.upsert([pattern('1', [1, 0, 0]), pattern('2', [0, 1, 0])]);
-    const search = buildSearchQuery(table, { vector: [1, 0, 0], limit: 5, service: undefined, level: undefined, minScore: undefined, excludeErrorHash: undefined });
+    const search = buildSearchQuery(table, {
+      vector: [1, 0, 0],
+      limit: 5,
+      service: undefined,
+      level: undefined,
+      minScore: undefined,
+      excludeErrorHash: undefined,
+    });
     const plan = await (
-      await client.query({ query: `EXPLAIN indexes = 1 ${search.query}`, query_params: search.query_params, clickhouse_settings: search.clickhouse_settings, format: 'JSONEachRow' })
+      await client.query({
+        query: `EXPLAIN indexes = 1 ${search.query}`,
+        query_params: search.query_params,
+        clickhouse_settings: search.clickhouse_settings,
+        format: 'JSONEachRow',
+      })
     ).json<{ explain: string }>();
     expect(plan.map((line) => line.explain).join('\n')).toMatch(/Name: vector_index/);
     await dropTable(table);
@@ -99,20 +125,28 @@ describe('ClickHouseVectorStore: ClickHouse specifics', () => {
     await store.ensureCollection(3);
     await store.upsert([pattern('1', [1, 0, 0]), pattern('2', [0, 1, 0], "o'brien")]);
     expect(await store.search([1, 0, 0], { limit: 5, filter: { service: "x' OR '1'='1" } })).toEqual([]);
-    expect((await store.search([1, 0, 0], { limit: 5, filter: { service: "o'brien" } })).map((m) => m.errorHash)).toEqual(['2']);
+    expect(
+      (await store.search([1, 0, 0], { limit: 5, filter: { service: "o'brien" } })).map((m) => m.errorHash),
+    ).toEqual(['2']);
     expect(await store.count()).toBe(2);
     await dropTable(table);
   });
 
   it('refuses a table name that is not an identifier', () => {
     expect(() => new ClickHouseVectorStore({ client, table: 'x; DROP TABLE logs' })).toThrow(
-      expect.objectContaining({ code: ErrorCodes.CONFIG_INVALID, message: expect.stringMatching(/must be an identifier/) }),
+      expect.objectContaining({
+        code: ErrorCodes.CONFIG_INVALID,
+        message: expect.stringMatching(/must be an identifier/),
+      }),
     );
   });
 
   it('refuses an existing table that is not a vector table', async () => {
     const table = uniqueTable();
-    await client.command({ query: 'CREATE TABLE {table:Identifier} (id UUID) ENGINE = MergeTree ORDER BY id', query_params: { table } });
+    await client.command({
+      query: 'CREATE TABLE {table:Identifier} (id UUID) ENGINE = MergeTree ORDER BY id',
+      query_params: { table },
+    });
     await expect(new ClickHouseVectorStore({ client, table }).ensureCollection(3)).rejects.toMatchObject({
       code: ErrorCodes.CONFIG_INVALID,
       message: expect.stringMatching(/exists but is not a vector table/),
@@ -134,7 +168,8 @@ describe('ClickHouseVectorStore: ClickHouse specifics', () => {
   });
 
   it('classifies the client errors from its table', () => {
-    const clickHouseError = (code: string, type: string) => Object.assign(new Error(`${type} happened`), { name: 'ClickHouseError', code, type });
+    const clickHouseError = (code: string, type: string) =>
+      Object.assign(new Error(`${type} happened`), { name: 'ClickHouseError', code, type });
     const socketError = (code: string) => Object.assign(new Error(`connect ${code}`), { code });
     const cases: ReadonlyArray<readonly [Error, string, boolean]> = [
       [clickHouseError('241', 'MEMORY_LIMIT_EXCEEDED'), ErrorCodes.SINK_UNAVAILABLE, true],

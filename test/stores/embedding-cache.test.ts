@@ -67,12 +67,15 @@ function describeCacheBehaviour(label: string, make: (ttl?: EmbeddingTtlOptions)
       expect(bytesOf(back!)).toEqual(bytesOf(awkward));
 
       await fc.assert(
-        fc.asyncProperty(fc.array(fc.float32Array({ minLength: 1, maxLength: 48 }), { minLength: 1, maxLength: 6 }), async (vectors) => {
-          const entries = vectors.map((v, i) => ({ key: `prop:${i}`, vector: v }));
-          await cache.setMany(entries);
-          const got = await cache.getMany(entries.map((e) => e.key));
-          got.forEach((g, i) => expect(bytesOf(g!)).toEqual(bytesOf(vectors[i]!)));
-        }),
+        fc.asyncProperty(
+          fc.array(fc.float32Array({ minLength: 1, maxLength: 48 }), { minLength: 1, maxLength: 6 }),
+          async (vectors) => {
+            const entries = vectors.map((v, i) => ({ key: `prop:${i}`, vector: v }));
+            await cache.setMany(entries);
+            const got = await cache.getMany(entries.map((e) => e.key));
+            got.forEach((g, i) => expect(bytesOf(g!)).toEqual(bytesOf(vectors[i]!)));
+          },
+        ),
         { numRuns: 40 },
       );
     });
@@ -98,7 +101,9 @@ function describeCacheBehaviour(label: string, make: (ttl?: EmbeddingTtlOptions)
     it('rejects programmer errors instead of caching them', async () => {
       const cache = track(make());
       await expect(cache.getMany([''])).rejects.toBeInstanceOf(InputError);
-      await expect(cache.setMany([{ key: 'k', vector: [1, 2] as unknown as Float32Array }])).rejects.toBeInstanceOf(InputError);
+      await expect(cache.setMany([{ key: 'k', vector: [1, 2] as unknown as Float32Array }])).rejects.toBeInstanceOf(
+        InputError,
+      );
       await expect(cache.setMany([{ key: 'k', vector: new Float32Array(0) }])).rejects.toBeInstanceOf(InputError);
       expect(() => make({ ttlMs: 0 })).toThrow(RangeError);
       expect(() => make({ ttlMs: 10, ttlSeconds: 10 })).toThrow(RangeError);
@@ -135,7 +140,8 @@ cleanups.unshift(async () => {
   }
 });
 
-const redisCache = (ttl: EmbeddingTtlOptions = {}, prefix = freshPrefix()) => createRedisEmbeddingCache({ url: REDIS_URL, keyPrefix: prefix, ...ttl });
+const redisCache = (ttl: EmbeddingTtlOptions = {}, prefix = freshPrefix()) =>
+  createRedisEmbeddingCache({ url: REDIS_URL, keyPrefix: prefix, ...ttl });
 
 describeCacheBehaviour('Redis', (ttl) => redisCache(ttl));
 describeCacheBehaviour('in-memory LRU', (ttl) => createMemoryEmbeddingCache(ttl));
@@ -184,7 +190,11 @@ describe('Redis embedding cache specifics', () => {
   it('degrades to misses when Redis is unreachable: no throw, errors counted, health failing', async () => {
     const reported: LogflowError[] = [];
     const cache = track(
-      createRedisEmbeddingCache({ url: `redis://127.0.0.1:${await closedPort()}`, commandTimeoutMs: 300, onError: (e) => reported.push(e) }),
+      createRedisEmbeddingCache({
+        url: `redis://127.0.0.1:${await closedPort()}`,
+        commandTimeoutMs: 300,
+        onError: (e) => reported.push(e),
+      }),
     );
     expect(await cache.getMany(['a', 'b'])).toEqual([null, null]);
     await cache.setMany([{ key: 'a', vector: vector(1) }]);
@@ -203,7 +213,13 @@ describe('Redis embedding cache specifics', () => {
   it('recovers by itself when Redis comes back', async () => {
     const proxy = await startProxy();
     cleanups.push(() => proxy.stop());
-    const cache = track(createRedisEmbeddingCache({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: freshPrefix(), commandTimeoutMs: 300 }));
+    const cache = track(
+      createRedisEmbeddingCache({
+        url: `redis://127.0.0.1:${proxy.port}`,
+        keyPrefix: freshPrefix(),
+        commandTimeoutMs: 300,
+      }),
+    );
     await cache.setMany([{ key: 'k', vector: vector(7) }]);
     expect(await cache.getMany(['k'])).toEqual([vector(7)]);
 
@@ -233,7 +249,12 @@ describe('Redis embedding cache specifics', () => {
     ];
     for (const [error, code, retriable] of cases) {
       const classified = classifyRedisError(error);
-      expect([error.message, classified.code, classified.retriable, classified.stage]).toEqual([error.message, code, retriable, 'embed']);
+      expect([error.message, classified.code, classified.retriable, classified.stage]).toEqual([
+        error.message,
+        code,
+        retriable,
+        'embed',
+      ]);
       expect(classified.cause).toBe(error);
     }
   });
@@ -245,39 +266,49 @@ describe('in-memory embedding cache specifics', () => {
   it('evicts least recently used entries exactly like a reference LRU bounded by entries and bytes', async () => {
     const keys = ['a', 'b', 'c', 'd', 'e'];
     const op = fc.oneof(
-      fc.record({ kind: fc.constant('set' as const), key: fc.constantFrom(...keys), dims: fc.integer({ min: 1, max: 12 }), fill: fc.integer({ min: 0, max: 9 }) }),
+      fc.record({
+        kind: fc.constant('set' as const),
+        key: fc.constantFrom(...keys),
+        dims: fc.integer({ min: 1, max: 12 }),
+        fill: fc.integer({ min: 0, max: 9 }),
+      }),
       fc.record({ kind: fc.constant('get' as const), keys: fc.array(fc.constantFrom(...keys), { maxLength: 3 }) }),
     );
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 6, max: 120 }), fc.array(op, { maxLength: 40 }), async (maxEntries, maxBytes, ops) => {
-        const cache = createMemoryEmbeddingCache({ maxEntries, maxBytes });
-        // Reference: a Map in recency order (oldest first) of key -> [bytes, vector].
-        const model = new Map<string, [number, Float32Array]>();
-        const total = () => [...model.values()].reduce((sum, [bytes]) => sum + bytes, 0);
-        for (const o of ops) {
-          if (o.kind === 'set') {
-            const v = dims(o.dims, o.fill);
-            const bytes = v.byteLength + o.key.length * 2;
-            model.delete(o.key);
-            if (bytes <= maxBytes) {
-              model.set(o.key, [bytes, v]);
-              while (model.size > maxEntries || total() > maxBytes) model.delete(model.keys().next().value!);
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 6, max: 120 }),
+        fc.array(op, { maxLength: 40 }),
+        async (maxEntries, maxBytes, ops) => {
+          const cache = createMemoryEmbeddingCache({ maxEntries, maxBytes });
+          // Reference: a Map in recency order (oldest first) of key -> [bytes, vector].
+          const model = new Map<string, [number, Float32Array]>();
+          const total = () => [...model.values()].reduce((sum, [bytes]) => sum + bytes, 0);
+          for (const o of ops) {
+            if (o.kind === 'set') {
+              const v = dims(o.dims, o.fill);
+              const bytes = v.byteLength + o.key.length * 2;
+              model.delete(o.key);
+              if (bytes <= maxBytes) {
+                model.set(o.key, [bytes, v]);
+                while (model.size > maxEntries || total() > maxBytes) model.delete(model.keys().next().value!);
+              }
+              await cache.setMany([{ key: o.key, vector: v }]);
+            } else {
+              const expected = o.keys.map((k) => {
+                const hit = model.get(k);
+                if (hit === undefined) return null;
+                model.delete(k);
+                model.set(k, hit);
+                return hit[1];
+              });
+              expect(await cache.getMany(o.keys)).toEqual(expected);
             }
-            await cache.setMany([{ key: o.key, vector: v }]);
-          } else {
-            const expected = o.keys.map((k) => {
-              const hit = model.get(k);
-              if (hit === undefined) return null;
-              model.delete(k);
-              model.set(k, hit);
-              return hit[1];
-            });
-            expect(await cache.getMany(o.keys)).toEqual(expected);
           }
-        }
-        expect(await cache.getMany(keys)).toEqual(keys.map((k) => model.get(k)?.[1] ?? null));
-        await cache.close();
-      }),
+          expect(await cache.getMany(keys)).toEqual(keys.map((k) => model.get(k)?.[1] ?? null));
+          await cache.close();
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -341,5 +372,11 @@ async function startProxy(): Promise<{ port: number; stop(): Promise<void>; star
     if (s !== undefined) await new Promise<void>((resolve) => s.close(() => resolve()));
   };
   await start();
-  return { get port() { return port; }, stop, start };
+  return {
+    get port() {
+      return port;
+    },
+    stop,
+    start,
+  };
 }

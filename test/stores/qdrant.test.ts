@@ -38,7 +38,13 @@ function pattern(errorHash: string, vector: readonly number[], service = 'checko
   return {
     errorHash,
     vector,
-    payload: { error_hash: errorHash, template: `t ${errorHash}`, service, level: 'ERROR', first_seen: '2024-05-01T00:00:00.000Z' },
+    payload: {
+      error_hash: errorHash,
+      template: `t ${errorHash}`,
+      service,
+      level: 'ERROR',
+      first_seen: '2024-05-01T00:00:00.000Z',
+    },
   };
 }
 
@@ -65,7 +71,9 @@ describe('QdrantVectorStore: Qdrant specifics', () => {
     const collection = s.collection('patterns');
     expect(collection?.size).toBe(12);
     expect(collection?.distance).toBe('Cosine');
-    expect(Object.fromEntries(collection?.payloadIndexes ?? [])).toEqual(Object.fromEntries(PAYLOAD_INDEXES.map((f) => [f, 'keyword'])));
+    expect(Object.fromEntries(collection?.payloadIndexes ?? [])).toEqual(
+      Object.fromEntries(PAYLOAD_INDEXES.map((f) => [f, 'keyword'])),
+    );
     const created = s.requests.filter((r) => r.operationId === 'create_field_index');
     await store.ensureCollection(12);
     expect(s.requests.filter((r) => r.operationId === 'create_field_index')).toHaveLength(created.length);
@@ -86,7 +94,12 @@ describe('QdrantVectorStore: Qdrant specifics', () => {
     const s = await start();
     const store = new QdrantVectorStore({ url: s.url, collection: 'patterns' });
     await store.ensureCollection(2);
-    await store.search([1, 0], { limit: 3, filter: { service: 'checkout', level: 'WARN' }, excludeErrorHash: '42', minScore: 0.25 });
+    await store.search([1, 0], {
+      limit: 3,
+      filter: { service: 'checkout', level: 'WARN' },
+      excludeErrorHash: '42',
+      minScore: 0.25,
+    });
     const [query] = s.requests.filter((r) => r.operationId === 'query_points');
     expect(query?.body).toEqual({
       query: [1, 0],
@@ -125,7 +138,11 @@ describe('QdrantVectorStore: Qdrant specifics', () => {
   it('refuses a collection that uses another distance', async () => {
     const s = await start();
     const create = (name: string, vectors: unknown) =>
-      fetch(`${s.url}/collections/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ vectors }) });
+      fetch(`${s.url}/collections/${name}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ vectors }),
+      });
     expect((await create('dot', { size: 3, distance: 'Dot' })).status).toBe(200);
     await expect(new QdrantVectorStore({ url: s.url, collection: 'dot' }).ensureCollection(3)).rejects.toMatchObject({
       code: ErrorCodes.CONFIG_INVALID,
@@ -141,7 +158,11 @@ describe('QdrantVectorStore: Qdrant specifics', () => {
       await store.ensureCollection(3);
       expect(await store.count()).toBe(0);
       const intruder = new QdrantVectorStore({ url: s.url, apiKey: 'wrong', collection: 'patterns' });
-      await expect(intruder.count()).rejects.toMatchObject({ code: ErrorCodes.SINK_REJECTED, retriable: false, message: expect.stringMatching(/HTTP 401/) });
+      await expect(intruder.count()).rejects.toMatchObject({
+        code: ErrorCodes.SINK_REJECTED,
+        retriable: false,
+        message: expect.stringMatching(/HTTP 401/),
+      });
       // The rejected request is the point of this test, not a mistake of the adapter.
       expect(s.violations.map((v) => v.kind)).toEqual(['auth']);
       s.violations.length = 0;
@@ -165,7 +186,12 @@ describe('QdrantVectorStore: Qdrant specifics', () => {
       await store.ensureCollection(3);
       s.failNext(status);
       const failure = store.upsert([pattern('1', [1, 0, 0])]);
-      await expect(failure).rejects.toMatchObject({ code, retriable, stage: 'sink', message: expect.stringMatching(/^Qdrant upsert on patterns failed: /) });
+      await expect(failure).rejects.toMatchObject({
+        code,
+        retriable,
+        stage: 'sink',
+        message: expect.stringMatching(/^Qdrant upsert on patterns failed: /),
+      });
       await expect(failure).rejects.toMatchObject({ message: expect.stringMatching(message) });
       expect(await store.count()).toBe(0);
     });
@@ -194,7 +220,8 @@ describe('QdrantVectorStore: Qdrant specifics', () => {
 
   it('classifies the client errors from its table', () => {
     const withStatus = (status: number) => Object.assign(new Error('status text'), { status });
-    const socketError = (code: string) => new TypeError('fetch failed', { cause: Object.assign(new Error(code), { code }) });
+    const socketError = (code: string) =>
+      new TypeError('fetch failed', { cause: Object.assign(new Error(code), { code }) });
     const cases: ReadonlyArray<readonly [Error, string, boolean]> = [
       [withStatus(502), ErrorCodes.SINK_UNAVAILABLE, true],
       [withStatus(408), ErrorCodes.SINK_UNAVAILABLE, true],

@@ -8,7 +8,13 @@ import fc from 'fast-check';
 import { validate as isUuid, version as uuidVersion } from 'uuid';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../src/core/errors.ts';
-import { pointIdFor, type PatternPayload, type VectorMatch, type VectorPoint, type VectorStore } from '../../src/stores/vector-store.ts';
+import {
+  pointIdFor,
+  type PatternPayload,
+  type VectorMatch,
+  type VectorPoint,
+  type VectorStore,
+} from '../../src/stores/vector-store.ts';
 
 export interface StoreFixture {
   readonly store: VectorStore;
@@ -69,11 +75,18 @@ function bruteForce(points: readonly VectorPoint[], query: readonly number[], op
  * the same score at every rank, every reported score the true score of that
  * point, no point twice, and nothing scoring below the reference's last rank.
  */
-function expectRanking(actual: readonly VectorMatch[], expected: readonly Reference[], points: readonly VectorPoint[], query: readonly number[]): void {
+function expectRanking(
+  actual: readonly VectorMatch[],
+  expected: readonly Reference[],
+  points: readonly VectorPoint[],
+  query: readonly number[],
+): void {
   const byHash = new Map(latest(points).map((p) => [p.errorHash, p]));
   expect(actual.map((m) => m.score)).toHaveLength(expected.length);
   actual.forEach((match, rank) => {
-    expect(Math.abs(match.score - (expected[rank]?.score ?? Number.NaN)), `score at rank ${rank}`).toBeLessThanOrEqual(SCORE_TOLERANCE);
+    expect(Math.abs(match.score - (expected[rank]?.score ?? Number.NaN)), `score at rank ${rank}`).toBeLessThanOrEqual(
+      SCORE_TOLERANCE,
+    );
     const point = byHash.get(match.errorHash);
     expect(point, `match ${match.errorHash} is a stored point`).toBeDefined();
     expect(Math.abs(match.score - cosine(query, point?.vector ?? []))).toBeLessThanOrEqual(SCORE_TOLERANCE);
@@ -165,12 +178,21 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
           message: expect.stringMatching(/has 3 dimensions, the collection has 4/),
         });
         expect(await other.count()).toBe(knownPoints.length);
-        expectRanking(await other.search(knownQuery, { limit: 3 }), bruteForce(knownPoints, knownQuery, { limit: 3 }), knownPoints, knownQuery);
+        expectRanking(
+          await other.search(knownQuery, { limit: 3 }),
+          bruteForce(knownPoints, knownQuery, { limit: 3 }),
+          knownPoints,
+          knownQuery,
+        );
       });
 
       it('using a collection before ensureCollection says so', async () => {
         const { store } = await open();
-        for (const attempt of [() => store.count(), () => store.upsert([point('1', [1, 0, 0, 0])]), () => store.search([1, 0, 0, 0], { limit: 1 })]) {
+        for (const attempt of [
+          () => store.count(),
+          () => store.upsert([point('1', [1, 0, 0, 0])]),
+          () => store.search([1, 0, 0, 0], { limit: 1 }),
+        ]) {
           await expect(attempt()).rejects.toMatchObject({
             code: ErrorCodes.SINK_REJECTED,
             retriable: false,
@@ -268,7 +290,12 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
 
       it('filters by service, by level and by both', async () => {
         const store = await openWith(knownPoints);
-        const filters = [{ service: 'payments' }, { level: 'WARN' }, { service: 'payments', level: 'FATAL' }, { service: 'nobody' }];
+        const filters = [
+          { service: 'payments' },
+          { level: 'WARN' },
+          { service: 'payments', level: 'FATAL' },
+          { service: 'nobody' },
+        ];
         for (const filter of filters) {
           const results = await store.search(knownQuery, { limit: 5, filter });
           const expected = bruteForce(knownPoints, knownQuery, { limit: 5, ...filter });
@@ -285,8 +312,17 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         const self = knownPoints[1] as VectorPoint;
         const results = await store.search(self.vector, { limit: 4, excludeErrorHash: self.errorHash });
         expect(results.map((m) => m.errorHash)).not.toContain(self.errorHash);
-        expectRanking(results, bruteForce(knownPoints, self.vector, { limit: 4, excludeErrorHash: self.errorHash }), knownPoints, self.vector);
-        const filtered = await store.search(self.vector, { limit: 2, excludeErrorHash: self.errorHash, filter: { service: 'payments' } });
+        expectRanking(
+          results,
+          bruteForce(knownPoints, self.vector, { limit: 4, excludeErrorHash: self.errorHash }),
+          knownPoints,
+          self.vector,
+        );
+        const filtered = await store.search(self.vector, {
+          limit: 2,
+          excludeErrorHash: self.errorHash,
+          filter: { service: 'payments' },
+        });
         expectRanking(
           filtered,
           bruteForce(knownPoints, self.vector, { limit: 2, excludeErrorHash: self.errorHash, service: 'payments' }),
@@ -298,14 +334,22 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
       it('minScore keeps only matches at least that similar', async () => {
         const store = await openWith(knownPoints);
         const all = bruteForce(knownPoints, knownQuery, { limit: knownPoints.length });
-        // Thresholds halfway between clearly separated neighbouring scores, so Float32 rounding cannot move a point across.
-        const ranks = all.slice(0, -1).flatMap((r, rank) => (r.score - (all[rank + 1]?.score ?? 0) > 0.01 ? [rank] : []));
+        // Thresholds halfway between clearly separated neighbouring scores, so Float32 rounding cannot move a point
+        // across.
+        const ranks = all
+          .slice(0, -1)
+          .flatMap((r, rank) => (r.score - (all[rank + 1]?.score ?? 0) > 0.01 ? [rank] : []));
         expect(ranks.length).toBeGreaterThanOrEqual(3);
         for (const rank of ranks) {
           const minScore = ((all[rank]?.score ?? 0) + (all[rank + 1]?.score ?? 0)) / 2;
           const results = await store.search(knownQuery, { limit: knownPoints.length, minScore });
           expect(results).toHaveLength(rank + 1);
-          expectRanking(results, bruteForce(knownPoints, knownQuery, { limit: knownPoints.length, minScore }), knownPoints, knownQuery);
+          expectRanking(
+            results,
+            bruteForce(knownPoints, knownQuery, { limit: knownPoints.length, minScore }),
+            knownPoints,
+            knownQuery,
+          );
         }
         const negative = await store.search(knownQuery, { limit: knownPoints.length, minScore: -1 });
         expect(negative).toHaveLength(knownPoints.length);
@@ -318,12 +362,16 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
             points: fc.uniqueArray(
               fc.record({
                 hash: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map(String),
-                vector: fc.array(fc.integer({ min: -4, max: 4 }), { minLength: dimension, maxLength: dimension }).filter((v) => v.some((x) => x !== 0)),
+                vector: fc
+                  .array(fc.integer({ min: -4, max: 4 }), { minLength: dimension, maxLength: dimension })
+                  .filter((v) => v.some((x) => x !== 0)),
                 service: fc.constantFrom('a', 'b'),
               }),
               { minLength: 1, maxLength: 30, selector: (p) => p.hash },
             ),
-            query: fc.array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: dimension, maxLength: dimension }).filter((v) => v.some((x) => Math.abs(x) > 1e-3)),
+            query: fc
+              .array(fc.double({ min: -1, max: 1, noNaN: true }), { minLength: dimension, maxLength: dimension })
+              .filter((v) => v.some((x) => Math.abs(x) > 1e-3)),
             limit: fc.integer({ min: 1, max: 12 }),
             service: fc.option(fc.constantFrom('a', 'b'), { nil: undefined }),
           }),
@@ -335,8 +383,16 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
               await run.store.ensureCollection(dimension);
               const vectorPoints = points.map((p) => point(p.hash, p.vector, { service: p.service }));
               await run.store.upsert(vectorPoints);
-              const results = await run.store.search(query, { limit, ...(service === undefined ? {} : { filter: { service } }) });
-              expectRanking(results, bruteForce(vectorPoints, query, { limit, ...(service === undefined ? {} : { service }) }), vectorPoints, query);
+              const results = await run.store.search(query, {
+                limit,
+                ...(service === undefined ? {} : { filter: { service } }),
+              });
+              expectRanking(
+                results,
+                bruteForce(vectorPoints, query, { limit, ...(service === undefined ? {} : { service }) }),
+                vectorPoints,
+                query,
+              );
             } finally {
               await run.cleanup();
             }
@@ -348,22 +404,50 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
 
     describe('input validation', () => {
       const invalidPoints: ReadonlyArray<readonly [string, unknown, RegExp]> = [
-        ['a vector of the wrong length', point('1', [1, 0, 0]), /points\[0\]\.vector has 3 dimensions, the collection has 4/],
+        [
+          'a vector of the wrong length',
+          point('1', [1, 0, 0]),
+          /points\[0\]\.vector has 3 dimensions, the collection has 4/,
+        ],
         ['an empty vector', point('1', []), /points\[0\]\.vector must be a non-empty array/],
         ['a NaN component', point('1', [1, Number.NaN, 0, 0]), /points\[0\]\.vector\[1\] must be a finite number/],
-        ['an infinite component', point('1', [1, 0, Number.POSITIVE_INFINITY, 0]), /points\[0\]\.vector\[2\] must be a finite number/],
+        [
+          'an infinite component',
+          point('1', [1, 0, Number.POSITIVE_INFINITY, 0]),
+          /points\[0\]\.vector\[2\] must be a finite number/,
+        ],
         ['a component beyond Float32', point('1', [1e39, 0, 0, 0]), /within Float32 range/],
-        ['a string component', { ...point('1', [1, 0, 0, 0]), vector: [1, '0', 0, 0] }, /points\[0\]\.vector\[1\] must be a finite number/],
+        [
+          'a string component',
+          { ...point('1', [1, 0, 0, 0]), vector: [1, '0', 0, 0] },
+          /points\[0\]\.vector\[1\] must be a finite number/,
+        ],
         ['a zero vector', point('1', [0, 0, 0, 0]), /all zeros/],
         ['a non-numeric hash', point('abc', [1, 0, 0, 0]), /errorHash must be a UInt64 in decimal/],
         ['a negative hash', point('-1', [1, 0, 0, 0]), /errorHash must be a UInt64/],
         ['a hash with leading zeros', point('007', [1, 0, 0, 0]), /without leading zeros/],
         ['a hash beyond UInt64', point('18446744073709551616', [1, 0, 0, 0]), /errorHash must be a UInt64/],
-        ['a payload hash differing from the point', { ...point('1', [1, 0, 0, 0]), payload: payload('2') }, /payload\.error_hash \("2"\) differs from errorHash \(1\)/],
+        [
+          'a payload hash differing from the point',
+          { ...point('1', [1, 0, 0, 0]), payload: payload('2') },
+          /payload\.error_hash \("2"\) differs from errorHash \(1\)/,
+        ],
         ['an empty service', point('1', [1, 0, 0, 0], { service: '' }), /payload\.service must be a non-empty string/],
-        ['a missing level', { ...point('1', [1, 0, 0, 0]), payload: { ...payload('1'), level: undefined } }, /payload\.level must be a non-empty string/],
-        ['a first_seen that is no date', point('1', [1, 0, 0, 0], { first_seen: 'yesterday' }), /first_seen must be an ISO-8601 date-time/],
-        ['an impossible date', point('1', [1, 0, 0, 0], { first_seen: '2024-02-31T00:00:00Z' }), /first_seen must be an ISO-8601 date-time/],
+        [
+          'a missing level',
+          { ...point('1', [1, 0, 0, 0]), payload: { ...payload('1'), level: undefined } },
+          /payload\.level must be a non-empty string/,
+        ],
+        [
+          'a first_seen that is no date',
+          point('1', [1, 0, 0, 0], { first_seen: 'yesterday' }),
+          /first_seen must be an ISO-8601 date-time/,
+        ],
+        [
+          'an impossible date',
+          point('1', [1, 0, 0, 0], { first_seen: '2024-02-31T00:00:00Z' }),
+          /first_seen must be an ISO-8601 date-time/,
+        ],
       ];
 
       for (const [what, bad, message] of invalidPoints) {
@@ -384,8 +468,18 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         ['a fractional limit', [1, 0, 0, 0], { limit: 2.5 }, /limit must be an integer/],
         ['minScore above 1', [1, 0, 0, 0], { limit: 1, minScore: 1.5 }, /minScore must be a number between -1 and 1/],
         ['a NaN minScore', [1, 0, 0, 0], { limit: 1, minScore: Number.NaN }, /minScore must be a number/],
-        ['a malformed excludeErrorHash', [1, 0, 0, 0], { limit: 1, excludeErrorHash: '12a' }, /excludeErrorHash must be a UInt64/],
-        ['an empty service filter', [1, 0, 0, 0], { limit: 1, filter: { service: '' } }, /filter\.service must be a non-empty string/],
+        [
+          'a malformed excludeErrorHash',
+          [1, 0, 0, 0],
+          { limit: 1, excludeErrorHash: '12a' },
+          /excludeErrorHash must be a UInt64/,
+        ],
+        [
+          'an empty service filter',
+          [1, 0, 0, 0],
+          { limit: 1, filter: { service: '' } },
+          /filter\.service must be a non-empty string/,
+        ],
         ['a query of the wrong length', [1, 0, 0], { limit: 1 }, /query vector has 3 dimensions, the collection has 4/],
         ['a zero query', [0, 0, 0, 0], { limit: 1 }, /query vector is all zeros/],
         ['a NaN query component', [Number.NaN, 1, 0, 0], { limit: 1 }, /query vector\[0\] must be a finite number/],

@@ -17,7 +17,10 @@ export function sampleLog(i: number, base = Date.UTC(2026, 10, 27, 10)): Record<
 }
 
 /** The minimal StoredLog a sink test writes: the ingest pipeline builds the full one. */
-export function storedFrom(json: Record<string, unknown>, origin: { topic: string; partition: number; offset: number }): StoredLog {
+export function storedFrom(
+  json: Record<string, unknown>,
+  origin: { topic: string; partition: number; offset: number },
+): StoredLog {
   return {
     log_id: String(json.log_id),
     timestamp: Date.parse(String(json.timestamp)),
@@ -26,10 +29,22 @@ export function storedFrom(json: Record<string, unknown>, origin: { topic: strin
     level: String(json.level) as StoredLog['level'],
     message: String(json.message),
     host: String(json.host ?? ''),
-    region: '', version: '', logger: '', trace_id: '', span_id: '', request_id: '', user_id: '', session_id: '',
-    http_method: '', http_path: '', http_status: null,
+    region: '',
+    version: '',
+    logger: '',
+    trace_id: '',
+    span_id: '',
+    request_id: '',
+    user_id: '',
+    session_id: '',
+    http_method: '',
+    http_path: '',
+    http_status: null,
     duration_ms: typeof json.duration_ms === 'number' ? json.duration_ms : null,
-    error_type: '', error_code: '', stack_trace: '', attributes: {},
+    error_type: '',
+    error_code: '',
+    stack_trace: '',
+    attributes: {},
     template: String(json.message).replace(/\d+/g, '<*>'),
     error_hash: '42',
     ingested_at: Date.now(),

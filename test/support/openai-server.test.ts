@@ -5,7 +5,12 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { localEmbedding } from '../../src/clients/embeddings.ts';
-import { defaultReportContent, startOpenAIServer, strictSchemaProblems, type OpenAITestServer } from './openai-server.ts';
+import {
+  defaultReportContent,
+  startOpenAIServer,
+  strictSchemaProblems,
+  type OpenAITestServer,
+} from './openai-server.ts';
 
 let server: OpenAITestServer | undefined;
 
@@ -25,16 +30,26 @@ interface Reply {
   readonly body: Record<string, unknown>;
 }
 
-async function post(s: OpenAITestServer, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+async function post(
+  s: OpenAITestServer,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   const response = await fetch(`${s.origin}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: (await response.json()) as Record<string, unknown>,
+  };
 }
 
-const errorOf = (reply: Reply) => reply.body.error as { message: string; type: string; code: string | null; param: string | null };
+const errorOf = (reply: Reply) =>
+  reply.body.error as { message: string; type: string; code: string | null; param: string | null };
 
 const chatBody = (user: string, extra: Record<string, unknown> = {}) => ({
   model: 'test-model',
@@ -48,7 +63,11 @@ const chatBody = (user: string, extra: Record<string, unknown> = {}) => ({
 describe('POST /v1/embeddings', () => {
   it('answers one embedding per input in OpenAI shape, the local embedding scaled', async () => {
     const s = await start({ embeddingDimension: 32, embeddingScale: 3 });
-    const reply = await post(s, '/v1/embeddings', { model: 'm1', input: ['disk full on <*>', 'user logged in'], encoding_format: 'float' });
+    const reply = await post(s, '/v1/embeddings', {
+      model: 'm1',
+      input: ['disk full on <*>', 'user logged in'],
+      encoding_format: 'float',
+    });
     expect(reply.status).toBe(200);
     expect(reply.body.object).toBe('list');
     expect(reply.body.model).toBe('m1');
@@ -70,7 +89,9 @@ describe('POST /v1/embeddings', () => {
     const encoded = (base64.body.data as Array<{ embedding: string }>)[0]?.embedding ?? '';
     const bytes = Buffer.from(encoded, 'base64');
     const decoded = Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4));
-    expect(decoded).toEqual((floats.body.data as Array<{ embedding: number[] }>)[0]?.embedding.map((v) => Math.fround(v)));
+    expect(decoded).toEqual(
+      (floats.body.data as Array<{ embedding: number[] }>)[0]?.embedding.map((v) => Math.fround(v)),
+    );
   });
 
   it('can answer in reverse index order', async () => {
@@ -96,7 +117,10 @@ describe('POST /v1/embeddings', () => {
 
   it('refuses more than 2048 inputs', async () => {
     const s = await start();
-    const reply = await post(s, '/v1/embeddings', { model: 'm', input: Array.from({ length: 2049 }, (_, i) => `t${i}`) });
+    const reply = await post(s, '/v1/embeddings', {
+      model: 'm',
+      input: Array.from({ length: 2049 }, (_, i) => `t${i}`),
+    });
     expect(reply.status).toBe(400);
   });
 
@@ -164,7 +188,10 @@ describe('requests in general', () => {
     s.respondNext('embeddings', { status: 200, text: '<html>proxy</html>', contentType: 'text/html' });
     const json = await post(s, '/v1/embeddings', { model: 'm', input: ['x'] });
     expect(json.body).toEqual({ data: 'nonsense' });
-    const text = await fetch(`${s.url}/embeddings`, { method: 'POST', body: JSON.stringify({ model: 'm', input: ['x'] }) });
+    const text = await fetch(`${s.url}/embeddings`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'm', input: ['x'] }),
+    });
     expect(text.headers.get('content-type')).toBe('text/html');
     expect(await text.text()).toBe('<html>proxy</html>');
   });
@@ -211,7 +238,9 @@ describe('POST /v1/chat/completions', () => {
   });
 
   it('rates nothing when the prompt shows no pattern', () => {
-    const content = JSON.parse(defaultReportContent({ model: 'm', messages: [{ role: 'user', content: 'no data' }] })) as { patternSeverity: unknown[] };
+    const content = JSON.parse(
+      defaultReportContent({ model: 'm', messages: [{ role: 'user', content: 'no data' }] }),
+    ) as { patternSeverity: unknown[] };
     expect(content.patternSeverity).toEqual([]);
   });
 
@@ -231,7 +260,12 @@ describe('POST /v1/chat/completions', () => {
     ['no messages', { model: 'm', messages: [] }],
     ['a bad role', { model: 'm', messages: [{ role: 'wizard', content: 'x' }] }],
     ['an unknown response format', chatBody('x', { response_format: { type: 'yaml' } })],
-    ['a schema without a name', chatBody('x', { response_format: { type: 'json_schema', json_schema: { strict: true, schema: { type: 'object' } } } })],
+    [
+      'a schema without a name',
+      chatBody('x', {
+        response_format: { type: 'json_schema', json_schema: { strict: true, schema: { type: 'object' } } },
+      }),
+    ],
   ])('refuses a request with %s', async (_name, body) => {
     const s = await start();
     expect((await post(s, '/v1/chat/completions', body)).status).toBe(400);
@@ -239,8 +273,16 @@ describe('POST /v1/chat/completions', () => {
 
   it('refuses a strict json_schema that breaks strict-mode rules, naming the rule', async () => {
     const s = await start();
-    const schema = { type: 'object', properties: { a: { type: 'string' }, b: { type: 'array', items: { type: 'object', properties: {} } } }, required: ['a'] };
-    const reply = await post(s, '/v1/chat/completions', chatBody('x', { response_format: { type: 'json_schema', json_schema: { name: 'r', strict: true, schema } } }));
+    const schema = {
+      type: 'object',
+      properties: { a: { type: 'string' }, b: { type: 'array', items: { type: 'object', properties: {} } } },
+      required: ['a'],
+    };
+    const reply = await post(
+      s,
+      '/v1/chat/completions',
+      chatBody('x', { response_format: { type: 'json_schema', json_schema: { name: 'r', strict: true, schema } } }),
+    );
     expect(reply.status).toBe(400);
     const message = errorOf(reply).message;
     expect(message).toContain("#: 'additionalProperties' is required to be supplied and to be false");
@@ -250,7 +292,13 @@ describe('POST /v1/chat/completions', () => {
 
   it('accepts a non-strict schema as is', async () => {
     const s = await start();
-    const reply = await post(s, '/v1/chat/completions', chatBody('x', { response_format: { type: 'json_schema', json_schema: { name: 'r', schema: { type: 'object' } } } }));
+    const reply = await post(
+      s,
+      '/v1/chat/completions',
+      chatBody('x', {
+        response_format: { type: 'json_schema', json_schema: { name: 'r', schema: { type: 'object' } } },
+      }),
+    );
     expect(reply.status).toBe(200);
   });
 });
@@ -261,7 +309,12 @@ describe('strictSchemaProblems', () => {
       type: 'object',
       additionalProperties: false,
       required: ['a', 'b'],
-      properties: { a: { type: ['string', 'null'] }, b: { anyOf: [{ type: 'integer' }, { type: 'object', additionalProperties: false, required: [], properties: {} }] } },
+      properties: {
+        a: { type: ['string', 'null'] },
+        b: {
+          anyOf: [{ type: 'integer' }, { type: 'object', additionalProperties: false, required: [], properties: {} }],
+        },
+      },
     };
     expect(strictSchemaProblems(schema)).toEqual([]);
   });
@@ -271,7 +324,13 @@ describe('strictSchemaProblems', () => {
       type: 'object',
       additionalProperties: false,
       required: ['a'],
-      properties: { a: { type: 'array', uniqueItems: true, items: { anyOf: [{ type: 'object', properties: { x: { type: 'string' } } }] } } },
+      properties: {
+        a: {
+          type: 'array',
+          uniqueItems: true,
+          items: { anyOf: [{ type: 'object', properties: { x: { type: 'string' } } }] },
+        },
+      },
     };
     expect(strictSchemaProblems(schema)).toEqual([
       "#/properties/a: 'uniqueItems' is not permitted",

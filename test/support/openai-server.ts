@@ -119,7 +119,8 @@ const STATUS_TEXT: Readonly<Record<number, { type: string; code: string | null }
   503: { type: 'server_error', code: 'service_unavailable' },
 };
 
-const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
 const estimateTokens = (text: string): number => Math.ceil(text.length / 4);
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -136,15 +137,29 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-function send(res: ServerResponse, status: number, body: string, contentType: string, headers: Readonly<Record<string, string>> = {}): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  contentType: string,
+  headers: Readonly<Record<string, string>> = {},
+): void {
   if (res.destroyed || res.headersSent) return;
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 
-function errorBody(status: number, message: string, type?: string, code?: string | null, param: string | null = null): string {
+function errorBody(
+  status: number,
+  message: string,
+  type?: string,
+  code?: string | null,
+  param: string | null = null,
+): string {
   const known = STATUS_TEXT[status];
-  return JSON.stringify({ error: { message, type: type ?? known?.type ?? 'invalid_request_error', param, code: code ?? known?.code ?? null } });
+  return JSON.stringify({
+    error: { message, type: type ?? known?.type ?? 'invalid_request_error', param, code: code ?? known?.code ?? null },
+  });
 }
 
 // ---------------------------------------------------------------- strict json_schema rules
@@ -170,26 +185,36 @@ const STRICT_UNSUPPORTED = [
   'uniqueItems',
 ];
 
-/** Why a schema would be refused in strict mode: every object closed, every property required, no unsupported keyword. */
+/**
+ * Why a schema would be refused in strict mode: every object closed, every property required, no unsupported keyword.
+ */
 export function strictSchemaProblems(schema: unknown, path = '#'): string[] {
   if (!isObject(schema)) return [`${path}: is not a schema object`];
   const problems: string[] = [];
-  for (const keyword of STRICT_UNSUPPORTED) if (keyword in schema) problems.push(`${path}: '${keyword}' is not permitted`);
+  for (const keyword of STRICT_UNSUPPORTED)
+    if (keyword in schema) problems.push(`${path}: '${keyword}' is not permitted`);
   const types = Array.isArray(schema.type) ? schema.type : [schema.type];
   if (types.includes('object') || 'properties' in schema) {
-    if (schema.additionalProperties !== false) problems.push(`${path}: 'additionalProperties' is required to be supplied and to be false`);
+    if (schema.additionalProperties !== false)
+      problems.push(`${path}: 'additionalProperties' is required to be supplied and to be false`);
     const properties = isObject(schema.properties) ? schema.properties : {};
     const required = Array.isArray(schema.required) ? schema.required : [];
     for (const key of Object.keys(properties)) {
-      if (!required.includes(key)) problems.push(`${path}: 'required' is required to be supplied and to be an array including every key in properties. Missing '${key}'`);
+      if (!required.includes(key))
+        problems.push(
+          `${path}: 'required' is required to be supplied and to be an array including every key in properties. Missing '${key}'`,
+        );
       problems.push(...strictSchemaProblems(properties[key], `${path}/properties/${key}`));
     }
   }
   if (schema.items !== undefined) problems.push(...strictSchemaProblems(schema.items, `${path}/items`));
-  if (Array.isArray(schema.anyOf)) schema.anyOf.forEach((branch, i) => problems.push(...strictSchemaProblems(branch, `${path}/anyOf/${i}`)));
+  if (Array.isArray(schema.anyOf))
+    schema.anyOf.forEach((branch, i) => problems.push(...strictSchemaProblems(branch, `${path}/anyOf/${i}`)));
   for (const defs of ['$defs', 'definitions'] as const) {
     const map = schema[defs];
-    if (isObject(map)) for (const [name, sub] of Object.entries(map)) problems.push(...strictSchemaProblems(sub, `${path}/${defs}/${name}`));
+    if (isObject(map))
+      for (const [name, sub] of Object.entries(map))
+        problems.push(...strictSchemaProblems(sub, `${path}/${defs}/${name}`));
   }
   return problems;
 }
@@ -197,30 +222,64 @@ export function strictSchemaProblems(schema: unknown, path = '#'): string[] {
 // ---------------------------------------------------------------- handlers
 
 function embeddingTexts(body: Record<string, unknown>): string[] {
-  if (typeof body.model !== 'string' || body.model === '') throw new RequestError(400, "you must provide a model parameter", undefined, null, 'model');
+  if (typeof body.model !== 'string' || body.model === '')
+    throw new RequestError(400, 'you must provide a model parameter', undefined, null, 'model');
   const input = body.input;
   const texts = typeof input === 'string' ? [input] : input;
   if (!Array.isArray(texts) || texts.length === 0 || !texts.every((t): t is string => typeof t === 'string')) {
-    throw new RequestError(400, "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", undefined, null, 'input');
+    throw new RequestError(
+      400,
+      "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+      undefined,
+      null,
+      'input',
+    );
   }
-  if (texts.length > MAX_EMBEDDING_INPUTS) throw new RequestError(400, `'$.input' is too long: at most ${MAX_EMBEDDING_INPUTS} inputs`, undefined, null, 'input');
+  if (texts.length > MAX_EMBEDDING_INPUTS)
+    throw new RequestError(
+      400,
+      `'$.input' is too long: at most ${MAX_EMBEDDING_INPUTS} inputs`,
+      undefined,
+      null,
+      'input',
+    );
   // OpenAI refuses empty strings.
-  if (texts.some((t) => t === '')) throw new RequestError(400, "'$.input' is invalid: empty strings are not allowed.", undefined, null, 'input');
+  if (texts.some((t) => t === ''))
+    throw new RequestError(400, "'$.input' is invalid: empty strings are not allowed.", undefined, null, 'input');
   if (body.encoding_format !== undefined && body.encoding_format !== 'float' && body.encoding_format !== 'base64') {
-    throw new RequestError(400, `Invalid value for 'encoding_format': ${JSON.stringify(body.encoding_format)}`, undefined, null, 'encoding_format');
+    throw new RequestError(
+      400,
+      `Invalid value for 'encoding_format': ${JSON.stringify(body.encoding_format)}`,
+      undefined,
+      null,
+      'encoding_format',
+    );
   }
   return texts;
 }
 
 function chatRequest(body: Record<string, unknown>): ChatRequest {
-  if (typeof body.model !== 'string' || body.model === '') throw new RequestError(400, 'you must provide a model parameter', undefined, null, 'model');
+  if (typeof body.model !== 'string' || body.model === '')
+    throw new RequestError(400, 'you must provide a model parameter', undefined, null, 'model');
   const messages = body.messages;
-  if (!Array.isArray(messages) || messages.length === 0) throw new RequestError(400, "'messages' must be a non-empty array", undefined, null, 'messages');
+  if (!Array.isArray(messages) || messages.length === 0)
+    throw new RequestError(400, "'messages' must be a non-empty array", undefined, null, 'messages');
   const parsed = messages.map((m, i) => {
-    if (!isObject(m) || typeof m.role !== 'string' || !['system', 'developer', 'user', 'assistant', 'tool'].includes(m.role)) {
+    if (
+      !isObject(m) ||
+      typeof m.role !== 'string' ||
+      !['system', 'developer', 'user', 'assistant', 'tool'].includes(m.role)
+    ) {
       throw new RequestError(400, `Invalid value for 'messages[${i}].role'`, undefined, null, `messages[${i}].role`);
     }
-    if (typeof m.content !== 'string') throw new RequestError(400, `Invalid type for 'messages[${i}].content': expected a string`, undefined, null, `messages[${i}].content`);
+    if (typeof m.content !== 'string')
+      throw new RequestError(
+        400,
+        `Invalid type for 'messages[${i}].content': expected a string`,
+        undefined,
+        null,
+        `messages[${i}].content`,
+      );
     return { role: m.role, content: m.content };
   });
   const format = body.response_format;
@@ -231,13 +290,26 @@ function chatRequest(body: Record<string, unknown>): ChatRequest {
     if (format.type === 'json_schema') {
       const spec = format.json_schema;
       if (!isObject(spec) || typeof spec.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(spec.name)) {
-        throw new RequestError(400, "Invalid 'response_format.json_schema.name'", undefined, null, 'response_format.json_schema.name');
+        throw new RequestError(
+          400,
+          "Invalid 'response_format.json_schema.name'",
+          undefined,
+          null,
+          'response_format.json_schema.name',
+        );
       }
       if (spec.strict === true) {
         const problems = strictSchemaProblems(spec.schema);
-        if (isObject(spec.schema) && spec.schema.type !== 'object') problems.unshift("#: schema must be a JSON Schema of 'type: \"object\"'");
+        if (isObject(spec.schema) && spec.schema.type !== 'object')
+          problems.unshift('#: schema must be a JSON Schema of \'type: "object"\'');
         if (problems.length > 0) {
-          throw new RequestError(400, `Invalid schema for response_format '${spec.name}': ${problems.join('; ')}`, undefined, 'invalid_json_schema', 'response_format');
+          throw new RequestError(
+            400,
+            `Invalid schema for response_format '${spec.name}': ${problems.join('; ')}`,
+            undefined,
+            'invalid_json_schema',
+            'response_format',
+          );
         }
       }
     }
@@ -249,7 +321,10 @@ const DATA_SECTION = /<logs>\n?([\s\S]*?)\n?<\/logs>/;
 
 /** A report that passes the client's checks: it rates the first pattern the request shows, if any. */
 export function defaultReportContent(request: ChatRequest): string {
-  const user = request.messages.filter((m) => m.role === 'user').map((m) => m.content).join('\n');
+  const user = request.messages
+    .filter((m) => m.role === 'user')
+    .map((m) => m.content)
+    .join('\n');
   let first: { errorHash?: unknown; template?: unknown; occurrences?: unknown } | undefined;
   const section = DATA_SECTION.exec(user)?.[1];
   try {
@@ -320,7 +395,8 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
   const embeddingsAnswer = (body: Record<string, unknown>, texts: readonly string[]): unknown => {
     const data = texts.map((text, index) => {
       const vector = Array.from(localEmbedding(text, dimension), (v) => v * scale);
-      const embedding = body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
+      const embedding =
+        body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
       return { object: 'embedding', index, embedding };
     });
     if (options.reverseEmbeddingOrder === true) data.reverse();
@@ -331,19 +407,32 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
   const chatAnswer = (request: ChatRequest): unknown => {
     completions += 1;
     const configured = state.chatContent;
-    const content = configured === undefined ? defaultReportContent(request) : typeof configured === 'string' ? configured : configured(request);
+    const content =
+      configured === undefined
+        ? defaultReportContent(request)
+        : typeof configured === 'string'
+          ? configured
+          : configured(request);
     const promptTokens = request.messages.reduce((sum, m) => sum + estimateTokens(m.content), 0);
     const completionTokens = estimateTokens(content);
     const usage =
       state.chatUsage === null
         ? {}
-        : { usage: state.chatUsage ?? { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } };
+        : {
+            usage: state.chatUsage ?? {
+              prompt_tokens: promptTokens,
+              completion_tokens: completionTokens,
+              total_tokens: promptTokens + completionTokens,
+            },
+          };
     return {
       id: `chatcmpl-test-${completions}`,
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
       model: request.model,
-      choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' }],
+      choices: [
+        { index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' },
+      ],
       ...usage,
     };
   };
@@ -365,10 +454,16 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
     requests.push(record);
     if (endpoint === 'embeddings' && isObject(body)) {
       const input = body.input;
-      for (const t of typeof input === 'string' ? [input] : Array.isArray(input) ? input : []) if (typeof t === 'string') inputs.push(t);
+      for (const t of typeof input === 'string' ? [input] : Array.isArray(input) ? input : [])
+        if (typeof t === 'string') inputs.push(t);
     }
 
-    const reply = (status: number, text: string, contentType = 'application/json', headers: Readonly<Record<string, string>> = {}) => {
+    const reply = (
+      status: number,
+      text: string,
+      contentType = 'application/json',
+      headers: Readonly<Record<string, string>> = {},
+    ) => {
       record.status = status;
       send(res, status, text, contentType, headers);
     };
@@ -407,12 +502,16 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
         for (const failure of inputFailures) {
           const index = texts.findIndex((t) => t.includes(failure.text));
           if (index >= 0) {
-            const message = failure.status === 400 ? `Injected refusal of '$.input[${index}]'` : `Injected failure with status ${failure.status} on '$.input[${index}]'`;
+            const message =
+              failure.status === 400
+                ? `Injected refusal of '$.input[${index}]'`
+                : `Injected failure with status ${failure.status} on '$.input[${index}]'`;
             throw new RequestError(failure.status, message, STATUS_TEXT[failure.status]?.type, null, 'input');
           }
         }
       }
-      const answer = endpoint === 'embeddings' ? embeddingsAnswer(body, embeddingTexts(body)) : chatAnswer(chatRequest(body));
+      const answer =
+        endpoint === 'embeddings' ? embeddingsAnswer(body, embeddingTexts(body)) : chatAnswer(chatRequest(body));
       reply(200, JSON.stringify(answer));
     } catch (error) {
       if (!(error instanceof RequestError)) throw error;
@@ -426,7 +525,12 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
     handle(req, res)
       .catch((error: unknown) => {
         const status = error instanceof RequestError ? error.status : 500;
-        send(res, status, errorBody(status, error instanceof Error ? error.message : String(error)), 'application/json');
+        send(
+          res,
+          status,
+          errorBody(status, error instanceof Error ? error.message : String(error)),
+          'application/json',
+        );
       })
       .finally(() => {
         inFlight -= 1;
@@ -467,7 +571,11 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
     },
     failNext(status, times = 1, endpoint) {
       const message = status === 429 ? 'Rate limit reached for requests' : `Injected failure with status ${status}`;
-      interventions.push({ endpoint, response: { status, json: JSON.parse(errorBody(status, message)) as unknown }, remaining: times });
+      interventions.push({
+        endpoint,
+        response: { status, json: JSON.parse(errorBody(status, message)) as unknown },
+        remaining: times,
+      });
     },
     failInput(text, status = 400) {
       const failure = { text, status };
@@ -484,7 +592,9 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
       }
       timers.clear();
       server.closeAllConnections();
-      await new Promise<void>((resolve, reject) => server.close((error) => (error === undefined ? resolve() : reject(error))));
+      await new Promise<void>((resolve, reject) =>
+        server.close((error) => (error === undefined ? resolve() : reject(error))),
+      );
     },
   };
 }

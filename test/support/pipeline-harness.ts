@@ -27,7 +27,10 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function createHarness(extraEnv: Record<string, string> = {}, options: { kafka?: boolean } = {}): Promise<Harness> {
+export async function createHarness(
+  extraEnv: Record<string, string> = {},
+  options: { kafka?: boolean } = {},
+): Promise<Harness> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-pipelines-'));
   const database = uniqueName('logflow_pipe');
   const config = loadConfig({
@@ -58,13 +61,16 @@ export async function createHarness(extraEnv: Record<string, string> = {}, optio
       const r = startPipeline(definition, { config, logger, metrics, resources, options: pipelineOptions });
       running.push(r);
       void r.done.then((outcome) => {
-        if (outcome.status === 'failed') failures.push(`${definition.name}: ${String((outcome.error as Error)?.message ?? outcome.error)}`);
+        if (outcome.status === 'failed')
+          failures.push(`${definition.name}: ${String((outcome.error as Error)?.message ?? outcome.error)}`);
       });
       return r;
     },
     async count(sql, params = {}) {
       const engines = await resources.engines();
-      const [row] = await (await engines.clickhouse.query({ query: sql, query_params: params, format: 'JSONEachRow' })).json<Record<string, string>>();
+      const [row] = await (
+        await engines.clickhouse.query({ query: sql, query_params: params, format: 'JSONEachRow' })
+      ).json<Record<string, string>>();
       return Number(Object.values(row ?? {})[0] ?? 0);
     },
     async waitFor(check, what, timeoutMs = 120_000) {

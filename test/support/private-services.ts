@@ -103,7 +103,8 @@ function asServerUser(command: string, args: readonly string[]): [string, string
 function run(command: string, args: readonly string[], what: string): string {
   const [cmd, argv] = asServerUser(command, args);
   const result = spawnSync(cmd, argv, { encoding: 'utf8', timeout: 120_000 });
-  if (result.status !== 0) throw new Error(`${what} failed (${result.status ?? result.signal}): ${result.stderr}${result.stdout}`);
+  if (result.status !== 0)
+    throw new Error(`${what} failed (${result.status ?? result.signal}): ${result.stderr}${result.stdout}`);
   return result.stdout;
 }
 
@@ -158,15 +159,21 @@ export async function startPrivateRedis(): Promise<PrivateService> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-redis-'));
   const port = await freePort();
   let child: ChildProcess | undefined;
-  const ping = () => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8', timeout: 3_000 }).stdout?.trim() === 'PONG';
+  const ping = () =>
+    spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8', timeout: 3_000 }).stdout?.trim() ===
+    'PONG';
 
   const service: PrivateService = {
     port,
     url: `redis://127.0.0.1:${port}`,
     async start() {
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-        stdio: 'ignore',
-      });
+      child = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+        {
+          stdio: 'ignore',
+        },
+      );
       await waitUntil(async () => ping(), `private Redis on ${port}`, 30_000);
     },
     async stop() {
@@ -254,7 +261,20 @@ export async function startPrivateKafka(): Promise<PrivateKafka> {
   const clusterId = randomBytes(16).toString('base64url');
   const format = spawnSync(
     java,
-    [...jvm, '-cp', classpath, `-Dlog4j2.configurationFile=${KAFKA_LOG4J}`, `-Dlogflow.kafka.logfile=${logFile}`, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted'],
+    [
+      ...jvm,
+      '-cp',
+      classpath,
+      `-Dlog4j2.configurationFile=${KAFKA_LOG4J}`,
+      `-Dlogflow.kafka.logfile=${logFile}`,
+      'kafka.tools.StorageTool',
+      'format',
+      '-t',
+      clusterId,
+      '-c',
+      props,
+      '--ignore-formatted',
+    ],
     { encoding: 'utf8', timeout: 120_000 },
   );
   if (format.status !== 0) throw new Error(`kafka storage format failed: ${format.stderr}${format.stdout}`);
@@ -272,13 +292,23 @@ export async function startPrivateKafka(): Promise<PrivateKafka> {
       const before = existsSync(logFile) ? (await readFile(logFile, 'utf8')).split(marker).length : 1;
       child = spawn(
         java,
-        [...jvm, `-Dlog4j2.configurationFile=${KAFKA_LOG4J}`, `-Dlogflow.kafka.logfile=${logFile}`, `-Dkafka.logs.dir=${dir}`, '-cp', classpath, 'kafka.Kafka', props],
+        [
+          ...jvm,
+          `-Dlog4j2.configurationFile=${KAFKA_LOG4J}`,
+          `-Dlogflow.kafka.logfile=${logFile}`,
+          `-Dkafka.logs.dir=${dir}`,
+          '-cp',
+          classpath,
+          'kafka.Kafka',
+          props,
+        ],
         { stdio: 'ignore' },
       );
       const started = child;
       await waitUntil(
         async () => {
-          if (started.exitCode !== null) throw new Error(`private Kafka exited during start #${starts} (log: ${logFile})`);
+          if (started.exitCode !== null)
+            throw new Error(`private Kafka exited during start #${starts} (log: ${logFile})`);
           if (!(await portOpen(port))) return false;
           const log = await readFile(logFile, 'utf8').catch(() => '');
           return log.split(marker).length > before;

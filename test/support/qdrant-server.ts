@@ -118,7 +118,8 @@ interface Route {
 
 // ---------------------------------------------------------------- the schema checks
 
-const isObject = (value: unknown): value is JsonObject => value !== null && typeof value === 'object' && !Array.isArray(value);
+const isObject = (value: unknown): value is JsonObject =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** OpenAPI 3.0 schema -> JSON Schema 2019-09; see the module comment for each rewrite. Exported for its tests. */
 export function toJsonSchema(schema: Json): Json {
@@ -155,7 +156,10 @@ export function toJsonSchema(schema: Json): Json {
   return { ...out, type: 'null' };
 }
 
-const integerFormat = (min: number, max: number) => ({ type: 'number' as const, validate: (n: number) => Number.isInteger(n) && n >= min && n <= max });
+const integerFormat = (min: number, max: number) => ({
+  type: 'number' as const,
+  validate: (n: number) => Number.isInteger(n) && n >= min && n <= max,
+});
 
 function newAjv(coerceTypes: boolean): Ajv2019 {
   const ajv = new Ajv2019({ strict: false, allErrors: true, coerceTypes, logger: false });
@@ -172,11 +176,29 @@ function newAjv(coerceTypes: boolean): Ajv2019 {
 }
 
 /** Qdrant answers malformed JSON with 400 and values outside declared bounds with 422. */
-const boundKeywords = new Set(['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'minItems', 'maxItems', 'uniqueItems']);
-const statusFor = (errors: readonly ErrorObject[]): number => (errors.every((e) => boundKeywords.has(e.keyword)) ? 422 : 400);
+const boundKeywords = new Set([
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'uniqueItems',
+]);
+const statusFor = (errors: readonly ErrorObject[]): number =>
+  errors.every((e) => boundKeywords.has(e.keyword)) ? 422 : 400;
 
 function describeErrors(errors: readonly ErrorObject[] | null | undefined, dataVar: string): string {
-  const unique = [...new Set((errors ?? []).map((e) => `${dataVar}${e.instancePath} ${e.message ?? e.keyword}${e.keyword === 'unevaluatedProperties' ? ` (${String(e.params.unevaluatedProperty)})` : ''}`))];
+  const unique = [
+    ...new Set(
+      (errors ?? []).map(
+        (e) =>
+          `${dataVar}${e.instancePath} ${e.message ?? e.keyword}${e.keyword === 'unevaluatedProperties' ? ` (${String(e.params.unevaluatedProperty)})` : ''}`,
+      ),
+    ),
+  ];
   return unique.slice(0, 8).join('; ') + (unique.length > 8 ? `; ... (${unique.length - 8} more)` : '');
 }
 
@@ -186,8 +208,13 @@ class SpecChecker {
   readonly #coercingAjv = newAjv(true);
   readonly #cache = new Map<string, ValidateFunction>();
 
-  constructor(spec: { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, Json> } }) {
-    const $defs = Object.fromEntries(Object.entries(spec.components.schemas).map(([name, s]) => [name, toJsonSchema(s)]));
+  constructor(spec: {
+    paths: Record<string, Record<string, Operation>>;
+    components: { schemas: Record<string, Json> };
+  }) {
+    const $defs = Object.fromEntries(
+      Object.entries(spec.components.schemas).map(([name, s]) => [name, toJsonSchema(s)]),
+    );
     for (const ajv of [this.#ajv, this.#coercingAjv]) ajv.addSchema({ $id: COMPONENTS_ID, $defs } as AnySchema);
     this.routes = Object.entries(spec.paths)
       .map(([template, operations]) => {
@@ -228,12 +255,20 @@ class SpecChecker {
     return validate;
   }
 
-  /** Path and query parameters, coerced from strings as a server would parse them; unknown query parameters are violations. */
-  checkParameters(operation: Operation, pathParams: Record<string, string>, query: Record<string, string>): { status: number; message: string } | undefined {
+  /**
+   * Path and query parameters, coerced from strings as a server would parse them; unknown query parameters are
+   * violations.
+   */
+  checkParameters(
+    operation: Operation,
+    pathParams: Record<string, string>,
+    query: Record<string, string>,
+  ): { status: number; message: string } | undefined {
     const parameters = (operation.parameters ?? []).filter((p) => p.in === 'path' || p.in === 'query');
     const known = new Set(parameters.filter((p) => p.in === 'query').map((p) => p.name));
     const unknown = Object.keys(query).filter((name) => !known.has(name));
-    if (unknown.length > 0) return { status: 400, message: `Query deserialize error: unknown query parameter(s) ${unknown.join(', ')}` };
+    if (unknown.length > 0)
+      return { status: 400, message: `Query deserialize error: unknown query parameter(s) ${unknown.join(', ')}` };
     const schema: JsonObject = {
       type: 'object',
       properties: Object.fromEntries(parameters.map((p) => [p.name, p.schema ?? {}])),
@@ -251,22 +286,34 @@ class SpecChecker {
     if (validate(body)) return undefined;
     const errors = validate.errors ?? [];
     const status = statusFor(errors);
-    return { status, message: `${status === 422 ? 'Validation error' : 'Format error'} in JSON body: ${describeErrors(errors, 'body')}` };
+    return {
+      status,
+      message: `${status === 422 ? 'Validation error' : 'Format error'} in JSON body: ${describeErrors(errors, 'body')}`,
+    };
   }
 
   checkResponse(operation: Operation, status: number, body: unknown): string | undefined {
-    const key = status === 200 ? '200' : status >= 400 && status < 500 && operation.responses['4XX'] !== undefined ? '4XX' : 'default';
+    const key =
+      status === 200
+        ? '200'
+        : status >= 400 && status < 500 && operation.responses['4XX'] !== undefined
+          ? '4XX'
+          : 'default';
     const schema = (operation.responses[key] ?? operation.responses.default)?.content?.['application/json']?.schema;
     if (schema === undefined) return undefined;
     const validate = this.#compile(`${operation.operationId}:response:${key}`, schema, false);
-    return validate(body) ? undefined : `response ${status} does not match the ${key} schema: ${describeErrors(validate.errors, 'response')}`;
+    return validate(body)
+      ? undefined
+      : `response ${status} does not match the ${key} schema: ${describeErrors(validate.errors, 'response')}`;
   }
 }
 
 let checker: SpecChecker | undefined;
 /** Compiled once per process: the document is half a megabyte and each schema is compiled on first use. */
 function specChecker(): SpecChecker {
-  checker ??= new SpecChecker(JSON.parse(readFileSync(SPEC_URL, 'utf8')) as ConstructorParameters<typeof SpecChecker>[0]);
+  checker ??= new SpecChecker(
+    JSON.parse(readFileSync(SPEC_URL, 'utf8')) as ConstructorParameters<typeof SpecChecker>[0],
+  );
   return checker;
 }
 
@@ -323,7 +370,8 @@ function payloadValues(payload: Readonly<Record<string, unknown>>, key: string):
   return values.filter((v) => v !== undefined);
 }
 
-const asList = (conditions: unknown): unknown[] => (conditions === undefined || conditions === null ? [] : Array.isArray(conditions) ? conditions : [conditions]);
+const asList = (conditions: unknown): unknown[] =>
+  conditions === undefined || conditions === null ? [] : Array.isArray(conditions) ? conditions : [conditions];
 
 function matchesFilter(point: StoredPoint, filter: unknown): boolean {
   if (filter === undefined || filter === null) return true;
@@ -349,7 +397,8 @@ function matchesCondition(point: StoredPoint, condition: unknown): boolean {
   if (match !== undefined && match !== null) {
     if ('value' in match) return values.some((v) => v === match.value);
     if ('any' in match && Array.isArray(match.any)) return values.some((v) => (match.any as unknown[]).includes(v));
-    if ('except' in match && Array.isArray(match.except)) return values.length > 0 && !values.some((v) => (match.except as unknown[]).includes(v));
+    if ('except' in match && Array.isArray(match.except))
+      return values.length > 0 && !values.some((v) => (match.except as unknown[]).includes(v));
     throw unsupported(`match ${JSON.stringify(match)}`);
   }
   if (c.is_empty === true) return values.length === 0;
@@ -357,10 +406,14 @@ function matchesCondition(point: StoredPoint, condition: unknown): boolean {
   throw unsupported(`field condition ${JSON.stringify(condition)}`);
 }
 
-function selectPayload(payload: Readonly<Record<string, unknown>>, withPayload: unknown): Record<string, unknown> | null {
+function selectPayload(
+  payload: Readonly<Record<string, unknown>>,
+  withPayload: unknown,
+): Record<string, unknown> | null {
   if (withPayload === undefined || withPayload === null || withPayload === false) return null;
   if (withPayload === true) return { ...payload };
-  if (Array.isArray(withPayload)) return Object.fromEntries(Object.entries(payload).filter(([k]) => (withPayload as unknown[]).includes(k)));
+  if (Array.isArray(withPayload))
+    return Object.fromEntries(Object.entries(payload).filter(([k]) => (withPayload as unknown[]).includes(k)));
   throw unsupported(`with_payload ${JSON.stringify(withPayload)}`);
 }
 
@@ -379,14 +432,23 @@ class InMemoryQdrant {
   }
 
   #vector(collection: Collection, vector: unknown, what: string): number[] {
-    if (!Array.isArray(vector) || !vector.every((x) => typeof x === 'number')) throw unsupported(`${what} other than a dense vector`);
+    if (!Array.isArray(vector) || !vector.every((x) => typeof x === 'number'))
+      throw unsupported(`${what} other than a dense vector`);
     if (vector.length !== collection.size) {
-      throw new QdrantFailure(400, `Wrong input: Vector dimension error: expected dim: ${collection.size}, got ${vector.length}`);
+      throw new QdrantFailure(
+        400,
+        `Wrong input: Vector dimension error: expected dim: ${collection.size}, got ${vector.length}`,
+      );
     }
     return vector;
   }
 
-  handle(operationId: string, params: Record<string, string>, query: Record<string, string>, body: Record<string, unknown>): unknown {
+  handle(
+    operationId: string,
+    params: Record<string, string>,
+    query: Record<string, string>,
+    body: Record<string, unknown>,
+  ): unknown {
     const name = params.collection_name ?? '';
     switch (operationId) {
       case 'root':
@@ -396,10 +458,16 @@ class InMemoryQdrant {
       case 'collection_exists':
         return { exists: this.collections.has(name) };
       case 'create_collection': {
-        if (this.collections.has(name)) throw new QdrantFailure(409, `Wrong input: Collection \`${name}\` already exists!`);
+        if (this.collections.has(name))
+          throw new QdrantFailure(409, `Wrong input: Collection \`${name}\` already exists!`);
         const vectors = body.vectors as { size?: unknown; distance?: unknown } | undefined;
         if (typeof vectors?.size !== 'number') throw unsupported('collections without a single unnamed dense vector');
-        this.collections.set(name, { size: vectors.size, distance: vectors.distance as Distance, points: new Map(), payloadIndexes: new Map() });
+        this.collections.set(name, {
+          size: vectors.size,
+          distance: vectors.distance as Distance,
+          points: new Map(),
+          payloadIndexes: new Map(),
+        });
         return true;
       }
       case 'delete_collection':
@@ -409,7 +477,12 @@ class InMemoryQdrant {
       case 'create_field_index': {
         const collection = this.#get(name);
         const schema = body.field_schema;
-        const type = typeof schema === 'string' ? schema : isObject(schema) && typeof schema.type === 'string' ? schema.type : undefined;
+        const type =
+          typeof schema === 'string'
+            ? schema
+            : isObject(schema) && typeof schema.type === 'string'
+              ? schema.type
+              : undefined;
         if (type === undefined) throw unsupported('field index without field_schema');
         collection.payloadIndexes.set(body.field_name as string, type);
         return this.#updateResult(query);
@@ -458,7 +531,12 @@ class InMemoryQdrant {
     }
   }
 
-  #nearest(collection: Collection, rawVector: unknown, body: Record<string, unknown>, payloadByDefault: boolean): unknown[] {
+  #nearest(
+    collection: Collection,
+    rawVector: unknown,
+    body: Record<string, unknown>,
+    payloadByDefault: boolean,
+  ): unknown[] {
     const query = stored(collection.distance, this.#vector(collection, rawVector, 'query vector'));
     const limit = typeof body.limit === 'number' ? body.limit : 10;
     const offset = typeof body.offset === 'number' ? body.offset : 0;
@@ -542,15 +620,28 @@ export async function startQdrantServer(options: QdrantTestServerOptions = {}): 
     const path = url.pathname;
     const query = Object.fromEntries(url.searchParams);
     const text = await readBody(request);
-    const violation = (kind: ViolationKind, message: string) => violations.push({ kind, method: method.toUpperCase(), path, message });
+    const violation = (kind: ViolationKind, message: string) =>
+      violations.push({ kind, method: method.toUpperCase(), path, message });
     const found = spec.route(path);
     const operation = found?.route.operations[method];
-    const record: RecordedRequest = { method: method.toUpperCase(), path, query, body: undefined, operationId: operation?.operationId, status: 0 };
+    const record: RecordedRequest = {
+      method: method.toUpperCase(),
+      path,
+      query,
+      body: undefined,
+      operationId: operation?.operationId,
+      status: 0,
+    };
     requests.push(record);
 
     const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
       const time = Number(process.hrtime.bigint() - started) / 1e9;
-      const body = status === 200 ? (operation?.operationId === 'root' ? payload : { result: payload, status: 'ok', time }) : { status: { error: String(payload) }, time };
+      const body =
+        status === 200
+          ? operation?.operationId === 'root'
+            ? payload
+            : { result: payload, status: 'ok', time }
+          : { status: { error: String(payload) }, time };
       if (operation !== undefined) {
         const drift = spec.checkResponse(operation, status, body);
         if (drift !== undefined) violation('response', drift);
@@ -616,7 +707,12 @@ export async function startQdrantServer(options: QdrantTestServerOptions = {}): 
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
-      violations.push({ kind: 'unsupported', method: request.method ?? '', path: request.url ?? '', message: `test server crashed: ${String(error)}` });
+      violations.push({
+        kind: 'unsupported',
+        method: request.method ?? '',
+        path: request.url ?? '',
+        message: `test server crashed: ${String(error)}`,
+      });
       if (!response.headersSent) response.writeHead(500, { 'content-type': 'application/json' });
       response.end(JSON.stringify({ status: { error: String(error) }, time: 0 }));
     });

@@ -29,7 +29,12 @@ const config = loadConfig({
 const engines = await openEngines(config);
 const topics = new KafkaTopics({ brokers: (env.BROKERS ?? '127.0.0.1:9092').split(','), clientId: 'sink-child' });
 const stop = new Subject<void>();
-const subscription = topics.subscribe({ groupId: env.GROUP!, topics: [topic], stop$: stop, commitIntervalMs: crashAfter === undefined ? 500 : 600_000 });
+const subscription = topics.subscribe({
+  groupId: env.GROUP!,
+  topics: [topic],
+  stop$: stop,
+  commitIntervalMs: crashAfter === undefined ? 500 : 600_000,
+});
 let inserts = 0;
 
 const graph = subscription.records$.pipe(

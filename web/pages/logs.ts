@@ -5,20 +5,44 @@ import { badge, empty, field, h, mount, select } from '../dom.ts';
 import { fmtTime, rangeBounds } from '../format.ts';
 
 const LEVELS: ReadonlyArray<readonly [string, string]> = [
-  ['', 'Any level'], ['DEBUG', 'DEBUG'], ['INFO', 'INFO'], ['WARN', 'WARN'], ['ERROR', 'ERROR'], ['FATAL', 'FATAL'],
+  ['', 'Any level'],
+  ['DEBUG', 'DEBUG'],
+  ['INFO', 'INFO'],
+  ['WARN', 'WARN'],
+  ['ERROR', 'ERROR'],
+  ['FATAL', 'FATAL'],
 ];
 const PAGE_SIZE = 100;
 
 function detail(row: LogRow): HTMLElement {
   const pairs: Array<[string, string | null]> = [
-    ['Log id', row.logId], ['Time', fmtTime(row.timestamp)], ['Host', row.host], ['Trace id', row.traceId], ['Template', row.template],
+    ['Log id', row.logId],
+    ['Time', fmtTime(row.timestamp)],
+    ['Host', row.host],
+    ['Trace id', row.traceId],
+    ['Template', row.template],
   ];
-  return h('div', null,
+  return h(
+    'div',
+    null,
     h('pre', { class: 'msg', style: 'white-space:pre-wrap;margin:0 0 8px' }, row.message),
-    h('dl', { class: 'kv' }, pairs.filter(([, v]) => v !== null && v !== '').map(([k, v]) => [h('dt', null, k), h('dd', { class: 'mono' }, v)])),
-    row.errorHash === null ? null : h('p', null,
-      h('a', { href: `#/patterns/${encodeURIComponent(row.errorHash)}` }, 'Pattern'), ' · ',
-      h('a', { href: `#/logs?errorHash=${encodeURIComponent(row.errorHash)}` }, 'All logs of this pattern')));
+    h(
+      'dl',
+      { class: 'kv' },
+      pairs
+        .filter(([, v]) => v !== null && v !== '')
+        .map(([k, v]) => [h('dt', null, k), h('dd', { class: 'mono' }, v)]),
+    ),
+    row.errorHash === null
+      ? null
+      : h(
+          'p',
+          null,
+          h('a', { href: `#/patterns/${encodeURIComponent(row.errorHash)}` }, 'Pattern'),
+          ' · ',
+          h('a', { href: `#/logs?errorHash=${encodeURIComponent(row.errorHash)}` }, 'All logs of this pattern'),
+        ),
+  );
 }
 
 export const logsPage: PageDefinition = {
@@ -36,17 +60,36 @@ export const logsPage: PageDefinition = {
     const serviceSelect = serviceOptions(ctx.session, filters.service);
     const envInput = h('input', { name: 'environment', value: filters.environment, placeholder: 'any', size: 10 });
     const levelSelect = select('level', LEVELS, filters.level);
-    const textInput = h('input', { name: 'q', type: 'search', value: filters.q, placeholder: 'text in message', size: 28 });
+    const textInput = h('input', {
+      name: 'q',
+      type: 'search',
+      value: filters.q,
+      placeholder: 'text in message',
+      size: 28,
+    });
     const hashInput = h('input', { name: 'errorHash', value: filters.errorHash, placeholder: 'error hash', size: 20 });
-    const form = h('form', {
-      class: 'filters',
-      onsubmit: (event: Event) => {
-        event.preventDefault();
-        ctx.setQuery({ service: serviceSelect.value, environment: envInput.value.trim(), level: levelSelect.value, q: textInput.value.trim(), errorHash: hashInput.value.trim() });
+    const form = h(
+      'form',
+      {
+        class: 'filters',
+        onsubmit: (event: Event) => {
+          event.preventDefault();
+          ctx.setQuery({
+            service: serviceSelect.value,
+            environment: envInput.value.trim(),
+            level: levelSelect.value,
+            q: textInput.value.trim(),
+            errorHash: hashInput.value.trim(),
+          });
+        },
       },
-    },
-    field('Service', serviceSelect), field('Environment', envInput), field('Level', levelSelect), field('Message contains', textInput), field('Error hash', hashInput),
-    h('button', { type: 'submit', class: 'primary' }, 'Search'));
+      field('Service', serviceSelect),
+      field('Environment', envInput),
+      field('Level', levelSelect),
+      field('Message contains', textInput),
+      field('Error hash', hashInput),
+      h('button', { type: 'submit', class: 'primary' }, 'Search'),
+    );
     for (const control of [serviceSelect, levelSelect]) control.addEventListener('change', () => form.requestSubmit());
 
     const results = h('div', null, empty('Loading…'));
@@ -65,25 +108,63 @@ export const logsPage: PageDefinition = {
       newer.disabled = true;
       older.disabled = true;
       try {
-        const page = await ctx.session.api.page<LogRow>('/logs', { ...filters, ...bounds, limit: PAGE_SIZE, cursor: cursors[pageIndex] ?? null });
+        const page = await ctx.session.api.page<LogRow>('/logs', {
+          ...filters,
+          ...bounds,
+          limit: PAGE_SIZE,
+          cursor: cursors[pageIndex] ?? null,
+        });
         if (!ctx.alive()) return;
         nextCursor = page.nextCursor;
         newer.disabled = pageIndex === 0;
         older.disabled = nextCursor === null;
         info.textContent = page.items.length === 0 ? '' : `page ${pageIndex + 1} · ${page.items.length} lines`;
-        mount(results, page.items.length === 0
-          ? empty('No log lines match these filters.')
-          : h('table', { id: 'logs-table' },
-            h('thead', null, h('tr', null, h('th', null, 'Time'), h('th', null, 'Level'), h('th', null, 'Service'), h('th', null, 'Env'), h('th', null, 'Message'))),
-            h('tbody', null, page.items.flatMap((row) => {
-              const more = h('tr', { class: 'detail', hidden: true }, h('td', { colspan: 5 }, detail(row)));
-              return [h('tr', { class: 'clickable', onclick: () => { more.hidden = !more.hidden; } },
-                h('td', { class: 'nowrap mono' }, fmtTime(row.timestamp)),
-                h('td', null, badge(row.level)),
-                h('td', null, row.service),
-                h('td', { class: 'muted' }, row.environment),
-                h('td', null, h('div', { class: 'msg' }, row.message))), more];
-            }))));
+        mount(
+          results,
+          page.items.length === 0
+            ? empty('No log lines match these filters.')
+            : h(
+                'table',
+                { id: 'logs-table' },
+                h(
+                  'thead',
+                  null,
+                  h(
+                    'tr',
+                    null,
+                    h('th', null, 'Time'),
+                    h('th', null, 'Level'),
+                    h('th', null, 'Service'),
+                    h('th', null, 'Env'),
+                    h('th', null, 'Message'),
+                  ),
+                ),
+                h(
+                  'tbody',
+                  null,
+                  page.items.flatMap((row) => {
+                    const more = h('tr', { class: 'detail', hidden: true }, h('td', { colspan: 5 }, detail(row)));
+                    return [
+                      h(
+                        'tr',
+                        {
+                          class: 'clickable',
+                          onclick: () => {
+                            more.hidden = !more.hidden;
+                          },
+                        },
+                        h('td', { class: 'nowrap mono' }, fmtTime(row.timestamp)),
+                        h('td', null, badge(row.level)),
+                        h('td', null, row.service),
+                        h('td', { class: 'muted' }, row.environment),
+                        h('td', null, h('div', { class: 'msg' }, row.message)),
+                      ),
+                      more,
+                    ];
+                  }),
+                ),
+              ),
+        );
       } catch (error) {
         if (ctx.alive()) mount(results, errorBox(error));
       }

@@ -10,12 +10,27 @@ import { SERVICE_TIERS } from '../../stores/postgres/services.ts';
 import { THEMES } from '../../stores/postgres/user-preferences.ts';
 import { caller } from '../auth.ts';
 import { invalid, notFound } from '../errors.ts';
-import { calendarDate, cursor, decodeCursor, idParam, jsonObject, jsonValue, limit, noQuery, page } from '../schemas.ts';
+import {
+  calendarDate,
+  cursor,
+  decodeCursor,
+  idParam,
+  jsonObject,
+  jsonValue,
+  limit,
+  noQuery,
+  page,
+} from '../schemas.ts';
 import { bearer, zod, type RouteContext } from './context.ts';
 
 const reportCursor = z.object({ before: calendarDate }).strict();
-const serviceName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lower-case letters, digits, ".", "_" or "-" (at most 63)');
-const configKey = z.string().max(200).regex(/^[a-z][a-z0-9_.]*$/, 'must be lower-case letters, digits, "_" and "." starting with a letter');
+const serviceName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lower-case letters, digits, ".", "_" or "-" (at most 63)');
+const configKey = z
+  .string()
+  .max(200)
+  .regex(/^[a-z][a-z0-9_.]*$/, 'must be lower-case letters, digits, "_" and "." starting with a letter');
 
 const servicePatchShape = {
   displayName: z.string().min(1).max(200).optional(),
@@ -69,7 +84,10 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
     handler: async (request) => {
       const q = request.query;
       const after = decodeCursor(reportCursor, q.cursor);
-      const rows = await nightlyReports.list({ limit: Math.min(q.limit + 1, 1000), ...(after === undefined ? {} : { before: after.before }) });
+      const rows = await nightlyReports.list({
+        limit: Math.min(q.limit + 1, 1000),
+        ...(after === undefined ? {} : { before: after.before }),
+      });
       const result = page(rows, q.limit, (last) => ({ before: last.reportDate }));
       return {
         items: result.items.map((report) => ({
@@ -93,7 +111,12 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
 
   r.get('/api/v1/reports/:date', {
     config: { minRole: 'viewer' },
-    schema: { tags: ['reports'], summary: "One day's report", security: bearer, params: z.object({ date: calendarDate }) },
+    schema: {
+      tags: ['reports'],
+      summary: "One day's report",
+      security: bearer,
+      params: z.object({ date: calendarDate }),
+    },
     handler: async (request) => {
       const report = await nightlyReports.getByDate(request.params.date);
       if (report === null) throw notFound(`report for ${request.params.date}`);
@@ -111,7 +134,11 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
     },
     handler: async (request, reply) => {
       if (request.body.date > new Date().toISOString().slice(0, 10)) throw invalid('body.date', 'is in the future');
-      const job = await analysisJobs.create({ jobType: 'on_demand', targetDate: request.body.date, requestedBy: caller(request).name });
+      const job = await analysisJobs.create({
+        jobType: 'on_demand',
+        targetDate: request.body.date,
+        requestedBy: caller(request).name,
+      });
       return reply.code(202).send({ id: job.id, status: job.status });
     },
   });
@@ -170,7 +197,12 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
 
   r.delete('/api/v1/services/:name', {
     config: { minRole: 'admin' },
-    schema: { tags: ['services'], summary: 'Remove a service', security: bearer, params: z.object({ name: serviceName }) },
+    schema: {
+      tags: ['services'],
+      summary: 'Remove a service',
+      security: bearer,
+      params: z.object({ name: serviceName }),
+    },
     handler: async (request, reply) => {
       if (!(await services.delete(request.params.name))) throw notFound(`service ${request.params.name}`);
       return reply.code(204).send();
@@ -207,7 +239,12 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
       if (value === undefined) throw invalid('body.value', 'is required');
       const problem = configValueProblem(request.params.key, value);
       if (problem !== undefined) throw invalid('body.value', problem);
-      return appConfig.set(request.params.key, value, caller(request).name, ...(description === undefined ? [] : [description]));
+      return appConfig.set(
+        request.params.key,
+        value,
+        caller(request).name,
+        ...(description === undefined ? [] : [description]),
+      );
     },
   });
 
@@ -222,7 +259,12 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
 
   r.get('/api/v1/preferences', {
     config: { minRole: 'viewer' },
-    schema: { tags: ['preferences'], summary: "The caller's dashboard preferences (defaults until saved)", security: bearer, querystring: noQuery },
+    schema: {
+      tags: ['preferences'],
+      summary: "The caller's dashboard preferences (defaults until saved)",
+      security: bearer,
+      querystring: noQuery,
+    },
     handler: async (request) => userPreferences.get(caller(request).name),
   });
 

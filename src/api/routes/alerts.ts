@@ -46,7 +46,10 @@ export function registerAlertRoutes(app: FastifyInstance, { deps }: RouteContext
         ...(q.severity === undefined ? {} : { severity: q.severity }),
         ...(after === undefined ? {} : { cursor: String(after.id) }),
       });
-      return { items: page.items, nextCursor: page.nextCursor === null ? null : encodeCursor({ id: Number(page.nextCursor) }) };
+      return {
+        items: page.items,
+        nextCursor: page.nextCursor === null ? null : encodeCursor({ id: Number(page.nextCursor) }),
+      };
     },
   });
 
@@ -62,13 +65,25 @@ export function registerAlertRoutes(app: FastifyInstance, { deps }: RouteContext
 
   r.post('/api/v1/alerts/:id/acknowledge', {
     config: { minRole: 'operator' },
-    schema: { tags: ['alerts'], summary: 'Acknowledge an open alert (409 from any other state)', security: bearer, params: idParam, body: emptyBody },
+    schema: {
+      tags: ['alerts'],
+      summary: 'Acknowledge an open alert (409 from any other state)',
+      security: bearer,
+      params: idParam,
+      body: emptyBody,
+    },
     handler: async (request) => anomalyAlerts.acknowledge(request.params.id, caller(request).name),
   });
 
   r.post('/api/v1/alerts/:id/resolve', {
     config: { minRole: 'operator' },
-    schema: { tags: ['alerts'], summary: 'Resolve an alert that is not resolved yet', security: bearer, params: idParam, body: emptyBody },
+    schema: {
+      tags: ['alerts'],
+      summary: 'Resolve an alert that is not resolved yet',
+      security: bearer,
+      params: idParam,
+      body: emptyBody,
+    },
     handler: async (request) => anomalyAlerts.resolve(request.params.id),
   });
 
@@ -96,7 +111,12 @@ export function registerAlertRoutes(app: FastifyInstance, { deps }: RouteContext
 
   r.get('/api/v1/silences', {
     config: { minRole: 'viewer' },
-    schema: { tags: ['alerts'], summary: 'Silences in force now, soonest to expire first', security: bearer, querystring: noQuery },
+    schema: {
+      tags: ['alerts'],
+      summary: 'Silences in force now, soonest to expire first',
+      security: bearer,
+      querystring: noQuery,
+    },
     handler: async () => ({ items: await alertSilences.listActive(new Date()) }),
   });
 
@@ -125,7 +145,8 @@ export function registerAlertRoutes(app: FastifyInstance, { deps }: RouteContext
       const b = request.body;
       const expiresAt = new Date(b.expiresAt);
       if (expiresAt.getTime() <= Date.now()) throw invalid('body.expiresAt', 'must be in the future');
-      if (expiresAt.getTime() > Date.now() + MAX_SILENCE_MINUTES * 60_000) throw invalid('body.expiresAt', 'may be at most 30 days ahead');
+      if (expiresAt.getTime() > Date.now() + MAX_SILENCE_MINUTES * 60_000)
+        throw invalid('body.expiresAt', 'may be at most 30 days ahead');
       const silence = await alertSilences.create({
         ...(b.rule === undefined ? {} : { rule: b.rule }),
         ...(b.service === undefined ? {} : { service: b.service }),

@@ -3,7 +3,18 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { LogCursor, PatternCursor } from '../analytics.ts';
 import { notFound } from '../errors.ts';
-import { chooseStep, cursor, decodeCursor, encodeCursor, errorHash, label, level, limit, resolveRange, timeRangeShape } from '../schemas.ts';
+import {
+  chooseStep,
+  cursor,
+  decodeCursor,
+  encodeCursor,
+  errorHash,
+  label,
+  level,
+  limit,
+  resolveRange,
+  timeRangeShape,
+} from '../schemas.ts';
 import { bearer, zod, type RouteContext } from './context.ts';
 
 const logCursor = z.object({ t: z.number().int().min(0).max(8_000_000_000_000), id: z.uuid() }).strict();
@@ -43,7 +54,10 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
         q.limit,
         after,
       );
-      return { items: result.items, nextCursor: result.more && result.last !== undefined ? encodeCursor(result.last) : null };
+      return {
+        items: result.items,
+        nextCursor: result.more && result.last !== undefined ? encodeCursor(result.last) : null,
+      };
     },
   });
 
@@ -56,7 +70,13 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
       querystring: z
         .object({
           ...timeRangeShape,
-          step: z.coerce.number().int().min(1).max(86_400).optional().describe('bucket width in seconds (default: whole minutes, at most 300 points)'),
+          step: z.coerce
+            .number()
+            .int()
+            .min(1)
+            .max(86_400)
+            .optional()
+            .describe('bucket width in seconds (default: whole minutes, at most 300 points)'),
           service: label.optional(),
           environment: label.optional(),
         })
@@ -66,7 +86,10 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
       const q = request.query;
       const range = resolveRange(q);
       const step = chooseStep(range, q.step, 2_000);
-      return { step, series: await analytics.errorRate({ range, service: q.service, environment: q.environment }, step) };
+      return {
+        step,
+        series: await analytics.errorRate({ range, service: q.service, environment: q.environment }, step),
+      };
     },
   });
 
@@ -94,7 +117,9 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
     },
     handler: async (request) => {
       const q = request.query;
-      return { items: await analytics.hourly({ range: resolveRange(q), service: q.service, environment: q.environment }) };
+      return {
+        items: await analytics.hourly({ range: resolveRange(q), service: q.service, environment: q.environment }),
+      };
     },
   });
 
@@ -105,14 +130,22 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
       summary: 'Error patterns, most recently seen first',
       security: bearer,
       querystring: z
-        .object({ service: label.optional(), q: text.optional().describe('case-insensitive substring of the template'), limit: limit(100), cursor: cursor.optional() })
+        .object({
+          service: label.optional(),
+          q: text.optional().describe('case-insensitive substring of the template'),
+          limit: limit(100),
+          cursor: cursor.optional(),
+        })
         .strict(),
     },
     handler: async (request) => {
       const q = request.query;
       const after = decodeCursor(patternCursor, q.cursor) as PatternCursor | undefined;
       const result = await analytics.patterns({ service: q.service, q: q.q }, q.limit, after);
-      return { items: result.items, nextCursor: result.more && result.last !== undefined ? encodeCursor(result.last) : null };
+      return {
+        items: result.items,
+        nextCursor: result.more && result.last !== undefined ? encodeCursor(result.last) : null,
+      };
     },
   });
 
@@ -142,13 +175,21 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
    * point. Without an embedder, or while the store is unavailable, the page
    * still shows the pattern, with no neighbours.
    */
-  async function similarTo(hash: string, template: string): Promise<Array<{ errorHash: string; template: string; service: string; score: number }>> {
+  async function similarTo(
+    hash: string,
+    template: string,
+  ): Promise<Array<{ errorHash: string; template: string; service: string; score: number }>> {
     if (deps.embedder === undefined) return [];
     try {
       const [vector] = await deps.embedder.embed([template]);
       if (vector === undefined) return [];
       const matches = await deps.vectorStore.search([...vector], { limit: SIMILAR, excludeErrorHash: hash });
-      return matches.map((m) => ({ errorHash: m.errorHash, template: m.payload.template, service: m.payload.service, score: m.score }));
+      return matches.map((m) => ({
+        errorHash: m.errorHash,
+        template: m.payload.template,
+        service: m.payload.service,
+        score: m.score,
+      }));
     } catch (error) {
       deps.logger.warn({ err: error, errorHash: hash }, 'similar patterns unavailable');
       return [];

@@ -19,7 +19,10 @@ export interface NormalizeLinesResult {
   readonly lines: number;
 }
 
-export async function normalizeLines(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Promise<NormalizeLinesResult> {
+export async function normalizeLines(
+  input: NodeJS.ReadableStream,
+  output: NodeJS.WritableStream,
+): Promise<NormalizeLinesResult> {
   const decoder = new StringDecoder('utf8');
   let lines = 0;
   let pending = '';

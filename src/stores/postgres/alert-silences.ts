@@ -67,7 +67,8 @@ interface AlertSilenceRow {
   created_at: Date;
 }
 
-const COLUMNS = 'id, rule, service, environment, level, dedup_key, reason, created_by, starts_at, expires_at, created_at';
+const COLUMNS =
+  'id, rule, service, environment, level, dedup_key, reason, created_by, starts_at, expires_at, created_at';
 
 const toSilence = (row: AlertSilenceRow): AlertSilence => ({
   id: toSafeInteger(row.id, 'alert_silences.id'),
@@ -99,7 +100,10 @@ const newSilenceSchema = z
   .refine((s) => [s.rule, s.service, s.environment, s.level, s.dedupKey].some((m) => m !== undefined && m !== null), {
     message: 'a silence needs at least one matcher (rule, service, environment, level or dedupKey)',
   })
-  .refine((s) => s.startsAt === undefined || s.expiresAt > s.startsAt, { message: 'must be after startsAt', path: ['expiresAt'] });
+  .refine((s) => s.startsAt === undefined || s.expiresAt > s.startsAt, {
+    message: 'must be after startsAt',
+    path: ['expiresAt'],
+  });
 
 const targetSchema = z.object({
   rule: z.string().min(1),
@@ -119,8 +123,17 @@ export function createAlertSilenceRepository(db: Queryable): AlertSilenceReposit
         db,
         `INSERT INTO alert_silences (rule, service, environment, level, dedup_key, reason, created_by, starts_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::timestamptz, date_trunc('milliseconds', now())), $9) RETURNING ${COLUMNS}`,
-        [s.rule ?? null, s.service ?? null, s.environment ?? null, s.level ?? null, s.dedupKey ?? null, s.reason, s.createdBy,
-          s.startsAt ?? null, s.expiresAt],
+        [
+          s.rule ?? null,
+          s.service ?? null,
+          s.environment ?? null,
+          s.level ?? null,
+          s.dedupKey ?? null,
+          s.reason,
+          s.createdBy,
+          s.startsAt ?? null,
+          s.expiresAt,
+        ],
       );
       return toSilence(row!);
     },

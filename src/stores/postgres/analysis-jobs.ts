@@ -130,15 +130,25 @@ const listSchema = z.object({ status: z.enum(ANALYSIS_JOB_STATUSES).optional(), 
 
 export function createAnalysisJobRepository(db: Queryable): AnalysisJobRepository {
   /** Updates a job only from the given states; otherwise says whether it is missing or in the wrong state. */
-  async function transition(id: number, from: readonly AnalysisJobStatus[], text: string, values: unknown[], verb: string): Promise<AnalysisJob> {
+  async function transition(
+    id: number,
+    from: readonly AnalysisJobStatus[],
+    text: string,
+    values: unknown[],
+    verb: string,
+  ): Promise<AnalysisJob> {
     const [row] = await queryRows<AnalysisJobRow>(db, text, values);
     if (row !== undefined) return toJob(row);
     const current = await get(id);
     if (current === null) throw notFound('analysis job', id);
-    throw new RepositoryError('invalid_state', `cannot ${verb} analysis job ${id}: it is ${current.status}, expected ${from.join(' or ')}`, {
-      id,
-      status: current.status,
-    });
+    throw new RepositoryError(
+      'invalid_state',
+      `cannot ${verb} analysis job ${id}: it is ${current.status}, expected ${from.join(' or ')}`,
+      {
+        id,
+        status: current.status,
+      },
+    );
   }
 
   async function get(id: number): Promise<AnalysisJob | null> {

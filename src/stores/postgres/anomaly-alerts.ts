@@ -93,8 +93,18 @@ export interface NewAnomalyAlert {
 export interface AlertTouch
   extends Pick<
     NewAnomalyAlert,
-    | 'severity' | 'score' | 'observed' | 'expected' | 'windowStart' | 'windowEnd' | 'anomalousWindows'
-    | 'normalWindows' | 'description' | 'llmAnalysis' | 'suggestedActions' | 'details'
+    | 'severity'
+    | 'score'
+    | 'observed'
+    | 'expected'
+    | 'windowStart'
+    | 'windowEnd'
+    | 'anomalousWindows'
+    | 'normalWindows'
+    | 'description'
+    | 'llmAnalysis'
+    | 'suggestedActions'
+    | 'details'
   > {
   readonly lastNotifiedAt?: Date | null;
 }
@@ -248,7 +258,9 @@ const touchShape = {
   details: jsonObjectSchema.optional(),
   lastNotifiedAt: z.date().nullable().optional(),
 };
-const touchSchema = z.object(touchShape).refine((t) => Object.values(t).some((v) => v !== undefined), { message: 'nothing to update' });
+const touchSchema = z
+  .object(touchShape)
+  .refine((t) => Object.values(t).some((v) => v !== undefined), { message: 'nothing to update' });
 
 /** Column per touchable field; `json` marks JSONB columns, whose values are sent as JSON text. */
 const TOUCHABLE: ReadonlyArray<readonly [keyof typeof touchShape, string, boolean]> = [
@@ -274,19 +286,28 @@ const listSchema = z.object({
   rule: text.optional(),
   severity: z.enum(SEVERITIES).optional(),
   limit: listLimit(50),
-  cursor: z.string().regex(/^[1-9]\d{0,15}$/, 'is not a cursor returned by list').optional(),
+  cursor: z
+    .string()
+    .regex(/^[1-9]\d{0,15}$/, 'is not a cursor returned by list')
+    .optional(),
 });
 
 export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertRepository {
   async function get(id: number): Promise<AnomalyAlert | null> {
     const checked = parseInput(alertId, id, 'alert id');
-    const [row] = await queryRows<AnomalyAlertRow>(db, `SELECT ${COLUMNS} FROM anomaly_alerts WHERE id = $1`, [checked]);
+    const [row] = await queryRows<AnomalyAlertRow>(db, `SELECT ${COLUMNS} FROM anomaly_alerts WHERE id = $1`, [
+      checked,
+    ]);
     return row === undefined ? null : toAlert(row);
   }
 
   async function findActive(dedupKey: string): Promise<AnomalyAlert | null> {
     const key = parseInput(text, dedupKey, 'dedup key');
-    const [row] = await queryRows<AnomalyAlertRow>(db, `SELECT ${COLUMNS} FROM anomaly_alerts WHERE dedup_key = $1 AND status <> 'resolved'`, [key]);
+    const [row] = await queryRows<AnomalyAlertRow>(
+      db,
+      `SELECT ${COLUMNS} FROM anomaly_alerts WHERE dedup_key = $1 AND status <> 'resolved'`,
+      [key],
+    );
     return row === undefined ? null : toAlert(row);
   }
 
@@ -294,7 +315,13 @@ export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertReposit
    * Runs an UPDATE guarded by `status = ANY(from)`. When it matches nothing,
    * reads the alert once more only to say why: missing, or in which state.
    */
-  async function transition(id: number, from: readonly AlertStatus[], verb: string, setList: string, values: unknown[]): Promise<AnomalyAlert> {
+  async function transition(
+    id: number,
+    from: readonly AlertStatus[],
+    verb: string,
+    setList: string,
+    values: unknown[],
+  ): Promise<AnomalyAlert> {
     const checked = parseInput(alertId, id, 'alert id');
     const [row] = await queryRows<AnomalyAlertRow>(
       db,
@@ -305,7 +332,8 @@ export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertReposit
     if (row !== undefined) return toAlert(row);
     const current = await get(checked);
     if (current === null) throw notFound('alert', checked);
-    const by = current.status === 'acknowledged' && current.acknowledgedBy !== null ? ` by ${current.acknowledgedBy}` : '';
+    const by =
+      current.status === 'acknowledged' && current.acknowledgedBy !== null ? ` by ${current.acknowledgedBy}` : '';
     const state = current.status === 'pending' ? 'still pending' : `already ${current.status}${by}`;
     throw new RepositoryError('invalid_state', `cannot ${verb} alert ${checked}: it is ${state}`, {
       id: checked,
@@ -327,10 +355,29 @@ export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertReposit
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::numeric, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19::jsonb, $20::jsonb,
              CASE WHEN $4 = 'open' THEN COALESCE($21::timestamptz, now()) END)
            RETURNING ${COLUMNS}`,
-          [a.dedupKey, a.rule, a.alertType, a.status, a.severity, a.service ?? null, a.environment ?? null, a.level ?? null,
-            a.errorHash ?? null, a.score ?? null, a.observed ?? null, a.expected ?? null, a.windowStart ?? null, a.windowEnd ?? null,
-            a.anomalousWindows, a.normalWindows, a.description ?? null, a.llmAnalysis ?? null, jsonParam(a.suggestedActions),
-            jsonParam(a.details), a.openedAt ?? null],
+          [
+            a.dedupKey,
+            a.rule,
+            a.alertType,
+            a.status,
+            a.severity,
+            a.service ?? null,
+            a.environment ?? null,
+            a.level ?? null,
+            a.errorHash ?? null,
+            a.score ?? null,
+            a.observed ?? null,
+            a.expected ?? null,
+            a.windowStart ?? null,
+            a.windowEnd ?? null,
+            a.anomalousWindows,
+            a.normalWindows,
+            a.description ?? null,
+            a.llmAnalysis ?? null,
+            jsonParam(a.suggestedActions),
+            jsonParam(a.details),
+            a.openedAt ?? null,
+          ],
         );
         return toAlert(row!);
       } catch (error) {
@@ -350,7 +397,9 @@ export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertReposit
 
     async open(id, at) {
       const when = parseInput(z.date().optional(), at, 'open time');
-      return transition(id, ['pending'], 'open', `status = 'open', opened_at = COALESCE($3::timestamptz, now())`, [when ?? null]);
+      return transition(id, ['pending'], 'open', `status = 'open', opened_at = COALESCE($3::timestamptz, now())`, [
+        when ?? null,
+      ]);
     },
 
     async acknowledge(id, by, at) {
@@ -367,9 +416,13 @@ export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertReposit
 
     async resolve(id, at) {
       const when = parseInput(z.date().optional(), at, 'resolve time');
-      return transition(id, ['pending', 'open', 'acknowledged'], 'resolve', `status = 'resolved', resolved_at = COALESCE($3::timestamptz, now())`, [
-        when ?? null,
-      ]);
+      return transition(
+        id,
+        ['pending', 'open', 'acknowledged'],
+        'resolve',
+        `status = 'resolved', resolved_at = COALESCE($3::timestamptz, now())`,
+        [when ?? null],
+      );
     },
 
     async touch(id, patch) {
@@ -399,7 +452,15 @@ export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertReposit
            AND ($6::text IS NULL OR rule = $6)
            AND ($7::text IS NULL OR severity = $7)
          ORDER BY id DESC LIMIT $5`,
-        [o.status ?? null, o.service ?? null, o.type ?? null, o.cursor ?? null, o.limit + 1, o.rule ?? null, o.severity ?? null],
+        [
+          o.status ?? null,
+          o.service ?? null,
+          o.type ?? null,
+          o.cursor ?? null,
+          o.limit + 1,
+          o.rule ?? null,
+          o.severity ?? null,
+        ],
       );
       const items = rows.slice(0, o.limit).map(toAlert);
       const last = items.at(-1);

@@ -42,7 +42,10 @@ export interface VerifiedApiKey {
 export interface ApiKeyRepository {
   /** `key` is the only time the plaintext exists outside the caller: show it once. */
   create(name: string, role: ApiKeyRole): Promise<{ readonly key: string; readonly apiKey: ApiKey }>;
-  /** The key's identity, or null when it is unknown, malformed or revoked. Records the use, at most once a minute per key. */
+  /**
+   * The key's identity, or null when it is unknown, malformed or revoked. Records the use, at most once a minute per
+   * key.
+   */
   verify(key: string): Promise<VerifiedApiKey | null>;
   /** Idempotent; not_found when the id does not exist. */
   revoke(id: number): Promise<ApiKey>;

@@ -33,7 +33,9 @@ interface AppConfigRow {
   updated_at: Date;
 }
 
-const configKey = z.string().regex(/^[a-z][a-z0-9_.]*$/, 'must be lower-case letters, digits, "_" and "." starting with a letter');
+const configKey = z
+  .string()
+  .regex(/^[a-z][a-z0-9_.]*$/, 'must be lower-case letters, digits, "_" and "." starting with a letter');
 
 function isCron(expression: string): boolean {
   try {
@@ -70,7 +72,9 @@ export function configValueProblem(key: string, value: unknown): string | undefi
   const schema = Object.hasOwn(APP_CONFIG_VALUES, key) ? APP_CONFIG_VALUES[key] : undefined;
   if (schema === undefined) return undefined;
   const result = schema.safeParse(value);
-  return result.success ? undefined : `${key} ${result.error.issues.map((issue) => issue.message).join('; ')}, got ${JSON.stringify(value).slice(0, 100)}`;
+  return result.success
+    ? undefined
+    : `${key} ${result.error.issues.map((issue) => issue.message).join('; ')}, got ${JSON.stringify(value).slice(0, 100)}`;
 }
 
 const setSchema = z

@@ -24,7 +24,12 @@ export type RepositoryErrorKind = 'not_found' | 'conflict' | 'invalid_state';
 
 export class RepositoryError extends LogflowError {
   readonly kind: RepositoryErrorKind;
-  constructor(kind: RepositoryErrorKind, message: string, details?: Readonly<Record<string, unknown>>, cause?: unknown) {
+  constructor(
+    kind: RepositoryErrorKind,
+    message: string,
+    details?: Readonly<Record<string, unknown>>,
+    cause?: unknown,
+  ) {
     super(kind === 'conflict' ? ErrorCodes.SINK_REJECTED : ErrorCodes.INPUT_INVALID, message, {
       retriable: false,
       stage: 'sink',
@@ -36,7 +41,15 @@ export class RepositoryError extends LogflowError {
   }
 }
 
-const NODE_CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+const NODE_CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
 
 /** SQLSTATEs that describe the server or the moment, not the statement: the same statement may succeed later. */
 const TRANSIENT_SQLSTATES = new Set([
@@ -58,11 +71,18 @@ export const postgresErrorRules: readonly ClassificationRule[] = [
   { match: (e) => sqlState(e) === '57014', code: ErrorCodes.TIMEOUT, retriable: true },
   // pg reports a dropped or never-established connection without a code.
   {
-    match: (e) => /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended/i.test(e.message),
+    match: (e) =>
+      /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended/i.test(
+        e.message,
+      ),
     code: ErrorCodes.SINK_UNAVAILABLE,
     retriable: true,
   },
-  { match: (e) => sqlState(e).startsWith('23') || sqlState(e).startsWith('22'), code: ErrorCodes.SINK_REJECTED, retriable: false },
+  {
+    match: (e) => sqlState(e).startsWith('23') || sqlState(e).startsWith('22'),
+    code: ErrorCodes.SINK_REJECTED,
+    retriable: false,
+  },
 ];
 
 interface ServerError {
@@ -77,7 +97,9 @@ interface ServerError {
 function asServerError(error: unknown): ServerError | undefined {
   if (!(error instanceof Error)) return undefined;
   const { code, severity } = error as Error & { code?: unknown; severity?: unknown };
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string' ? (error as Error & ServerError) : undefined;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string'
+    ? (error as Error & ServerError)
+    : undefined;
 }
 
 export function classifyPostgresError(error: unknown): LogflowError {
@@ -109,7 +131,11 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
  * leaves the connection usable; only other failures retire the client (and
  * pg-pool retires clients whose connection ended by itself).
  */
-async function runStatement<R extends pg.QueryResultRow>(db: Queryable, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+async function runStatement<R extends pg.QueryResultRow>(
+  db: Queryable,
+  text: string,
+  values: unknown[],
+): Promise<pg.QueryResult<R>> {
   if (!(db instanceof pg.Pool)) return db.query<R>(text, values);
   const client = await db.connect();
   let broken: Error | undefined;
@@ -124,7 +150,11 @@ async function runStatement<R extends pg.QueryResultRow>(db: Queryable, text: st
 }
 
 /** Runs one parameterized statement; every failure leaves as a classified LogflowError. */
-export async function queryRows<R extends pg.QueryResultRow>(db: Queryable, text: string, values: unknown[] = []): Promise<R[]> {
+export async function queryRows<R extends pg.QueryResultRow>(
+  db: Queryable,
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
   try {
     return (await runStatement<R>(db, text, values)).rows;
   } catch (error) {
@@ -193,7 +223,9 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClie
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `${issue.path.length === 0 ? '(input)' : issue.path.join('.')}: ${issue.message}`);
+  const problems = result.error.issues.map(
+    (issue) => `${issue.path.length === 0 ? '(input)' : issue.path.join('.')}: ${issue.message}`,
+  );
   throw new InputError(`invalid ${what}: ${problems.join('; ')}`, { stage: 'sink', details: { problems } });
 }
 
@@ -232,7 +264,9 @@ export function errorHashFromRow(value: string): string {
 export function toSafeInteger(value: string | number, column: string): number {
   const n = typeof value === 'number' ? value : Number(value);
   if (!Number.isSafeInteger(n)) {
-    throw new LogflowError(ErrorCodes.INTERNAL, `${column} = ${String(value)} is not a safe integer`, { stage: 'sink' });
+    throw new LogflowError(ErrorCodes.INTERNAL, `${column} = ${String(value)} is not a safe integer`, {
+      stage: 'sink',
+    });
   }
   return n;
 }

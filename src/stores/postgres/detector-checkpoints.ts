@@ -51,8 +51,16 @@ const toCheckpoint = (row: CheckpointRow): DetectorCheckpoint => ({
   updatedAt: row.updated_at,
 });
 
-const keyShape = { pipeline: z.string().min(1), topic: z.string().min(1), partition: z.int().min(0).max(2_147_483_647) };
-const checkpointSchema = z.object({ ...keyShape, nextOffset: z.int().min(0).max(Number.MAX_SAFE_INTEGER), state: z.json() });
+const keyShape = {
+  pipeline: z.string().min(1),
+  topic: z.string().min(1),
+  partition: z.int().min(0).max(2_147_483_647),
+};
+const checkpointSchema = z.object({
+  ...keyShape,
+  nextOffset: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  state: z.json(),
+});
 
 async function saveWith(db: Queryable, checkpoint: CheckpointInput): Promise<DetectorCheckpoint> {
   const c = parseInput(checkpointSchema, checkpoint, 'detector checkpoint');

@@ -179,8 +179,16 @@ const editShape = {
   documentationUrl: z.url().nullable().optional(),
   tags: names.optional(),
 };
-const editSchema = z.object(editShape).refine((e) => Object.values(e).some((v) => v !== undefined), { message: 'nothing to update' });
-const engineerEntrySchema = z.object({ ...editShape, errorHash: errorHashSchema, template: text, title: text, services: names.default([]) });
+const editSchema = z
+  .object(editShape)
+  .refine((e) => Object.values(e).some((v) => v !== undefined), { message: 'nothing to update' });
+const engineerEntrySchema = z.object({
+  ...editShape,
+  errorHash: errorHashSchema,
+  template: text,
+  title: text,
+  services: names.default([]),
+});
 
 const listSchema = z.object({
   limit: listLimit(100),
@@ -190,7 +198,9 @@ const listSchema = z.object({
   editedByHuman: z.boolean().optional(),
 });
 
-/** The columns an engineer edits, in a fixed order: the SET list below is built from these names only, never from input. */
+/**
+ * The columns an engineer edits, in a fixed order: the SET list below is built from these names only, never from input.
+ */
 const EDITABLE = [
   ['template', 'template'],
   ['title', 'title'],
@@ -225,7 +235,18 @@ export function createErrorCatalogRepository(db: Queryable): ErrorCatalogReposit
            last_seen = GREATEST(c.last_seen, EXCLUDED.last_seen),
            updated_at = now()
          RETURNING ${COLUMNS}, (xmax = 0) AS inserted`,
-        [e.errorHash, e.template, e.title, e.description ?? null, e.category ?? null, e.severity, e.services, e.occurrenceCount, e.firstSeen, e.lastSeen],
+        [
+          e.errorHash,
+          e.template,
+          e.title,
+          e.description ?? null,
+          e.category ?? null,
+          e.severity,
+          e.services,
+          e.occurrenceCount,
+          e.firstSeen,
+          e.lastSeen,
+        ],
       );
       return { entry: toEntry(row!), created: row!.inserted };
     },
@@ -239,13 +260,28 @@ export function createErrorCatalogRepository(db: Queryable): ErrorCatalogReposit
              documentation_url, tags, services, auto_created, edited_by_human)
            VALUES ($1::numeric, $2, $3, $4, $5, COALESCE($6, 'medium'), $7, $8, $9::text[], $10::text[], false, true)
            RETURNING ${COLUMNS}`,
-          [e.errorHash, e.template, e.title, e.description ?? null, e.category ?? null, e.severity ?? null, e.solution ?? null,
-            e.documentationUrl ?? null, e.tags ?? [], e.services],
+          [
+            e.errorHash,
+            e.template,
+            e.title,
+            e.description ?? null,
+            e.category ?? null,
+            e.severity ?? null,
+            e.solution ?? null,
+            e.documentationUrl ?? null,
+            e.tags ?? [],
+            e.services,
+          ],
         );
         return toEntry(row!);
       } catch (error) {
         if (isUniqueViolation(error)) {
-          throw new RepositoryError('conflict', `error ${e.errorHash} is already catalogued; update it instead`, { errorHash: e.errorHash }, error);
+          throw new RepositoryError(
+            'conflict',
+            `error ${e.errorHash} is already catalogued; update it instead`,
+            { errorHash: e.errorHash },
+            error,
+          );
         }
         throw error;
       }
@@ -274,7 +310,11 @@ export function createErrorCatalogRepository(db: Queryable): ErrorCatalogReposit
 
     async get(errorHash) {
       const hash = parseInput(errorHashSchema, errorHash, 'error hash');
-      const [row] = await queryRows<ErrorCatalogRow>(db, `SELECT ${COLUMNS} FROM error_catalog WHERE error_hash = $1::numeric`, [hash]);
+      const [row] = await queryRows<ErrorCatalogRow>(
+        db,
+        `SELECT ${COLUMNS} FROM error_catalog WHERE error_hash = $1::numeric`,
+        [hash],
+      );
       return row === undefined ? null : toEntry(row);
     },
 

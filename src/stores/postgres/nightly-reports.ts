@@ -212,7 +212,11 @@ export function createNightlyReportRepository(db: Queryable): NightlyReportRepos
 
     async getByDate(reportDate) {
       const date = parseInput(calendarDate, reportDate, 'report date');
-      const [row] = await queryRows<NightlyReportRow>(db, `SELECT ${COLUMNS} FROM nightly_reports WHERE report_date = $1::date`, [date]);
+      const [row] = await queryRows<NightlyReportRow>(
+        db,
+        `SELECT ${COLUMNS} FROM nightly_reports WHERE report_date = $1::date`,
+        [date],
+      );
       return row === undefined ? null : toReport(row);
     },
 

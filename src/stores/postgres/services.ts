@@ -115,7 +115,9 @@ function toService(row: ServiceRow): Service {
   };
 }
 
-const serviceName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lower-case letters, digits, ".", "_" or "-" (at most 63)');
+const serviceName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lower-case letters, digits, ".", "_" or "-" (at most 63)');
 
 const patchShape = {
   displayName: z.string().min(1).optional(),
@@ -130,7 +132,9 @@ const patchShape = {
   retentionDays: z.int().min(1).max(36_500).optional(),
   tags: z.array(z.string().min(1)).optional(),
 };
-const patchSchema = z.object(patchShape).refine((p) => Object.values(p).some((v) => v !== undefined), { message: 'nothing to update' });
+const patchSchema = z
+  .object(patchShape)
+  .refine((p) => Object.values(p).some((v) => v !== undefined), { message: 'nothing to update' });
 const newServiceSchema = z.object({ ...patchShape, name: serviceName, displayName: z.string().min(1) });
 
 /** Settable columns, fixed here: the SET list is built from these names, never from input. */
@@ -179,7 +183,8 @@ export function createServiceRepository(db: Queryable): ServiceRepository {
         );
         return toService(row!);
       } catch (error) {
-        if (isUniqueViolation(error)) throw new RepositoryError('conflict', `service "${s.name}" already exists`, { name: s.name }, error);
+        if (isUniqueViolation(error))
+          throw new RepositoryError('conflict', `service "${s.name}" already exists`, { name: s.name }, error);
         throw error;
       }
     },
@@ -217,7 +222,9 @@ export function createServiceRepository(db: Queryable): ServiceRepository {
         [from, CHANGE_OVERLAP_SECONDS],
       );
       if (rows.length > 0) return { services: rows.map(toService), asOf: rows[0]!.as_of };
-      const [clock] = await queryRows<{ as_of: Date }>(db, 'SELECT now() - make_interval(secs => $1) AS as_of', [CHANGE_OVERLAP_SECONDS]);
+      const [clock] = await queryRows<{ as_of: Date }>(db, 'SELECT now() - make_interval(secs => $1) AS as_of', [
+        CHANGE_OVERLAP_SECONDS,
+      ]);
       return { services: [], asOf: clock!.as_of };
     },
   };

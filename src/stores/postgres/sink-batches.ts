@@ -124,7 +124,8 @@ export function createSinkBatchRepository(db: Queryable): SinkBatchRepository {
            AND min_offset <= $5 AND max_offset >= $4 ORDER BY (min_offset = $4) DESC, min_offset LIMIT 1`,
         [r.sink, r.topic, r.partition, r.minOffset, r.maxOffset],
       );
-      if (other !== undefined && toSafeInteger(other.min_offset, 'sink_batches.min_offset') === r.minOffset) return toBatch(other);
+      if (other !== undefined && toSafeInteger(other.min_offset, 'sink_batches.min_offset') === r.minOffset)
+        return toBatch(other);
       const where = other === undefined ? '' : ` [${other.min_offset}, ${other.max_offset}]`;
       throw new RepositoryError(
         'conflict',
@@ -146,7 +147,11 @@ export function createSinkBatchRepository(db: Queryable): SinkBatchRepository {
     },
 
     async findCovering(sink, topic, partitionNumber, offsetNumber) {
-      const c = parseInput(coveringSchema, { sink, topic, partition: partitionNumber, offset: offsetNumber }, 'covering lookup');
+      const c = parseInput(
+        coveringSchema,
+        { sink, topic, partition: partitionNumber, offset: offsetNumber },
+        'covering lookup',
+      );
       // The greatest min_offset at or below the offset is the only candidate, since ranges never overlap.
       const [row] = await queryRows<SinkBatchRow>(
         db,
@@ -154,11 +159,17 @@ export function createSinkBatchRepository(db: Queryable): SinkBatchRepository {
          ORDER BY min_offset DESC LIMIT 1`,
         [c.sink, c.topic, c.partition, c.offset],
       );
-      return row !== undefined && toSafeInteger(row.max_offset, 'sink_batches.max_offset') >= c.offset ? toBatch(row) : null;
+      return row !== undefined && toSafeInteger(row.max_offset, 'sink_batches.max_offset') >= c.offset
+        ? toBatch(row)
+        : null;
     },
 
     async listFrom(sink, topic, partitionNumber, offsetNumber) {
-      const c = parseInput(coveringSchema, { sink, topic, partition: partitionNumber, offset: offsetNumber }, 'replay lookup');
+      const c = parseInput(
+        coveringSchema,
+        { sink, topic, partition: partitionNumber, offset: offsetNumber },
+        'replay lookup',
+      );
       const rows = await queryRows<SinkBatchRow>(
         db,
         `SELECT ${COLUMNS} FROM sink_batches WHERE sink = $1 AND topic = $2 AND partition = $3 AND max_offset >= $4
@@ -169,7 +180,11 @@ export function createSinkBatchRepository(db: Queryable): SinkBatchRepository {
     },
 
     async listPending(sink, topic, partitionNumber) {
-      const c = parseInput(z.object({ sink: name, topic: name, partition }), { sink, topic, partition: partitionNumber }, 'pending lookup');
+      const c = parseInput(
+        z.object({ sink: name, topic: name, partition }),
+        { sink, topic, partition: partitionNumber },
+        'pending lookup',
+      );
       const rows = await queryRows<SinkBatchRow>(
         db,
         `SELECT ${COLUMNS} FROM sink_batches WHERE sink = $1 AND topic = $2 AND partition = $3 AND status = 'pending'

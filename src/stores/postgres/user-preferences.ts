@@ -44,7 +44,12 @@ interface UserPreferencesRow {
 }
 
 /** Mirrors the column defaults of user_preferences. */
-export const DEFAULT_USER_PREFERENCES = { timezone: 'UTC', theme: 'system', defaultFilters: {}, notifications: {} } as const;
+export const DEFAULT_USER_PREFERENCES = {
+  timezone: 'UTC',
+  theme: 'system',
+  defaultFilters: {},
+  notifications: {},
+} as const;
 
 function isTimeZone(zone: string): boolean {
   try {
@@ -83,7 +88,11 @@ export function createUserPreferencesRepository(db: Queryable): UserPreferencesR
   return {
     async get(id) {
       const checked = parseInput(userId, id, 'user id');
-      const [row] = await queryRows<UserPreferencesRow>(db, `SELECT ${COLUMNS} FROM user_preferences WHERE user_id = $1`, [checked]);
+      const [row] = await queryRows<UserPreferencesRow>(
+        db,
+        `SELECT ${COLUMNS} FROM user_preferences WHERE user_id = $1`,
+        [checked],
+      );
       if (row !== undefined) return toPreferences(row);
       return { userId: checked, ...DEFAULT_USER_PREFERENCES, createdAt: null, updatedAt: null };
     },

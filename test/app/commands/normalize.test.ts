@@ -55,7 +55,13 @@ describe('normalizeLines', () => {
     expect(lines).toBe(5);
     const rows = output.split('\n');
     expect(rows.pop()).toBe('');
-    expect(rows.map((row) => row.split('\t')[1])).toEqual(['Invalid user <*> from <*>', '', 'Connection closed by <*> [preauth]', '', 'last line <*>']);
+    expect(rows.map((row) => row.split('\t')[1])).toEqual([
+      'Invalid user <*> from <*>',
+      '',
+      'Connection closed by <*> [preauth]',
+      '',
+      'last line <*>',
+    ]);
     expect(rows[1]).toBe(`${normalizeMessage('').errorHash}\t`);
     expect(output).toBe(expectedOutput(input));
   });
@@ -86,16 +92,24 @@ describe('normalizeLines', () => {
   });
 
   it('matches the line-by-line reference for any text cut into any chunks', async () => {
-    const lineText = fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.constantFrom('', '\r', 'a\rb', 'x 1 y', '\ud83d\ude00'));
+    const lineText = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 40 }),
+      fc.constantFrom('', '\r', 'a\rb', 'x 1 y', '\ud83d\ude00'),
+    );
     await fc.assert(
-      fc.asyncProperty(fc.array(lineText, { maxLength: 20 }), fc.boolean(), fc.array(fc.nat(), { maxLength: 8 }), async (lines, finalNewline, cuts) => {
-        const text = lines.join('\n') + (finalNewline ? '\n' : '');
-        const bytes = Buffer.from(text, 'utf8');
-        const decoded = bytes.toString('utf8');
-        const { output, lines: count } = await run(cutInto(bytes, cuts));
-        expect(output).toBe(expectedOutput(decoded));
-        expect(count).toBe(countLines(decoded));
-      }),
+      fc.asyncProperty(
+        fc.array(lineText, { maxLength: 20 }),
+        fc.boolean(),
+        fc.array(fc.nat(), { maxLength: 8 }),
+        async (lines, finalNewline, cuts) => {
+          const text = lines.join('\n') + (finalNewline ? '\n' : '');
+          const bytes = Buffer.from(text, 'utf8');
+          const decoded = bytes.toString('utf8');
+          const { output, lines: count } = await run(cutInto(bytes, cuts));
+          expect(output).toBe(expectedOutput(decoded));
+          expect(count).toBe(countLines(decoded));
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -154,7 +168,9 @@ describe('normalizeLines', () => {
     for (let offset = 0; offset < huge.length; offset += 100_000) chunks.push(huge.slice(offset, offset + 100_000));
     const { output, lines } = await run([...chunks, '\nnext 2\n']);
     expect(lines).toBe(2);
-    expect(output).toBe(`${normalizeMessage(huge).errorHash}\t${normalizeMessage(huge).template}\n${expectedOutput('next 2\n')}`);
+    expect(output).toBe(
+      `${normalizeMessage(huge).errorHash}\t${normalizeMessage(huge).template}\n${expectedOutput('next 2\n')}`,
+    );
     expect(normalizeMessage(huge)).toEqual(normalizeMessage(huge.slice(0, MAX_MESSAGE_LENGTH)));
   });
 

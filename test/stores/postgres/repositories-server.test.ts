@@ -12,7 +12,9 @@ import { describeRepositoryContract, type RepositoryEngine } from './repositorie
 /** A fresh, migrated-by-the-caller database on the test server, dropped on close. */
 async function openServerDatabase(): Promise<RepositoryEngine> {
   const database = uniqueName('logflow_repos');
-  const { pool, mode, close } = await openPostgres(loadConfig({ LOGFLOW_POSTGRES_URL: postgresUrlFor(database) }), { createDatabases: true });
+  const { pool, mode, close } = await openPostgres(loadConfig({ LOGFLOW_POSTGRES_URL: postgresUrlFor(database) }), {
+    createDatabases: true,
+  });
   return {
     pool,
     mode,
@@ -61,13 +63,18 @@ describe('PostgreSQL repositories, server-only behaviour', () => {
 
   it('classifies an unreachable server as a retriable outage', async () => {
     const port = await closedPort();
-    const pool = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`, connectionTimeoutMillis: 2_000 });
+    const pool = new pg.Pool({
+      connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      connectionTimeoutMillis: 2_000,
+    });
     pool.on('error', () => undefined);
     try {
-      const error = await createRepositories(pool).services.list().then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const error = await createRepositories(pool)
+        .services.list()
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(error).toBeInstanceOf(LogflowError);
       expect(error).toMatchObject({ code: ErrorCodes.SINK_UNAVAILABLE, stage: 'sink' });
       expect(isRetriable(error)).toBe(true);

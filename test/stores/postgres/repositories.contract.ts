@@ -29,8 +29,15 @@ export interface RepositoryEngine {
 
 /** Tables the contract fills; seeded tables (services, app_config) are kept and tests use fresh keys there. */
 const SCRATCH_TABLES = [
-  'analysis_jobs', 'nightly_reports', 'error_catalog', 'anomaly_alerts', 'user_preferences',
-  'sink_batches', 'detector_checkpoints', 'alert_silences', 'api_keys',
+  'analysis_jobs',
+  'nightly_reports',
+  'error_catalog',
+  'anomaly_alerts',
+  'user_preferences',
+  'sink_batches',
+  'detector_checkpoints',
+  'alert_silences',
+  'api_keys',
 ].join(', ');
 
 const UINT64_MAX = '18446744073709551615';
@@ -38,7 +45,11 @@ const UINT64_MAX = '18446744073709551615';
 let counter = 0;
 const fresh = (prefix: string): string => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
 
-async function expectRepositoryError(promise: Promise<unknown>, kind: RepositoryError['kind'], message?: RegExp): Promise<void> {
+async function expectRepositoryError(
+  promise: Promise<unknown>,
+  kind: RepositoryError['kind'],
+  message?: RegExp,
+): Promise<void> {
   const error = await promise.then(
     () => undefined,
     (e: unknown) => e,
@@ -57,7 +68,15 @@ function report(overrides: Partial<NightlyReportInput> = {}): NightlyReportInput
     keyIssues: ['payment timeouts', 'retry storms'],
     probableCauses: ['connection pool exhausted'],
     recommendations: ['raise the pool size', 'add a circuit breaker'],
-    patternSeverity: [{ errorHash: UINT64_MAX, template: 'timeout after <*> ms', severity: 'high', occurrences: 420, reason: 'doubled' }],
+    patternSeverity: [
+      {
+        errorHash: UINT64_MAX,
+        template: 'timeout after <*> ms',
+        severity: 'high',
+        occurrences: 420,
+        reason: 'doubled',
+      },
+    ],
     statistics: { byService: { 'payment-service': 420 }, p95: 1.5, flags: [true, null] },
     totalLogs: 1_000_000,
     totalErrors: 4_200,
@@ -110,8 +129,18 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
     describe('analysis_jobs', () => {
       it('creates pending jobs and claims them oldest first, each once', async () => {
         const first = await repos.analysisJobs.create({ jobType: 'nightly', targetDate: '2026-03-01' });
-        const second = await repos.analysisJobs.create({ jobType: 'on_demand', targetDate: '2026-03-02', requestedBy: 'alice' });
-        expect(first).toMatchObject({ status: 'pending', jobType: 'nightly', targetDate: '2026-03-01', startedAt: null, tokensUsed: 0 });
+        const second = await repos.analysisJobs.create({
+          jobType: 'on_demand',
+          targetDate: '2026-03-02',
+          requestedBy: 'alice',
+        });
+        expect(first).toMatchObject({
+          status: 'pending',
+          jobType: 'nightly',
+          targetDate: '2026-03-01',
+          startedAt: null,
+          tokensUsed: 0,
+        });
         expect(second.requestedBy).toBe('alice');
 
         const claimed = await repos.analysisJobs.claimNextPending();
@@ -126,8 +155,19 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         const job = await repos.analysisJobs.create({ jobType: 'nightly', targetDate: '2026-03-01' });
         await repos.analysisJobs.claimNextPending();
         const result = { reportDate: '2026-03-01', sections: ['summary', 'causes'], nested: { ok: true, n: null } };
-        const done = await repos.analysisJobs.complete(job.id, { tokensUsed: 900, modelUsed: 'gpt-4o-mini', processingTimeMs: 1500, result });
-        expect(done).toMatchObject({ status: 'completed', tokensUsed: 900, modelUsed: 'gpt-4o-mini', processingTimeMs: 1500, result });
+        const done = await repos.analysisJobs.complete(job.id, {
+          tokensUsed: 900,
+          modelUsed: 'gpt-4o-mini',
+          processingTimeMs: 1500,
+          result,
+        });
+        expect(done).toMatchObject({
+          status: 'completed',
+          tokensUsed: 900,
+          modelUsed: 'gpt-4o-mini',
+          processingTimeMs: 1500,
+          result,
+        });
         expect(done.completedAt).toBeInstanceOf(Date);
         expect(await repos.analysisJobs.get(job.id)).toEqual(done);
         await expectRepositoryError(
@@ -148,19 +188,28 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
 
       it('lists newest first, filtered by status and limited', async () => {
         const ids: number[] = [];
-        for (let day = 1; day <= 4; day++) ids.push((await repos.analysisJobs.create({ jobType: 'nightly', targetDate: `2026-03-0${day}` })).id);
+        for (let day = 1; day <= 4; day++)
+          ids.push((await repos.analysisJobs.create({ jobType: 'nightly', targetDate: `2026-03-0${day}` })).id);
         await repos.analysisJobs.claimNextPending();
         expect((await repos.analysisJobs.list()).map((j) => j.id)).toEqual([...ids].reverse());
         expect((await repos.analysisJobs.list({ status: 'running' })).map((j) => j.id)).toEqual([ids[0]]);
-        expect((await repos.analysisJobs.list({ status: 'pending', limit: 2 })).map((j) => j.id)).toEqual([ids[3], ids[2]]);
+        expect((await repos.analysisJobs.list({ status: 'pending', limit: 2 })).map((j) => j.id)).toEqual([
+          ids[3],
+          ids[2],
+        ]);
       });
 
       it('two concurrent claimers never take the same job', async () => {
         const created = new Set<number>();
-        for (let i = 0; i < 30; i++) created.add((await repos.analysisJobs.create({ jobType: 'on_demand', targetDate: '2026-03-01' })).id);
+        for (let i = 0; i < 30; i++)
+          created.add((await repos.analysisJobs.create({ jobType: 'on_demand', targetDate: '2026-03-01' })).id);
         const claimer = async (): Promise<number[]> => {
           const mine: number[] = [];
-          for (let job = await repos.analysisJobs.claimNextPending(); job !== null; job = await repos.analysisJobs.claimNextPending()) {
+          for (
+            let job = await repos.analysisJobs.claimNextPending();
+            job !== null;
+            job = await repos.analysisJobs.claimNextPending()
+          ) {
             mine.push(job.id);
           }
           return mine;
@@ -180,8 +229,12 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
       });
 
       it('rejects bad input before any SQL runs', async () => {
-        await expect(repos.analysisJobs.create({ jobType: 'weekly' as never, targetDate: '2026-03-01' })).rejects.toBeInstanceOf(InputError);
-        await expect(repos.analysisJobs.create({ jobType: 'nightly', targetDate: '2026-02-30' })).rejects.toThrow(/targetDate/);
+        await expect(
+          repos.analysisJobs.create({ jobType: 'weekly' as never, targetDate: '2026-03-01' }),
+        ).rejects.toBeInstanceOf(InputError);
+        await expect(repos.analysisJobs.create({ jobType: 'nightly', targetDate: '2026-02-30' })).rejects.toThrow(
+          /targetDate/,
+        );
         const job = await repos.analysisJobs.create({ jobType: 'nightly', targetDate: '2026-03-01' });
         await repos.analysisJobs.claimNextPending();
         await expect(
@@ -197,8 +250,22 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         const input = report();
         const stored = await repos.nightlyReports.upsertForDate(input);
         const { reportDate, summary, keyIssues, probableCauses, recommendations, patternSeverity, statistics } = input;
-        expect(stored).toMatchObject({ reportDate, summary, keyIssues, probableCauses, recommendations, patternSeverity, statistics });
-        expect(stored).toMatchObject({ totalLogs: 1_000_000, totalErrors: 4_200, errorRate: 0.0042, uniquePatterns: 37, tokensUsed: 1234 });
+        expect(stored).toMatchObject({
+          reportDate,
+          summary,
+          keyIssues,
+          probableCauses,
+          recommendations,
+          patternSeverity,
+          statistics,
+        });
+        expect(stored).toMatchObject({
+          totalLogs: 1_000_000,
+          totalErrors: 4_200,
+          errorRate: 0.0042,
+          uniquePatterns: 37,
+          tokensUsed: 1234,
+        });
         expect(await repos.nightlyReports.getByDate('2026-03-01')).toEqual(stored);
         expect(await repos.nightlyReports.getByDate('2026-03-02')).toBeNull();
       });
@@ -218,26 +285,46 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         });
         expect(rerun.id).toBe(first.id);
         expect(rerun).toMatchObject({
-          producedBy: 'statistical', summary: 'Re-run without the LLM.', modelUsed: null, jobId: null, keyIssues: [],
-          patternSeverity: [], statistics: {}, totalLogs: 10, tokensUsed: 0,
+          producedBy: 'statistical',
+          summary: 'Re-run without the LLM.',
+          modelUsed: null,
+          jobId: null,
+          keyIssues: [],
+          patternSeverity: [],
+          statistics: {},
+          totalLogs: 10,
+          tokensUsed: 0,
         });
         expect(rerun.generatedAt.getTime()).toBeGreaterThanOrEqual(first.generatedAt.getTime());
-        const { rows } = await pool().query(`SELECT count(*)::int AS n FROM nightly_reports WHERE report_date = '2026-03-01'`);
+        const { rows } = await pool().query(
+          `SELECT count(*)::int AS n FROM nightly_reports WHERE report_date = '2026-03-01'`,
+        );
         expect(rows[0].n).toBe(1);
       });
 
       it('lists newest date first, paging with before', async () => {
-        for (const day of ['2026-03-01', '2026-03-03', '2026-03-02', '2026-02-28']) await repos.nightlyReports.upsertForDate(report({ reportDate: day }));
-        expect((await repos.nightlyReports.list({ limit: 2 })).map((r) => r.reportDate)).toEqual(['2026-03-03', '2026-03-02']);
-        expect((await repos.nightlyReports.list({ limit: 2, before: '2026-03-02' })).map((r) => r.reportDate)).toEqual(['2026-03-01', '2026-02-28']);
+        for (const day of ['2026-03-01', '2026-03-03', '2026-03-02', '2026-02-28'])
+          await repos.nightlyReports.upsertForDate(report({ reportDate: day }));
+        expect((await repos.nightlyReports.list({ limit: 2 })).map((r) => r.reportDate)).toEqual([
+          '2026-03-03',
+          '2026-03-02',
+        ]);
+        expect((await repos.nightlyReports.list({ limit: 2, before: '2026-03-02' })).map((r) => r.reportDate)).toEqual([
+          '2026-03-01',
+          '2026-02-28',
+        ]);
       });
 
       it('rejects impossible numbers and producers', async () => {
         await expect(repos.nightlyReports.upsertForDate(report({ errorRate: 1.5 }))).rejects.toThrow(/errorRate/);
         await expect(repos.nightlyReports.upsertForDate(report({ totalLogs: -1 }))).rejects.toThrow(/totalLogs/);
-        await expect(repos.nightlyReports.upsertForDate(report({ producedBy: 'gpt' as never }))).rejects.toBeInstanceOf(InputError);
+        await expect(repos.nightlyReports.upsertForDate(report({ producedBy: 'gpt' as never }))).rejects.toBeInstanceOf(
+          InputError,
+        );
         await expect(
-          repos.nightlyReports.upsertForDate(report({ patternSeverity: [{ errorHash: '-5', template: 't', severity: 'low', occurrences: 1 }] })),
+          repos.nightlyReports.upsertForDate(
+            report({ patternSeverity: [{ errorHash: '-5', template: 't', severity: 'low', occurrences: 1 }] }),
+          ),
         ).rejects.toThrow(/errorHash/);
         expect(await repos.nightlyReports.list()).toEqual([]);
       });
@@ -261,7 +348,12 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
       it('creates auto entries and merges later observations', async () => {
         const created = await repos.errorCatalog.upsertAutoCreated(auto());
         expect(created.created).toBe(true);
-        expect(created.entry).toMatchObject({ errorHash: UINT64_MAX, autoCreated: true, editedByHuman: false, occurrenceCount: 100 });
+        expect(created.entry).toMatchObject({
+          errorHash: UINT64_MAX,
+          autoCreated: true,
+          editedByHuman: false,
+          occurrenceCount: 100,
+        });
 
         const merged = await repos.errorCatalog.upsertAutoCreated(
           auto({
@@ -283,8 +375,14 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         });
 
         // An older observation arriving late changes nothing it knows less about.
-        const stale = await repos.errorCatalog.upsertAutoCreated(auto({ title: 'Upstream deadline exceeded', occurrenceCount: 10 }));
-        expect(stale.entry).toMatchObject({ occurrenceCount: 250, lastSeen: seen('2026-03-02T00:00:00.000Z'), firstSeen: seen('2026-02-27T00:00:00.000Z') });
+        const stale = await repos.errorCatalog.upsertAutoCreated(
+          auto({ title: 'Upstream deadline exceeded', occurrenceCount: 10 }),
+        );
+        expect(stale.entry).toMatchObject({
+          occurrenceCount: 250,
+          lastSeen: seen('2026-03-02T00:00:00.000Z'),
+          firstSeen: seen('2026-02-27T00:00:00.000Z'),
+        });
       });
 
       it('never overwrites what an engineer edited', async () => {
@@ -296,7 +394,12 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
           documentationUrl: 'https://runbooks.example.com/payment-timeout',
           tags: ['payments', 'gateway'],
         });
-        expect(edited).toMatchObject({ editedByHuman: true, autoCreated: true, title: 'Payment gateway timeout', severity: 'critical' });
+        expect(edited).toMatchObject({
+          editedByHuman: true,
+          autoCreated: true,
+          title: 'Payment gateway timeout',
+          severity: 'critical',
+        });
 
         const after = await repos.errorCatalog.upsertAutoCreated(
           auto({
@@ -343,15 +446,27 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
           solution: 'Grow the volume.',
           services: ['inventory-service'],
         });
-        expect(manual).toMatchObject({ autoCreated: false, editedByHuman: true, severity: 'medium', occurrenceCount: 0 });
-        await expectRepositoryError(repos.errorCatalog.createByEngineer({ errorHash: '42', template: 't', title: 't' }), 'conflict');
+        expect(manual).toMatchObject({
+          autoCreated: false,
+          editedByHuman: true,
+          severity: 'medium',
+          occurrenceCount: 0,
+        });
+        await expectRepositoryError(
+          repos.errorCatalog.createByEngineer({ errorHash: '42', template: 't', title: 't' }),
+          'conflict',
+        );
         await expectRepositoryError(repos.errorCatalog.updateByEngineer('43', { title: 'x' }), 'not_found');
         await expect(repos.errorCatalog.updateByEngineer('42', {})).rejects.toThrow(/nothing to update/);
-        await expect(repos.errorCatalog.updateByEngineer('42', { severity: 'urgent' as never })).rejects.toBeInstanceOf(InputError);
+        await expect(repos.errorCatalog.updateByEngineer('42', { severity: 'urgent' as never })).rejects.toBeInstanceOf(
+          InputError,
+        );
 
         await repos.errorCatalog.upsertAutoCreated(auto({ errorHash: '7', occurrenceCount: 900 }));
         expect((await repos.errorCatalog.list()).map((e) => e.errorHash)).toEqual(['7', '42']);
-        expect((await repos.errorCatalog.list({ service: 'inventory-service' })).map((e) => e.errorHash)).toEqual(['42']);
+        expect((await repos.errorCatalog.list({ service: 'inventory-service' })).map((e) => e.errorHash)).toEqual([
+          '42',
+        ]);
         expect((await repos.errorCatalog.list({ editedByHuman: false })).map((e) => e.errorHash)).toEqual(['7']);
         expect(await repos.errorCatalog.delete('42')).toBe(true);
         expect(await repos.errorCatalog.delete('42')).toBe(false);
@@ -361,7 +476,13 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
     describe('anomaly_alerts', () => {
       it('walks the lifecycle pending -> open -> acknowledged -> resolved', async () => {
         const pending = await repos.anomalyAlerts.insert(alert());
-        expect(pending).toMatchObject({ status: 'pending', openedAt: null, anomalousWindows: 1, severity: 'high', score: 4.2 });
+        expect(pending).toMatchObject({
+          status: 'pending',
+          openedAt: null,
+          anomalousWindows: 1,
+          severity: 'high',
+          score: 4.2,
+        });
         expect(await repos.anomalyAlerts.findActive(pending.dedupKey)).toEqual(pending);
 
         const opened = await repos.anomalyAlerts.open(pending.id, new Date('2026-03-01T10:02:00.000Z'));
@@ -369,7 +490,11 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         const acked = await repos.anomalyAlerts.acknowledge(pending.id, 'alice');
         expect(acked).toMatchObject({ status: 'acknowledged', acknowledgedBy: 'alice' });
         expect(acked.acknowledgedAt).toBeInstanceOf(Date);
-        await expectRepositoryError(repos.anomalyAlerts.acknowledge(pending.id, 'bob'), 'invalid_state', /already acknowledged by alice/);
+        await expectRepositoryError(
+          repos.anomalyAlerts.acknowledge(pending.id, 'bob'),
+          'invalid_state',
+          /already acknowledged by alice/,
+        );
 
         const resolved = await repos.anomalyAlerts.resolve(pending.id);
         expect(resolved.status).toBe('resolved');
@@ -381,17 +506,27 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         const a = await repos.anomalyAlerts.insert(alert({ status: 'open' }));
         await repos.anomalyAlerts.resolve(a.id);
         await expectRepositoryError(repos.anomalyAlerts.resolve(a.id), 'invalid_state', /already resolved/);
-        await expectRepositoryError(repos.anomalyAlerts.acknowledge(a.id, 'alice'), 'invalid_state', /already resolved/);
+        await expectRepositoryError(
+          repos.anomalyAlerts.acknowledge(a.id, 'alice'),
+          'invalid_state',
+          /already resolved/,
+        );
         await expectRepositoryError(repos.anomalyAlerts.touch(a.id, { normalWindows: 3 }), 'invalid_state');
         await expectRepositoryError(repos.anomalyAlerts.open(a.id), 'invalid_state');
         const pending = await repos.anomalyAlerts.insert(alert());
-        await expectRepositoryError(repos.anomalyAlerts.acknowledge(pending.id, 'alice'), 'invalid_state', /still pending/);
+        await expectRepositoryError(
+          repos.anomalyAlerts.acknowledge(pending.id, 'alice'),
+          'invalid_state',
+          /still pending/,
+        );
         await expectRepositoryError(repos.anomalyAlerts.resolve(123_456), 'not_found');
         expect((await repos.anomalyAlerts.get(a.id))?.status).toBe('resolved');
       });
 
       it('allows one active alert per dedup key, and a new one once it is resolved', async () => {
-        const first = await repos.anomalyAlerts.insert(alert({ status: 'open', openedAt: new Date('2026-03-01T10:00:00.000Z') }));
+        const first = await repos.anomalyAlerts.insert(
+          alert({ status: 'open', openedAt: new Date('2026-03-01T10:00:00.000Z') }),
+        );
         expect(first.openedAt).toEqual(new Date('2026-03-01T10:00:00.000Z'));
         await expectRepositoryError(
           repos.anomalyAlerts.insert(alert({ dedupKey: first.dedupKey })),
@@ -416,8 +551,13 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
           details: { baseline: { mean: 30, stddev: 4 } },
         });
         expect(touched).toMatchObject({
-          anomalousWindows: 3, score: 6.5, lastNotifiedAt: notified, suggestedActions: ['check the gateway'],
-          details: { baseline: { mean: 30, stddev: 4 } }, observed: 120, errorHash: UINT64_MAX,
+          anomalousWindows: 3,
+          score: 6.5,
+          lastNotifiedAt: notified,
+          suggestedActions: ['check the gateway'],
+          details: { baseline: { mean: 30, stddev: 4 } },
+          observed: 120,
+          errorHash: UINT64_MAX,
         });
         expect(touched.updatedAt.getTime()).toBeGreaterThanOrEqual(a.updatedAt.getTime());
         await expect(repos.anomalyAlerts.touch(a.id, {})).rejects.toThrow(/nothing to update/);
@@ -439,7 +579,10 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         const seen: number[] = [];
         let cursor: string | null = null;
         do {
-          const page: Awaited<ReturnType<typeof repos.anomalyAlerts.list>> = await repos.anomalyAlerts.list({ limit: 2, ...(cursor === null ? {} : { cursor }) });
+          const page: Awaited<ReturnType<typeof repos.anomalyAlerts.list>> = await repos.anomalyAlerts.list({
+            limit: 2,
+            ...(cursor === null ? {} : { cursor }),
+          });
           expect(page.items.length).toBeLessThanOrEqual(2);
           seen.push(...page.items.map((a) => a.id));
           cursor = page.nextCursor;
@@ -447,21 +590,31 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         expect(seen).toEqual(made.map((a) => a.id).reverse());
 
         const ids = (items: readonly AnomalyAlert[]) => items.map((a) => a.id);
-        expect(ids((await repos.anomalyAlerts.list({ service: 'payment-service', type: 'spike' })).items)).toEqual([made[4]!.id, made[0]!.id]);
+        expect(ids((await repos.anomalyAlerts.list({ service: 'payment-service', type: 'spike' })).items)).toEqual([
+          made[4]!.id,
+          made[0]!.id,
+        ]);
         expect(ids((await repos.anomalyAlerts.list({ status: 'resolved' })).items)).toEqual([made[0]!.id]);
         expect((await repos.anomalyAlerts.list({ type: 'silence' })).nextCursor).toBeNull();
         expect(ids((await repos.anomalyAlerts.list({ rule: 'novel_pattern' })).items)).toEqual([made[2]!.id]);
         await repos.anomalyAlerts.touch(made[3]!.id, { severity: 'critical' });
         expect(ids((await repos.anomalyAlerts.list({ severity: 'critical' })).items)).toEqual([made[3]!.id]);
-        expect(ids((await repos.anomalyAlerts.list({ rule: 'spike', severity: 'high' })).items)).toEqual([made[4]!.id, made[0]!.id]);
+        expect(ids((await repos.anomalyAlerts.list({ rule: 'spike', severity: 'high' })).items)).toEqual([
+          made[4]!.id,
+          made[0]!.id,
+        ]);
         await expect(repos.anomalyAlerts.list({ severity: 'dire' as never })).rejects.toBeInstanceOf(InputError);
         await expect(repos.anomalyAlerts.list({ cursor: 'drop table' })).rejects.toBeInstanceOf(InputError);
         await expect(repos.anomalyAlerts.list({ type: 'meteor' as never })).rejects.toBeInstanceOf(InputError);
       });
 
       it('rejects malformed alerts before SQL', async () => {
-        await expect(repos.anomalyAlerts.insert(alert({ alertType: 'meteor' as never }))).rejects.toBeInstanceOf(InputError);
-        await expect(repos.anomalyAlerts.insert(alert({ status: 'resolved' as never }))).rejects.toBeInstanceOf(InputError);
+        await expect(repos.anomalyAlerts.insert(alert({ alertType: 'meteor' as never }))).rejects.toBeInstanceOf(
+          InputError,
+        );
+        await expect(repos.anomalyAlerts.insert(alert({ status: 'resolved' as never }))).rejects.toBeInstanceOf(
+          InputError,
+        );
         await expect(repos.anomalyAlerts.insert(alert({ anomalousWindows: -2 }))).rejects.toThrow(/anomalousWindows/);
         await expect(repos.anomalyAlerts.insert(alert({ score: Number.NaN }))).rejects.toThrow(/score/);
         expect((await repos.anomalyAlerts.list()).items).toEqual([]);
@@ -474,18 +627,41 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         const name = fresh('svc');
         const created = await repos.services.create({ name, displayName: 'Test Service', tags: ['test'] });
         expect(created).toMatchObject({
-          name, displayName: 'Test Service', tier: 'standard', monitoringEnabled: true, alertingEnabled: true,
-          sensitivity: 3, minCount: 10, silenceDetection: true, retentionDays: 30, tags: ['test'], description: null,
+          name,
+          displayName: 'Test Service',
+          tier: 'standard',
+          monitoringEnabled: true,
+          alertingEnabled: true,
+          sensitivity: 3,
+          minCount: 10,
+          silenceDetection: true,
+          retentionDays: 30,
+          tags: ['test'],
+          description: null,
         });
         expect(await repos.services.get(name)).toEqual(created);
-        await expectRepositoryError(repos.services.create({ name, displayName: 'Again' }), 'conflict', /already exists/);
+        await expectRepositoryError(
+          repos.services.create({ name, displayName: 'Again' }),
+          'conflict',
+          /already exists/,
+        );
       });
 
       it('updates only the given fields and reports missing services', async () => {
         const name = fresh('svc');
         const created = await repos.services.create({ name, displayName: 'Svc', ownerTeam: 'core' });
-        const updated = await repos.services.update(name, { sensitivity: 4.5, alertingEnabled: false, ownerTeam: null });
-        expect(updated).toMatchObject({ ...created, sensitivity: 4.5, alertingEnabled: false, ownerTeam: null, updatedAt: updated.updatedAt });
+        const updated = await repos.services.update(name, {
+          sensitivity: 4.5,
+          alertingEnabled: false,
+          ownerTeam: null,
+        });
+        expect(updated).toMatchObject({
+          ...created,
+          sensitivity: 4.5,
+          alertingEnabled: false,
+          ownerTeam: null,
+          updatedAt: updated.updatedAt,
+        });
         expect(updated.updatedAt.getTime()).toBeGreaterThanOrEqual(created.updatedAt.getTime());
         await expectRepositoryError(repos.services.update(fresh('missing'), { minCount: 1 }), 'not_found');
         expect(await repos.services.delete(name)).toBe(true);
@@ -510,15 +686,22 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
       it('a statement the database rejects leaves the pool usable', async () => {
         // pg's pool.query retires the client after any error, which on PGlite ends the one shared connection.
         for (let attempt = 0; attempt < 3; attempt++) {
-          await expectRepositoryError(repos.services.create({ name: 'payment-service', displayName: 'Again' }), 'conflict');
+          await expectRepositoryError(
+            repos.services.create({ name: 'payment-service', displayName: 'Again' }),
+            'conflict',
+          );
           expect((await repos.services.get('payment-service'))?.name).toBe('payment-service');
         }
       });
 
       it('rejects names and settings the detector could not use', async () => {
         await expect(repos.services.create({ name: 'Bad Name', displayName: 'x' })).rejects.toThrow(/name/);
-        await expect(repos.services.create({ name: fresh('svc'), displayName: 'x', sensitivity: 0 })).rejects.toThrow(/sensitivity/);
-        await expect(repos.services.create({ name: fresh('svc'), displayName: 'x', tier: 'gold' as never })).rejects.toBeInstanceOf(InputError);
+        await expect(repos.services.create({ name: fresh('svc'), displayName: 'x', sensitivity: 0 })).rejects.toThrow(
+          /sensitivity/,
+        );
+        await expect(
+          repos.services.create({ name: fresh('svc'), displayName: 'x', tier: 'gold' as never }),
+        ).rejects.toBeInstanceOf(InputError);
         await expect(repos.services.update('payment-service', { retentionDays: -3 })).rejects.toThrow(/retentionDays/);
         await expect(repos.services.update('payment-service', {})).rejects.toThrow(/nothing to update/);
       });
@@ -527,17 +710,31 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
     describe('user_preferences', () => {
       it('gives the table defaults to a user who never saved any', async () => {
         const absent = await repos.userPreferences.get('u-absent');
-        expect(absent).toEqual({ userId: 'u-absent', timezone: 'UTC', theme: 'system', defaultFilters: {}, notifications: {}, createdAt: null, updatedAt: null });
+        expect(absent).toEqual({
+          userId: 'u-absent',
+          timezone: 'UTC',
+          theme: 'system',
+          defaultFilters: {},
+          notifications: {},
+          createdAt: null,
+          updatedAt: null,
+        });
         // Saving one field must give the same defaults for the others as get() promised.
         const saved = await repos.userPreferences.upsert('u-absent', { theme: 'dark' });
         expect({ ...saved, createdAt: null, updatedAt: null }).toEqual({ ...absent, theme: 'dark' });
       });
 
       it('upserts field by field, keeping what was not given', async () => {
-        await repos.userPreferences.upsert('u1', { timezone: 'Europe/Paris', defaultFilters: { levels: ['ERROR', 'FATAL'], service: null } });
+        await repos.userPreferences.upsert('u1', {
+          timezone: 'Europe/Paris',
+          defaultFilters: { levels: ['ERROR', 'FATAL'], service: null },
+        });
         const second = await repos.userPreferences.upsert('u1', { notifications: { email: true } });
         expect(second).toMatchObject({
-          timezone: 'Europe/Paris', theme: 'system', defaultFilters: { levels: ['ERROR', 'FATAL'], service: null }, notifications: { email: true },
+          timezone: 'Europe/Paris',
+          theme: 'system',
+          defaultFilters: { levels: ['ERROR', 'FATAL'], service: null },
+          notifications: { email: true },
         });
         expect(await repos.userPreferences.get('u1')).toEqual(second);
         await expect(repos.userPreferences.upsert('u1', { timezone: 'Mars/Olympus' })).rejects.toThrow(/timezone/);
@@ -555,7 +752,12 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
       it('sets, reads and deletes values of any JSON type', async () => {
         const key = `test.${fresh('k').replaceAll('-', '_')}`;
         const first = await repos.appConfig.set(key, { windows: [1, 5, 60], enabled: true }, 'alice', 'Test setting');
-        expect(first).toMatchObject({ key, value: { windows: [1, 5, 60], enabled: true }, description: 'Test setting', updatedBy: 'alice' });
+        expect(first).toMatchObject({
+          key,
+          value: { windows: [1, 5, 60], enabled: true },
+          description: 'Test setting',
+          updatedBy: 'alice',
+        });
         for (const value of ['text', 0.5, false, null, ['a', 'b']]) {
           const entry = await repos.appConfig.set(key, value, 'bob');
           expect(entry.value).toEqual(value);
@@ -578,16 +780,45 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
       const range = { sink: 'clickhouse-logs', topic: 'raw-logs', partition: 0 };
 
       it('records a pending batch idempotently, and returns the recorded range for the same start', async () => {
-        const recorded = await repos.sinkBatches.recordPending({ ...range, minOffset: 100, maxOffset: 199, rowCount: 100 });
-        expect(recorded).toMatchObject({ ...range, minOffset: 100, maxOffset: 199, rowCount: 100, status: 'pending', insertedAt: null });
-        expect(await repos.sinkBatches.recordPending({ ...range, minOffset: 100, maxOffset: 199, rowCount: 100 })).toEqual(recorded);
+        const recorded = await repos.sinkBatches.recordPending({
+          ...range,
+          minOffset: 100,
+          maxOffset: 199,
+          rowCount: 100,
+        });
+        expect(recorded).toMatchObject({
+          ...range,
+          minOffset: 100,
+          maxOffset: 199,
+          rowCount: 100,
+          status: 'pending',
+          insertedAt: null,
+        });
+        expect(
+          await repos.sinkBatches.recordPending({ ...range, minOffset: 100, maxOffset: 199, rowCount: 100 }),
+        ).toEqual(recorded);
         // A replay cut differently must be re-cut to what was recorded.
-        expect(await repos.sinkBatches.recordPending({ ...range, minOffset: 100, maxOffset: 150, rowCount: 51 })).toEqual(recorded);
-        await expectRepositoryError(repos.sinkBatches.recordPending({ ...range, minOffset: 150, maxOffset: 250, rowCount: 10 }), 'conflict', /\[100, 199\]/);
-        await expectRepositoryError(repos.sinkBatches.recordPending({ ...range, minOffset: 50, maxOffset: 100, rowCount: 10 }), 'conflict');
+        expect(
+          await repos.sinkBatches.recordPending({ ...range, minOffset: 100, maxOffset: 150, rowCount: 51 }),
+        ).toEqual(recorded);
+        await expectRepositoryError(
+          repos.sinkBatches.recordPending({ ...range, minOffset: 150, maxOffset: 250, rowCount: 10 }),
+          'conflict',
+          /\[100, 199\]/,
+        );
+        await expectRepositoryError(
+          repos.sinkBatches.recordPending({ ...range, minOffset: 50, maxOffset: 100, rowCount: 10 }),
+          'conflict',
+        );
         // Other partitions and sinks are independent.
         await repos.sinkBatches.recordPending({ ...range, partition: 1, minOffset: 150, maxOffset: 250, rowCount: 10 });
-        await repos.sinkBatches.recordPending({ ...range, sink: 'other', minOffset: 150, maxOffset: 250, rowCount: 10 });
+        await repos.sinkBatches.recordPending({
+          ...range,
+          sink: 'other',
+          minOffset: 150,
+          maxOffset: 250,
+          rowCount: 10,
+        });
       });
 
       it('findCovering finds the batch whose range contains an offset', async () => {
@@ -603,19 +834,39 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         expect(await covering(25)).toBe(20);
         expect(await covering(30)).toBeNull();
         expect(await repos.sinkBatches.findCovering(range.sink, range.topic, 7, 5)).toBeNull();
-        await expect(repos.sinkBatches.findCovering(range.sink, range.topic, range.partition, -1)).rejects.toBeInstanceOf(InputError);
+        await expect(
+          repos.sinkBatches.findCovering(range.sink, range.topic, range.partition, -1),
+        ).rejects.toBeInstanceOf(InputError);
       });
 
       it('listFrom returns the recorded ranges a replay from an offset must be re-cut into', async () => {
-        for (const [min, max] of [[20, 29], [0, 9], [10, 19], [40, 49]] as const) {
+        for (const [min, max] of [
+          [20, 29],
+          [0, 9],
+          [10, 19],
+          [40, 49],
+        ] as const) {
           await repos.sinkBatches.recordPending({ ...range, minOffset: min, maxOffset: max, rowCount: max - min + 1 });
         }
         await repos.sinkBatches.recordPending({ ...range, partition: 1, minOffset: 30, maxOffset: 39, rowCount: 10 });
         await repos.sinkBatches.markInserted({ ...range, minOffset: 10 });
         const from = async (offset: number) =>
-          (await repos.sinkBatches.listFrom(range.sink, range.topic, range.partition, offset)).map((b) => [b.minOffset, b.maxOffset, b.status]);
-        expect(await from(0)).toEqual([[0, 9, 'pending'], [10, 19, 'inserted'], [20, 29, 'pending'], [40, 49, 'pending']]);
-        expect(await from(15)).toEqual([[10, 19, 'inserted'], [20, 29, 'pending'], [40, 49, 'pending']]);
+          (await repos.sinkBatches.listFrom(range.sink, range.topic, range.partition, offset)).map((b) => [
+            b.minOffset,
+            b.maxOffset,
+            b.status,
+          ]);
+        expect(await from(0)).toEqual([
+          [0, 9, 'pending'],
+          [10, 19, 'inserted'],
+          [20, 29, 'pending'],
+          [40, 49, 'pending'],
+        ]);
+        expect(await from(15)).toEqual([
+          [10, 19, 'inserted'],
+          [20, 29, 'pending'],
+          [40, 49, 'pending'],
+        ]);
         expect(await from(30)).toEqual([[40, 49, 'pending']]);
         expect(await from(50)).toEqual([]);
       });
@@ -626,35 +877,60 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         const inserted = await repos.sinkBatches.markInserted({ ...range, minOffset: 0 });
         expect(inserted.status).toBe('inserted');
         expect(inserted.insertedAt).toBeInstanceOf(Date);
-        expect((await repos.sinkBatches.markInserted({ ...range, minOffset: 0 })).insertedAt).toEqual(inserted.insertedAt);
+        expect((await repos.sinkBatches.markInserted({ ...range, minOffset: 0 })).insertedAt).toEqual(
+          inserted.insertedAt,
+        );
         // Recording an inserted range again returns it as inserted: the sink then knows the insert already happened.
-        expect((await repos.sinkBatches.recordPending({ ...range, minOffset: 0, maxOffset: 9, rowCount: 10 })).status).toBe('inserted');
+        expect(
+          (await repos.sinkBatches.recordPending({ ...range, minOffset: 0, maxOffset: 9, rowCount: 10 })).status,
+        ).toBe('inserted');
         await expectRepositoryError(repos.sinkBatches.markInserted({ ...range, minOffset: 5 }), 'not_found');
-        expect((await repos.sinkBatches.listPending(range.sink, range.topic, range.partition)).map((b) => b.minOffset)).toEqual([10]);
+        expect(
+          (await repos.sinkBatches.listPending(range.sink, range.topic, range.partition)).map((b) => b.minOffset),
+        ).toEqual([10]);
 
         expect(await repos.sinkBatches.prune(new Date(Date.now() - 3_600_000))).toBe(0);
         expect(await repos.sinkBatches.prune(new Date(Date.now() + 3_600_000))).toBe(1);
         expect(await repos.sinkBatches.findCovering(range.sink, range.topic, range.partition, 5)).toBeNull();
-        expect((await repos.sinkBatches.findCovering(range.sink, range.topic, range.partition, 15))?.status).toBe('pending');
+        expect((await repos.sinkBatches.findCovering(range.sink, range.topic, range.partition, 15))?.status).toBe(
+          'pending',
+        );
       });
 
       it('rejects inverted and negative ranges', async () => {
-        await expect(repos.sinkBatches.recordPending({ ...range, minOffset: 10, maxOffset: 9, rowCount: 0 })).rejects.toThrow(/maxOffset/);
-        await expect(repos.sinkBatches.recordPending({ ...range, minOffset: -1, maxOffset: 9, rowCount: 0 })).rejects.toThrow(/minOffset/);
-        await expect(repos.sinkBatches.recordPending({ ...range, partition: 1.5, minOffset: 0, maxOffset: 9, rowCount: 0 })).rejects.toThrow(/partition/);
+        await expect(
+          repos.sinkBatches.recordPending({ ...range, minOffset: 10, maxOffset: 9, rowCount: 0 }),
+        ).rejects.toThrow(/maxOffset/);
+        await expect(
+          repos.sinkBatches.recordPending({ ...range, minOffset: -1, maxOffset: 9, rowCount: 0 }),
+        ).rejects.toThrow(/minOffset/);
+        await expect(
+          repos.sinkBatches.recordPending({ ...range, partition: 1.5, minOffset: 0, maxOffset: 9, rowCount: 0 }),
+        ).rejects.toThrow(/partition/);
       });
     });
 
     describe('detector_checkpoints', () => {
       const key = { pipeline: 'detect', topic: 'raw-logs', partition: 3 };
-      const state = { watermark: 1_772_000_000_000, windows: [{ key: 'svc|prod|ERROR', start: 1_772_000_000_000, count: 12 }], late: 0 };
+      const state = {
+        watermark: 1_772_000_000_000,
+        windows: [{ key: 'svc|prod|ERROR', start: 1_772_000_000_000, count: 12 }],
+        late: 0,
+      };
 
       it('saves, loads and overwrites a partition checkpoint', async () => {
         expect(await repos.detectorCheckpoints.load(key.pipeline, key.topic, key.partition)).toBeNull();
         await repos.detectorCheckpoints.save({ ...key, nextOffset: 500, state });
-        expect(await repos.detectorCheckpoints.load(key.pipeline, key.topic, key.partition)).toMatchObject({ ...key, nextOffset: 500, state });
+        expect(await repos.detectorCheckpoints.load(key.pipeline, key.topic, key.partition)).toMatchObject({
+          ...key,
+          nextOffset: 500,
+          state,
+        });
         await repos.detectorCheckpoints.save({ ...key, nextOffset: 900, state: { ...state, late: 2 } });
-        expect(await repos.detectorCheckpoints.load(key.pipeline, key.topic, key.partition)).toMatchObject({ nextOffset: 900, state: { late: 2 } });
+        expect(await repos.detectorCheckpoints.load(key.pipeline, key.topic, key.partition)).toMatchObject({
+          nextOffset: 900,
+          state: { late: 2 },
+        });
         expect(await repos.detectorCheckpoints.load(key.pipeline, key.topic, 4)).toBeNull();
         await expect(repos.detectorCheckpoints.save({ ...key, nextOffset: -1, state })).rejects.toThrow(/nextOffset/);
       });
@@ -703,19 +979,36 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
     });
 
     describe('alert_silences', () => {
-      const target = { rule: 'spike', service: 'payment-service', environment: 'prod', level: 'ERROR', dedupKey: 'spike|payment-service|prod|ERROR' };
+      const target = {
+        rule: 'spike',
+        service: 'payment-service',
+        environment: 'prod',
+        level: 'ERROR',
+        dedupKey: 'spike|payment-service|prod|ERROR',
+      };
       const hour = 3_600_000;
 
       it('matches alerts by the silence matchers, NULL matching anything', async () => {
-        await repos.alertSilences.create({ service: 'payment-service', reason: 'maintenance', createdBy: 'alice', expiresAt: new Date(Date.now() + hour) });
-        // starts_at defaulted to the database's clock, truncated to the millisecond, so a Date taken now is not before it.
+        await repos.alertSilences.create({
+          service: 'payment-service',
+          reason: 'maintenance',
+          createdBy: 'alice',
+          expiresAt: new Date(Date.now() + hour),
+        });
+        // starts_at defaulted to the database's clock, truncated to the millisecond, so a Date taken now is not before
+        // it.
         const now = new Date();
         expect(await repos.alertSilences.matches(target, now)).toBe(true);
         expect(await repos.alertSilences.matches({ ...target, service: 'order-service' }, now)).toBe(false);
         expect(await repos.alertSilences.matches({ ...target, rule: 'silence', level: null }, now)).toBe(true);
 
         await repos.alertSilences.create({
-          rule: 'novel_pattern', level: 'FATAL', reason: 'noisy', createdBy: 'bob', startsAt: new Date(now.getTime() - hour), expiresAt: new Date(now.getTime() + hour),
+          rule: 'novel_pattern',
+          level: 'FATAL',
+          reason: 'noisy',
+          createdBy: 'bob',
+          startsAt: new Date(now.getTime() - hour),
+          expiresAt: new Date(now.getTime() + hour),
         });
         const novel = { rule: 'novel_pattern', service: 'order-service', environment: 'prod', dedupKey: 'novel|1' };
         expect(await repos.alertSilences.matches({ ...novel, level: 'FATAL' }, now)).toBe(true);
@@ -727,22 +1020,40 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
       it('only silences in force count, and deleting one lifts it', async () => {
         const now = new Date();
         const expired = await repos.alertSilences.create({
-          dedupKey: target.dedupKey, reason: 'old', createdBy: 'alice',
-          startsAt: new Date(now.getTime() - 2 * hour), expiresAt: new Date(now.getTime() - hour),
+          dedupKey: target.dedupKey,
+          reason: 'old',
+          createdBy: 'alice',
+          startsAt: new Date(now.getTime() - 2 * hour),
+          expiresAt: new Date(now.getTime() - hour),
         });
         const future = await repos.alertSilences.create({
-          dedupKey: target.dedupKey, reason: 'planned', createdBy: 'alice',
-          startsAt: new Date(now.getTime() + hour), expiresAt: new Date(now.getTime() + 2 * hour),
+          dedupKey: target.dedupKey,
+          reason: 'planned',
+          createdBy: 'alice',
+          startsAt: new Date(now.getTime() + hour),
+          expiresAt: new Date(now.getTime() + 2 * hour),
         });
         expect(await repos.alertSilences.matches(target, now)).toBe(false);
         expect(await repos.alertSilences.matches(target, new Date(now.getTime() + 1.5 * hour))).toBe(true);
         expect((await repos.alertSilences.listActive(now)).map((s) => s.id)).toEqual([]);
-        expect((await repos.alertSilences.listActive(new Date(now.getTime() - 1.5 * hour))).map((s) => s.id)).toEqual([expired.id]);
+        expect((await repos.alertSilences.listActive(new Date(now.getTime() - 1.5 * hour))).map((s) => s.id)).toEqual([
+          expired.id,
+        ]);
 
         const current = await repos.alertSilences.create({
-          environment: 'prod', reason: 'incident', createdBy: 'bob', startsAt: new Date(now.getTime() - 1000), expiresAt: new Date(now.getTime() + hour),
+          environment: 'prod',
+          reason: 'incident',
+          createdBy: 'bob',
+          startsAt: new Date(now.getTime() - 1000),
+          expiresAt: new Date(now.getTime() + hour),
         });
-        expect(current).toMatchObject({ environment: 'prod', rule: null, service: null, reason: 'incident', createdBy: 'bob' });
+        expect(current).toMatchObject({
+          environment: 'prod',
+          rule: null,
+          service: null,
+          reason: 'incident',
+          createdBy: 'bob',
+        });
         expect((await repos.alertSilences.listActive(now)).map((s) => s.id)).toEqual([current.id]);
         expect(await repos.alertSilences.delete(current.id)).toBe(true);
         expect(await repos.alertSilences.matches(target, now)).toBe(false);
@@ -752,9 +1063,17 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
 
       it('refuses silences without a matcher or with an inverted period', async () => {
         const now = Date.now();
-        await expect(repos.alertSilences.create({ reason: 'all', createdBy: 'alice', expiresAt: new Date(now + hour) })).rejects.toThrow(/at least one matcher/);
         await expect(
-          repos.alertSilences.create({ service: 's', reason: 'x', createdBy: 'a', startsAt: new Date(now), expiresAt: new Date(now - 1) }),
+          repos.alertSilences.create({ reason: 'all', createdBy: 'alice', expiresAt: new Date(now + hour) }),
+        ).rejects.toThrow(/at least one matcher/);
+        await expect(
+          repos.alertSilences.create({
+            service: 's',
+            reason: 'x',
+            createdBy: 'a',
+            startsAt: new Date(now),
+            expiresAt: new Date(now - 1),
+          }),
         ).rejects.toThrow(/expiresAt/);
       });
     });
@@ -787,7 +1106,9 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         expect(await repos.apiKeys.verify(key)).toEqual({ id: apiKey.id, name: 'dashboard', role: 'viewer' });
         expect((await repos.apiKeys.list()).find((k) => k.id === apiKey.id)?.lastUsedAt).toEqual(firstUse);
         // A use over a minute old is brought up to date.
-        await pool().query("UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1", [apiKey.id]);
+        await pool().query("UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE id = $1", [
+          apiKey.id,
+        ]);
         expect(await repos.apiKeys.verify(key)).not.toBeNull();
         const refreshed = (await repos.apiKeys.list()).find((k) => k.id === apiKey.id)?.lastUsedAt;
         expect(refreshed!.getTime()).toBeGreaterThan(firstUse!.getTime() - 60_000);
@@ -796,7 +1117,8 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         // Same prefix, different secret: found by prefix, refused by the hash comparison.
         const lastChar = key.at(-1) === 'A' ? 'B' : 'A';
         expect(await repos.apiKeys.verify(key.slice(0, -1) + lastChar)).toBeNull();
-        for (const bad of ['', 'lf_short', key.toUpperCase(), `${key}x`, `xx_${key.slice(3)}`]) expect(await repos.apiKeys.verify(bad)).toBeNull();
+        for (const bad of ['', 'lf_short', key.toUpperCase(), `${key}x`, `xx_${key.slice(3)}`])
+          expect(await repos.apiKeys.verify(bad)).toBeNull();
 
         const revoked = await repos.apiKeys.revoke(apiKey.id);
         expect(revoked.revokedAt).toBeInstanceOf(Date);
