@@ -315,8 +315,8 @@ describe('CPU profile summary', () => {
       endTime: 10_000,
       nodes: [
         { id: 1, callFrame: frame('(root)', '') },
-        { id: 2, callFrame: frame('parseLogEvent', 'file:///work/main/src/log-event.ts') },
-        { id: 3, callFrame: frame('parseLogEvent', 'file:///work/main/src/log-event.ts') },
+        { id: 2, callFrame: frame('parseLogEvent', 'file:///work/main/src/domain/log-event.ts') },
+        { id: 3, callFrame: frame('parseLogEvent', 'file:///work/main/src/domain/log-event.ts') },
         { id: 4, callFrame: frame('decode', 'file:///work/main/node_modules/kafkajs/src/decoder.js') },
       ],
       // Sample i lasted timeDeltas[i + 1] microseconds.
