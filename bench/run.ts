@@ -1,7 +1,7 @@
 /**
  * Benchmark runner: `npx tsx bench/run.ts <name|all> [args...]`, `--list`.
  *
- * Discovers bench/<name>.bench.ts files (each default-exports a Benchmark),
+ * Discovers bench/scenarios/<name>.bench.ts files (each default-exports a Benchmark),
  * prints the machine first, a progress bar per phase while it runs (plain
  * lines when stdout is not a terminal), then a Markdown table, and writes
  * the result as JSON to bench/results/<name>-<timestamp>.json and
@@ -11,18 +11,18 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import cliProgress from 'cli-progress';
-import { markdownTable } from './format.ts';
-import { describeMachine, machineInfo, measureReferenceSpeed } from './machine.ts';
-import type { MachineInfo } from './machine.ts';
-import { renderSvg } from './plot.ts';
-import { describeServices, serviceVersions, type ServiceVersions } from './services.ts';
-import { toOutput, type Benchmark, type BenchContext, type BenchRow, type BenchSeries } from './types.ts';
+import { markdownTable } from './support/format.ts';
+import { describeMachine, machineInfo, measureReferenceSpeed } from './support/machine.ts';
+import type { MachineInfo } from './support/machine.ts';
+import { renderSvg } from './support/plot.ts';
+import { describeServices, serviceVersions, type ServiceVersions } from './support/services.ts';
+import { toOutput, type Benchmark, type BenchContext, type BenchRow, type BenchSeries } from './support/types.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const RESULTS_DIR = join(BENCH_DIR, 'results');
 const SUFFIX = '.bench.ts';
 
-function discoverBenchmarks(dir: string = BENCH_DIR): Map<string, string> {
+function discoverBenchmarks(dir: string = join(BENCH_DIR, 'scenarios')): Map<string, string> {
   const found = new Map<string, string>();
   for (const file of readdirSync(dir).sort()) {
     if (file.endsWith(SUFFIX)) found.set(file.slice(0, -SUFFIX.length), join(dir, file));
@@ -223,7 +223,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   // Imported here, after measuring: its module graph (databases, clients) slowed CPU-only benchmarks such as normalize
   // about 2x when loaded up front.
-  await (await import('./stack.ts')).closeBenchStack();
+  await (await import('./support/stack.ts')).closeBenchStack();
   return failed ? 1 : 0;
 }
 

@@ -9,11 +9,11 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseDuration } from '../../bench/args.ts';
-import clickhouseSink from '../../bench/clickhouse-sink.bench.ts';
-import { parseLiveLine } from '../../bench/embedded.bench.ts';
-import { formatNumber, formatRatio, markdownTable } from '../../bench/format.ts';
-import ingestE2e from '../../bench/ingest-e2e.bench.ts';
+import { parseDuration } from '../../bench/support/args.ts';
+import clickhouseSink from '../../bench/scenarios/clickhouse-sink.bench.ts';
+import { parseLiveLine } from '../../bench/scenarios/embedded.bench.ts';
+import { formatNumber, formatRatio, markdownTable } from '../../bench/support/format.ts';
+import ingestE2e from '../../bench/scenarios/ingest-e2e.bench.ts';
 import {
   createTopic,
   deleteTopics,
@@ -24,14 +24,14 @@ import {
   sampleRecords,
   shapeRecord,
   toTemplate,
-} from '../../bench/load.ts';
-import { escapeXml, niceTicks, renderSvg } from '../../bench/plot.ts';
-import { describeMachine, machineInfo } from '../../bench/machine.ts';
-import { describeSelfTimes, selfTimes } from '../../bench/profile.ts';
+} from '../../bench/support/load.ts';
+import { escapeXml, niceTicks, renderSvg } from '../../bench/support/plot.ts';
+import { describeMachine, machineInfo } from '../../bench/support/machine.ts';
+import { describeSelfTimes, selfTimes } from '../../bench/support/profile.ts';
 import { describeSpeedChange, writeResult } from '../../bench/run.ts';
-import { Sampler, quantile, weightedQuantile } from '../../bench/sampler.ts';
-import { closeBenchStack, uniqueName } from '../../bench/stack.ts';
-import { toOutput, type BenchContext, type BenchRow, type BenchSeries } from '../../bench/types.ts';
+import { Sampler, quantile, weightedQuantile } from '../../bench/support/sampler.ts';
+import { closeBenchStack, uniqueName } from '../../bench/support/stack.ts';
+import { toOutput, type BenchContext, type BenchRow, type BenchSeries } from '../../bench/support/types.ts';
 import { parseLogEvent } from '../../src/domain/log-event.ts';
 
 const quiet = (args: readonly string[]): BenchContext => ({ args, phase: () => ({ tick() {}, done() {} }), log() {} });

@@ -15,11 +15,11 @@
  * down. The average row uses the harmonic mean of the per-dataset rates (the
  * rate over equal numbers of lines from each dataset).
  */
-import { normalizeMessage } from '../src/domain/normalizer.ts';
-import { groupingAccuracy, loadLoghubDataset, LOGHUB_DATASETS, LOGHUB_DIR, maskDigitTokens } from './loghub.ts';
-import type { LabelledDataset } from './loghub.ts';
-import { numberArg } from './args.ts';
-import type { Benchmark, BenchContext, BenchRow } from './types.ts';
+import { normalizeMessage } from '../../src/domain/normalizer.ts';
+import { groupingAccuracy, loadLoghubDataset, LOGHUB_DATASETS, LOGHUB_DIR, maskDigitTokens } from '../support/loghub.ts';
+import type { LabelledDataset } from '../support/loghub.ts';
+import { numberArg } from '../support/args.ts';
+import type { Benchmark, BenchContext, BenchRow } from '../support/types.ts';
 
 const GA_TARGET = '>= 0.95 (average)';
 const THROUGHPUT_TARGET = '>= 1,000,000 lines/s';

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { lastValueFrom, concatMap, ignoreElements } from 'rxjs';
-import { generateLogs } from '../src/sources/generator.ts';
+import { generateLogs } from '../../src/sources/generator.ts';
 import { BENCH_KAFKA_BROKERS } from './services.ts';
 
 export type RecordShape = 'compact' | 'full';

@@ -1,5 +1,5 @@
 /** Per-interval samples of the process (RSS, CPU) and of whatever counters a benchmark watches, and quantiles. */
-import type { EngineMetrics } from '../src/core/metrics.ts';
+import type { EngineMetrics } from '../../src/core/metrics.ts';
 
 export interface Sample {
   /** Seconds since the sampler started. */

@@ -12,11 +12,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { loadConfig, type Config } from '../src/core/config.ts';
-import { openClickHouse, openEngines, type Engines } from '../src/clients/engines.ts';
-import { createLogger, type Logger } from '../src/core/logger.ts';
-import { migrateAll, migrateClickHouse } from '../src/app/migrate.ts';
-import { openResources, type Resources } from '../src/app/resources.ts';
+import { loadConfig, type Config } from '../../src/core/config.ts';
+import { openClickHouse, openEngines, type Engines } from '../../src/clients/engines.ts';
+import { createLogger, type Logger } from '../../src/core/logger.ts';
+import { migrateAll, migrateClickHouse } from '../../src/app/migrate.ts';
+import { openResources, type Resources } from '../../src/app/resources.ts';
 import { BENCH_CLICKHOUSE_URL, BENCH_KAFKA_BROKERS, BENCH_POSTGRES_URL } from './services.ts';
 
 export type EngineKind = 'chdb' | 'server';

@@ -12,12 +12,12 @@
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { bufferCount, from, map } from 'rxjs';
-import { numberArg } from './args.ts';
-import type { Benchmark, BenchContext, BenchRow } from './types.ts';
-import { windowByEventTime } from '../src/operators/windowByEventTime.ts';
-import type { WindowOutput } from '../src/operators/windowByEventTime.ts';
-import { WindowState } from '../src/domain/window-state.ts';
-import type { WindowSink } from '../src/domain/window-state.ts';
+import { numberArg } from '../support/args.ts';
+import type { Benchmark, BenchContext, BenchRow } from '../support/types.ts';
+import { windowByEventTime } from '../../src/operators/windowByEventTime.ts';
+import type { WindowOutput } from '../../src/operators/windowByEventTime.ts';
+import { WindowState } from '../../src/domain/window-state.ts';
+import type { WindowSink } from '../../src/domain/window-state.ts';
 
 interface BenchEvent {
   readonly key: string;

@@ -23,17 +23,17 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { from, lastValueFrom, toArray } from 'rxjs';
-import { createEnvelope, type Envelope } from '../src/core/envelope.ts';
-import { parseLogEvent } from '../src/domain/log-event.ts';
-import { normalizeMessage } from '../src/domain/normalizer.ts';
-import { clickHouseSink, type BatchLedger, type OffsetRange } from '../src/sinks/clickhouse.ts';
-import { sinkBatchLedger } from '../src/sinks/clickhouse-ledger.ts';
-import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../src/stores/logs-table.ts';
-import { createRepositories } from '../src/stores/postgres/index.ts';
-import { numberArg } from './args.ts';
-import { sampleRecords } from './load.ts';
-import { benchStack, uniqueName, type EngineKind } from './stack.ts';
-import type { Benchmark, BenchContext, BenchRow } from './types.ts';
+import { createEnvelope, type Envelope } from '../../src/core/envelope.ts';
+import { parseLogEvent } from '../../src/domain/log-event.ts';
+import { normalizeMessage } from '../../src/domain/normalizer.ts';
+import { clickHouseSink, type BatchLedger, type OffsetRange } from '../../src/sinks/clickhouse.ts';
+import { sinkBatchLedger } from '../../src/sinks/clickhouse-ledger.ts';
+import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../../src/stores/logs-table.ts';
+import { createRepositories } from '../../src/stores/postgres/index.ts';
+import { numberArg } from '../support/args.ts';
+import { sampleRecords } from '../support/load.ts';
+import { benchStack, uniqueName, type EngineKind } from '../support/stack.ts';
+import type { Benchmark, BenchContext, BenchRow } from '../support/types.ts';
 
 const PARTITIONS = 4;
 

@@ -7,7 +7,7 @@
  */
 import normalize from './normalize.bench.ts';
 import windows from './windows.bench.ts';
-import { toOutput, type Benchmark, type BenchContext, type BenchOutput, type BenchRow } from './types.ts';
+import { toOutput, type Benchmark, type BenchContext, type BenchOutput, type BenchRow } from '../support/types.ts';
 
 const benchmark: Benchmark = {
   name: 'operators',

@@ -17,10 +17,10 @@
  *
  * Args: --rate N, --duration 10m, --warmup 60s, --record compact|full, --pglite.
  */
-import { ingest } from '../src/pipelines/ingest.ts';
-import { createMetrics } from '../src/core/metrics.ts';
-import { startPipeline } from '../src/app/runner.ts';
-import { durationArg, numberArg, stringArg } from './args.ts';
+import { ingest } from '../../src/pipelines/ingest.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
+import { startPipeline } from '../../src/app/runner.ts';
+import { durationArg, numberArg, stringArg } from '../support/args.ts';
 import {
   createTopic,
   deleteTopics,
@@ -29,10 +29,10 @@ import {
   sampleRecords,
   toTemplate,
   type RecordShape,
-} from './load.ts';
-import { counterTotal, MIB, quantile, Sampler, type Sample } from './sampler.ts';
-import { benchStack, uniqueName } from './stack.ts';
-import type { Benchmark, BenchContext, BenchOutput, BenchRow } from './types.ts';
+} from '../support/load.ts';
+import { counterTotal, MIB, quantile, Sampler, type Sample } from '../support/sampler.ts';
+import { benchStack, uniqueName } from '../support/stack.ts';
+import type { Benchmark, BenchContext, BenchOutput, BenchRow } from '../support/types.ts';
 
 const RSS_TARGET = 'growth < 10% after warm-up';
 

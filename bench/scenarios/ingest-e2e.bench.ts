@@ -35,11 +35,11 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Producer } from 'kafkajs';
-import { ingest } from '../src/pipelines/ingest.ts';
-import { createMetrics } from '../src/core/metrics.ts';
-import { startPipeline } from '../src/app/runner.ts';
-import type { Config } from '../src/core/config.ts';
-import { durationArg, flagArg, numberArg, stringArg } from './args.ts';
+import { ingest } from '../../src/pipelines/ingest.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
+import { startPipeline } from '../../src/app/runner.ts';
+import type { Config } from '../../src/core/config.ts';
+import { durationArg, flagArg, numberArg, stringArg } from '../support/args.ts';
 import {
   createTopic,
   deleteTopics,
@@ -51,14 +51,14 @@ import {
   sampleRecords,
   toTemplate,
   type RecordShape,
-} from './load.ts';
-import { describeSelfTimes, selfTimes, startProfiling } from './profile.ts';
-import { counterTotal, MIB, rssPeakTracker, Sampler, weightedQuantile } from './sampler.ts';
-import { benchStack, uniqueName, type BenchStack, type EngineKind } from './stack.ts';
-import type { Benchmark, BenchContext, BenchOutput, BenchRow, BenchSeries } from './types.ts';
+} from '../support/load.ts';
+import { describeSelfTimes, selfTimes, startProfiling } from '../support/profile.ts';
+import { counterTotal, MIB, rssPeakTracker, Sampler, weightedQuantile } from '../support/sampler.ts';
+import { benchStack, uniqueName, type BenchStack, type EngineKind } from '../support/stack.ts';
+import type { Benchmark, BenchContext, BenchOutput, BenchRow, BenchSeries } from '../support/types.ts';
 
 const PARTITIONS = 4;
-const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'results');
 const THROUGHPUT_TARGET = '>= 0.8x baseline and >= 50,000 logs/s';
 const LATENCY_TARGET = 'p99 < 2,000 ms at 50% of peak';
 

@@ -22,9 +22,9 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { durationArg, numberArg } from './args.ts';
-import { MIB } from './sampler.ts';
-import type { Benchmark, BenchContext, BenchOutput } from './types.ts';
+import { durationArg, numberArg } from '../support/args.ts';
+import { MIB } from '../support/sampler.ts';
+import type { Benchmark, BenchContext, BenchOutput } from '../support/types.ts';
 
 const RSS_LIMIT_MIB = 1_536;
 
@@ -102,7 +102,7 @@ const benchmark: Benchmark = {
       dataDir,
     ];
     const child = spawn('npm', args, {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LOGFLOW_METRICS_PORT: '0' },
     });

@@ -23,19 +23,19 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { baselines } from '../src/pipelines/baselines.ts';
-import { detect } from '../src/pipelines/detect.ts';
-import { generate } from '../src/pipelines/generate.ts';
-import { ingest } from '../src/pipelines/ingest.ts';
-import { createMetrics } from '../src/core/metrics.ts';
-import { startPipeline, type RunningPipeline } from '../src/app/runner.ts';
-import type { Incident } from '../src/sources/generator.ts';
-import { createRepositories } from '../src/stores/postgres/index.ts';
-import { durationArg, numberArg } from './args.ts';
-import { deleteTopics, kafkaClient } from './load.ts';
-import { counterTotal, quantile } from './sampler.ts';
-import { benchStack, uniqueName } from './stack.ts';
-import type { Benchmark, BenchContext, BenchOutput, BenchRow } from './types.ts';
+import { baselines } from '../../src/pipelines/baselines.ts';
+import { detect } from '../../src/pipelines/detect.ts';
+import { generate } from '../../src/pipelines/generate.ts';
+import { ingest } from '../../src/pipelines/ingest.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
+import { startPipeline, type RunningPipeline } from '../../src/app/runner.ts';
+import type { Incident } from '../../src/sources/generator.ts';
+import { createRepositories } from '../../src/stores/postgres/index.ts';
+import { durationArg, numberArg } from '../support/args.ts';
+import { deleteTopics, kafkaClient } from '../support/load.ts';
+import { counterTotal, quantile } from '../support/sampler.ts';
+import { benchStack, uniqueName } from '../support/stack.ts';
+import type { Benchmark, BenchContext, BenchOutput, BenchRow } from '../support/types.ts';
 
 const MINUTE = 60_000;
 
