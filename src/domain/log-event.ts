@@ -10,11 +10,17 @@ import { InputError } from '../core/errors.ts';
 import type { Origin } from '../core/envelope.ts';
 import { mayHoldUnstorableEscapes, textProblem, truncateText } from '../core/text.ts';
 import { MAX_DATE_MS, parseTimestamp } from '../core/timestamp.ts';
+import {
+  compile,
+  EVENT_FIELDS,
+  LEVELS,
+  type EventFieldDeclaration,
+  type InputRule,
+  type Level,
+  type LogEvent,
+} from './log-fields.ts';
 
-export { MAX_DATE_MS };
-
-export const LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'] as const;
-export type Level = (typeof LEVELS)[number];
+export { LEVELS, MAX_DATE_MS, type Level, type LogEvent };
 
 /** Levels that are worth vectorizing (the seed's vectorization-queue). */
 export const PROBLEM_LEVELS: ReadonlySet<Level> = new Set(['WARN', 'ERROR', 'FATAL']);
@@ -31,33 +37,6 @@ const LEVEL_ALIASES: ReadonlyMap<string, Level> = new Map([
   ['FATAL', 'FATAL'],
   ['CRITICAL', 'FATAL'],
 ]);
-
-export interface LogEvent {
-  readonly log_id: string;
-  /** Epoch milliseconds. */
-  readonly timestamp: number;
-  readonly service: string;
-  readonly environment: string;
-  readonly level: Level;
-  readonly message: string;
-  readonly host: string;
-  readonly region: string;
-  readonly version: string;
-  readonly logger: string;
-  readonly trace_id: string;
-  readonly span_id: string;
-  readonly request_id: string;
-  readonly user_id: string;
-  readonly session_id: string;
-  readonly http_method: string;
-  readonly http_path: string;
-  readonly http_status: number | null;
-  readonly duration_ms: number | null;
-  readonly error_type: string;
-  readonly error_code: string;
-  readonly stack_trace: string;
-  readonly attributes: Readonly<Record<string, string>>;
-}
 
 export interface ParseLimits {
   /** Bigger payloads are rejected before parsing (a 10 MB message must not stall the stream). */
@@ -84,43 +63,54 @@ export function deriveLogId(origin: Origin): string {
 }
 
 const text = (max: number) => z.string().max(max, { message: `longer than ${max} characters` });
-const optionalText = (max: number) =>
-  z
-    .union([text(max), z.null()])
-    .optional()
-    .transform((v) => v ?? '');
+
+/** The schema of one event field, from its declared rule (src/domain/log-fields.ts). */
+function schemaOf(rule: InputRule): z.ZodType {
+  switch (rule.kind) {
+    case 'uuid':
+      return z.uuid({ message: 'is not a UUID' }).optional();
+    case 'timestamp':
+      return z.union([z.string().max(rule.maxLength), z.number()]);
+    case 'name':
+      return z.string().regex(rule.pattern, { message: rule.patternMessage });
+    case 'level':
+      return z.string().max(rule.maxLength);
+    case 'nonEmptyText':
+      return z.string().min(1, { message: 'is empty' });
+    case 'optionalText':
+      return z
+        .union([text(rule.maxLength), z.null()])
+        .optional()
+        .transform((v) => v ?? '');
+    case 'optionalNumber':
+      return z.union([(rule.integer ? z.int() : z.number()).min(rule.min).max(rule.max), z.null()]).optional();
+    case 'attributes':
+      return z
+        .union([z.record(z.string().max(rule.maxKeyLength), z.string().max(rule.maxValueLength)), z.null()])
+        .optional();
+  }
+}
+
+/** What each rule lets through validation, before the event is built. */
+type ValidatedKinds = {
+  readonly uuid: string | undefined;
+  readonly timestamp: string | number;
+  readonly name: string;
+  readonly level: string;
+  readonly nonEmptyText: string;
+  readonly optionalText: string;
+  readonly optionalNumber: number | null | undefined;
+  readonly attributes: Record<string, string> | null | undefined;
+};
+
+/** The validators' result: each event field as its rule lets it through. */
+export type ValidatedFields = {
+  readonly [F in EventFieldDeclaration as F['name']]: ValidatedKinds[F['input']['kind']];
+};
 
 const schema = z
-  .object({
-    log_id: z.uuid({ message: 'is not a UUID' }).optional(),
-    timestamp: z.union([z.string().max(64), z.number()]),
-    service: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, { message: 'must be 1-128 letters, digits, ".", "_", ":" or "-"' }),
-    environment: optionalText(64),
-    level: z.string().max(16),
-    message: z.string().min(1, { message: 'is empty' }),
-    host: optionalText(255),
-    region: optionalText(64),
-    version: optionalText(64),
-    logger: optionalText(255),
-    trace_id: optionalText(128),
-    span_id: optionalText(128),
-    request_id: optionalText(128),
-    user_id: optionalText(256),
-    session_id: optionalText(256),
-    http_method: optionalText(16),
-    http_path: optionalText(2048),
-    http_status: z.union([z.int().min(100).max(599), z.null()]).optional(),
-    duration_ms: z.union([z.number().min(0).max(86_400_000), z.null()]).optional(),
-    error_type: optionalText(255),
-    error_code: optionalText(128),
-    stack_trace: optionalText(64 * 1024),
-    attributes: z.union([z.record(z.string().max(128), z.string().max(4096)), z.null()]).optional(),
-  })
-  .strip();
-
-export type ValidatedFields = z.output<typeof schema>;
+  .object(Object.fromEntries(EVENT_FIELDS.map((field) => [field.name, schemaOf(field.input)])))
+  .strip() as unknown as z.ZodType<ValidatedFields>;
 
 /**
  * Epoch milliseconds of an event's timestamp; a string is RFC 3339, UTC when it names no zone (src/core/timestamp.ts).
@@ -142,14 +132,77 @@ function levelOf(text: string): Level | undefined {
   return /^[A-Za-z]+$/.test(text) ? LEVEL_ALIASES.get(text.toUpperCase()) : undefined;
 }
 
-const SERVICE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const UUID_PATTERN = z.regexes.uuid();
-/** Marks a field the fast path is unsure of: the schema then decides, and words the rejection. */
-const UNSURE = Symbol('unsure');
 
-function optional(value: unknown, max: number): string | typeof UNSURE {
-  if (value === undefined || value === null) return '';
-  return typeof value === 'string' && value.length <= max ? value : UNSURE;
+/** A copy of plainly valid attributes, as the schema makes one; undefined leaves "__proto__" and other oddities to the schema. */
+function copyAttributes(
+  attributes: object,
+  maxKeyLength: number,
+  maxValueLength: number,
+): Record<string, string> | undefined {
+  if (Array.isArray(attributes)) return undefined;
+  const copy: Record<string, string> = {};
+  for (const key in attributes) {
+    if (!Object.hasOwn(attributes, key)) return undefined;
+    const value = (attributes as Record<string, unknown>)[key];
+    if (key.length > maxKeyLength || key === '__proto__' || typeof value !== 'string' || value.length > maxValueLength)
+      return undefined;
+    copy[key] = value;
+  }
+  return copy;
+}
+
+/** The fast path's check of one field, held in `v`: it returns undefined (unsure) unless the value is plainly valid. */
+function fastCheckOf(rule: InputRule, v: string, read: string, patterns: RegExp[]): string {
+  const pattern = (regex: RegExp) => `patterns[${patterns.push(regex) - 1}]`;
+  switch (rule.kind) {
+    case 'uuid':
+      return `const ${v} = ${read};
+  if (${v} !== undefined && (typeof ${v} !== 'string' || !${pattern(UUID_PATTERN)}.test(${v}))) return undefined;`;
+    case 'timestamp':
+      return `const ${v} = ${read};
+  if (typeof ${v} === 'string') {
+    if (${v}.length > ${rule.maxLength}) return undefined;
+  } else if (typeof ${v} !== 'number' || !Number.isFinite(${v})) return undefined;`;
+    case 'name':
+      return `const ${v} = ${read};
+  if (typeof ${v} !== 'string' || !${pattern(rule.pattern)}.test(${v})) return undefined;`;
+    case 'level':
+      return `const ${v} = ${read};
+  if (typeof ${v} !== 'string' || ${v}.length > ${rule.maxLength}) return undefined;`;
+    case 'nonEmptyText':
+      return `const ${v} = ${read};
+  if (typeof ${v} !== 'string' || ${v}.length === 0) return undefined;`;
+    case 'optionalText':
+      return `let ${v} = ${read};
+  if (${v} === undefined || ${v} === null) ${v} = '';
+  else if (typeof ${v} !== 'string' || ${v}.length > ${rule.maxLength}) return undefined;`;
+    case 'optionalNumber': {
+      const invalid = rule.integer
+        ? `!Number.isSafeInteger(${v}) || ${v} < ${rule.min} || ${v} > ${rule.max}`
+        : `typeof ${v} !== 'number' || !(${v} >= ${rule.min} && ${v} <= ${rule.max})`;
+      return `const ${v} = ${read};
+  if (${v} !== undefined && ${v} !== null && (${invalid})) return undefined;`;
+    }
+    case 'attributes':
+      return `let ${v} = ${read};
+  if (${v} !== undefined && ${v} !== null) {
+    if (typeof ${v} !== 'object') return undefined;
+    ${v} = copyAttributes(${v}, ${rule.maxKeyLength}, ${rule.maxValueLength});
+    if (${v} === undefined) return undefined;
+  }`;
+  }
+}
+
+function compileFastValidate(): (json: Readonly<Record<string, unknown>>) => ValidatedFields | undefined {
+  const patterns: RegExp[] = [];
+  const checks = EVENT_FIELDS.map((field, i) => fastCheckOf(field.input, `v${i}`, `json.${field.name}`, patterns));
+  const fields = EVENT_FIELDS.map((field, i) => `${field.name}: v${i}`);
+  const body = `return function fastValidate(json) {
+  ${checks.join('\n  ')}
+  return { ${fields.join(', ')} };
+};`;
+  return compile(['patterns', 'copyAttributes'], body, patterns, copyAttributes);
 }
 
 /**
@@ -157,103 +210,10 @@ function optional(value: unknown, max: number): string | typeof UNSURE {
  * machinery (most of ingest's CPU at tens of thousands of events a second).
  * Returns undefined whenever anything is not plainly valid, so the schema
  * stays the only judge of what is rejected and the only author of reasons;
- * a property test holds the two to the same output.
+ * a property test holds the two to the same output. Compiled from the same
+ * declared rules as the schema (see compile in src/domain/log-fields.ts).
  */
-export function fastValidate(json: Readonly<Record<string, unknown>>): ValidatedFields | undefined {
-  const { log_id, timestamp, service, level, message, http_status, duration_ms, attributes } = json;
-  if (log_id !== undefined && (typeof log_id !== 'string' || !UUID_PATTERN.test(log_id))) return undefined;
-  if (typeof timestamp === 'string') {
-    if (timestamp.length > 64) return undefined;
-  } else if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) return undefined;
-  if (typeof service !== 'string' || !SERVICE_PATTERN.test(service)) return undefined;
-  if (typeof level !== 'string' || level.length > 16) return undefined;
-  if (typeof message !== 'string' || message.length === 0) return undefined;
-  if (
-    http_status !== undefined &&
-    http_status !== null &&
-    (!Number.isSafeInteger(http_status) || (http_status as number) < 100 || (http_status as number) > 599)
-  )
-    return undefined;
-  if (
-    duration_ms !== undefined &&
-    duration_ms !== null &&
-    (typeof duration_ms !== 'number' || !(duration_ms >= 0 && duration_ms <= 86_400_000))
-  )
-    return undefined;
-  let attrs: Record<string, string> | null | undefined;
-  if (attributes === undefined || attributes === null) {
-    attrs = attributes;
-  } else {
-    if (typeof attributes !== 'object' || Array.isArray(attributes)) return undefined;
-    // A copy, as the schema makes one; "__proto__" and other oddities are left to the schema.
-    attrs = {};
-    for (const key in attributes) {
-      if (!Object.hasOwn(attributes, key)) return undefined;
-      const value = (attributes as Record<string, unknown>)[key];
-      if (key.length > 128 || key === '__proto__' || typeof value !== 'string' || value.length > 4096) return undefined;
-      attrs[key] = value;
-    }
-  }
-  const environment = optional(json.environment, 64);
-  const host = optional(json.host, 255);
-  const region = optional(json.region, 64);
-  const version = optional(json.version, 64);
-  const logger = optional(json.logger, 255);
-  const trace_id = optional(json.trace_id, 128);
-  const span_id = optional(json.span_id, 128);
-  const request_id = optional(json.request_id, 128);
-  const user_id = optional(json.user_id, 256);
-  const session_id = optional(json.session_id, 256);
-  const http_method = optional(json.http_method, 16);
-  const http_path = optional(json.http_path, 2048);
-  const error_type = optional(json.error_type, 255);
-  const error_code = optional(json.error_code, 128);
-  const stack_trace = optional(json.stack_trace, 64 * 1024);
-  if (
-    environment === UNSURE ||
-    host === UNSURE ||
-    region === UNSURE ||
-    version === UNSURE ||
-    logger === UNSURE ||
-    trace_id === UNSURE ||
-    span_id === UNSURE ||
-    request_id === UNSURE ||
-    user_id === UNSURE ||
-    session_id === UNSURE ||
-    http_method === UNSURE ||
-    http_path === UNSURE ||
-    error_type === UNSURE ||
-    error_code === UNSURE ||
-    stack_trace === UNSURE
-  ) {
-    return undefined;
-  }
-  return {
-    log_id,
-    timestamp,
-    service,
-    environment,
-    level,
-    message,
-    host,
-    region,
-    version,
-    logger,
-    trace_id,
-    span_id,
-    request_id,
-    user_id,
-    session_id,
-    http_method,
-    http_path,
-    http_status: http_status as number | null | undefined,
-    duration_ms: duration_ms as number | null | undefined,
-    error_type,
-    error_code,
-    stack_trace,
-    attributes: attrs,
-  };
-}
+export const fastValidate = compileFastValidate();
 
 /** The schema's verdict: the fields, or an InputError naming up to five problems. */
 export function schemaValidate(json: unknown): ValidatedFields {
@@ -320,6 +280,49 @@ function check(payload: Buffer, now: number, limits: ParseLimits): Checked {
   return { e, level, timestamp, attributes };
 }
 
+/** Rules whose event value check() computes (id, time, level, attributes) rather than copies from validation. */
+type ComputedRule = 'uuid' | 'timestamp' | 'level' | 'attributes';
+type ComputedFields = {
+  readonly [F in EventFieldDeclaration as F['input']['kind'] extends ComputedRule
+    ? F['name']
+    : never]: LogEvent[F['name']];
+};
+
+/** How a field's event value is written from the validated fields `e` and the computed ones `c`. */
+function eventValueOf(field: EventFieldDeclaration): string {
+  const rule: InputRule = field.input;
+  switch (rule.kind) {
+    case 'uuid':
+    case 'timestamp':
+    case 'level':
+    case 'attributes':
+      return `c.${field.name}`;
+    case 'optionalText':
+      return rule.emptyAs === undefined
+        ? `e.${field.name}`
+        : `e.${field.name} === '' ? ${JSON.stringify(rule.emptyAs)} : e.${field.name}`;
+    case 'optionalNumber':
+      return `e.${field.name} ?? null`;
+    case 'name':
+    case 'nonEmptyText':
+      return `e.${field.name}`;
+  }
+}
+
+/** The event from its validated fields: one object literal of one shape, every field in declared order. */
+const buildEvent = compile<(e: ValidatedFields, c: ComputedFields) => LogEvent>(
+  [],
+  `return function buildEvent(e, c) {
+  return { ${EVENT_FIELDS.map((field) => `${field.name}: ${eventValueOf(field)}`).join(', ')} };
+};`,
+);
+
+/** The environment an event that names none is counted and stored under. */
+const ENVIRONMENT_WHEN_EMPTY = (() => {
+  const environment = EVENT_FIELDS.find((field) => field.name === 'environment');
+  return environment?.input.kind === 'optionalText' ? (environment.input.emptyAs ?? '') : '';
+})();
+
 /**
  * Parses one raw-logs payload. Throws InputError with a reason naming the
  * problem (which field, what is wrong) for anything that is not a valid event.
@@ -331,31 +334,7 @@ export function parseLogEvent(
   limits: ParseLimits = DEFAULT_PARSE_LIMITS,
 ): LogEvent {
   const { e, level, timestamp, attributes } = check(payload, now, limits);
-  return {
-    log_id: e.log_id?.toLowerCase() ?? deriveLogId(origin),
-    timestamp,
-    service: e.service,
-    environment: e.environment === '' ? 'unknown' : e.environment,
-    level,
-    message: e.message,
-    host: e.host,
-    region: e.region,
-    version: e.version,
-    logger: e.logger,
-    trace_id: e.trace_id,
-    span_id: e.span_id,
-    request_id: e.request_id,
-    user_id: e.user_id,
-    session_id: e.session_id,
-    http_method: e.http_method,
-    http_path: e.http_path,
-    http_status: e.http_status ?? null,
-    duration_ms: e.duration_ms ?? null,
-    error_type: e.error_type,
-    error_code: e.error_code,
-    stack_trace: e.stack_trace,
-    attributes,
-  };
+  return buildEvent(e, { log_id: e.log_id?.toLowerCase() ?? deriveLogId(origin), timestamp, level, attributes });
 }
 
 /** The first field holding text no store accepts, with the problem: "message: contains NUL characters". */
@@ -387,7 +366,12 @@ export function parseLogEventKey(
   limits: ParseLimits = DEFAULT_PARSE_LIMITS,
 ): LogEventKey {
   const { e, level, timestamp } = check(payload, now, limits);
-  return { service: e.service, environment: e.environment === '' ? 'unknown' : e.environment, level, timestamp };
+  return {
+    service: e.service,
+    environment: e.environment === '' ? ENVIRONMENT_WHEN_EMPTY : e.environment,
+    level,
+    timestamp,
+  };
 }
 
 function describe(issue: z.core.$ZodIssue): string {

@@ -19,7 +19,7 @@ import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { clickHouseSink } from '../sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../sinks/clickhouse-ledger.ts';
 import type { Failure } from '../sinks/dead-letter.ts';
-import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../stores/logs-table.ts';
+import { encodeLogsRow, LOGS_COLUMNS } from '../stores/logs-table.ts';
 import type { ConsumedRecord, OutgoingMessage } from '../sources/topics.ts';
 import { consume, deadLetterSink, thenClose } from '../sources/consume.ts';
 import { parseOptions } from '../core/options.ts';
@@ -47,7 +47,7 @@ export interface VectorizationRequest {
  */
 interface RoutedLog {
   /**
-   * JSON array of the logs columns (toLogsRow's values), as UTF-8: it waits off the JS heap until its batch is
+   * JSON array of the logs columns (encodeLogsRow's values), as UTF-8: it waits off the JS heap until its batch is
    * inserted.
    */
   readonly row: Buffer;
@@ -156,53 +156,29 @@ export const ingest = definePipeline<Resources>({
               if (firstSeen !== undefined)
                 throw new InputError(`duplicate log_id ${event.log_id}: already ingested from ${firstSeen}`);
               const { template, errorHash } = normalizeMessage(event.message);
-              // Every field written out: one object of one shape, rather than a spread that reshapes it six times.
-              const log: StoredLog = {
-                log_id: event.log_id,
-                timestamp: event.timestamp,
-                service: event.service,
-                environment: event.environment,
-                level: event.level,
-                message: event.message,
-                host: event.host,
-                region: event.region,
-                version: event.version,
-                logger: event.logger,
-                trace_id: event.trace_id,
-                span_id: event.span_id,
-                request_id: event.request_id,
-                user_id: event.user_id,
-                session_id: event.session_id,
-                http_method: event.http_method,
-                http_path: event.http_path,
-                http_status: event.http_status,
-                duration_ms: event.duration_ms,
-                error_type: event.error_type,
-                error_code: event.error_code,
-                stack_trace: event.stack_trace,
-                attributes: event.attributes,
+              const row = encodeLogsRow(event, {
                 template,
                 error_hash: errorHash,
                 ingested_at: now,
                 kafka_topic: envelope.origin.topic,
                 kafka_partition: envelope.origin.partition,
                 kafka_offset: envelope.origin.offset,
-              };
+              });
               let queue: OutgoingMessage | undefined;
-              if (PROBLEM_LEVELS.has(log.level)) {
+              if (PROBLEM_LEVELS.has(event.level)) {
                 const request: VectorizationRequest = {
-                  log_id: log.log_id,
-                  error_hash: log.error_hash,
-                  template: log.template,
-                  message: truncateText(log.message, 4_096),
-                  service: log.service,
-                  environment: log.environment,
-                  level: log.level,
-                  timestamp: log.timestamp,
+                  log_id: event.log_id,
+                  error_hash: errorHash,
+                  template,
+                  message: truncateText(event.message, 4_096),
+                  service: event.service,
+                  environment: event.environment,
+                  level: event.level,
+                  timestamp: event.timestamp,
                 };
-                queue = { key: log.error_hash, value: JSON.stringify(request) };
+                queue = { key: errorHash, value: JSON.stringify(request) };
               }
-              const routed: RoutedLog = { row: Buffer.from(JSON.stringify(toLogsRow(log))), queue };
+              const routed: RoutedLog = { row: Buffer.from(JSON.stringify(row)), queue };
               return withValue(envelope, routed);
             } catch (error) {
               invalid.next({

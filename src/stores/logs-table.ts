@@ -1,49 +1,27 @@
 /**
  * How a stored log maps onto the ClickHouse logs table's columns, in the
- * order JSONCompactEachRow rows carry them.
+ * order JSONCompactEachRow rows carry them: derived from the declaration in
+ * src/domain/log-fields.ts.
  */
-import type { LogEvent } from '../domain/log-event.ts';
+import {
+  compile,
+  INSERTED_FIELDS,
+  type IngestColumns,
+  type LogEvent,
+  type StoredLog,
+  type ValueKind,
+} from '../domain/log-fields.ts';
 
-export interface StoredLog extends LogEvent {
-  readonly template: string;
-  readonly error_hash: string;
-  readonly ingested_at: number;
-  readonly kafka_topic: string;
-  readonly kafka_partition: number;
-  readonly kafka_offset: number;
-}
+export type { IngestColumns, StoredLog };
 
-export const LOGS_COLUMNS = [
-  'log_id',
-  'timestamp',
-  'service',
-  'environment',
-  'level',
-  'message',
-  'template',
-  'error_hash',
-  'host',
-  'region',
-  'version',
-  'logger',
-  'trace_id',
-  'span_id',
-  'request_id',
-  'user_id',
-  'session_id',
-  'http_method',
-  'http_path',
-  'http_status',
-  'duration_ms',
-  'error_type',
-  'error_code',
-  'stack_trace',
-  'attributes',
-  'ingested_at',
-  'kafka_topic',
-  'kafka_partition',
-  'kafka_offset',
-] as const;
+/**
+ * The columns ingest inserts, in table order; the flags later pipelines update keep their defaults. Typed non-empty
+ * because @clickhouse/client's insert requires it (LOG_FIELDS always has columns).
+ */
+export const LOGS_COLUMNS = INSERTED_FIELDS.map((field) => field.name) as readonly string[] as readonly [
+  string,
+  ...string[],
+];
 
 /**
  * The last two seconds formatted, "YYYY-MM-DD hh:mm:ss": a row's event time
@@ -73,36 +51,27 @@ export function toClickHouseDateTime(ms: number): string {
   return `${cachedPrefixes[slot]!}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}`;
 }
 
+/** How a value of each kind is written into a JSONCompactEachRow row (`v` is the value). */
+const ROW_ENCODINGS: Readonly<Record<ValueKind, (v: string) => string>> = {
+  uuid: (v) => v,
+  time: (v) => `toClickHouseDateTime(${v})`,
+  level: (v) => v,
+  text: (v) => v,
+  'nullable number': (v) => v,
+  attributes: (v) => v,
+  uint64: (v) => v,
+  number: (v) => v,
+};
+
+/** The row of an event and what ingest adds to it: one array literal, without building the stored log first. */
+export const encodeLogsRow = compile<(event: LogEvent, ingest: IngestColumns) => unknown[]>(
+  ['toClickHouseDateTime'],
+  `return function encodeLogsRow(event, ingest) {
+  return [${INSERTED_FIELDS.map((field) => ROW_ENCODINGS[field.value](`${field.source}.${field.name}`)).join(', ')}];
+};`,
+  toClickHouseDateTime,
+);
+
 export function toLogsRow(log: StoredLog): unknown[] {
-  return [
-    log.log_id,
-    toClickHouseDateTime(log.timestamp),
-    log.service,
-    log.environment,
-    log.level,
-    log.message,
-    log.template,
-    log.error_hash,
-    log.host,
-    log.region,
-    log.version,
-    log.logger,
-    log.trace_id,
-    log.span_id,
-    log.request_id,
-    log.user_id,
-    log.session_id,
-    log.http_method,
-    log.http_path,
-    log.http_status,
-    log.duration_ms,
-    log.error_type,
-    log.error_code,
-    log.stack_trace,
-    log.attributes,
-    toClickHouseDateTime(log.ingested_at),
-    log.kafka_topic,
-    log.kafka_partition,
-    log.kafka_offset,
-  ];
+  return encodeLogsRow(log, log);
 }
