@@ -10,7 +10,7 @@ COPY bin ./bin
 COPY src ./src
 RUN node bin/build.js
 
-# The image runs the compiled dist/ only: no src/, no TypeScript, no tsx (dev dependencies).
+# The image runs the compiled dist/ only: no src/ and no tsx (a dev dependency).
 FROM node:24-bookworm-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
