@@ -214,7 +214,7 @@ function describeThisProcess(): LockHolder {
 /** `logflow start --data-dir ...` rather than the node and tsx paths the process really runs. */
 function commandLine(): string {
   const script = process.argv[1] ?? '';
-  const name = /(?:^|[\\/])(?:cli\.ts|logflow(?:\.js)?)$/.test(script) ? 'logflow' : path.basename(script) || 'node';
+  const name = /(?:^|[\\/])(?:cli\.[jt]s|logflow(?:\.js)?)$/.test(script) ? 'logflow' : path.basename(script) || 'node';
   const line = [name, ...process.argv.slice(2)].join(' ');
   return line.length > 160 ? `${line.slice(0, 159)}…` : line;
 }

@@ -69,8 +69,10 @@ export function unpackSecond(packed: PackedSecond): { readonly second: number; r
 
 /**
  * Runs in the worker: generates as generateLogs does and posts each second.
- * The worker is started by evaluated code that registers tsx first, so this
- * TypeScript module loads the same under tsx, vitest or a build.
+ * The worker is started by evaluated code that imports this module: compiled
+ * (dist/, as bin/logflow.js runs it) it is JavaScript, and run from src/ (tsx,
+ * vitest) the code registers tsx first, since a worker thread does not inherit
+ * the loader of the thread that started it.
  */
 export async function runGeneratorWorker(
   options: WorkerGeneratorOptions,
@@ -108,8 +110,7 @@ export async function runGeneratorWorker(
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
-  const { register } = await import(workerData.tsx);
-  register();
+  if (workerData.tsx !== undefined) (await import(workerData.tsx)).register();
   const { runGeneratorWorker } = await import(workerData.module);
   await runGeneratorWorker(workerData.options, (message, transfer) => parentPort.postMessage(message, transfer), workerData.credits);
 })().catch((error) => parentPort.postMessage({ kind: 'error', message: String(error && error.stack || error) }));
@@ -138,7 +139,13 @@ export function generateLogsInWorker(options: WorkerGeneratorOptions, maxAhead?:
     const credits = maxAhead === undefined ? undefined : new Int32Array(new SharedArrayBuffer(4)).fill(maxAhead);
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { tsx: import.meta.resolve('tsx/esm/api'), module: import.meta.url, options, credits },
+      workerData: {
+        // tsx is a dev dependency: resolved only when running the TypeScript sources.
+        tsx: import.meta.url.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : undefined,
+        module: import.meta.url,
+        options,
+        credits,
+      },
     });
     let finished = false;
     worker.on('message', (message: WorkerMessage) => {

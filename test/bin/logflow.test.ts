@@ -1,0 +1,182 @@
+/**
+ * The compiled run time: bin/logflow.js runs dist/, which bin/build.js
+ * compiles from src/ and rebuilds when src/ changed. First on a small project
+ * of its own (the repository's bin/ and tsconfig files, a two-module src/), so
+ * every kind of change can be made to it; then the repository's own dist/, run
+ * as a user runs it, with no tsx loaded (no --import, no NODE_OPTIONS), and
+ * the generator's worker thread loading compiled modules.
+ */
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { lastValueFrom, toArray } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build, ensureBuilt, isStale } from '../../bin/build.js';
+import { normalizeLines } from '../../src/app/commands/normalize.ts';
+import { generateLogs } from '../../src/sources/generator.ts';
+import type * as GeneratorWorker from '../../src/sources/generator-worker.ts';
+
+const REPO = path.resolve(import.meta.dirname, '../..');
+
+function run(
+  args: string[],
+  options: { cwd?: string; input?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    // No NODE_OPTIONS: vitest's or a developer's loader must not be what makes the compiled code run.
+    const { NODE_OPTIONS: _ignored, ...env } = process.env;
+    const child = spawn(process.execPath, args, { cwd: options.cwd ?? REPO, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+describe('bin/build.js and bin/logflow.js on a project of their own', () => {
+  let root = '';
+  const write = async (file: string, text: string) => {
+    await mkdir(path.dirname(path.join(root, file)), { recursive: true });
+    await writeFile(path.join(root, file), text);
+  };
+  const logflow = () => run([path.join(root, 'bin/logflow.js')], { cwd: root });
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'logflow-build-'));
+    await mkdir(path.join(root, 'bin'));
+    for (const file of ['bin/logflow.js', 'bin/build.js', 'tsconfig.json', 'tsconfig.build.json'])
+      await copyFile(path.join(REPO, file), path.join(root, file));
+    await symlink(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
+    await write('package.json', '{ "type": "module" }\n');
+    // Type-only imports, an interface and a dynamic import: what compiling has to strip or rewrite.
+    await write(
+      'src/app/cli.ts',
+      [
+        "import type { Greeting } from '../domain/greet.ts';",
+        "import { greet } from '../domain/greet.ts';",
+        "const { twice } = await import('../domain/twice.ts');",
+        'const greeting: Greeting = greet(twice(21));',
+        'console.log(greeting.text);',
+        '',
+      ].join('\n'),
+    );
+    await write(
+      'src/domain/greet.ts',
+      'export interface Greeting { readonly text: string }\nexport const greet = (n: number): Greeting => ({ text: `hello ${n}` });\n',
+    );
+    await write('src/domain/twice.ts', 'export const twice = (n: number): number => n * 2;\n');
+  });
+
+  afterAll(async () => {
+    if (root !== '') await rm(root, { recursive: true, force: true });
+  });
+
+  it('compiles src/ on the first run, then runs dist/ without compiling again', async () => {
+    expect(isStale(root)).toBe(true);
+    const first = await logflow();
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toBe('hello 42\n');
+    expect(first.stderr).toMatch(/compiling src\/ to dist\//);
+    expect(await readFile(path.join(root, 'dist/app/cli.js'), 'utf8')).toMatch(
+      /import\(["']\.\.\/domain\/twice\.js["']\)/,
+    );
+    expect(isStale(root)).toBe(false);
+
+    const second = await logflow();
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toBe('hello 42\n');
+    expect(second.stderr).toBe('');
+  });
+
+  it('recompiles when a source changes', async () => {
+    await write('src/domain/twice.ts', 'export const twice = (n: number): number => n * 2 + 1;\n');
+    expect(isStale(root)).toBe(true);
+    const changed = await logflow();
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(changed.stdout).toBe('hello 43\n');
+    expect(changed.stderr).toMatch(/compiling/);
+  });
+
+  it('sees a file added with an old time, and drops from dist/ a module removed from src/', async () => {
+    await write('src/domain/extra.ts', 'export const extra = 1;\n');
+    const past = new Date('2020-01-01T00:00:00Z');
+    await utimes(path.join(root, 'src/domain/extra.ts'), past, past);
+    expect(isStale(root)).toBe(true);
+    build(root);
+    await stat(path.join(root, 'dist/domain/extra.js'));
+
+    await rm(path.join(root, 'src/domain/extra.ts'));
+    expect(isStale(root)).toBe(true);
+    build(root);
+    await expect(stat(path.join(root, 'dist/domain/extra.js'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(isStale(root)).toBe(false);
+  });
+
+  it('keeps the last good dist/ and says why when src/ does not compile', async () => {
+    await write('src/domain/twice.ts', 'export const twice = (n: number): number => (;\n');
+    expect(() => build(root)).toThrow(/tsc failed[\s\S]*twice\.ts/);
+    const broken = await logflow();
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/logflow: tsc failed/);
+    expect(broken.stdout).toBe('');
+    // What was built before still runs as it was.
+    expect((await run([path.join(root, 'dist/app/cli.js')], { cwd: root })).stdout).toBe('hello 43\n');
+  });
+
+  it('runs dist/ as it is where there is no src/, as in the Docker image', async () => {
+    await rm(path.join(root, 'src'), { recursive: true });
+    expect(isStale(root)).toBe(false);
+    const imageLike = await logflow();
+    expect(imageLike.code, imageLike.stderr).toBe(0);
+    expect(imageLike.stdout).toBe('hello 43\n');
+  });
+});
+
+describe("the repository's compiled dist/", () => {
+  beforeAll(() => ensureBuilt(), 120_000);
+
+  it('runs `logflow normalize` through the bin as the sources do', async () => {
+    const input = [
+      '2026-11-28 10:00:01 ERROR payment failed for user 4711 at 10.0.0.12: timeout after 3000ms',
+      'GET /api/orders/9f3c2a1e-5b7d-4c1a-9e2f-0a1b2c3d4e5f returned 503',
+      '',
+      'plain text',
+    ].join('\n');
+    const expected = new PassThrough();
+    let expectedText = '';
+    expected.on('data', (d: Buffer) => (expectedText += d.toString()));
+    const source = new PassThrough();
+    source.end(input);
+    await normalizeLines(source, expected);
+
+    const compiled = await run(['bin/logflow.js', 'normalize'], { input });
+    expect(compiled.code, compiled.stderr).toBe(0);
+    expect(compiled.stdout).toBe(expectedText);
+    expect(compiled.stdout.split('\n')).toHaveLength(5);
+  });
+
+  it('generates in a worker thread that loads the compiled modules', async () => {
+    const compiled = (await import(
+      pathToFileURL(path.join(REPO, 'dist/sources/generator-worker.js')).href
+    )) as typeof GeneratorWorker;
+    const options = {
+      seed: 3,
+      rate: 200,
+      durationMs: 5_000,
+      startTime: Date.parse('2026-11-28T10:00:00Z'),
+      speed: Infinity,
+    };
+    const inWorker = await lastValueFrom(compiled.generateLogsInWorker(options).pipe(toArray()));
+    const inThread = await lastValueFrom(generateLogs(options).pipe(toArray()));
+    expect(inWorker.flatMap((s) => s.logs.map((l) => [l.key, String(l.value)]))).toEqual(
+      inThread.flatMap((s) => s.logs.map((l) => [l.key, l.value])),
+    );
+    expect(inThread.flatMap((s) => s.logs).length).toBeGreaterThan(500);
+  });
+});
