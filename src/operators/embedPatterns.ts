@@ -1,16 +1,20 @@
 import { concatMap, from, lastValueFrom, toArray } from 'rxjs';
 import type { MonoTypeOperatorFunction } from 'rxjs';
-import type { Embedder } from '../clients/embeddings.ts';
 import { createEnvelope } from '../core/envelope.ts';
 import { ErrorCodes, errorCode, isRetriable, LogflowError } from '../core/errors.ts';
 import { retry, RetryExhaustedError, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { isFatal, type Pattern, type PatternBatch } from '../sinks/pattern-batch.ts';
-import { embeddingCacheKey, type EmbeddingCache } from '../stores/embedding-cache.ts';
 import { mapConcurrent } from './mapConcurrent.ts';
 
 export interface EmbedPatternsOptions {
-  readonly embedder: Embedder;
-  readonly cache: EmbeddingCache;
+  /** One vector per text, in order (the embeddings endpoint, with its own retries). */
+  readonly embed: (texts: readonly string[]) => Promise<Float32Array[]>;
+  /** The cached vector of each error pattern, or null (or undefined) when there is none. */
+  readonly cached: (hashes: readonly string[]) => Promise<ReadonlyArray<Float32Array | null | undefined>>;
+  /** Caches freshly embedded vectors. */
+  readonly remember: (
+    entries: ReadonlyArray<{ readonly hash: string; readonly vector: Float32Array }>,
+  ) => Promise<void>;
   /** Rounds (each with the embedder's own retries) for a template the endpoint fails on while it answers others. */
   readonly maxAttempts: number;
   /** Templates embedded one by one at once, when a batched request failed and the one to blame is looked for. */
@@ -34,14 +38,14 @@ const PROBE_TEXT = 'logflow: is the embeddings endpoint answering?';
  * rejected; fatal errors (a wrong key or model) error the stream.
  */
 export function embedPatterns(options: EmbedPatternsOptions): MonoTypeOperatorFunction<PatternBatch> {
-  const { embedder, cache, maxAttempts, concurrency, onEmbedded } = options;
+  const { embed, cached: lookUp, remember, maxAttempts, concurrency, onEmbedded } = options;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
     throw new RangeError(`embedPatterns: maxAttempts must be an integer >= 1, got ${maxAttempts}`);
 
   /** True when the endpoint answers a request that cannot be to blame, so a failing template is the template's fault. */
   const endpointAnswers = async (): Promise<boolean> => {
     try {
-      await embedder.embed([PROBE_TEXT]);
+      await embed([PROBE_TEXT]);
       return true;
     } catch (error) {
       if (isFatal(error)) throw error;
@@ -65,7 +69,7 @@ export function embedPatterns(options: EmbedPatternsOptions): MonoTypeOperatorFu
     );
     const embedded = await lastValueFrom(
       from(envelopes).pipe(
-        mapConcurrent(async (pattern) => (await embedder.embed([pattern.request.template]))[0]!, { concurrency }),
+        mapConcurrent(async (pattern) => (await embed([pattern.request.template]))[0]!, { concurrency }),
         toArray(),
       ),
     );
@@ -73,10 +77,10 @@ export function embedPatterns(options: EmbedPatternsOptions): MonoTypeOperatorFu
     return outcomes;
   };
 
-  const embed = async (batch: PatternBatch): Promise<PatternBatch> => {
+  const embedBatch = async (batch: PatternBatch): Promise<PatternBatch> => {
     const patterns = batch.pending();
     if (patterns.length === 0) return batch;
-    const cached = await cache.getMany(patterns.map((p) => embeddingCacheKey(embedder.model, p.hash)));
+    const cached = await lookUp(patterns.map((p) => p.hash));
     let missing: Pattern[] = [];
     patterns.forEach((p, i) => {
       const vector = cached[i];
@@ -95,7 +99,7 @@ export function embedPatterns(options: EmbedPatternsOptions): MonoTypeOperatorFu
       await retry(async () => {
         let batchError: unknown;
         try {
-          const vectors = await embedder.embed(missing.map((p) => p.request.template));
+          const vectors = await embed(missing.map((p) => p.request.template));
           missing.forEach((p, i) => keep(p, vectors[i]!));
           missing = [];
           return;
@@ -155,11 +159,10 @@ export function embedPatterns(options: EmbedPatternsOptions): MonoTypeOperatorFu
         }
       }, RETRY_UNTIL_STOPPED);
     }
-    if (fresh.length > 0)
-      await cache.setMany(fresh.map((p) => ({ key: embeddingCacheKey(embedder.model, p.hash), vector: p.vector! })));
+    if (fresh.length > 0) await remember(fresh.map((p) => ({ hash: p.hash, vector: p.vector! })));
     onEmbedded?.(fresh.length, cacheHits);
     return batch;
   };
 
-  return concatMap(embed);
+  return concatMap(embedBatch);
 }

@@ -19,7 +19,7 @@
  * The graph is the pipe in `build`; each stage's work lives in its operator
  * (src/operators) or in the sink it calls (src/sinks/pattern-vectors.ts).
  */
-import { concatMap, defer, map, mergeMap, tap } from 'rxjs';
+import { concatMap, defer, map, mergeMap, pipe, tap } from 'rxjs';
 import { z } from 'zod';
 import { durationMs } from '../core/duration.ts';
 import { parseOptions } from '../core/options.ts';
@@ -27,14 +27,16 @@ import { definePipeline } from '../core/pipeline.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { batch } from '../operators/batch.ts';
 import { deadLetterAndAck } from '../operators/deadLetterAndAck.ts';
-import { embedPatterns } from '../operators/embedPatterns.ts';
+import { embedPatterns, type EmbedPatternsOptions } from '../operators/embedPatterns.ts';
 import { isolateFailures } from '../operators/isolateFailures.ts';
+import { oneAtATime } from '../operators/oneAtATime.ts';
 import { reportInFlight } from '../operators/reportInFlight.ts';
 import { retryWithBackoff } from '../operators/retryWithBackoff.ts';
 import { throughItems } from '../operators/throughItems.ts';
-import { PatternBatch } from '../sinks/pattern-batch.ts';
+import { PatternBatch, type Pattern } from '../sinks/pattern-batch.ts';
 import { PatternVectorSink } from '../sinks/pattern-vectors.ts';
 import { consume, deadLetterSink, thenClose } from '../sources/consume.ts';
+import { embeddingCacheKey } from '../stores/embedding-cache.ts';
 import { ErrorPatternStore } from '../stores/error-patterns.ts';
 import type { Resources } from './resources.ts';
 
@@ -85,6 +87,31 @@ export const vectorize = definePipeline<Resources>({
         const subscription = consume(ctx, topics, config.topics.vectorizationQueue);
         const untilStopped = { ...RETRY_UNTIL_STOPPED, scheduler };
 
+        const embedding: EmbedPatternsOptions = {
+          embed: (texts) => embedder.embed(texts),
+          cached: (hashes) => cache.getMany(hashes.map((hash) => embeddingCacheKey(embedder.model, hash))),
+          remember: (entries) =>
+            cache.setMany(
+              entries.map(({ hash, vector }) => ({ key: embeddingCacheKey(embedder.model, hash), vector })),
+            ),
+          maxAttempts: options['max-attempts'],
+          concurrency: options['embed-concurrency'],
+          onEmbedded: (embedded, cacheHits) => {
+            if (embedded > 0) counted('embedded').inc(embedded);
+            counted('cache-hit').inc(cacheHits);
+          },
+        };
+        const logRejected = (pattern: Pattern, err: unknown) =>
+          logger.warn({ errorHash: pattern.hash, records: pattern.entries.length, err }, 'error pattern dead-lettered');
+        const countBatch = (b: PatternBatch) => {
+          metrics.recordsIn.inc({ pipeline: name, stage: 'source' }, b.records.length);
+          metrics.batchSize.observe({ pipeline: name, stage: 'vectors' }, b.pending().length);
+          logger.debug(
+            { records: b.records.length, patterns: b.pending().length, failed: b.failures.length },
+            'vectorized batch',
+          );
+        };
+
         const graph$ = subscription.records$.pipe(
           batch({
             maxRecords: options['batch-size'],
@@ -93,53 +120,36 @@ export const vectorize = definePipeline<Resources>({
             scheduler,
           }),
           // Invalid requests become dead letters of stage `parse`; the rest are grouped by error pattern.
-          map((records) =>
-            PatternBatch.of(records, (pattern, err) =>
-              logger.warn(
-                { errorHash: pattern.hash, records: pattern.entries.length, err },
-                'error pattern dead-lettered',
+          map((records) => PatternBatch.of(records, logRejected)),
+          // One batch at a time through every stage: a batch's novelty check and known rows must see the vectors and
+          // rows of the batch before it.
+          oneAtATime(
+            pipe(
+              embedPatterns(embedding),
+              concatMap((b) => retry(() => sink.lookUp(b), untilStopped)),
+              throughItems(
+                (b) => b.envelopes(),
+                (b) => retryWithBackoff((pattern) => sink.checkNovelty(pattern, b), untilStopped),
               ),
+              isolateFailures(
+                (b) => b.envelopes(),
+                (patterns) => sink.upsertVectors(patterns),
+                untilStopped,
+              ),
+              isolateFailures(
+                (b) => b.envelopes(),
+                (patterns, b) => sink.markEmbedded(patterns, b),
+                untilStopped,
+              ),
+              isolateFailures(
+                (b) => b.envelopes(),
+                (patterns) => sink.flagVectorized(patterns),
+                untilStopped,
+              ),
+              deadLetterAndAck((failures) => deadLetters.send(failures), untilStopped),
             ),
           ),
-          embedPatterns({
-            embedder,
-            cache,
-            maxAttempts: options['max-attempts'],
-            concurrency: options['embed-concurrency'],
-            onEmbedded: (embedded, cacheHits) => {
-              if (embedded > 0) counted('embedded').inc(embedded);
-              counted('cache-hit').inc(cacheHits);
-            },
-          }),
-          concatMap((b) => retry(() => sink.lookUp(b), untilStopped)),
-          throughItems(
-            (b) => b.envelopes(),
-            (b) => retryWithBackoff((pattern) => sink.checkNovelty(pattern, b), untilStopped),
-          ),
-          isolateFailures(
-            (b) => b.envelopes(),
-            (patterns) => sink.upsertVectors(patterns),
-            untilStopped,
-          ),
-          isolateFailures(
-            (b) => b.envelopes(),
-            (patterns, b) => sink.markEmbedded(patterns, b),
-            untilStopped,
-          ),
-          isolateFailures(
-            (b) => b.envelopes(),
-            (patterns) => sink.flagVectorized(patterns),
-            untilStopped,
-          ),
-          deadLetterAndAck((failures) => deadLetters.send(failures), untilStopped),
-          tap((b) => {
-            metrics.recordsIn.inc({ pipeline: name, stage: 'source' }, b.records.length);
-            metrics.batchSize.observe({ pipeline: name, stage: 'vectors' }, b.pending().length);
-            logger.debug(
-              { records: b.records.length, patterns: b.pending().length, failed: b.failures.length },
-              'vectorized batch',
-            );
-          }),
+          tap(countBatch),
           reportInFlight(
             () => subscription.inFlight.records,
             (records) => metrics.inFlight.set({ pipeline: name }, records),
