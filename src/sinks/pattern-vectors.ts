@@ -44,7 +44,11 @@ export class PatternVectorSink {
   async lookUp(batch: PatternBatch): Promise<PatternBatch> {
     const patterns = batch.pending();
     if (patterns.length === 0) return batch;
-    this.#collectionReady ??= this.vectorStore.ensureCollection(patterns[0]!.vector!.length);
+    // Made once; a failed attempt is forgotten, so the caller's retry makes it again rather than rereading the failure.
+    this.#collectionReady ??= this.vectorStore.ensureCollection(patterns[0]!.vector!.length).catch((error: unknown) => {
+      this.#collectionReady = undefined;
+      throw error;
+    });
     await this.#collectionReady;
     batch.known = await this.#patterns.get(patterns.map((p) => p.hash));
     this.#historyStart ??= (await this.#patterns.firstSeen()) ?? batch.earliest;
