@@ -13,7 +13,7 @@ import { Health } from '../core/health.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EngineMetrics } from '../core/metrics.ts';
 import type { PipelineContext, PipelineDefinition } from '../core/pipeline.ts';
-import { withRetryReporter } from '../core/retry.ts';
+import { withRetryReporter, type RetryReporter } from '../core/retry.ts';
 
 export type RunOutcome =
   | { readonly status: 'completed' }
@@ -79,9 +79,17 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
     options: options.options ?? {},
   };
 
+  // One Health may serve several pipelines (npm start), so the pipeline's name for retries_total is added here.
+  const retries = options.metrics.retries;
+  const reporter: RetryReporter = {
+    failing: (component, reason, holder) => void health.failing(component, reason, holder),
+    recovered: (component, holder) => void health.recovered(component, holder),
+    retried: (stage) => retries.inc({ pipeline: definition.name, stage }),
+  };
+
   // A graph that cannot even be built (bad options, say) is the caller's error, not a run's outcome.
   // Built and subscribed inside the reporter, so every retry loop of the graph reports to this health.
-  const graph = withRetryReporter(health, () => definition.build(ctx));
+  const graph = withRetryReporter(reporter, () => definition.build(ctx));
   const stopProbing =
     options.probe === undefined
       ? () => undefined
@@ -93,7 +101,7 @@ export function startPipeline<R>(definition: PipelineDefinition<R>, options: Sta
       phase.set(outcome.status === 'failed' ? 'failed' : outcome.status === 'completed' ? 'completed' : 'stopped');
       resolve(outcome);
     };
-    subscription = withRetryReporter(health, () =>
+    subscription = withRetryReporter(reporter, () =>
       graph.subscribe({
         error: (error: unknown) => {
           logger.error({ err: error }, 'pipeline failed');

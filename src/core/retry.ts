@@ -67,6 +67,11 @@ export interface RetryOptions extends RetryPolicy {
 export interface RetryReporter {
   failing(component: string, reason: string, holder: object): void;
   recovered(component: string, holder: object): void;
+  /**
+   * Told once per retry (before its wait), with the stage that failed; the runner counts these in `retries_total`
+   * (src/core/metrics.ts), so every loop of a pipeline is counted without each caller passing its metrics.
+   */
+  retried?(stage: string): void;
 }
 
 const ambientReporter = new AsyncLocalStorage<RetryReporter>();
@@ -81,10 +86,14 @@ export function withRetryReporter<T>(reporter: RetryReporter, fn: () => T): T {
   return ambientReporter.run(reporter, fn);
 }
 
+/** The stage a failure happened in, as the error says; `pipeline` when it does not. */
+export function retryStage(error: unknown): string {
+  return error instanceof LogflowError && error.stage !== undefined ? error.stage : 'pipeline';
+}
+
 /** The health component a failing loop marks degraded: the stage and kind of failure. */
 export function retryComponent(error: unknown): string {
-  const stage = error instanceof LogflowError && error.stage !== undefined ? error.stage : 'pipeline';
-  return `${stage}:${errorCode(error)}`;
+  return `${retryStage(error)}:${errorCode(error)}`;
 }
 
 function retryReason(error: unknown): string {
@@ -185,6 +194,7 @@ export function retrying<T>(fn: (attempt: number) => ObservableInput<T>, options
           if (signal?.aborted) return throwError(() => abortedError(attempt, error));
           const delayMs = backoffDelay(attempt, options, random);
           report(error);
+          reporter?.retried?.(retryStage(error));
           onRetry?.({ attempt, delayMs, error });
           const wait = timer(delayMs, scheduler);
           return signal === undefined

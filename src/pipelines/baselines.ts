@@ -4,7 +4,7 @@
  * baselines.cron app_config entry) inside the long-running process, and on
  * demand with --once.
  */
-import { concat, concatMap, defer, EMPTY, from, ignoreElements, mergeMap, of, takeUntil } from 'rxjs';
+import { concat, concatMap, defer, EMPTY, ignoreElements, mergeMap, of, takeUntil, tap } from 'rxjs';
 import { z } from 'zod';
 import { definePipeline } from '../core/pipeline.ts';
 import { retry } from '../core/retry.ts';
@@ -23,6 +23,9 @@ const optionsSchema = z
   .strict();
 
 export const DEFAULT_BASELINES_CRON = '0 3 * * 0';
+
+/** Ten attempts, backing off to a minute: an outage of a few minutes is waited out, a longer one fails the run. */
+const RUN_RETRY = { maxAttempts: 10, baseDelayMs: 1_000, maxDelayMs: 60_000, jitter: 'full' } as const;
 
 export const baselines = definePipeline<Resources>({
   name: 'baselines',
@@ -50,18 +53,12 @@ export const baselines = definePipeline<Resources>({
         if (!options.once) ctx.logger.info({ cron, weeks }, 'baselines scheduled');
         return runs$.pipe(
           concatMap((at) =>
-            from(
-              retry(() => computeBaselines(engines.clickhouse, { now: at.getTime(), weeks, zThreshold }), {
-                maxAttempts: 10,
-                baseDelayMs: 1_000,
-                maxDelayMs: 60_000,
-                jitter: 'full',
-              }).then((run) => {
-                ctx.logger.info({ ...run }, 'baselines computed');
-                ctx.metrics.recordsOut.inc({ pipeline: ctx.name, stage: 'anomaly_baselines' }, run.rows);
-              }),
-            ),
+            retry(() => computeBaselines(engines.clickhouse, { now: at.getTime(), weeks, zThreshold }), RUN_RETRY),
           ),
+          tap((run) => {
+            ctx.logger.info({ ...run }, 'baselines computed');
+            ctx.metrics.recordsOut.inc({ pipeline: ctx.name, stage: 'anomaly_baselines' }, run.rows);
+          }),
           ignoreElements(),
         );
       }),

@@ -6,7 +6,18 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { concat, concatMap, defer, EMPTY, finalize, ignoreElements, mergeMap, takeUntil, type Observable } from 'rxjs';
+import {
+  concat,
+  concatMap,
+  defer,
+  EMPTY,
+  finalize,
+  ignoreElements,
+  mergeMap,
+  takeUntil,
+  tap,
+  type Observable,
+} from 'rxjs';
 import { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { definePipeline } from '../core/pipeline.ts';
@@ -41,6 +52,12 @@ const optionsSchema = z
     'max-backlog': z.coerce.number().int().min(1).optional(),
   })
   .strict();
+
+/** A second of generated logs; `release` lets the worker make more once they are sent. */
+interface Generated {
+  readonly logs: readonly OutgoingMessage[];
+  readonly release?: () => void;
+}
 
 const SEND_CHUNK = 5_000;
 /** Seconds the worker may make before the first of them is sent: enough to overlap making with sending, no more. */
@@ -124,10 +141,9 @@ export const generate = definePipeline<Resources>({
           dailyShape: !options.flat,
           ...(scenario === undefined ? {} : { scenario }),
         };
-        const logs$: Observable<{ readonly logs: readonly OutgoingMessage[]; readonly release?: () => void }> =
-          options.worker
-            ? generateLogsInWorker(generatorOptions, WORKER_SECONDS_AHEAD)
-            : generateLogs({ ...generatorOptions, scheduler: ctx.scheduler });
+        const logs$: Observable<Generated> = options.worker
+          ? generateLogsInWorker(generatorOptions, WORKER_SECONDS_AHEAD)
+          : generateLogs({ ...generatorOptions, scheduler: ctx.scheduler });
         let stopping = false;
         const stoppingWatch = ctx.stopping$.subscribe(() => (stopping = true));
         const maxBacklog = options['max-backlog'];
@@ -137,25 +153,34 @@ export const generate = definePipeline<Resources>({
           while (!stopping && backlogOf(ctx.config.topics.rawLogs) > maxBacklog)
             await new Promise((r) => setTimeout(r, BACKLOG_POLL_MS));
         };
+        /**
+         * Each second's logs to raw-logs in chunks, once the topic has room, waiting out a broker that does not take
+         * them. The room is looked at only after the previous second is sent, so the backlog it sees is current.
+         */
+        const send = async ({ logs, release }: Generated): Promise<number> => {
+          await roomInTopic();
+          for (let i = 0; i < logs.length; i += SEND_CHUNK) {
+            // Generated logs are messages already (key and value); no copy per log.
+            const chunk = logs.length <= SEND_CHUNK ? logs : logs.slice(i, i + SEND_CHUNK);
+            await retry(() => producer.send(ctx.config.topics.rawLogs, chunk), RETRY_UNTIL_STOPPED);
+          }
+          release?.();
+          return logs.length;
+        };
+        const progress = (count: number): void => {
+          sent += count;
+          done += 1;
+          produced.inc(count);
+          bar?.update(done, { logs: sent });
+          if (bar === undefined && (done % Math.max(1, Math.floor(seconds / 10)) === 0 || done === seconds)) {
+            ctx.logger.info({ seconds: done, of: seconds, logs: sent }, 'generating');
+          }
+        };
         return concat(
           logs$.pipe(
             takeUntil(ctx.stopping$),
-            concatMap(async ({ logs, release }) => {
-              await roomInTopic();
-              for (let i = 0; i < logs.length; i += SEND_CHUNK) {
-                // Generated logs are messages already (key and value); no copy per log.
-                const chunk = logs.length <= SEND_CHUNK ? logs : logs.slice(i, i + SEND_CHUNK);
-                await retry(() => producer.send(ctx.config.topics.rawLogs, chunk), RETRY_UNTIL_STOPPED);
-              }
-              release?.();
-              sent += logs.length;
-              done += 1;
-              produced.inc(logs.length);
-              bar?.update(done, { logs: sent });
-              if (bar === undefined && (done % Math.max(1, Math.floor(seconds / 10)) === 0 || done === seconds)) {
-                ctx.logger.info({ seconds: done, of: seconds, logs: sent }, 'generating');
-              }
-            }),
+            concatMap(send),
+            tap(progress),
             ignoreElements(),
             finalize(() => {
               bar?.stop();

@@ -9,6 +9,8 @@ import { batch } from '../../src/operators/batch.ts';
 import { definePipeline } from '../../src/core/pipeline.ts';
 import { serveProcessEndpoints, startPipeline } from '../../src/app/runner.ts';
 import { Health } from '../../src/core/health.ts';
+import { ErrorCodes, LogflowError } from '../../src/core/errors.ts';
+import { retry } from '../../src/core/retry.ts';
 import type { Server } from 'node:http';
 
 const logger = createLogger({ level: 'silent' });
@@ -104,6 +106,31 @@ describe('runner', () => {
       resources: null,
     });
     expect(await running.done).toEqual({ status: 'failed', error: boom });
+  });
+
+  it('counts every retry of a pipeline in retries_total, by pipeline and failing stage', async () => {
+    let calls = 0;
+    const flaky = definePipeline<null>({
+      name: 'flaky',
+      description: 'a write that fails twice before it goes through',
+      build: () =>
+        defer(() =>
+          retry(
+            async () => {
+              calls += 1;
+              if (calls <= 2)
+                throw new LogflowError(ErrorCodes.SINK_UNAVAILABLE, 'down', { retriable: true, stage: 'sink' });
+            },
+            { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 1, jitter: 'none' },
+          ),
+        ),
+    });
+    const metrics = createMetrics({ defaultMetrics: false });
+    const running = startPipeline(flaky, { config: loadConfig({}), logger, metrics, resources: null });
+    expect(await running.done).toEqual({ status: 'completed' });
+    const counted = (await metrics.retries.get()).values;
+    expect(counted).toEqual([expect.objectContaining({ labels: { pipeline: 'flaky', stage: 'sink' }, value: 2 })]);
+    expect(calls).toBe(3);
   });
 
   it('throws at start when the graph cannot be built, instead of reporting a run', () => {

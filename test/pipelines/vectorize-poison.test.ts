@@ -108,6 +108,12 @@ describe('vectorize with poison patterns', () => {
         JSON.stringify((r.body as { input?: unknown } | undefined)?.input ?? '').includes(text),
     );
 
+  const embedRetries = async () =>
+    (await h.metrics.retries.get()).values.find((v) => v.labels.pipeline === 'vectorize' && v.labels.stage === 'embed')
+      ?.value ?? 0;
+  const inFlightRecords = async () =>
+    (await h.metrics.inFlight.get()).values.find((v) => v.labels.pipeline === 'vectorize')?.value ?? 0;
+
   const lettersOf = (p: Pattern) =>
     letters.filter((l) => (JSON.parse(l.payload) as { error_hash: string }).error_hash === p.hash);
 
@@ -310,10 +316,13 @@ describe('vectorize with poison patterns', () => {
     // The batch and the probe both exhaust the embedder's retries: an outage, to wait out.
     server.failNext(503, 2 * EMBEDDER_ATTEMPTS + 2, 'embeddings');
     const failedBefore = server.requests.filter((r) => r.status === 503).length;
+    const retriesBefore = await embedRetries();
+    let inFlightSeen = 0;
     await send(good);
 
     await h.waitFor(
       async () => {
+        inFlightSeen = Math.max(inFlightSeen, await inFlightRecords());
         const embedded = await embeddedHashes();
         return good.every((g) => embedded.has(g.hash));
       },
@@ -321,6 +330,12 @@ describe('vectorize with poison patterns', () => {
       150_000,
     );
     expect(server.requests.filter((r) => r.status === 503).length - failedBefore).toBe(2 * EMBEDDER_ATTEMPTS + 2);
+    // Every wait counted in retries_total: the embedder's own retries of the batch and of the probe (each failed
+    // EMBEDDER_ATTEMPTS times), the pipeline's one wait for the endpoint, then the batch's last two failures.
+    expect((await embedRetries()) - retriesBefore).toBe(2 * (EMBEDDER_ATTEMPTS - 1) + 1 + 2);
+    // The records waited unacknowledged through the outage, and none are left once they are written.
+    expect(inFlightSeen).toBe(good.reduce((n, g) => n + g.ids.length, 0));
+    await h.waitFor(async () => (await inFlightRecords()) === 0, 'in_flight_records back to 0', 10_000);
     // A little longer: a dead letter of this outage would show up now.
     await new Promise((r) => setTimeout(r, 1_500));
     expect(letters).toHaveLength(before);
