@@ -196,6 +196,8 @@ export const detect = definePipeline<Resources>({
         /** Writes one partition's alert events and its checkpoint in one transaction. */
         const persist = async (detector: PartitionDetector, events: readonly AlertEvent[]) => {
           const state = { windows: detector.windows.snapshot(), lifecycle: detector.lifecycle.snapshot() };
+          const json = JSON.stringify(state);
+          metrics.checkpointBytes.inc({ pipeline: name }, Buffer.byteLength(json));
           await repositories.transaction(async (tx) => {
             for (const event of events) await applyAlertEvent(tx, event);
             await tx.detectorCheckpoints.save({
@@ -203,7 +205,7 @@ export const detect = definePipeline<Resources>({
               topic: detector.partition.topic,
               partition: detector.partition.partition,
               nextOffset: detector.nextOffset,
-              state: JSON.parse(JSON.stringify(state)) as never,
+              state: JSON.parse(json) as never,
             });
           });
         };
