@@ -398,11 +398,12 @@ export class WindowState {
    */
   static fromChangelog(
     header: unknown,
-    entries: Iterable<readonly [string, KeyEntry]>,
+    entries: Iterable<readonly [string, unknown]>,
     options: WindowStateOptions,
   ): WindowState {
     const keys: WindowStateSnapshot['keys'] = [];
     for (const [key, entry] of entries) {
+      // Element types are checked with the rest of the snapshot in fromSnapshot.
       if (!Array.isArray(entry) || entry.length < 4 || entry.length % 2 !== 0)
         throw new LogflowError(ErrorCodes.INPUT_INVALID, `window changelog entry of key ${key} is malformed`, {
           stage: 'operator',
