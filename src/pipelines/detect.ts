@@ -188,7 +188,15 @@ export const detect = definePipeline<Resources>({
         const { config, metrics, name, logger } = ctx;
         const detectors = new Map<number, PartitionDetector>();
         // Assignments arrive as source callbacks; the graph sees them as events.
-        const assignments = new EventEmitter();
+        const assignments = new EventEmitter().setMaxListeners(0);
+        /**
+         * Checkpoints captured and not yet written. A partition's entries are written as changes, so its next owner
+         * (this instance again, or another) must not load them while an older owner's changes are still on their way.
+         */
+        let unwritten = 0;
+        let onWritten: Array<() => void> = [];
+        const allWritten = (): Promise<void> =>
+          unwritten === 0 ? Promise.resolve() : new Promise((resolve) => onWritten.push(resolve));
         let baselines: BaselineIndex = indexBaselines([]);
         let globalSettings: DetectorSettings = DEFAULT_DETECTOR_SETTINGS;
         let lifecycleSettings: Partial<LifecycleSettings> = {};
@@ -290,6 +298,7 @@ export const detect = definePipeline<Resources>({
 
         const subscription = consume(ctx, topics, config.topics.rawLogs, {
           onAssign: async (partitions) => {
+            await allWritten();
             await retry(() => refresh(ctx.scheduler.now()), RETRY_UNTIL_STOPPED);
             for (const tp of partitions) {
               const detector = await restoreOne(tp);
@@ -303,6 +312,7 @@ export const detect = definePipeline<Resources>({
               detectors.delete(tp.partition);
               if (detector !== undefined) assignments.emit('revoked', detector);
             }
+            await allWritten();
           },
         });
 
@@ -442,6 +452,7 @@ export const detect = definePipeline<Resources>({
             detector.savedWatermark = detector.windows.watermark;
             detector.replaceEntries = false;
           }
+          unwritten += 1;
           return { saves, anomalous, acks, applied };
         };
 
@@ -485,6 +496,19 @@ export const detect = definePipeline<Resources>({
         };
 
         const checkpoint = async (cp: Checkpoint): Promise<void> => {
+          try {
+            await write(cp);
+          } finally {
+            unwritten -= 1;
+            if (unwritten === 0) {
+              const waiting = onWritten;
+              onWritten = [];
+              for (const resolve of waiting) resolve();
+            }
+          }
+        };
+
+        const write = async (cp: Checkpoint): Promise<void> => {
           let events = 0;
           for (const save of cp.saves) {
             const bytes = await retry(() => persist(save), RETRY_UNTIL_STOPPED);
