@@ -60,7 +60,7 @@ import {
 } from '../domain/anomaly.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { parseLogEventKey } from '../domain/log-event.ts';
-import { batch as batchOperator } from '../operators/batch.ts';
+import { batch } from '../operators/batch.ts';
 import { alertLifecycle } from '../operators/alertLifecycle.ts';
 import { scoreWindows } from '../operators/scoreWindows.ts';
 import { windowByEventTime, type WindowOutput } from '../operators/windowByEventTime.ts';
@@ -203,6 +203,11 @@ export const detect = definePipeline<Resources>({
         let serviceSettings = new Map<string, DetectorSettings>();
         let silences: readonly AlertSilence[] = [];
         let refreshedAt = -Infinity;
+        /** Retried until they succeed or the pipeline stops, each retry counted per stage. */
+        const untilStopped = (stage: string) => ({
+          ...RETRY_UNTIL_STOPPED,
+          onRetry: () => metrics.retries.inc({ pipeline: name, stage }),
+        });
 
         const refresh = async (now: number) => {
           const [rows, appConfig, services, active] = await Promise.all([
@@ -257,7 +262,7 @@ export const detect = definePipeline<Resources>({
         const restoreOne = async (tp: TopicPartition): Promise<PartitionDetector> => {
           const checkpoint = await retry(
             () => repositories.detectorCheckpoints.load(name, tp.topic, tp.partition),
-            RETRY_UNTIL_STOPPED,
+            untilStopped('restore'),
           );
           const parsed = checkpoint === null ? undefined : stateSchema.safeParse(checkpoint.state);
           let windows: WindowState;
@@ -265,7 +270,7 @@ export const detect = definePipeline<Resources>({
           if (parsed?.success === true && 'format' in parsed.data) {
             const entries = await retry(
               () => repositories.detectorCheckpoints.loadEntries(name, tp.topic, tp.partition),
-              RETRY_UNTIL_STOPPED,
+              untilStopped('restore'),
             );
             windows = WindowState.fromChangelog(parsed.data.windows, entries, windowOptions);
             replaceEntries = false;
@@ -299,7 +304,7 @@ export const detect = definePipeline<Resources>({
         const subscription = consume(ctx, topics, config.topics.rawLogs, {
           onAssign: async (partitions) => {
             await allWritten();
-            await retry(() => refresh(ctx.scheduler.now()), RETRY_UNTIL_STOPPED);
+            await retry(() => refresh(ctx.scheduler.now()), untilStopped('refresh'));
             for (const tp of partitions) {
               const detector = await restoreOne(tp);
               detectors.set(tp.partition, detector);
@@ -511,17 +516,17 @@ export const detect = definePipeline<Resources>({
         const write = async (cp: Checkpoint): Promise<void> => {
           let events = 0;
           for (const save of cp.saves) {
-            const bytes = await retry(() => persist(save), RETRY_UNTIL_STOPPED);
+            const bytes = await retry(() => persist(save), untilStopped('checkpoint'));
             metrics.checkpointBytes.inc({ pipeline: name }, bytes);
             events += save.events.length;
           }
           // After the checkpoint: a crash before this line replays the windows, and the UPDATE is idempotent.
-          await retry(() => flagAnomalies(cp.anomalous), RETRY_UNTIL_STOPPED);
+          await retry(() => flagAnomalies(cp.anomalous), untilStopped('flag-anomalies'));
           for (const record of cp.acks) record.ack();
           if (cp.applied > 0) metrics.recordsIn.inc({ pipeline: name, stage: 'source' }, cp.applied);
           if (events > 0) metrics.recordsOut.inc({ pipeline: name, stage: 'alert-events' }, events);
           const now = ctx.scheduler.now();
-          if (now - refreshedAt >= options['refresh-ms']) await retry(() => refresh(now), RETRY_UNTIL_STOPPED);
+          if (now - refreshedAt >= options['refresh-ms']) await retry(() => refresh(now), untilStopped('refresh'));
         };
 
         const graph$ = subscription.records$.pipe(
@@ -542,7 +547,9 @@ export const detect = definePipeline<Resources>({
               records$,
             );
           }),
-          batchOperator<DetectItem>({
+          // Cut by time only: a cut by count could fall while a record's closed windows are still on their way to the
+          // lifecycle, and capture would save the two states at different points.
+          batch<DetectItem>({
             maxRecords: Number.MAX_SAFE_INTEGER,
             maxBytes: Infinity,
             maxWaitMs: options['checkpoint-ms'],
