@@ -107,7 +107,7 @@ export const MIB = 1024 * 1024;
 /** A prom-client counter's value summed over the series matching `labels` (the pipelines' own progress counters). */
 export async function counterTotal(
   metrics: EngineMetrics,
-  which: 'recordsIn' | 'recordsOut',
+  which: 'recordsIn' | 'recordsOut' | 'checkpointBytes' | 'lateEvents',
   labels: Record<string, string>,
 ): Promise<number> {
   const { values } = await metrics[which].get();

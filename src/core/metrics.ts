@@ -16,6 +16,8 @@ export interface EngineMetrics {
   readonly consumerLag: Gauge<'pipeline' | 'topic' | 'partition'>;
   readonly inFlight: Gauge<'pipeline'>;
   readonly pipelineUp: Gauge<'pipeline'>;
+  /** Bytes of state a stateful pipeline wrote to its checkpoints; shows whether writes track changes or state size. */
+  readonly checkpointBytes: Counter<'pipeline'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): EngineMetrics {
@@ -76,6 +78,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Engin
     pipelineUp: new Gauge({
       name: 'logflow_pipeline_up',
       help: '1 while a pipeline runs',
+      labelNames: ['pipeline'],
+      registers,
+    }),
+    checkpointBytes: new Counter({
+      name: 'logflow_checkpoint_bytes_total',
+      help: 'Bytes of state written to checkpoints',
       labelNames: ['pipeline'],
       registers,
     }),

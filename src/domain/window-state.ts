@@ -41,6 +41,16 @@
  * are still open is counted in those and is not late (Flink's choice, so the
  * late output holds exactly the events counted nowhere); `partiallyLateEvents`
  * counts them.
+ *
+ * Changelog. Besides whole snapshots, the state can be checkpointed as a
+ * changelog (Kafka Streams' state stores do the same): a small header (watermark,
+ * partitions, counters) plus one entry per key, and each checkpoint writes only
+ * the entries of keys that received events, were created or were removed since
+ * the previous one (`startChangelog`, `takeChanges`). Closing windows changes
+ * every key, but only in a way the key's own entry determines (its ring moves on,
+ * zero-filled), so that is not written: on restore each entry is caught up to the
+ * header's closed-window mark by the same per-key closing steps
+ * (`fromChangelog`), which gives exactly the state the live instance held.
  */
 import { z } from 'zod';
 import { ErrorCodes, InputError, LogflowError } from '../core/errors.ts';
@@ -155,6 +165,39 @@ const snapshotSchema = z.object({
 export type WindowStateSnapshot = z.infer<typeof snapshotSchema>;
 
 /**
+ * One key's changelog entry, compact because a checkpoint may carry thousands:
+ * `[nextWindow, lastActivePane | null, maxPane, lastSeenSeq, pane, count, pane, count, ...]`.
+ */
+export type KeyEntry = readonly (number | null)[];
+
+/** What a changelog checkpoint writes: apply `removed` before `upserts` (a key can be removed and created again). */
+export interface WindowStateChanges {
+  /** The snapshot without keys; it replaces the previous header whole. */
+  readonly header: WindowStateSnapshot;
+  readonly upserts: ReadonlyMap<string, KeyEntry>;
+  readonly removed: readonly string[];
+}
+
+function encodeKey(saved: WindowStateSnapshot['keys'][number]): KeyEntry {
+  const entry: (number | null)[] = [saved.nextWindow, saved.lastActivePane, saved.maxPane, saved.lastSeenSeq];
+  for (const [pane, count] of saved.panes) entry.push(pane, count);
+  return entry;
+}
+
+function decodeKey(key: string, entry: KeyEntry): WindowStateSnapshot['keys'][number] {
+  const panes: [number, number][] = [];
+  for (let i = 4; i + 1 < entry.length; i += 2) panes.push([entry[i] as number, entry[i + 1] as number]);
+  return {
+    key,
+    nextWindow: entry[0] as number,
+    lastActivePane: entry[1] ?? null,
+    maxPane: entry[2] as number,
+    lastSeenSeq: entry[3] as number,
+    panes,
+  };
+}
+
+/**
  * Beyond this many panes ahead of a key's oldest open window, panes live in a sparse map, so a far-future timestamp
  * cannot balloon a ring.
  */
@@ -173,6 +216,8 @@ class KeyState {
   far: Map<number, number> | undefined = undefined;
   farMin = Infinity;
   removed = false;
+  /** Changed since the last `takeChanges` (only while a changelog runs). */
+  dirty = false;
 
   constructor(
     readonly key: string,
@@ -288,6 +333,10 @@ export class WindowState {
   private sortedKeys: KeyState[] = [];
   private sortedKeysDirty = false;
 
+  private changelog = false;
+  private changed: KeyState[] = [];
+  private readonly removedSinceChanges = new Set<string>();
+
   private readonly partitions = new Map<number, PartitionClock>();
   private readonly partitionList: PartitionClock[] = [];
   private activeCount = 0;
@@ -339,6 +388,33 @@ export class WindowState {
       );
     }
     state.load(data);
+    return state;
+  }
+
+  /**
+   * Rebuilds a state from a changelog: the last header and the last entry of
+   * every key (see the module comment). The changelog runs on from here, with
+   * the store holding this state.
+   */
+  static fromChangelog(
+    header: unknown,
+    entries: Iterable<readonly [string, unknown]>,
+    options: WindowStateOptions,
+  ): WindowState {
+    const keys: WindowStateSnapshot['keys'] = [];
+    for (const [key, entry] of entries) {
+      // Element types are checked with the rest of the snapshot in fromSnapshot.
+      if (!Array.isArray(entry) || entry.length < 4 || entry.length % 2 !== 0)
+        throw new LogflowError(ErrorCodes.INPUT_INVALID, `window changelog entry of key ${key} is malformed`, {
+          stage: 'operator',
+        });
+      keys.push(decodeKey(key, entry));
+    }
+    const state = WindowState.fromSnapshot(
+      typeof header === 'object' && header !== null ? { ...header, keys } : header,
+      options,
+    );
+    state.changelog = true;
     return state;
   }
 
@@ -466,17 +542,53 @@ export class WindowState {
 
   snapshot(): WindowStateSnapshot {
     const keys: WindowStateSnapshot['keys'] = [];
-    for (const ks of this.sortedKeys) {
-      if (ks.removed) continue;
-      keys.push({
-        key: ks.key,
-        nextWindow: ks.nextWindow,
-        lastActivePane: finiteOrNull(ks.lastActivePane),
-        maxPane: ks.maxPane,
-        lastSeenSeq: ks.lastSeenSeq,
-        panes: this.collectPanes(ks).map(([pane, count]): [number, number] => [pane, count]),
-      });
+    for (const ks of this.sortedKeys) if (!ks.removed) keys.push(this.keySnapshot(ks));
+    return this.header(keys);
+  }
+
+  /**
+   * Starts (or restarts) the changelog. `storeHolds: 'nothing'` when the store
+   * the changes go to is empty, so the first `takeChanges` carries every key;
+   * `'this state'` when it already holds what this state is.
+   */
+  startChangelog(storeHolds: 'nothing' | 'this state'): void {
+    this.changelog = true;
+    for (const ks of this.changed) ks.dirty = false;
+    this.changed = [];
+    this.removedSinceChanges.clear();
+    if (storeHolds === 'this state') return;
+    for (const ks of this.keys.values()) {
+      ks.dirty = true;
+      this.changed.push(ks);
     }
+  }
+
+  /** What changed since the last call (or `startChangelog`); the next call starts from here. */
+  takeChanges(): WindowStateChanges {
+    if (!this.changelog) throw new Error('takeChanges needs startChangelog first');
+    const upserts = new Map<string, KeyEntry>();
+    for (const ks of this.changed) {
+      ks.dirty = false;
+      if (!ks.removed) upserts.set(ks.key, encodeKey(this.keySnapshot(ks)));
+    }
+    this.changed = [];
+    const removed = [...this.removedSinceChanges].filter((key) => !upserts.has(key));
+    this.removedSinceChanges.clear();
+    return { header: this.header([]), upserts, removed };
+  }
+
+  private keySnapshot(ks: KeyState): WindowStateSnapshot['keys'][number] {
+    return {
+      key: ks.key,
+      nextWindow: ks.nextWindow,
+      lastActivePane: finiteOrNull(ks.lastActivePane),
+      maxPane: ks.maxPane,
+      lastSeenSeq: ks.lastSeenSeq,
+      panes: this.collectPanes(ks),
+    };
+  }
+
+  private header(keys: WindowStateSnapshot['keys']): WindowStateSnapshot {
     return {
       version: 1,
       sizeMs: this.sizeMs,
@@ -532,11 +644,29 @@ export class WindowState {
         }
         this.placeAnywhere(ks, pane, count);
       }
+      this.catchUp(ks);
+      if (ks.removed) continue;
       this.keys.set(ks.key, ks);
       this.sortedKeys.push(ks);
     }
     this.sortedKeysDirty = true;
     Object.assign(this.stats, data.counters);
+  }
+
+  /**
+   * A changelog entry stays as written while only window closing changes its
+   * key, so it may lag the header's closed-window mark: replay those closings
+   * here, exactly as `closeBelow` ran them (per key, they depend on nothing
+   * else). An entry from a whole snapshot is never behind, so this is a no-op
+   * for those. The results were emitted before the checkpoint and are dropped;
+   * the counters come from the header.
+   */
+  private catchUp(ks: KeyState): void {
+    const discarded: WindowResult[] = [];
+    while (!ks.removed && ks.nextWindow < this.closedBelow) {
+      this.closeWindowOfKey(ks, ks.nextWindow, discarded);
+      discarded.length = 0;
+    }
   }
 
   private registerPartition(id: number, now: number): PartitionClock {
@@ -600,6 +730,10 @@ export class WindowState {
     }
     if (pane > ks.maxPane) ks.maxPane = pane;
     ks.lastSeenSeq = ++this.seq;
+    if (this.changelog && !ks.dirty) {
+      ks.dirty = true;
+      this.changed.push(ks);
+    }
   }
 
   private createKey(key: string, pane: number): KeyState {
@@ -620,6 +754,7 @@ export class WindowState {
     for (const [, count] of this.collectPanes(victim)) lost += count;
     this.keys.delete(victim.key);
     victim.removed = true;
+    if (this.changelog) this.removedSinceChanges.add(victim.key);
     this.sortedKeys = this.sortedKeys.filter((ks) => !ks.removed);
     this.stats.evictedKeys += 1;
     this.stats.evictedWeight += lost;
@@ -775,6 +910,7 @@ export class WindowState {
         this.keys.delete(ks.key);
         ks.removed = true;
         this.stats.expiredKeys += 1;
+        if (this.changelog) this.removedSinceChanges.add(ks.key);
       } else if (dataPane - k + 1 > ks.nextWindow) {
         this.skipTo(ks, dataPane - k + 1);
       }

@@ -1,4 +1,4 @@
-import { concatMap, defer } from 'rxjs';
+import { concatMap, defer, filter, map } from 'rxjs';
 import type { OperatorFunction } from 'rxjs';
 import { AlertLifecycleState, resolveLifecycleSettings } from '../domain/anomaly.ts';
 import type {
@@ -45,6 +45,11 @@ export function alertLifecycle(options: AlertLifecycleOptions = {}): OperatorFun
           : 'restoreFrom' in options
             ? AlertLifecycleState.fromSnapshot(options.restoreFrom, options)
             : new AlertLifecycleState(options);
-      return source.pipe(concatMap((window) => state.apply(window, isSilenced)));
+      // Most windows cause no event: only those that do pay for an inner subscription.
+      return source.pipe(
+        map((window) => state.apply(window, isSilenced)),
+        filter((events) => events.length > 0),
+        concatMap((events) => events),
+      );
     });
 }

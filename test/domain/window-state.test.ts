@@ -2,7 +2,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, InputError, LogflowError } from '../../src/core/errors.ts';
 import { WindowState } from '../../src/domain/window-state.ts';
-import type { WindowResult, WindowSink, WindowStateOptions } from '../../src/domain/window-state.ts';
+import type {
+  KeyEntry,
+  WindowResult,
+  WindowSink,
+  WindowStateChanges,
+  WindowStateOptions,
+} from '../../src/domain/window-state.ts';
 
 interface TestEvent {
   readonly id: number;
@@ -335,6 +341,53 @@ describe('WindowState: tumbling windows against the brute-force model (propertie
           straight.flush(straightRun.sink);
           expect(second.counters).toEqual(straight.counters);
           expect(second.snapshot()).toEqual(straight.snapshot());
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('(5b) a changelog checkpointed at random points and restored gives the same state and output as an uninterrupted run', () => {
+    fc.assert(
+      fc.property(
+        fc.boolean().chain((hopping) => scenarioArbitrary({ hopping, withLate: true, withWeights: true })),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 6 }),
+        ({ config, events }, cuts, restoreAt, maxKeys) => {
+          const options = { ...stateOptions(config), maxKeys };
+          const uninterrupted = runAll(options, events);
+          const split = events.length === 0 ? 0 : restoreAt % (events.length + 1);
+          const checkpoints = new Set(cuts.map((c) => c % (split + 1)));
+          // The store a checkpoint writes to: one header, one entry per key, as the detector's tables hold them.
+          let header: unknown;
+          const entries = new Map<string, KeyEntry>();
+          let written = 0;
+          const write = (changes: WindowStateChanges) => {
+            header = JSON.parse(JSON.stringify(changes.header));
+            for (const key of changes.removed) entries.delete(key);
+            for (const [key, entry] of changes.upserts) entries.set(key, JSON.parse(JSON.stringify(entry)) as KeyEntry);
+            written += changes.upserts.size;
+          };
+          const first = new WindowState(options);
+          first.startChangelog('nothing');
+          const run = newRun();
+          for (let i = 0; i < split; i++) {
+            feed(first, events.slice(i, i + 1), run, i);
+            if (checkpoints.has(i + 1)) write(first.takeChanges());
+          }
+          write(first.takeChanges());
+          // Keys untouched since the previous checkpoint are not rewritten.
+          expect(first.takeChanges().upserts.size).toBe(0);
+          expect(written).toBeLessThanOrEqual(split + checkpoints.size + 1);
+          const second = WindowState.fromChangelog(header, entries, options);
+          feed(second, events.slice(split), run, split);
+          second.flush(run.sink);
+          expect(run.windows).toEqual(uninterrupted.windows);
+          expect(run.late.map((e) => e.id)).toEqual(uninterrupted.late.map((e) => e.id));
+          expect(run.watermarks).toEqual(uninterrupted.watermarks);
+          expect(second.counters).toEqual(uninterrupted.state.counters);
+          expect(second.snapshot()).toEqual(uninterrupted.state.snapshot());
         },
       ),
       { numRuns: 300 },

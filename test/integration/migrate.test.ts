@@ -124,6 +124,7 @@ const postgresTables: Record<string, readonly string[]> = {
   app_config: ['key', 'value', 'description'],
   sink_batches: ['sink', 'topic', 'partition', 'min_offset', 'max_offset', 'status'],
   detector_checkpoints: ['pipeline', 'topic', 'partition', 'next_offset', 'state'],
+  detector_checkpoint_entries: ['pipeline', 'topic', 'partition', 'key', 'entry'],
   alert_silences: ['rule', 'service', 'expires_at'],
   api_keys: ['key_hash', 'role', 'revoked_at'],
 };

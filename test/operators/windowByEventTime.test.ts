@@ -199,6 +199,45 @@ describe('windowByEventTime: idle partitions (marbles)', () => {
     });
   });
 
+  it('closes the windows of a lone partition that stopped, as detect holds it: idle from resubscription, then with processing time, zero-filled', () => {
+    // One state per partition, fed before this subscription (say by the previous process, at processing time -100).
+    const state = new WindowState({ sizeMs: 10, keyTtlMs: 40, idleTimeoutMs: 20, advanceWithProcessingTime: true });
+    state.add('k', 5, 0, 1, -100, { window: () => undefined });
+    newTestScheduler().run(({ cold, expectObservable }) => {
+      const silent = cold<Log>('-');
+      const result = silent.pipe(windowByEventTime({ ...accessors, state }));
+      // Resumed at 0, idle at 20 with watermark 5; then one window per 10 ms of processing time: the count, then the
+      // silence as zeros while the key is within its ttl (windows starting before 0 + 40).
+      expectObservable(result, '^ 100ms !').toBe('25ms x 9ms y 9ms z 9ms w', {
+        x: win(0, 10, 1),
+        y: win(10, 20, 0),
+        z: win(20, 30, 0),
+        w: win(30, 40, 0),
+      });
+    });
+    // Past its ttl the key is gone; the watermark kept moving at each deadline, the last at 95 before unsubscription.
+    expect(state.keyCount).toBe(0);
+    expect(state.watermark).toBe(5 + 95 - 20);
+  });
+
+  it('reports an event behind a watermark that idleness moved as late, with that watermark, and counts it nowhere', () => {
+    const state = new WindowState({ sizeMs: 10, idleTimeoutMs: 20, advanceWithProcessingTime: true });
+    const straggler = log(1, 12);
+    newTestScheduler().run(({ cold, expectObservable }) => {
+      const source = cold<Log>('a 39ms b', { a: log(0, 5), b: straggler });
+      const result = source.pipe(windowByEventTime({ ...accessors, state }));
+      // Idle at 20: the watermark reaches 10 at 25 and 20 at 35, so the event of time 12 arriving at 40 is late. It makes
+      // the partition active again (watermark held at 20) until it idles at 60; then 20 + (t - 68) reaches 30 at 78.
+      expectObservable(result, '^ 80ms !').toBe('25ms x 9ms y 4ms l 37ms z', {
+        x: win(0, 10, 1),
+        y: win(10, 20, 0),
+        l: { kind: 'late', event: straggler, watermark: 20 },
+        z: win(20, 30, 0),
+      });
+    });
+    expect(state.counters.lateEvents).toBe(1);
+  });
+
   it('stops its timer on unsubscribe', () => {
     const state = new WindowState({ sizeMs: 10, idleTimeoutMs: 20, expectedPartitions: [0, 1] });
     newTestScheduler().run(({ cold, expectObservable }) => {

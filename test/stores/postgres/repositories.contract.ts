@@ -19,6 +19,7 @@ import {
   type NightlyReportInput,
   type PoolRepositories,
 } from '../../../src/stores/postgres/index.ts';
+import type { JsonValue } from '../../../src/stores/postgres/db.ts';
 
 export interface RepositoryEngine {
   readonly pool: pg.Pool;
@@ -35,6 +36,7 @@ const SCRATCH_TABLES = [
   'anomaly_alerts',
   'user_preferences',
   'sink_batches',
+  'detector_checkpoint_entries',
   'detector_checkpoints',
   'alert_silences',
   'api_keys',
@@ -933,6 +935,48 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         });
         expect(await repos.detectorCheckpoints.load(key.pipeline, key.topic, 4)).toBeNull();
         await expect(repos.detectorCheckpoints.save({ ...key, nextOffset: -1, state })).rejects.toThrow(/nextOffset/);
+      });
+
+      it('keeps a changelog: entries written only when changed, removed, replaced, and together with the row', async () => {
+        const entries = () => repos.detectorCheckpoints.loadEntries(key.pipeline, key.topic, key.partition);
+        const first = new Map<string, JsonValue>([
+          ['a', [1, null, 1, 1, 1, 2]],
+          ['b', [1, 1, 2, 2, 2, 5]],
+        ]);
+        const bytes = await repos.detectorCheckpoints.saveChanges(
+          { ...key, nextOffset: 10, state },
+          { replaceAll: true, removed: [], upserts: first },
+        );
+        expect(bytes).toBe(JSON.stringify(state).length + JSON.stringify(Object.fromEntries(first)).length);
+        expect(await entries()).toEqual(first);
+        // Only what changed travels: b removed, c new, a untouched.
+        await repos.detectorCheckpoints.saveChanges(
+          { ...key, nextOffset: 20, state: { ...state, late: 1 } },
+          { replaceAll: false, removed: ['b'], upserts: new Map([['c', [3, null, 3, 4, 3, 1]]]) },
+        );
+        expect(await entries()).toEqual(
+          new Map<string, JsonValue>([
+            ['a', [1, null, 1, 1, 1, 2]],
+            ['c', [3, null, 3, 4, 3, 1]],
+          ]),
+        );
+        expect(await repos.detectorCheckpoints.load(key.pipeline, key.topic, key.partition)).toMatchObject({
+          nextOffset: 20,
+          state: { late: 1 },
+        });
+        // Another partition's entries are its own.
+        expect((await repos.detectorCheckpoints.loadEntries(key.pipeline, key.topic, 4)).size).toBe(0);
+        await expect(
+          repos.transaction(async (tx) => {
+            await tx.detectorCheckpoints.saveChanges(
+              { ...key, nextOffset: 30, state },
+              { replaceAll: true, removed: [], upserts: new Map([['d', [5, null, 5, 5]]]) },
+            );
+            throw new Error('detector crashed mid-checkpoint');
+          }),
+        ).rejects.toThrow('detector crashed mid-checkpoint');
+        expect([...(await entries()).keys()]).toEqual(['a', 'c']);
+        expect((await repos.detectorCheckpoints.load(key.pipeline, key.topic, key.partition))?.nextOffset).toBe(20);
       });
 
       it('commits a checkpoint together with alert writes, or neither', async () => {
