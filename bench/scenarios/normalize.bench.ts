@@ -16,7 +16,13 @@
  * rate over equal numbers of lines from each dataset).
  */
 import { normalizeMessage } from '../../src/domain/normalizer.ts';
-import { groupingAccuracy, loadLoghubDataset, LOGHUB_DATASETS, LOGHUB_DIR, maskDigitTokens } from '../support/loghub.ts';
+import {
+  groupingAccuracy,
+  loadLoghubDataset,
+  LOGHUB_DATASETS,
+  LOGHUB_DIR,
+  maskDigitTokens,
+} from '../support/loghub.ts';
 import type { LabelledDataset } from '../support/loghub.ts';
 import { numberArg } from '../support/args.ts';
 import type { Benchmark, BenchContext, BenchRow } from '../support/types.ts';

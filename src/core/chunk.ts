@@ -10,13 +10,14 @@
  * dead letter is written (src/operators/deadLetterRejected.ts).
  */
 import type { Origin } from './envelope.ts';
+import type { Stage } from './errors.ts';
 
 /** A record a stage refused, and why: what the dead-letter sink writes. */
 export interface Rejected {
   /** The original bytes where available, else the value that failed. */
   readonly payload: unknown;
   readonly error: unknown;
-  readonly stage: 'parse' | 'validate' | 'transform' | 'sink';
+  readonly stage: Stage;
   readonly origin: Origin;
   readonly key: string | null;
 }
