@@ -1,10 +1,15 @@
 /**
  * ingest (the seed's kafka-consumer): raw-logs -> parse and validate (invalid
- * -> raw-logs-dlq with the reason) -> normalize -> ClickHouse logs, exactly
- * once, and WARN/ERROR/FATAL -> vectorization-queue (keyed by error_hash, so
- * one pattern's records meet on one vectorize instance). A problem record is
- * queued only after its row is stored, so vectorize can flag it; its offset is
- * committed only when both writes are acknowledged.
+ * -> raw-logs-dlq with the reason) -> normalize -> dedupe -> ClickHouse logs,
+ * exactly once, and WARN/ERROR/FATAL -> vectorization-queue (keyed by
+ * error_hash, so one pattern's records meet on one vectorize instance).
+ *
+ * What flows is chunks (src/core/chunk.ts): one partition's records with one
+ * acknowledgement. A record that fails a stage moves to the chunk's rejected
+ * list and its dead letter is written before the chunk goes on. The queue
+ * comes after the store, not beside it: vectorize flags the stored row, so a
+ * problem record is queued only once its row exists, and the chunk is acked
+ * (its offsets committable) only when both are written.
  */
 import { defer, map, mergeMap, tap } from 'rxjs';
 import { z } from 'zod';

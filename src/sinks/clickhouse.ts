@@ -312,7 +312,6 @@ class LedgerCutter<T> {
     const release = () => {
       const held = this.held!;
       this.held = undefined;
-      for (const p of held.chunks) p.pending += 1;
       pieces.push({
         records: held.records,
         bytes: held.bytes,
@@ -342,7 +341,12 @@ class LedgerCutter<T> {
       }
       held.records.push(record);
       held.bytes += bytesPer;
-      if (held.chunks[held.chunks.length - 1] !== progress) held.chunks.push(progress);
+      // Counted as soon as the chunk joins the range, not when the range completes: a piece of this chunk written
+      // meanwhile must not complete the chunk while some of its records wait for the range's end.
+      if (held.chunks[held.chunks.length - 1] !== progress) {
+        held.chunks.push(progress);
+        progress.pending += 1;
+      }
       if (offset >= held.range.maxOffset) release();
     }
     endRun();
