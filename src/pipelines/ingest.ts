@@ -154,6 +154,7 @@ export const ingest = definePipeline<Resources>({
             topic: config.topics.vectorizationQueue,
             messageOf: (log) => log.queue,
             onSent: (count) => queued.inc(count),
+            scheduler: ctx.scheduler,
           }),
           acknowledge(),
         );
