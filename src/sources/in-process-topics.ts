@@ -266,7 +266,13 @@ export class InProcessTopics implements Topics {
                 !subscriber.closed
               ) {
                 // A slice takes what the in-flight bounds leave room for, so a chunk never overshoots them.
-                const limit = Math.min(maxSlice, DELIVERY_SLICE - slice, tracker.recordRoom, part.end - next);
+                const limit = Math.min(
+                  maxSlice,
+                  DELIVERY_SLICE - slice,
+                  tracker.recordRoom,
+                  tracker.maxChunkRecords,
+                  part.end - next,
+                );
                 let byteRoom = tracker.byteRoom;
                 const records: ConsumedRecord[] = [];
                 while (records.length < limit && byteRoom > 0) {

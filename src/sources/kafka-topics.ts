@@ -365,7 +365,7 @@ class KafkaSubscription implements TopicSubscription {
           }
           if (this.stopped) break;
           // A slice takes what the in-flight bounds leave room for, so a chunk never overshoots them.
-          const limit = Math.min(maxSlice, this.tracker.recordRoom);
+          const limit = Math.min(maxSlice, this.tracker.recordRoom, this.tracker.maxChunkRecords);
           let byteRoom = this.tracker.byteRoom;
           const slice: ConsumedRecord[] = [];
           while (i < messages.length && slice.length < limit && byteRoom > 0) {

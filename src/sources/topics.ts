@@ -192,6 +192,15 @@ export class DeliveryTracker {
     return this.limits.maxRecords - this.records;
   }
 
+  /**
+   * Records a chunk holds at most: a quarter of the in-flight bound. A chunk is acked whole, so one that filled the
+   * bound would starve any stage that needs the records after it to finish it (the ClickHouse sink completing a
+   * range recorded before a crash, src/sinks/clickhouse.ts): with this, later chunks still fit.
+   */
+  get maxChunkRecords(): number {
+    return Math.max(1, Math.floor(this.limits.maxRecords / 4));
+  }
+
   /** Payload bytes that may still be read before the in-flight bound on bytes is reached. */
   get byteRoom(): number {
     return this.limits.maxBytes - this.bytes;
