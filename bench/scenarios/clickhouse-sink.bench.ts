@@ -23,7 +23,8 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { from, lastValueFrom, toArray } from 'rxjs';
-import { createEnvelope, type Envelope } from '../../src/core/envelope.ts';
+import { createChunk, type Chunk } from '../../src/core/chunk.ts';
+import { acknowledge } from '../../src/operators/acknowledge.ts';
 import { parseLogEvent } from '../../src/domain/log-event.ts';
 import { normalizeMessage } from '../../src/domain/normalizer.ts';
 import { clickHouseSink, type BatchLedger, type OffsetRange } from '../../src/sinks/clickhouse.ts';
@@ -124,31 +125,47 @@ async function sinkInserts(
   ledger: BatchLedger,
 ): Promise<number> {
   let acked = 0;
-  const envelopes: Envelope<StoredLog>[] = logs.map((log) =>
-    createEnvelope(
-      {
-        value: { ...log, kafka_topic: topic },
-        key: null,
-        eventTime: log.timestamp,
-        origin: { topic, partition: log.kafka_partition, offset: log.kafka_offset },
-        sizeBytes: 400,
-      },
-      {
-        onAck: () => void (acked += 1),
-        onFail: (error) => {
-          throw error;
-        },
-      },
-    ),
-  );
+  // Chunks of up to 1,000 records of one partition, in offset order, as a source hands them out.
+  const byPartition = new Map<number, StoredLog[]>();
+  for (const log of logs) {
+    const list = byPartition.get(log.kafka_partition) ?? [];
+    list.push({ ...log, kafka_topic: topic });
+    byPartition.set(log.kafka_partition, list);
+  }
+  const chunks: Chunk<StoredLog>[] = [];
+  for (const [partition, list] of byPartition) {
+    list.sort((x, y) => x.kafka_offset - y.kafka_offset);
+    for (let i = 0; i < list.length; i += 1_000) {
+      const records = list.slice(i, i + 1_000);
+      chunks.push(
+        createChunk(
+          {
+            topic,
+            partition,
+            firstOffset: records[0]!.kafka_offset,
+            lastOffset: records[records.length - 1]!.kafka_offset,
+            records,
+            sizeBytes: 400 * records.length,
+          },
+          {
+            onAck: () => void (acked += records.length),
+            onFail: (error) => {
+              throw error;
+            },
+          },
+        ),
+      );
+    }
+  }
   const started = performance.now();
   await lastValueFrom(
-    from(envelopes).pipe(
+    from(chunks).pipe(
       clickHouseSink<StoredLog>(client, {
         sink: 'bench-logs',
         table: 'logs',
         columns: LOGS_COLUMNS,
         toRow: toLogsRow,
+        offsetOf: (log) => log.kafka_offset,
         ledger,
         deadLetter: async (failures) => {
           throw new Error(`the benchmark's rows were dead-lettered: ${failures.length}`);
@@ -157,6 +174,7 @@ async function sinkInserts(
         maxBytes: 1024 * 1024 * 1024,
         maxWaitMs: 60_000,
       }),
+      acknowledge(),
       toArray(),
     ),
   );

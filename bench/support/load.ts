@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { lastValueFrom, concatMap, ignoreElements } from 'rxjs';
 import { generateLogs } from '../../src/sources/generator.ts';
+import { DEFAULT_FETCH_MAX_BYTES, DEFAULT_FETCH_MAX_BYTES_PER_PARTITION } from '../../src/sources/kafka-topics.ts';
 import { BENCH_KAFKA_BROKERS } from './services.ts';
 
 export type RecordShape = 'compact' | 'full';
@@ -257,7 +258,13 @@ export async function rawConsumer(
   expected: number,
   onRecord?: (count: number) => void,
 ): Promise<{ firstAt: number; lastAt: number; cpu: NodeJS.CpuUsage; records: number; parsedBytes: number }> {
-  const consumer = kafka.consumer({ groupId: `${topic}-raw-baseline`, maxBytesPerPartition: 1024 * 1024 });
+  // As large fetches as kafkajs takes (the pipeline's consumer uses the same sizes, src/sources/kafka-topics.ts): a
+  // baseline held back by small fetches would flatter the pipeline's ratio.
+  const consumer = kafka.consumer({
+    groupId: `${topic}-raw-baseline`,
+    maxBytes: DEFAULT_FETCH_MAX_BYTES,
+    maxBytesPerPartition: DEFAULT_FETCH_MAX_BYTES_PER_PARTITION,
+  });
   let count = 0;
   let bytes = 0;
   let firstAt = 0;

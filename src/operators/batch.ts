@@ -2,7 +2,7 @@ import { asyncScheduler, Observable } from 'rxjs';
 import type { OperatorFunction, SchedulerLike, Subscription } from 'rxjs';
 
 export interface BatchOptions<T> {
-  /** A batch is emitted as soon as it holds this many items. */
+  /** A batch is emitted as soon as it holds this many items (or records, with `countOf`). */
   readonly maxRecords: number;
   /**
    * A batch is emitted before an item that would push it past this many bytes;
@@ -14,6 +14,11 @@ export interface BatchOptions<T> {
   readonly scheduler?: SchedulerLike;
   /** Defaults to the item's `sizeBytes` (Envelopes carry one), else 0. */
   readonly sizeOf?: (item: T) => number;
+  /**
+   * How many records an item holds (1 by default): chunks count their records. A batch is then emitted before an
+   * item that would push it past `maxRecords` too; a larger item travels alone.
+   */
+  readonly countOf?: (item: T) => number;
 }
 
 /**
@@ -37,11 +42,13 @@ export function batch<T>(options: BatchOptions<T>): OperatorFunction<T, T[]> {
   if (!(maxWaitMs >= 0)) throw new RangeError(`batch: maxWaitMs must be >= 0, got ${maxWaitMs}`);
   const scheduler = options.scheduler ?? asyncScheduler;
   const sizeOf = options.sizeOf ?? defaultSizeOf;
+  const countOf = options.countOf;
 
   return (source) =>
     new Observable<T[]>((subscriber) => {
       let buffer: T[] = [];
       let bufferedBytes = 0;
+      let bufferedCount = 0;
       let timer: Subscription | null = null;
 
       const flush = (): void => {
@@ -52,17 +59,20 @@ export function batch<T>(options: BatchOptions<T>): OperatorFunction<T, T[]> {
         const full = buffer;
         buffer = [];
         bufferedBytes = 0;
+        bufferedCount = 0;
         subscriber.next(full);
       };
 
       const sourceSubscription = source.subscribe({
         next: (item) => {
           const size = sizeOf(item);
-          if (buffer.length > 0 && bufferedBytes + size > maxBytes) flush();
+          const count = countOf === undefined ? 1 : countOf(item);
+          if (buffer.length > 0 && (bufferedBytes + size > maxBytes || bufferedCount + count > maxRecords)) flush();
           buffer.push(item);
           bufferedBytes += size;
+          bufferedCount += count;
           // Only a lone oversized item can exceed maxBytes here; nothing could join it, so it leaves at once.
-          if (buffer.length >= maxRecords || bufferedBytes > maxBytes) {
+          if (bufferedCount >= maxRecords || bufferedBytes > maxBytes) {
             flush();
           } else if (buffer.length === 1 && maxWaitMs !== Infinity) {
             timer = scheduler.schedule(flush, maxWaitMs);

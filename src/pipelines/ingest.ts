@@ -1,26 +1,34 @@
 /**
  * ingest (the seed's kafka-consumer): raw-logs -> parse and validate (invalid
- * -> raw-logs-dlq with the reason) -> normalize -> ClickHouse logs, exactly
- * once, and WARN/ERROR/FATAL -> vectorization-queue (keyed by error_hash, so
- * one pattern's records meet on one vectorize instance). A problem record is
- * queued only after its row is stored, so vectorize can flag it; its offset is
- * committed only when both writes are acknowledged.
+ * -> raw-logs-dlq with the reason) -> normalize -> dedupe -> ClickHouse logs,
+ * exactly once, and WARN/ERROR/FATAL -> vectorization-queue (keyed by
+ * error_hash, so one pattern's records meet on one vectorize instance).
+ *
+ * What flows is chunks (src/core/chunk.ts): one partition's records with one
+ * acknowledgement. A record that fails a stage moves to the chunk's rejected
+ * list and its dead letter is written before the chunk goes on. The queue
+ * comes after the store, not beside it: vectorize flags the stored row, so a
+ * problem record is queued only once its row exists, and the chunk is acked
+ * (its offsets committable) only when both are written.
  */
-import { concatMap, defer, filter, ignoreElements, map, merge, mergeMap, Subject, tap } from 'rxjs';
+import { defer, map, mergeMap, tap } from 'rxjs';
 import { z } from 'zod';
-import { createEnvelope, withValue, type Envelope } from '../core/envelope.ts';
-import { InputError } from '../core/errors.ts';
-import { parseLogEvent, PROBLEM_LEVELS } from '../domain/log-event.ts';
-import { normalizeMessage } from '../domain/normalizer.ts';
-import { batch } from '../operators/batch.ts';
+import { withRecords, type Chunk } from '../core/chunk.ts';
+import { parseLogEvent, PROBLEM_LEVELS, type LogEvent } from '../domain/log-event.ts';
 import { definePipeline } from '../core/pipeline.ts';
-import { RecentIds } from '../domain/recent-ids.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
+import { acknowledge } from '../operators/acknowledge.ts';
+import { deadLetterRejected } from '../operators/deadLetterRejected.ts';
+import { normalize, type Normalized } from '../operators/normalize.ts';
+import { parseRecords } from '../operators/parseRecords.ts';
+import { rejectDuplicates } from '../operators/rejectDuplicates.ts';
 import { clickHouseSink } from '../sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../sinks/clickhouse-ledger.ts';
 import type { Failure } from '../sinks/dead-letter.ts';
+import { topicSink } from '../sinks/topic-sink.ts';
 import { encodeLogsRow, LOGS_COLUMNS } from '../stores/logs-table.ts';
 import type { ConsumedRecord, OutgoingMessage } from '../sources/topics.ts';
+import { DEFAULT_FETCH_MAX_BYTES } from '../sources/kafka-topics.ts';
 import { consume, deadLetterSink, thenClose } from '../sources/consume.ts';
 import { parseOptions } from '../core/options.ts';
 import type { Resources } from './resources.ts';
@@ -38,25 +46,30 @@ export interface VectorizationRequest {
   readonly timestamp: number;
 }
 
+/** A parsed log and the record it came from. */
+interface ParsedLog {
+  readonly event: LogEvent;
+  readonly record: ConsumedRecord;
+}
+
 /**
- * What a routed record carries to the sinks: its row and (for problem levels)
+ * What a stored record carries to the sinks: its row and (for problem levels)
  * its vectorization request, encoded as soon as it is parsed. The parsed
  * event and its strings then die young, before the garbage collector's next
  * scavenge, instead of surviving into the old generation while the batch
  * fills and its insert runs.
  */
 interface RoutedLog {
-  /**
-   * JSON array of the logs columns (encodeLogsRow's values), as UTF-8: it waits off the JS heap until its batch is
-   * inserted.
-   */
-  readonly row: Buffer;
+  /** JSON array of the logs columns (encodeLogsRow's values). */
+  readonly row: string;
   readonly queue: OutgoingMessage | undefined;
+  readonly offset: number;
+  readonly key: string | null;
 }
 
 /** A rejected row's dead letter: the stored columns by name, as the row said them. */
 function rowPayload(log: RoutedLog): unknown {
-  const values = JSON.parse(log.row.toString('utf8')) as unknown[];
+  const values = JSON.parse(log.row) as unknown[];
   return Object.fromEntries(LOGS_COLUMNS.map((column, i) => [column, values[i]]));
 }
 
@@ -90,38 +103,40 @@ export const ingest = definePipeline<Resources>({
         const producer = topics.producer();
         const subscription = consume(ctx, topics, config.topics.rawLogs, {
           maxInFlightRecords: options['max-in-flight'],
+          // At least one full fetch: kafkajs hands out a fetch at a time (src/sources/kafka-topics.ts).
+          maxInFlightBytes: 4 * DEFAULT_FETCH_MAX_BYTES,
         });
         const deadLetters = deadLetterSink(ctx, producer, config.topics.rawLogsDlq);
         const sendDeadLetters = (failures: readonly Failure[]) =>
           retry(() => deadLetters.send(failures), RETRY_UNTIL_STOPPED);
-
-        const invalid = new Subject<{ envelope: Envelope<ConsumedRecord>; failure: Failure }>();
-        const toClickHouse = new Subject<Envelope<RoutedLog>>();
-        const toQueue = new Subject<Envelope<RoutedLog>>();
         const recordsIn = metrics.recordsIn.labels({ pipeline: name, stage: 'source' });
-        const recentIds = new RecentIds();
         const stored = metrics.recordsOut.labels({ pipeline: name, stage: 'clickhouse' });
+        const queued = metrics.recordsOut.labels({ pipeline: name, stage: 'vectorization-queue' });
 
-        const deadLettering$ = invalid.pipe(
-          batch({
-            maxRecords: 1_000,
-            maxBytes: 8 * 1024 * 1024,
-            maxWaitMs: 200,
-            scheduler: ctx.scheduler,
-            sizeOf: (i) => i.envelope.sizeBytes,
+        const graph$ = subscription.chunks$.pipe(
+          tap((chunk) => recordsIn.inc(chunk.records.length)),
+          parseRecords(
+            (record: ConsumedRecord): ParsedLog => ({
+              event: parseLogEvent(record.value, record, ctx.scheduler.now()),
+              record,
+            }),
+          ),
+          normalize((log: ParsedLog) => log.event.message),
+          rejectDuplicates<Normalized<ParsedLog>>({
+            idOf: (log) => log.event.log_id,
+            originOf: (log) => log.record,
+            payloadOf: (log) => log.record.value,
+            keyOf: (log) => log.record.key,
           }),
-          concatMap(async (items) => {
-            await sendDeadLetters(items.map((i) => i.failure));
-            for (const i of items) i.envelope.ack();
-          }),
-        );
-
-        const clickHouse$ = toClickHouse.pipe(
+          deadLetterRejected(sendDeadLetters),
+          map((chunk) => encode(chunk, ctx.scheduler.now())),
           clickHouseSink<RoutedLog>(engines.clickhouse, {
             sink: 'ingest-logs',
             table: 'logs',
             columns: LOGS_COLUMNS,
             toRow: (log) => log.row,
+            offsetOf: (log) => log.offset,
+            keyOf: (log) => log.key,
             deadLetterPayload: rowPayload,
             ledger: sinkBatchLedger(repositories.sinkBatches),
             deadLetter: sendDeadLetters,
@@ -133,100 +148,50 @@ export const ingest = definePipeline<Resources>({
               metrics.batchSize.observe({ pipeline: name, stage: 'clickhouse' }, b.rows);
             },
           }),
-          tap({ complete: () => toQueue.complete(), error: (error: unknown) => toQueue.error(error) }),
-        );
-
-        const queue$ = toQueue.pipe(
-          batch({ maxRecords: 2_000, maxBytes: 4 * 1024 * 1024, maxWaitMs: 100, scheduler: ctx.scheduler }),
-          concatMap(async (items) => {
-            const messages = items.map(({ value: log }) => log.queue!);
-            await retry(() => producer.send(config.topics.vectorizationQueue, messages), RETRY_UNTIL_STOPPED);
-            for (const i of items) i.ack();
-            metrics.recordsOut.inc({ pipeline: name, stage: 'vectorization-queue' }, items.length);
+          // Queued only once stored: vectorize flags the row, which must exist by then.
+          topicSink<RoutedLog>({
+            producer,
+            topic: config.topics.vectorizationQueue,
+            messageOf: (log) => log.queue,
+            onSent: (count) => queued.inc(count),
+            scheduler: ctx.scheduler,
           }),
+          acknowledge(),
         );
-
-        const routing$ = subscription.records$.pipe(
-          map((envelope): Envelope<RoutedLog> | undefined => {
-            recordsIn.inc();
-            const now = ctx.scheduler.now();
-            try {
-              const event = parseLogEvent(envelope.value.value, envelope.origin, now);
-              const firstSeen = recentIds.firstSeenElsewhere(event.log_id, envelope.origin);
-              if (firstSeen !== undefined)
-                throw new InputError(`duplicate log_id ${event.log_id}: already ingested from ${firstSeen}`);
-              const { template, errorHash } = normalizeMessage(event.message);
-              const row = encodeLogsRow(event, {
-                template,
-                error_hash: errorHash,
-                ingested_at: now,
-                kafka_topic: envelope.origin.topic,
-                kafka_partition: envelope.origin.partition,
-                kafka_offset: envelope.origin.offset,
-              });
-              let queue: OutgoingMessage | undefined;
-              if (PROBLEM_LEVELS.has(event.level)) {
-                const request: VectorizationRequest = {
-                  log_id: event.log_id,
-                  error_hash: errorHash,
-                  template,
-                  message: truncateText(event.message, 4_096),
-                  service: event.service,
-                  environment: event.environment,
-                  level: event.level,
-                  timestamp: event.timestamp,
-                };
-                queue = { key: errorHash, value: JSON.stringify(request) };
-              }
-              const routed: RoutedLog = { row: Buffer.from(JSON.stringify(row)), queue };
-              return withValue(envelope, routed);
-            } catch (error) {
-              invalid.next({
-                envelope,
-                failure: {
-                  payload: envelope.value.value,
-                  error,
-                  stage: 'parse',
-                  origin: envelope.origin,
-                  key: envelope.key,
-                },
-              });
-              return undefined;
-            }
-          }),
-          filter((e): e is Envelope<RoutedLog> => e !== undefined),
-          tap({
-            next: (envelope) => {
-              if (envelope.value.queue === undefined) {
-                toClickHouse.next(envelope);
-                return;
-              }
-              // Queued only once stored: vectorize flags the row, which must exist by then.
-              toClickHouse.next(
-                createEnvelope(envelope, {
-                  onAck: () => toQueue.next(envelope),
-                  onFail: (error) => envelope.fail(error),
-                }),
-              );
-            },
-            complete: () => {
-              invalid.complete();
-              // toQueue completes after the ClickHouse sink: its last acks still feed the queue.
-              toClickHouse.complete();
-            },
-            error: (error: unknown) => {
-              invalid.error(error);
-              toClickHouse.error(error);
-              toQueue.error(error);
-            },
-          }),
-          ignoreElements(),
-        );
-
-        // Consumers first, so nothing routed is emitted before its branch listens.
-        const graph$ = merge(deadLettering$, clickHouse$, queue$, routing$).pipe(ignoreElements());
         return thenClose(graph$, subscription);
       }),
     );
   },
 });
+
+/** Each log's row and queue message, encoded now so the parsed event dies young (see RoutedLog). */
+function encode(chunk: Chunk<Normalized<ParsedLog>>, now: number): Chunk<RoutedLog> {
+  const out = new Array<RoutedLog>(chunk.records.length);
+  for (let i = 0; i < chunk.records.length; i++) {
+    const { event, record, template, error_hash } = chunk.records[i]!;
+    let queue: OutgoingMessage | undefined;
+    if (PROBLEM_LEVELS.has(event.level)) {
+      const request: VectorizationRequest = {
+        log_id: event.log_id,
+        error_hash,
+        template,
+        message: truncateText(event.message, 4_096),
+        service: event.service,
+        environment: event.environment,
+        level: event.level,
+        timestamp: event.timestamp,
+      };
+      queue = { key: error_hash, value: JSON.stringify(request) };
+    }
+    const row = encodeLogsRow(event, {
+      template,
+      error_hash,
+      ingested_at: now,
+      kafka_topic: record.topic,
+      kafka_partition: record.partition,
+      kafka_offset: record.offset,
+    });
+    out[i] = { row: JSON.stringify(row), queue, offset: record.offset, key: record.key };
+  }
+  return withRecords(chunk, out);
+}

@@ -2,30 +2,35 @@
  * Batched inserts into ClickHouse (a server or chdb: the same client), exactly
  * once (README, Guarantees: delivery per sink), as the ClickHouse Kafka Connect sink does it:
  *
- * - batches are cut per partition and each batch's offset range is recorded
- *   in a ledger (PostgreSQL) BEFORE it is inserted;
+ * - chunks are cut per partition (at the recorded ranges, see cutToLedger) and
+ *   batched by the shared `batch` operator (src/operators/batch.ts); each
+ *   batch's offset range is recorded in a ledger (PostgreSQL) BEFORE it is inserted;
  * - the insert carries insert_deduplication_token = table-topic-partition-min-max;
  * - after a crash, replayed records are re-cut into exactly the recorded
  *   ranges, so the retried insert carries the same token and ClickHouse drops
  *   it (the dependent views too, with
  *   deduplicate_blocks_in_dependent_materialized_views=1);
- * - records are acked only after their insert succeeded;
+ * - a chunk is emitted (for the next sink or its ack) only after every one
+ *   of its records is inserted or dead-lettered;
  * - a batch rejected for its data is bisected, deterministically, so only the
  *   bad rows go to the dead-letter sink and a replay bisects the same way.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import {
   asyncScheduler,
+  concatMap,
+  defer,
+  from,
   groupBy,
   mergeMap,
-  Observable,
+  type ObservableInput,
   type OperatorFunction,
   type SchedulerLike,
-  type Subscription,
 } from 'rxjs';
-import type { Envelope } from '../core/envelope.ts';
+import type { Chunk } from '../core/chunk.ts';
 import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../core/errors.ts';
 import { retry, RETRY_UNTIL_STOPPED, type RetryOptions } from '../core/retry.ts';
+import { batch } from '../operators/batch.ts';
 import type { Failure } from './dead-letter.ts';
 import { encodeRows, rowInserterFor, type EncodedRow, type RowInserter } from '../clients/row-inserter.ts';
 
@@ -58,6 +63,10 @@ export interface ClickHouseSinkOptions<T> {
   readonly toRow: (value: T) => unknown[] | EncodedRow;
   /** What a rejected row's dead letter carries; the value itself by default. */
   readonly deadLetterPayload?: (value: T) => unknown;
+  /** The record's offset in its partition: batches and their ledger ranges are cut by it. */
+  readonly offsetOf: (value: T) => number;
+  /** The record's key, for its dead letter; null by default. */
+  readonly keyOf?: (value: T) => string | null;
   readonly ledger: BatchLedger;
   readonly deadLetter: (failures: readonly Failure[]) => Promise<void>;
   readonly maxRecords?: number;
@@ -165,20 +174,36 @@ const NOT_ABOUT_A_ROW: ReadonlySet<string> = new Set([
   ErrorCodes.TIMEOUT,
 ]);
 
-interface CutBatch<T> {
-  readonly records: Envelope<T>[];
-  /** Set when replayed records were re-cut into a range recorded before a crash. */
+/** Progress of one chunk through the sink: emitted once every piece holding its records is written. */
+interface ChunkProgress<T> {
+  readonly chunk: Chunk<T>;
+  pending: number;
+}
+
+/** A run of one partition's records to be written together (part of a chunk, or a recorded range's records). */
+interface Piece<T> {
+  readonly records: readonly T[];
+  readonly bytes: number;
+  /** Set when replayed records were re-cut into a range recorded before a crash: written alone, as exactly it. */
   readonly recorded: OffsetRange | undefined;
+  readonly chunks: ChunkProgress<T>[];
+  /** The partition's epoch it was cut in; a rewind starts a new one and drops what the old one left unwritten. */
+  readonly epoch: number;
 }
 
 const DEFAULTS = { maxRecords: 10_000, maxBytes: 16 * 1024 * 1024, maxWaitMs: 1_000, concurrency: 4 };
 
 const DEFAULT_RETRY: RetryOptions = RETRY_UNTIL_STOPPED;
 
+/**
+ * Writes chunks into ClickHouse and emits each chunk once all its records are
+ * stored (rows ClickHouse refuses are dead-lettered first). It does not ack:
+ * the chunk may have further sinks to reach, and whoever ends the graph acks.
+ */
 export function clickHouseSink<T>(
   client: ClickHouseClient,
   options: ClickHouseSinkOptions<T>,
-): OperatorFunction<Envelope<T>, InsertedBatch> {
+): OperatorFunction<Chunk<T>, Chunk<T>> {
   const maxRecords = options.maxRecords ?? DEFAULTS.maxRecords;
   const maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
   const maxWaitMs = options.maxWaitMs ?? DEFAULTS.maxWaitMs;
@@ -190,162 +215,183 @@ export function clickHouseSink<T>(
 
   return (source) =>
     source.pipe(
-      groupBy((e) => `${e.origin.topic}\u0000${e.origin.partition}`),
+      groupBy((chunk) => `${chunk.topic}\u0000${chunk.partition}`),
       mergeMap(
         (partition$) =>
-          partition$.pipe(
-            writePartition<T>(
-              { maxRecords, maxBytes, maxWaitMs, scheduler, ledger: options.ledger, sink: options.sink },
-              writer,
-            ),
-          ),
+          defer(() => {
+            const cutter = new LedgerCutter<T>(options, maxRecords);
+            return partition$.pipe(
+              concatMap((chunk) => cutter.cut(chunk)),
+              // A recorded range weighs more than any batch may, so the batch before it is emitted and it travels
+              // alone: a fresh batch never runs into a recorded range, and a replayed one is written as recorded.
+              batch<Piece<T>>({
+                maxRecords,
+                maxBytes,
+                maxWaitMs,
+                scheduler,
+                countOf: (piece) => piece.records.length,
+                sizeOf: (piece) => (piece.recorded === undefined ? piece.bytes : Number.POSITIVE_INFINITY),
+              }),
+              concatMap((pieces) => cutter.write(pieces, writer)),
+            );
+          }),
         options.concurrency ?? DEFAULTS.concurrency,
       ),
     );
 }
 
 /**
- * Cuts one partition's records into batches and writes them one at a time.
- * Replayed records that fall in a recorded range are held until the range is
- * complete and written as exactly that range; everything after is cut by
- * count, bytes or time. When the partition rewinds (after a rebalance kafkajs
- * re-reads uncommitted records), the unwritten batch is dropped (its records
- * come again), the writes under way finish, and the recorded ranges are read
- * again before the replay is cut, so no batch overlaps a recorded one.
+ * Cuts one partition's chunks into pieces the ledger allows. Replayed records
+ * that fall in a recorded range are held until the range is complete and
+ * become one piece of exactly that range; everything else is cut by count
+ * (and batched downstream by count, bytes or time). When the partition
+ * rewinds (after a rebalance kafkajs re-reads uncommitted records), what is
+ * cut but unwritten is dropped (its records come again), the write under way
+ * finishes, and the recorded ranges are read again before the replay is cut,
+ * so no batch overlaps a recorded one.
  */
-function writePartition<T>(
-  options: {
-    maxRecords: number;
-    maxBytes: number;
-    maxWaitMs: number;
-    scheduler: SchedulerLike;
-    ledger: BatchLedger;
-    sink: string;
-  },
-  writer: BatchWriter<T>,
-): OperatorFunction<Envelope<T>, InsertedBatch> {
-  return (source) =>
-    new Observable<InsertedBatch>((subscriber) => {
-      let ranges: OffsetRange[] | undefined;
-      let loading = false;
-      const waiting: Envelope<T>[] = [];
-      let current: Envelope<T>[] = [];
-      let currentBytes = 0;
-      let currentRange: OffsetRange | undefined;
-      let lastOffset = -1;
-      let timer: Subscription | undefined;
-      let sourceDone = false;
-      let writes: Promise<void> = Promise.resolve();
+class LedgerCutter<T> {
+  private ranges: OffsetRange[] | undefined;
+  private lastOffset = -1;
+  private epoch = 0;
+  /** The recorded range being completed, and its records so far. */
+  private held: { range: OffsetRange; records: T[]; bytes: number; chunks: ChunkProgress<T>[] } | undefined;
+  private writing: Promise<unknown> = Promise.resolve();
 
-      const fail = (error: unknown) => subscriber.error(error);
+  constructor(
+    private readonly options: ClickHouseSinkOptions<T>,
+    private readonly maxRecords: number,
+  ) {}
 
-      const emit = () => {
-        timer?.unsubscribe();
-        timer = undefined;
-        if (current.length === 0) return;
-        const batch: CutBatch<T> = { records: current, recorded: currentRange };
-        current = [];
-        currentBytes = 0;
-        currentRange = undefined;
-        writes = writes.then(async () => {
-          const result = await writer.write(batch);
-          if (!subscriber.closed) subscriber.next(result);
+  cut(chunk: Chunk<T>): ObservableInput<Piece<T>> {
+    const rewound = chunk.records.length > 0 && this.options.offsetOf(chunk.records[0]!) <= this.lastOffset;
+    if (this.ranges === undefined || rewound) {
+      if (rewound) {
+        this.epoch += 1;
+        this.held = undefined;
+      }
+      if (chunk.records.length === 0) return [this.piece(chunk, chunk.records, 0)];
+      const offset = this.options.offsetOf(chunk.records[0]!);
+      const loaded = this.writing
+        .catch(() => undefined)
+        .then(() => this.options.ledger.rangesFrom(this.options.sink, chunk.topic, chunk.partition, offset))
+        .then((ranges) => {
+          this.ranges = ranges;
+          return this.cutLoaded(chunk);
         });
-        writes.catch(fail);
-      };
+      return from(loaded).pipe(mergeMap((pieces) => pieces));
+    }
+    return this.cutLoaded(chunk);
+  }
 
-      const reload = (offset: number, topic: string, partition: number) => {
-        loading = true;
-        ranges = undefined;
-        writes
-          .then(() => options.ledger.rangesFrom(options.sink, topic, partition, offset))
-          .then((loaded) => {
-            ranges = loaded;
-            loading = false;
-            const replay = waiting.splice(0);
-            for (const w of replay) add(w);
-            if (sourceDone && !loading) finish();
-          })
-          .catch(fail);
-      };
-
-      const add = (e: Envelope<T>) => {
-        const offset = e.origin.offset;
-        // While the ledger is read, records queue in order; a rewind among them is handled on replay.
-        if (loading) {
-          waiting.push(e);
-          return;
-        }
-        if (offset <= lastOffset) {
-          // A rewind: what is unwritten comes again; start over from the ledger.
-          timer?.unsubscribe();
-          timer = undefined;
-          current = [];
-          currentBytes = 0;
-          currentRange = undefined;
-          lastOffset = offset - 1;
-          waiting.push(e);
-          reload(offset, e.origin.topic, e.origin.partition);
-          return;
-        }
-        lastOffset = offset;
-        if (currentRange !== undefined && offset > currentRange.maxOffset) emit();
-        if (current.length === 0) {
-          while (ranges !== undefined && ranges.length > 0 && ranges[0]!.maxOffset < offset) ranges.shift();
-          const next = ranges?.[0];
-          currentRange = next !== undefined && next.minOffset <= offset ? next : undefined;
-          if (currentRange !== undefined) ranges!.shift();
-        }
-        if (currentRange === undefined && current.length > 0 && currentBytes + e.sizeBytes > options.maxBytes) emit();
-        current.push(e);
-        currentBytes += e.sizeBytes;
-        if (currentRange !== undefined) {
-          if (offset >= currentRange.maxOffset) emit();
-          return;
-        }
-        // A fresh batch must not run into a recorded range: it ends where that range begins.
-        const nextRecorded = ranges?.[0];
-        if (
-          current.length >= options.maxRecords ||
-          currentBytes >= options.maxBytes ||
-          (nextRecorded !== undefined && offset + 1 >= nextRecorded.minOffset)
-        ) {
-          emit();
-        } else if (current.length === 1 && timer === undefined) {
-          timer = options.scheduler.schedule(() => {
-            timer = undefined;
-            if (currentRange === undefined) emit();
-          }, options.maxWaitMs);
-        }
-      };
-
-      const finish = () => {
-        // A replayed range that never completed is left unacked: it is replayed again next time.
-        if (currentRange === undefined) emit();
-        writes.then(() => subscriber.complete(), fail);
-      };
-
-      const subscription = source.subscribe({
-        next: (e) => {
-          if (ranges === undefined && !loading) {
-            lastOffset = e.origin.offset - 1;
-            waiting.push(e);
-            reload(e.origin.offset, e.origin.topic, e.origin.partition);
-            return;
-          }
-          add(e);
-        },
-        error: fail,
-        complete: () => {
-          sourceDone = true;
-          if (!loading) finish();
-        },
+  private cutLoaded(chunk: Chunk<T>): Piece<T>[] {
+    const { records } = chunk;
+    const progress: ChunkProgress<T> = { chunk, pending: 0 };
+    const pieces: Piece<T>[] = [];
+    if (records.length === 0) return [this.piece(chunk, records, 0)];
+    const offsetOf = this.options.offsetOf;
+    const bytesPer = chunk.sizeBytes / records.length;
+    this.lastOffset = offsetOf(records[records.length - 1]!);
+    const ranges = this.ranges!;
+    // The common case, nothing recorded ahead: the chunk as is (cut by count only when larger than a batch).
+    if (ranges.length === 0 && this.held === undefined) {
+      for (let i = 0; i < records.length; i += this.maxRecords) {
+        const part = records.length <= this.maxRecords ? records : records.slice(i, i + this.maxRecords);
+        progress.pending += 1;
+        pieces.push(this.freshPiece(part, part.length * bytesPer, progress));
+      }
+      return pieces;
+    }
+    let run: T[] = [];
+    const endRun = () => {
+      if (run.length === 0) return;
+      progress.pending += 1;
+      pieces.push(this.freshPiece(run, run.length * bytesPer, progress));
+      run = [];
+    };
+    const release = () => {
+      const held = this.held!;
+      this.held = undefined;
+      pieces.push({
+        records: held.records,
+        bytes: held.bytes,
+        recorded: held.range,
+        chunks: held.chunks,
+        epoch: this.epoch,
       });
-      return () => {
-        timer?.unsubscribe();
-        subscription.unsubscribe();
-      };
-    });
+    };
+    for (const record of records) {
+      const offset = offsetOf(record);
+      // A recorded range whose end never came (compaction) is written as far as it got.
+      if (this.held !== undefined && offset > this.held.range.maxOffset) release();
+      if (this.held === undefined) {
+        while (ranges.length > 0 && ranges[0]!.maxOffset < offset) ranges.shift();
+        const next = ranges[0];
+        if (next !== undefined && next.minOffset <= offset) {
+          endRun();
+          ranges.shift();
+          this.held = { range: next, records: [], bytes: 0, chunks: [] };
+        }
+      }
+      const held = this.held;
+      if (held === undefined) {
+        run.push(record);
+        if (run.length >= this.maxRecords) endRun();
+        continue;
+      }
+      held.records.push(record);
+      held.bytes += bytesPer;
+      // Counted as soon as the chunk joins the range, not when the range completes: a piece of this chunk written
+      // meanwhile must not complete the chunk while some of its records wait for the range's end.
+      if (held.chunks[held.chunks.length - 1] !== progress) {
+        held.chunks.push(progress);
+        progress.pending += 1;
+      }
+      if (offset >= held.range.maxOffset) release();
+    }
+    endRun();
+    return pieces;
+  }
+
+  private freshPiece(records: readonly T[], bytes: number, progress: ChunkProgress<T>): Piece<T> {
+    return { records, bytes, recorded: undefined, chunks: [progress], epoch: this.epoch };
+  }
+
+  /** A chunk with no records left to store: it passes once what was cut before it is written. */
+  private piece(chunk: Chunk<T>, records: readonly T[], bytes: number): Piece<T> {
+    return { records, bytes, recorded: undefined, chunks: [{ chunk, pending: 1 }], epoch: this.epoch };
+  }
+
+  /** Writes one batch of pieces; emits the chunks it completes. */
+  write(pieces: readonly Piece<T>[], writer: BatchWriter<T>): ObservableInput<Chunk<T>> {
+    const current = pieces.filter((p) => p.epoch === this.epoch);
+    const records: T[] = [];
+    for (const piece of current) for (const r of piece.records) records.push(r);
+    const recorded = current.length === 1 ? current[0]!.recorded : undefined;
+    const done = (): Chunk<T>[] => {
+      const completed: Chunk<T>[] = [];
+      for (const piece of current) {
+        for (const progress of piece.chunks) {
+          progress.pending -= 1;
+          if (progress.pending === 0) completed.push(progress.chunk);
+        }
+      }
+      return completed;
+    };
+    if (records.length === 0) return done();
+    const first = current[0]!.chunks[0]!.chunk;
+    const writing = writer.write({ topic: first.topic, partition: first.partition, records, recorded }).then(done);
+    this.writing = writing;
+    return from(writing).pipe(mergeMap((chunks) => chunks));
+  }
+}
+
+interface CutBatch<T> {
+  readonly topic: string;
+  readonly partition: number;
+  readonly records: readonly T[];
+  /** Set when replayed records were re-cut into a range recorded before a crash. */
+  readonly recorded: OffsetRange | undefined;
 }
 
 class BatchWriter<T> {
@@ -360,13 +406,14 @@ class BatchWriter<T> {
   }
 
   async write(batch: CutBatch<T>): Promise<InsertedBatch> {
+    const { offsetOf } = this.options;
     const first = batch.records[0]!;
     const last = batch.records[batch.records.length - 1]!;
     let range: OffsetRange = batch.recorded ?? {
-      topic: first.origin.topic,
-      partition: first.origin.partition,
-      minOffset: first.origin.offset,
-      maxOffset: last.origin.offset,
+      topic: batch.topic,
+      partition: batch.partition,
+      minOffset: offsetOf(first),
+      maxOffset: offsetOf(last),
     };
     let records = batch.records;
     if (batch.recorded === undefined) {
@@ -382,11 +429,11 @@ class BatchWriter<T> {
             { stage: 'sink' },
           );
         }
-        const rest = records.filter((r) => r.origin.offset > recorded.maxOffset);
-        records = records.filter((r) => r.origin.offset <= recorded.maxOffset);
+        const rest = records.filter((r) => offsetOf(r) > recorded.maxOffset);
+        records = records.filter((r) => offsetOf(r) <= recorded.maxOffset);
         range = recorded;
         const head = await this.insertRange(range, records);
-        const tail = await this.write({ records: rest, recorded: undefined });
+        const tail = await this.write({ ...batch, records: rest, recorded: undefined });
         return {
           range: head.range,
           rows: head.rows + tail.rows,
@@ -398,14 +445,14 @@ class BatchWriter<T> {
     return this.insertRange(range, records);
   }
 
-  private async insertRange(range: OffsetRange, records: Envelope<T>[]): Promise<InsertedBatch> {
+  private async insertRange(range: OffsetRange, records: readonly T[]): Promise<InsertedBatch> {
     const token = `${this.options.table}-${range.topic}-${range.partition}-${range.minOffset}-${range.maxOffset}`;
-    const bad: Array<{ record: Envelope<T>; error: unknown }> = [];
+    const bad: Array<{ record: T; error: unknown }> = [];
     const rows: EncodedRow[] = [];
-    const convertible: Envelope<T>[] = [];
+    const convertible: T[] = [];
     for (const record of records) {
       try {
-        const row = this.options.toRow(record.value);
+        const row = this.options.toRow(record);
         rows.push(Array.isArray(row) ? JSON.stringify(row) : row);
         convertible.push(record);
       } catch (error) {
@@ -415,20 +462,20 @@ class BatchWriter<T> {
     await this.insertBisecting(convertible, rows, token, bad);
     if (bad.length > 0) {
       const payloadOf = this.options.deadLetterPayload ?? ((value: T) => value);
+      const { offsetOf, keyOf } = this.options;
       await this.withRetry(() =>
         this.options.deadLetter(
           bad.map(({ record, error }) => ({
-            payload: payloadOf(record.value),
+            payload: payloadOf(record),
             error,
             stage: 'sink',
-            origin: record.origin,
-            key: record.key,
+            origin: { topic: range.topic, partition: range.partition, offset: offsetOf(record) },
+            key: keyOf === undefined ? null : keyOf(record),
           })),
         ),
       );
     }
     await this.withRetry(() => this.options.ledger.markInserted(this.options.sink, range));
-    for (const r of records) r.ack();
     const result = { range, rows: records.length - bad.length, deadLettered: bad.length, token };
     this.options.onInserted?.(result);
     return result;
@@ -439,10 +486,10 @@ class BatchWriter<T> {
    * identically.
    */
   private async insertBisecting(
-    records: Envelope<T>[],
+    records: T[],
     rows: EncodedRow[],
     token: string,
-    bad: Array<{ record: Envelope<T>; error: unknown }>,
+    bad: Array<{ record: T; error: unknown }>,
   ): Promise<void> {
     if (rows.length === 0) return;
     const body = encodeRows(rows);

@@ -8,6 +8,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Observable } from 'rxjs';
 import { probe, type HealthCheck } from '../core/component.ts';
+import type { Chunk } from '../core/chunk.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { LogflowError, ErrorCodes } from '../core/errors.ts';
 import {
@@ -191,117 +192,144 @@ export class InProcessTopics implements Topics {
       reportLag();
     };
 
-    const records$ = new Observable<Envelope<ConsumedRecord>>((subscriber) => {
-      if (subscribed) {
-        subscriber.error(
-          new LogflowError(ErrorCodes.INTERNAL, 'an in-process subscription can be subscribed once', {
-            stage: 'source',
-          }),
-        );
-        return;
-      }
-      if (this.activeGroups.has(groupId)) {
-        subscriber.error(
-          new LogflowError(ErrorCodes.INTERNAL, `consumer group ${groupId} already has a member in this process`, {
-            stage: 'source',
-          }),
-        );
-        return;
-      }
-      subscribed = true;
-      this.activeGroups.add(groupId);
-      failWith = (error) => subscriber.error(error);
-      let wake: (() => void) | undefined;
-      const listener = () => wake?.();
-      this.listeners.add(listener);
-      commitTimer = setInterval(() => void commit(), options.commitIntervalMs ?? 1_000);
-      commitTimer.unref();
+    /** Reads the topics in slices of at most `maxSlice` records of one partition, each handed to `emit`. */
+    const read = <T>(
+      maxSlice: number,
+      emit: (slice: readonly ConsumedRecord[], next: (value: T) => void) => void,
+    ): Observable<T> =>
+      new Observable<T>((subscriber) => {
+        if (subscribed) {
+          subscriber.error(
+            new LogflowError(ErrorCodes.INTERNAL, 'an in-process subscription can be subscribed once', {
+              stage: 'source',
+            }),
+          );
+          return;
+        }
+        if (this.activeGroups.has(groupId)) {
+          subscriber.error(
+            new LogflowError(ErrorCodes.INTERNAL, `consumer group ${groupId} already has a member in this process`, {
+              stage: 'source',
+            }),
+          );
+          return;
+        }
+        subscribed = true;
+        this.activeGroups.add(groupId);
+        failWith = (error) => subscriber.error(error);
+        let wake: (() => void) | undefined;
+        const listener = () => wake?.();
+        this.listeners.add(listener);
+        commitTimer = setInterval(() => void commit(), options.commitIntervalMs ?? 1_000);
+        commitTimer.unref();
 
-      const pump = async () => {
-        const assigned = options.topics.map((topic) => ({
-          topic,
-          partitions: this.topicState(topic).partitions.length,
-        }));
-        const positions = new Map<string, number[]>();
-        const partitionsList = assigned.flatMap(({ topic, partitions }) =>
-          Array.from({ length: partitions }, (_, partition) => ({ topic, partition })),
-        );
-        for (const tp of partitionsList) tracker.assign(tp.topic, tp.partition);
-        await options.onAssign?.(partitionsList);
-        for (const { topic, partitions } of assigned) {
-          const committed = this.committed.get(groupId)?.get(topic);
-          const state = this.topicState(topic);
-          const starts = Array.from({ length: partitions }, (_, p) => {
-            const part = state.partitions[p]!;
-            const start = committed?.get(p) ?? (options.fromBeginning === false ? part.end : part.base);
-            return Math.max(start, part.base);
-          });
-          positions.set(topic, starts);
-          // A group holds retention from the moment it joins, not from its first commit.
-          const group = this.groupOffsets(groupId);
-          if (!group.has(topic)) group.set(topic, new Map(starts.map((offset, p) => [p, offset])));
-        }
-        let sinceYield = 0;
-        while (!stopped && !this.closed && !subscriber.closed) {
-          let delivered = 0;
-          for (const { topic, partition } of partitionsList) {
-            const part = this.topicState(topic).partitions[partition]!;
-            const pos = positions.get(topic)!;
-            let next = Math.max(pos[partition]!, part.base);
-            let slice = 0;
-            // Held by reference, not index: a commit during delivery may release segments from the array.
-            let segment: Segment | undefined;
-            while (
-              next < part.end &&
-              slice < DELIVERY_SLICE &&
-              tracker.hasCapacity() &&
-              !stopped &&
-              !subscriber.closed
-            ) {
-              if (segment === undefined || next >= segment.first + segment.count)
-                segment = part.segments[segmentIndex(part.segments, next)]!;
-              subscriber.next(tracker.envelope(recordAt(topic, partition, segment, next - segment.first)));
-              next += 1;
-              slice += 1;
-            }
-            pos[partition] = next;
-            delivered += slice;
-          }
-          if (tracker.failed !== undefined) return;
-          sinceYield += delivered;
-          if (delivered > 0 && sinceYield >= 4 * DELIVERY_SLICE) {
-            sinceYield = 0;
-            await yieldToEventLoop();
-            continue;
-          }
-          if (!tracker.hasCapacity()) {
-            await tracker.waitForCapacity();
-            continue;
-          }
-          if (delivered === 0) {
-            await new Promise<void>((resolve) => {
-              wake = resolve;
+        const next$ = (value: T) => subscriber.next(value);
+        const pump = async () => {
+          const assigned = options.topics.map((topic) => ({
+            topic,
+            partitions: this.topicState(topic).partitions.length,
+          }));
+          const positions = new Map<string, number[]>();
+          const partitionsList = assigned.flatMap(({ topic, partitions }) =>
+            Array.from({ length: partitions }, (_, partition) => ({ topic, partition })),
+          );
+          for (const tp of partitionsList) tracker.assign(tp.topic, tp.partition);
+          await options.onAssign?.(partitionsList);
+          for (const { topic, partitions } of assigned) {
+            const committed = this.committed.get(groupId)?.get(topic);
+            const state = this.topicState(topic);
+            const starts = Array.from({ length: partitions }, (_, p) => {
+              const part = state.partitions[p]!;
+              const start = committed?.get(p) ?? (options.fromBeginning === false ? part.end : part.base);
+              return Math.max(start, part.base);
             });
-            wake = undefined;
+            positions.set(topic, starts);
+            // A group holds retention from the moment it joins, not from its first commit.
+            const group = this.groupOffsets(groupId);
+            if (!group.has(topic)) group.set(topic, new Map(starts.map((offset, p) => [p, offset])));
           }
-        }
-        if (!subscriber.closed) subscriber.complete();
-      };
-      const stopSubscription = options.stop$.subscribe(() => {
-        stopped = true;
-        wake?.();
+          let sinceYield = 0;
+          while (!stopped && !this.closed && !subscriber.closed) {
+            let delivered = 0;
+            for (const { topic, partition } of partitionsList) {
+              const part = this.topicState(topic).partitions[partition]!;
+              const pos = positions.get(topic)!;
+              let next = Math.max(pos[partition]!, part.base);
+              let slice = 0;
+              // Held by reference, not index: a commit during delivery may release segments from the array.
+              let segment: Segment | undefined;
+              while (
+                next < part.end &&
+                slice < DELIVERY_SLICE &&
+                tracker.hasCapacity() &&
+                !stopped &&
+                !subscriber.closed
+              ) {
+                // A slice takes what the in-flight bounds leave room for, so a chunk never overshoots them.
+                const limit = Math.min(
+                  maxSlice,
+                  DELIVERY_SLICE - slice,
+                  tracker.recordRoom,
+                  tracker.maxChunkRecords,
+                  part.end - next,
+                );
+                let byteRoom = tracker.byteRoom;
+                const records: ConsumedRecord[] = [];
+                while (records.length < limit && byteRoom > 0) {
+                  if (segment === undefined || next >= segment.first + segment.count)
+                    segment = part.segments[segmentIndex(part.segments, next)]!;
+                  const record = recordAt(topic, partition, segment, next - segment.first);
+                  byteRoom -= record.value.length;
+                  records.push(record);
+                  next += 1;
+                }
+                slice += records.length;
+                emit(records, next$);
+              }
+              pos[partition] = next;
+              delivered += slice;
+            }
+            if (tracker.failed !== undefined) return;
+            sinceYield += delivered;
+            if (delivered > 0 && sinceYield >= 4 * DELIVERY_SLICE) {
+              sinceYield = 0;
+              await yieldToEventLoop();
+              continue;
+            }
+            if (!tracker.hasCapacity()) {
+              await tracker.waitForCapacity();
+              continue;
+            }
+            if (delivered === 0) {
+              await new Promise<void>((resolve) => {
+                wake = resolve;
+              });
+              wake = undefined;
+            }
+          }
+          if (!subscriber.closed) subscriber.complete();
+        };
+        const stopSubscription = options.stop$.subscribe(() => {
+          stopped = true;
+          wake?.();
+        });
+        pump().catch((error: unknown) => subscriber.error(error));
+        return () => {
+          stopped = true;
+          stopSubscription.unsubscribe();
+          this.listeners.delete(listener);
+          wake?.();
+        };
       });
-      pump().catch((error: unknown) => subscriber.error(error));
-      return () => {
-        stopped = true;
-        stopSubscription.unsubscribe();
-        this.listeners.delete(listener);
-        wake?.();
-      };
+
+    const records$ = read<Envelope<ConsumedRecord>>(1, (slice, next) => {
+      for (const record of slice) next(tracker.envelope(record));
     });
+    const chunks$ = read<Chunk<ConsumedRecord>>(Number.POSITIVE_INFINITY, (slice, next) => next(tracker.chunk(slice)));
 
     return {
       records$,
+      chunks$,
       get inFlight() {
         return tracker.inFlight;
       },

@@ -1,5 +1,6 @@
 /**
- * Kafka through kafkajs. Records are acknowledged individually and committed
+ * Kafka through kafkajs. Records are acknowledged individually or as chunks (one per fetched batch, cut to the
+ * in-flight bounds) and committed
  * per partition only up to the acknowledged watermark (never kafkajs's
  * auto-commit, which commits what was merely read). Back-pressure is the
  * eachBatch handler itself: it waits for in-flight records to drain before
@@ -16,6 +17,7 @@ import {
 } from 'kafkajs';
 import { Observable } from 'rxjs';
 import { probe, type HealthCheck } from '../core/component.ts';
+import type { Chunk } from '../core/chunk.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -58,7 +60,18 @@ export interface KafkaTopicsOptions {
   readonly logger?: Logger;
   /** Upper bound of one fetch per partition; bounds memory together with maxInFlight*. */
   readonly maxBytesPerPartition?: number;
+  /** Upper bound of one fetch over all partitions. */
+  readonly maxBytes?: number;
 }
+
+/**
+ * Fetch sizes: a few MiB per fetch amortize kafkajs's per-fetch work (and each chunk's) over thousands of records;
+ * bench/scenarios/ingest-e2e.bench.ts reads its baseline with the same sizes.
+ */
+export const DEFAULT_FETCH_MAX_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_FETCH_MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 // kafkajs warns on every start that v2 changed its default partitioner; logflow has always used the v2
 // (Java-compatible) one.
@@ -159,7 +172,8 @@ export class KafkaTopics implements Topics {
     if (options.topics.length === 0) throw new RangeError('subscribe needs at least one topic');
     const consumer = this.kafka.consumer({
       groupId: options.groupId,
-      maxBytesPerPartition: this.options.maxBytesPerPartition ?? 1024 * 1024,
+      maxBytesPerPartition: this.options.maxBytesPerPartition ?? DEFAULT_FETCH_MAX_BYTES_PER_PARTITION,
+      maxBytes: this.options.maxBytes ?? DEFAULT_FETCH_MAX_BYTES,
       sessionTimeout: 30_000,
       heartbeatInterval: 3_000,
       allowAutoTopicCreation: false,
@@ -224,6 +238,7 @@ class KafkaProducer implements TopicProducer {
 
 class KafkaSubscription implements TopicSubscription {
   readonly records$: Observable<Envelope<ConsumedRecord>>;
+  readonly chunks$: Observable<Chunk<ConsumedRecord>>;
   private readonly tracker: DeliveryTracker;
   private assigned: TopicPartition[] = [];
   private assignReady: Promise<void> = Promise.resolve();
@@ -250,7 +265,21 @@ class KafkaSubscription implements TopicSubscription {
     this.stopSignal = new Promise((resolve) => {
       this.wakeStop = resolve;
     });
-    this.records$ = new Observable<Envelope<ConsumedRecord>>((subscriber) => {
+    // Records one by one (a slice of one per record, each its own envelope) or slices as chunks.
+    this.records$ = this.read<Envelope<ConsumedRecord>>(1, (slice, next) => {
+      for (const record of slice) next(this.tracker.envelope(record));
+    });
+    this.chunks$ = this.read<Chunk<ConsumedRecord>>(Number.POSITIVE_INFINITY, (slice, next) =>
+      next(this.tracker.chunk(slice)),
+    );
+  }
+
+  private read<T>(
+    maxSlice: number,
+    emit: (slice: readonly ConsumedRecord[], next: (value: T) => void) => void,
+  ): Observable<T> {
+    const { options } = this;
+    return new Observable<T>((subscriber) => {
       if (this.runStarted) {
         subscriber.error(
           new LogflowError(ErrorCodes.INTERNAL, 'a Kafka subscription can be subscribed once', { stage: 'source' }),
@@ -260,7 +289,8 @@ class KafkaSubscription implements TopicSubscription {
       this.runStarted = true;
       this.failWith = (error) => subscriber.error(error);
       const stopSubscription = options.stop$.subscribe(() => this.requestStop());
-      this.start((record) => subscriber.next(record))
+      const next = (value: T) => subscriber.next(value);
+      this.start(maxSlice, (slice) => emit(slice, next))
         .then(() => this.stopSignal)
         .then(() => subscriber.complete())
         .catch((error: unknown) => subscriber.error(classify(error, kafkaErrorRules, 'source')));
@@ -290,7 +320,7 @@ class KafkaSubscription implements TopicSubscription {
     this.wakeStop();
   }
 
-  private async start(emit: (record: Envelope<ConsumedRecord>) => void): Promise<void> {
+  private async start(maxSlice: number, emit: (slice: readonly ConsumedRecord[]) => void): Promise<void> {
     const { consumer, options } = this;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const next = Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
@@ -323,7 +353,9 @@ class KafkaSubscription implements TopicSubscription {
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         await this.assignReady;
         const lagHigh = Number(batch.highWatermark);
-        for (const message of batch.messages) {
+        const { messages } = batch;
+        let i = 0;
+        while (i < messages.length) {
           if (this.stopped || this.closed || !isRunning() || isStale() || this.tracker.failed !== undefined) break;
           while (!this.tracker.hasCapacity() && !this.stopped) {
             const heartbeatTimer = setInterval(() => void heartbeat().catch(() => undefined), 1_000);
@@ -332,23 +364,36 @@ class KafkaSubscription implements TopicSubscription {
             if (!isRunning() || isStale()) return;
           }
           if (this.stopped) break;
-          const offset = Number(message.offset);
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
-          emit(
-            this.tracker.envelope({
+          // A slice takes what the in-flight bounds leave room for, so a chunk never overshoots them.
+          const limit = Math.min(maxSlice, this.tracker.recordRoom, this.tracker.maxChunkRecords);
+          let byteRoom = this.tracker.byteRoom;
+          const slice: ConsumedRecord[] = [];
+          while (i < messages.length && slice.length < limit && byteRoom > 0) {
+            const message = messages[i]!;
+            i += 1;
+            let headers: Record<string, string> | undefined;
+            for (const k in message.headers) {
+              const v = message.headers[k];
+              if (v !== undefined) (headers ??= {})[k] = v.toString();
+            }
+            const value = message.value ?? Buffer.alloc(0);
+            byteRoom -= value.length;
+            slice.push({
               topic: batch.topic,
               partition: batch.partition,
-              offset,
+              offset: Number(message.offset),
               key: message.key === null ? null : message.key.toString(),
-              value: message.value ?? Buffer.alloc(0),
+              value,
               timestamp: Number(message.timestamp),
-              headers,
-            }),
-          );
+              headers: headers ?? NO_HEADERS,
+            });
+          }
+          const last = slice[slice.length - 1];
+          if (last === undefined) continue;
+          emit(slice);
           // Moves kafkajs's fetch position only; commits follow acknowledgements.
-          resolveOffset(message.offset);
-          options.onLag?.(batch.topic, batch.partition, Math.max(0, lagHigh - offset - 1));
+          resolveOffset(String(last.offset));
+          options.onLag?.(batch.topic, batch.partition, Math.max(0, lagHigh - last.offset - 1));
         }
         await heartbeat().catch(() => undefined);
       },

@@ -5,6 +5,7 @@
  */
 import type { Observable } from 'rxjs';
 import type { Component } from '../core/component.ts';
+import { ChunkAck, createChunk, type Chunk } from '../core/chunk.ts';
 import { SettlingEnvelope, type Envelope, type Origin } from '../core/envelope.ts';
 import { LogflowError, ErrorCodes } from '../core/errors.ts';
 import { PartitionOffsets, type TopicPartitionOffset } from '../core/offset-tracker.ts';
@@ -62,6 +63,14 @@ export interface TopicSubscription {
    * nothing past it is ever committed (it is redelivered after a restart).
    */
   readonly records$: Observable<Envelope<ConsumedRecord>>;
+  /**
+   * The same records as chunks: a run of one partition's records with one
+   * acknowledgement for their offset range (kafkajs's eachBatch, cut to the
+   * in-flight bounds). The source tracks one entry per chunk, not per record,
+   * so this is the stream for pipelines that handle records in bulk. A
+   * subscription is read either as records$ or as chunks$, once.
+   */
+  readonly chunks$: Observable<Chunk<ConsumedRecord>>;
   /** Commits what is acknowledged and leaves the group. Call after the graph drained. */
   close(): Promise<void>;
   /** Commits what is acknowledged now. */
@@ -178,6 +187,25 @@ export class DeliveryTracker {
     return this.records < this.limits.maxRecords && this.bytes < this.limits.maxBytes;
   }
 
+  /** Records that may still be read before the in-flight bound on records is reached (a chunk is cut to it). */
+  get recordRoom(): number {
+    return this.limits.maxRecords - this.records;
+  }
+
+  /**
+   * Records a chunk holds at most: a quarter of the in-flight bound. A chunk is acked whole, so one that filled the
+   * bound would starve any stage that needs the records after it to finish it (the ClickHouse sink completing a
+   * range recorded before a crash, src/sinks/clickhouse.ts): with this, later chunks still fit.
+   */
+  get maxChunkRecords(): number {
+    return Math.max(1, Math.floor(this.limits.maxRecords / 4));
+  }
+
+  /** Payload bytes that may still be read before the in-flight bound on bytes is reached. */
+  get byteRoom(): number {
+    return this.limits.maxBytes - this.bytes;
+  }
+
   /** Resolves when in-flight records drop below the bounds (or at once when they are). */
   waitForCapacity(): Promise<void> {
     if (this.hasCapacity() || this.failure !== undefined) return Promise.resolve();
@@ -189,9 +217,11 @@ export class DeliveryTracker {
   }
 
   revoke(topic: string, partition: number): void {
-    const tracker = this.offsets.get(topic, partition);
-    this.generationOf(topic, partition).current += 1;
-    if (tracker !== undefined) this.records -= tracker.inFlight;
+    const generation = this.generationOf(topic, partition);
+    generation.current += 1;
+    // Counted per partition rather than read from its offset tracker, which holds one entry per chunk.
+    this.records -= generation.records;
+    generation.records = 0;
     this.offsets.remove(topic, partition);
     this.wake();
   }
@@ -202,8 +232,56 @@ export class DeliveryTracker {
     const generation = this.generationOf(record.topic, record.partition);
     this.offsets.track(origin);
     this.records += 1;
+    generation.records += 1;
     this.bytes += record.value.length;
     return new TrackedEnvelope(this, record, origin, generation, generation.current);
+  }
+
+  /**
+   * Wraps consecutive records of one partition (ascending offsets, at least
+   * one) as a chunk: one offset-tracker entry, at its last offset, whose ack
+   * moves the commit point past the whole range.
+   */
+  chunk(records: readonly ConsumedRecord[]): Chunk<ConsumedRecord> {
+    const first = records[0];
+    const last = records[records.length - 1];
+    if (first === undefined || last === undefined) throw new RangeError('a chunk needs at least one record');
+    const generation = this.generationOf(first.topic, first.partition);
+    let bytes = 0;
+    for (let i = 0; i < records.length; i++) bytes += records[i]!.value.length;
+    const end: Origin = { topic: first.topic, partition: first.partition, offset: last.offset };
+    this.offsets.track(end);
+    this.records += records.length;
+    generation.records += records.length;
+    this.bytes += bytes;
+    const settle = new TrackedChunkAck(this, first.offset, end, records.length, bytes, generation, generation.current);
+    return createChunk(
+      {
+        topic: first.topic,
+        partition: first.partition,
+        firstOffset: first.offset,
+        lastOffset: last.offset,
+        records,
+        sizeBytes: bytes,
+      },
+      settle,
+    );
+  }
+
+  /** @internal A chunk's ack (TrackedChunkAck calls it once). */
+  settleChunkAck(end: Origin, count: number, size: number, generation: PartitionGeneration, madeIn: number): void {
+    this.bytes -= size;
+    if (generation.current !== madeIn) return;
+    this.records -= count;
+    generation.records -= count;
+    this.offsets.ack(end);
+    this.wake();
+  }
+
+  /** @internal A chunk's failure (TrackedChunkAck calls it once). */
+  settleChunkFail(first: number, end: Origin, size: number, error: unknown): void {
+    this.bytes -= size;
+    this.recordFailure(`records ${end.topic}/${end.partition}@${first}..${end.offset}`, error);
   }
 
   /** @internal An envelope's ack (TrackedEnvelope calls it once). */
@@ -212,6 +290,7 @@ export class DeliveryTracker {
     // An ack for a revoked partition is moot: the new owner re-reads from the last commit.
     if (generation.current !== madeIn) return;
     this.records -= 1;
+    generation.records -= 1;
     this.offsets.ack(origin);
     this.wake();
   }
@@ -219,13 +298,17 @@ export class DeliveryTracker {
   /** @internal An envelope's failure (TrackedEnvelope calls it once). */
   settleFail(record: ConsumedRecord, error: unknown): void {
     this.bytes -= record.value.length;
+    this.recordFailure(`record ${record.topic}/${record.partition}@${record.offset}`, error);
+  }
+
+  private recordFailure(what: string, error: unknown): void {
     if (this.failure !== undefined) return;
     this.failure =
       error instanceof LogflowError && error.stage === 'source'
         ? error
         : new LogflowError(
             ErrorCodes.INTERNAL,
-            `record ${record.topic}/${record.partition}@${record.offset} could not be processed nor dead-lettered: ${(error as Error)?.message ?? String(error)}`,
+            `${what} could not be processed nor dead-lettered: ${(error as Error)?.message ?? String(error)}`,
             { stage: 'source', cause: error },
           );
     this.wake();
@@ -238,7 +321,7 @@ export class DeliveryTracker {
     const key = `${topic}\u0000${partition}`;
     let entry = this.generations.get(key);
     if (entry === undefined) {
-      entry = { topic, partition, current: 0 };
+      entry = { topic, partition, current: 0, records: 0 };
       this.generations.set(key, entry);
     }
     this.lastGeneration = entry;
@@ -265,6 +348,31 @@ interface PartitionGeneration {
   readonly topic: string;
   readonly partition: number;
   current: number;
+  /** Records of this generation read and not yet acknowledged. */
+  records: number;
+}
+
+/** A source chunk's acknowledgement: one object per chunk. */
+class TrackedChunkAck extends ChunkAck {
+  constructor(
+    private readonly tracker: DeliveryTracker,
+    private readonly first: number,
+    private readonly end: Origin,
+    private readonly count: number,
+    private readonly size: number,
+    private readonly generation: PartitionGeneration,
+    private readonly madeIn: number,
+  ) {
+    super();
+  }
+
+  protected settleAck(): void {
+    this.tracker.settleChunkAck(this.end, this.count, this.size, this.generation, this.madeIn);
+  }
+
+  protected settleFail(error: unknown): void {
+    this.tracker.settleChunkFail(this.first, this.end, this.size, error);
+  }
 }
 
 /** A consumed record's envelope: one object per record, no closures (this is made for every record a source reads). */

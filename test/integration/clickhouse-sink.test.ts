@@ -7,10 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
-import { firstValueFrom, ignoreElements, map, Subject, take, toArray, type Observable } from 'rxjs';
+import { firstValueFrom, ignoreElements, map, Subject, take, tap, toArray, type Observable } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.ts';
-import { withValue } from '../../src/core/envelope.ts';
+import { withRecords, type Chunk } from '../../src/core/chunk.ts';
 import { openEngines, type Engines } from '../../src/clients/engines.ts';
 import { migrateAll } from '../../src/app/migrate.ts';
 import { clickHouseSink } from '../../src/sinks/clickhouse.ts';
@@ -19,7 +19,7 @@ import { DeadLetterSink, type DeadLetter } from '../../src/sinks/dead-letter.ts'
 import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../../src/stores/logs-table.ts';
 import { createSinkBatchRepository } from '../../src/stores/postgres/sink-batches.ts';
 import { KafkaTopics } from '../../src/sources/kafka-topics.ts';
-import type { TopicSubscription } from '../../src/sources/topics.ts';
+import type { ConsumedRecord, TopicSubscription } from '../../src/sources/topics.ts';
 import { sampleLog, storedFrom } from '../support/log-fixtures.ts';
 import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
 
@@ -79,17 +79,25 @@ describe('ClickHouse sink', () => {
     return Number(row?.n);
   }
 
+  /** Each record's stored log, parsed as the fixture says (its origin is the record's own). */
+  const stored = (chunk: Chunk<ConsumedRecord>): Chunk<StoredLog> =>
+    withRecords(
+      chunk,
+      chunk.records.map((r) => storedFrom(JSON.parse(r.value.toString()) as Record<string, unknown>, r)),
+    );
+
   function sinkGraph(
     subscription: TopicSubscription,
     options: { client?: ClickHouseClient; deadLetters?: DeadLetterSink; sink: string; maxRecords?: number },
   ): Observable<never> {
-    return subscription.records$.pipe(
-      map((e) => withValue(e, storedFrom(JSON.parse(e.value.value.toString()) as Record<string, unknown>, e.origin))),
+    return subscription.chunks$.pipe(
+      map(stored),
       clickHouseSink<StoredLog>(options.client ?? engines.clickhouse, {
         sink: options.sink,
         table: 'logs',
         columns: LOGS_COLUMNS,
         toRow: toLogsRow,
+        offsetOf: (log) => log.kafka_offset,
         ledger: sinkBatchLedger(createSinkBatchRepository(engines.postgres)),
         deadLetter: async (failures) => {
           if (options.deadLetters === undefined) throw new Error('unexpected dead letter');
@@ -98,6 +106,7 @@ describe('ClickHouse sink', () => {
         maxRecords: options.maxRecords ?? 5_000,
         maxWaitMs: 200,
       }),
+      tap((chunk) => chunk.ack()),
       ignoreElements(),
     );
   }
@@ -248,19 +257,21 @@ describe('ClickHouse sink', () => {
     const stop = new Subject<void>();
     const groupId = uniqueName('g');
     const subscription = topics.subscribe({ groupId, topics: [topic], stop$: stop });
-    const graph = subscription.records$.pipe(
-      map((e) => withValue(e, storedFrom(JSON.parse(e.value.value.toString()) as Record<string, unknown>, e.origin))),
+    const graph = subscription.chunks$.pipe(
+      map(stored),
       clickHouseSink<StoredLog>(engines.clickhouse, {
         sink: 'no-table',
         table: 'no_such_table',
         columns: LOGS_COLUMNS,
         toRow: toLogsRow,
+        offsetOf: (log) => log.kafka_offset,
         ledger: sinkBatchLedger(createSinkBatchRepository(engines.postgres)),
         deadLetter: async () => {
           throw new Error('nothing is to be dead-lettered when the table is missing');
         },
         maxWaitMs: 100,
       }),
+      tap((chunk) => chunk.ack()),
       ignoreElements(),
     );
     const error = await new Promise<unknown>((resolve) =>

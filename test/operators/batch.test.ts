@@ -240,6 +240,18 @@ describe('batch: marbles', () => {
     });
   });
 
+  it('counts records with countOf: flushes before an item that would exceed maxRecords, a larger item alone', () => {
+    const scheduler = newTestScheduler();
+    scheduler.run(({ cold, expectObservable }) => {
+      const items = { a: [1, 2, 3], b: [4, 5, 6], c: [7, 8, 9, 10, 11, 12], d: [13], e: [14, 15] };
+      expectObservable(
+        cold<number[]>('abcde 20ms |', items).pipe(
+          batch({ maxRecords: 5, maxBytes: 100, maxWaitMs: 8, scheduler, countOf: (r) => r.length }),
+        ),
+      ).toBe('-x(yz) 5ms w 13ms |', { x: [items.a], y: [items.b], z: [items.c], w: [items.d, items.e] });
+    });
+  });
+
   it('flushes the buffered items, then forwards the error', () => {
     const scheduler = newTestScheduler();
     scheduler.run(({ cold, expectObservable }) => {

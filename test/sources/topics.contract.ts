@@ -2,8 +2,9 @@
  * One contract for every Topics implementation (in-process and Kafka): the
  * delivery guarantees pipelines rely on.
  */
-import { firstValueFrom, Subject, take, toArray, bufferCount, filter } from 'rxjs';
+import { type Observable, firstValueFrom, Subject, take, toArray, bufferCount, filter, scan, takeWhile } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Chunk } from '../../src/core/chunk.ts';
 import type { Envelope } from '../../src/core/envelope.ts';
 import type { ConsumedRecord, Topics } from '../../src/sources/topics.ts';
 import { uniqueName } from '../support/services.ts';
@@ -139,6 +140,153 @@ export function topicsContract(name: string, makeTopics: () => Topics): void {
       );
       const committed = [...(await topics.committedOffsets(groupId, topic)).values()];
       expect(committed.every((o) => o <= 3)).toBe(true);
+    });
+    const valuesOf = (c: Chunk<ConsumedRecord>) =>
+      c.records.map((r) => (JSON.parse(r.value.toString()) as { i: number }).i);
+    /** Chunks until they hold `count` records in all. */
+    const chunksUpTo = (chunks$: Observable<Chunk<ConsumedRecord>>, count: number) =>
+      firstValueFrom(
+        chunks$.pipe(
+          scan((acc, chunk) => ({ chunks: [...acc.chunks, chunk], total: acc.total + chunk.records.length }), {
+            chunks: [] as Chunk<ConsumedRecord>[],
+            total: 0,
+          }),
+          takeWhile((acc) => acc.total < count, true),
+          filter((acc) => acc.total >= count),
+        ),
+      ).then((acc) => acc.chunks);
+
+    it('delivers chunks of one partition each, one ack per chunk, and commits up to the end after acks', async () => {
+      const topic = uniqueName('contract-chunks');
+      const groupId = uniqueName('group');
+      await produce(topic, 2_000);
+      const sub = topics.subscribe({ groupId, topics: [topic], stop$: new Subject<void>(), commitIntervalMs: 100 });
+      const chunks = await chunksUpTo(sub.chunks$, 2_000);
+      const partitionOfKey = new Map<string, number>();
+      for (const chunk of chunks) {
+        expect(chunk.records.length).toBeGreaterThan(0);
+        expect(chunk.rejected).toEqual([]);
+        expect(chunk.firstOffset).toBe(chunk.records[0]?.offset);
+        expect(chunk.lastOffset).toBe(chunk.records[chunk.records.length - 1]?.offset);
+        expect(chunk.sizeBytes).toBe(chunk.records.reduce((sum, r) => sum + r.value.length, 0));
+        for (const [i, record] of chunk.records.entries()) {
+          expect(record.topic).toBe(chunk.topic);
+          expect(record.partition).toBe(chunk.partition);
+          if (i > 0) expect(record.offset).toBeGreaterThan(chunk.records[i - 1]!.offset);
+          expect(partitionOfKey.get(record.key ?? '') ?? record.partition).toBe(record.partition);
+          partitionOfKey.set(record.key ?? '', record.partition);
+        }
+        chunk.ack();
+        // A second ack is ignored: it must not move the commit point twice.
+        chunk.ack();
+      }
+      expect(sub.inFlight.records).toBe(0);
+      await sub.close();
+      expect(chunks.flatMap(valuesOf).sort((a, b) => a - b)).toEqual(Array.from({ length: 2_000 }, (_, i) => i));
+      await expectCommittedToEnd(groupId, topic);
+    });
+
+    it('never commits past an unacknowledged chunk, and redelivers its whole range after a restart', async () => {
+      const topic = uniqueName('contract-chunk-gap');
+      const groupId = uniqueName('group');
+      await produce(topic, 400, 1);
+      // A bound of 100 in flight cuts the partition into chunks of at most 25 records (a quarter of it).
+      const first = topics.subscribe({
+        groupId,
+        topics: [topic],
+        stop$: new Subject<void>(),
+        maxInFlightRecords: 100,
+        commitIntervalMs: 50,
+      });
+      const received: Chunk<ConsumedRecord>[] = [];
+      // Acks every chunk before the one holding record 123, holds that one and stops reading there.
+      const held = await new Promise<Chunk<ConsumedRecord>>((resolve, reject) => {
+        const subscription = first.chunks$.subscribe({
+          next: (chunk) => {
+            received.push(chunk);
+            if (!valuesOf(chunk).includes(123)) {
+              chunk.ack();
+              return;
+            }
+            subscription.unsubscribe();
+            resolve(chunk);
+          },
+          error: reject,
+        });
+      });
+      await first.close();
+      expect(received.length).toBeGreaterThan(1);
+      const committed = await topics.committedOffsets(groupId, topic);
+      expect(committed.get(held.partition)).toBe(held.firstOffset);
+
+      const second = topics.subscribe({ groupId, topics: [topic], stop$: new Subject<void>() });
+      const expected = 400 - valuesOf(held)[0]!;
+      const replay = await chunksUpTo(second.chunks$, expected);
+      expect(replay[0]?.firstOffset).toBe(held.firstOffset);
+      expect(replay.flatMap(valuesOf)).toEqual(Array.from({ length: expected }, (_, i) => 400 - expected + i));
+      for (const c of replay) c.ack();
+      await second.close();
+      await expectCommittedToEnd(groupId, topic);
+    });
+
+    it('cuts chunks to the in-flight bound and pauses until they are acked', async () => {
+      const topic = uniqueName('contract-chunk-pressure');
+      const groupId = uniqueName('group');
+      await produce(topic, 1_000);
+      const sub = topics.subscribe({ groupId, topics: [topic], stop$: new Subject<void>(), maxInFlightRecords: 100 });
+      let maxSeen = 0;
+      let largest = 0;
+      let total = 0;
+      await firstValueFrom(
+        sub.chunks$.pipe(
+          filter((chunk) => {
+            maxSeen = Math.max(maxSeen, sub.inFlight.records);
+            largest = Math.max(largest, chunk.records.length);
+            total += chunk.records.length;
+            setTimeout(() => chunk.ack(), 20);
+            return total >= 1_000;
+          }),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      await sub.close();
+      // A quarter of the bound at most, so chunks acked whole never starve a stage waiting for later ones.
+      expect(largest).toBeLessThanOrEqual(25);
+      expect(maxSeen).toBeLessThanOrEqual(100);
+      await expectCommittedToEnd(groupId, topic);
+    });
+
+    it('errors the stream when a chunk is failed, so nothing past its range is committed', async () => {
+      const topic = uniqueName('contract-chunk-fail');
+      const groupId = uniqueName('group');
+      await produce(topic, 10, 1);
+      const sub = topics.subscribe({ groupId, topics: [topic], stop$: new Subject<void>() });
+      let failed: Chunk<ConsumedRecord> | undefined;
+      const error = await new Promise<unknown>((resolve) =>
+        sub.chunks$.subscribe({
+          next: (chunk) => {
+            failed ??= chunk;
+            chunk.fail(new Error('dead-letter topic unavailable'));
+          },
+          error: resolve,
+        }),
+      );
+      await sub.close();
+      expect(String((error as Error).message)).toMatch(
+        /records .+ could not be processed nor dead-lettered: dead-letter topic unavailable/,
+      );
+      const committed = [...(await topics.committedOffsets(groupId, topic)).values()];
+      expect(committed.every((o) => o <= failed!.firstOffset)).toBe(true);
+    });
+
+    it('is read either as records or as chunks, once', async () => {
+      const topic = uniqueName('contract-chunk-once');
+      await topics.ensureTopic(topic, 1);
+      const sub = topics.subscribe({ groupId: uniqueName('group'), topics: [topic], stop$: new Subject<void>() });
+      const reading = sub.chunks$.subscribe();
+      await expect(firstValueFrom(sub.records$)).rejects.toThrow(/subscribed once/);
+      reading.unsubscribe();
+      await sub.close();
     });
   });
 }

@@ -5,9 +5,9 @@
  * commit interval is longer than the run). Without it, it runs until the
  * table holds EXPECTED_ROWS, then stops gracefully.
  */
-import { Subject, map, ignoreElements } from 'rxjs';
+import { Subject, map, ignoreElements, tap } from 'rxjs';
 import { loadConfig } from '../../src/core/config.ts';
-import { withValue } from '../../src/core/envelope.ts';
+import { withRecords } from '../../src/core/chunk.ts';
 import { openEngines } from '../../src/clients/engines.ts';
 import { clickHouseSink } from '../../src/sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../../src/sinks/clickhouse-ledger.ts';
@@ -37,24 +37,32 @@ const subscription = topics.subscribe({
 });
 let inserts = 0;
 
-const graph = subscription.records$.pipe(
-  map((e) => withValue(e, storedFrom(JSON.parse(e.value.value.toString()) as Record<string, unknown>, e.origin))),
+const graph = subscription.chunks$.pipe(
+  map((chunk) =>
+    withRecords(
+      chunk,
+      chunk.records.map((r) => storedFrom(JSON.parse(r.value.toString()) as Record<string, unknown>, r)),
+    ),
+  ),
   clickHouseSink(engines.clickhouse, {
     sink: 'clickhouse-logs',
     table: 'logs',
     columns: LOGS_COLUMNS,
     toRow: toLogsRow,
+    offsetOf: (log) => log.kafka_offset,
     ledger: sinkBatchLedger(createSinkBatchRepository(engines.postgres)),
     deadLetter: async () => {
       throw new Error('no dead letters expected');
     },
     maxRecords: 1_000,
     maxWaitMs: 200,
+    // Counted as each insert (and its ledger entry) completes, before any chunk is acked.
+    onInserted: () => {
+      inserts += 1;
+      if (crashAfter !== undefined && inserts >= crashAfter) process.kill(process.pid, 'SIGKILL');
+    },
   }),
-  map(() => {
-    inserts += 1;
-    if (crashAfter !== undefined && inserts >= crashAfter) process.kill(process.pid, 'SIGKILL');
-  }),
+  tap((chunk) => chunk.ack()),
   ignoreElements(),
 );
 
