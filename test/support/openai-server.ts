@@ -1,5 +1,5 @@
 /**
- * A local OpenAI-compatible server for tests (DESIGN.md 7: only the model
+ * A local OpenAI-compatible server for tests (ARCHITECTURE.md 7: only the model
  * endpoints may be replaced): POST /v1/embeddings and POST
  * /v1/chat/completions on 127.0.0.1, answering in OpenAI's shapes and
  * refusing, as OpenAI does, requests it would refuse (400 with an
