@@ -63,6 +63,7 @@ import { parseLogEventKey } from '../domain/log-event.ts';
 import { batch } from '../operators/batch.ts';
 import { alertLifecycle } from '../operators/alertLifecycle.ts';
 import { scoreWindows } from '../operators/scoreWindows.ts';
+import { reportInFlight } from '../operators/reportInFlight.ts';
 import { windowByEventTime, type WindowOutput } from '../operators/windowByEventTime.ts';
 import { definePipeline } from '../core/pipeline.ts';
 import { InputError } from '../core/errors.ts';
@@ -160,6 +161,9 @@ const stateSchema = z.union([
 ]);
 
 const isEnvelope = (item: DetectItem): item is Envelope<ConsumedRecord> => !('kind' in item);
+
+/** How often the in-flight gauge is read between checkpoints. */
+const IN_FLIGHT_REPORT_MS = 1_000;
 
 export const detect = definePipeline<Resources>({
   name: 'detect',
@@ -558,6 +562,11 @@ export const detect = definePipeline<Resources>({
           }),
           map(capture),
           concatMap((cp) => checkpoint(cp)),
+          reportInFlight(
+            () => subscription.inFlight.records,
+            (records) => metrics.inFlight.set({ pipeline: name }, records),
+            { periodMs: IN_FLIGHT_REPORT_MS, scheduler: ctx.scheduler },
+          ),
         );
         return thenClose(graph$, subscription);
       }),

@@ -18,6 +18,7 @@ import { parseLogEvent, PROBLEM_LEVELS, type LogEvent } from '../domain/log-even
 import { definePipeline } from '../core/pipeline.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { acknowledge } from '../operators/acknowledge.ts';
+import { reportInFlight } from '../operators/reportInFlight.ts';
 import { deadLetterRejected } from '../operators/deadLetterRejected.ts';
 import { normalize, type Normalized } from '../operators/normalize.ts';
 import { parseRecords } from '../operators/parseRecords.ts';
@@ -81,6 +82,9 @@ const optionsSchema = z
     partitions: z.coerce.number().int().min(1).max(1_000).default(4),
   })
   .strict();
+
+/** How often the in-flight gauge is read while nothing is acknowledged (an outage, say). */
+const IN_FLIGHT_REPORT_MS = 1_000;
 
 export const ingest = definePipeline<Resources>({
   name: 'ingest',
@@ -157,6 +161,11 @@ export const ingest = definePipeline<Resources>({
             scheduler: ctx.scheduler,
           }),
           acknowledge(),
+          reportInFlight(
+            () => subscription.inFlight.records,
+            (records) => metrics.inFlight.set({ pipeline: name }, records),
+            { periodMs: IN_FLIGHT_REPORT_MS, scheduler: ctx.scheduler },
+          ),
         );
         return thenClose(graph$, subscription);
       }),

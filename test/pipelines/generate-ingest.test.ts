@@ -41,6 +41,9 @@ describe('generate -> ingest', () => {
       'ingest to catch up',
     );
     expect(await ingesting.stop()).toEqual({ status: 'stopped' });
+    // The gauge is reported by ingest's graph (no series at all if it were not), and nothing is left read but unacked.
+    const inFlight = (await h.metrics.inFlight.get()).values.find((v) => v.labels.pipeline === 'ingest');
+    expect(inFlight?.value).toBe(0);
 
     const stored = await h.count('SELECT count() FROM logs');
     const distinct = await h.count('SELECT uniqExact(log_id) FROM logs');
