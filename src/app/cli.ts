@@ -50,6 +50,16 @@ program
   .helpOption(false)
   .action(async (name: string | undefined, flags: { list?: boolean }, command: Command) => {
     const { pipelines, isPipelineName } = await import('./registry.ts');
+    if (name === '--help' || name === '-h') {
+      process.stdout.write(
+        'Usage: logflow run <pipeline> [pipeline options]   (npm run pipeline -- <pipeline> [options])\n\n',
+      );
+      listPipelines(pipelines);
+      process.stdout.write(
+        "\nEach pipeline's options are in README.md (Pipelines); an unknown one is refused by name.\n",
+      );
+      return;
+    }
     if (flags.list === true || name === undefined) {
       listPipelines(pipelines);
       if (name === undefined && flags.list !== true) process.exitCode = 2;

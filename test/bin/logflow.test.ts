@@ -161,6 +161,15 @@ describe("the repository's compiled dist/", () => {
     expect(compiled.stdout.split('\n')).toHaveLength(5);
   });
 
+  it('answers `run --help` with the usage and every pipeline, not an unknown-pipeline error', async () => {
+    const help = await run(['bin/logflow.js', 'run', '--help'], { input: '' });
+    expect(help.code, help.stderr).toBe(0);
+    expect(help.stdout).toContain('Usage: logflow run <pipeline>');
+    for (const name of ['generate', 'ingest', 'vectorize', 'detect', 'baselines', 'nightly', 'api']) {
+      expect(help.stdout).toMatch(new RegExp(`^${name} `, 'm'));
+    }
+  });
+
   it('generates in a worker thread that loads the compiled modules', async () => {
     const compiled = (await import(
       pathToFileURL(path.join(REPO, 'dist/sources/generator-worker.js')).href
