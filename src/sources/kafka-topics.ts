@@ -7,19 +7,14 @@
  * handing out more, so a slow sink stops the fetch loop instead of growing
  * a buffer, while heartbeats keep the membership alive.
  */
-import {
-  Kafka,
-  logLevel as kafkaLogLevel,
-  type Consumer,
-  type Producer,
-  type KafkaConfig,
-  type ITopicConfig,
-} from 'kafkajs';
+import { Kafka, logLevel as kafkaLogLevel, type Consumer, type KafkaConfig, type ITopicConfig } from 'kafkajs';
 import { Observable } from 'rxjs';
 import { probe, type HealthCheck } from '../core/component.ts';
 import type { Chunk } from '../core/chunk.ts';
 import type { Envelope } from '../core/envelope.ts';
-import { classify, ErrorCodes, LogflowError, type ClassificationRule } from '../core/errors.ts';
+import { classify, ErrorCodes, LogflowError } from '../core/errors.ts';
+import { kafkaErrorRules } from '../clients/kafka-errors.ts';
+import { KafkaProducer } from '../sinks/kafka-producer.ts';
 import type { Logger } from '../core/logger.ts';
 import { retry } from '../core/retry.ts';
 import {
@@ -27,32 +22,12 @@ import {
   DEFAULT_MAX_IN_FLIGHT_RECORDS,
   DeliveryTracker,
   type ConsumedRecord,
-  type OutgoingMessage,
   type SubscribeOptions,
   type TopicPartition,
   type TopicProducer,
   type Topics,
   type TopicSubscription,
 } from './topics.ts';
-
-/** kafkajs marks its own errors retriable or not; connection failures are retriable. */
-export const kafkaErrorRules: readonly ClassificationRule[] = [
-  {
-    match: (e) => (e as { retriable?: unknown }).retriable === true,
-    code: ErrorCodes.UPSTREAM_UNAVAILABLE,
-    retriable: true,
-  },
-  {
-    match: (e) => /ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection error|not connected/i.test(e.message),
-    code: ErrorCodes.UPSTREAM_UNAVAILABLE,
-    retriable: true,
-  },
-  {
-    match: (e) => (e as { retriable?: unknown }).retriable === false,
-    code: ErrorCodes.SINK_REJECTED,
-    retriable: false,
-  },
-];
 
 export interface KafkaTopicsOptions {
   readonly brokers: readonly string[];
@@ -192,47 +167,6 @@ export class KafkaTopics implements Topics {
     await Promise.allSettled([...this.subscriptions].map((s) => s.abandon()));
     await this.sharedProducer?.close();
     if (this.adminConnected !== undefined) await this.admin.disconnect();
-  }
-}
-
-class KafkaProducer implements TopicProducer {
-  readonly name = 'kafka-producer';
-  private connected: Promise<void> | undefined;
-
-  constructor(private readonly producer: Producer) {}
-
-  async send(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
-    if (messages.length === 0) return;
-    try {
-      this.connected ??= this.producer.connect();
-      await this.connected;
-      await this.producer.send({
-        topic,
-        acks: -1,
-        messages: messages.map((m) => ({
-          key: m.key,
-          value: m.value,
-          ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
-          ...(m.timestamp === undefined ? {} : { timestamp: String(m.timestamp) }),
-        })),
-      });
-    } catch (error) {
-      if (this.connected !== undefined && /not connected|disconnected/i.test((error as Error).message))
-        this.connected = undefined;
-      throw classify(error, kafkaErrorRules, 'sink');
-    }
-  }
-
-  async health(): Promise<HealthCheck> {
-    return probe(async () => {
-      this.connected ??= this.producer.connect();
-      await this.connected;
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.connected !== undefined) await this.producer.disconnect();
-    this.connected = undefined;
   }
 }
 
