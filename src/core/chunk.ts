@@ -9,7 +9,7 @@
  * acknowledgement, so a rejected record is covered by the chunk's ack once its
  * dead letter is written (src/operators/deadLetterRejected.ts).
  */
-import type { Origin } from './envelope.ts';
+import { SettlesOnce, type Origin } from './envelope.ts';
 import type { Stage } from './errors.ts';
 
 /** A record a stage refused, and why: what the dead-letter sink writes. */
@@ -40,27 +40,10 @@ export interface Chunk<T> {
 }
 
 /**
- * Settles once, whatever calls it: a derived chunk and the one it came from
- * share this, so acking either (or both) moves the source's offsets once.
+ * A chunk's acknowledgement. A derived chunk and the one it came from share
+ * it, so acking either (or both) moves the source's offsets once.
  */
-export abstract class ChunkAck {
-  #settled = false;
-
-  ack(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.settleAck();
-  }
-
-  fail(error: unknown): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    this.settleFail(error);
-  }
-
-  protected abstract settleAck(): void;
-  protected abstract settleFail(error: unknown): void;
-}
+export abstract class ChunkAck extends SettlesOnce {}
 
 class CallbackAck extends ChunkAck {
   constructor(

@@ -37,23 +37,12 @@ export interface EnvelopeInit<T> {
 }
 
 /**
- * Envelopes are made per record on every hot path, so they are class
- * instances: ack and fail live on the prototype instead of being two fresh
- * closures per record, and the private fields stay out of sight of spreads,
- * logs and equality checks. This base settles once; a subclass says what
- * settling does (sources subclass it to keep their per-record cost at one
- * object).
+ * Ack and fail settle once, whoever calls them and how often: a double ack can
+ * never move offsets twice. A subclass says what settling does. Envelopes and
+ * chunks (src/core/chunk.ts) both settle this way.
  */
-export abstract class SettlingEnvelope<T> implements Envelope<T> {
+export abstract class SettlesOnce {
   #settled = false;
-
-  constructor(
-    readonly value: T,
-    readonly key: string | null,
-    readonly eventTime: number,
-    readonly origin: Origin,
-    readonly sizeBytes: number,
-  ) {}
 
   ack(): void {
     if (this.#settled) return;
@@ -70,6 +59,25 @@ export abstract class SettlingEnvelope<T> implements Envelope<T> {
   /** Runs on the first ack or fail only. */
   protected abstract settleAck(): void;
   protected abstract settleFail(error: unknown): void;
+}
+
+/**
+ * Envelopes are made per record on every hot path, so they are class
+ * instances: ack and fail live on the prototype instead of being two fresh
+ * closures per record, and the private fields stay out of sight of spreads,
+ * logs and equality checks. Sources subclass it to keep their per-record cost
+ * at one object.
+ */
+export abstract class SettlingEnvelope<T> extends SettlesOnce implements Envelope<T> {
+  constructor(
+    readonly value: T,
+    readonly key: string | null,
+    readonly eventTime: number,
+    readonly origin: Origin,
+    readonly sizeBytes: number,
+  ) {
+    super();
+  }
 }
 
 class SettleOnce<T> extends SettlingEnvelope<T> {
