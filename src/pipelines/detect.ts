@@ -162,9 +162,6 @@ const stateSchema = z.union([
 
 const isEnvelope = (item: DetectItem): item is Envelope<ConsumedRecord> => !('kind' in item);
 
-/** How often the in-flight gauge is read between checkpoints. */
-const IN_FLIGHT_REPORT_MS = 1_000;
-
 export const detect = definePipeline<Resources>({
   name: 'detect',
   description:
@@ -207,11 +204,6 @@ export const detect = definePipeline<Resources>({
         let serviceSettings = new Map<string, DetectorSettings>();
         let silences: readonly AlertSilence[] = [];
         let refreshedAt = -Infinity;
-        /** Retried until they succeed or the pipeline stops, each retry counted per stage. */
-        const untilStopped = (stage: string) => ({
-          ...RETRY_UNTIL_STOPPED,
-          onRetry: () => metrics.retries.inc({ pipeline: name, stage }),
-        });
 
         const refresh = async (now: number) => {
           const [rows, appConfig, services, active] = await Promise.all([
@@ -266,7 +258,7 @@ export const detect = definePipeline<Resources>({
         const restoreOne = async (tp: TopicPartition): Promise<PartitionDetector> => {
           const checkpoint = await retry(
             () => repositories.detectorCheckpoints.load(name, tp.topic, tp.partition),
-            untilStopped('restore'),
+            RETRY_UNTIL_STOPPED,
           );
           const parsed = checkpoint === null ? undefined : stateSchema.safeParse(checkpoint.state);
           let windows: WindowState;
@@ -274,7 +266,7 @@ export const detect = definePipeline<Resources>({
           if (parsed?.success === true && 'format' in parsed.data) {
             const entries = await retry(
               () => repositories.detectorCheckpoints.loadEntries(name, tp.topic, tp.partition),
-              untilStopped('restore'),
+              RETRY_UNTIL_STOPPED,
             );
             windows = WindowState.fromChangelog(parsed.data.windows, entries, windowOptions);
             replaceEntries = false;
@@ -308,7 +300,7 @@ export const detect = definePipeline<Resources>({
         const subscription = consume(ctx, topics, config.topics.rawLogs, {
           onAssign: async (partitions) => {
             await allWritten();
-            await retry(() => refresh(ctx.scheduler.now()), untilStopped('refresh'));
+            await retry(() => refresh(ctx.scheduler.now()), RETRY_UNTIL_STOPPED);
             for (const tp of partitions) {
               const detector = await restoreOne(tp);
               detectors.set(tp.partition, detector);
@@ -520,17 +512,17 @@ export const detect = definePipeline<Resources>({
         const write = async (cp: Checkpoint): Promise<void> => {
           let events = 0;
           for (const save of cp.saves) {
-            const bytes = await retry(() => persist(save), untilStopped('checkpoint'));
+            const bytes = await retry(() => persist(save), RETRY_UNTIL_STOPPED);
             metrics.checkpointBytes.inc({ pipeline: name }, bytes);
             events += save.events.length;
           }
           // After the checkpoint: a crash before this line replays the windows, and the UPDATE is idempotent.
-          await retry(() => flagAnomalies(cp.anomalous), untilStopped('flag-anomalies'));
+          await retry(() => flagAnomalies(cp.anomalous), RETRY_UNTIL_STOPPED);
           for (const record of cp.acks) record.ack();
           if (cp.applied > 0) metrics.recordsIn.inc({ pipeline: name, stage: 'source' }, cp.applied);
           if (events > 0) metrics.recordsOut.inc({ pipeline: name, stage: 'alert-events' }, events);
           const now = ctx.scheduler.now();
-          if (now - refreshedAt >= options['refresh-ms']) await retry(() => refresh(now), untilStopped('refresh'));
+          if (now - refreshedAt >= options['refresh-ms']) await retry(() => refresh(now), RETRY_UNTIL_STOPPED);
         };
 
         const graph$ = subscription.records$.pipe(
@@ -565,7 +557,7 @@ export const detect = definePipeline<Resources>({
           reportInFlight(
             () => subscription.inFlight.records,
             (records) => metrics.inFlight.set({ pipeline: name }, records),
-            { periodMs: IN_FLIGHT_REPORT_MS, scheduler: ctx.scheduler },
+            { scheduler: ctx.scheduler },
           ),
         );
         return thenClose(graph$, subscription);
