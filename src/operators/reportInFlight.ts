@@ -2,8 +2,11 @@ import { asyncScheduler, connect, endWith, finalize, ignoreElements, interval, m
 import type { MonoTypeOperatorFunction, SchedulerLike } from 'rxjs';
 
 export interface ReportInFlightOptions {
-  /** Also reported this often (scheduler time), so a graph stuck waiting on an outage still shows its backlog. */
-  readonly periodMs: number;
+  /**
+   * Also reported this often (scheduler time, default 1 s), so a graph stuck waiting on an outage still shows its
+   * backlog.
+   */
+  readonly periodMs?: number;
   readonly scheduler?: SchedulerLike;
 }
 
@@ -17,9 +20,9 @@ export interface ReportInFlightOptions {
 export function reportInFlight<T>(
   read: () => number,
   report: (count: number) => void,
-  options: ReportInFlightOptions,
+  options: ReportInFlightOptions = {},
 ): MonoTypeOperatorFunction<T> {
-  const { periodMs } = options;
+  const periodMs = options.periodMs ?? 1_000;
   if (!(periodMs > 0)) throw new RangeError(`reportInFlight: periodMs must be > 0, got ${periodMs}`);
   const scheduler = options.scheduler ?? asyncScheduler;
   const sample = (): void => report(read());

@@ -83,9 +83,6 @@ const optionsSchema = z
   })
   .strict();
 
-/** How often the in-flight gauge is read while nothing is acknowledged (an outage, say). */
-const IN_FLIGHT_REPORT_MS = 1_000;
-
 export const ingest = definePipeline<Resources>({
   name: 'ingest',
   description:
@@ -164,7 +161,7 @@ export const ingest = definePipeline<Resources>({
           reportInFlight(
             () => subscription.inFlight.records,
             (records) => metrics.inFlight.set({ pipeline: name }, records),
-            { periodMs: IN_FLIGHT_REPORT_MS, scheduler: ctx.scheduler },
+            { scheduler: ctx.scheduler },
           ),
         );
         return thenClose(graph$, subscription);

@@ -57,7 +57,6 @@ const optionsSchema = z
   .strict();
 
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
-const IN_FLIGHT_REPORT_MS = 1_000;
 
 export const vectorize = definePipeline<Resources>({
   name: 'vectorize',
@@ -153,7 +152,7 @@ export const vectorize = definePipeline<Resources>({
           reportInFlight(
             () => subscription.inFlight.records,
             (records) => metrics.inFlight.set({ pipeline: name }, records),
-            { periodMs: IN_FLIGHT_REPORT_MS, scheduler },
+            { scheduler },
           ),
         );
         return thenClose(graph$, subscription);
