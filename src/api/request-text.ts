@@ -7,18 +7,11 @@
  * a route cannot forget it and a schema that takes free JSON is covered too.
  */
 import type { FastifyInstance } from 'fastify';
+import { textProblem } from '../core/text.ts';
 import { ApiError, type ErrorDetail } from './errors.ts';
 
-/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** Enough to show what is wrong; a body full of NULs need not be listed whole. */
 const MAX_DETAILS = 20;
-
-export function textProblem(text: string): string | undefined {
-  if (text.includes('\u0000')) return 'must not contain NUL (U+0000)';
-  if (LONE_SURROGATE.test(text)) return 'must not contain a lone UTF-16 surrogate (not valid Unicode)';
-  return undefined;
-}
 
 /** Every string in `value` that breaks the rule, by field path. Bodies are at most MAX_JSON_DEPTH deep. */
 export function findTextProblems(value: unknown, field: string, out: ErrorDetail[] = []): ErrorDetail[] {
