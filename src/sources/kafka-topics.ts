@@ -278,6 +278,9 @@ class KafkaSubscription implements TopicSubscription {
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning ?? true });
+    // Stopped before reading anything (a stop right after the start): joining the group now could wait out a crashed
+    // member's session, far past the shutdown bound, to read records nobody will process.
+    if (this.stopped) return;
     this.commitTimer = setInterval(() => void this.commit().catch(() => undefined), options.commitIntervalMs ?? 1_000);
     this.commitTimer.unref();
     await consumer.run({
