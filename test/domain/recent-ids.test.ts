@@ -39,6 +39,16 @@ describe('RecentIds', () => {
     );
   });
 
+  it("keeps where an id was first seen by value, not the caller's object (ingest passes the whole consumed record)", () => {
+    const ids = new RecentIds(10);
+    const record = { topic: 'raw-logs', partition: 2, offset: 41, value: Buffer.alloc(16) };
+    expect(ids.firstSeenElsewhere('a', record)).toBeUndefined();
+    record.offset = 99;
+    expect(ids.firstSeenElsewhere('a', { topic: 'raw-logs', partition: 2, offset: 41 })).toBeUndefined();
+    expect(ids.firstSeenElsewhere('a', { topic: 'other', partition: 2, offset: 41 })).toBe('raw-logs/2@41');
+    expect(ids.firstSeenElsewhere('a', { topic: 'raw-logs', partition: 1, offset: 41 })).toBe('raw-logs/2@41');
+  });
+
   it('rejects a window size that is not a positive integer', () => {
     expect(() => new RecentIds(0)).toThrow(/maxIds/);
     expect(() => new RecentIds(1.5)).toThrow(/maxIds/);
