@@ -80,6 +80,7 @@ interface PipelineRun {
   readonly seconds: number;
   readonly cpuSeconds: number;
   readonly peakRss: number;
+  readonly atPeak: NodeJS.MemoryUsage;
   readonly stored: number;
   readonly visible: number;
   readonly sampler: Sampler;
@@ -139,6 +140,7 @@ async function runPipeline(
       seconds,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       peakRss,
+      atPeak: peak.atPeak(),
       stored: done,
       visible: Number(rows[0]?.n ?? 0),
       sampler,
@@ -399,6 +401,10 @@ const benchmark: Benchmark = {
             baseline: baselineRss / MIB,
             target: RSS_TARGET,
           },
+        );
+        const { heapTotal, external, rss } = run.atPeak;
+        notes.push(
+          `${kind} peak RSS ${(rss / MIB).toFixed(0)} MiB: V8 heap ${(heapTotal / MIB).toFixed(0)} MiB, Buffers and other array buffers ${(external / MIB).toFixed(0)} MiB, the rest (native: chdb, code, sockets) ${((rss - heapTotal - external) / MIB).toFixed(0)} MiB`,
         );
         const t0 = run.sampler.samples[0]?.t ?? 0;
         series.push(

@@ -120,15 +120,21 @@ export async function counterTotal(
 }
 
 /** RSS peak at 100 ms resolution over a span. */
-export function rssPeakTracker(): { stop(): number } {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 100);
+export function rssPeakTracker(): { stop(): number; atPeak(): NodeJS.MemoryUsage } {
+  let atPeak = process.memoryUsage();
+  const sample = () => {
+    const rss = process.memoryUsage.rss();
+    // The breakdown only when the peak moves: memoryUsage() walks the heap's spaces.
+    if (rss > atPeak.rss) atPeak = process.memoryUsage();
+  };
+  const timer = setInterval(sample, 100);
   return {
     stop() {
       clearInterval(timer);
-      return Math.max(peak, process.memoryUsage.rss());
+      sample();
+      return atPeak.rss;
     },
+    /** Where the peak's memory was: the V8 heap, Buffers and other array buffers, and the rest (native code and its allocations). */
+    atPeak: () => atPeak,
   };
 }
