@@ -62,7 +62,7 @@ export function embedPatterns(options: EmbedPatternsOptions): MonoTypeOperatorFu
           value: pattern,
           key: pattern.hash,
           eventTime: pattern.request.timestamp,
-          origin: pattern.entries[0]!.envelope.origin,
+          origin: pattern.origin,
         },
         { onAck: () => undefined, onFail: (error) => outcomes.set(pattern.hash, { error }) },
       ),

@@ -5,7 +5,13 @@
  * check against the vector store (no neighbour above the similarity threshold
  * -> a novel_pattern alert and an auto-created error_catalog entry) -> upsert
  * the vectors -> flag logs.is_vectorized and error_patterns.has_embedding, in
- * batches. Records are acked once all of that is written.
+ * batches.
+ *
+ * What flows is chunks (src/core/chunk.ts): one partition's records with one
+ * acknowledgement. A record that is no valid request is dead-lettered before
+ * its chunk joins a batch; chunks are then gathered into batches so that one
+ * embedding request and one write per stage serve many chunks, and a chunk is
+ * acked once every pattern of its batch is written or dead-lettered.
  *
  * A pattern whose own processing fails is dead-lettered, never retried
  * forever: the endpoint refusing its template (a 400, malformed output) sends
@@ -21,19 +27,22 @@
  */
 import { concatMap, defer, map, mergeMap, pipe, tap } from 'rxjs';
 import { z } from 'zod';
+import type { Chunk, Rejected } from '../core/chunk.ts';
 import { durationMs } from '../core/duration.ts';
 import { parseOptions } from '../core/options.ts';
 import { definePipeline } from '../core/pipeline.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
+import { acknowledge } from '../operators/acknowledge.ts';
 import { batch } from '../operators/batch.ts';
-import { deadLetterAndAck } from '../operators/deadLetterAndAck.ts';
+import { deadLetterRejected } from '../operators/deadLetterRejected.ts';
 import { embedPatterns, type EmbedPatternsOptions } from '../operators/embedPatterns.ts';
 import { isolateFailures } from '../operators/isolateFailures.ts';
 import { oneAtATime } from '../operators/oneAtATime.ts';
+import { parseRecords } from '../operators/parseRecords.ts';
 import { reportInFlight } from '../operators/reportInFlight.ts';
 import { retryWithBackoff } from '../operators/retryWithBackoff.ts';
 import { throughItems } from '../operators/throughItems.ts';
-import { PatternBatch, type Pattern } from '../sinks/pattern-batch.ts';
+import { parseQueuedRequest, PatternBatch, type Pattern, type QueuedRequest } from '../sinks/pattern-batch.ts';
 import { PatternVectorSink } from '../sinks/pattern-vectors.ts';
 import { consume, deadLetterSink, thenClose } from '../sources/consume.ts';
 import { embeddingCacheKey } from '../stores/embedding-cache.ts';
@@ -83,8 +92,15 @@ export const vectorize = definePipeline<Resources>({
           learningPeriodMs: options['learning-period'],
           onNovel: () => counted('novel-pattern').inc(),
         });
-        const subscription = consume(ctx, topics, config.topics.vectorizationQueue);
+        const subscription = consume(ctx, topics, config.topics.vectorizationQueue, {
+          // A chunk is acked whole, so it cannot be split across batches: sources cut chunks to a quarter of this
+          // bound (src/sources/topics.ts), which keeps every batch within batch-size.
+          maxInFlightRecords: 4 * options['batch-size'],
+        });
         const untilStopped = { ...RETRY_UNTIL_STOPPED, scheduler };
+        const sendDeadLetters = (rejected: readonly Rejected[]) =>
+          retry(() => deadLetters.send(rejected), untilStopped);
+        const recordsIn = metrics.recordsIn.labels({ pipeline: name, stage: 'source' });
 
         const embedding: EmbedPatternsOptions = {
           embed: (texts) => embedder.embed(texts),
@@ -103,23 +119,23 @@ export const vectorize = definePipeline<Resources>({
         const logRejected = (pattern: Pattern, err: unknown) =>
           logger.warn({ errorHash: pattern.hash, records: pattern.entries.length, err }, 'error pattern dead-lettered');
         const countBatch = (b: PatternBatch) => {
-          metrics.recordsIn.inc({ pipeline: name, stage: 'source' }, b.records.length);
           metrics.batchSize.observe({ pipeline: name, stage: 'vectors' }, b.pending().length);
-          logger.debug(
-            { records: b.records.length, patterns: b.pending().length, failed: b.failures.length },
-            'vectorized batch',
-          );
+          logger.debug({ records: b.size, patterns: b.pending().length, failed: b.rejectedCount }, 'vectorized batch');
         };
 
-        const graph$ = subscription.records$.pipe(
-          batch({
+        const graph$ = subscription.chunks$.pipe(
+          tap((chunk) => recordsIn.inc(chunk.records.length)),
+          // Invalid requests are dead-lettered with stage `parse` before batching: no later stage could use them.
+          parseRecords(parseQueuedRequest),
+          deadLetterRejected(sendDeadLetters),
+          batch<Chunk<QueuedRequest>>({
             maxRecords: options['batch-size'],
             maxBytes: MAX_BATCH_BYTES,
             maxWaitMs: options['batch-wait-ms'],
             scheduler,
+            countOf: (chunk) => chunk.records.length,
           }),
-          // Invalid requests become dead letters of stage `parse`; the rest are grouped by error pattern.
-          map((records) => PatternBatch.of(records, logRejected)),
+          map((chunks) => PatternBatch.of(chunks, logRejected)),
           // One batch at a time through every stage: a batch's novelty check and known rows must see the vectors and
           // rows of the batch before it.
           oneAtATime(
@@ -145,10 +161,14 @@ export const vectorize = definePipeline<Resources>({
                 (patterns) => sink.flagVectorized(patterns),
                 untilStopped,
               ),
-              deadLetterAndAck((failures) => deadLetters.send(failures), untilStopped),
             ),
           ),
           tap(countBatch),
+          // Back to the chunks, the dead-lettered patterns' records among their rejected: each chunk's ack covers
+          // them once their letters are written.
+          concatMap((b) => b.chunks()),
+          deadLetterRejected(sendDeadLetters),
+          acknowledge(),
           reportInFlight(
             () => subscription.inFlight.records,
             (records) => metrics.inFlight.set({ pipeline: name }, records),
