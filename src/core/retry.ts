@@ -173,12 +173,14 @@ export function retrying<T>(fn: (attempt: number) => ObservableInput<T>, options
     let attempt = 0;
     const reporter = options.reporter ?? ambientReporter.getStore();
     const holder = {};
-    let failingAs: string | undefined;
+    // Every component this loop has seen fail stays held until the loop ends: one outage whose errors alternate
+    // between kinds (refused, then timed out under load, then refused) is one episode per kind, not a new "is
+    // failing" line each time the kind changes back.
+    const failingAs = new Set<string>();
     const report = (error: unknown) => {
       if (reporter === undefined) return;
       const component = options.component ?? retryComponent(error);
-      if (failingAs !== undefined && failingAs !== component) reporter.recovered(failingAs, holder);
-      failingAs = component;
+      failingAs.add(component);
       reporter.failing(component, retryReason(error), holder);
     };
     return defer(() => {
@@ -207,7 +209,7 @@ export function retrying<T>(fn: (attempt: number) => ObservableInput<T>, options
       }),
       // Succeeded, gave up or was unsubscribed: either way this loop no longer waits for the dependency.
       finalize(() => {
-        if (failingAs !== undefined) reporter?.recovered(failingAs, holder);
+        for (const component of failingAs) reporter?.recovered(component, holder);
       }),
     );
   });

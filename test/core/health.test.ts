@@ -71,6 +71,29 @@ describe('health episodes', () => {
     ]);
   });
 
+  it('one loop whose errors alternate between kinds logs one episode per kind, ended when the loop succeeds', async () => {
+    const { lines, logger } = capture();
+    const health = new Health({ logger });
+    const timedOut = () => new LogflowError(ErrorCodes.TIMEOUT, 'query timed out', { retriable: true, stage: 'sink' });
+    const errors = [unavailable, timedOut, unavailable, timedOut, unavailable];
+    let calls = 0;
+    await withRetryReporter(health, () =>
+      retry(async () => {
+        const next = errors[calls++];
+        if (next !== undefined) throw next();
+        return 'done';
+      }, fast),
+    );
+    const failing = lines.filter((l) => String(l.msg).includes('is failing')).map((l) => l.component);
+    expect(failing).toEqual(['sink:SINK_UNAVAILABLE', 'sink:TIMEOUT']);
+    const recovered = lines.filter((l) => String(l.msg).includes('recovered after'));
+    expect(recovered).toEqual([
+      expect.objectContaining({ component: 'sink:SINK_UNAVAILABLE', failures: 3 }),
+      expect.objectContaining({ component: 'sink:TIMEOUT', failures: 2 }),
+    ]);
+    expect(health.snapshot().status).toBe('ok');
+  });
+
   it('a loop that gives up no longer holds the component degraded', async () => {
     const health = new Health();
     await expect(
