@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baselines } from '../../src/pipelines/baselines.ts';
 import { computeBaselines, loadBaselines } from '../../src/stores/baselines.ts';
+import { computeSeriesBaselines, type WindowCount } from '../../src/domain/series-baselines.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 
 const DAY = 86_400_000;
@@ -46,6 +47,36 @@ describe('baselines', () => {
     expect(at(10, 3).stddev).toBeCloseTo(3, 6);
     expect(at(10, 3).upperThreshold).toBeCloseTo(12, 6);
     expect(at(10, 3).lowerThreshold).toBe(0);
+  });
+
+  it('agrees with the in-process statistics of src/domain/series-baselines.ts on every slot and field', async () => {
+    const { clickhouse } = await h.resources.engines();
+    await computeBaselines(clickhouse, { now: NOW, weeks: 4, zThreshold: 3 });
+    const stored = await loadBaselines(clickhouse);
+    const counts: WindowCount[] = [];
+    for (let start = NOW - 10 * DAY; start < NOW; start += 60_000) {
+      const at = new Date(start);
+      counts.push({ start, count: at.getUTCHours() === 10 ? (at.getUTCMinutes() % 2 === 0 ? 6 : 0) : 2 });
+    }
+    const series = { service: 'api', environment: 'production', level: 'ERROR' };
+    const computed = computeSeriesBaselines(series, counts, { historyMs: 10 * DAY, zThreshold: 3 });
+    expect(computed).toHaveLength(24 * 7);
+    for (const expected of computed) {
+      const row = stored.find((b) => b.hourOfDay === expected.hourOfDay && b.dayOfWeek === expected.dayOfWeek)!;
+      for (const field of [
+        'mean',
+        'stddev',
+        'median',
+        'p01',
+        'p05',
+        'p95',
+        'p99',
+        'upperThreshold',
+        'lowerThreshold',
+        'sampleCount',
+      ] as const)
+        expect(row[field], `${field} at ${expected.dayOfWeek}/${expected.hourOfDay}`).toBeCloseTo(expected[field]!, 9);
+    }
   });
 
   it('falls back to hour-of-day statistics for every weekday when history is shorter than a week', async () => {
