@@ -104,6 +104,8 @@ interface SeriesBaselines {
   /** Index = hour of day; pooled over the days of that hour. */
   readonly byHour: (Baseline | undefined)[];
   readonly overall: Baseline;
+  /** Days of week (1-7) with at least one row. */
+  readonly days: ReadonlySet<number>;
 }
 
 /** Baselines grouped per series with the fallback pools precomputed; build with `indexBaselines`. */
@@ -209,7 +211,7 @@ export function indexBaselines(
       );
       byHour.push(pooledHour === undefined ? undefined : withSpread(pooledHour));
     }
-    series.set(id, { slots, byHour, overall: withSpread(pooled) });
+    series.set(id, { slots, byHour, overall: withSpread(pooled), days: new Set(all.map((row) => row.dayOfWeek)) });
   }
   return { minSamples, series };
 }
@@ -221,6 +223,13 @@ export function indexBaselines(
  * index's `minSamples` sampled minutes; a thin pool is never returned, since
  * judging a minute by a handful of samples raises more false alarms than it
  * catches.
+ *
+ * A day of week the series has no row for at all is none: its history has
+ * not reached that day yet (the baseline job copies its first week's hour
+ * statistics to the days it saw only), and judging a Saturday by the
+ * weekdays' level would call every first weekend a drop, or the first Monday
+ * after a weekend start a spike. Baselines pooled over the whole history
+ * (`ANY_DAY` rows, or the job's first-day rows on every day) are not affected.
  */
 export function lookupBaseline(index: BaselineIndex, series: SeriesKey, windowStart: number): BaselineLookup {
   const baselines = index.series.get(seriesId(series));
@@ -230,6 +239,7 @@ export function lookupBaseline(index: BaselineIndex, series: SeriesKey, windowSt
     baseline !== undefined && baseline.sampleCount >= index.minSamples;
   const slot = baselines.slots.get(slotId(dayOfWeek, hourOfDay));
   if (thick(slot)) return { baseline: slot, fallback: 'slot' };
+  if (!baselines.days.has(dayOfWeek) && !baselines.days.has(ANY_DAY)) return { baseline: undefined, fallback: 'none' };
   const hour = baselines.byHour[hourOfDay];
   if (thick(hour)) return { baseline: hour, fallback: 'hour' };
   if (thick(baselines.overall)) return { baseline: baselines.overall, fallback: 'overall' };

@@ -11,8 +11,10 @@
  * - thresholds: mean + z * max(stddev, 1) and max(0, mean - z * stddev);
  * - granularity by the length of the history (`baselineGranularity`): under a
  *   day every slot gets the series' overall statistics, under a week the
- *   statistics of its hour of day, copied to all seven days, after that each
- *   (hour of day, day of week) slot its own.
+ *   statistics of its hour of day, copied to the days of week the history saw
+ *   at that hour (a day not reached yet has no rows, and `lookupBaseline`
+ *   judges none of its windows), after that each (hour of day, day of week)
+ *   slot its own.
  */
 import { weeklySlotOf, type Baseline, type SeriesKey } from './anomaly.ts';
 
@@ -87,8 +89,11 @@ export function computeSeriesBaselines(
 ): Baseline[] {
   const granularity = baselineGranularity(options.historyMs);
   const groups = new Map<number, number[]>();
+  /** Slots (day * 24 + hour) the history saw. */
+  const seen = new Set<number>();
   for (const { start, count } of counts) {
     const { hourOfDay, dayOfWeek } = weeklySlotOf(start);
+    seen.add(dayOfWeek * 24 + hourOfDay);
     const group = granularity === 'flat' ? 0 : granularity === 'hour_of_day' ? hourOfDay : dayOfWeek * 24 + hourOfDay;
     let list = groups.get(group);
     if (list === undefined) groups.set(group, (list = []));
@@ -98,6 +103,7 @@ export function computeSeriesBaselines(
   for (let dayOfWeek = 1; dayOfWeek <= 7; dayOfWeek++) {
     for (let hourOfDay = 0; hourOfDay < 24; hourOfDay++) {
       const group = granularity === 'flat' ? 0 : granularity === 'hour_of_day' ? hourOfDay : dayOfWeek * 24 + hourOfDay;
+      if (granularity === 'hour_of_day' && !seen.has(dayOfWeek * 24 + hourOfDay)) continue;
       const counted = groups.get(group);
       const stats = counted === undefined ? undefined : slotStatistics(counted);
       if (stats === undefined) continue;

@@ -6,7 +6,8 @@
  *
  * Bootstrap rule for short histories: with less than a day of data every
  * slot gets the key's overall statistics; with less than a week, the
- * statistics of its hour of day, copied to all seven days; after that, each
+ * statistics of its hour of day, copied to the days of week the history saw
+ * at that hour; after that, each
  * (hour of day, day of week) slot has its own. The statistics, thresholds and
  * this rule are specified once in src/domain/series-baselines.ts, which
  * computes them in process for `logflow detect-series`; change both together
@@ -62,7 +63,14 @@ export async function computeBaselines(
       granularity === 'flat' ? '' : granularity === 'hour_of_day' ? ', hour_of_day' : ', hour_of_day, day_of_week';
     // Coarser granularities are computed per coarse slot, then spread over all 24 x 7 slots.
     const spreadHours = granularity === 'flat' ? 'arrayJoin(range(24))' : 'hour_of_day';
-    const spreadDays = granularity === 'hour_and_day' ? 'day_of_week' : 'arrayJoin(range(1, 8))';
+    // Under a week, an hour's statistics go to the days the history saw, not to all seven: a day the series has not
+    // reached yet has no rows, and lookupBaseline in src/domain/anomaly.ts then judges none of its windows.
+    const spreadDays =
+      granularity === 'hour_and_day'
+        ? 'day_of_week'
+        : granularity === 'hour_of_day'
+          ? 'arrayJoin(days_seen)'
+          : 'arrayJoin(range(1, 8))';
     const computedAt = toClickHouseDateTime(options.now);
     await client.command({
       query: `
@@ -76,7 +84,7 @@ export async function computeBaselines(
                toDateTime64({computedAt:String}, 3, 'UTC') AS computed_at
         FROM (
           SELECT service, environment, level ${slot},
-                 avg(c) AS mean, stddevPop(c) AS stddev,
+                 avg(c) AS mean, stddevPop(c) AS stddev, groupUniqArray(day_of_week) AS days_seen,
                  quantilesExactInclusive(0.01, 0.05, 0.5, 0.95, 0.99)(c) AS q, count() AS samples
           FROM (
             SELECT k.service AS service, k.environment AS environment, k.level AS level,

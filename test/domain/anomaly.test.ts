@@ -152,6 +152,24 @@ describe('lookupBaseline', () => {
     });
   });
 
+  it('judges no window of a day of week the history has not reached, so a first week does not make weekends drops', () => {
+    // The baseline job's first week: Monday to Friday's hour statistics, copied to the days it saw.
+    const weekdays = [1, 2, 3, 4, 5].flatMap((dayOfWeek) =>
+      Array.from({ length: 24 }, (_, hourOfDay) => baseline({ dayOfWeek, hourOfDay, mean: 100 })),
+    );
+    const index = indexBaselines(weekdays);
+    const saturday = Date.parse('2024-01-06T10:15:00Z');
+    expect(lookupBaseline(index, series, saturday)).toEqual({ baseline: undefined, fallback: 'none' });
+    expect(score(30, lookupBaseline(index, series, saturday).baseline, settings()).anomalous).toBe(false);
+    expect(lookupBaseline(index, series, mondayTen).fallback).toBe('slot');
+    // A day seen for some hours still falls back to its hour pooled over the days.
+    const partial = indexBaselines([...weekdays, baseline({ dayOfWeek: 6, hourOfDay: 0, sampleCount: 3 })]);
+    expect(lookupBaseline(partial, series, saturday).fallback).toBe('hour');
+    // Rows pooled over every day (dayOfWeek ANY_DAY) stand for every day.
+    const pooled = indexBaselines([baseline({ dayOfWeek: ANY_DAY, hourOfDay: 10 })]);
+    expect(lookupBaseline(pooled, series, saturday).fallback).toBe('hour');
+  });
+
   it('keeps the later of two rows for one slot, as an unmerged ReplacingMergeTree read may return both', () => {
     const newer = baseline({ dayOfWeek: 1, hourOfDay: 10, mean: 77 });
     const index = indexBaselines([baseline({ dayOfWeek: 1, hourOfDay: 10, mean: 11 }), newer]);
@@ -175,15 +193,18 @@ describe('lookupBaseline', () => {
           const found = lookupBaseline(index, series, at);
           const sum = (list: typeof slots): number => list.reduce((total, s) => total + s.sampleCount, 0);
           const own = slots.find((s) => s.dayOfWeek === dayOfWeek && s.hourOfDay === hourOfDay);
+          // A day of week without any row has not been reached by the history yet: not judged (the first-week rule).
           const expected =
             own !== undefined && own.sampleCount >= 30
               ? 'slot'
-              : sum(slots.filter((s) => s.hourOfDay === hourOfDay)) >= 30 &&
-                  slots.some((s) => s.hourOfDay === hourOfDay)
-                ? 'hour'
-                : slots.length > 0 && sum(slots) >= 30
-                  ? 'overall'
-                  : 'none';
+              : !slots.some((s) => s.dayOfWeek === dayOfWeek)
+                ? 'none'
+                : sum(slots.filter((s) => s.hourOfDay === hourOfDay)) >= 30 &&
+                    slots.some((s) => s.hourOfDay === hourOfDay)
+                  ? 'hour'
+                  : slots.length > 0 && sum(slots) >= 30
+                    ? 'overall'
+                    : 'none';
           expect(found.fallback).toBe(expected);
           if (found.baseline !== undefined) expect(found.baseline.sampleCount).toBeGreaterThanOrEqual(30);
         },
