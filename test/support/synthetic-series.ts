@@ -40,6 +40,28 @@ export interface SeriesPoint {
   readonly count: number;
 }
 
+/** Where a series runs: `windows` windows of `windowMs` from `from`. */
+export interface SeriesSpan {
+  readonly from: number;
+  readonly windows: number;
+  readonly windowMs: number;
+}
+
+/** Poisson counts whose mean `meanAt` gives for each window, drawing any randomness it needs from the seed's stream. */
+function poissonSeries(
+  seed: number,
+  span: SeriesSpan,
+  meanAt: (random: () => number, start: number) => number,
+): SeriesPoint[] {
+  const random = seededRandom(seed);
+  const points: SeriesPoint[] = [];
+  for (let i = 0; i < span.windows; i++) {
+    const start = span.from + i * span.windowMs;
+    points.push({ start, count: poisson(random, meanAt(random, start)) });
+  }
+  return points;
+}
+
 /** A calm series: Poisson counts around `level` with a mild daily cycle. */
 export function calmSeries(
   seed: number,
@@ -48,15 +70,11 @@ export function calmSeries(
   windowMs: number,
   level: number,
 ): SeriesPoint[] {
-  const random = seededRandom(seed);
-  const points: SeriesPoint[] = [];
-  for (let i = 0; i < windows; i++) {
-    const start = from + i * windowMs;
-    const hour = new Date(start).getUTCHours();
-    const daily = 1 + 0.3 * Math.sin((2 * Math.PI * hour) / 24);
-    points.push({ start, count: poisson(random, level * daily) });
-  }
-  return points;
+  return poissonSeries(
+    seed,
+    { from, windows, windowMs },
+    (_random, start) => level * (1 + 0.3 * Math.sin((2 * Math.PI * new Date(start).getUTCHours()) / 24)),
+  );
 }
 
 /**
@@ -70,18 +88,44 @@ export function burstySeries(
   windowMs: number,
   level: number,
 ): SeriesPoint[] {
-  const random = seededRandom(seed);
-  const points: SeriesPoint[] = [];
   let burstLeft = 0;
   let factor = 1;
-  for (let i = 0; i < windows; i++) {
+  return poissonSeries(seed, { from, windows, windowMs }, (random) => {
     if (burstLeft === 0 && random() < 0.02) {
       burstLeft = 1 + Math.floor(-Math.log(1 - random()) * 3);
       factor = 1 + Math.exp(normal(random) * 1.1);
     }
-    const mean = burstLeft > 0 ? level * factor : level;
-    if (burstLeft > 0) burstLeft--;
-    points.push({ start: from + i * windowMs, count: poisson(random, mean) });
-  }
-  return points;
+    if (burstLeft === 0) return level;
+    burstLeft--;
+    return level * factor;
+  });
+}
+
+/** `YYYY-MM-DD HH:MM:SS`, one of the two timestamp forms the command reads. */
+export const plainTimestamp = (ms: number): string => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+
+/**
+ * Two weeks of a calm 5-minute series around 60, then a day with a drop to a third of normal (from 06:00 for an
+ * hour) and a rise to 1.8 times normal (from 15:00 for half an hour).
+ */
+export function labelledSeriesCsv(): { csv: string; dropAt: string; spikeAt: string } {
+  const interval = 5 * 60_000;
+  const points = calmSeries(7, Date.UTC(2026, 0, 5), 15 * 288, interval, 60);
+  const day = 14 * 288;
+  const dropFrom = day + 72;
+  const spikeFrom = day + 180;
+  const rows = points.map((point, i) => {
+    const count =
+      i >= dropFrom && i < dropFrom + 12
+        ? Math.round(point.count / 3)
+        : i >= spikeFrom && i < spikeFrom + 6
+          ? Math.round(point.count * 1.8)
+          : point.count;
+    return `${plainTimestamp(point.start)},${count}`;
+  });
+  return {
+    csv: `timestamp,value\n${rows.join('\n')}\n`,
+    dropAt: plainTimestamp(points[dropFrom]!.start),
+    spikeAt: plainTimestamp(points[spikeFrom]!.start),
+  };
 }

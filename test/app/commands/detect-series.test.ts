@@ -1,8 +1,5 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../../../bin/build.js';
+import { describe, expect, it } from 'vitest';
 import {
   detectSeries,
   parseSeriesCsv,
@@ -11,40 +8,10 @@ import {
   type DetectSeriesOptions,
 } from '../../../src/app/commands/detect-series.ts';
 import { ConfigError, InputError } from '../../../src/core/errors.ts';
-import { calmSeries } from '../../support/synthetic-series.ts';
+import { labelledSeriesCsv, plainTimestamp as plain } from '../../support/synthetic-series.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../../..');
 const MINUTE = 60_000;
 const FROM = Date.UTC(2026, 0, 5); // a Monday
-
-/** `YYYY-MM-DD HH:MM:SS`, one of the two timestamp forms the command reads. */
-const plain = (ms: number) => new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
-
-/**
- * Two weeks of a calm 5-minute series around 60, then a day with a drop to a third of normal (from 06:00 for an
- * hour) and a rise to 1.8 times normal (from 15:00 for half an hour).
- */
-function labelledCsv(): { csv: string; dropAt: string; spikeAt: string } {
-  const interval = 5 * MINUTE;
-  const points = calmSeries(7, FROM, 15 * 288, interval, 60);
-  const day = 14 * 288;
-  const dropFrom = day + 72;
-  const spikeFrom = day + 180;
-  const rows = points.map((point, i) => {
-    const count =
-      i >= dropFrom && i < dropFrom + 12
-        ? Math.round(point.count / 3)
-        : i >= spikeFrom && i < spikeFrom + 6
-          ? Math.round(point.count * 1.8)
-          : point.count;
-    return `${plain(point.start)},${count}`;
-  });
-  return {
-    csv: `timestamp,value\n${rows.join('\n')}\n`,
-    dropAt: plain(points[dropFrom]!.start),
-    spikeAt: plain(points[spikeFrom]!.start),
-  };
-}
 
 async function runCommand(input: string, options: DetectSeriesOptions = {}): Promise<string> {
   const source = new PassThrough();
@@ -54,20 +21,6 @@ async function runCommand(input: string, options: DetectSeriesOptions = {}): Pro
   source.end(input);
   await runDetectSeries(source, sink, options);
   return out;
-}
-
-function run(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const { NODE_OPTIONS: _ignored, ...env } = process.env;
-    const child = spawn(process.execPath, args, { cwd: REPO, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
 }
 
 describe('parseSeriesCsv', () => {
@@ -124,7 +77,7 @@ describe('detectSeries', () => {
   });
 
   it('opens a drop and a spike on a labelled day after two weeks of history, and nothing else', async () => {
-    const { csv, dropAt, spikeAt } = labelledCsv();
+    const { csv, dropAt, spikeAt } = labelledSeriesCsv();
     const { rows, intervalMs } = parseSeriesCsv(csv);
     const openings = await detectSeries(rows, intervalMs, { trainRows: 14 * 288 });
     expect(openings.map((o) => o.kind)).toEqual(['drop', 'spike']);
@@ -136,7 +89,7 @@ describe('detectSeries', () => {
   });
 
   it('is deterministic, and a day of history is enough to score with', async () => {
-    const { csv } = labelledCsv();
+    const { csv } = labelledSeriesCsv();
     expect(await runCommand(csv)).toBe(await runCommand(csv));
     const { rows, intervalMs } = parseSeriesCsv(csv);
     await expect(detectSeries(rows, intervalMs, { trainRows: 288 })).resolves.toBeInstanceOf(Array);
@@ -148,29 +101,5 @@ describe('detectSeries', () => {
     await expect(runCommand(csv, { trainRows: '2' })).rejects.toThrow(/leaves no row to score/);
     await expect(runCommand(csv, { trainRows: '0' })).rejects.toThrow(/--train-rows: must be at least 1/);
     await expect(runCommand(csv, { trainRows: '1.5' })).rejects.toThrow(/--train-rows: must be a whole number/);
-  });
-});
-
-describe('logflow detect-series through bin/logflow.js', () => {
-  beforeAll(() => ensureBuilt(), 120_000);
-
-  it('prints a header and one timestamp,kind,score line per opening, as the sources do', async () => {
-    const { csv } = labelledCsv();
-    const compiled = await run(['bin/logflow.js', 'detect-series', '--train-rows', String(14 * 288)], csv);
-    expect(compiled.code, compiled.stderr).toBe(0);
-    expect(compiled.stdout).toBe(await runCommand(csv, { trainRows: String(14 * 288) }));
-    const lines = compiled.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe('timestamp,kind,score');
-    expect(lines.slice(1).map((line) => line.split(',')[1])).toEqual(['drop', 'spike']);
-  });
-
-  it('exits non-zero with the line and reason for bad input, and with a usage error for a bad option', async () => {
-    const bad = await run(['bin/logflow.js', 'detect-series'], 'timestamp,value\n2026-01-05 00:00:00,1\nnope,2\n');
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/line 3: timestamp "nope"/);
-    expect(bad.stdout).toBe('');
-    const option = await run(['bin/logflow.js', 'detect-series', '--train-rows', 'many'], 'timestamp,value\n');
-    expect(option.code).toBe(2);
-    expect(option.stderr).toMatch(/--train-rows: must be a whole number/);
   });
 });
