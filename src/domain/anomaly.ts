@@ -8,12 +8,12 @@
  * Scoring. A closed window's count for (service, environment, level) is
  * compared with the baseline of its weekly slot (`lookupBaseline`). When the
  * expected count is at least `minCount`, the score is a z-score whose spread
- * is calibrated per side from the slot's own quantiles (`bandSpread`), so a
- * heavy-tailed series gets a wide band and a calm one a narrow band; below
- * that the counts are too sparse for a normal approximation and the score is
- * the Poisson tail probability, reported on the same scale as a z-score (the
- * standard normal quantile of the tail), so one `score` column compares across
- * methods. A count above the band is a spike, a non-zero count below it a
+ * is calibrated per side from the slot's and the series' quantiles
+ * (`bandSpread`), so a heavy-tailed series gets a wide band and a calm one a
+ * narrow band; below that the counts are too sparse for a normal
+ * approximation and the score is the Poisson tail probability, reported on
+ * the same scale as a z-score (the standard normal quantile of the tail), so
+ * one `score` column compares across methods. A count above the band is a spike, a non-zero count below it a
  * drop, and a zero count where the typical minute has at least
  * `minExpectedForSilence` events a silence.
  *
@@ -547,29 +547,29 @@ export interface BandSpread {
 }
 
 /**
- * Calibration: each side's spread is what the slot's own quantiles imply for
- * it, the larger of (p95 - mean) / z95 and (p99 - mean) / z99 above and of
- * (mean - p05) / z95 and (mean - p01) / z99 below. For a normal slot both
- * equal its stddev; for a heavy-tailed one the p99 lies far out and widens
- * the upper side, so its routine bursts stay inside the band, while a calm
- * slot keeps a narrow band. Quantiles are also robust where the stddev is
- * not: one burst in four weeks of history inflates the stddev (and hid every
- * later spike of the slot), but moves the p95 by one sample. Each side's
- * quantiles judge that side only, so a series that bursts upward can still
+ * Calibration: each side's spread is what quantiles imply for it under a
+ * normal law, so a heavy-tailed series gets a wide band and does not alert on
+ * its routine bursts while a calm one keeps a narrow band. Two readings, the
+ * wider wins:
+ * - the slot's own p95 (p05 below): (p95 - mean) / z95. Quantiles are robust
+ *   where the stddev is not: one burst in four weeks of history inflates the
+ *   stddev (and hid every later spike of the slot) but moves the p95 by one
+ *   sample.
+ * - the series' spread pooled over its week (`seriesSpread`, a fraction of
+ *   the mean, scaled to the slot's mean), which also reads the p99 (p01) and
+ *   the p95-p99 spacing (`quantileSpread`). A slot of four weeks holds 240
+ *   windows, two or three above its p99, so a heavy tail's rare bursts are
+ *   seen by some slots and missed by others; a service that bursts at noon on
+ *   Mondays bursts at 3 on Tuesdays too.
+ * Each side judges that side only, so a series that bursts upward can still
  * drop.
  *
- * A slot of four weeks holds 240 windows, two to three above its p99, so
- * a heavy tail's rare bursts are seen by some slots and missed by others;
- * each side is therefore at least the series' spread pooled over its week
- * (`seriesSpread`, as a fraction of the mean, scaled to the slot's mean): a
- * service that bursts at noon on Mondays bursts at 3 on Tuesdays too.
- *
  * A side whose quantiles are missing (rows computed before the lower
- * quantiles were stored) or say nothing (the p99 at or below the mean: more
- * than 1% of the mass is in rare huge values) uses the stddev, as before
- * calibration. Both sides are floored at max(stddevFloor,
- * stddevFloorFraction * mean, sqrt(mean)): counts are never less noisy than
- * Poisson, and a flat slot must not make any change infinite.
+ * quantiles were stored) or on the wrong side of the mean (more than 5% of
+ * the mass in rare huge values) uses the stddev, as before calibration. Both
+ * sides are floored at max(stddevFloor, stddevFloorFraction * mean,
+ * sqrt(mean)): counts are never less noisy than Poisson, and a flat slot must
+ * not make any change infinite.
  */
 export function bandSpread(baseline: Baseline, expected: number, settings: DetectorSettings): BandSpread {
   const floor = Math.max(settings.stddevFloor, settings.stddevFloorFraction * expected, Math.sqrt(expected));
@@ -613,7 +613,7 @@ function quantileSpread(baseline: Baseline, expected: number, tail: boolean): { 
   };
 }
 
-/** A pooled baseline's quantile spreads relative to its mean; undefined unless both sides have quantiles. */
+/** A pooled baseline's quantile spreads relative to its mean; undefined when neither side has quantiles. */
 function relativeSpread(pooled: Baseline): RelativeSpread | undefined {
   if (!(pooled.mean > 0)) return undefined;
   const { above, below } = quantileSpread(pooled, pooled.mean, true);
