@@ -229,6 +229,17 @@ program
     await normalizeLines(process.stdin, process.stdout);
   });
 
+program
+  .command('detect-series')
+  .description(
+    'replay the detector on one series: CSV timestamp,value on stdin, "timestamp,kind,score" per alert opening on stdout',
+  )
+  .option('--train-rows <n>', 'rows taken as history for the baselines (default: 15% of the rows)')
+  .action(async (flags: { trainRows?: string }) => {
+    const { runDetectSeries } = await import('./commands/detect-series.ts');
+    await runDetectSeries(process.stdin, process.stdout, flags);
+  });
+
 async function main(argv: readonly string[]): Promise<number> {
   try {
     await program.parseAsync(argv as string[]);

@@ -7,12 +7,15 @@
  *
  * Scoring. A closed window's count for (service, environment, level) is
  * compared with the baseline of its weekly slot (`lookupBaseline`). When the
- * expected count is at least `minCount`, the score is a z-score whose standard
- * deviation is floored; below that the counts are too sparse for a normal
- * approximation and the score is the Poisson tail probability, reported on the
- * same scale as a z-score (the standard normal quantile of the tail), so one
- * `score` column compares across methods. A zero count where the typical
- * minute has at least `minExpectedForSilence` events is a silence.
+ * expected count is at least `minCount`, the score is a z-score whose spread
+ * is calibrated per side from the slot's and the series' quantiles
+ * (`bandSpread`), so a heavy-tailed series gets a wide band and a calm one a
+ * narrow band; below that the counts are too sparse for a normal
+ * approximation and the score is the Poisson tail probability, reported on
+ * the same scale as a z-score (the standard normal quantile of the tail), so
+ * one `score` column compares across methods. A count above the band is a spike, a non-zero count below it a
+ * drop, and a zero count where the typical minute has at least
+ * `minExpectedForSilence` events a silence.
  *
  * Lifecycle (Prometheus' `for` plus Alertmanager's repeat interval and
  * silences), per dedup key `rule:service:environment:level`: inactive ->
@@ -49,11 +52,30 @@ export interface Baseline extends SeriesKey {
   readonly mean: number;
   readonly stddev: number;
   readonly median: number;
+  /**
+   * Lower quantiles, which calibrate the drop side of the band. Optional: rows
+   * computed before sql/clickhouse/006_baseline_lower_quantiles.sql read as
+   * NaN, and the drop side then falls back to the stddev.
+   */
+  readonly p01?: number;
+  readonly p05?: number;
   readonly p95: number;
   readonly p99: number;
   readonly upperThreshold: number;
   readonly lowerThreshold: number;
   readonly sampleCount: number;
+  /**
+   * The spread of the whole series, pooled over its week, as a fraction of
+   * the mean on each side; attached by `indexBaselines`, never stored. See
+   * `bandSpread` for why a slot is judged by it too.
+   */
+  readonly seriesSpread?: RelativeSpread;
+}
+
+/** Half-widths of a band as fractions of its mean. */
+export interface RelativeSpread {
+  readonly above: number;
+  readonly below: number;
 }
 
 /** `dayOfWeek` of a baseline pooled over every day (ClickHouse's day numbers start at 1, so 0 is free). */
@@ -82,6 +104,8 @@ interface SeriesBaselines {
   /** Index = hour of day; pooled over the days of that hour. */
   readonly byHour: (Baseline | undefined)[];
   readonly overall: Baseline;
+  /** Days of week (1-7) with at least one row. */
+  readonly days: ReadonlySet<number>;
 }
 
 /** Baselines grouped per series with the fallback pools precomputed; build with `indexBaselines`. */
@@ -138,6 +162,8 @@ export function poolBaselines(parts: readonly Baseline[], hourOfDay: number, day
     mean,
     stddev: Math.sqrt(variance),
     median: weighted((part) => part.median),
+    p01: weighted((part) => part.p01 ?? Number.NaN),
+    p05: weighted((part) => part.p05 ?? Number.NaN),
     p95: weighted((part) => part.p95),
     p99: weighted((part) => part.p99),
     upperThreshold: weighted((part) => part.upperThreshold),
@@ -168,18 +194,24 @@ export function indexBaselines(
     slots.set(slotId(baseline.dayOfWeek, baseline.hourOfDay), baseline);
   }
   const series = new Map<string, SeriesBaselines>();
-  for (const [id, slots] of slotsBySeries) {
-    const all = [...slots.values()];
+  for (const [id, rows] of slotsBySeries) {
+    const all = [...rows.values()];
+    const pooled = poolBaselines(all, ANY_HOUR, ANY_DAY)!;
+    const seriesSpread = relativeSpread(pooled);
+    const withSpread = (baseline: Baseline): Baseline =>
+      seriesSpread === undefined ? baseline : { ...baseline, seriesSpread };
+    const slots = new Map<number, Baseline>();
+    for (const [slot, row] of rows) slots.set(slot, withSpread(row));
     const byHour: (Baseline | undefined)[] = [];
-    for (let hour = 0; hour < 24; hour++)
-      byHour.push(
-        poolBaselines(
-          all.filter((slot) => slot.hourOfDay === hour),
-          hour,
-          ANY_DAY,
-        ),
+    for (let hour = 0; hour < 24; hour++) {
+      const pooledHour = poolBaselines(
+        all.filter((slot) => slot.hourOfDay === hour),
+        hour,
+        ANY_DAY,
       );
-    series.set(id, { slots, byHour, overall: poolBaselines(all, ANY_HOUR, ANY_DAY)! });
+      byHour.push(pooledHour === undefined ? undefined : withSpread(pooledHour));
+    }
+    series.set(id, { slots, byHour, overall: withSpread(pooled), days: new Set(all.map((row) => row.dayOfWeek)) });
   }
   return { minSamples, series };
 }
@@ -191,6 +223,13 @@ export function indexBaselines(
  * index's `minSamples` sampled minutes; a thin pool is never returned, since
  * judging a minute by a handful of samples raises more false alarms than it
  * catches.
+ *
+ * A day of week the series has no row for at all is none: its history has
+ * not reached that day yet (the baseline job copies its first week's hour
+ * statistics to the days it saw only), and judging a Saturday by the
+ * weekdays' level would call every first weekend a drop, or the first Monday
+ * after a weekend start a spike. Baselines pooled over the whole history
+ * (`ANY_DAY` rows, or the job's first-day rows on every day) are not affected.
  */
 export function lookupBaseline(index: BaselineIndex, series: SeriesKey, windowStart: number): BaselineLookup {
   const baselines = index.series.get(seriesId(series));
@@ -200,6 +239,7 @@ export function lookupBaseline(index: BaselineIndex, series: SeriesKey, windowSt
     baseline !== undefined && baseline.sampleCount >= index.minSamples;
   const slot = baselines.slots.get(slotId(dayOfWeek, hourOfDay));
   if (thick(slot)) return { baseline: slot, fallback: 'slot' };
+  if (!baselines.days.has(dayOfWeek) && !baselines.days.has(ANY_DAY)) return { baseline: undefined, fallback: 'none' };
   const hour = baselines.byHour[hourOfDay];
   if (thick(hour)) return { baseline: hour, fallback: 'hour' };
   if (thick(baselines.overall)) return { baseline: baselines.overall, fallback: 'overall' };
@@ -470,15 +510,16 @@ function poissonCdfAsZ(j: number, lambda: number): number {
 // ---------------------------------------------------------------------------
 // Scoring
 
-export type AnomalyKind = 'spike' | 'silence';
+export type AnomalyKind = 'spike' | 'drop' | 'silence';
 export type ScoreMethod = 'zscore' | 'poisson' | 'none';
 
 export interface AnomalyScore {
   readonly anomalous: boolean;
   readonly kind: AnomalyKind | null;
   /**
-   * Signed, on the z-score scale: the z-score, or for Poisson the normal
-   * quantile of the tail on the count's side of the mean (P(X >= count)
+   * Signed, on the z-score scale: the distance from the mean in units of the
+   * spread of the count's side of the band (`bandSpread`), or for Poisson the
+   * normal quantile of the tail on the count's side of the mean (P(X >= count)
    * above it, P(X <= count) below). Non-decreasing in the count for a fixed
    * baseline and settings. 0 with method `none`.
    */
@@ -492,12 +533,104 @@ function finiteOr(value: number, fallback: number): number {
   return Number.isFinite(value) ? value : fallback;
 }
 
+/** Standard normal quantiles of 0.95 and 0.99: a normal slot's p95 and p99 lie this many stddevs above its mean. */
+const Z95 = 1.6448536269514722;
+const Z99 = 2.3263478740408408;
+
+/** The two half-widths of a slot's band, in counts per window; the score divides by the one on the count's side. */
+export interface BandSpread {
+  readonly above: number;
+  readonly below: number;
+  /** Whether each side comes from the slot's quantiles or, when they are missing, from its stddev. */
+  readonly aboveFrom: 'quantiles' | 'stddev';
+  readonly belowFrom: 'quantiles' | 'stddev';
+}
+
+/**
+ * Calibration: each side's spread is what quantiles imply for it under a
+ * normal law, so a heavy-tailed series gets a wide band and does not alert on
+ * its routine bursts while a calm one keeps a narrow band. Two readings, the
+ * wider wins:
+ * - the slot's own p95 (p05 below): (p95 - mean) / z95. Quantiles are robust
+ *   where the stddev is not: one burst in four weeks of history inflates the
+ *   stddev (and hid every later spike of the slot) but moves the p95 by one
+ *   sample.
+ * - the series' spread pooled over its week (`seriesSpread`, a fraction of
+ *   the mean, scaled to the slot's mean), which also reads the p99 (p01) and
+ *   the p95-p99 spacing (`quantileSpread`). A slot of four weeks holds 240
+ *   windows, two or three above its p99, so a heavy tail's rare bursts are
+ *   seen by some slots and missed by others; a service that bursts at noon on
+ *   Mondays bursts at 3 on Tuesdays too.
+ * Each side judges that side only, so a series that bursts upward can still
+ * drop.
+ *
+ * A side whose quantiles are missing (rows computed before the lower
+ * quantiles were stored) or on the wrong side of the mean (more than 5% of
+ * the mass in rare huge values) uses the stddev, as before calibration. Both
+ * sides are floored at max(stddevFloor, stddevFloorFraction * mean,
+ * sqrt(mean)): counts are never less noisy than Poisson, and a flat slot must
+ * not make any change infinite.
+ */
+export function bandSpread(baseline: Baseline, expected: number, settings: DetectorSettings): BandSpread {
+  const floor = Math.max(settings.stddevFloor, settings.stddevFloorFraction * expected, Math.sqrt(expected));
+  const stddev = finiteOr(baseline.stddev, 0);
+  const own = quantileSpread(baseline, expected, false);
+  const pooled = baseline.seriesSpread;
+  const above = Math.max(own.above ?? stddev, finiteOr((pooled?.above ?? 0) * expected, 0), floor);
+  const below = Math.max(own.below ?? stddev, finiteOr((pooled?.below ?? 0) * expected, 0), floor);
+  return {
+    above,
+    below,
+    aboveFrom: own.above === undefined ? 'stddev' : 'quantiles',
+    belowFrom: own.below === undefined ? 'stddev' : 'quantiles',
+  };
+}
+
+/**
+ * Each side's spread as a normal law would have it given the quantiles of
+ * that side. A slot's own is read from its p95 (p05) alone: of 120 to 240
+ * samples the p99 is the second or third largest, too noisy to judge by, and
+ * the p95-p99 spacing doubles that noise. The series' pooled quantiles
+ * average the noise out over its slots, so `tail` reads them too: the
+ * distance of the p99 (p01) to the mean and the p95-p99 spacing, which a
+ * heavy tail stretches even where the p95 sits close to the mean. Undefined
+ * for a side whose quantiles are missing or on the wrong side of the mean.
+ */
+function quantileSpread(baseline: Baseline, expected: number, tail: boolean): { above?: number; below?: number } {
+  const { p95, p99 } = baseline;
+  const p05 = baseline.p05 ?? Number.NaN;
+  const p01 = baseline.p01 ?? Number.NaN;
+  const spacing = Z99 - Z95;
+  const above = (p95 - expected) / Z95;
+  const below = (expected - p05) / Z95;
+  return {
+    ...(Number.isFinite(p95) && Number.isFinite(p99) && p95 > expected
+      ? { above: tail ? Math.max(above, (p99 - expected) / Z99, (p99 - p95) / spacing) : above }
+      : {}),
+    ...(Number.isFinite(p05) && Number.isFinite(p01) && p05 < expected
+      ? { below: tail ? Math.max(below, (expected - p01) / Z99, (p05 - p01) / spacing) : below }
+      : {}),
+  };
+}
+
+/** A pooled baseline's quantile spreads relative to its mean; undefined when neither side has quantiles. */
+function relativeSpread(pooled: Baseline): RelativeSpread | undefined {
+  if (!(pooled.mean > 0)) return undefined;
+  const { above, below } = quantileSpread(pooled, pooled.mean, true);
+  if (above === undefined && below === undefined) return undefined;
+  return { above: (above ?? 0) / pooled.mean, below: (below ?? 0) / pooled.mean };
+}
+
 /**
  * Scores one window's count against its baseline. Without a baseline (or
  * for a service with monitoring disabled) nothing is anomalous, whatever the
  * count: a missing baseline more often means "not computed yet" than "never
  * seen", and a fresh install must not alert on every busy series. A series
  * that has history but none in this slot is covered by the lookup fallbacks.
+ *
+ * Above the band is a spike; below it a drop, except at zero, which is the
+ * silence rule's alone (so `silenceDetection: false` keeps empty windows
+ * quiet, and a stop reads as one silence rather than a drop and a silence).
  *
  * Baselines from the database may hold NaN (stddevSamp of one sample): a
  * non-finite stddev counts as 0, leaving the floors to apply; a non-finite or
@@ -517,35 +650,33 @@ export function score(count: number, baseline: Baseline | undefined, settings: D
   const silent = settings.silenceDetection && count === 0 && typicalCount >= settings.minExpectedForSilence;
 
   if (expected >= settings.minCount) {
-    const stddev = Math.max(
-      finiteOr(baseline.stddev, 0),
-      settings.stddevFloor,
-      settings.stddevFloorFraction * expected,
-      Math.sqrt(expected),
-    );
-    const z = (count - expected) / stddev;
+    const spread = bandSpread(baseline, expected, settings);
+    const z = count >= expected ? (count - expected) / spread.above : (count - expected) / spread.below;
     const spike = z >= settings.zThreshold;
-    return {
-      anomalous: spike || silent,
-      kind: spike ? 'spike' : silent ? 'silence' : null,
-      score: z,
-      expected,
-      method: 'zscore',
-    };
+    const drop = count > 0 && z <= -settings.zThreshold;
+    return scored(spike, drop, silent, z, expected, 'zscore');
   }
 
   const lambda = Math.max(expected, settings.poissonMeanFloor);
   // Fractional counts (weighted windows) are scored as the whole events they contain.
   const events = Math.floor(count);
-  const spike = events > lambda && poissonLogUpperTail(events, lambda) <= Math.log(settings.poissonTail);
+  const tail = Math.log(settings.poissonTail);
+  const spike = events > lambda && poissonLogUpperTail(events, lambda) <= tail;
+  const drop = events > 0 && events < lambda && poissonLogLowerTail(events, lambda) <= tail;
   const z = events >= lambda ? poissonCdfAsZ(events - 1, lambda) : poissonCdfAsZ(events, lambda);
-  return {
-    anomalous: spike || silent,
-    kind: spike ? 'spike' : silent ? 'silence' : null,
-    score: z,
-    expected,
-    method: 'poisson',
-  };
+  return scored(spike, drop, silent, z, expected, 'poisson');
+}
+
+function scored(
+  spike: boolean,
+  drop: boolean,
+  silent: boolean,
+  z: number,
+  expected: number,
+  method: ScoreMethod,
+): AnomalyScore {
+  const kind: AnomalyKind | null = spike ? 'spike' : silent ? 'silence' : drop ? 'drop' : null;
+  return { anomalous: kind !== null, kind, score: z, expected, method };
 }
 
 /** A closed window with its series and score, as `scoreWindows` emits it and `alertLifecycle` consumes it. */
@@ -562,7 +693,7 @@ export interface ScoredWindow extends SeriesKey, AnomalyScore {
 // Alert lifecycle
 
 export type AlertRule = AnomalyKind;
-export const ALERT_RULES: readonly AlertRule[] = ['spike', 'silence'];
+export const ALERT_RULES: readonly AlertRule[] = ['spike', 'drop', 'silence'];
 
 export interface AlertKey extends SeriesKey {
   readonly dedupKey: string;
@@ -758,7 +889,7 @@ const lifecycleSnapshotSchema = z.object({
   alerts: z.array(
     z.object({
       dedupKey: z.string(),
-      rule: z.enum(['spike', 'silence']),
+      rule: z.enum(['spike', 'drop', 'silence']),
       service: z.string(),
       environment: z.string(),
       level: z.string(),
@@ -820,7 +951,7 @@ export class AlertLifecycleState {
     return this.skipped;
   }
 
-  /** Applies one window to both rules of its series; returns the events it causes (spike's before silence's). */
+  /** Applies one window to every rule of its series; returns the events it causes, in `ALERT_RULES` order. */
   apply(window: LifecycleInput, isSilenced: SilenceCheck = neverSilenced): AlertEvent[] {
     if (window.alerting === false) return [];
     if (this.highWatermark !== null && window.end < this.highWatermark) {

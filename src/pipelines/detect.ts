@@ -580,7 +580,7 @@ async function applyAlertEvent(tx: Repositories, event: AlertEvent): Promise<voi
   const description =
     event.rule === 'silence'
       ? `${event.service} (${event.environment}) ${event.level} logs stopped: 0 per minute where about ${event.expected.toFixed(1)} are usual`
-      : `${event.service} (${event.environment}) ${event.level} logs at ${event.observed} per minute, about ${event.expected.toFixed(1)} usual (score ${event.score.toFixed(1)})`;
+      : `${event.service} (${event.environment}) ${event.level} logs ${event.rule === 'drop' ? 'down to' : 'at'} ${event.observed} per minute, about ${event.expected.toFixed(1)} usual (score ${event.score.toFixed(1)})`;
   switch (event.type) {
     case 'pending':
     case 'opened': {
@@ -588,7 +588,7 @@ async function applyAlertEvent(tx: Repositories, event: AlertEvent): Promise<voi
         await tx.anomalyAlerts.insert({
           dedupKey: event.dedupKey,
           rule: event.rule,
-          alertType: event.rule === 'silence' ? 'silence' : 'spike',
+          alertType: event.rule,
           status: event.type === 'opened' ? 'open' : 'pending',
           severity: event.level === 'FATAL' || event.rule === 'silence' ? 'high' : 'medium',
           service: event.service,

@@ -6,16 +6,21 @@
  *
  * Bootstrap rule for short histories: with less than a day of data every
  * slot gets the key's overall statistics; with less than a week, the
- * statistics of its hour of day, copied to all seven days; after that, each
- * (hour of day, day of week) slot has its own.
+ * statistics of its hour of day, copied to the days of week the history saw
+ * at that hour; after that, each
+ * (hour of day, day of week) slot has its own. The statistics, thresholds and
+ * this rule are specified once in src/domain/series-baselines.ts, which
+ * computes them in process for `logflow detect-series`; change both together
+ * (test/pipelines/baselines.test.ts holds them to agreement).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Baseline } from '../domain/anomaly.ts';
+import { baselineGranularity, type BaselineGranularity } from '../domain/series-baselines.ts';
 import { classify } from '../core/errors.ts';
 import { clickhouseErrorRules } from '../sinks/clickhouse.ts';
 import { toClickHouseDateTime } from './logs-table.ts';
 
-export type BaselineGranularity = 'flat' | 'hour_of_day' | 'hour_and_day';
+export type { BaselineGranularity };
 
 export interface BaselineRun {
   readonly from: string;
@@ -44,8 +49,7 @@ export async function computeBaselines(
     const first = Number(range?.first ?? 0) * 1000;
     const from = first > 0 ? Math.max(lookBack, first) : to;
     const historyMinutes = Math.max(0, Math.round((to - from) / 60_000));
-    const granularity: BaselineGranularity =
-      historyMinutes < DAY_MINUTES ? 'flat' : historyMinutes < 7 * DAY_MINUTES ? 'hour_of_day' : 'hour_and_day';
+    const granularity = baselineGranularity(historyMinutes * 60_000);
     if (historyMinutes === 0)
       return {
         from: new Date(from).toISOString(),
@@ -59,21 +63,29 @@ export async function computeBaselines(
       granularity === 'flat' ? '' : granularity === 'hour_of_day' ? ', hour_of_day' : ', hour_of_day, day_of_week';
     // Coarser granularities are computed per coarse slot, then spread over all 24 x 7 slots.
     const spreadHours = granularity === 'flat' ? 'arrayJoin(range(24))' : 'hour_of_day';
-    const spreadDays = granularity === 'hour_and_day' ? 'day_of_week' : 'arrayJoin(range(1, 8))';
+    // Under a week, an hour's statistics go to the days the history saw, not to all seven: a day the series has not
+    // reached yet has no rows, and lookupBaseline in src/domain/anomaly.ts then judges none of its windows.
+    const spreadDays =
+      granularity === 'hour_and_day'
+        ? 'day_of_week'
+        : granularity === 'hour_of_day'
+          ? 'arrayJoin(days_seen)'
+          : 'arrayJoin(range(1, 8))';
     const computedAt = toClickHouseDateTime(options.now);
     await client.command({
       query: `
-        INSERT INTO anomaly_baselines
+        INSERT INTO anomaly_baselines (service, environment, level, hour_of_day, day_of_week, mean, stddev, median,
+                                       p01, p05, p95, p99, upper_threshold, lower_threshold, sample_count, computed_at)
         SELECT service, environment, level, toUInt8(${spreadHours}) AS hour_of_day, toUInt8(${spreadDays}) AS day_of_week,
-               mean, stddev, median, p95, p99,
+               mean, stddev, q[3] AS median, q[1] AS p01, q[2] AS p05, q[4] AS p95, q[5] AS p99,
                mean + {z:Float64} * greatest(stddev, 1) AS upper_threshold,
                greatest(0, mean - {z:Float64} * stddev) AS lower_threshold,
                toUInt32(samples) AS sample_count,
                toDateTime64({computedAt:String}, 3, 'UTC') AS computed_at
         FROM (
           SELECT service, environment, level ${slot},
-                 avg(c) AS mean, stddevPop(c) AS stddev, median(c) AS median,
-                 quantile(0.95)(c) AS p95, quantile(0.99)(c) AS p99, count() AS samples
+                 avg(c) AS mean, stddevPop(c) AS stddev, groupUniqArray(day_of_week) AS days_seen,
+                 quantilesExactInclusive(0.01, 0.05, 0.5, 0.95, 0.99)(c) AS q, count() AS samples
           FROM (
             SELECT k.service AS service, k.environment AS environment, k.level AS level,
                    toHour(m.minute) AS hour_of_day, toDayOfWeek(m.minute) AS day_of_week,
@@ -122,12 +134,12 @@ export async function computeBaselines(
 export async function loadBaselines(client: ClickHouseClient): Promise<Baseline[]> {
   const rows = await (
     await client.query({
-      query: `SELECT service, environment, level, hour_of_day, day_of_week, mean, stddev, median, p95, p99,
+      query: `SELECT service, environment, level, hour_of_day, day_of_week, mean, stddev, median, p01, p05, p95, p99,
                      upper_threshold, lower_threshold, sample_count
               FROM anomaly_baselines FINAL`,
       format: 'JSONEachRow',
     })
-  ).json<Record<string, string | number>>();
+  ).json<Record<string, string | number | null>>();
   return rows.map((r) => ({
     service: String(r.service),
     environment: String(r.environment),
@@ -137,10 +149,17 @@ export async function loadBaselines(client: ClickHouseClient): Promise<Baseline[
     mean: Number(r.mean),
     stddev: Number(r.stddev),
     median: Number(r.median),
+    p01: numberOrNaN(r.p01),
+    p05: numberOrNaN(r.p05),
     p95: Number(r.p95),
     p99: Number(r.p99),
     upperThreshold: Number(r.upper_threshold),
     lowerThreshold: Number(r.lower_threshold),
     sampleCount: Number(r.sample_count),
   }));
+}
+
+/** ClickHouse writes a NaN Float64 as JSON null (output_format_json_quote_denormals = 0); Number(null) would be 0. */
+function numberOrNaN(value: string | number | null | undefined): number {
+  return value === null || value === undefined ? Number.NaN : Number(value);
 }

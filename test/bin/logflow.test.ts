@@ -16,8 +16,10 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build, ensureBuilt, isStale } from '../../bin/build.js';
 import { normalizeLines } from '../../src/app/commands/normalize.ts';
+import { runDetectSeries } from '../../src/app/commands/detect-series.ts';
 import { generateLogs } from '../../src/sources/generator.ts';
 import type * as GeneratorWorker from '../../src/sources/generator-worker.ts';
+import { labelledSeriesCsv } from '../support/synthetic-series.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 
@@ -159,6 +161,38 @@ describe("the repository's compiled dist/", () => {
     expect(compiled.code, compiled.stderr).toBe(0);
     expect(compiled.stdout).toBe(expectedText);
     expect(compiled.stdout.split('\n')).toHaveLength(5);
+  });
+
+  it('runs `logflow detect-series` through the bin as the sources do: a header, then one line per opening', async () => {
+    const { csv } = labelledSeriesCsv();
+    const trainRows = String(14 * 288);
+    const expected = new PassThrough();
+    let expectedText = '';
+    expected.on('data', (d: Buffer) => (expectedText += d.toString()));
+    const source = new PassThrough();
+    source.end(csv);
+    await runDetectSeries(source, expected, { trainRows });
+
+    const compiled = await run(['bin/logflow.js', 'detect-series', '--train-rows', trainRows], { input: csv });
+    expect(compiled.code, compiled.stderr).toBe(0);
+    expect(compiled.stdout).toBe(expectedText);
+    const lines = compiled.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('timestamp,kind,score');
+    expect(lines.slice(1).map((line) => line.split(',')[1])).toEqual(['drop', 'spike']);
+  });
+
+  it('stops `logflow detect-series` with the line and reason of a bad row (exit 1), or a bad option (exit 2)', async () => {
+    const bad = await run(['bin/logflow.js', 'detect-series'], {
+      input: 'timestamp,value\n2026-01-05 00:00:00,1\nnope,2\n',
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/line 3: timestamp "nope"/);
+    expect(bad.stdout).toBe('');
+    const option = await run(['bin/logflow.js', 'detect-series', '--train-rows', 'many'], {
+      input: 'timestamp,value\n',
+    });
+    expect(option.code).toBe(2);
+    expect(option.stderr).toMatch(/--train-rows: must be a whole number/);
   });
 
   it('answers `run --help` with the usage and every pipeline, not an unknown-pipeline error', async () => {

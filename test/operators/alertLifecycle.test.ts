@@ -27,7 +27,7 @@ import { windowByEventTime } from '../../src/operators/windowByEventTime.ts';
 import type { WindowResult } from '../../src/operators/windowByEventTime.ts';
 
 const MINUTE = 60_000;
-const RULES: readonly AlertRule[] = ['spike', 'silence'];
+const RULES: readonly AlertRule[] = ['spike', 'drop', 'silence'];
 const SERIES: readonly SeriesKey[] = [
   { service: 'api', environment: 'prod', level: 'ERROR' },
   { service: 'api', environment: 'prod', level: 'INFO' },
@@ -55,9 +55,9 @@ function window(
     ...series,
     start: minute * MINUTE,
     end: (minute + 1) * MINUTE,
-    count: kind === 'spike' ? 50 : kind === 'silence' ? 0 : 10,
+    count: kind === 'spike' ? 50 : kind === 'silence' ? 0 : kind === 'drop' ? 3 : 10,
     kind,
-    score: kind === 'spike' ? 5 : 0,
+    score: kind === 'spike' ? 5 : kind === 'drop' ? -5 : 0,
     expected: 10,
     ...extra,
   };
@@ -84,7 +84,7 @@ interface Run {
 }
 
 const stepArbitrary: fc.Arbitrary<Step> = fc.record({
-  kind: fc.constantFrom<AlertRule | null>('spike', 'spike', 'silence', null, null, null),
+  kind: fc.constantFrom<AlertRule | null>('spike', 'spike', 'drop', 'silence', null, null, null),
   alerting: fc.constantFrom(true, true, true, true, false),
   silencedSpike: fc.constantFrom(false, false, false, true),
   silencedSilence: fc.constantFrom(false, false, false, true),

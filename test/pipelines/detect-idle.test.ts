@@ -27,7 +27,8 @@ describe('detect idle partition', () => {
     const { clickhouse } = await h.resources.engines();
     // The usual minute of the service: 60 INFO logs, every hour of every day.
     await clickhouse.command({
-      query: `INSERT INTO anomaly_baselines
+      query: `INSERT INTO anomaly_baselines (service, environment, level, hour_of_day, day_of_week, mean, stddev, median,
+                                             p95, p99, upper_threshold, lower_threshold, sample_count, computed_at)
               SELECT '${SERVICE}', 'production', 'INFO', h.number, d.number, 60, 5, 60, 70, 75, 75, 45, 1000, now64(3)
               FROM numbers(24) AS h CROSS JOIN numbers(8) AS d`,
     });

@@ -26,7 +26,7 @@ import {
   type Severity,
 } from './db.ts';
 
-export const ALERT_TYPES = ['spike', 'silence', 'novel_pattern', 'statistical'] as const;
+export const ALERT_TYPES = ['spike', 'drop', 'silence', 'novel_pattern', 'statistical'] as const;
 export const ALERT_STATUSES = ['pending', 'open', 'acknowledged', 'resolved'] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 export type AlertStatus = (typeof ALERT_STATUSES)[number];

@@ -566,6 +566,15 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         await expect(repos.anomalyAlerts.touch(a.id, { anomalousWindows: -1 })).rejects.toBeInstanceOf(InputError);
       });
 
+      it('stores the detector’s drop alerts (the alert_type check of sql/postgres/005_alert_type_drop.sql)', async () => {
+        const made = await repos.anomalyAlerts.insert(
+          alert({ alertType: 'drop', rule: 'drop', service: 'drop-service' }),
+        );
+        expect(made).toMatchObject({ alertType: 'drop', rule: 'drop' });
+        const listed = await repos.anomalyAlerts.list({ type: 'drop', service: 'drop-service' });
+        expect(listed.items.map((a) => a.id)).toEqual([made.id]);
+      });
+
       it('lists newest first with filters and a cursor that pages through everything', async () => {
         const made: AnomalyAlert[] = [];
         const kinds = [

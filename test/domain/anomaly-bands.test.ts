@@ -1,0 +1,260 @@
+/**
+ * Drops and calibration (src/domain/anomaly.ts `bandSpread`, `score`) on seeded synthetic series, with baselines from
+ * src/domain/series-baselines.ts, through the alert lifecycle the detect pipeline uses.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  AlertLifecycleState,
+  DEFAULT_DETECTOR_SETTINGS,
+  bandSpread,
+  indexBaselines,
+  lookupBaseline,
+  mergeDetectorSettings,
+  score,
+  type AlertEvent,
+  type Baseline,
+  type BaselineIndex,
+  type SeriesKey,
+} from '../../src/domain/anomaly.ts';
+import {
+  baselineGranularity,
+  computeSeriesBaselines,
+  quantileInclusive,
+  slotStatistics,
+} from '../../src/domain/series-baselines.ts';
+import { burstySeries, calmSeries, type SeriesPoint } from '../support/synthetic-series.ts';
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+const FROM = Date.UTC(2026, 0, 5); // a Monday
+const series: SeriesKey = { service: 'checkout', environment: 'prod', level: 'INFO' };
+const settings = DEFAULT_DETECTOR_SETTINGS;
+
+function indexOf(history: readonly SeriesPoint[], strip = false): BaselineIndex {
+  const last = history[history.length - 1]!;
+  let rows = computeSeriesBaselines(series, history, {
+    historyMs: last.start + MINUTE - history[0]!.start,
+    zThreshold: 3,
+  });
+  // What the detector did before calibration: no quantiles, so both sides use the stddev.
+  if (strip) rows = rows.map((row): Baseline => ({ ...row, p01: NaN, p05: NaN, p95: NaN, p99: NaN }));
+  return indexBaselines(rows);
+}
+
+/** Scores and applies each window as scoreWindows and alertLifecycle do; returns the lifecycle events. */
+function replay(points: readonly SeriesPoint[], index: BaselineIndex, state = new AlertLifecycleState()): AlertEvent[] {
+  const events: AlertEvent[] = [];
+  for (const { start, count } of points) {
+    const scored = score(count, lookupBaseline(index, series, start).baseline, settings);
+    events.push(...state.apply({ ...series, start, end: start + MINUTE, count, ...scored }));
+  }
+  return events;
+}
+
+const openings = (events: readonly AlertEvent[]) => events.filter((event) => event.type === 'opened');
+
+describe('baseline statistics in process', () => {
+  it('interpolates quantiles between order statistics, as ClickHouse quantilesExactInclusive does', () => {
+    expect(quantileInclusive([1, 2, 3, 4], 0.5)).toBe(2.5);
+    expect(quantileInclusive([0, 10], 0.95)).toBeCloseTo(9.5, 12);
+    expect(quantileInclusive([7], 0.01)).toBe(7);
+    expect(slotStatistics([2, 4, 4, 4, 5, 5, 7, 9])).toMatchObject({ mean: 5, stddev: 2, median: 4.5, sampleCount: 8 });
+    expect(slotStatistics([])).toBeUndefined();
+  });
+
+  it('uses the baseline job’s bootstrap rule: flat under a day, hour of day under a week', () => {
+    expect(baselineGranularity(DAY - 1)).toBe('flat');
+    expect(baselineGranularity(DAY)).toBe('hour_of_day');
+    expect(baselineGranularity(7 * DAY)).toBe('hour_and_day');
+    const flat = computeSeriesBaselines(series, [{ start: FROM, count: 4 }], { historyMs: MINUTE, zThreshold: 3 });
+    expect(flat).toHaveLength(24 * 7);
+    expect(new Set(flat.map((row) => row.mean))).toEqual(new Set([4]));
+  });
+});
+
+describe('drops', () => {
+  const history = calmSeries(11, FROM, 14 * 1440, MINUTE, 60);
+  const index = indexOf(history);
+
+  it('opens a drop alert when a calm series falls to a third of normal, and resolves it after', () => {
+    const week = calmSeries(12, FROM + 14 * DAY, 1440, MINUTE, 60);
+    const dropAt = 600;
+    const points = week.map((point, i) =>
+      i >= dropAt && i < dropAt + 20 ? { ...point, count: Math.round(point.count / 3) } : point,
+    );
+    const events = replay(points, index);
+    const opened = openings(events);
+    expect(opened.map((event) => event.rule)).toEqual(['drop']);
+    expect(opened[0]!.windowStart).toBe(week[dropAt + 1]!.start);
+    expect(opened[0]!.score).toBeLessThan(-3);
+    expect(events.some((event) => event.rule === 'drop' && event.type === 'resolved')).toBe(true);
+  });
+
+  it('leaves zero to the silence rule, and needs the count below the band, not merely below the mean', () => {
+    const at = FROM + 14 * DAY + 12 * 3_600_000;
+    const baseline = lookupBaseline(index, series, at).baseline!;
+    expect(score(0, baseline, settings).kind).toBe('silence');
+    expect(score(0, baseline, mergeDetectorSettings(settings, { silenceDetection: false })).kind).toBeNull();
+    expect(score(Math.round(baseline.mean / 3), baseline, settings).kind).toBe('drop');
+    expect(score(Math.round(baseline.mean * 0.9), baseline, settings).kind).toBeNull();
+  });
+
+  it('judges sparse counts by the Poisson lower tail', () => {
+    const sparse = { ...indexOf(history).series.values().next().value!.overall, mean: 9, median: 9 };
+    const tight = mergeDetectorSettings(settings, { poissonTail: 0.01 });
+    // P(X <= 2 | 9) = 0.0062, P(X <= 3 | 9) = 0.021.
+    expect(score(2, sparse, tight)).toMatchObject({ kind: 'drop', method: 'poisson' });
+    expect(score(3, sparse, tight).kind).toBeNull();
+  });
+});
+
+describe('calibration', () => {
+  it('keeps a bursty, heavy-tailed series to a few openings a week, where the stddev band opened dozens', () => {
+    for (const seed of [1, 2, 3]) {
+      const points = burstySeries(seed, FROM, 21 * 1440, MINUTE, 40);
+      const history = points.slice(0, 14 * 1440);
+      const week = points.slice(14 * 1440);
+      const calibrated = openings(replay(week, indexOf(history))).length;
+      const uncalibrated = openings(replay(week, indexOf(history, true))).length;
+      expect(calibrated, `seed ${seed}`).toBeLessThanOrEqual(10);
+      expect(uncalibrated, `seed ${seed}`).toBeGreaterThan(4 * Math.max(calibrated, 5));
+    }
+  });
+
+  it('still alerts on a small spike of a calm series, and on nothing else in its week', () => {
+    const points = calmSeries(5, FROM, 21 * 1440, MINUTE, 40);
+    const index = indexOf(points.slice(0, 14 * 1440));
+    const week = points.slice(14 * 1440);
+    expect(openings(replay(week, index))).toEqual([]);
+    const spikeAt = 3 * 1440 + 200;
+    // +60%: for a Poisson series around 40 (sqrt 6.3) a rise of 24 a minute is about 3.5 of its spreads.
+    const spiked = week.map((point, i) =>
+      i >= spikeAt && i < spikeAt + 5 ? { ...point, count: Math.round(point.count * 1.6) } : point,
+    );
+    const opened = openings(replay(spiked, index));
+    expect(opened.map((event) => event.rule)).toEqual(['spike']);
+    expect(opened[0]!.windowStart).toBeLessThanOrEqual(week[spikeAt + 2]!.start);
+  });
+
+  it('widens the upper side of a heavy-tailed series beyond its stddev, and leaves a normal series’ at its stddev', () => {
+    const base = { ...series, dayOfWeek: 1, median: 100, upperThreshold: 0, lowerThreshold: 0, sampleCount: 240 };
+    const normal = (hourOfDay: number): Baseline => ({
+      ...base,
+      hourOfDay,
+      mean: 100,
+      stddev: 10,
+      p01: 76.74,
+      p05: 83.55,
+      p95: 116.45,
+      p99: 123.26,
+    });
+    const calm = lookupBaseline(indexBaselines([normal(0), normal(1)]), series, FROM).baseline!;
+    expect(bandSpread(calm, 100, settings).above).toBeCloseTo(10, 2);
+    expect(bandSpread(calm, 100, settings).below).toBeCloseTo(10, 2);
+    // A slot alone cannot tell its p99 from noise; the series' pooled p99 and p95-p99 spacing widen every slot.
+    const heavy = lookupBaseline(indexBaselines([normal(0), { ...normal(1), p95: 130, p99: 400 }]), series, FROM)
+      .baseline!;
+    expect(bandSpread(normal(0), 100, settings).above).toBeCloseTo(10, 2);
+    expect(bandSpread(heavy, 100, settings).above).toBeGreaterThan(100);
+    expect(bandSpread(heavy, 100, settings).below).toBeCloseTo(10, 2);
+  });
+});
+
+describe('score properties with calibrated bands', () => {
+  const quantiles = fc
+    .record({
+      mean: fc.double({ min: 0, max: 5000, noNaN: true }),
+      stddev: fc.oneof(fc.double({ min: 0, max: 500, noNaN: true }), fc.constant(Number.NaN)),
+      gaps: fc.array(fc.double({ min: 0, max: 300, noNaN: true }), { minLength: 4, maxLength: 4 }),
+      below: fc.double({ min: 0, max: 1, noNaN: true }),
+      missing: fc.constantFrom('none', 'lower', 'all'),
+    })
+    .map(({ mean, stddev, gaps, below, missing }): Baseline => {
+      // Quantiles in order around a median placed below the mean by a fraction of the first gap.
+      const median = Math.max(0, mean - below * gaps[0]!);
+      const p05 = Math.max(0, median - gaps[0]!);
+      const p01 = Math.max(0, p05 - gaps[1]!);
+      const p95 = median + gaps[2]!;
+      const p99 = p95 + gaps[3]!;
+      return {
+        ...series,
+        hourOfDay: 0,
+        dayOfWeek: 1,
+        mean,
+        stddev,
+        median,
+        ...(missing === 'none' ? { p01, p05 } : {}),
+        p95: missing === 'all' ? NaN : p95,
+        p99: missing === 'all' ? NaN : p99,
+        upperThreshold: 0,
+        lowerThreshold: 0,
+        sampleCount: 240,
+      };
+    });
+  const detector = fc
+    .record({
+      zThreshold: fc.double({ min: 0.5, max: 10, noNaN: true }),
+      minCount: fc.integer({ min: 0, max: 50 }),
+      poissonTail: fc.double({ min: 1e-12, max: 0.5, noNaN: true }),
+    })
+    .map((overrides) => mergeDetectorSettings(DEFAULT_DETECTOR_SETTINGS, overrides));
+  const count = fc.oneof(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 20_000 }));
+
+  it('grows with the count’s distance from the band on either side, and drops stay drops as the count falls (property)', () => {
+    fc.assert(
+      fc.property(quantiles, detector, count, count, (baseline, options, a, b) => {
+        const [low, high] = a <= b ? [a, b] : [b, a];
+        const lowScore = score(low, baseline, options);
+        const highScore = score(high, baseline, options);
+        expect(highScore.score).toBeGreaterThanOrEqual(lowScore.score);
+        // Further from the mean on one side: at least as far on the score's scale.
+        if (low >= baseline.mean) expect(Math.abs(highScore.score)).toBeGreaterThanOrEqual(Math.abs(lowScore.score));
+        if (high <= baseline.mean) expect(Math.abs(lowScore.score)).toBeGreaterThanOrEqual(Math.abs(highScore.score));
+        if (highScore.kind === 'drop' && low > 0) expect(lowScore.kind).toBe('drop');
+        if (lowScore.kind === 'spike') expect(highScore.kind).toBe('spike');
+        if (lowScore.kind === 'drop') expect(low).toBeLessThan(baseline.mean);
+        if (lowScore.kind === 'drop') expect(low).toBeGreaterThan(0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('is deterministic: the same count, baseline and settings, also after a JSON round trip, give the same score (property)', () => {
+    fc.assert(
+      fc.property(quantiles, detector, count, (baseline, options, value) => {
+        const again = JSON.parse(JSON.stringify(baseline)) as Baseline;
+        // JSON turns NaN into null; the store reads null back as NaN.
+        for (const field of ['stddev', 'p01', 'p05', 'p95', 'p99'] as const)
+          if ((again as unknown as Record<string, unknown>)[field] === null)
+            (again as unknown as Record<string, number>)[field] = NaN;
+        expect(score(value, again, options)).toEqual(score(value, baseline, options));
+        const index = indexBaselines([baseline]);
+        expect(score(value, lookupBaseline(index, series, FROM).baseline, options)).toEqual(
+          score(value, lookupBaseline(indexBaselines([again]), series, FROM).baseline, options),
+        );
+      }),
+    );
+  });
+
+  it('gives the same decisions after a checkpoint and restore of the lifecycle at any window (property)', () => {
+    const points = calmSeries(21, FROM, 8 * 1440, MINUTE, 60);
+    const index = indexOf(points.slice(0, 7 * 1440));
+    const day = points
+      .slice(7 * 1440)
+      .map((point, i) =>
+        (i >= 100 && i < 120) || (i >= 700 && i < 710) ? { ...point, count: Math.round(point.count / 3) } : point,
+      );
+    const whole = replay(day, index);
+    expect(openings(whole).map((event) => event.rule)).toEqual(['drop', 'drop']);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: day.length }), (cut) => {
+        const state = new AlertLifecycleState();
+        const before = replay(day.slice(0, cut), index, state);
+        const restored = AlertLifecycleState.fromSnapshot(JSON.parse(JSON.stringify(state.snapshot())));
+        expect([...before, ...replay(day.slice(cut), index, restored)]).toEqual(whole);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
