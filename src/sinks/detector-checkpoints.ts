@@ -12,7 +12,6 @@
  * change, not the state held.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { batch } from '../operators/batch.ts';
 import { concatMap, map, pipe, type OperatorFunction, type SchedulerLike } from 'rxjs';
 import { z } from 'zod';
 import type { Chunk } from '../core/chunk.ts';
@@ -22,6 +21,7 @@ import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { AlertLifecycleState, type AlertEvent, type LifecycleSettings } from '../domain/anomaly.ts';
 import { PartitionDetector, type PartitionSave } from '../domain/partition-detector.ts';
 import { WindowState, type WindowStateOptions } from '../domain/window-state.ts';
+import { batch } from '../operators/batch.ts';
 import type { TopicPartition } from '../sources/topics.ts';
 import { toClickHouseDateTime } from '../stores/logs-table.ts';
 import type { JsonValue } from '../stores/postgres/db.ts';
