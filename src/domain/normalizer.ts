@@ -16,7 +16,7 @@
  *     (`scheme://...` up to the next space, `"`, `<` or `>`);
  *   - contains `@` after its first character (e-mail addresses, `obj@1f`);
  *   - is a host name (see `isHostName`), or eight or more hex letters;
- *   - is the value of `key=value` or `key = value`, or a quoted string;
+ *   - is the value of `key=value` or `key = value` (a quoted value whole);
  *   - follows the word `user`/`username`, or sits in `for <who> from`;
  *   - is a month, weekday or time-zone name or a unit in a run of words,
  *     commas and variables that holds a variable (`Fri Jul 01 08:16:53 PDT
@@ -665,6 +665,12 @@ function isUrlStop(c: number): boolean {
   return ((BITS[c] as number) & B_SPACE) !== 0 || c === 34 /* " */ || c === 60 /* < */ || c === 62 /* > */;
 }
 
+/** `text[start, end)`, which starts with `/`, has a `?` after its first character. */
+function isPathWithQuery(text: string, start: number, end: number): boolean {
+  for (let i = start + 2; i < end; i++) if (text.charCodeAt(i) === 63) return true;
+  return false;
+}
+
 /** Scans the word starting at `start` and pushes its tokens; returns the index after it. */
 function scanWord(text: string, start: number, n: number, isValue: boolean): number {
   let bits = 0;
@@ -699,8 +705,9 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
     }
     bits |= b;
   }
-  if (bits & B_URL) {
-    // A URL runs from its scheme to the next space, `"`, `<` or `>`, through its `=`, `&`, `'` and brackets.
+  if (bits & B_URL || (text.charCodeAt(start) === 47 && text.charCodeAt(i) === 61 && isPathWithQuery(text, start, i))) {
+    // A URL runs from its scheme to the next space, `"`, `<` or `>`, through its `=`, `&`, `'` and brackets; so
+    // does an absolute path with a query (`/a/b?x=1&y=2`), whose pairs are its value, not keys of the message.
     while (i < n && !isUrlStop(text.charCodeAt(i))) i++;
     push(T_VAR, 0, start, i);
     return i;
@@ -747,18 +754,8 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
   return i;
 }
 
-/**
- * Quotes open after a word boundary and close before one; a template's `<*>` stands for a word, not for its brackets.
- */
-function isBoundaryBefore(text: string, i: number): boolean {
-  if (i === 0) return true;
-  const c = text.charCodeAt(i - 1);
-  if (c === 62 && text.charCodeAt(i - 2) === 42 && text.charCodeAt(i - 3) === 60) return false;
-  return !isWordChar(c);
-}
-
+/** A closing single quote ends a word: sentence punctuation may follow (`'x'.`), a word may not (`'x'.5`). */
 function isBoundaryAfter(text: string, i: number): boolean {
-  // Sentence punctuation after a quote still ends it (`'x'.`), unless a word follows (`'x'.5`).
   const n = text.length;
   let j = i;
   while (j < n && isTrailingPunctuation(text.charCodeAt(j))) j++;
@@ -827,7 +824,9 @@ function scan(text: string): void {
       valuePending = false;
       continue;
     }
-    if (c === 34 /* " */ && !noClosingDouble) {
+    // A quoted value of `key=` is one value, spaces and all. Any other quoted text is read word by word: it
+    // may be a request (`"GET /a HTTP/1.1"`) whose method and protocol are its kind, not its value.
+    if (c === 34 /* " */ && valuePending && !noClosingDouble) {
       const close = findClosingDouble(text, i + 1, n);
       if (close >= 0) {
         pushQuoted(text, i, close);
@@ -837,7 +836,7 @@ function scan(text: string): void {
       }
       noClosingDouble = true;
     }
-    if (c === 39 /* ' */ && !noClosingSingle && isBoundaryBefore(text, i)) {
+    if (c === 39 /* ' */ && valuePending && !noClosingSingle) {
       const close = findClosingSingle(text, i + 1, n);
       if (close >= 0) {
         pushQuoted(text, i, close);

@@ -315,6 +315,10 @@ describe('normalizeMessage: examples from the Loghub datasets', () => {
       'attempt_1445144423722_0020_m_000000_0 TaskAttempt Transitioned from UNASSIGNED to ASSIGNED',
     ],
     ['PAM 1 more authentication failure; logname= uid=0', 'PAM 2 more authentication failures; logname= uid=0'],
+    [
+      "Successfully started service 'sparkDriver' on port 40781.",
+      "Successfully started service 'org.apache.spark.network.netty.NettyBlockTransferService' on port 36253.",
+    ],
   ];
   for (const [left, right] of differentEvents) {
     it(`keeps events apart: ${left} / ${right}`, () => {
@@ -336,7 +340,10 @@ describe('normalizeMessage: variable kinds', () => {
     ['fetch https://example.com/a?b=1&c=[2] took 12 ms', 'fetch <*> took <*>'],
     ['mail to jane.doe@example.org bounced', 'mail to <*> bounced'],
     ['resolved db-3.prod.internal to 10.0.0.7', 'resolved <*> to <*>'],
-    ['unknown command "foo bar" from \'admin\'', 'unknown command "<*>" from \'<*>\''],
+    // Quoted text is read word by word; a quoted value of `key=` is one value.
+    ['unknown command "foo bar" from \'admin\'', 'unknown command "foo bar" from \'admin\''],
+    ['"GET /v2/servers/detail?limit=5 HTTP/1.1" status: 200', '"GET <*>" status: <*>'],
+    ['msg="disk is full" code=\'E 12\' ok', 'msg="<*>" code=\'<*>\' ok'],
     ['limits: max=10 mode=fast name = alpha', 'limits: max=<*> mode=<*> name = <*>'],
     ['job #42 in queue [12345]', 'job <*> in queue [<*>]'],
     ['started at 2024-01-05T12:34:56.789Z', 'started at <*>'],
@@ -519,6 +526,36 @@ describe('normalizeMessage: properties', () => {
         expect(right.errorHash).toBe(left.errorHash);
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it('keeps the method of a quoted HTTP request: requests differ by method, not by path or protocol', () => {
+    const method = fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH', 'OPTIONS');
+    const request = fc
+      .tuple(method, variableKinds.path, fc.constantFrom('HTTP/1.0', 'HTTP/1.1', 'HTTP/2'))
+      .map(([m, path, protocol]) => ({ method: m, message: `10.0.0.1 "${m} ${path} ${protocol}" 200` }));
+    fc.assert(
+      fc.property(request, request, (left, right) => {
+        const a = normalizeMessage(left.message);
+        const b = normalizeMessage(right.message);
+        expect(a.template).toBe(`<*> "${left.method} <*>" <*>`);
+        expect(a.errorHash === b.errorHash).toBe(left.method === right.method);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('never keeps a value it masks: no variable of a known kind survives in the template', () => {
+    const filled = skeleton.chain((parts) => {
+      const kinds = parts.flatMap((part) => ('kind' in part ? [part.kind] : []));
+      return fc.tuple(fc.constant(parts), fc.tuple(...kinds.map((kind) => variableKinds[kind])));
+    });
+    fc.assert(
+      fc.property(filled, ([parts, values]) => {
+        const { template } = normalizeMessage(fill(parts, values));
+        for (const value of values) expect(template).not.toContain(value);
+      }),
+      { numRuns: 1000 },
     );
   });
 
