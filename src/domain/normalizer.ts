@@ -362,10 +362,13 @@ function keywordFlags(text: string, start: number, end: number): number {
 
 /**
  * Host names: dot-separated labels of letters, digits and hyphens whose last
- * label is a common generic top-level domain (one dot suffices: `example.com`)
- * or a two-letter country code (two dots needed, so `config.py` stays),
- * except two-letter words and file extensions that end dotted keys far more
- * often than host names do (`mapred.task.id`).
+ * label is a generic top-level domain (one dot suffices: `example.com`,
+ * `api.example.io`) or a two-letter country code (two dots needed, so
+ * `config.py` stays), except two-letter words and file extensions that end
+ * dotted keys far more often than host names do (`mapred.task.id`); any name
+ * whose first label is `www`. A name whose first label is a generic top-level
+ * domain is a reversed one, the name of a code package or an application
+ * (`org.apache.hadoop.io`, `com.apple.tv`), and stays.
  */
 const GENERIC_TLDS = new Set([
   'com',
@@ -384,6 +387,19 @@ const GENERIC_TLDS = new Set([
   'arpa',
   'cloud',
   'svc',
+  'app',
+  'dev',
+  'xyz',
+  'online',
+  'site',
+  'tech',
+  'store',
+  // Country codes used as generic domains, so one dot suffices.
+  'io',
+  'co',
+  'ai',
+  'me',
+  'tv',
 ]);
 const NOT_COUNTRY_CODES = new Set([
   'am',
@@ -399,12 +415,10 @@ const NOT_COUNTRY_CODES = new Set([
   'id',
   'if',
   'in',
-  'io',
   'ip',
   'is',
   'it',
   'js',
-  'me',
   'my',
   'no',
   'of',
@@ -429,8 +443,46 @@ const NOT_COUNTRY_CODES = new Set([
 
 function isHostName(text: string, start: number, end: number): boolean {
   let labelStart = start;
+  let firstLabelEnd = -1;
   let dots = 0;
   for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (i === labelStart) return false;
+      if (dots === 0) firstLabelEnd = i;
+      dots++;
+      labelStart = i + 1;
+    } else if (!(c === 45 || (c < 128 && (BITS[c] as number) & (B_DIGIT | B_HEX | B_TZ | B_LETTER)))) {
+      return false;
+    }
+  }
+  const tldLength = end - labelStart;
+  if (dots === 0 || tldLength < 1) return false;
+  if (firstLabelEnd - start === 3 && text.startsWith('www', start)) return true;
+  if (tldLength < 2) return false;
+  for (let i = labelStart; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 97 || c > 122) return false;
+  }
+  if (GENERIC_TLDS.has(text.slice(start, firstLabelEnd))) return false;
+  const tld = text.slice(labelStart, end);
+  if (GENERIC_TLDS.has(tld)) return true;
+  return tldLength === 2 && dots >= 2 && !NOT_COUNTRY_CODES.has(tld);
+}
+
+/** `name.name...:port`: dot-separated labels of letters, digits and hyphens, then a colon and 1 to 5 digits. */
+function isHostAndPort(text: string, start: number, end: number): boolean {
+  let colon = end - 1;
+  while (colon > start && colon >= end - 6) {
+    const c = text.charCodeAt(colon);
+    if (c === 58) break;
+    if (c < 48 || c > 57) return false;
+    colon--;
+  }
+  if (text.charCodeAt(colon) !== 58 || colon === end - 1) return false;
+  let labelStart = start;
+  let dots = 0;
+  for (let i = start; i < colon; i++) {
     const c = text.charCodeAt(i);
     if (c === 46) {
       if (i === labelStart) return false;
@@ -440,15 +492,7 @@ function isHostName(text: string, start: number, end: number): boolean {
       return false;
     }
   }
-  const tldLength = end - labelStart;
-  if (dots === 0 || tldLength < 2) return false;
-  for (let i = labelStart; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 97 || c > 122) return false;
-  }
-  const tld = text.slice(labelStart, end);
-  if (tldLength === 2) return dots >= 2 && !NOT_COUNTRY_CODES.has(tld);
-  return GENERIC_TLDS.has(tld);
+  return dots > 0 && labelStart < colon;
 }
 
 // ---------------------------------------------------------------------------
@@ -570,6 +614,11 @@ function classifyWord(text: string, start: number, end: number, bits: number, ke
     return;
   }
   if (bits & B_COLON && bits & (B_LETTER | B_NON_ASCII | B_VARIABLE)) {
+    if (bits & B_DOT && isHostAndPort(text, start, end)) {
+      // A dotted name with a port is an endpoint whatever its last label: one pattern, not one per host.
+      push(T_VAR, 0, start, end);
+      return;
+    }
     splitOnColons(text, start, end);
     return;
   }

@@ -96,6 +96,12 @@ const logFragment = fc.oneof(
     'a.b.com',
     'x.example.org',
     'ns.host.de',
+    'api.example.io:8443',
+    'www.example.zz',
+    'org.example.io',
+    'GET',
+    'HTTP/1.1',
+    '/a?b=1&c=2',
     'deadbeefcafe',
     'fe80::',
     'T',
@@ -148,6 +154,9 @@ const variableKinds = {
   hostname: fc
     .tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,9}$/), fc.constantFrom('com', 'net', 'org', 'internal'))
     .map(([label, tld]) => `${label}.${tld}`),
+  // Any dotted name with a port is an endpoint, whatever its top-level domain.
+  hostAndPort: fc.tuple(fc.domain(), fc.integer({ min: 1, max: 65535 })).map(([domain, port]) => `${domain}:${port}`),
+  wwwHost: fc.stringMatching(/^[a-z][a-z0-9-]{0,9}\.[a-z]{2,8}$/).map((name) => `www.${name}`),
   blockId: fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map((id) => `blk_${id}`),
   size: fc
     .tuple(fc.integer({ min: 0, max: 100_000 }), fc.constantFrom('B', 'KB', 'MB', 'GB'))
@@ -340,6 +349,9 @@ describe('normalizeMessage: variable kinds', () => {
     ['fetch https://example.com/a?b=1&c=[2] took 12 ms', 'fetch <*> took <*>'],
     ['mail to jane.doe@example.org bounced', 'mail to <*> bounced'],
     ['resolved db-3.prod.internal to 10.0.0.7', 'resolved <*> to <*>'],
+    ['connect to host.example.org:443 and cdn.example.zz:80 failed', 'connect to <*> and <*> failed'],
+    ['fetched api.example.io, www.example.zz', 'fetched <*>'],
+    ['loaded org.example.io and com.example.tv', 'loaded org.example.io and com.example.tv'],
     // Quoted text is read word by word; a quoted value of `key=` is one value.
     ['unknown command "foo bar" from \'admin\'', 'unknown command "foo bar" from \'admin\''],
     ['"GET /v2/servers/detail?limit=5 HTTP/1.1" status: 200', '"GET <*>" status: <*>'],
