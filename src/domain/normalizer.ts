@@ -366,9 +366,9 @@ function keywordFlags(text: string, start: number, end: number): number {
  * `api.example.io`) or a two-letter country code (two dots needed, so
  * `config.py` stays), except two-letter words and file extensions that end
  * dotted keys far more often than host names do (`mapred.task.id`); any name
- * whose first label is `www`. A name whose first label is a generic top-level
- * domain is a reversed one, the name of a code package or an application
- * (`org.apache.hadoop.io`, `com.apple.tv`), and stays.
+ * whose first label is `www`. A name that starts with one of the top-level
+ * domains code is named under is a reversed domain, the name of a package or
+ * an application (`org.apache.hadoop.io`, `com.apple.tv`), and stays.
  */
 const GENERIC_TLDS = new Set([
   'com',
@@ -401,6 +401,7 @@ const GENERIC_TLDS = new Set([
   'me',
   'tv',
 ]);
+const REVERSED_DOMAIN_STARTS = new Set(['com', 'org', 'net', 'edu', 'gov', 'io']);
 const NOT_COUNTRY_CODES = new Set([
   'am',
   'an',
@@ -464,7 +465,7 @@ function isHostName(text: string, start: number, end: number): boolean {
     const c = text.charCodeAt(i);
     if (c < 97 || c > 122) return false;
   }
-  if (GENERIC_TLDS.has(text.slice(start, firstLabelEnd))) return false;
+  if (REVERSED_DOMAIN_STARTS.has(text.slice(start, firstLabelEnd))) return false;
   const tld = text.slice(labelStart, end);
   if (GENERIC_TLDS.has(tld)) return true;
   return tldLength === 2 && dots >= 2 && !NOT_COUNTRY_CODES.has(tld);
