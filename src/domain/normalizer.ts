@@ -17,7 +17,8 @@
  *   - contains `@` after its first character (e-mail addresses, `obj@1f`);
  *   - is a host name (see `isHostName`), or eight or more hex letters;
  *   - is the value of `key=value` or `key = value` (a quoted value whole);
- *   - follows the word `user`/`username`, or sits in `for <who> from`;
+ *   - follows the word `user`/`username` (the spaced form of `user=<name>`,
+ *     the principal of auth, login, cron and database messages alike);
  *   - is a month, weekday or time-zone name or a unit in a run of words,
  *     commas and variables that holds a variable (`Fri Jul 01 08:16:53 PDT
  *     2005`, `5.2 KB`, `12 ms`).
@@ -134,18 +135,13 @@ function isTrailingPunctuation(c: number): boolean {
 // Keywords. A word of a possible keyword's length and first letter is hashed
 // (FNV-1a) into a small open-addressing table; a hit is confirmed by comparing.
 
-const F_WORD = 1;
-const F_USER = 2;
-const F_DATE = 4;
-const F_UNIT = 8;
-const F_FOR = 16;
-const F_FROM = 32;
-const F_COMMA = 64;
+const F_USER = 1;
+const F_DATE = 2;
+const F_UNIT = 4;
+const F_COMMA = 8;
 
 /** The word after these names a user; user names are variables. */
 const USER_WORDS = ['user', 'User', 'USER', 'username', 'Username', 'USERNAME'];
-const FOR_WORDS = ['for', 'For', 'FOR'];
-const FROM_WORDS = ['from', 'From', 'FROM'];
 /** Month, weekday and zone names are date parts when a number sits beside them (case-sensitive: `may` is a verb). */
 const DATE_WORDS = [
   'Jan',
@@ -342,8 +338,6 @@ function addKeywords(words: readonly string[], flag: number): void {
   }
 }
 addKeywords(USER_WORDS, F_USER);
-addKeywords(FOR_WORDS, F_FOR);
-addKeywords(FROM_WORDS, F_FROM);
 addKeywords(DATE_WORDS, F_DATE);
 addKeywords(UNIT_WORDS, F_UNIT);
 
@@ -539,28 +533,12 @@ function push(kind: number, flag: number, start: number, end: number): void {
 /** A literal word; the rules that need the words before it apply here. */
 function pushLiteralWord(start: number, end: number, keyword: number): void {
   const t = state.count;
-  if (t > 0 && state.gap !== GAP_NONE) {
-    const previousKind = kinds[t - 1];
-    const previousFlags = flags[t - 1] as number;
-    if (previousKind === T_TEXT && previousFlags & F_USER) {
-      push(T_VAR, 0, start, end);
-      return;
-    }
-    if (
-      keyword & F_FROM &&
-      t >= 2 &&
-      previousKind === T_TEXT &&
-      previousFlags & F_WORD &&
-      gaps[t - 1] !== GAP_NONE &&
-      kinds[t - 2] === T_TEXT &&
-      (flags[t - 2] as number) & F_FOR
-    ) {
-      // `for <who> from <where>`: the principal of an access is a variable.
-      kinds[t - 1] = T_VAR;
-    }
+  if (t > 0 && state.gap !== GAP_NONE && kinds[t - 1] === T_TEXT && (flags[t - 1] as number) & F_USER) {
+    push(T_VAR, 0, start, end);
+    return;
   }
   if (keyword & (F_DATE | F_UNIT)) state.sawDateOrUnit = true;
-  push(T_TEXT, F_WORD | keyword, start, end);
+  push(T_TEXT, keyword, start, end);
 }
 
 // ---------------------------------------------------------------------------
