@@ -459,10 +459,9 @@ function isHostName(text: string, start: number, end: number): boolean {
     const c = text.charCodeAt(i);
     if (c < 97 || c > 122) return false;
   }
-  if (REVERSED_DOMAIN_STARTS.has(text.slice(start, firstLabelEnd))) return false;
   const tld = text.slice(labelStart, end);
-  if (GENERIC_TLDS.has(tld)) return true;
-  return tldLength === 2 && dots >= 2 && !NOT_COUNTRY_CODES.has(tld);
+  if (!(GENERIC_TLDS.has(tld) || (tldLength === 2 && dots >= 2 && !NOT_COUNTRY_CODES.has(tld)))) return false;
+  return !REVERSED_DOMAIN_STARTS.has(text.slice(start, firstLabelEnd));
 }
 
 /** `name.name...:port`: dot-separated labels of letters, digits and hyphens, then a colon and 1 to 5 digits. */
