@@ -732,7 +732,13 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
     }
     bits |= b;
   }
-  if (bits & B_URL || (text.charCodeAt(start) === 47 && text.charCodeAt(i) === 61 && isPathWithQuery(text, start, i))) {
+  if (
+    bits & B_URL ||
+    ((bits & (B_SLASH | B_END_PUNCT)) === (B_SLASH | B_END_PUNCT) &&
+      text.charCodeAt(start) === 47 &&
+      text.charCodeAt(i) === 61 &&
+      isPathWithQuery(text, start, i))
+  ) {
     // A URL runs from its scheme to the next space, `"`, `<` or `>`, through its `=`, `&`, `'` and brackets; so
     // does an absolute path with a query (`/a/b?x=1&y=2`), whose pairs are its value, not keys of the message.
     while (i < n && !isUrlStop(text.charCodeAt(i))) i++;
