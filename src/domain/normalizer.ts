@@ -13,15 +13,21 @@
  *   - contains a digit (numbers, hex, UUIDs, IPv4, IPv6, MACs, times, dates,
  *     ids such as `blk_-123`, `#12`, `ssh2`, sizes such as `12KB`, durations);
  *   - is a path (`/a`, `./a`, `~/a`, `a/b/c`, anything with `\`) or a URL
- *     (`scheme://...` up to the next space, `"`, `<` or `>`);
+ *     (`scheme://...` up to the next space, `"`, `<` or `>`; an absolute
+ *     path with a query, `/a?x=1&y=2`, runs as far);
  *   - contains `@` after its first character (e-mail addresses, `obj@1f`);
- *   - is a host name (see `isHostName`), or eight or more hex letters;
+ *   - is a dotted name with a port (`host.example.org:443`, any domain), a
+ *     host name (see `isHostName`), or eight or more hex letters;
  *   - is the value of `key=value` or `key = value` (a quoted value whole);
  *   - follows the word `user`/`username` (the spaced form of `user=<name>`,
  *     the principal of auth, login, cron and database messages alike);
  *   - is a month, weekday or time-zone name or a unit in a run of words,
  *     commas and variables that holds a variable (`Fri Jul 01 08:16:53 PDT
  *     2005`, `5.2 KB`, `12 ms`).
+ * Quoted text is read word by word like the rest: quotes are punctuation,
+ * so `"GET /a HTTP/1.1"` keeps its method. Nothing is keyed to the grammar of
+ * one program's messages: a plain word is a variable for what is around it
+ * only after `user` or `=`, or as a date or unit word beside a value.
  * `key:value` pairs are split at the colon so the key stays and the value is
  * classified on its own; runs of leader dots (`depth.....0`) split words too.
  * Variables separated only by spaces or commas merge into one `<*>` (a list
