@@ -25,7 +25,8 @@
  *     commas and variables that holds a variable (`Fri Jul 01 08:16:53 PDT
  *     2005`, `5.2 KB`, `12 ms`).
  * Quoted text is read word by word like the rest: quotes are punctuation,
- * so `"GET /a HTTP/1.1"` keeps its method. Nothing is keyed to the grammar of
+ * so `"GET /a HTTP/1.1"` keeps its method; a quoted path is one value, spaces
+ * and all (`'/Library/Application Support/x'`). Nothing is keyed to the grammar of
  * one program's messages: a plain word is a variable for what is around it
  * only after `user` or `=`, or as a date or unit word beside a value.
  * `key:value` pairs are split at the colon so the key stays and the value is
@@ -804,6 +805,16 @@ function isBoundaryAfter(text: string, i: number): boolean {
   return !isWordChar(c);
 }
 
+/** A path starts at `j`: `/x`, `./`, `../`, `~/` or a drive (`C:\\`). */
+function startsPath(text: string, j: number, n: number): boolean {
+  if (j + 1 >= n) return false;
+  const c = text.charCodeAt(j);
+  const d = text.charCodeAt(j + 1);
+  if (c === 47) return isWordChar(d) && d !== 47;
+  if (c === 126 || c === 46) return d === 47 || (c === 46 && d === 46 && text.charCodeAt(j + 2) === 47);
+  return d === 58 && text.charCodeAt(j + 2) === 92 && ((BITS[c] as number) & (B_HEX | B_TZ | B_LETTER)) !== 0;
+}
+
 function findClosingDouble(text: string, from: number, n: number): number {
   for (let i = from; i < n; i++) {
     const c = text.charCodeAt(i);
@@ -863,9 +874,11 @@ function scan(text: string): void {
       valuePending = false;
       continue;
     }
-    // A quoted value of `key=` is one value, spaces and all. Any other quoted text is read word by word: it
-    // may be a request (`"GET /a HTTP/1.1"`) whose method and protocol are its kind, not its value.
-    if (c === 34 /* " */ && valuePending && !noClosingDouble) {
+    // A quoted value of `key=` is one value, spaces and all, and so is a quoted path (quotes are how a path
+    // with spaces is written: `'/Library/Application Support/x'`). Any other quoted text is read word by word:
+    // it may be a request (`"GET /a HTTP/1.1"`) whose method and protocol are its kind, not its value.
+    const quotedValue = (c === 34 || c === 39) && (valuePending || startsPath(text, i + 1, n));
+    if (c === 34 /* " */ && quotedValue && !noClosingDouble) {
       const close = findClosingDouble(text, i + 1, n);
       if (close >= 0) {
         pushQuoted(text, i, close);
@@ -875,7 +888,7 @@ function scan(text: string): void {
       }
       noClosingDouble = true;
     }
-    if (c === 39 /* ' */ && valuePending && !noClosingSingle) {
+    if (c === 39 /* ' */ && quotedValue && !noClosingSingle) {
       const close = findClosingSingle(text, i + 1, n);
       if (close >= 0) {
         pushQuoted(text, i, close);

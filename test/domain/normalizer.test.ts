@@ -149,6 +149,10 @@ const variableKinds = {
   path: fc
     .array(fc.stringMatching(/^[a-zA-Z0-9_-]{1,8}(\.[a-z0-9]{1,4})?$/), { minLength: 1, maxLength: 5 })
     .map((parts) => `/${parts.join('/')}`),
+  // Quotes are how a path with spaces is written: the quoted path is one value.
+  quotedPath: fc
+    .array(fc.stringMatching(/^[a-zA-Z0-9_-]{1,8}( [a-zA-Z0-9_-]{1,8})?$/), { minLength: 1, maxLength: 4 })
+    .map((parts) => `"/${parts.join('/')}"`),
   url: fc.webUrl().filter((url) => !/[\s"'<>]/.test(url)),
   email: fc.tuple(fc.stringMatching(/^[a-z0-9._-]{1,10}$/), fc.domain()).map(([local, domain]) => `${local}@${domain}`),
   hostname: fc
@@ -361,6 +365,8 @@ describe('normalizeMessage: variable kinds', () => {
     ['unknown command "foo bar" from \'admin\'', 'unknown command "foo bar" from \'admin\''],
     ['"GET /v2/servers/detail?limit=5 HTTP/1.1" status: 200', '"GET <*>" status: <*>'],
     ['msg="disk is full" code=\'E 12\' ok', 'msg="<*>" code=\'<*>\' ok'],
+    ["open '/Library/Application Support/x' failed", "open '<*>' failed"],
+    ['copy "C:\\Program Files\\X\\y.dll" to "./a b" done', 'copy "<*>" to "<*>" done'],
     ['limits: max=10 mode=fast name = alpha', 'limits: max=<*> mode=<*> name = <*>'],
     ['job #42 in queue [12345]', 'job <*> in queue [<*>]'],
     ['started at 2024-01-05T12:34:56.789Z', 'started at <*>'],
