@@ -105,34 +105,51 @@ export function loadLoghubDataset(name: string, dir: string = LOGHUB_DIR): Label
   return { name, messages, originalLabels, correctedLabels };
 }
 
+export interface GroupingScores {
+  /** Grouping accuracy: the share of lines whose predicted group is exactly their true group. */
+  readonly ga: number;
+  /**
+   * F1 of grouping (FGA, Loghub-2.0, Jiang et al. 2024): a predicted group is correct when it is exactly one true
+   * group; precision is the share of predicted groups that are correct, recall the share of true groups found.
+   */
+  readonly fga: number;
+}
+
 /**
- * A line is correct iff the set of lines sharing its predicted key equals the
- * set of lines sharing its true label. Equivalent check without building sets:
- * the predicted group and the true group are the same set iff they have the
- * same size and every member of the predicted group carries one true label.
+ * GA as the datasets' README defines it and FGA as Loghub-2.0 does. A predicted group and a true group are the same
+ * set of lines iff they have the same size and every member of the predicted group carries that one true label, so
+ * counting lines per (predicted, true) pair decides both without building sets.
  */
-export function groupingAccuracy(predicted: readonly string[], truth: readonly string[]): number {
+export function groupingScores(predicted: readonly string[], truth: readonly string[]): GroupingScores {
   if (predicted.length !== truth.length) throw new Error('predicted and truth differ in length');
-  if (predicted.length === 0) return 1;
-  const predictedSize = new Map<string, number>();
+  if (predicted.length === 0) return { ga: 1, fga: 1 };
   const truthSize = new Map<string, number>();
-  const pairSize = new Map<string, number>();
+  const pairSize = new Map<string, Map<string, number>>();
   for (let i = 0; i < predicted.length; i++) {
     const p = predicted[i] ?? '';
     const t = truth[i] ?? '';
-    predictedSize.set(p, (predictedSize.get(p) ?? 0) + 1);
     truthSize.set(t, (truthSize.get(t) ?? 0) + 1);
-    const pair = `${p}\u0000${t}`;
-    pairSize.set(pair, (pairSize.get(pair) ?? 0) + 1);
+    let byTruth = pairSize.get(p);
+    if (byTruth === undefined) pairSize.set(p, (byTruth = new Map()));
+    byTruth.set(t, (byTruth.get(t) ?? 0) + 1);
   }
-  let correct = 0;
-  for (let i = 0; i < predicted.length; i++) {
-    const p = predicted[i] ?? '';
-    const t = truth[i] ?? '';
-    const both = pairSize.get(`${p}\u0000${t}`) ?? 0;
-    if (both === predictedSize.get(p) && both === truthSize.get(t)) correct++;
+  let correctLines = 0;
+  let correctGroups = 0;
+  for (const byTruth of pairSize.values()) {
+    if (byTruth.size !== 1) continue;
+    for (const [t, both] of byTruth) {
+      if (both === truthSize.get(t)) {
+        correctLines += both;
+        correctGroups++;
+      }
+    }
   }
-  return correct / predicted.length;
+  const precision = correctGroups / pairSize.size;
+  const recall = correctGroups / truthSize.size;
+  return {
+    ga: correctLines / predicted.length,
+    fga: precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall),
+  };
 }
 
 /** The README's trivial baseline: every whitespace-separated token containing a digit becomes `<*>`. */

@@ -1,13 +1,12 @@
 /**
  * `logflow` command line. Each subcommand loads and validates config itself,
- * so `logflow normalize` works without any store configured.
+ * so `logflow normalize` works without any store configured; the modules only
+ * some commands need are imported by those commands, so that `normalize` starts
+ * without loading them.
  */
+import { createReadStream } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { loadConfig, redactedConfig } from '../core/config.ts';
-import { openEngines } from '../clients/engines.ts';
 import { ConfigError, LogflowError } from '../core/errors.ts';
-import { createLogger } from '../core/logger.ts';
-import { migrateAll } from './migrate.ts';
 import type { ApiKeyRepository } from '../stores/postgres/api-keys.ts';
 
 const program = new Command()
@@ -20,6 +19,12 @@ program
   .command('migrate')
   .description('apply the numbered SQL migrations to ClickHouse (or chdb) and PostgreSQL (or PGlite)')
   .action(async () => {
+    const [{ loadConfig, redactedConfig }, { createLogger }, { openEngines }, { migrateAll }] = await Promise.all([
+      import('../core/config.ts'),
+      import('../core/logger.ts'),
+      import('../clients/engines.ts'),
+      import('./migrate.ts'),
+    ]);
     const config = loadConfig();
     const logger = createLogger({ level: config.logLevel });
     logger.info({ config: redactedConfig(config) }, 'migrating');
@@ -166,6 +171,7 @@ const keys = program
 
 /** Only PostgreSQL: key commands never need ClickHouse, and must not hold chdb's data directory. */
 async function withApiKeys<T>(fn: (repository: ApiKeyRepository) => Promise<T>): Promise<T> {
+  const { loadConfig } = await import('../core/config.ts');
   const config = loadConfig();
   const [{ openPostgres }, { migratePostgres }, { createApiKeyRepository }] = await Promise.all([
     import('../clients/engines.ts'),
@@ -224,9 +230,18 @@ keys
 program
   .command('normalize')
   .description('read log lines on stdin, write "hash<TAB>template" per line on stdout')
-  .action(async () => {
+  .option('--workers <n>', 'threads that normalize (0: only the main thread; default: one per core)')
+  .action(async (flags: { workers?: string }) => {
+    let workers: number | undefined;
+    if (flags.workers !== undefined) {
+      if (!/^\d{1,2}$/.test(flags.workers) || Number(flags.workers) > 64)
+        throw new ConfigError([`--workers must be a whole number from 0 to 64, got "${flags.workers}"`]);
+      workers = Number(flags.workers);
+    }
     const { normalizeLines } = await import('./commands/normalize.ts');
-    await normalizeLines(process.stdin, process.stdout);
+    // Read in large chunks: process.stdin reads 64 KiB at a time.
+    const input = createReadStream('', { fd: 0, highWaterMark: 1024 * 1024, autoClose: false });
+    await normalizeLines(input, process.stdout, workers === undefined ? {} : { workers });
   });
 
 program

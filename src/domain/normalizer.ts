@@ -13,14 +13,22 @@
  *   - contains a digit (numbers, hex, UUIDs, IPv4, IPv6, MACs, times, dates,
  *     ids such as `blk_-123`, `#12`, `ssh2`, sizes such as `12KB`, durations);
  *   - is a path (`/a`, `./a`, `~/a`, `a/b/c`, anything with `\`) or a URL
- *     (`scheme://...` up to the next space, `"`, `<` or `>`);
+ *     (`scheme://...` up to the next space, `"`, `<` or `>`; an absolute
+ *     path with a query, `/a?x=1&y=2`, runs as far);
  *   - contains `@` after its first character (e-mail addresses, `obj@1f`);
- *   - is a host name (see `isHostName`), or eight or more hex letters;
- *   - is the value of `key=value` or `key = value`, or a quoted string;
- *   - follows the word `user`/`username`, or sits in `for <who> from`;
+ *   - is a dotted name with a port (`host.example.org:443`, any domain), a
+ *     host name (see `isHostName`), or eight or more hex letters;
+ *   - is the value of `key=value` or `key = value` (a quoted value whole);
+ *   - follows the word `user`/`username` (the spaced form of `user=<name>`,
+ *     the principal of auth, login, cron and database messages alike);
  *   - is a month, weekday or time-zone name or a unit in a run of words,
  *     commas and variables that holds a variable (`Fri Jul 01 08:16:53 PDT
  *     2005`, `5.2 KB`, `12 ms`).
+ * Quoted text is read word by word like the rest: quotes are punctuation,
+ * so `"GET /a HTTP/1.1"` keeps its method; a quoted path is one value, spaces
+ * and all (`'/Library/Application Support/x'`). Nothing is keyed to the grammar of
+ * one program's messages: a plain word is a variable for what is around it
+ * only after `user` or `=`, or as a date or unit word beside a value.
  * `key:value` pairs are split at the colon so the key stays and the value is
  * classified on its own; runs of leader dots (`depth.....0`) split words too.
  * Variables separated only by spaces or commas merge into one `<*>` (a list
@@ -134,18 +142,13 @@ function isTrailingPunctuation(c: number): boolean {
 // Keywords. A word of a possible keyword's length and first letter is hashed
 // (FNV-1a) into a small open-addressing table; a hit is confirmed by comparing.
 
-const F_WORD = 1;
-const F_USER = 2;
-const F_DATE = 4;
-const F_UNIT = 8;
-const F_FOR = 16;
-const F_FROM = 32;
-const F_COMMA = 64;
+const F_USER = 1;
+const F_DATE = 2;
+const F_UNIT = 4;
+const F_COMMA = 8;
 
 /** The word after these names a user; user names are variables. */
 const USER_WORDS = ['user', 'User', 'USER', 'username', 'Username', 'USERNAME'];
-const FOR_WORDS = ['for', 'For', 'FOR'];
-const FROM_WORDS = ['from', 'From', 'FROM'];
 /** Month, weekday and zone names are date parts when a number sits beside them (case-sensitive: `may` is a verb). */
 const DATE_WORDS = [
   'Jan',
@@ -342,8 +345,6 @@ function addKeywords(words: readonly string[], flag: number): void {
   }
 }
 addKeywords(USER_WORDS, F_USER);
-addKeywords(FOR_WORDS, F_FOR);
-addKeywords(FROM_WORDS, F_FROM);
 addKeywords(DATE_WORDS, F_DATE);
 addKeywords(UNIT_WORDS, F_UNIT);
 
@@ -362,10 +363,13 @@ function keywordFlags(text: string, start: number, end: number): number {
 
 /**
  * Host names: dot-separated labels of letters, digits and hyphens whose last
- * label is a common generic top-level domain (one dot suffices: `example.com`)
- * or a two-letter country code (two dots needed, so `config.py` stays),
- * except two-letter words and file extensions that end dotted keys far more
- * often than host names do (`mapred.task.id`).
+ * label is a generic top-level domain (one dot suffices: `example.com`,
+ * `api.example.io`) or a two-letter country code (two dots needed, so
+ * `config.py` stays), except two-letter words and file extensions that end
+ * dotted keys far more often than host names do (`mapred.task.id`); any name
+ * whose first label is `www`. A name that starts with one of the top-level
+ * domains code is named under is a reversed domain, the name of a package or
+ * an application (`org.apache.hadoop.io`, `com.apple.tv`), and stays.
  */
 const GENERIC_TLDS = new Set([
   'com',
@@ -384,7 +388,21 @@ const GENERIC_TLDS = new Set([
   'arpa',
   'cloud',
   'svc',
+  'app',
+  'dev',
+  'xyz',
+  'online',
+  'site',
+  'tech',
+  'store',
+  // Country codes used as generic domains, so one dot suffices.
+  'io',
+  'co',
+  'ai',
+  'me',
+  'tv',
 ]);
+const REVERSED_DOMAIN_STARTS = new Set(['com', 'org', 'net', 'edu', 'gov', 'io']);
 const NOT_COUNTRY_CODES = new Set([
   'am',
   'an',
@@ -399,12 +417,10 @@ const NOT_COUNTRY_CODES = new Set([
   'id',
   'if',
   'in',
-  'io',
   'ip',
   'is',
   'it',
   'js',
-  'me',
   'my',
   'no',
   'of',
@@ -429,8 +445,45 @@ const NOT_COUNTRY_CODES = new Set([
 
 function isHostName(text: string, start: number, end: number): boolean {
   let labelStart = start;
+  let firstLabelEnd = -1;
   let dots = 0;
   for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (i === labelStart) return false;
+      if (dots === 0) firstLabelEnd = i;
+      dots++;
+      labelStart = i + 1;
+    } else if (!(c === 45 || (c < 128 && (BITS[c] as number) & (B_DIGIT | B_HEX | B_TZ | B_LETTER)))) {
+      return false;
+    }
+  }
+  const tldLength = end - labelStart;
+  if (dots === 0 || tldLength < 1) return false;
+  if (firstLabelEnd - start === 3 && text.startsWith('www', start)) return true;
+  if (tldLength < 2) return false;
+  for (let i = labelStart; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 97 || c > 122) return false;
+  }
+  const tld = text.slice(labelStart, end);
+  if (!(GENERIC_TLDS.has(tld) || (tldLength === 2 && dots >= 2 && !NOT_COUNTRY_CODES.has(tld)))) return false;
+  return !REVERSED_DOMAIN_STARTS.has(text.slice(start, firstLabelEnd));
+}
+
+/** `name.name...:port`: dot-separated labels of letters, digits and hyphens, then a colon and 1 to 5 digits. */
+function isHostAndPort(text: string, start: number, end: number): boolean {
+  let colon = end - 1;
+  while (colon > start && colon >= end - 6) {
+    const c = text.charCodeAt(colon);
+    if (c === 58) break;
+    if (c < 48 || c > 57) return false;
+    colon--;
+  }
+  if (text.charCodeAt(colon) !== 58 || colon === end - 1) return false;
+  let labelStart = start;
+  let dots = 0;
+  for (let i = start; i < colon; i++) {
     const c = text.charCodeAt(i);
     if (c === 46) {
       if (i === labelStart) return false;
@@ -440,15 +493,7 @@ function isHostName(text: string, start: number, end: number): boolean {
       return false;
     }
   }
-  const tldLength = end - labelStart;
-  if (dots === 0 || tldLength < 2) return false;
-  for (let i = labelStart; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 97 || c > 122) return false;
-  }
-  const tld = text.slice(labelStart, end);
-  if (tldLength === 2) return dots >= 2 && !NOT_COUNTRY_CODES.has(tld);
-  return GENERIC_TLDS.has(tld);
+  return dots > 0 && labelStart < colon;
 }
 
 // ---------------------------------------------------------------------------
@@ -494,28 +539,12 @@ function push(kind: number, flag: number, start: number, end: number): void {
 /** A literal word; the rules that need the words before it apply here. */
 function pushLiteralWord(start: number, end: number, keyword: number): void {
   const t = state.count;
-  if (t > 0 && state.gap !== GAP_NONE) {
-    const previousKind = kinds[t - 1];
-    const previousFlags = flags[t - 1] as number;
-    if (previousKind === T_TEXT && previousFlags & F_USER) {
-      push(T_VAR, 0, start, end);
-      return;
-    }
-    if (
-      keyword & F_FROM &&
-      t >= 2 &&
-      previousKind === T_TEXT &&
-      previousFlags & F_WORD &&
-      gaps[t - 1] !== GAP_NONE &&
-      kinds[t - 2] === T_TEXT &&
-      (flags[t - 2] as number) & F_FOR
-    ) {
-      // `for <who> from <where>`: the principal of an access is a variable.
-      kinds[t - 1] = T_VAR;
-    }
+  if (t > 0 && state.gap !== GAP_NONE && kinds[t - 1] === T_TEXT && (flags[t - 1] as number) & F_USER) {
+    push(T_VAR, 0, start, end);
+    return;
   }
   if (keyword & (F_DATE | F_UNIT)) state.sawDateOrUnit = true;
-  push(T_TEXT, F_WORD | keyword, start, end);
+  push(T_TEXT, keyword, start, end);
 }
 
 // ---------------------------------------------------------------------------
@@ -570,6 +599,11 @@ function classifyWord(text: string, start: number, end: number, bits: number, ke
     return;
   }
   if (bits & B_COLON && bits & (B_LETTER | B_NON_ASCII | B_VARIABLE)) {
+    if (bits & B_DOT && isHostAndPort(text, start, end)) {
+      // A dotted name with a port is an endpoint whatever its last label: one pattern, not one per host.
+      push(T_VAR, 0, start, end);
+      return;
+    }
     splitOnColons(text, start, end);
     return;
   }
@@ -665,6 +699,12 @@ function isUrlStop(c: number): boolean {
   return ((BITS[c] as number) & B_SPACE) !== 0 || c === 34 /* " */ || c === 60 /* < */ || c === 62 /* > */;
 }
 
+/** `text[start, end)`, which starts with `/`, has a `?` after its first character. */
+function isPathWithQuery(text: string, start: number, end: number): boolean {
+  for (let i = start + 2; i < end; i++) if (text.charCodeAt(i) === 63) return true;
+  return false;
+}
+
 /** Scans the word starting at `start` and pushes its tokens; returns the index after it. */
 function scanWord(text: string, start: number, n: number, isValue: boolean): number {
   let bits = 0;
@@ -699,8 +739,15 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
     }
     bits |= b;
   }
-  if (bits & B_URL) {
-    // A URL runs from its scheme to the next space, `"`, `<` or `>`, through its `=`, `&`, `'` and brackets.
+  if (
+    bits & B_URL ||
+    ((bits & (B_SLASH | B_END_PUNCT)) === (B_SLASH | B_END_PUNCT) &&
+      text.charCodeAt(start) === 47 &&
+      text.charCodeAt(i) === 61 &&
+      isPathWithQuery(text, start, i))
+  ) {
+    // A URL runs from its scheme to the next space, `"`, `<` or `>`, through its `=`, `&`, `'` and brackets; so
+    // does an absolute path with a query (`/a/b?x=1&y=2`), whose pairs are its value, not keys of the message.
     while (i < n && !isUrlStop(text.charCodeAt(i))) i++;
     push(T_VAR, 0, start, i);
     return i;
@@ -747,18 +794,8 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
   return i;
 }
 
-/**
- * Quotes open after a word boundary and close before one; a template's `<*>` stands for a word, not for its brackets.
- */
-function isBoundaryBefore(text: string, i: number): boolean {
-  if (i === 0) return true;
-  const c = text.charCodeAt(i - 1);
-  if (c === 62 && text.charCodeAt(i - 2) === 42 && text.charCodeAt(i - 3) === 60) return false;
-  return !isWordChar(c);
-}
-
+/** A closing single quote ends a word: sentence punctuation may follow (`'x'.`), a word may not (`'x'.5`). */
 function isBoundaryAfter(text: string, i: number): boolean {
-  // Sentence punctuation after a quote still ends it (`'x'.`), unless a word follows (`'x'.5`).
   const n = text.length;
   let j = i;
   while (j < n && isTrailingPunctuation(text.charCodeAt(j))) j++;
@@ -766,6 +803,16 @@ function isBoundaryAfter(text: string, i: number): boolean {
   const c = text.charCodeAt(j);
   if (c === 60 && isVariableAt(text, j)) return false;
   return !isWordChar(c);
+}
+
+/** A path starts at `j`: `/x`, `./`, `../`, `~/` or a drive (`C:\\`). */
+function startsPath(text: string, j: number, n: number): boolean {
+  if (j + 1 >= n) return false;
+  const c = text.charCodeAt(j);
+  const d = text.charCodeAt(j + 1);
+  if (c === 47) return isWordChar(d) && d !== 47;
+  if (c === 126 || c === 46) return d === 47 || (c === 46 && d === 46 && text.charCodeAt(j + 2) === 47);
+  return d === 58 && text.charCodeAt(j + 2) === 92 && ((BITS[c] as number) & (B_HEX | B_TZ | B_LETTER)) !== 0;
 }
 
 function findClosingDouble(text: string, from: number, n: number): number {
@@ -827,7 +874,11 @@ function scan(text: string): void {
       valuePending = false;
       continue;
     }
-    if (c === 34 /* " */ && !noClosingDouble) {
+    // A quoted value of `key=` is one value, spaces and all, and so is a quoted path (quotes are how a path
+    // with spaces is written: `'/Library/Application Support/x'`). Any other quoted text is read word by word:
+    // it may be a request (`"GET /a HTTP/1.1"`) whose method and protocol are its kind, not its value.
+    const quotedValue = (c === 34 || c === 39) && (valuePending || startsPath(text, i + 1, n));
+    if (c === 34 /* " */ && quotedValue && !noClosingDouble) {
       const close = findClosingDouble(text, i + 1, n);
       if (close >= 0) {
         pushQuoted(text, i, close);
@@ -837,7 +888,7 @@ function scan(text: string): void {
       }
       noClosingDouble = true;
     }
-    if (c === 39 /* ' */ && !noClosingSingle && isBoundaryBefore(text, i)) {
+    if (c === 39 /* ' */ && quotedValue && !noClosingSingle) {
       const close = findClosingSingle(text, i + 1, n);
       if (close >= 0) {
         pushQuoted(text, i, close);

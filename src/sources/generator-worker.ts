@@ -6,9 +6,9 @@
  * crosses as one packed block whose buffers are transferred, not copied, and
  * its values arrive as Buffers ready for a producer.
  */
-import { Worker } from 'node:worker_threads';
 import { Observable } from 'rxjs';
 import { LogflowError, ErrorCodes } from '../core/errors.ts';
+import { startModuleWorker } from '../core/module-worker.ts';
 import type { OutgoingMessage } from './topics.ts';
 import { generateLogs, type GeneratedLog, type GeneratorOptions } from './generator.ts';
 
@@ -67,17 +67,10 @@ export function unpackSecond(packed: PackedSecond): { readonly second: number; r
   return { second: packed.second, logs };
 }
 
-/**
- * Runs in the worker: generates as generateLogs does and posts each second.
- * The worker is started by evaluated code that imports this module: compiled
- * (dist/, as bin/logflow.js runs it) it is JavaScript, and run from src/ (tsx,
- * vitest) the code registers tsx first, since a worker thread does not inherit
- * the loader of the thread that started it.
- */
+/** Runs in the worker (src/core/module-worker.ts starts it): generates as generateLogs does and posts each second. */
 export async function runGeneratorWorker(
-  options: WorkerGeneratorOptions,
+  { options, credits }: { readonly options: WorkerGeneratorOptions; readonly credits: Int32Array | undefined },
   post: (message: WorkerMessage, transfer: ArrayBuffer[]) => void,
-  credits?: Int32Array,
 ): Promise<void> {
   await new Promise<void>((resolve) => {
     generateLogs(options).subscribe({
@@ -107,15 +100,6 @@ export async function runGeneratorWorker(
   });
 }
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-(async () => {
-  if (workerData.tsx !== undefined) (await import(workerData.tsx)).register();
-  const { runGeneratorWorker } = await import(workerData.module);
-  await runGeneratorWorker(workerData.options, (message, transfer) => parentPort.postMessage(message, transfer), workerData.credits);
-})().catch((error) => parentPort.postMessage({ kind: 'error', message: String(error && error.stack || error) }));
-`;
-
 export interface WorkerSecond {
   readonly second: number;
   readonly logs: readonly OutgoingMessage[];
@@ -137,16 +121,7 @@ export function generateLogsInWorker(options: WorkerGeneratorOptions, maxAhead?:
     throw new RangeError(`maxAhead must be an integer >= 1, got ${maxAhead}`);
   return new Observable((subscriber) => {
     const credits = maxAhead === undefined ? undefined : new Int32Array(new SharedArrayBuffer(4)).fill(maxAhead);
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        // tsx is a dev dependency: resolved only when running the TypeScript sources.
-        tsx: import.meta.url.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : undefined,
-        module: import.meta.url,
-        options,
-        credits,
-      },
-    });
+    const worker = startModuleWorker(import.meta.url, 'runGeneratorWorker', { options, credits });
     let finished = false;
     worker.on('message', (message: WorkerMessage) => {
       if (message.kind === 'second') {

@@ -195,6 +195,32 @@ describe("the repository's compiled dist/", () => {
     expect(option.stderr).toMatch(/--train-rows: must be a whole number/);
   });
 
+  it('normalizes an input of many blocks on worker threads of the compiled modules as on one thread', async () => {
+    const lines = Array.from(
+      { length: 30_000 },
+      (_, i) => `request ${i} "${i % 2 === 0 ? 'GET' : 'DELETE'} /a/${i} HTTP/1.1" from host-${i % 5}.example.org:443`,
+    );
+    const input = `${lines.join('\n')}\n`;
+    const onWorkers = await run(['bin/logflow.js', 'normalize', '--workers', '2'], { input });
+    const onOneThread = await run(['bin/logflow.js', 'normalize', '--workers', '0'], { input });
+    expect(onWorkers.code, onWorkers.stderr).toBe(0);
+    expect(onWorkers.stdout).toBe(onOneThread.stdout);
+    const templates = new Set(
+      onWorkers.stdout
+        .trimEnd()
+        .split('\n')
+        .map((row) => row.split('\t')[1]),
+    );
+    expect([...templates].sort()).toEqual(['request <*> "DELETE <*>" from <*>', 'request <*> "GET <*>" from <*>']);
+  });
+
+  it('refuses a --workers that is not a whole number from 0 to 64, saying so', async () => {
+    const bad = await run(['bin/logflow.js', 'normalize', '--workers', 'many'], { input: 'x 1\n' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--workers must be a whole number from 0 to 64, got "many"');
+    expect(bad.stdout).toBe('');
+  });
+
   it('answers `run --help` with the usage and every pipeline, not an unknown-pipeline error', async () => {
     const help = await run(['bin/logflow.js', 'run', '--help'], { input: '' });
     expect(help.code, help.stderr).toBe(0);

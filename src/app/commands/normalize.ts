@@ -1,35 +1,168 @@
 /**
  * `logflow normalize`: one `hash<TAB>template` line out per line in, in order,
  * so line N of the output describes line N of the input (empty lines too).
+ * The template and hash are normalizeMessage's, the ones ingest stores and
+ * `error_patterns` groups by.
  *
- * Streams in constant memory: input is decoded chunk by chunk (UTF-8; bytes
- * that are not UTF-8 become U+FFFD), lines end at `\n` with an optional `\r`
- * before it, a last line without a newline counts, and only the first
- * MAX_MESSAGE_LENGTH code units of a line are kept (all the normalizer reads),
- * so one endless line cannot exhaust memory. Output goes out in blocks and
- * waits for 'drain' when the writable asks it to.
+ * Lines end at `\n` with an optional `\r` before it, and a last line without a
+ * newline counts. Input bytes are cut into blocks of whole lines (a `\n` byte
+ * is never part of a multi-byte UTF-8 character, so a block decodes on its
+ * own; bytes that are not UTF-8 become U+FFFD). Normalizing is nearly all the
+ * work, so with more than one core the blocks are normalized on worker
+ * threads, a few blocks in flight per worker, and written back in input order;
+ * an input of one block, or one core, is done on this thread without starting
+ * any. Memory stays bounded: blocks are about BLOCK_BYTES, reading waits
+ * while the blocks in flight are unwritten, output waits for 'drain', and of
+ * a line that does not fit in a block only LINE_BYTES_KEPT bytes are kept
+ * (more than the MAX_MESSAGE_LENGTH code units the normalizer reads), so one
+ * endless line cannot exhaust memory.
  */
-import { StringDecoder } from 'node:string_decoder';
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import { LogflowError, ErrorCodes } from '../../core/errors.ts';
+import { startModuleWorker, type ModuleWorkerFailure } from '../../core/module-worker.ts';
 import { MAX_MESSAGE_LENGTH, normalizeMessage } from '../../domain/normalizer.ts';
 
-/** Output is written in blocks of about this many UTF-16 code units. */
-const OUTPUT_BLOCK = 256 * 1024;
+/** Input bytes per block: enough lines (about 2,000 of Loghub's) that handing a block to a worker costs little. */
+const BLOCK_BYTES = 256 * 1024;
+/** A UTF-8 code unit takes at most 3 bytes, so this many bytes hold more than MAX_MESSAGE_LENGTH + 1 units. */
+const LINE_BYTES_KEPT = 3 * (MAX_MESSAGE_LENGTH + 2);
+/** Blocks handed to one worker and not yet written: one being normalized, one waiting. */
+const BLOCKS_PER_WORKER = 2;
+const MAX_WORKERS = 8;
+
+export interface NormalizeLinesOptions {
+  /** Worker threads (0: all on this thread). Default: one per core, none on one core. */
+  readonly workers?: number;
+}
 
 export interface NormalizeLinesResult {
   readonly lines: number;
 }
 
+interface NormalizedBlock {
+  readonly output: Uint8Array;
+  readonly lines: number;
+}
+
+/**
+ * Normalizes a block of whole lines; the last one may lack its newline. The one definition of a line's output,
+ * used on this thread and in the workers.
+ */
+export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const n = text.length;
+  let out = '';
+  let lines = 0;
+  let from = 0;
+  while (from < n) {
+    const newline = text.indexOf('\n', from);
+    let end = newline < 0 ? n : newline;
+    if (end > from && text.charCodeAt(end - 1) === 13) end--;
+    // The normalizer reads no further; slicing less copies less of a long line.
+    const { template, errorHash } = normalizeMessage(text.slice(from, Math.min(end, from + MAX_MESSAGE_LENGTH)));
+    out += `${errorHash}\t${template}\n`;
+    lines++;
+    if (newline < 0) break;
+    from = newline + 1;
+  }
+  // TextEncoder gives a buffer of its own, which can be transferred (a small Buffer may sit in Node's shared pool).
+  return { output: encoder.encode(out), lines };
+}
+
+const encoder = new TextEncoder();
+
+/** Runs in a worker (src/core/module-worker.ts starts it): normalizes each block it receives and posts the result. */
+export function serveNormalizeBlocks(
+  _data: unknown,
+  post: (message: NormalizedBlock, transfer: ArrayBuffer[]) => void,
+  port: { on(event: 'message', listener: (bytes: Uint8Array) => void): void },
+): void {
+  port.on('message', (bytes) => {
+    const block = normalizeBlock(bytes);
+    post(block, [block.output.buffer as ArrayBuffer]);
+  });
+}
+
+interface Waiting {
+  resolve(block: NormalizedBlock): void;
+  reject(error: Error): void;
+}
+
+/** Blocks normalized by worker threads, each worker answering its blocks in the order it got them. */
+class WorkerPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending: Waiting[][] = [];
+  private next = 0;
+  private failure: Error | null = null;
+
+  constructor(count: number) {
+    for (let w = 0; w < count; w++) {
+      const worker = startModuleWorker(import.meta.url, 'serveNormalizeBlocks', null);
+      const pending: Waiting[] = [];
+      worker.on('message', (message: NormalizedBlock | ModuleWorkerFailure) => {
+        if ('kind' in message) this.fail(new Error(message.message));
+        else pending.shift()?.resolve(message);
+      });
+      worker.on('error', (error) => this.fail(error));
+      worker.on('exit', (code) => this.fail(new Error(`exited (code ${code}) with blocks unanswered`)));
+      this.workers.push(worker);
+      this.pending.push(pending);
+    }
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  normalize(bytes: Uint8Array): Promise<NormalizedBlock> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const w = this.next;
+    this.next = (w + 1) % this.workers.length;
+    return new Promise((resolve, reject) => {
+      this.pending[w]?.push({ resolve, reject });
+      this.workers[w]?.postMessage(bytes, [bytes.buffer as ArrayBuffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.failure ??= new Error('closed');
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
+  }
+
+  private fail(cause: Error): void {
+    if (this.failure !== null && this.pending.every((pending) => pending.length === 0)) return;
+    const error = new LogflowError(ErrorCodes.INTERNAL, `normalize worker failed: ${cause.message}`, {
+      stage: 'normalize',
+      cause,
+    });
+    this.failure ??= error;
+    for (const pending of this.pending) for (const waiting of pending.splice(0)) waiting.reject(error);
+  }
+}
+
+function defaultWorkers(): number {
+  const cores = availableParallelism();
+  return cores > 1 ? Math.min(cores, MAX_WORKERS) : 0;
+}
+
 export async function normalizeLines(
   input: NodeJS.ReadableStream,
   output: NodeJS.WritableStream,
+  options: NormalizeLinesOptions = {},
 ): Promise<NormalizeLinesResult> {
-  const decoder = new StringDecoder('utf8');
+  const workers = options.workers ?? defaultWorkers();
   let lines = 0;
-  let pending = '';
-  /** The start of the line still open at the end of the previous chunk (already cut to MAX_MESSAGE_LENGTH). */
-  let partial = '';
-  /** The open line is longer than MAX_MESSAGE_LENGTH: its rest is skipped up to the next newline. */
+  /** Bytes of the block being filled, in order; all but its last line are whole. */
+  let parts: Uint8Array[] = [];
+  let partsBytes = 0;
+  /** Bytes of the last, unfinished line kept so far. */
+  let openLine = 0;
+  /** The unfinished line has LINE_BYTES_KEPT bytes: the rest of it, up to its newline, is dropped. */
   let skipping = false;
+  let pool: WorkerPool | null = null;
+  /** Blocks handed out and not yet written, in input order. */
+  const inFlight: Promise<NormalizedBlock>[] = [];
 
   let outputError: unknown = null;
   const onError = (error: unknown): void => {
@@ -37,60 +170,99 @@ export async function normalizeLines(
   };
   output.on('error', onError);
 
-  const writePending = async (): Promise<void> => {
-    if (pending === '') return;
-    const block = pending;
-    pending = '';
+  const write = async (block: NormalizedBlock): Promise<void> => {
+    lines += block.lines;
     if (outputError !== null) throw outputError;
-    if (!output.write(block)) await drained(output);
+    if (block.output.length > 0 && !output.write(block.output)) await drained(output);
     if (outputError !== null) throw outputError;
   };
 
-  const emitLine = (line: string): void => {
-    const end = line.length > 0 && line.charCodeAt(line.length - 1) === 13 ? line.length - 1 : line.length;
-    const { template, errorHash } = normalizeMessage(end === line.length ? line : line.slice(0, end));
-    pending += `${errorHash}\t${template}\n`;
-    lines += 1;
+  const writeOldest = async (): Promise<void> => {
+    const oldest = inFlight.shift();
+    if (oldest !== undefined) await write(await oldest);
   };
 
-  const consume = async (text: string): Promise<void> => {
-    let from = 0;
-    for (;;) {
-      const newline = text.indexOf('\n', from);
-      if (newline < 0) break;
-      if (skipping) {
-        emitLine(partial);
-        skipping = false;
-      } else {
-        const room = MAX_MESSAGE_LENGTH + 1 - partial.length;
-        // One more than the cap, so a line of exactly MAX_MESSAGE_LENGTH still sees its `\r`.
-        emitLine(partial + text.slice(from, Math.min(newline, from + room)));
-      }
-      partial = '';
-      from = newline + 1;
-      if (pending.length >= OUTPUT_BLOCK) await writePending();
+  /** Hands the filled block on: to the workers, or, for the only block of the input, to this thread. */
+  const flush = async (last: boolean): Promise<void> => {
+    if (partsBytes === 0) return;
+    // A block of its own (not a view into a chunk or Node's buffer pool), so that it can be transferred.
+    const block = new Uint8Array(partsBytes);
+    let at = 0;
+    for (const part of parts) {
+      block.set(part, at);
+      at += part.length;
     }
-    if (from < text.length && !skipping) {
-      const room = MAX_MESSAGE_LENGTH + 1 - partial.length;
-      if (text.length - from > room) {
-        partial += text.slice(from, from + room);
-        skipping = true;
-      } else {
-        partial += text.slice(from);
+    parts = [];
+    partsBytes = 0;
+    if (pool === null && (workers === 0 || last)) {
+      await write(normalizeBlock(block));
+      return;
+    }
+    pool ??= new WorkerPool(workers);
+    const normalized = pool.normalize(block);
+    // Settled later, in order; until then a rejection is not unhandled.
+    normalized.catch(() => {});
+    inFlight.push(normalized);
+    if (inFlight.length >= pool.size * BLOCKS_PER_WORKER) await writeOldest();
+  };
+
+  const add = (bytes: Uint8Array): void => {
+    if (bytes.length === 0) return;
+    parts.push(bytes);
+    partsBytes += bytes.length;
+  };
+
+  /** Adds the bytes of the unfinished last line, up to LINE_BYTES_KEPT of it. */
+  const addOpenLine = (bytes: Uint8Array): void => {
+    const room = LINE_BYTES_KEPT - openLine;
+    if (bytes.length > room) {
+      add(bytes.subarray(0, room));
+      openLine = LINE_BYTES_KEPT;
+      skipping = true;
+    } else {
+      add(bytes);
+      openLine += bytes.length;
+    }
+  };
+
+  const consume = async (chunk: Uint8Array): Promise<void> => {
+    const n = chunk.length;
+    let from = 0;
+    while (from < n) {
+      if (skipping) {
+        const newline = chunk.indexOf(10, from);
+        if (newline < 0) return;
+        skipping = false;
+        from = newline;
       }
+      const first = chunk.indexOf(10, from);
+      if (first < 0) {
+        addOpenLine(chunk.subarray(from));
+        return;
+      }
+      addOpenLine(chunk.subarray(from, first));
+      skipping = false;
+      openLine = 0;
+      // The newline that ends the open line, and whole lines after it while the block has room (a chunk can be
+      // any size: a Readable's iterator hands out everything buffered at once).
+      const limit = Math.min(n, first + Math.max(1, BLOCK_BYTES - partsBytes));
+      const last = chunk.lastIndexOf(10, limit - 1);
+      // These lines are kept whole: the block bounds them, and normalizeBlock reads what the normalizer reads.
+      add(chunk.subarray(first, last + 1));
+      from = last + 1;
+      if (partsBytes >= BLOCK_BYTES) await flush(false);
     }
   };
 
   try {
     for await (const chunk of input) {
-      await consume(typeof chunk === 'string' ? chunk : decoder.write(chunk));
-      await writePending();
+      await consume(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Uint8Array));
     }
-    await consume(decoder.end());
-    if (partial !== '' || skipping) emitLine(partial);
-    await writePending();
+    await flush(true);
+    while (inFlight.length > 0) await writeOldest();
   } finally {
     output.off('error', onError);
+    await (pool as WorkerPool | null)?.close();
   }
   return { lines };
 }

@@ -1,7 +1,7 @@
 import { PassThrough, Writable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { normalizeLines } from '../../../src/app/commands/normalize.ts';
+import { normalizeLines, type NormalizeLinesOptions } from '../../../src/app/commands/normalize.ts';
 import { MAX_MESSAGE_LENGTH, normalizeMessage } from '../../../src/domain/normalizer.ts';
 
 /** Reference model: split at `\n`, drop one `\r` before it, no line after a final newline. */
@@ -22,12 +22,15 @@ function countLines(input: string): number {
 }
 
 /** Feeds `chunks` through a PassThrough as bytes and collects the output as UTF-8. */
-async function run(chunks: readonly (Buffer | string)[]): Promise<{ output: string; lines: number }> {
+async function run(
+  chunks: readonly (Buffer | string)[],
+  options: NormalizeLinesOptions = {},
+): Promise<{ output: string; lines: number }> {
   const input = new PassThrough();
   const output = new PassThrough();
   const received: Buffer[] = [];
   output.on('data', (chunk: Buffer) => received.push(chunk));
-  const done = normalizeLines(input, output);
+  const done = normalizeLines(input, output, options);
   for (const chunk of chunks) input.write(chunk);
   input.end();
   const { lines } = await done;
@@ -172,6 +175,33 @@ describe('normalizeLines', () => {
       `${normalizeMessage(huge).errorHash}\t${normalizeMessage(huge).template}\n${expectedOutput('next 2\n')}`,
     );
     expect(normalizeMessage(huge)).toEqual(normalizeMessage(huge.slice(0, MAX_MESSAGE_LENGTH)));
+  });
+
+  it('keeps only the first MAX_MESSAGE_LENGTH code units of a long line that comes in one chunk', async () => {
+    const huge = `${'é 1 '.repeat(500_000)}\r`;
+    const { output, lines } = await run([`first 1\n${huge}\nnext 2`]);
+    expect(lines).toBe(3);
+    expect(output).toBe(expectedOutput(`first 1\n${huge}\nnext 2`));
+  });
+
+  it('gives the same output on worker threads as on this thread, in order, over many blocks', async () => {
+    const samples = [
+      '081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating',
+      '10.0.0.1 "GET /v2/servers/detail?limit=5 HTTP/1.1" status: 200 len: 1893 time: 0.2477829',
+      'chrome.exe - www.example.com:443 open through proxy proxy.example.org:5070 HTTPS',
+      'заказ 42 принят 😀\r',
+      '',
+      'x'.repeat(70_000),
+    ];
+    const text = Array.from({ length: 40_000 }, (_, i) => `${samples[i % samples.length]} #${i % 7}`).join('\n');
+    const bytes = Buffer.concat([Buffer.from(text, 'utf8'), Buffer.from([0x0a, 0xff, 0xc3])]);
+    expect(bytes.length).toBeGreaterThan(8 * 1024 * 1024);
+    const expected = expectedOutput(bytes.toString('utf8'));
+    const chunks = cutInto(bytes, [1, 70_000, 300_000, 2_000_001, 5_000_000]);
+    expect((await run(chunks, { workers: 0 })).output).toBe(expected);
+    const onWorkers = await run(chunks, { workers: 2 });
+    expect(onWorkers.output).toBe(expected);
+    expect(onWorkers.lines).toBe(40_001);
   });
 
   it('strips a CR that falls exactly after MAX_MESSAGE_LENGTH code units', async () => {
