@@ -174,12 +174,19 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
+ * LOGFLOW_ variables that belong to the project's scripts, not to the engine:
+ * set in a developer's shell for scripts/services.sh, they must not stop
+ * `npm start` or a test's child process as unknown.
+ */
+export const TOOLING_VARIABLES = ['LOGFLOW_SERVICES_DIR'] as const;
+
+/**
  * Reads and validates the configuration. Throws one ConfigError listing every
  * problem, each prefixed by its variable name.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
-  const known = new Set<string>(CONFIG_VARIABLES);
+  const known = new Set<string>([...CONFIG_VARIABLES, ...TOOLING_VARIABLES]);
   for (const name of Object.keys(env)) {
     if (name.startsWith(PREFIX) && !known.has(name)) {
       problems.push(`${name}: unknown variable (known: see .env.example)`);

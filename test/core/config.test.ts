@@ -92,6 +92,13 @@ describe('loadConfig', () => {
     expect(problems.some((p) => p.startsWith('LOGFLOW_REDIS_URL:'))).toBe(true);
   });
 
+  it("accepts the project scripts' own LOGFLOW_ variables (scripts/services.sh's state directory) and ignores them", () => {
+    expect(() => loadConfig({ LOGFLOW_SERVICES_DIR: '/srv/logflow-services' })).not.toThrow();
+    expect(problemsOf({ LOGFLOW_SERVICES_DIR: '/srv', LOGFLOW_SERVICE_DIR: '/srv' })).toEqual([
+      expect.stringMatching(/^LOGFLOW_SERVICE_DIR: unknown variable/),
+    ]);
+  });
+
   it('never shows secrets when redacted for logging', () => {
     const config = loadConfig({
       LOGFLOW_POSTGRES_URL: 'postgres://u:hunter2@db:5432/log_analysis',
