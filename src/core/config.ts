@@ -174,11 +174,12 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
- * LOGFLOW_ variables that belong to the project's scripts, not to the engine:
- * set in a developer's shell for scripts/services.sh, they must not stop
+ * LOGFLOW_ variables that belong to the project's scripts, not to the engine
+ * (scripts/services.sh's state directory, the benchmarks' Loghub sample in
+ * bench/support/loghub.ts): set in a developer's shell, they must not stop
  * `npm start` or a test's child process as unknown.
  */
-export const TOOLING_VARIABLES = ['LOGFLOW_SERVICES_DIR'] as const;
+export const TOOLING_VARIABLES = ['LOGFLOW_SERVICES_DIR', 'LOGFLOW_LOGHUB_DIR'] as const;
 
 /**
  * Reads and validates the configuration. Throws one ConfigError listing every
