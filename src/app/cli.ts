@@ -241,7 +241,7 @@ program
     const { normalizeLines } = await import('./commands/normalize.ts');
     // Read in large chunks: process.stdin reads 64 KiB at a time.
     const input = createReadStream('', { fd: 0, highWaterMark: 1024 * 1024, autoClose: false });
-    await normalizeLines(input, process.stdout, workers === undefined ? {} : { workers });
+    await untilReaderStops(normalizeLines(input, process.stdout, workers === undefined ? {} : { workers }));
   });
 
 program
@@ -252,8 +252,20 @@ program
   .option('--train-rows <n>', 'rows taken as history for the baselines (default: 15% of the rows)')
   .action(async (flags: { trainRows?: string }) => {
     const { runDetectSeries } = await import('./commands/detect-series.ts');
-    await runDetectSeries(process.stdin, process.stdout, flags);
+    await untilReaderStops(runDetectSeries(process.stdin, process.stdout, flags));
   });
+
+/**
+ * A reader that stops early (`logflow normalize < big.log | head`) ends the output, not the command's success:
+ * the command ends quietly, as Unix filters do, instead of printing EPIPE's stack.
+ */
+async function untilReaderStops(work: Promise<unknown>): Promise<void> {
+  try {
+    await work;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw error;
+  }
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   try {

@@ -214,6 +214,21 @@ describe("the repository's compiled dist/", () => {
     expect([...templates].sort()).toEqual(['request <*> "DELETE <*>" from <*>', 'request <*> "GET <*>" from <*>']);
   });
 
+  it('ends quietly with exit 0 when its reader stops early (`| head`), without an EPIPE stack', async () => {
+    const { NODE_OPTIONS: _ignored, ...env } = process.env;
+    const child = spawn(process.execPath, ['bin/logflow.js', 'normalize'], { cwd: REPO, env, stdio: 'pipe' });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // What `head -1` does: read the first output, then close the pipe while the command still writes.
+    child.stdout.once('data', () => child.stdout.destroy());
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const line = 'user 42 logged in from 10.0.0.7 after 13 ms\n';
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(line.repeat(400_000));
+    expect(await exited, stderr).toBe(0);
+    expect(stderr).not.toMatch(/EPIPE|Error/);
+  });
+
   it('refuses a --workers that is not a whole number from 0 to 64, saying so', async () => {
     const bad = await run(['bin/logflow.js', 'normalize', '--workers', 'many'], { input: 'x 1\n' });
     expect(bad.code).toBe(2);
