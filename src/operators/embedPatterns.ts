@@ -1,10 +1,9 @@
-import { concatMap, from, lastValueFrom, toArray } from 'rxjs';
+import pLimit from 'p-limit';
+import { concatMap } from 'rxjs';
 import type { MonoTypeOperatorFunction } from 'rxjs';
-import { createEnvelope } from '../core/envelope.ts';
 import { ErrorCodes, errorCode, isRetriable, LogflowError } from '../core/errors.ts';
 import { retry, RetryExhaustedError, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { isFatal, type Pattern, type PatternBatch } from '../sinks/pattern-batch.ts';
-import { mapConcurrent } from './mapConcurrent.ts';
 
 export interface EmbedPatternsOptions {
   /** One vector per text, in order (the embeddings endpoint, with its own retries). */
@@ -41,6 +40,8 @@ export function embedPatterns(options: EmbedPatternsOptions): MonoTypeOperatorFu
   const { embed, cached: lookUp, remember, maxAttempts, concurrency, onEmbedded } = options;
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
     throw new RangeError(`embedPatterns: maxAttempts must be an integer >= 1, got ${maxAttempts}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new RangeError(`embedPatterns: concurrency must be an integer >= 1, got ${concurrency}`);
 
   /** True when the endpoint answers a request that cannot be to blame, so a failing template is the template's fault. */
   const endpointAnswers = async (): Promise<boolean> => {
@@ -55,25 +56,17 @@ export function embedPatterns(options: EmbedPatternsOptions): MonoTypeOperatorFu
 
   /** Each template alone, `concurrency` at a time: the vector, or why it failed. */
   const embedEach = async (patterns: readonly Pattern[]): Promise<Map<string, Float32Array | { error: unknown }>> => {
+    const limit = pLimit(concurrency);
+    const settled = await Promise.allSettled(
+      patterns.map((pattern) => limit(async () => (await embed([pattern.request.template]))[0]!)),
+    );
     const outcomes = new Map<string, Float32Array | { error: unknown }>();
-    const envelopes = patterns.map((pattern) =>
-      createEnvelope(
-        {
-          value: pattern,
-          key: pattern.hash,
-          eventTime: pattern.request.timestamp,
-          origin: pattern.origin,
-        },
-        { onAck: () => undefined, onFail: (error) => outcomes.set(pattern.hash, { error }) },
+    settled.forEach((outcome, i) =>
+      outcomes.set(
+        patterns[i]!.hash,
+        outcome.status === 'fulfilled' ? outcome.value : { error: outcome.reason as unknown },
       ),
     );
-    const embedded = await lastValueFrom(
-      from(envelopes).pipe(
-        mapConcurrent(async (pattern) => (await embed([pattern.request.template]))[0]!, { concurrency }),
-        toArray(),
-      ),
-    );
-    for (const { value: vector, key } of embedded) outcomes.set(key!, vector);
     return outcomes;
   };
 

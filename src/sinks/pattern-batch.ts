@@ -94,7 +94,7 @@ export class PatternBatch {
 
   /**
    * The pending patterns as envelopes, for the envelope operators
-   * (retryWithBackoff, mapConcurrent): failing one rejects its records;
+   * (retryWithBackoff): failing one rejects its records;
    * acking one does nothing, as the records are acked with their chunks.
    */
   envelopes(): Envelope<Pattern>[] {
