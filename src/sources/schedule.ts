@@ -37,7 +37,8 @@ export function cronSchedule(expression: string, options: ScheduleOptions = {}):
         () => {
           after = next;
           subscriber.next(next);
-          arm();
+          // A consumer that stops in next() (take(n)) has already run the teardown: arming again would leak a timer.
+          if (!subscriber.closed) arm();
         },
         Math.max(0, next.getTime() - scheduler.now()),
       );

@@ -1,4 +1,4 @@
-import { take } from 'rxjs';
+import { take, VirtualAction, VirtualTimeScheduler } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.ts';
@@ -16,6 +16,18 @@ describe('cronSchedule', () => {
         b: new Date(26 * h),
       });
     });
+  });
+
+  it('arms no further timer once its consumer stops in next()', () => {
+    const scheduler = new VirtualTimeScheduler(VirtualAction, Number.POSITIVE_INFINITY);
+    const fired: Date[] = [];
+    cronSchedule('0 2 * * *', { scheduler })
+      .pipe(take(2))
+      .subscribe((at) => fired.push(at));
+    scheduler.flush();
+    expect(fired).toHaveLength(2);
+    // With a leaked timer the flush runs on, one firing a day, until the cron has no next run.
+    expect(scheduler.now()).toBe(26 * 3_600_000);
   });
 
   it('rejects a malformed expression with a message naming it', () => {
