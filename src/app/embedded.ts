@@ -6,7 +6,9 @@
  *
  * Demo time: event time runs `--speed` times faster than the wall clock, so
  * a minute-window detector shows an alert within a minute of watching. The
- * first start backfills recent history and computes baselines from it.
+ * first start backfills recent history and computes baselines from it; the
+ * baselines and nightly schedules then run on event time too, and analyses
+ * the dashboard asks for run within seconds.
  */
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -19,6 +21,8 @@ import { Health } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
 import { createMetrics, type EngineMetrics } from '../core/metrics.ts';
 import { migrateAll } from './migrate.ts';
+import type { SchedulerLike } from 'rxjs';
+import { EventTimeScheduler } from '../core/event-time-scheduler.ts';
 import type { PipelineDefinition } from '../core/pipeline.ts';
 import { serveProcessEndpoints, startPipeline, type RunningPipeline } from './runner.ts';
 import { loadBaselines } from '../stores/baselines.ts';
@@ -65,6 +69,9 @@ const MAX_BACKLOG = 150_000;
  */
 const BACKFILL_MIN_RATE = 20_000;
 
+/** Wall milliseconds between the nightly pipeline's looks for analysis jobs the dashboard asked for. */
+const ANALYSIS_POLL_MS = 5_000;
+
 /** The pipelines `npm start` runs: the same definitions `npm run pipeline` runs in server mode. */
 export const EMBEDDED_PIPELINES = { generate, ingest, vectorize, detect, baselines, nightly, api } as const;
 
@@ -82,6 +89,7 @@ type StartEmbedded = (
   definition: PipelineDefinition<Resources>,
   options: Record<string, unknown>,
   optional?: boolean,
+  scheduler?: SchedulerLike,
 ) => RunningPipeline;
 
 interface Running {
@@ -162,8 +170,16 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
     wake = resolve;
   });
   /** An optional pipeline (the dashboard's API) may fail without stopping the run. */
-  const start: StartEmbedded = (definition, options, optional = false) => {
-    const r = startPipeline(definition, { config, logger, metrics, resources, options, health });
+  const start: StartEmbedded = (definition, options, optional = false, scheduler = undefined) => {
+    const r = startPipeline(definition, {
+      config,
+      logger,
+      metrics,
+      resources,
+      options,
+      health,
+      ...(scheduler === undefined ? {} : { scheduler }),
+    });
     running.push(r);
     void r.done.then((outcome) => {
       if (optional || outcome.status !== 'failed' || failure !== undefined) return;
@@ -222,6 +238,12 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
     }
     start(vectorize, { 'learning-period': flags.history });
     start(detect, {});
+    // The weekly baselines and the nightly analysis keep their cron schedules, read in event time: at x20 the
+    // baselines refresh every 8.4 hours and a day's analysis comes every 72 minutes.
+    const eventTime = new EventTimeScheduler(startedAt, flags.speed);
+    start(baselines, {}, false, eventTime);
+    // Its poll for the jobs the dashboard's "Run analysis" leaves pending is in event time too: 5 wall seconds.
+    start(nightly, { 'poll-ms': Math.min(ANALYSIS_POLL_MS * flags.speed, 3_600_000) }, false, eventTime);
     const live = start(generate, {
       rate: eventRate,
       speed: flags.speed,
@@ -254,9 +276,17 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
       if (analyzed) return;
       analyzed = true;
       const date = new Date(startedAt).toISOString().slice(0, 10);
-      const report = start(nightly, { date });
-      await report.done;
-      say(`\nnightly report for ${date} written`);
+      // A job like the dashboard's, run by the nightly pipeline above.
+      const jobs = (await resources.repositories()).analysisJobs;
+      const job = await jobs.create({ jobType: 'on_demand', targetDate: date, requestedBy: 'logflow start' });
+      let status = job.status;
+      await waitUntil(async () => {
+        status = (await jobs.get(job.id))?.status ?? 'failed';
+        return status === 'completed' || status === 'failed';
+      }, stopping);
+      if (status === 'completed') say(`\nnightly report for ${date} written`);
+      else if (status === 'failed')
+        say(`\nnightly report for ${date} failed (analysis job ${job.id}; details in ${logFile})`);
     };
     const analyzeTimer =
       flags['analyze-after'] === undefined ? undefined : setTimeout(() => void analyze(), flags['analyze-after']);

@@ -54,6 +54,8 @@ describe('npm start (embedded mode)', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-start-'));
     const first = await npmStart(['--duration', '30s', '--rate', '2000', '--data-dir', dir, '--analyze-after', '20s']);
     expect(first.code, first.output).toBe(0);
+    const analyzedDate = /nightly report for (\S+) written/.exec(first.output)?.[1];
+    expect(analyzedDate, first.output).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     const firstRun = JSON.parse(await readFile(path.join(dir, 'last-run.json'), 'utf8')) as RunSummary;
     const truth = (await readFile(path.join(dir, 'ground-truth.jsonl'), 'utf8'))
       .trim()
@@ -84,8 +86,14 @@ describe('npm start (embedded mode)', () => {
               "SELECT rule, service FROM anomaly_alerts WHERE status = 'open'",
             )
           ).rows,
+          // The report --analyze-after asked for; the nightly cron, on event time, may add the day before it.
           reports: Number(
-            (await engines.postgres.query<{ n: string }>('SELECT count(*) AS n FROM nightly_reports')).rows[0]?.n,
+            (
+              await engines.postgres.query<{ n: string }>(
+                'SELECT count(*) AS n FROM nightly_reports WHERE report_date = $1',
+                [analyzedDate],
+              )
+            ).rows[0]?.n,
           ),
         };
       } finally {
@@ -124,7 +132,7 @@ describe('npm start (embedded mode)', () => {
     expect(afterSecond.reports).toBe(1);
   }, 300_000);
 
-  it("keeps /healthz and /readyz at 200 on both ports after --analyze-after's report, while ingest goes on storing", async () => {
+  it("keeps /healthz and /readyz at 200 on both ports after --analyze-after's report, while ingest goes on storing, and runs the dashboard's analysis requests", async () => {
     const healthDir = await mkdtemp(path.join(os.tmpdir(), 'logflow-start-health-'));
     const [metricsPort, apiPort] = [await freePort(), await freePort()];
     const child = spawn(
@@ -177,7 +185,7 @@ describe('npm start (embedded mode)', () => {
           expect(JSON.parse(body)).toMatchObject({
             phase: 'running',
             status: 'ok',
-            pipelines: { ingest: 'running', nightly: 'completed' },
+            pipelines: { ingest: 'running', nightly: 'running', baselines: 'running' },
           });
         }
       }
@@ -185,6 +193,28 @@ describe('npm start (embedded mode)', () => {
       const deadline = Date.now() + 60_000;
       while ((await stored()) <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
       expect(await stored()).toBeGreaterThan(before);
+
+      // "Run analysis" in the dashboard: the job is picked up and completed while the run goes on.
+      const key = /#key=(\S+)/.exec(output)?.[1];
+      expect(key, output).toBeDefined();
+      const api = (route: string, init: RequestInit = {}) =>
+        fetch(`http://127.0.0.1:${apiPort}${route}`, {
+          ...init,
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        });
+      const requested = await api('/api/v1/analysis-jobs', {
+        method: 'POST',
+        body: JSON.stringify({ date: new Date().toISOString().slice(0, 10) }),
+      });
+      expect(requested.status, await requested.clone().text()).toBe(202);
+      const { id } = (await requested.json()) as { id: number };
+      let job: { status: string; error: string | null } = { status: 'pending', error: null };
+      const jobDeadline = Date.now() + 60_000;
+      while (['pending', 'running'].includes(job.status) && Date.now() < jobDeadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        job = (await (await api(`/api/v1/analysis-jobs/${id}`)).json()) as typeof job;
+      }
+      expect(job, output).toMatchObject({ status: 'completed', error: null });
       child.kill('SIGINT');
       expect(await exited, output).toBe(0);
     } finally {
