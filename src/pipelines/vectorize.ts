@@ -53,7 +53,8 @@ const optionsSchema = z
   .object({
     'batch-size': z.coerce.number().int().min(1).max(100_000).default(2_000),
     'batch-wait-ms': z.coerce.number().int().min(1).max(60_000).default(500),
-    'novelty-threshold': z.coerce.number().min(-1).max(1).default(0.85),
+    // Unset: the app_config entry novelty.similarity_threshold, which operators change through the API.
+    'novelty-threshold': z.coerce.number().min(-1).max(1).optional(),
     // Every pattern is new to a fresh system: novelty is judged only after this much event time of history.
     'learning-period': durationMs.default(15 * 60_000),
     partitions: z.coerce.number().int().min(1).max(1_000).default(4),
@@ -66,6 +67,8 @@ const optionsSchema = z
   .strict();
 
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+
+export const DEFAULT_NOVELTY_THRESHOLD = 0.85;
 
 export const vectorize = definePipeline<Resources>({
   name: 'vectorize',
@@ -81,14 +84,25 @@ export const vectorize = definePipeline<Resources>({
       const engines = await resources.engines();
       const [repositories, vectorStore] = await Promise.all([resources.repositories(), resources.vectorStore()]);
       const embedder = resources.embedder();
-      return { topics, engines, repositories, vectorStore, embedder, cache: resources.embeddingCache() };
+      const configured = (await repositories.appConfig.getAll()).get('novelty.similarity_threshold');
+      const noveltyThreshold =
+        options['novelty-threshold'] ?? (typeof configured === 'number' ? configured : DEFAULT_NOVELTY_THRESHOLD);
+      return {
+        topics,
+        engines,
+        repositories,
+        vectorStore,
+        embedder,
+        cache: resources.embeddingCache(),
+        noveltyThreshold,
+      };
     }).pipe(
-      mergeMap(({ topics, engines, repositories, vectorStore, embedder, cache }) => {
+      mergeMap(({ topics, engines, repositories, vectorStore, embedder, cache, noveltyThreshold }) => {
         const { config, metrics, name, logger, scheduler } = ctx;
         const counted = (stage: string) => metrics.recordsOut.labels({ pipeline: name, stage });
         const deadLetters = deadLetterSink(ctx, topics.producer(), config.topics.vectorizationQueueDlq);
         const sink = new PatternVectorSink(new ErrorPatternStore(engines.clickhouse), vectorStore, repositories, {
-          noveltyThreshold: options['novelty-threshold'],
+          noveltyThreshold,
           learningPeriodMs: options['learning-period'],
           onNovel: () => counted('novel-pattern').inc(),
         });

@@ -83,3 +83,54 @@ describe('vectorize', () => {
     expect(catalog.filter((c) => c.autoCreated)).toHaveLength(1);
   }, 300_000);
 });
+
+describe('vectorize with novelty.similarity_threshold set in app_config', () => {
+  let h: Harness;
+  let server: Awaited<ReturnType<typeof startOpenAIServer>>;
+  beforeAll(async () => {
+    server = await startOpenAIServer({ embeddingDimension: 64 });
+    h = await createHarness({ LOGFLOW_EMBEDDINGS_URL: server.url, LOGFLOW_EMBEDDINGS_MODEL: 'test-embed-threshold' });
+  });
+  afterAll(async () => {
+    await h.close();
+    await server.close();
+  });
+
+  it('judges novelty by the stored threshold when --novelty-threshold is not given', async () => {
+    // Every cosine similarity is above -1, so no pattern that has a neighbour is new; at the default 0.85 the same
+    // traffic raises the new error type's alert (the test above).
+    const repositories = await h.resources.repositories();
+    await repositories.appConfig.set('novelty.similarity_threshold', -1, 'test');
+    const generated = h.start(generate, {
+      rate: '10',
+      duration: '25m',
+      speed: 'max',
+      seed: '3',
+      flat: true,
+      start: new Date(Date.now() - 30 * 60_000).toISOString(),
+      scenario: 'test/fixtures/scenario-new-error.json',
+    });
+    expect(await generated.done).toEqual({ status: 'completed' });
+    const ingesting = h.start(ingest, {});
+    // Small batches, so the patterns of the first minutes are stored before the new type is judged: a pattern judged
+    // against an empty store is novel whatever the threshold.
+    const vectorizing = h.start(vectorize, { 'learning-period': '10m', 'batch-size': '50' });
+    const total = (await h.metrics.recordsOut.get()).values.find((v) => v.labels.pipeline === 'generate')?.value ?? 0;
+    await h.waitFor(async () => (await h.count('SELECT count() FROM logs')) >= total, 'ingest');
+    const problems = () => h.count("SELECT count() FROM logs WHERE level IN ('WARN', 'ERROR', 'FATAL')");
+    await h.waitFor(
+      async () => (await h.count('SELECT count() FROM logs WHERE is_vectorized = 1')) >= (await problems()),
+      'vectorize',
+      180_000,
+    );
+    await vectorizing.stop();
+    await ingesting.stop();
+
+    const newType = await h.count(
+      "SELECT count() FROM logs WHERE message LIKE '%Shipment label printer returned malformed PDF%' AND is_vectorized = 1",
+    );
+    expect(newType).toBeGreaterThan(0);
+    const novel = (await repositories.anomalyAlerts.list({ type: 'novel_pattern', limit: 100 })).items;
+    expect(novel, JSON.stringify(novel.map((a) => [a.description, a.details]))).toHaveLength(0);
+  }, 300_000);
+});
