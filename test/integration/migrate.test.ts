@@ -238,6 +238,21 @@ async function exerciseLogsTable(engines: Engines): Promise<void> {
     await engines.clickhouse.query({ query: 'SELECT sum(log_count) AS n FROM logs_hourly_agg', format: 'JSONEachRow' })
   ).json<{ n: string }>();
   expect(agg?.n).toBe('1');
+
+  // The seed's views cover the last 24 hours: the row above is older, one stored now counts.
+  const now = new Date().toISOString().replace('T', ' ').replace('Z', '');
+  await engines.clickhouse.insert({
+    table: 'logs',
+    values: [{ ...row, log_id: '6f1c1c8e-4a3e-4b8e-9c53-0d3a4e1f0a02', timestamp: now, ingested_at: now }],
+    format: 'JSONEachRow',
+  });
+  const [lastDay] = await (
+    await engines.clickhouse.query({
+      query: 'SELECT sum(log_count) AS n FROM logs_hourly_stats',
+      format: 'JSONEachRow',
+    })
+  ).json<{ n: string }>();
+  expect(lastDay?.n).toBe('1');
 }
 
 describe('migrations', () => {
