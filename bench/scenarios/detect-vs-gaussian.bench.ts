@@ -272,9 +272,13 @@ const benchmark: Benchmark = {
       target: `${SHAPES.length}`,
     });
     notes.push(
-      `seeds ${firstSeed}..${firstSeed + seeds - 1} (one series per shape and seed, counts added up over the seeds); 5-minute windows, ${HISTORY_DAYS} days of history then ${SCORED_DAYS} scored days; Poisson counts around each shape`,
-      `an incident is found by an opening of its direction from its start to ${toleranceMs / MINUTE} minutes after its end; an opening outside every incident's span is false; precision = found / (found + false); "baseline" is the better Gaussian's F1`,
-      'rolling Gaussian: mean and sample stddev of the trailing window (current window excluded, stddev floored at 1 count), |z| >= k, then the same alert lifecycle as detect-series',
+      `seeds ${firstSeed}..${firstSeed + seeds - 1} (one series per shape and seed, counts added up over the seeds); ` +
+        `5-minute windows, ${HISTORY_DAYS} days of history then ${SCORED_DAYS} scored days; Poisson counts around each shape`,
+      `an incident is found by an opening of its direction from its start to ${toleranceMs / MINUTE} minutes after its end; ` +
+        "an opening outside every incident's span is false; precision = found / (found + false); " +
+        '"baseline" is the better Gaussian\'s F1',
+      'rolling Gaussian: mean and sample stddev of the trailing window (current window excluded, stddev floored at 1 count), ' +
+        '|z| >= k, then the same alert lifecycle as detect-series',
     );
     return { rows, notes };
   },
