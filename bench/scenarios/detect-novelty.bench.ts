@@ -205,6 +205,8 @@ export interface NoveltyTally {
   readonly newTemplates: number;
   readonly found: number;
   readonly falseNovel: number;
+  /** Of `falseNovel`, those of the generator's templates (the rest are later hashes of new templates). */
+  readonly falseOfGeneratorTemplates: number;
   readonly judgedRecurring: number;
   readonly missed: readonly JudgedPattern[];
   readonly falses: readonly JudgedPattern[];
@@ -220,6 +222,7 @@ export function tally(judged: readonly JudgedPattern[], threshold: number): Nove
     newTemplates: firsts.length,
     found: firsts.length - missed.length,
     falseNovel: falses.length,
+    falseOfGeneratorTemplates: falses.filter((pattern) => pattern.template < RECURRING_TEMPLATES.length).length,
     judgedRecurring: others.length,
     missed,
     falses,
@@ -306,6 +309,12 @@ const benchmark: Benchmark = {
           value: result.falseNovel,
           unit: 'alerts',
           target: '0',
+        },
+        {
+          scenario: `${label}: of them, of the generator's templates`,
+          metric: 'false novel alerts',
+          value: result.falseOfGeneratorTemplates,
+          unit: 'alerts',
         },
       );
       if (threshold === DEFAULT_THRESHOLD) {

@@ -64,8 +64,8 @@ describe('noveltyStream', () => {
 });
 
 describe('tally', () => {
-  const pattern = (firstOfNewTemplate: boolean, nearest: number | undefined): JudgedPattern => ({
-    template: 0,
+  const pattern = (firstOfNewTemplate: boolean, nearest: number | undefined, template = 0): JudgedPattern => ({
+    template,
     normalized: 't',
     firstOfNewTemplate,
     nearest,
@@ -77,11 +77,17 @@ describe('tally', () => {
       pattern(true, 0.5),
       pattern(true, 0.9),
       pattern(true, undefined),
-      pattern(false, 0.8),
+      pattern(false, 0.8, RECURRING_TEMPLATES.length),
       pattern(false, 0.95),
     ];
-    expect(tally(judged, 0.85)).toMatchObject({ newTemplates: 3, found: 2, falseNovel: 1, judgedRecurring: 2 });
-    expect(tally(judged, 0.96)).toMatchObject({ found: 3, falseNovel: 2 });
+    expect(tally(judged, 0.85)).toMatchObject({
+      newTemplates: 3,
+      found: 2,
+      falseNovel: 1,
+      falseOfGeneratorTemplates: 0,
+      judgedRecurring: 2,
+    });
+    expect(tally(judged, 0.96)).toMatchObject({ found: 3, falseNovel: 2, falseOfGeneratorTemplates: 1 });
     expect(tally(judged, 0.5)).toMatchObject({ found: 1, falseNovel: 0 });
   });
 });
