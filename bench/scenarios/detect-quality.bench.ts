@@ -20,8 +20,10 @@
  *   end; any other opening is false.
  *
  * Not covered here: a new error pattern (novelty is judged by vectorize on
- * embeddings, not by counts) and a silent service alone on its partition
- * (test/pipelines/detect-idle.test.ts runs that end to end).
+ * embeddings, not by counts; bench/scenarios/detect-novelty.bench.ts measures
+ * it) and a silent service alone on its partition
+ * (test/pipelines/detect-idle.test.ts runs that end to end). The comparison
+ * with a rolling Gaussian is bench/scenarios/detect-vs-gaussian.bench.ts.
  *
  * Args: --rate N (logs/s over all services and environments, default 100),
  * --seed N (default 1).

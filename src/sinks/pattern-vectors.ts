@@ -6,6 +6,7 @@
  * idempotent, so a retried or repeated batch changes nothing twice.
  */
 import { truncateText } from '../core/text.ts';
+import { isNovel, judgedForNovelty } from '../domain/novelty.ts';
 import type { VectorizationRequest } from '../domain/vectorization-request.ts';
 import type { ErrorPatternStore } from '../stores/error-patterns.ts';
 import { isUniqueViolation } from '../stores/postgres/db.ts';
@@ -59,11 +60,15 @@ export class PatternVectorSink {
   /** Raises the novel_pattern alert of a pattern seen for the first time (after the learning period) with no near neighbour. */
   async checkNovelty(pattern: Pattern, batch: PatternBatch): Promise<void> {
     const { hash, request } = pattern;
-    if (batch.known.get(hash)?.has_embedding === 1) return;
-    if (request.timestamp < batch.historyStart + this.options.learningPeriodMs) return;
+    const judged = judgedForNovelty({
+      alreadyEmbedded: batch.known.get(hash)?.has_embedding === 1,
+      timestamp: request.timestamp,
+      historyStart: batch.historyStart,
+      learningPeriodMs: this.options.learningPeriodMs,
+    });
+    if (!judged) return;
     const [nearest] = await this.vectorStore.search([...pattern.vector!], { limit: 1, excludeErrorHash: hash });
-    if (nearest === undefined || nearest.score < this.options.noveltyThreshold)
-      await this.#raiseNovel(request, nearest?.score ?? null);
+    if (isNovel(nearest?.score, this.options.noveltyThreshold)) await this.#raiseNovel(request, nearest?.score ?? null);
   }
 
   async upsertVectors(patterns: readonly Pattern[]): Promise<void> {
