@@ -288,13 +288,22 @@ export class Analytics {
        LIMIT {limit:UInt32}`,
       { ...w.params, limit: limit + 1 },
     );
-    const items = rows.slice(0, limit).map((r) => ({
+    const page = rows.slice(0, limit);
+    // error_patterns.occurrence_count is written when a pattern is first embedded and by the nightly analysis; the
+    // running totals say how many there are now (sql/clickhouse/008_error_pattern_counts.sql).
+    const totals = await this.#rows<{ hash: string; n: string }>(
+      `SELECT toString(error_hash) AS hash, toString(sum(occurrences)) AS n FROM error_pattern_counts
+       WHERE error_hash IN arrayMap(x -> toUInt64(x), {hashes:Array(String)}) GROUP BY error_hash`,
+      { hashes: page.map((r) => r.hash) },
+    );
+    const totalOf = new Map(totals.map((t) => [t.hash, Number(t.n)]));
+    const items = page.map((r) => ({
       errorHash: r.hash,
       template: r.tpl,
       service: r.svcs[0] ?? '',
       services: r.svcs,
       level: r.lvl,
-      occurrences: Number(r.occ),
+      occurrences: Math.max(Number(r.occ), totalOf.get(r.hash) ?? 0),
       firstSeen: iso(r.first),
       lastSeen: iso(r.last),
       hasEmbedding: Number(r.emb) === 1,

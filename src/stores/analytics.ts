@@ -104,12 +104,17 @@ export class DailyAnalytics {
     }));
   }
 
-  /** All-time occurrences of patterns, so a re-run writes the same counts instead of adding the day twice. */
+  /**
+   * All-time occurrences of patterns (error_pattern_counts, kept by ClickHouse on every logs insert), so a re-run
+   * writes the same counts instead of adding the day twice.
+   */
   async totals(hashes: readonly string[]): Promise<Map<string, { count: number; first: string; last: string }>> {
     if (hashes.length === 0) return new Map();
     const rows = await this.rows<{ hash: string; n: string; first: string; last: string }>(
-      `SELECT toString(error_hash) AS hash, count() AS n, toString(min(timestamp)) AS first, toString(max(timestamp)) AS last
-       FROM logs WHERE error_hash IN arrayMap(x -> toUInt64(x), {hashes:Array(String)}) GROUP BY error_hash`,
+      `SELECT toString(error_hash) AS hash, sum(occurrences) AS n, toString(min(first_seen)) AS first,
+              toString(max(last_seen)) AS last
+       FROM error_pattern_counts WHERE error_hash IN arrayMap(x -> toUInt64(x), {hashes:Array(String)})
+       GROUP BY error_hash`,
       { hashes },
     );
     return new Map(rows.map((r) => [r.hash, { count: Number(r.n), first: r.first, last: r.last }]));

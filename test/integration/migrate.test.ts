@@ -48,6 +48,7 @@ const clickhouseTables: Record<string, readonly string[]> = {
     'is_anomaly',
     'anomaly_score',
   ],
+  error_pattern_counts: ['error_hash', 'occurrences', 'first_seen', 'last_seen'],
   logs_hourly_agg: [
     'hour',
     'service',
@@ -238,6 +239,13 @@ async function exerciseLogsTable(engines: Engines): Promise<void> {
     await engines.clickhouse.query({ query: 'SELECT sum(log_count) AS n FROM logs_hourly_agg', format: 'JSONEachRow' })
   ).json<{ n: string }>();
   expect(agg?.n).toBe('1');
+  const [counted] = await (
+    await engines.clickhouse.query({
+      query: 'SELECT sum(occurrences) AS n FROM error_pattern_counts',
+      format: 'JSONEachRow',
+    })
+  ).json<{ n: string }>();
+  expect(counted?.n).toBe('1');
 
   // The seed's views cover the last 24 hours: the row above is older, one stored now counts.
   const now = new Date().toISOString().replace('T', ' ').replace('Z', '');
