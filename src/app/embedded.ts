@@ -208,7 +208,7 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
   let exitCode = 0;
   let view: NodeJS.Timeout | undefined;
   try {
-    // One partition and batches of up to 20,000 rows: chdb's cost per insert (three new parts, one for logs and one
+    // One partition and batches of up to 20,000 rows: chdb's cost per insert (a new part for logs and one
     // per view, then their merges) dominated when four partitions and the 500 ms batch wait cut ~3,000-row inserts;
     // an insert's rows wait off the JS heap (encoded) and reach chdb copied once, into the insert's body.
     start(ingest, { 'batch-size': 20_000, partitions: 1 });
