@@ -34,6 +34,7 @@ import { detect } from '../pipelines/detect.ts';
 import { generate } from '../pipelines/generate.ts';
 import { ingest } from '../pipelines/ingest.ts';
 import { nightly } from '../pipelines/nightly.ts';
+import { retention } from '../pipelines/retention.ts';
 import { openResources, type Resources } from './resources.ts';
 import { vectorize } from '../pipelines/vectorize.ts';
 
@@ -73,7 +74,7 @@ const BACKFILL_MIN_RATE = 20_000;
 const ANALYSIS_POLL_MS = 5_000;
 
 /** The pipelines `npm start` runs: the same definitions `npm run pipeline` runs in server mode. */
-export const EMBEDDED_PIPELINES = { generate, ingest, vectorize, detect, baselines, nightly, api } as const;
+export const EMBEDDED_PIPELINES = { generate, ingest, vectorize, detect, baselines, nightly, retention, api } as const;
 
 export interface RunSummary {
   readonly generated: number;
@@ -238,10 +239,11 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
     }
     start(vectorize, { 'learning-period': flags.history });
     start(detect, {});
-    // The weekly baselines and the nightly analysis keep their cron schedules, read in event time: at x20 the
-    // baselines refresh every 8.4 hours and a day's analysis comes every 72 minutes.
+    // The weekly baselines, the nightly analysis and the hourly retention keep their cron schedules, read in event
+    // time: at x20 the baselines refresh every 8.4 hours and a day's analysis comes every 72 minutes.
     const eventTime = new EventTimeScheduler(startedAt, flags.speed);
     start(baselines, {}, false, eventTime);
+    start(retention, {}, false, eventTime);
     // Its poll for the jobs the dashboard's "Run analysis" leaves pending is in event time too: 5 wall seconds.
     start(nightly, { 'poll-ms': Math.min(ANALYSIS_POLL_MS * flags.speed, 3_600_000) }, false, eventTime);
     const live = start(generate, {

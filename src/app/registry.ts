@@ -10,6 +10,7 @@ import { detect } from '../pipelines/detect.ts';
 import { generate } from '../pipelines/generate.ts';
 import { ingest } from '../pipelines/ingest.ts';
 import { nightly } from '../pipelines/nightly.ts';
+import { retention } from '../pipelines/retention.ts';
 import { vectorize } from '../pipelines/vectorize.ts';
 import type { Resources } from '../pipelines/resources.ts';
 
@@ -20,6 +21,7 @@ export const pipelines = {
   detect,
   baselines,
   nightly,
+  retention,
   api,
 } as const satisfies Record<string, PipelineDefinition<Resources>>;
 

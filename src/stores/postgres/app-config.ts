@@ -65,6 +65,7 @@ export const APP_CONFIG_VALUES: Readonly<Record<string, z.ZodType>> = {
   'baselines.cron': cron,
   'baselines.weeks': z.int().min(1).max(52),
   'retention.logs_days': z.int().min(1).max(36_500),
+  'retention.cron': cron,
 };
 
 /** Why `value` cannot be stored under `key`, naming the key; undefined when it can. */
