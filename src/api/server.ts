@@ -38,6 +38,7 @@ import { installRequestTextCheck } from './request-text.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAnalyticsRoutes } from './routes/analytics.ts';
+import { registerCatalogRoutes } from './routes/catalog.ts';
 import type { RouteContext } from './routes/context.ts';
 
 export interface ApiDependencies {
@@ -150,6 +151,7 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
   registerAnalyticsRoutes(app, context);
   registerAlertRoutes(app, context);
   registerAdminRoutes(app, context);
+  registerCatalogRoutes(app, context);
 
   try {
     await registerDashboard(app);

@@ -871,6 +871,74 @@ describe('reports and analysis jobs', () => {
   });
 });
 
+describe('error catalog', () => {
+  const observed = (errorHash: string, title: string, occurrenceCount: number) => ({
+    errorHash,
+    template: `template ${errorHash} <*>`,
+    title,
+    services: ['payment-service'],
+    occurrenceCount,
+    firstSeen: new Date('2026-01-01T00:00:00Z'),
+    lastSeen: new Date('2026-01-02T00:00:00Z'),
+  });
+
+  it("lists and reads entries; an engineer's edit is kept when the analysis refreshes the entry", async () => {
+    await repos.errorCatalog.upsertAutoCreated(observed('7001', 'auto title 7001', 50));
+    await repos.errorCatalog.upsertAutoCreated(observed('7002', 'auto title 7002', 20));
+    const first = (await get('/api/v1/catalog?limit=1', keys.viewer)).body!;
+    expect((first.items as Array<{ errorHash: string }>).map((e) => e.errorHash)).toEqual(['7001']);
+    const second = (await get(`/api/v1/catalog?limit=1&cursor=${String(first.nextCursor)}`, keys.viewer)).body!;
+    expect((second.items as Array<{ errorHash: string }>).map((e) => e.errorHash)).toEqual(['7002']);
+    expect((await get('/api/v1/catalog/7002', keys.viewer)).body).toMatchObject({
+      title: 'auto title 7002',
+      autoCreated: true,
+      editedByHuman: false,
+      occurrenceCount: 20,
+    });
+    expect((await get('/api/v1/catalog/7999', keys.viewer)).status).toBe(404);
+    expect((await get('/api/v1/catalog/07001', keys.viewer)).status).toBe(400);
+
+    const edit = { title: 'Card processor timeout', solution: 'Raise the pool size', severity: 'high' };
+    expect((await call({ method: 'PATCH', url: '/api/v1/catalog/7002', key: keys.viewer, payload: edit })).status).toBe(
+      403,
+    );
+    const edited = await call({ method: 'PATCH', url: '/api/v1/catalog/7002', key: keys.operator, payload: edit });
+    expect(edited.status, JSON.stringify(edited.body)).toBe(200);
+    expect(edited.body).toMatchObject({ ...edit, editedByHuman: true });
+    // The next analysis sees the pattern again: counts move, the engineer's text stays.
+    await repos.errorCatalog.upsertAutoCreated({ ...observed('7002', 'auto title again', 35), severity: 'low' });
+    expect((await get('/api/v1/catalog/7002', keys.viewer)).body).toMatchObject({ ...edit, occurrenceCount: 35 });
+    const curated = (await get('/api/v1/catalog?editedByHuman=true', keys.viewer)).body!;
+    expect((curated.items as Array<{ errorHash: string }>).map((e) => e.errorHash)).toEqual(['7002']);
+
+    for (const payload of [
+      {},
+      { title: '' },
+      { unknown: 1 },
+      { documentationUrl: 'javascript:alert(1)' },
+      { severity: 'urgent' },
+    ]) {
+      const r = await call({ method: 'PATCH', url: '/api/v1/catalog/7001', key: keys.operator, payload });
+      expect(r.status, JSON.stringify(payload)).toBe(400);
+    }
+    expect(
+      (await call({ method: 'PATCH', url: '/api/v1/catalog/7999', key: keys.operator, payload: edit })).status,
+    ).toBe(404);
+  });
+
+  it('lets an engineer document a pattern the analysis has not catalogued, once', async () => {
+    const payload = { errorHash: '7100', template: 'Disk <*> full', title: 'Disk full', solution: 'Grow the volume' };
+    const created = await call({ method: 'POST', url: '/api/v1/catalog', key: keys.operator, payload });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body).toMatchObject({ ...payload, autoCreated: false, editedByHuman: true });
+    expect((await call({ method: 'POST', url: '/api/v1/catalog', key: keys.operator, payload })).status).toBe(409);
+    const { title: _title, ...untitled } = payload;
+    expect((await call({ method: 'POST', url: '/api/v1/catalog', key: keys.operator, payload: untitled })).status).toBe(
+      400,
+    );
+  });
+});
+
 describe('services, config and preferences', () => {
   it('services: list, get, create, update, delete', async () => {
     const list = (await get('/api/v1/services', keys.viewer)).body!;
