@@ -13,7 +13,11 @@
  * narrow band; below that the counts are too sparse for a normal
  * approximation and the score is the Poisson tail probability, reported on
  * the same scale as a z-score (the standard normal quantile of the tail), so
- * one `score` column compares across methods. A count above the band is a spike, a non-zero count below it a
+ * one `score` column compares across methods; above the mean a sparse count
+ * must also clear the calibrated band, since a bursty sparse series is far
+ * noisier than Poisson. The baseline may first be scaled by the series'
+ * adaptive level (src/domain/adaptive-level.ts, applied by `scoreWindows`).
+ * A count above the band is a spike, a non-zero count below it a
  * drop, and a zero count where the typical minute has at least
  * `minExpectedForSilence` events a silence.
  *
@@ -525,8 +529,9 @@ export interface AnomalyScore {
    * Signed, on the z-score scale: the distance from the mean in units of the
    * spread of the count's side of the band (`bandSpread`), or for Poisson the
    * normal quantile of the tail on the count's side of the mean (P(X >= count)
-   * above it, P(X <= count) below). Non-decreasing in the count for a fixed
-   * baseline and settings. 0 with method `none`.
+   * above it, P(X <= count) below), above the mean the less extreme of that and
+   * the band's z-score. Non-decreasing in the count for a fixed baseline and
+   * settings. 0 with method `none`.
    */
   readonly score: number;
   /** The baseline mean (0 without a baseline). */
