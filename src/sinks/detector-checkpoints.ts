@@ -64,16 +64,16 @@ export interface DetectorCheckpointsOptions {
 }
 
 /**
- * The checkpoint row's state. Format 2 keeps the window keys in
- * detector_checkpoint_entries; format 1 (whole snapshots, written before the
- * changelog) is still read.
- */
-/**
  * Marks an adaptive level's entry among the window keys' entries. A window key starts with its service's name, which
  * is letters, digits and `._:-` (src/domain/log-fields.ts), never a control character, so the two cannot collide.
  */
 export const LEVEL_ENTRY_PREFIX = '\u0002level\u0002';
 
+/**
+ * The checkpoint row's state. Format 2 keeps the window keys in
+ * detector_checkpoint_entries; format 1 (whole snapshots, written before the
+ * changelog) is still read.
+ */
 const stateSchema = z.union([
   z.object({ format: z.literal(2), windows: z.unknown(), lifecycle: z.unknown() }),
   z.object({ windows: z.unknown(), lifecycle: z.unknown() }),
