@@ -13,7 +13,11 @@
  * narrow band; below that the counts are too sparse for a normal
  * approximation and the score is the Poisson tail probability, reported on
  * the same scale as a z-score (the standard normal quantile of the tail), so
- * one `score` column compares across methods. A count above the band is a spike, a non-zero count below it a
+ * one `score` column compares across methods; above the mean a sparse count
+ * must also clear the calibrated band, since a bursty sparse series is far
+ * noisier than Poisson. The baseline may first be scaled by the series'
+ * adaptive level (src/domain/adaptive-level.ts, applied by `scoreWindows`).
+ * A count above the band is a spike, a non-zero count below it a
  * drop, and a zero count where the typical minute has at least
  * `minExpectedForSilence` events a silence.
  *
@@ -76,6 +80,11 @@ export interface Baseline extends SeriesKey {
 export interface RelativeSpread {
   readonly above: number;
   readonly below: number;
+  /**
+   * Present when the series' upper tail is heavier than an exponential one (see `heavyTail`): its Pareto index and
+   * its p99's distance from the mean as a fraction of the mean, from which `bandSpread` extrapolates the tail.
+   */
+  readonly heavyTail?: { readonly index: number; readonly p99Excess: number };
 }
 
 /** `dayOfWeek` of a baseline pooled over every day (ClickHouse's day numbers start at 1, so 0 is free). */
@@ -520,8 +529,9 @@ export interface AnomalyScore {
    * Signed, on the z-score scale: the distance from the mean in units of the
    * spread of the count's side of the band (`bandSpread`), or for Poisson the
    * normal quantile of the tail on the count's side of the mean (P(X >= count)
-   * above it, P(X <= count) below). Non-decreasing in the count for a fixed
-   * baseline and settings. 0 with method `none`.
+   * above it, P(X <= count) below), above the mean the less extreme of that and
+   * the band's z-score. Non-decreasing in the count for a fixed baseline and
+   * settings. 0 with method `none`.
    */
   readonly score: number;
   /** The baseline mean (0 without a baseline). */
@@ -576,7 +586,12 @@ export function bandSpread(baseline: Baseline, expected: number, settings: Detec
   const stddev = finiteOr(baseline.stddev, 0);
   const own = quantileSpread(baseline, expected, false);
   const pooled = baseline.seriesSpread;
-  const above = Math.max(own.above ?? stddev, finiteOr((pooled?.above ?? 0) * expected, 0), floor);
+  const above = Math.max(
+    own.above ?? stddev,
+    finiteOr((pooled?.above ?? 0) * expected, 0),
+    pooled?.heavyTail === undefined ? 0 : finiteOr(paretoSpread(pooled.heavyTail, settings.zThreshold) * expected, 0),
+    floor,
+  );
   const below = Math.max(own.below ?? stddev, finiteOr((pooled?.below ?? 0) * expected, 0), floor);
   return {
     above,
@@ -613,12 +628,61 @@ function quantileSpread(baseline: Baseline, expected: number, tail: boolean): { 
   };
 }
 
+/**
+ * For an exponential tail the p99 lies ln(100) - 1 mean excesses above the mean and the p95 ln(20) - 1, a ratio of
+ * 1.80 (a normal law's is z99 / z95 = 1.41); a series whose p99 stands further out than that, relative to its p95,
+ * has a tail heavier than exponential (bursts whose size is itself spread over orders of magnitude).
+ */
+const EXPONENTIAL_P99_P95_RATIO = (Math.log(100) - 1) / (Math.log(20) - 1);
+
+/**
+ * The upper tail of a pooled baseline when it is heavier than exponential, read as a Pareto tail through its p95 and
+ * p99: the excess over the mean grows as (1 - p)^-index, index = ln(e99 / e95) / ln(5). Undefined otherwise.
+ */
+function heavyTail(pooled: Baseline): RelativeSpread['heavyTail'] {
+  const e95 = pooled.p95 - pooled.mean;
+  const e99 = pooled.p99 - pooled.mean;
+  if (!(e95 > 0) || !(e99 / e95 > EXPONENTIAL_P99_P95_RATIO)) return undefined;
+  return { index: Math.log(e99 / e95) / Math.log(5), p99Excess: e99 / pooled.mean };
+}
+
+/**
+ * The spread, relative to the mean, that puts the z threshold where a heavy tail says counts are exceeded as rarely
+ * as the threshold promises (Phi(-z), 1.35e-3 at z = 3): a normal reading of p95 and p99 places it far too low for a
+ * Pareto tail, which keeps stretching past the p99 (a series bursting to 10 times its level now and then gets its
+ * 0.1% quantile at about 10 times, where a normal law through its p99 puts it at 5).
+ */
+function paretoSpread(tail: NonNullable<RelativeSpread['heavyTail']>, zThreshold: number): number {
+  const exceedance = Math.exp(normalLogUpperTail(zThreshold));
+  return (tail.p99Excess * (0.01 / exceedance) ** tail.index) / zThreshold;
+}
+
+const upperTailByZ = new Map<number, number>();
+
+/** ln(1 - Phi(z)), by bisection on `normalQuantileOfLog` (monotone); memoized, since z is a setting. */
+function normalLogUpperTail(z: number): number {
+  const known = upperTailByZ.get(z);
+  if (known !== undefined) return known;
+  if (upperTailByZ.size > 64) upperTailByZ.clear();
+  let low = -800;
+  let high = 0;
+  for (let i = 0; i < 100; i++) {
+    const mid = (low + high) / 2;
+    if (-normalQuantileOfLog(mid) > z) low = mid;
+    else high = mid;
+  }
+  const logTail = (low + high) / 2;
+  upperTailByZ.set(z, logTail);
+  return logTail;
+}
+
 /** A pooled baseline's quantile spreads relative to its mean; undefined when neither side has quantiles. */
 function relativeSpread(pooled: Baseline): RelativeSpread | undefined {
   if (!(pooled.mean > 0)) return undefined;
   const { above, below } = quantileSpread(pooled, pooled.mean, true);
   if (above === undefined && below === undefined) return undefined;
-  return { above: (above ?? 0) / pooled.mean, below: (below ?? 0) / pooled.mean };
+  const tail = heavyTail(pooled);
+  return { above: (above ?? 0) / pooled.mean, below: (below ?? 0) / pooled.mean, ...(tail ? { heavyTail: tail } : {}) };
 }
 
 /**
@@ -661,10 +725,26 @@ export function score(count: number, baseline: Baseline | undefined, settings: D
   // Fractional counts (weighted windows) are scored as the whole events they contain.
   const events = Math.floor(count);
   const tail = Math.log(settings.poissonTail);
-  const spike = events > lambda && poissonLogUpperTail(events, lambda) <= tail;
+  // A Poisson law is the least noise a count can have, not the noise it has: a sparse series that bursts (a retry
+  // storm logging a few dozen errors) has a far heavier upper tail, which its quantiles show, and judged by Poisson
+  // alone every routine burst is a spike. So above the mean a sparse count must also lie outside the calibrated band
+  // the dense path judges by (`bandSpread`, never narrower than Poisson's sqrt(mean)), at the dense path's threshold,
+  // so the two paths agree at the `minCount` seam. Below the mean the Poisson tail stays the only test: bursts
+  // stretch the upper tail, a sparse count's fall is bounded by zero, and zero is the silence rule's.
+  const above = count > expected ? (count - expected) / bandSpread(baseline, expected, settings).above : -Infinity;
+  const spike = events > lambda && poissonLogUpperTail(events, lambda) <= tail && above >= settings.zThreshold;
   const drop = events > 0 && events < lambda && poissonLogLowerTail(events, lambda) <= tail;
-  const z = events >= lambda ? poissonCdfAsZ(events - 1, lambda) : poissonCdfAsZ(events, lambda);
-  return scored(spike, drop, silent, z, expected, 'poisson');
+  const poissonZ = events >= lambda ? poissonCdfAsZ(events - 1, lambda) : poissonCdfAsZ(events, lambda);
+  return scored(spike, drop, silent, lessExtreme(poissonZ, above), expected, 'poisson');
+}
+
+/**
+ * Of two scores of one count, the one nearer 0 when they agree on the side, else 0: the median of the two and 0,
+ * non-decreasing in each, so the combined score stays non-decreasing in the count. Below the mean the band's score is
+ * -Infinity, which leaves the Poisson score (or 0 where that is above 0).
+ */
+function lessExtreme(a: number, b: number): number {
+  return Math.max(Math.min(a, b), Math.min(Math.max(a, b), 0));
 }
 
 function scored(

@@ -1,11 +1,13 @@
 /**
  * What detect holds per input partition, and what it counts: the partition's
- * window state and alert lifecycle, how far into the partition they reach,
+ * window state, the levels adapting its series' baselines and its alert
+ * lifecycle, how far into the partition they reach,
  * and what a checkpoint has still to save of them. raw-logs is keyed by
  * service, so a series' windows live on one partition (ARCHITECTURE.md,
  * section 5).
  */
 import { InputError } from '../core/errors.ts';
+import type { AdaptiveLevels, LevelEntry } from './adaptive-level.ts';
 import type { AlertEvent, AlertLifecycleSnapshot, AlertLifecycleState, SeriesKey } from './anomaly.ts';
 import { parseLogEventKey } from './log-event.ts';
 import type { WindowState, WindowStateChanges } from './window-state.ts';
@@ -48,6 +50,8 @@ export interface PartitionSave {
   readonly partition: number;
   readonly nextOffset: number;
   readonly windows: WindowStateChanges;
+  /** The adaptive levels of the series observed since the last save. */
+  readonly levels: ReadonlyMap<string, LevelEntry>;
   readonly lifecycle: AlertLifecycleSnapshot;
   /** The store holds none of this state's entries yet: replace them all. */
   readonly replaceEntries: boolean;
@@ -72,10 +76,11 @@ export class PartitionDetector {
     readonly topic: string,
     readonly partition: number,
     readonly windows: WindowState,
+    readonly levels: AdaptiveLevels,
     readonly lifecycle: AlertLifecycleState,
     /** Records below this offset are already in the restored state. */
     readonly restoredUpTo: number,
-    /** True when the checkpoint store holds none of the window state's entries (fresh, or a whole snapshot). */
+    /** True when the checkpoint store holds none of the state's entries (fresh, or a whole snapshot). */
     replaceEntries: boolean,
   ) {
     this.#nextOffset = restoredUpTo;
@@ -119,7 +124,8 @@ export class PartitionDetector {
   /**
    * What a checkpoint taken now saves of this partition, with the alert
    * events it emitted since the last one; undefined when nothing changed. The
-   * next call starts from here.
+   * next call starts from here. Levels move only when windows close, which
+   * moves the watermark, so the watermark stands for them here.
    */
   takeSave(events: readonly AlertEvent[]): PartitionSave | undefined {
     if (
@@ -133,6 +139,7 @@ export class PartitionDetector {
       partition: this.partition,
       nextOffset: this.#nextOffset,
       windows: this.windows.takeChanges(),
+      levels: this.levels.takeChanges(),
       lifecycle: this.lifecycle.snapshot(),
       replaceEntries: this.#replaceEntries,
       events,

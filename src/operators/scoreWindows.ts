@@ -1,5 +1,6 @@
 import { map } from 'rxjs';
 import type { OperatorFunction } from 'rxjs';
+import type { AdaptiveLevels } from '../domain/adaptive-level.ts';
 import { score } from '../domain/anomaly.ts';
 import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../domain/anomaly.ts';
 
@@ -21,21 +22,31 @@ export interface ScoreWindowsOptions {
   readonly baselineFor: (series: SeriesKey, windowStart: number) => Baseline | undefined;
   /** The service's settings, overrides merged (`mergeDetectorSettings`). */
   readonly settingsFor: (service: string) => DetectorSettings;
+  /**
+   * Levels that follow each series between weekly baseline runs (src/domain/adaptive-level.ts), owned by the caller
+   * so it can checkpoint them: a window is judged by its baseline scaled by its series' level, and a window that was
+   * not anomalous then moves that level. Without it the weekly baselines are used as they are.
+   */
+  readonly levels?: AdaptiveLevels;
 }
 
 /**
  * Scores each closed window against its baseline (see `score` in
- * src/domain/anomaly.ts). A plain map: no clock and no state, so the output depends
- * only on each window and what the callbacks return for it. Windows of a
- * service with monitoring disabled are still emitted, scored `none`, so
- * counts downstream stay complete and open alerts see normal windows.
+ * src/domain/anomaly.ts). A map with no clock: the output depends only on each
+ * window, what the callbacks return for it and, with `levels`, the windows of
+ * its series before it. Windows of a service with monitoring disabled are
+ * still emitted, scored `none`, so counts downstream stay complete and open
+ * alerts see normal windows; they teach the levels nothing.
  */
 export function scoreWindows(options: ScoreWindowsOptions): OperatorFunction<ClosedWindow, ScoredWindow> {
-  const { parseKey, baselineFor, settingsFor } = options;
+  const { parseKey, baselineFor, settingsFor, levels } = options;
   return map((window): ScoredWindow => {
     const series = parseKey(window.key);
     const settings = settingsFor(series.service);
-    const baseline = settings.enabled ? baselineFor(series, window.start) : undefined;
+    const weekly = settings.enabled ? baselineFor(series, window.start) : undefined;
+    const baseline = levels === undefined ? weekly : levels.adapt(weekly, window.key, window.end);
+    const scored = score(window.count, baseline, settings);
+    levels?.observe(window.key, window.end, window.count, weekly, scored.anomalous);
     return {
       key: window.key,
       service: series.service,
@@ -45,7 +56,7 @@ export function scoreWindows(options: ScoreWindowsOptions): OperatorFunction<Clo
       end: window.end,
       count: window.count,
       alerting: settings.alerting,
-      ...score(window.count, baseline, settings),
+      ...scored,
     };
   });
 }

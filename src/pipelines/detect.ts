@@ -122,6 +122,7 @@ export const detect = definePipeline<Resources>({
               parseKey: seriesOfKey,
               baselineFor: settings.baselineFor,
               settingsFor: settings.settingsFor,
+              levels: detector.levels,
             }),
             connect((scored$) =>
               merge(

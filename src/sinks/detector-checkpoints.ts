@@ -9,7 +9,10 @@
  *
  * Window state is saved as a changelog (src/domain/window-state.ts): only
  * the series that changed since the last checkpoint, so its cost follows the
- * change, not the state held.
+ * change, not the state held. The adaptive levels of the series
+ * (src/domain/adaptive-level.ts) are saved the same way, in the same entries
+ * table under keys with `LEVEL_ENTRY_PREFIX`; a checkpoint written before them
+ * has none, and its series start at their weekly baselines.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { concatMap, map, pipe, type OperatorFunction, type SchedulerLike } from 'rxjs';
@@ -18,6 +21,7 @@ import type { Chunk } from '../core/chunk.ts';
 import type { Logger } from '../core/logger.ts';
 import type { EngineMetrics } from '../core/metrics.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
+import { AdaptiveLevels } from '../domain/adaptive-level.ts';
 import { AlertLifecycleState, type AlertEvent, type LifecycleSettings } from '../domain/anomaly.ts';
 import { PartitionDetector, type PartitionSave } from '../domain/partition-detector.ts';
 import { WindowState, type WindowStateOptions } from '../domain/window-state.ts';
@@ -58,6 +62,12 @@ export interface DetectorCheckpointsOptions {
   readonly metrics: EngineMetrics;
   readonly logger: Logger;
 }
+
+/**
+ * Marks an adaptive level's entry among the window keys' entries. A window key starts with its service's name, which
+ * is letters, digits and `._:-` (src/domain/log-fields.ts), never a control character, so the two cannot collide.
+ */
+export const LEVEL_ENTRY_PREFIX = '\u0002level\u0002';
 
 /**
  * The checkpoint row's state. Format 2 keeps the window keys in
@@ -178,10 +188,19 @@ export class DetectorCheckpoints {
     const checkpoint = await retry(() => store.load(pipeline, tp.topic, tp.partition), RETRY_UNTIL_STOPPED);
     const parsed = checkpoint === null ? undefined : stateSchema.safeParse(checkpoint.state);
     let windows: WindowState;
+    let levels = new AdaptiveLevels();
     let replaceEntries = true;
     if (parsed?.success === true && 'format' in parsed.data) {
       const entries = await retry(() => store.loadEntries(pipeline, tp.topic, tp.partition), RETRY_UNTIL_STOPPED);
-      windows = WindowState.fromChangelog(parsed.data.windows, entries, windowOptions);
+      const windowEntries: [string, unknown][] = [];
+      const levelEntries: [string, unknown][] = [];
+      for (const [key, entry] of entries) {
+        if (key.startsWith(LEVEL_ENTRY_PREFIX)) levelEntries.push([key.slice(LEVEL_ENTRY_PREFIX.length), entry]);
+        else windowEntries.push([key, entry]);
+      }
+      windows = WindowState.fromChangelog(parsed.data.windows, windowEntries, windowOptions);
+      levels = AdaptiveLevels.fromEntries(levelEntries);
+      levels.startChangelog('this state');
       replaceEntries = false;
     } else {
       windows =
@@ -196,11 +215,13 @@ export class DetectorCheckpoints {
     const alerts = restored
       ? AlertLifecycleState.fromSnapshot(parsed.data.lifecycle, lifecycle)
       : new AlertLifecycleState(lifecycle);
-    return new PartitionDetector(tp.topic, tp.partition, windows, alerts, nextOffset, replaceEntries);
+    return new PartitionDetector(tp.topic, tp.partition, windows, levels, alerts, nextOffset, replaceEntries);
   }
 
   /** Writes one partition's alert events and its checkpoint in one transaction. */
   private persist(save: PartitionSave): Promise<number> {
+    const upserts = new Map<string, JsonValue>(save.windows.upserts as ReadonlyMap<string, JsonValue>);
+    for (const [key, entry] of save.levels) upserts.set(`${LEVEL_ENTRY_PREFIX}${key}`, [...entry]);
     return this.repositories.transaction(async (tx) => {
       for (const event of save.events) await applyAlertEvent(tx, event);
       return tx.detectorCheckpoints.saveChanges(
@@ -214,7 +235,7 @@ export class DetectorCheckpoints {
         {
           replaceAll: save.replaceEntries,
           removed: save.windows.removed,
-          upserts: save.windows.upserts as ReadonlyMap<string, JsonValue>,
+          upserts,
         },
       );
     });

@@ -258,3 +258,82 @@ describe('score properties with calibrated bands', () => {
     );
   });
 });
+
+describe('bursty series: sparse counts and heavy tails', () => {
+  /** Slots of one series, each with the given quantiles around its mean. */
+  const slots = (mean: number, p95: number, p99: number, stddev: number): Baseline[] =>
+    Array.from({ length: 24 }, (_, hourOfDay) => ({
+      ...series,
+      hourOfDay,
+      dayOfWeek: 1,
+      mean,
+      stddev,
+      median: mean,
+      p01: Math.max(0, mean - 2.33 * Math.sqrt(mean)),
+      p05: Math.max(0, mean - 1.64 * Math.sqrt(mean)),
+      p95,
+      p99,
+      upperThreshold: 0,
+      lowerThreshold: 0,
+      sampleCount: 240,
+    }));
+  const at = FROM + 9 * 3_600_000;
+
+  it('needs a sparse count above the mean to clear the calibrated band too, not only the Poisson tail', () => {
+    // Mean 6, bursts to several times that now and then: p99 at 30 where Poisson's is 13.
+    const bursty = lookupBaseline(indexBaselines(slots(6, 14, 30, 6)), series, at).baseline!;
+    const calm = lookupBaseline(indexBaselines(slots(6, 10, 12, Math.sqrt(6))), series, at).baseline!;
+    // P(X >= 20 | 6) is 1.1e-5, beyond poissonTail: a spike for a calm series, a routine burst for a bursty one.
+    expect(score(20, calm, settings)).toMatchObject({ kind: 'spike', method: 'poisson' });
+    const routine = score(20, bursty, settings);
+    expect(routine).toMatchObject({ kind: null, method: 'poisson' });
+    expect(routine.score).toBeLessThan(settings.zThreshold);
+    expect(routine.score).toBeGreaterThan(0);
+    // Far enough out it is a spike for both.
+    expect(score(200, bursty, settings)).toMatchObject({ kind: 'spike', method: 'poisson' });
+  });
+
+  it('extrapolates a tail heavier than exponential as Pareto, and leaves a normal or exponential tail as it was', () => {
+    // Excess over the mean at p95 and p99: 10 and 14.1 is a normal law's ratio, 10 and 18 an exponential's, 10 and 40
+    // a heavy tail's.
+    const pooled = (p99: number) =>
+      indexBaselines(slots(100, 110, 100 + p99, 6))
+        .series.values()
+        .next().value!.overall;
+    expect(pooled(14.1).seriesSpread!.heavyTail).toBeUndefined();
+    expect(pooled(17.9).seriesSpread!.heavyTail).toBeUndefined();
+    const heavy = pooled(40).seriesSpread!.heavyTail!;
+    expect(heavy.index).toBeCloseTo(Math.log(4) / Math.log(5), 12);
+    expect(heavy.p99Excess).toBeCloseTo(0.4, 12);
+    // The z = 3 threshold lands where the Pareto tail is exceeded 1.35e-3 of the time: 40 * (0.01 / 1.35e-3)^0.861.
+    const spread = bandSpread(pooled(40), 100, settings).above;
+    expect(100 + 3 * spread).toBeCloseTo(100 + 40 * (0.01 / 0.0013498980316301) ** heavy.index, 6);
+    // A normal reading of the same p99 would have put it at 100 + 3 * 40 / 2.326 = 151.6.
+    expect(100 + 3 * spread).toBeGreaterThan(250);
+  });
+
+  it('keeps the score non-decreasing in the count through pooled heavy tails and the sparse gate (property)', () => {
+    const shape = fc.record({
+      mean: fc.double({ min: 0.1, max: 400, noNaN: true }),
+      e95: fc.double({ min: 0.5, max: 200, noNaN: true }),
+      ratio: fc.double({ min: 1, max: 20, noNaN: true }),
+      stddev: fc.double({ min: 0, max: 300, noNaN: true }),
+      minCount: fc.integer({ min: 0, max: 50 }),
+    });
+    fc.assert(
+      fc.property(shape, fc.integer({ min: 0, max: 5_000 }), fc.integer({ min: 0, max: 5_000 }), (s, a, b) => {
+        const index = indexBaselines(slots(s.mean, s.mean + s.e95, s.mean + s.e95 * s.ratio, s.stddev));
+        const baseline = lookupBaseline(index, series, at).baseline!;
+        const options = mergeDetectorSettings(settings, { minCount: s.minCount });
+        const [low, high] = a <= b ? [a, b] : [b, a];
+        const lowScore = score(low, baseline, options);
+        const highScore = score(high, baseline, options);
+        expect(highScore.score).toBeGreaterThanOrEqual(lowScore.score);
+        if (lowScore.kind === 'spike') expect(highScore.kind).toBe('spike');
+        if (highScore.kind === 'spike') expect(highScore.score).toBeGreaterThan(0);
+        expect(score(high, baseline, options)).toEqual(highScore);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

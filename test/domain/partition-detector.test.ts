@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AdaptiveLevels } from '../../src/domain/adaptive-level.ts';
 import { AlertLifecycleState, type AlertEvent } from '../../src/domain/anomaly.ts';
 import { PartitionDetector, seriesEventOf, seriesOfKey } from '../../src/domain/partition-detector.ts';
 import { WindowState } from '../../src/domain/window-state.ts';
@@ -8,7 +9,7 @@ const NOW = Date.parse('2026-01-01T12:00:00Z');
 function detector(restoredUpTo = 0): PartitionDetector {
   const windows = new WindowState({ sizeMs: 60_000 });
   windows.startChangelog('nothing');
-  return new PartitionDetector('raw', 2, windows, new AlertLifecycleState(), restoredUpTo, true);
+  return new PartitionDetector('raw', 2, windows, new AdaptiveLevels(), new AlertLifecycleState(), restoredUpTo, true);
 }
 
 const log = (fields: Record<string, unknown>) =>

@@ -13,11 +13,18 @@
  * `alertLifecycle` operators as in src/pipelines/detect.ts, with the default
  * detector and lifecycle settings. Only what is measured in time or in
  * samples per slot is scaled from the pipeline's 1-minute windows to the
- * series' interval (`scaledSettings`).
+ * series' interval (`scaledSettings`). The levels that adapt the baselines
+ * between weekly runs (src/domain/adaptive-level.ts) are kept as `detect`
+ * keeps them per partition.
  */
 import { StringDecoder } from 'node:string_decoder';
 import { filter, from, lastValueFrom, map, tap, toArray } from 'rxjs';
 import { z } from 'zod';
+import {
+  AdaptiveLevels,
+  DEFAULT_ADAPTIVE_LEVEL_SETTINGS,
+  type AdaptiveLevelSettings,
+} from '../../domain/adaptive-level.ts';
 import {
   AlertLifecycleState,
   DEFAULT_DETECTOR_SETTINGS,
@@ -140,7 +147,8 @@ export function parseSeriesCsv(text: string): { readonly rows: SeriesRow[]; read
  * The pipeline's settings carried from 1-minute windows to the series'
  * interval. The detector's thresholds and the lifecycle's window counts
  * (pending, resolve) are about evidence per window and stay as they are. The
- * cooldown is a time, kept as the same number of windows. A slot's minimum
+ * cooldown and the adaptive level's half-life are times, kept as the same
+ * number of windows. A slot's minimum
  * sample count (30, half of the 60 windows a slot holds in a week of
  * 1-minute windows) keeps that share of a week's slot, with a floor so that
  * a slot of an hourly series is not judged by a handful of samples.
@@ -148,6 +156,7 @@ export function parseSeriesCsv(text: string): { readonly rows: SeriesRow[]; read
 export function scaledSettings(intervalMs: number): {
   readonly minSamples: number;
   readonly lifecycle: LifecycleSettings;
+  readonly levels: AdaptiveLevelSettings;
 } {
   const scale = intervalMs / PIPELINE_WINDOW_MS;
   return {
@@ -156,6 +165,7 @@ export function scaledSettings(intervalMs: number): {
       Math.max(MIN_SLOT_SAMPLES, Math.ceil(DEFAULT_MIN_BASELINE_SAMPLES / scale)),
     ),
     lifecycle: { ...DEFAULT_LIFECYCLE_SETTINGS, cooldownMs: DEFAULT_LIFECYCLE_SETTINGS.cooldownMs * scale },
+    levels: { ...DEFAULT_ADAPTIVE_LEVEL_SETTINGS, halfLifeMs: DEFAULT_ADAPTIVE_LEVEL_SETTINGS.halfLifeMs * scale },
   };
 }
 
@@ -170,7 +180,7 @@ export async function detectSeries(
     throw new ConfigError([
       `--train-rows ${trainRows} leaves no row to score: the input has ${rows.length} rows after its header`,
     ]);
-  const { minSamples, lifecycle } = scaledSettings(intervalMs);
+  const { minSamples, lifecycle, levels } = scaledSettings(intervalMs);
   const zThreshold = DEFAULT_DETECTOR_SETTINGS.zThreshold;
   const cron = parseCron(DEFAULT_BASELINES_CRON);
   const counts: WindowCount[] = rows.map((row) => ({ start: row.start, count: row.value }));
@@ -203,6 +213,7 @@ export async function detectSeries(
       parseKey: () => SERIES,
       baselineFor: (series, start) => lookupBaseline(baselines, series, start).baseline,
       settingsFor: () => DEFAULT_DETECTOR_SETTINGS,
+      levels: new AdaptiveLevels(levels),
     }),
     alertLifecycle({ state: new AlertLifecycleState(lifecycle) }),
     filter((event) => event.type === 'opened'),

@@ -71,8 +71,13 @@ describe('detectSeries', () => {
     expect(scaledSettings(MINUTE)).toEqual({
       minSamples: 30,
       lifecycle: { pendingWindows: 2, resolveWindows: 5, cooldownMs: 30 * MINUTE },
+      levels: { halfLifeMs: 60 * MINUTE, priorEvents: 100 },
     });
-    expect(scaledSettings(5 * MINUTE)).toMatchObject({ minSamples: 8, lifecycle: { cooldownMs: 150 * MINUTE } });
+    expect(scaledSettings(5 * MINUTE)).toMatchObject({
+      minSamples: 8,
+      lifecycle: { cooldownMs: 150 * MINUTE },
+      levels: { halfLifeMs: 300 * MINUTE, priorEvents: 100 },
+    });
     expect(scaledSettings(10_000).minSamples).toBe(30);
   });
 

@@ -1,0 +1,224 @@
+/**
+ * Adaptation of the weekly baselines between weekly runs (issue 16, "adaptation"): per series, how far its counts
+ * have lately run above or below what the weekly baselines expected, as a factor the baseline is scaled by before a
+ * window is scored. The weekly job keeps the shape of the week (hour of day, day of week); this follows the level,
+ * so a service whose traffic doubles over an afternoon is judged by a doubled baseline within hours instead of
+ * alerting until the next Sunday.
+ *
+ * The factor is a ratio of exponentially weighted sums over the series' closed windows that were not anomalous:
+ * counts over the weekly baselines' means, each window's weight halving every `halfLifeMs` of window time. An
+ * anomalous window (a spike, a drop, a silence) is left out, so an incident does not teach the baseline that it is
+ * normal. Both sums start from a prior worth `priorEvents` events at factor 1 (a Gamma prior on the ratio of rates, of
+ * which the factor is the posterior mean), so a new or sparse series is not moved by a few windows, and a series whose
+ * last windows are long past drifts back to its weekly baseline as their weight decays.
+ *
+ * A window also weighs by the inverse of its dispersion (variance over mean, at least Poisson's 1): for counts whose
+ * variance is that many times their mean, those are the weights that estimate a ratio of rates with the least noise,
+ * and they keep a bursty series' routine bursts (within its band, so not anomalous) from swinging its level: a series
+ * whose minutes vary 50 times more than Poisson's learns its level from 50 times as many windows. The dispersion is
+ * the larger of the slot's (its stddev) and the series' pooled over its week (`seriesSpread`, as the band reads it,
+ * src/domain/anomaly.ts `bandSpread`): four weeks of one slot may hold none of a series' rare bursts.
+ *
+ * Deterministic: the factor depends only on the windows observed (their end, count, weekly mean and whether they were
+ * anomalous), in order, never on a clock. The state is one small entry per series, written as a changelog (only the
+ * series observed since the last checkpoint) next to the window state's (src/sinks/detector-checkpoints.ts), and
+ * restored exactly, so a restored detector scores the next windows as the uninterrupted one would.
+ */
+import { z } from 'zod';
+import { ErrorCodes, LogflowError } from '../core/errors.ts';
+import type { Baseline } from './anomaly.ts';
+
+export interface AdaptiveLevelSettings {
+  /** Window time over which an observed window's weight halves. */
+  readonly halfLifeMs: number;
+  /** Weight of the prior (factor 1), in events. */
+  readonly priorEvents: number;
+}
+
+/**
+ * Defaults, and why:
+ * - halfLifeMs one hour (60 one-minute windows): a level change spread over a few hours is followed closely enough
+ *   to stay inside the band (an EWMA lags a steady rise by about 1.44 half-lives: 12% for a doubling over 12 hours),
+ *   while a rise to several times normal within an hour or two (a slow ramp of an incident) outruns it, turns
+ *   anomalous and from then on teaches nothing.
+ * - priorEvents 100: against a busy series' thousands of events an hour it is nothing; a series of a few events a
+ *   minute needs most of an hour of evidence before its factor moves halfway.
+ */
+export const DEFAULT_ADAPTIVE_LEVEL_SETTINGS: AdaptiveLevelSettings = Object.freeze({
+  halfLifeMs: 60 * 60_000,
+  priorEvents: 100,
+});
+
+export function resolveAdaptiveLevelSettings(settings: Partial<AdaptiveLevelSettings> = {}): AdaptiveLevelSettings {
+  const resolved = {
+    halfLifeMs: settings.halfLifeMs ?? DEFAULT_ADAPTIVE_LEVEL_SETTINGS.halfLifeMs,
+    priorEvents: settings.priorEvents ?? DEFAULT_ADAPTIVE_LEVEL_SETTINGS.priorEvents,
+  };
+  const problems: string[] = [];
+  if (!(resolved.halfLifeMs > 0) || !Number.isFinite(resolved.halfLifeMs))
+    problems.push(`halfLifeMs must be a finite number > 0, got ${resolved.halfLifeMs}`);
+  if (!(resolved.priorEvents > 0) || !Number.isFinite(resolved.priorEvents))
+    problems.push(`priorEvents must be a finite number > 0, got ${resolved.priorEvents}`);
+  if (problems.length > 0) throw new RangeError(`invalid adaptive level settings: ${problems.join('; ')}`);
+  return Object.freeze(resolved);
+}
+
+/** Variance over mean of a slot's counts, the larger of the slot's and its series' readings; at least 1. */
+function dispersionOf(weekly: Pick<Baseline, 'mean' | 'stddev' | 'seriesSpread'>): number {
+  const { mean, stddev, seriesSpread } = weekly;
+  if (!(mean > 0)) return 1;
+  const spread = Math.max(
+    Number.isFinite(stddev) ? stddev : 0,
+    seriesSpread === undefined ? 0 : Math.max(seriesSpread.above, seriesSpread.below) * mean,
+  );
+  const dispersion = (spread * spread) / mean;
+  return Number.isFinite(dispersion) ? Math.max(1, dispersion) : 1;
+}
+
+/** One series' changelog entry: `[counted, expected, lastEnd]`, the decayed sums as of the end of its last window. */
+export type LevelEntry = readonly [number, number, number];
+
+const entrySchema = z.tuple([z.number().min(0), z.number().min(0), z.number()]);
+
+interface Level {
+  readonly key: string;
+  counted: number;
+  expected: number;
+  lastEnd: number;
+  dirty: boolean;
+}
+
+/**
+ * The levels of the series of one detector (one input partition in `detect`, one series in `detect-series`). Windows
+ * must be observed in non-decreasing end order per series, as `windowByEventTime` closes them; one ending before the
+ * series' last is ignored (a window replayed after a restore was observed before the checkpoint).
+ */
+export class AdaptiveLevels {
+  readonly settings: AdaptiveLevelSettings;
+  readonly #levels = new Map<string, Level>();
+  #changed: Level[] = [];
+
+  constructor(settings: Partial<AdaptiveLevelSettings> = {}) {
+    this.settings = resolveAdaptiveLevelSettings(settings);
+  }
+
+  /** Rebuilds the levels from changelog entries (`takeChanges` output, after a JSON round trip), with the settings of now. */
+  static fromEntries(
+    entries: Iterable<readonly [string, unknown]>,
+    settings: Partial<AdaptiveLevelSettings> = {},
+  ): AdaptiveLevels {
+    const levels = new AdaptiveLevels(settings);
+    for (const [key, entry] of entries) {
+      const parsed = entrySchema.safeParse(entry);
+      if (!parsed.success)
+        throw new LogflowError(
+          ErrorCodes.INPUT_INVALID,
+          `adaptive level entry of key ${JSON.stringify(key)} is malformed: ${parsed.error.message}`,
+          { stage: 'operator' },
+        );
+      const [counted, expected, lastEnd] = parsed.data;
+      levels.#levels.set(key, { key, counted, expected, lastEnd, dirty: false });
+    }
+    return levels;
+  }
+
+  /** Series held. */
+  get size(): number {
+    return this.#levels.size;
+  }
+
+  /** The factor a window of `key` ending at `end` is scored with: 1 for a series never observed. */
+  factor(key: string, end: number): number {
+    const level = this.#levels.get(key);
+    if (level === undefined) return 1;
+    const decay = this.#decay(end - level.lastEnd);
+    const prior = this.settings.priorEvents;
+    return (level.counted * decay + prior) / (level.expected * decay + prior);
+  }
+
+  /** `baseline` scaled by the series' factor at `end`: its mean, spread, quantiles and thresholds alike. */
+  adapt(baseline: Baseline | undefined, key: string, end: number): Baseline | undefined {
+    if (baseline === undefined) return undefined;
+    const f = this.factor(key, end);
+    if (f === 1) return baseline;
+    return {
+      ...baseline,
+      mean: baseline.mean * f,
+      stddev: baseline.stddev * f,
+      median: baseline.median * f,
+      ...(baseline.p01 === undefined ? {} : { p01: baseline.p01 * f }),
+      ...(baseline.p05 === undefined ? {} : { p05: baseline.p05 * f }),
+      p95: baseline.p95 * f,
+      p99: baseline.p99 * f,
+      upperThreshold: baseline.upperThreshold * f,
+      lowerThreshold: baseline.lowerThreshold * f,
+    };
+  }
+
+  /**
+   * Takes in one closed window of `key`: its count and the weekly baseline it was judged by (before adaptation).
+   * Nothing is learned from an anomalous window, nor from one without a baseline.
+   */
+  observe(
+    key: string,
+    end: number,
+    count: number,
+    weekly: Pick<Baseline, 'mean' | 'stddev' | 'seriesSpread'> | undefined,
+    anomalous: boolean,
+  ): void {
+    if (anomalous || weekly === undefined || !Number.isFinite(weekly.mean) || weekly.mean < 0) return;
+    if (!Number.isFinite(count) || count < 0) return;
+    const weight = 1 / dispersionOf(weekly);
+    let level = this.#levels.get(key);
+    if (level === undefined) {
+      level = { key, counted: 0, expected: 0, lastEnd: end, dirty: false };
+      this.#levels.set(key, level);
+    } else if (end <= level.lastEnd) {
+      return;
+    }
+    const decay = this.#decay(end - level.lastEnd);
+    level.counted = level.counted * decay + weight * count;
+    level.expected = level.expected * decay + weight * weekly.mean;
+    level.lastEnd = end;
+    if (!level.dirty) {
+      level.dirty = true;
+      this.#changed.push(level);
+    }
+  }
+
+  /**
+   * Starts (or restarts) the changelog: `'nothing'` when the store the changes go to holds none of these levels, so
+   * the next `takeChanges` carries them all; `'this state'` when it holds exactly these.
+   */
+  startChangelog(storeHolds: 'nothing' | 'this state'): void {
+    for (const level of this.#changed) level.dirty = false;
+    this.#changed = [];
+    if (storeHolds === 'this state') return;
+    for (const level of this.#levels.values()) {
+      level.dirty = true;
+      this.#changed.push(level);
+    }
+  }
+
+  /** The entries of the series observed since the last call (or `startChangelog`). */
+  takeChanges(): Map<string, LevelEntry> {
+    const changes = new Map<string, LevelEntry>();
+    for (const level of this.#changed) {
+      level.dirty = false;
+      changes.set(level.key, [level.counted, level.expected, level.lastEnd]);
+    }
+    this.#changed = [];
+    return changes;
+  }
+
+  /** Every series' entry, sorted by key. */
+  snapshot(): [string, LevelEntry][] {
+    return [...this.#levels.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, level]) => [key, [level.counted, level.expected, level.lastEnd]]);
+  }
+
+  #decay(elapsedMs: number): number {
+    return elapsedMs <= 0 ? 1 : 2 ** (-elapsedMs / this.settings.halfLifeMs);
+  }
+}
