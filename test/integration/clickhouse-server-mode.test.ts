@@ -16,10 +16,10 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateAll } from '../../src/app/migrate.ts';
 import { Analytics } from '../../src/api/analytics.ts';
-import { openEngines, type Engines } from '../../src/clients/engines.ts';
+import { openClickHouse, openEngines, type Engines } from '../../src/clients/engines.ts';
 import { rowInserterFor, clientRowInserter } from '../../src/clients/row-inserter.ts';
 import { createChunk, type Chunk } from '../../src/core/chunk.ts';
-import { loadConfig } from '../../src/core/config.ts';
+import { loadConfig, type Config } from '../../src/core/config.ts';
 import { classify, ErrorCodes, LogflowError } from '../../src/core/errors.ts';
 import { clickHouseSink, clickhouseErrorRules } from '../../src/sinks/clickhouse.ts';
 import { sinkBatchLedger } from '../../src/sinks/clickhouse-ledger.ts';
@@ -27,7 +27,14 @@ import type { Failure } from '../../src/sinks/dead-letter.ts';
 import { DailyAnalytics, dayRange } from '../../src/stores/analytics.ts';
 import { ErrorPatternStore } from '../../src/stores/error-patterns.ts';
 import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../../src/stores/logs-table.ts';
+import { createRepositories } from '../../src/stores/postgres/index.ts';
 import { createSinkBatchRepository } from '../../src/stores/postgres/sink-batches.ts';
+import { DetectorCheckpoints } from '../../src/sinks/detector-checkpoints.ts';
+import { createLogger } from '../../src/core/logger.ts';
+import { Health } from '../../src/core/health.ts';
+import { buildApiServer } from '../../src/api/server.ts';
+import { ClickHouseVectorStore } from '../../src/stores/clickhouse-vector.ts';
+import { createMetrics } from '../../src/core/metrics.ts';
 import { startClickHouseHttpServer, type ClickHouseHttpServer } from '../support/clickhouse-http-server.ts';
 import { sampleLog, storedFrom } from '../support/log-fixtures.ts';
 import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
@@ -77,20 +84,20 @@ describe('server mode: @clickhouse/client over HTTP to ClickHouse (served by chd
   let dir = '';
   let server: ClickHouseHttpServer;
   let engines: Engines;
+  let config: Config;
   const logs = makeLogs();
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-chhttp-'));
     server = await startClickHouseHttpServer({ dataDir: dir, user: 'default', password: 'logflow' });
-    engines = await openEngines(
-      loadConfig({
-        LOGFLOW_CLICKHOUSE_URL: server.url,
-        LOGFLOW_CLICKHOUSE_PASSWORD: 'logflow',
-        LOGFLOW_CLICKHOUSE_DATABASE: database,
-        LOGFLOW_POSTGRES_URL: postgresUrlFor(database),
-      }),
-      { createDatabases: true },
-    );
+    config = loadConfig({
+      LOGFLOW_CLICKHOUSE_URL: server.url,
+      LOGFLOW_CLICKHOUSE_PASSWORD: 'logflow',
+      LOGFLOW_CLICKHOUSE_DATABASE: database,
+      LOGFLOW_POSTGRES_URL: postgresUrlFor(database),
+      LOGFLOW_API_RATE_LIMIT: '1000000',
+    });
+    engines = await openEngines(config, { createDatabases: true });
   });
 
   afterAll(async () => {
@@ -230,6 +237,48 @@ describe('server mode: @clickhouse/client over HTTP to ClickHouse (served by chd
     );
   });
 
+  it('stops, naming the credentials, when the server refuses the password: no row is blamed', async () => {
+    const { client } = await openClickHouse(
+      loadConfig({
+        LOGFLOW_CLICKHOUSE_URL: server.url,
+        LOGFLOW_CLICKHOUSE_PASSWORD: 'wrong',
+        LOGFLOW_CLICKHOUSE_DATABASE: database,
+      }),
+    );
+    const deadLetters: Failure[] = [];
+    try {
+      const records = logs.slice(0, 10).map((l, i) => ({ ...l, kafka_topic: 'refused', kafka_offset: i }));
+      const chunk = createChunk(
+        { topic: 'refused', partition: 0, firstOffset: 0, lastOffset: 9, records },
+        { onAck: () => undefined, onFail: () => undefined },
+      );
+      const failure = await lastValueFrom(
+        from([chunk]).pipe(
+          clickHouseSink<StoredLog>(client, {
+            sink: 'refused-logs',
+            table: 'logs',
+            columns: LOGS_COLUMNS,
+            toRow: toLogsRow,
+            offsetOf: (log) => log.kafka_offset,
+            ledger: sinkBatchLedger(createSinkBatchRepository(engines.postgres)),
+            deadLetter: async (failures) => {
+              deadLetters.push(...failures);
+            },
+            maxWaitMs: 10,
+          }),
+          toArray(),
+        ),
+      ).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(LogflowError);
+      expect((failure as LogflowError).code).toBe(ErrorCodes.CONFIG_INVALID);
+      expect((failure as LogflowError).message).toMatch(/credentials, not of a row: .*Authentication failed/);
+    } finally {
+      await client.close();
+    }
+    expect(deadLetters).toEqual([]);
+    expect(server.requests.at(-1)?.status).toBe(403);
+  });
+
   it('runs the lightweight UPDATE of is_vectorized with its ids as a query parameter', async () => {
     const errors = logs.filter((l) => l.level === 'ERROR');
     const chosen = errors.slice(0, 40).map((l) => l.log_id);
@@ -242,6 +291,42 @@ describe('server mode: @clickhouse/client over HTTP to ClickHouse (served by chd
     const update = server.requests.find((r) => r.query?.startsWith('UPDATE logs SET is_vectorized') === true);
     expect(update?.status).toBe(200);
     expect(update?.params.param_ids).toContain(chosen[0]);
+  });
+
+  it("marks an anomalous window's rows with the detector's lightweight UPDATE, its bounds DateTime64 parameters", async () => {
+    const checkpoints = new DetectorCheckpoints(createRepositories(engines.postgres), engines.clickhouse, {
+      pipeline: 'detect',
+      windows: { sizeMs: 60_000 },
+      metrics: createMetrics(),
+      logger: createLogger({ level: 'silent' }),
+    });
+    const window = {
+      service: 'payment-service',
+      environment: 'production',
+      level: 'ERROR',
+      start: BASE + 600_000,
+      end: BASE + 2_400_000,
+      score: 7.5,
+    };
+    await checkpoints.write(checkpoints.capture([{ kind: 'anomalous', window }]));
+    const expected = logs
+      .filter(
+        (l) =>
+          l.service === window.service &&
+          l.level === window.level &&
+          l.timestamp >= window.start &&
+          l.timestamp < window.end,
+      )
+      .map((l) => l.log_id)
+      .sort();
+    expect(expected.length).toBeGreaterThan(0);
+    const flagged = await rows<{ id: string; score: number }>(
+      'SELECT toString(log_id) AS id, anomaly_score AS score FROM logs WHERE is_anomaly = 1 ORDER BY id',
+    );
+    expect(flagged.map((r) => r.id)).toEqual(expected);
+    expect(flagged.every((r) => r.score === 7.5)).toBe(true);
+    const update = server.requests.find((r) => r.query?.startsWith('UPDATE logs SET is_anomaly') === true);
+    expect(update?.params.param_from).toBe('2026-11-27 10:10:00.000');
   });
 
   it("answers the API's queries over HTTP: logs pages, error rate, top errors, hourly, patterns", async () => {
@@ -306,6 +391,52 @@ describe('server mode: @clickhouse/client over HTTP to ClickHouse (served by chd
     const patterns = await analytics.patterns({}, 10, undefined);
     expect(patterns.items.map((p) => p.errorHash).sort()).toEqual(ERROR_HASHES);
     expect(patterns.items.every((p) => p.hasEmbedding)).toBe(true);
+  });
+
+  it('serves the API routes from the server: logs, stats and patterns through HTTP all the way', async () => {
+    const repositories = createRepositories(engines.postgres);
+    const health = new Health();
+    health.setPhase('running');
+    const app = await buildApiServer({
+      config,
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ defaultMetrics: false }),
+      health,
+      clickhouse: engines.clickhouse,
+      repositories,
+      vectorStore: new ClickHouseVectorStore({ client: engines.clickhouse }),
+    });
+    try {
+      const { key } = await repositories.apiKeys.create('vera', 'viewer');
+      const get = async (url: string) => {
+        const response = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
+        expect(response.statusCode, `${url}: ${response.body}`).toBe(200);
+        return JSON.parse(response.body) as { items: Array<Record<string, unknown>> } & Record<string, unknown>;
+      };
+      const range = `from=${new Date(BASE).toISOString()}&to=${new Date(BASE + 2 * 3_600_000).toISOString()}`;
+      const errorLogs = logs.filter((l) => l.level === 'ERROR');
+      const page = await get(`/api/v1/logs?${range}&level=ERROR&service=auth-service&limit=1000`);
+      expect(page.items.map((i) => i.logId).sort()).toEqual(
+        errorLogs
+          .filter((l) => l.service === 'auth-service')
+          .map((l) => l.log_id)
+          .sort(),
+      );
+      const top = await get(`/api/v1/stats/top-errors?${range}`);
+      const total = top.items.reduce((a, i) => a + Number(i.count), 0);
+      expect(total).toBe(errorLogs.length);
+      const hourly = await get(`/api/v1/stats/hourly?${range}`);
+      expect(hourly.items.reduce((a, i) => a + Number(i.count), 0)).toBe(LOG_COUNT);
+      const patterns = await get('/api/v1/patterns');
+      expect(patterns.items.map((p) => p.errorHash).sort()).toEqual(ERROR_HASHES);
+      const one = await get('/api/v1/patterns/1001');
+      expect(one.pattern).toMatchObject({
+        errorHash: '1001',
+        occurrences: errorLogs.filter((l) => l.error_hash === '1001').length,
+      });
+    } finally {
+      await app.close();
+    }
   });
 
   it("answers the nightly analysis's queries over HTTP", async () => {
