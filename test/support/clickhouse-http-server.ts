@@ -378,7 +378,9 @@ export async function startClickHouseHttpServer(options: ClickHouseHttpServerOpt
     }
   }
 
-  const server: Server = createServer((request, response) => {
+  // The server reads URLs up to http_max_uri_size (1 MiB by default); node's own limit is 16 KiB, and query parameters
+  // (an UPDATE's id list, a vector) travel in the URL.
+  const server: Server = createServer({ maxHeaderSize: 1024 * 1024 }, (request, response) => {
     handle(request, response).catch((error: unknown) => {
       // Only a broken socket gets here; the client sees the connection end.
       response.destroy(error instanceof Error ? error : new Error(String(error)));
