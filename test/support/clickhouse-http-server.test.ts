@@ -126,6 +126,9 @@ describe('the ClickHouse HTTP fixture (chdb behind HTTP)', () => {
     expect(multi.body.toString()).toContain('Multi-statements are not allowed');
     const empty = await call('POST', '/', '');
     expect(empty.body.toString()).toMatch(/^Code: 62\. DB::Exception: Empty query\. \(SYNTAX_ERROR\)/);
+    const native = await call('POST', '/?compress=1', 'SELECT 1');
+    expect(native.status).toBe(501);
+    expect(native.headers.get('x-clickhouse-exception-code')).toBe('48');
     const database = await call('POST', '/?database=no_such_db', 'SELECT 1');
     expect(database.status).toBe(404);
     expect(database.headers.get('x-clickhouse-exception-code')).toBe('81');

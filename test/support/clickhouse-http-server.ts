@@ -83,8 +83,6 @@ const REQUEST_PARAMS = new Set([
   'role',
   'buffer_size',
   'wait_end_of_query',
-  'compress',
-  'decompress',
 ]);
 
 /** Settings of the HTTP layer: this server implements them instead of handing them to the engine. */
@@ -287,6 +285,15 @@ export async function startClickHouseHttpServer(options: ClickHouseHttpServerOpt
       const urlQuery = params.get('query');
       statement = urlQuery === null ? bodyText : bodyText === '' ? urlQuery : `${urlQuery}\n${bodyText}`;
       if (statement.trim() === '') throw new ServerException(62, 'SYNTAX_ERROR', 'Empty query');
+      // ClickHouse's own block compression (compress=1, decompress=1) is not spoken here: refused, never ignored.
+      if (params.get('compress') === '1' || params.get('decompress') === '1')
+        throw new ServerException(
+          48,
+          'NOT_IMPLEMENTED',
+          'ClickHouse native compression is not supported by this server',
+        );
+      params.delete('compress');
+      params.delete('decompress');
       const format = params.get('default_format') ?? header(request, 'x-clickhouse-format') ?? 'TabSeparated';
       const database = params.get('database') ?? header(request, 'x-clickhouse-database');
       const sessionId = params.get('session_id');
