@@ -28,10 +28,11 @@
  * - `GET /ping` and `GET /` answer `Ok.\n`.
  *
  * Known differences: results are materialized before they are sent (as with
- * `wait_end_of_query=1`), so an error never arrives mid-stream; the summary's
- * `written_rows` is what chdb reports for the statement (0 for inserts, which
- * chdb does not count); only text formats are accepted for insert data (the
- * body is handed to chdb as statement text).
+ * `wait_end_of_query=1`), so an error never arrives mid-stream; the summary
+ * holds what chdb reports (rows and bytes read, also given as the result's
+ * rows; `written_rows` is 0, chdb does not count inserted rows); only text
+ * formats are accepted for insert data (the body is handed to chdb as
+ * statement text); a GET in a named session is not made read-only.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -316,8 +317,9 @@ export async function startClickHouseHttpServer(options: ClickHouseHttpServerOpt
         if (!identifier.test(name)) throw new ServerException(115, 'UNKNOWN_SETTING', `Unknown setting '${name}'`);
         setup.push(`SET ${name} = ${settingValue(value)}`);
       }
-      // The server runs GET requests read-only; 2 still lets them change settings.
-      if (method === 'GET') setup.push('SET readonly = 2');
+      // The server runs GET requests read-only; 2 still lets them change settings. Not in a named session: chdb would
+      // keep it there for the session's later requests, and readonly = 2 cannot be set back.
+      if (method === 'GET' && sessionId === null) setup.push('SET readonly = 2');
 
       const run = async (session: Session) => {
         await refuseMultiStatements(session, urlQuery ?? bodyText);
