@@ -38,6 +38,12 @@ export function registerTailRoutes(app: FastifyInstance, { tail, deps }: RouteCo
           .optional()
           .describe('id of the last event received: the tail resumes after it (at most one hour back)'),
       }),
+      response: {
+        200: {
+          description: 'the event stream; it ends only when the client leaves or the server ends it',
+          content: { 'text/event-stream': { schema: z.string() } },
+        },
+      },
     },
     handler: async (request, reply) => {
       let slot: { release(): void };
