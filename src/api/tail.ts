@@ -58,12 +58,14 @@ export const TAIL_MAX_REWIND_MS = 60 * 60_000;
 export const TAIL_CLOSE_GRACE_MS = 10_000;
 
 const HEARTBEAT = ': keep-alive\n\n';
-const UINT64 = /^(0|[1-9][0-9]{0,19})$/;
+/** A UInt64 in decimal: a forged id must be refused here, not fail every poll of its tail. */
+const uint64 = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,19})$/)
+  .refine((v) => BigInt(v) <= 18_446_744_073_709_551_615n);
 
 /** Event ids are opaque: the position of the row and its ingested_at, base64url JSON. */
-const eventId = z
-  .object({ b: z.string().regex(UINT64), o: z.string().regex(UINT64), t: z.number().int().min(0).max(8e12) })
-  .strict();
+const eventId = z.object({ b: uint64, o: uint64, t: z.number().int().min(0).max(8e12) }).strict();
 
 export interface TailStart {
   readonly after: TailPosition;

@@ -221,6 +221,29 @@ describe('live tail', () => {
     tail.close();
   });
 
+  it('delivers every row of inserts racing each other exactly once', async () => {
+    const tail = await openTail('service=race');
+    await untilReady(tail);
+    const batches = Array.from({ length: 30 }, (_, b) =>
+      Array.from({ length: 10 }, (_, i) => log('race', { message: `b${b} r${i}` })),
+    );
+    await Promise.all(batches.map((rows) => store(...rows)));
+    const expected = batches.flat().map((l) => l.log_id);
+    await expect.poll(() => logsOf(tail).length).toBeGreaterThanOrEqual(expected.length);
+    const marker = log('race', { message: 'after the race' });
+    await store(marker);
+    await expect.poll(() => logsOf(tail).at(-1)?.logId).toBe(marker.log_id);
+    const got = logsOf(tail).map((l) => l.logId);
+    expect(got).toHaveLength(expected.length + 1);
+    expect(new Set(got)).toEqual(new Set([...expected, marker.log_id]));
+    // Rows of one insert arrive together and in their order.
+    for (const rows of batches) {
+      const at = got.indexOf(rows[0]!.log_id);
+      expect(got.slice(at, at + rows.length)).toEqual(rows.map((l) => l.log_id));
+    }
+    tail.close();
+  });
+
   it('sends keep-alive comment lines while nothing arrives', async () => {
     const tail = await openTail('service=quiet-service');
     await untilReady(tail);
@@ -256,9 +279,17 @@ describe('live tail', () => {
         query,
       ).toContain(field);
     }
-    const forged = await openTail('', { headers: { 'last-event-id': 'bm9wZQ' } });
-    expect(forged.status).toBe(400);
-    expect(forged.body).toMatchObject({ error: 'invalid_request', message: expect.stringContaining('last-event-id') });
+    const past64Bits = Buffer.from(JSON.stringify({ b: '18446744073709551616', o: '0', t: Date.now() })).toString(
+      'base64url',
+    );
+    for (const id of ['bm9wZQ', past64Bits, 'not base64 at all!']) {
+      const forged = await openTail('', { headers: { 'last-event-id': id } });
+      expect(forged.status, id).toBe(400);
+      expect(forged.body, id).toMatchObject({
+        error: 'invalid_request',
+        message: expect.stringContaining('last-event-id'),
+      });
+    }
   });
 
   it('resumes after Last-Event-ID without repeating or skipping a log, and starts from since', async () => {
