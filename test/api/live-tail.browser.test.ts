@@ -150,6 +150,20 @@ describe('live tail in Chromium', () => {
     await expect.poll(() => rows.count()).toBe(MAX_ROWS);
     expect(await rows.first().innerText()).toContain(`burst line ${MAX_ROWS + 19}`);
 
+    // New filters from the form: the page starts a new tail with them, and the old one is hung up.
+    await page.fill('input[name="traceId"]', 'trace-42');
+    await page.fill('input[name="attr"]', '');
+    await page.click('button:text("Apply")');
+    await page.waitForSelector('#tail-status:text("Live")');
+    expect(page.url()).toContain('traceId=trace-42');
+    await expect.poll(openTails).toBe(1);
+    await store(
+      { ...row('checkout', 'ERROR', 'other trace'), trace_id: 'trace-41' },
+      { ...row('checkout', 'ERROR', 'in the trace'), trace_id: 'trace-42' },
+    );
+    await page.waitForSelector('#tail-rows >> text=in the trace');
+    expect(await rows.allInnerTexts()).toEqual([expect.stringContaining('in the trace')]);
+
     // Leaving the page hangs up.
     await page.evaluate("location.hash = '#/overview'");
     await expect.poll(openTails).toBe(0);
