@@ -238,7 +238,10 @@ export class Api {
     let message =
       isRecord(payload) && typeof payload['message'] === 'string' ? payload['message'] : `request failed (${status})`;
     if (isRecord(payload) && Array.isArray(payload['details']) && payload['details'].length > 0) {
-      message += `: ${payload['details'].map((d) => (isRecord(d) ? `${String(d['path'] ?? d['field'] ?? '')} ${String(d['message'] ?? '')}`.trim() : String(d))).join('; ')}`;
+      const details = payload['details'].map((d) =>
+        isRecord(d) ? `${String(d['path'] ?? d['field'] ?? '')} ${String(d['message'] ?? '')}`.trim() : String(d),
+      );
+      message += `: ${details.join('; ')}`;
     }
     if (status === 401) this.onUnauthorized();
     return new ApiError(status, code, message);
