@@ -49,13 +49,13 @@ function detail(row: LogRow): HTMLElement {
   );
 }
 
-/** The tail takes the same filters, without the error hash (the search's alone) and the time range. */
+/** The tail takes the same filters, without the time range. */
 function tailQuery(
   filters: Readonly<Record<string, string>>,
   attributes: ReadonlyArray<readonly [string, string]>,
 ): string {
   const query = new URLSearchParams();
-  for (const name of ['service', 'environment', 'level', 'q', 'traceId'])
+  for (const name of ['service', 'environment', 'level', 'q', 'errorHash', 'traceId'])
     if ((filters[name] ?? '') !== '') query.set(name, filters[name] ?? '');
   for (const [k, v] of attributes) query.set(k, v);
   return query.toString();

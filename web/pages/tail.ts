@@ -22,7 +22,7 @@ const LEVELS: ReadonlyArray<readonly [string, string]> = [
   ['ERROR', 'ERROR'],
   ['FATAL', 'FATAL'],
 ];
-const FILTERS = ['service', 'environment', 'level', 'q', 'traceId'] as const;
+const FILTERS = ['service', 'environment', 'level', 'q', 'errorHash', 'traceId'] as const;
 
 /** `key=value` from the attribute box; the server checks the key. */
 function attributeOf(text: string): [string, string] | undefined {
@@ -41,6 +41,7 @@ export const tailPage: PageDefinition = {
       environment: q.get('environment') ?? defaultFilter(ctx.session, 'environment'),
       level: q.get('level') ?? '',
       q: q.get('q') ?? '',
+      errorHash: q.get('errorHash') ?? '',
       traceId: q.get('traceId') ?? '',
     };
     const attributes = [...q.entries()].filter(([k]) => k.startsWith('attr.'));
@@ -49,6 +50,7 @@ export const tailPage: PageDefinition = {
     const envInput = h('input', { name: 'environment', value: filters.environment, placeholder: 'any', size: 10 });
     const levelSelect = select('level', LEVELS, filters.level);
     const textInput = h('input', { name: 'q', type: 'search', value: filters.q, placeholder: 'text in message' });
+    const hashInput = h('input', { name: 'errorHash', value: filters.errorHash, placeholder: 'error hash', size: 14 });
     const traceInput = h('input', { name: 'traceId', value: filters.traceId, placeholder: 'trace id', size: 18 });
     const attrInput = h('input', {
       name: 'attr',
@@ -68,6 +70,7 @@ export const tailPage: PageDefinition = {
             environment: envInput.value.trim(),
             level: levelSelect.value,
             q: textInput.value.trim(),
+            errorHash: hashInput.value.trim(),
             traceId: traceInput.value.trim(),
             ...(attribute === undefined ? {} : { [`attr.${attribute[0]}`]: attribute[1] }),
           });
@@ -77,6 +80,7 @@ export const tailPage: PageDefinition = {
       field('Environment', envInput),
       field('Level', levelSelect),
       field('Message contains', textInput),
+      field('Error hash', hashInput),
       field('Trace id', traceInput),
       field('Attribute', attrInput),
       h('button', { type: 'submit', class: 'primary' }, 'Apply'),
