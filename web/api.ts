@@ -26,6 +26,7 @@ export interface LogRow {
   readonly errorHash: string | null;
   readonly traceId: string | null;
   readonly host: string | null;
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 export interface RatePoint {
   readonly t: string;
@@ -227,19 +228,61 @@ export class Api {
     } catch {
       throw new ApiError(response.status, 'bad_response', `unexpected non-JSON response (${response.status})`);
     }
-    if (!response.ok) {
-      const code = isRecord(payload) && typeof payload['error'] === 'string' ? payload['error'] : 'http_error';
-      let message =
-        isRecord(payload) && typeof payload['message'] === 'string'
-          ? payload['message']
-          : `request failed (${response.status})`;
-      if (isRecord(payload) && Array.isArray(payload['details']) && payload['details'].length > 0) {
-        message += `: ${payload['details'].map((d) => (isRecord(d) ? `${String(d['path'] ?? d['field'] ?? '')} ${String(d['message'] ?? '')}`.trim() : String(d))).join('; ')}`;
-      }
-      if (response.status === 401) this.onUnauthorized();
-      throw new ApiError(response.status, code, message);
-    }
+    if (!response.ok) throw this.#failure(response.status, payload);
     return payload as T;
+  }
+
+  /** The API's error body as an ApiError; a 401 also signs out. */
+  #failure(status: number, payload: unknown): ApiError {
+    const code = isRecord(payload) && typeof payload['error'] === 'string' ? payload['error'] : 'http_error';
+    let message =
+      isRecord(payload) && typeof payload['message'] === 'string' ? payload['message'] : `request failed (${status})`;
+    if (isRecord(payload) && Array.isArray(payload['details']) && payload['details'].length > 0) {
+      const details = payload['details'].map((d) =>
+        isRecord(d) ? `${String(d['path'] ?? d['field'] ?? '')} ${String(d['message'] ?? '')}`.trim() : String(d),
+      );
+      message += `: ${details.join('; ')}`;
+    }
+    if (status === 401) this.onUnauthorized();
+    return new ApiError(status, code, message);
+  }
+
+  /**
+   * Opens a server-sent event stream (the live tail) with fetch, since
+   * EventSource cannot send the Authorization header. The caller reads the
+   * body and aborts `signal` to leave.
+   */
+  async stream(
+    path: string,
+    query: URLSearchParams,
+    options: { readonly lastEventId: string | undefined; readonly signal: AbortSignal },
+  ): Promise<ReadableStream<Uint8Array>> {
+    const url = new URL(`/api/v1${path}`, location.origin);
+    url.search = query.toString();
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.key}`, Accept: 'text/event-stream' };
+    if (options.lastEventId !== undefined) headers['Last-Event-ID'] = options.lastEventId;
+    let response: Response;
+    try {
+      response = await fetch(url, { headers, signal: options.signal, cache: 'no-store' });
+    } catch (error) {
+      if (options.signal.aborted) throw error;
+      throw new ApiError(
+        0,
+        'network',
+        `cannot reach the server (${error instanceof Error ? error.message : String(error)})`,
+      );
+    }
+    if (!response.ok || response.body === null) {
+      const text = await response.text();
+      let payload: unknown = null;
+      try {
+        payload = JSON.parse(text);
+      } catch {
+        // Not our error shape: the status alone says what failed.
+      }
+      throw this.#failure(response.status, payload);
+    }
+    return response.body;
   }
 
   get<T>(path: string, query?: Query): Promise<T> {

@@ -11,6 +11,7 @@ import { patternsPage } from './pages/patterns.ts';
 import { reportsPage } from './pages/reports.ts';
 import { servicesPage } from './pages/services.ts';
 import { settingsPage } from './pages/settings.ts';
+import { tailPage } from './pages/tail.ts';
 import { applyTheme } from './theme.ts';
 
 const PAGES: readonly PageDefinition[] = [
@@ -19,6 +20,7 @@ const PAGES: readonly PageDefinition[] = [
   patternsPage,
   reportsPage,
   logsPage,
+  tailPage,
   servicesPage,
   settingsPage,
 ];

@@ -13,13 +13,20 @@ import type { TimeRange } from './schemas.ts';
 
 const ERROR_LEVELS = "('ERROR', 'FATAL')";
 
-export interface LogFilter {
-  readonly range: TimeRange;
+/** What a log must match, apart from its time: the filters of the logs search and of the live tail. */
+export interface LogMatch {
   readonly service?: string | undefined;
   readonly environment?: string | undefined;
   readonly level?: string | undefined;
   readonly q?: string | undefined;
   readonly errorHash?: string | undefined;
+  readonly traceId?: string | undefined;
+  /** `attr.<key>=<value>` pairs, all required; keys already checked against ATTRIBUTE_KEY (schemas.ts). */
+  readonly attributes?: ReadonlyArray<readonly [string, string]> | undefined;
+}
+
+export interface LogFilter extends LogMatch {
+  readonly range: TimeRange;
 }
 
 export interface LogCursor {
@@ -38,6 +45,61 @@ export interface LogItem {
   readonly errorHash: string;
   readonly traceId: string;
   readonly host: string;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** A log as a query returns it; the short aliases keep WHERE on the columns themselves. */
+interface LogRow {
+  lid: string;
+  ts: string;
+  svc: string;
+  env: string;
+  lvl: string;
+  msg: string;
+  tpl: string;
+  hash: string;
+  trace: string;
+  hst: string;
+  attrs: Record<string, string>;
+}
+
+const LOG_COLUMNS = `toString(log_id) AS lid, toUnixTimestamp64Milli(timestamp) AS ts, service AS svc, environment AS env,
+       level AS lvl, message AS msg, template AS tpl, toString(error_hash) AS hash, trace_id AS trace, host AS hst,
+       attributes AS attrs`;
+
+function logItem(r: LogRow): LogItem {
+  return {
+    logId: r.lid,
+    timestamp: iso(r.ts),
+    service: r.svc,
+    environment: r.env,
+    level: r.lvl,
+    message: r.msg,
+    template: r.tpl,
+    errorHash: r.hash,
+    traceId: r.trace,
+    host: r.hst,
+    attributes: r.attrs,
+  };
+}
+
+/**
+ * Where a live tail stands in the logs table: the last row it delivered, in
+ * the order rows became visible. `_block_number` is allocated when an insert
+ * commits, under the same lock that makes its part visible (plain MergeTree),
+ * and `enable_block_number_column` keeps it through merges
+ * (sql/clickhouse/001_logs.sql); with `_block_offset` it orders every row.
+ */
+export interface TailPosition {
+  readonly block: string;
+  readonly offset: string;
+}
+
+export interface TailRow {
+  readonly position: TailPosition;
+  /** ingested_at of the row, milliseconds: where a resumed tail narrows its scan from. */
+  readonly ingestedAt: number;
+  readonly item: LogItem;
 }
 
 export interface SeriesPoint {
@@ -83,11 +145,19 @@ function logsWhere(f: LogFilter, time = 'timestamp'): Where {
   const w = new Where()
     .add(`${time} >= {from:DateTime64(3, 'UTC')}`, { from: toClickHouseDateTime(f.range.from) })
     .add(`${time} < {to:DateTime64(3, 'UTC')}`, { to: toClickHouseDateTime(f.range.to) });
+  return matching(w, f);
+}
+
+function matching(w: Where, f: LogMatch): Where {
   if (f.service !== undefined) w.add('service = {service:String}', { service: f.service });
   if (f.environment !== undefined) w.add('environment = {environment:String}', { environment: f.environment });
   if (f.level !== undefined) w.add('level = {level:String}', { level: f.level });
   if (f.q !== undefined) w.add('positionCaseInsensitiveUTF8(message, {q:String}) > 0', { q: f.q });
   if (f.errorHash !== undefined) w.add('error_hash = toUInt64({errorHash:String})', { errorHash: f.errorHash });
+  if (f.traceId !== undefined) w.add('trace_id = {traceId:String}', { traceId: f.traceId });
+  // Keys and values both travel as parameters; the parameter names are numbered here, never taken from input.
+  for (const [i, [key, value]] of (f.attributes ?? []).entries())
+    w.add(`attributes[{ak${i}:String}] = {av${i}:String}`, { [`ak${i}`]: key, [`av${i}`]: value });
   return w;
 }
 
@@ -129,43 +199,57 @@ export class Analytics {
         },
       );
     }
-    const rows = await this.#rows<{
-      lid: string;
-      ts: string;
-      svc: string;
-      env: string;
-      lvl: string;
-      msg: string;
-      tpl: string;
-      hash: string;
-      trace: string;
-      hst: string;
-    }>(
-      `SELECT toString(log_id) AS lid, toUnixTimestamp64Milli(timestamp) AS ts, service AS svc, environment AS env, level AS lvl,
-              message AS msg, template AS tpl, toString(error_hash) AS hash, trace_id AS trace, host AS hst
+    const rows = await this.#rows<LogRow>(
+      `SELECT ${LOG_COLUMNS}
        FROM logs ${w.sql()}
        ORDER BY timestamp DESC, log_id DESC
        LIMIT {limit:UInt32}`,
       { ...w.params, limit: limit + 1 },
     );
-    const items = rows.slice(0, limit).map((r) => ({
-      logId: r.lid,
-      timestamp: iso(r.ts),
-      service: r.svc,
-      environment: r.env,
-      level: r.lvl,
-      message: r.msg,
-      template: r.tpl,
-      errorHash: r.hash,
-      traceId: r.trace,
-      host: r.hst,
-    }));
+    const items = rows.slice(0, limit).map(logItem);
     const lastRow = rows[limit - 1];
     return {
       items,
       last: lastRow === undefined ? undefined : { t: Number(lastRow.ts), id: lastRow.lid },
       more: rows.length > limit,
     };
+  }
+
+  /**
+   * The position of the newest row visible now among those ingested since
+   * `since`, or the start of the table when there is none: a tail from there
+   * shows only what is stored after this call.
+   */
+  async tailEnd(since: number): Promise<TailPosition> {
+    const [row] = await this.#rows<{ b: string; o: string }>(
+      `SELECT toString(_block_number) AS b, toString(_block_offset) AS o FROM logs
+       WHERE ingested_at >= {since:DateTime64(3, 'UTC')}
+       ORDER BY _block_number DESC, _block_offset DESC LIMIT 1`,
+      { since: toClickHouseDateTime(since) },
+    );
+    return row === undefined ? { block: '0', offset: '0' } : { block: row.b, offset: row.o };
+  }
+
+  /**
+   * Rows after `after` in commit order that match, among those ingested since
+   * `since` (the skip index on ingested_at keeps the scan to recent parts).
+   */
+  async tail(match: LogMatch, after: TailPosition, since: number, limit: number): Promise<TailRow[]> {
+    const w = matching(
+      new Where()
+        .add(`ingested_at >= {since:DateTime64(3, 'UTC')}`, { since: toClickHouseDateTime(since) })
+        .add('(_block_number, _block_offset) > ({pb:UInt64}, {po:UInt64})', { pb: after.block, po: after.offset }),
+      match,
+    );
+    const rows = await this.#rows<LogRow & { b: string; o: string; ing: string }>(
+      `SELECT ${LOG_COLUMNS}, toString(_block_number) AS b, toString(_block_offset) AS o,
+              toUnixTimestamp64Milli(ingested_at) AS ing
+       FROM logs ${w.sql()}
+       ORDER BY _block_number, _block_offset
+       LIMIT {limit:UInt32}`,
+      { ...w.params, limit },
+    );
+    return rows.map((r) => ({ position: { block: r.b, offset: r.o }, ingestedAt: Number(r.ing), item: logItem(r) }));
   }
 
   /**

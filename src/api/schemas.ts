@@ -35,6 +35,72 @@ export const calendarDate = z.iso
   )
   .describe('YYYY-MM-DD');
 
+/** Searched as a plain substring: never a pattern, never SQL. */
+export const text = z.string().min(1).max(500);
+
+/**
+ * Attribute keys in `attr.<key>=<value>`: what attribute keys look like in
+ * practice (`pod`, `k8s.pod.name`, `app.kubernetes.io/name`), at most the
+ * 128 characters a stored key may have (src/domain/log-fields.ts). The key is
+ * a query parameter like the value; the pattern is for a clear 400 on a typo.
+ */
+export const ATTRIBUTE_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,127}$/;
+export const ATTRIBUTE_PREFIX = 'attr.';
+export const MAX_ATTRIBUTE_FILTERS = 10;
+
+/** The filters the logs search and the live tail share, apart from time. */
+export const logMatchShape = {
+  service: label.optional(),
+  environment: label.optional(),
+  level: level.optional(),
+  q: text.optional().describe('case-insensitive substring of the message'),
+  errorHash: errorHash.optional(),
+  traceId: z.string().min(1).max(256).optional().describe('exact trace id'),
+};
+
+const ATTRIBUTE_HELP =
+  'Also `attr.<key>=<value>` (up to 10): logs whose attribute <key> equals <value> exactly. ' +
+  'Keys: 1-128 characters, letters, digits and `_ . : / -`, not starting with `. : / -`.';
+
+/**
+ * A query-string object with `shape`'s parameters plus `attr.<key>` ones;
+ * any other parameter is refused, as `.strict()` would.
+ */
+export function withAttributeFilters<S extends z.core.$ZodLooseShape>(shape: S) {
+  return z
+    .object(shape)
+    .catchall(z.string().min(1).max(4096))
+    .superRefine((query, ctx) => {
+      let count = 0;
+      for (const key of Object.keys(query)) {
+        if (Object.hasOwn(shape, key)) continue;
+        if (!key.startsWith(ATTRIBUTE_PREFIX)) {
+          ctx.addIssue({ code: 'custom', path: [], message: `unknown parameter "${key.slice(0, 100)}"` });
+          continue;
+        }
+        count += 1;
+        if (!ATTRIBUTE_KEY.test(key.slice(ATTRIBUTE_PREFIX.length)))
+          ctx.addIssue({
+            code: 'custom',
+            path: [key.slice(0, 140)],
+            message:
+              'an attribute key is 1-128 characters: letters, digits and _ . : / -, starting with a letter, digit or _',
+          });
+      }
+      if (count > MAX_ATTRIBUTE_FILTERS)
+        ctx.addIssue({ code: 'custom', path: [], message: `at most ${MAX_ATTRIBUTE_FILTERS} attr.<key> filters` });
+    })
+    .describe(ATTRIBUTE_HELP);
+}
+
+/** The `attr.<key>=<value>` pairs of a query `withAttributeFilters` accepted, in a stable order. */
+export function attributeFilters(query: Readonly<Record<string, unknown>>): Array<[string, string]> {
+  return Object.entries(query)
+    .filter((e): e is [string, string] => e[0].startsWith(ATTRIBUTE_PREFIX) && typeof e[1] === 'string')
+    .map(([key, value]): [string, string] => [key.slice(ATTRIBUTE_PREFIX.length), value])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
 export const timeRangeShape = {
   from: isoDateTime.optional().describe('start, inclusive (default: 24 hours before `to`)'),
   to: isoDateTime.optional().describe('end, exclusive (default: now)'),

@@ -10,6 +10,7 @@
  * analysis_jobs row the nightly pipeline picks up).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import compress from '@fastify/compress';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -40,6 +41,8 @@ import { registerAlertRoutes } from './routes/alerts.ts';
 import { registerAnalyticsRoutes } from './routes/analytics.ts';
 import { registerCatalogRoutes } from './routes/catalog.ts';
 import type { RouteContext } from './routes/context.ts';
+import { registerTailRoutes } from './routes/tail.ts';
+import { TailHub } from './tail.ts';
 
 export interface ApiDependencies {
   readonly config: Config;
@@ -56,6 +59,8 @@ export interface ApiDependencies {
    * (the store searches by vector). Without it, patterns have no neighbours.
    */
   readonly embedder?: Embedder;
+  /** Clock of the live tails' polls, heartbeats and grace timers (default: asyncScheduler). */
+  readonly scheduler?: SchedulerLike;
 }
 
 export const API_VERSION = '1.0.0';
@@ -146,9 +151,20 @@ export async function buildApiServer(deps: ApiDependencies): Promise<FastifyInst
   });
   installAuth(app, deps.repositories.apiKeys);
 
-  const context: RouteContext = { deps, analytics: new Analytics(deps.clickhouse) };
+  const analytics = new Analytics(deps.clickhouse);
+  const tail = new TailHub(
+    analytics,
+    config.tail,
+    deps.scheduler ?? asyncScheduler,
+    logger as FastifyBaseLogger,
+    deps.metrics.registry,
+  );
+  // Open tails never end by themselves: closing the server would wait for them forever.
+  app.addHook('preClose', async () => tail.closeAll());
+  const context: RouteContext = { deps, analytics, tail };
   registerSystemRoutes(app, deps);
   registerAnalyticsRoutes(app, context);
+  registerTailRoutes(app, context);
   registerAlertRoutes(app, context);
   registerAdminRoutes(app, context);
   registerCatalogRoutes(app, context);

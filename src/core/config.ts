@@ -100,6 +100,10 @@ const variables = {
   }),
   LOGFLOW_API_BODY_LIMIT_BYTES: intIn(1_024, 104_857_600, 1_048_576),
   LOGFLOW_API_RATE_LIMIT: intIn(1, 1_000_000, 600),
+  LOGFLOW_TAIL_POLL_MS: intIn(100, 10_000, 1_000),
+  LOGFLOW_TAIL_MAX_CONNECTIONS: intIn(1, 10_000, 50),
+  LOGFLOW_TAIL_BUFFER_BYTES: intIn(16_384, 67_108_864, 1_048_576),
+  LOGFLOW_TAIL_HEARTBEAT_MS: intIn(1_000, 120_000, 15_000),
   LOGFLOW_METRICS_PORT: intIn(0, 65535, 9464),
   LOGFLOW_TOPIC_PREFIX: stringWithDefault('').refine((v) => /^[A-Za-z0-9._-]*$/.test(v), {
     message: 'may contain only letters, digits, ".", "_" and "-" (Kafka topic characters)',
@@ -151,6 +155,17 @@ export interface Config {
   readonly apiBodyLimitBytes: number;
   /** Requests per minute per client (429 beyond). */
   readonly apiRateLimitPerMinute: number;
+  /** Live tail (GET /api/v1/logs/tail): README.md "Live tail". */
+  readonly tail: {
+    /** How often the logs table is polled for newly stored rows, per distinct filter. */
+    readonly pollMs: number;
+    /** Open tail connections the server holds at once (503 beyond). */
+    readonly maxConnections: number;
+    /** Bytes a connection may have written but not yet taken by its client before it is dropped. */
+    readonly bufferBytes: number;
+    /** Interval of the comment lines that keep idle connections open through proxies. */
+    readonly heartbeatMs: number;
+  };
   /** /metrics and /healthz of a pipeline process; 0 turns them off. */
   readonly metricsPort: number;
   readonly topicPrefix: string;
@@ -234,6 +249,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiHost: v.LOGFLOW_API_HOST,
     apiBodyLimitBytes: v.LOGFLOW_API_BODY_LIMIT_BYTES,
     apiRateLimitPerMinute: v.LOGFLOW_API_RATE_LIMIT,
+    tail: {
+      pollMs: v.LOGFLOW_TAIL_POLL_MS,
+      maxConnections: v.LOGFLOW_TAIL_MAX_CONNECTIONS,
+      bufferBytes: v.LOGFLOW_TAIL_BUFFER_BYTES,
+      heartbeatMs: v.LOGFLOW_TAIL_HEARTBEAT_MS,
+    },
     metricsPort: v.LOGFLOW_METRICS_PORT,
     topicPrefix: prefix,
     logLevel: v.LOGFLOW_LOG_LEVEL,

@@ -300,6 +300,8 @@ const ENDPOINTS: ReadonlyArray<{
 }> = [
   { method: 'GET', url: '/api/v1/me', role: 'viewer' },
   { method: 'GET', url: '/api/v1/logs', role: 'viewer' },
+  // Only refusals go through inject here: an accepted tail streams until closed (test/api/live-tail.test.ts).
+  { method: 'GET', url: '/api/v1/logs/tail', role: 'viewer' },
   { method: 'GET', url: '/api/v1/stats/error-rate', role: 'viewer' },
   { method: 'GET', url: '/api/v1/stats/top-errors', role: 'viewer' },
   { method: 'GET', url: '/api/v1/stats/hourly', role: 'viewer' },
@@ -344,6 +346,7 @@ const ENDPOINTS: ReadonlyArray<{
 const INVALID: Readonly<Record<string, { url?: string; body?: unknown; field: string }>> = {
   'GET /api/v1/me': { url: '/api/v1/me?as=admin', field: 'querystring' },
   'GET /api/v1/logs': { url: '/api/v1/logs?level=LOUD', field: 'querystring.level' },
+  'GET /api/v1/logs/tail': { url: '/api/v1/logs/tail?attr.a%20b=1', field: 'querystring.attr.a b' },
   'GET /api/v1/stats/error-rate': { url: '/api/v1/stats/error-rate?step=0', field: 'querystring.step' },
   'GET /api/v1/stats/top-errors': { url: '/api/v1/stats/top-errors?limit=0', field: 'querystring.limit' },
   'GET /api/v1/stats/hourly': { url: '/api/v1/stats/hourly?from=yesterday', field: 'querystring.from' },
@@ -491,6 +494,7 @@ describe('logs', () => {
     await expectFilter('environment=staging', (l) => l.environment === 'staging');
     await expectFilter('level=FATAL', (l) => l.level === 'FATAL');
     await expectFilter('errorHash=1002', (l) => l.error_hash === '1002');
+    await expectFilter('traceId=trace-7', (l) => l.trace_id === 'trace-7');
     await expectFilter('q=DECLINED%20FOR', (l) => l.message.includes('declined for'));
     await expectFilter(
       'service=order-service&level=INFO&environment=production',
@@ -534,6 +538,10 @@ describe('logs', () => {
       ['from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z', 'query.from'],
       ['colour=red', 'querystring'],
       ['service=', 'querystring.service'],
+      ['traceId=', 'querystring.traceId'],
+      ['attr.bad%20key=1', 'querystring.attr.bad key'],
+      ["attr.pod'=1", "querystring.attr.pod'"],
+      ['attr.pod=', 'querystring.attr.pod'],
     ] as const) {
       const r = await get(`/api/v1/logs?${query}`, keys.viewer);
       expect(r.status, query).toBe(400);
@@ -1097,6 +1105,8 @@ describe('injection', () => {
       ['/api/v1/logs', 'level'],
       ['/api/v1/logs', 'q'],
       ['/api/v1/logs', 'errorHash'],
+      ['/api/v1/logs', 'traceId'],
+      ['/api/v1/logs', 'attr.pod'],
       ['/api/v1/logs', 'from'],
       ['/api/v1/logs', 'to'],
       ['/api/v1/logs', 'cursor'],

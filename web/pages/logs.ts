@@ -21,6 +21,7 @@ function detail(row: LogRow): HTMLElement {
     ['Host', row.host],
     ['Trace id', row.traceId],
     ['Template', row.template],
+    ...Object.entries(row.attributes ?? {}).map(([k, v]): [string, string] => [`attr.${k}`, v]),
   ];
   return h(
     'div',
@@ -41,8 +42,23 @@ function detail(row: LogRow): HTMLElement {
           h('a', { href: `#/patterns/${encodeURIComponent(row.errorHash)}` }, 'Pattern'),
           ' · ',
           h('a', { href: `#/logs?errorHash=${encodeURIComponent(row.errorHash)}` }, 'All logs of this pattern'),
+          row.traceId === null || row.traceId === ''
+            ? null
+            : [' · ', h('a', { href: `#/logs?traceId=${encodeURIComponent(row.traceId)}` }, 'All logs of this trace')],
         ),
   );
+}
+
+/** The tail takes the same filters, without the time range. */
+function tailQuery(
+  filters: Readonly<Record<string, string>>,
+  attributes: ReadonlyArray<readonly [string, string]>,
+): string {
+  const query = new URLSearchParams();
+  for (const name of ['service', 'environment', 'level', 'q', 'errorHash', 'traceId'])
+    if ((filters[name] ?? '') !== '') query.set(name, filters[name] ?? '');
+  for (const [k, v] of attributes) query.set(k, v);
+  return query.toString();
 }
 
 export const logsPage: PageDefinition = {
@@ -56,7 +72,10 @@ export const logsPage: PageDefinition = {
       level: q.get('level') ?? defaultFilter(ctx.session, 'level'),
       q: q.get('q') ?? '',
       errorHash: q.get('errorHash') ?? '',
+      traceId: q.get('traceId') ?? '',
     };
+    // attr.<key>=<value> filters travel in the address as they do in the API.
+    const attributes = [...q.entries()].filter(([k]) => k.startsWith('attr.'));
     const serviceSelect = serviceOptions(ctx.session, filters.service);
     const envInput = h('input', { name: 'environment', value: filters.environment, placeholder: 'any', size: 10 });
     const levelSelect = select('level', LEVELS, filters.level);
@@ -68,6 +87,7 @@ export const logsPage: PageDefinition = {
       size: 28,
     });
     const hashInput = h('input', { name: 'errorHash', value: filters.errorHash, placeholder: 'error hash', size: 20 });
+    const traceInput = h('input', { name: 'traceId', value: filters.traceId, placeholder: 'trace id', size: 18 });
     const form = h(
       'form',
       {
@@ -80,6 +100,8 @@ export const logsPage: PageDefinition = {
             level: levelSelect.value,
             q: textInput.value.trim(),
             errorHash: hashInput.value.trim(),
+            traceId: traceInput.value.trim(),
+            ...Object.fromEntries(attributes),
           });
         },
       },
@@ -88,7 +110,9 @@ export const logsPage: PageDefinition = {
       field('Level', levelSelect),
       field('Message contains', textInput),
       field('Error hash', hashInput),
+      field('Trace id', traceInput),
       h('button', { type: 'submit', class: 'primary' }, 'Search'),
+      h('a', { href: `#/tail?${tailQuery(filters, attributes)}`, id: 'logs-live-tail' }, 'Live tail →'),
     );
     for (const control of [serviceSelect, levelSelect]) control.addEventListener('change', () => form.requestSubmit());
 
@@ -110,6 +134,7 @@ export const logsPage: PageDefinition = {
       try {
         const page = await ctx.session.api.page<LogRow>('/logs', {
           ...filters,
+          ...Object.fromEntries(attributes),
           ...bounds,
           limit: PAGE_SIZE,
           cursor: cursors[pageIndex] ?? null,

@@ -1,27 +1,49 @@
 /** Logs search, error-rate series, top errors, hourly counts and error patterns (ClickHouse). */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { LogCursor, PatternCursor } from '../analytics.ts';
+import type { LogCursor, LogMatch, PatternCursor } from '../analytics.ts';
 import { notFound } from '../errors.ts';
 import {
+  attributeFilters,
   chooseStep,
   cursor,
   decodeCursor,
   encodeCursor,
   errorHash,
   label,
-  level,
   limit,
+  logMatchShape,
   resolveRange,
+  text,
   timeRangeShape,
+  withAttributeFilters,
 } from '../schemas.ts';
 import { bearer, zod, type RouteContext } from './context.ts';
 
 const logCursor = z.object({ t: z.number().int().min(0).max(8_000_000_000_000), id: z.uuid() }).strict();
 const patternCursor = z.object({ t: z.number().int().min(0).max(8_000_000_000_000), h: errorHash }).strict();
-/** Searched as a plain substring: never a pattern, never SQL. */
-const text = z.string().min(1).max(500);
 const SIMILAR = 10;
+
+/** The shared filters of a validated logs or tail query, as the ClickHouse reads take them. */
+export function logMatch(q: {
+  readonly service?: string | undefined;
+  readonly environment?: string | undefined;
+  readonly level?: string | undefined;
+  readonly q?: string | undefined;
+  readonly errorHash?: string | undefined;
+  readonly traceId?: string | undefined;
+}): LogMatch {
+  const attributes = attributeFilters(q as Record<string, unknown>);
+  return {
+    service: q.service,
+    environment: q.environment,
+    level: q.level,
+    q: q.q,
+    errorHash: q.errorHash,
+    traceId: q.traceId,
+    ...(attributes.length === 0 ? {} : { attributes }),
+  };
+}
 
 export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics }: RouteContext): void {
   const r = zod(app);
@@ -31,29 +53,22 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
     schema: {
       tags: ['logs'],
       summary: 'Search logs, newest first',
+      description:
+        'Filters combine with AND. Besides the parameters below, `attr.<key>=<value>` (up to 10) keeps logs whose ' +
+        'attribute <key> equals <value>; keys are 1-128 characters: letters, digits and `_ . : / -`.',
       security: bearer,
-      querystring: z
-        .object({
-          ...timeRangeShape,
-          service: label.optional(),
-          environment: label.optional(),
-          level: level.optional(),
-          q: text.optional().describe('case-insensitive substring of the message'),
-          errorHash: errorHash.optional(),
-          limit: limit(100),
-          cursor: cursor.optional(),
-        })
-        .strict(),
+      querystring: withAttributeFilters({
+        ...timeRangeShape,
+        ...logMatchShape,
+        limit: limit(100),
+        cursor: cursor.optional(),
+      }),
     },
     handler: async (request) => {
       const q = request.query;
       const after = decodeCursor(logCursor, q.cursor) as LogCursor | undefined;
       const range = resolveRange(q);
-      const result = await analytics.logs(
-        { range, service: q.service, environment: q.environment, level: q.level, q: q.q, errorHash: q.errorHash },
-        q.limit,
-        after,
-      );
+      const result = await analytics.logs({ range, ...logMatch(q) }, q.limit, after);
       return {
         items: result.items,
         nextCursor: result.more && result.last !== undefined ? encodeCursor(result.last) : null,
