@@ -4,12 +4,12 @@
  * baselines.cron app_config entry) inside the long-running process, and on
  * demand with --once.
  */
-import { concat, concatMap, defer, EMPTY, ignoreElements, mergeMap, of, takeUntil, tap } from 'rxjs';
+import { concatMap, defer, ignoreElements, mergeMap, tap } from 'rxjs';
 import { z } from 'zod';
 import { definePipeline } from '../core/pipeline.ts';
 import { retry } from '../core/retry.ts';
 import { computeBaselines } from '../stores/baselines.ts';
-import { cronSchedule, parseCron } from '../sources/schedule.ts';
+import { parseCron, scheduledRuns } from '../sources/schedule.ts';
 import { parseOptions } from '../core/options.ts';
 import type { Resources } from './resources.ts';
 
@@ -44,12 +44,7 @@ export const baselines = definePipeline<Resources>({
       return { engines, cron, weeks, zThreshold };
     }).pipe(
       mergeMap(({ engines, cron, weeks, zThreshold }) => {
-        const runs$ = options.once
-          ? of(options.now === undefined ? new Date(ctx.scheduler.now()) : new Date(options.now))
-          : concat(
-              options.now === undefined ? EMPTY : of(new Date(options.now)),
-              cronSchedule(cron, { scheduler: ctx.scheduler }),
-            ).pipe(takeUntil(ctx.stopping$));
+        const runs$ = scheduledRuns(options, cron, ctx);
         if (!options.once) ctx.logger.info({ cron, weeks }, 'baselines scheduled');
         return runs$.pipe(
           concatMap((at) =>

@@ -5,12 +5,12 @@
  * process, and on demand with --once. The table's TTL (LOGFLOW_LOGS_TTL_DAYS)
  * stays the longest any log is kept (src/stores/retention.ts).
  */
-import { concat, concatMap, defer, EMPTY, ignoreElements, mergeMap, of, takeUntil, tap } from 'rxjs';
+import { concatMap, defer, ignoreElements, mergeMap, tap } from 'rxjs';
 import { z } from 'zod';
 import { parseOptions } from '../core/options.ts';
 import { definePipeline } from '../core/pipeline.ts';
 import { retry } from '../core/retry.ts';
-import { cronSchedule, parseCron } from '../sources/schedule.ts';
+import { parseCron, scheduledRuns } from '../sources/schedule.ts';
 import { applyRetention, retentionPlan } from '../stores/retention.ts';
 import type { Resources } from './resources.ts';
 
@@ -43,12 +43,7 @@ export const retention = definePipeline<Resources>({
       return { engines, repositories, cron };
     }).pipe(
       mergeMap(({ engines, repositories, cron }) => {
-        const runs$ = options.once
-          ? of(options.now === undefined ? new Date(ctx.scheduler.now()) : new Date(options.now))
-          : concat(
-              options.now === undefined ? EMPTY : of(new Date(options.now)),
-              cronSchedule(cron, { scheduler: ctx.scheduler }),
-            ).pipe(takeUntil(ctx.stopping$));
+        const runs$ = scheduledRuns(options, cron, ctx);
         if (!options.once) ctx.logger.info({ cron }, 'retention scheduled');
         const run = async (at: Date) => {
           // Read each run: retention is edited through the API while the process runs.

@@ -4,7 +4,7 @@
  * scheduler, so a marble test can fire a weekly job in virtual time.
  */
 import { Cron } from 'croner';
-import { asyncScheduler, Observable, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, concat, EMPTY, Observable, of, type SchedulerLike, takeUntil } from 'rxjs';
 import { ConfigError } from '../core/errors.ts';
 
 export interface ScheduleOptions {
@@ -46,4 +46,20 @@ export function cronSchedule(expression: string, options: ScheduleOptions = {}):
     arm();
     return () => action?.unsubscribe();
   });
+}
+
+/**
+ * When a scheduled job (baselines, retention) runs: once (`--once`, at `--now` or the scheduler's now), or at `--now`
+ * if given and then at each firing of its cron until the pipeline stops.
+ */
+export function scheduledRuns(
+  options: { readonly once: boolean; readonly now?: string | undefined },
+  cron: string,
+  ctx: { readonly scheduler: SchedulerLike; readonly stopping$: Observable<unknown> },
+): Observable<Date> {
+  const at = options.now === undefined ? undefined : new Date(options.now);
+  if (options.once) return of(at ?? new Date(ctx.scheduler.now()));
+  return concat(at === undefined ? EMPTY : of(at), cronSchedule(cron, { scheduler: ctx.scheduler })).pipe(
+    takeUntil(ctx.stopping$),
+  );
 }
