@@ -21,7 +21,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { LogflowError, ErrorCodes } from '../../core/errors.ts';
 import { startModuleWorker, type ModuleWorkerFailure } from '../../core/module-worker.ts';
-import { MAX_MESSAGE_LENGTH, normalizeMessage } from '../../domain/normalizer.ts';
+import { MAX_MESSAGE_LENGTH, normalizeLine } from '../../domain/normalizer.ts';
 
 /** Input bytes per block: enough lines (about 2,000 of Loghub's) that handing a block to a worker costs little. */
 const BLOCK_BYTES = 256 * 1024;
@@ -59,8 +59,8 @@ export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
     const newline = text.indexOf('\n', from);
     let end = newline < 0 ? n : newline;
     if (end > from && text.charCodeAt(end - 1) === 13) end--;
-    // The normalizer reads no further; slicing less copies less of a long line.
-    const { template, errorHash } = normalizeMessage(text.slice(from, Math.min(end, from + MAX_MESSAGE_LENGTH)));
+    // The normalizer reads no further than MAX_MESSAGE_LENGTH, so a longer line is cut there, as ingest cuts it.
+    const { template, errorHash } = normalizeLine(text, from, Math.min(end, from + MAX_MESSAGE_LENGTH));
     out += `${errorHash}\t${template}\n`;
     lines++;
     if (newline < 0) break;
