@@ -52,7 +52,11 @@ interface NormalizedBlock {
 export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   const n = text.length;
-  let out = '';
+  // Each line is written into one buffer as it is made: cheaper than joining the block's lines into one string
+  // and encoding that. allocUnsafeSlow gives a buffer of its own, which can be transferred (a small Buffer may
+  // sit in Node's shared pool); every byte of it that is handed on is written first.
+  let out: Buffer = Buffer.allocUnsafeSlow(2 * bytes.byteLength + OUTPUT_SLACK);
+  let at = 0;
   let lines = 0;
   let from = 0;
   while (from < n) {
@@ -61,16 +65,29 @@ export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
     if (end > from && text.charCodeAt(end - 1) === 13) end--;
     // The normalizer reads no further than MAX_MESSAGE_LENGTH, so a longer line is cut there, as ingest cuts it.
     const { template, errorHash } = normalizeLine(text, from, Math.min(end, from + MAX_MESSAGE_LENGTH));
-    out += `${errorHash}\t${template}\n`;
+    const line = `${errorHash}\t${template}\n`;
+    // write() stops where the buffer ends, so room is made first: UTF-8 takes at most 3 bytes per UTF-16 unit.
+    if (at + 3 * line.length > out.length) out = grown(out, at, 3 * line.length);
+    at += out.write(line, at);
     lines++;
     if (newline < 0) break;
     from = newline + 1;
   }
-  // TextEncoder gives a buffer of its own, which can be transferred (a small Buffer may sit in Node's shared pool).
-  return { output: encoder.encode(out), lines };
+  return { output: out.subarray(0, at), lines };
 }
 
-const encoder = new TextEncoder();
+/**
+ * Output room beyond twice the input, enough for most blocks (a line's output is its template and about 21 bytes);
+ * a block of many short lines grows its buffer.
+ */
+const OUTPUT_SLACK = 64 * 1024;
+
+/** A buffer of its own with the first `used` bytes of `buffer` and room for `more` after them. */
+function grown(buffer: Buffer, used: number, more: number): Buffer {
+  const larger = Buffer.allocUnsafeSlow(Math.max(2 * buffer.length, used + more));
+  buffer.copy(larger, 0, 0, used);
+  return larger;
+}
 
 /** Runs in a worker (src/core/module-worker.ts starts it): normalizes each block it receives and posts the result. */
 export function serveNormalizeBlocks(

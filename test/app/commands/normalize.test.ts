@@ -204,6 +204,13 @@ describe('normalizeLines', () => {
     expect(onWorkers.lines).toBe(40_001);
   });
 
+  it('grows its output for blocks whose output is many times their input (empty and short lines)', async () => {
+    const input = `${'\n'.repeat(300_000)}${'a\r\n1\n'.repeat(100_000)}é\n`;
+    const { output, lines } = await run([input], { workers: 0 });
+    expect(lines).toBe(500_001);
+    expect(output).toBe(expectedOutput(input));
+  });
+
   it('strips a CR that falls exactly after MAX_MESSAGE_LENGTH code units', async () => {
     const line = 'y'.repeat(MAX_MESSAGE_LENGTH);
     const { output } = await run([`${line}\r`, '\n']);
