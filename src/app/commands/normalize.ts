@@ -9,9 +9,11 @@
  * is never part of a multi-byte UTF-8 character, so a block decodes on its
  * own; bytes that are not UTF-8 become U+FFFD). Normalizing is nearly all the
  * work, so with more than one core the blocks are normalized on worker
- * threads, a few blocks in flight per worker, and written back in input order;
- * an input of one block, or one core, is done on this thread without starting
- * any. Memory stays bounded: blocks are about BLOCK_BYTES, reading waits
+ * threads, one per core but this thread's, a few blocks in flight per worker,
+ * and written back in input order; this thread reads and writes, and
+ * normalizes a block itself whenever every worker has blocks enough (so on 2
+ * cores one worker and this thread share the work). An input of one block, or
+ * one core, is done on this thread without starting any. Memory stays bounded: blocks are about BLOCK_BYTES, reading waits
  * while the blocks in flight are unwritten, output waits for 'drain', and of
  * a line that does not fit in a block only LINE_BYTES_KEPT bytes are kept
  * (more than the MAX_MESSAGE_LENGTH code units the normalizer reads), so one
@@ -32,7 +34,7 @@ const BLOCKS_PER_WORKER = 2;
 const MAX_WORKERS = 8;
 
 export interface NormalizeLinesOptions {
-  /** Worker threads (0: all on this thread). Default: one per core, none on one core. */
+  /** Worker threads beside this one (0: all on this thread). Default: one per core but one, none on one core. */
   readonly workers?: number;
 }
 
@@ -110,7 +112,6 @@ interface Waiting {
 class WorkerPool {
   private readonly workers: Worker[] = [];
   private readonly pending: Waiting[][] = [];
-  private next = 0;
   private failure: Error | null = null;
 
   constructor(count: number) {
@@ -132,10 +133,23 @@ class WorkerPool {
     return this.workers.length;
   }
 
-  normalize(bytes: Uint8Array): Promise<NormalizedBlock> {
+  /** The worker with the fewest blocks unanswered, if it has fewer than BLOCKS_PER_WORKER; else -1. */
+  leastBusy(): number {
+    let best = -1;
+    let fewest = BLOCKS_PER_WORKER;
+    for (let w = 0; w < this.pending.length; w++) {
+      const count = (this.pending[w] as Waiting[]).length;
+      if (count < fewest) {
+        best = w;
+        fewest = count;
+      }
+    }
+    return best;
+  }
+
+  /** Hands a block to worker `w` (see leastBusy). */
+  normalize(w: number, bytes: Uint8Array): Promise<NormalizedBlock> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    const w = this.next;
-    this.next = (w + 1) % this.workers.length;
     return new Promise((resolve, reject) => {
       this.pending[w]?.push({ resolve, reject });
       this.workers[w]?.postMessage(bytes, [bytes.buffer as ArrayBuffer]);
@@ -158,9 +172,9 @@ class WorkerPool {
   }
 }
 
+/** One core is this thread's: it reads, writes, and normalizes whenever the workers have blocks enough. */
 function defaultWorkers(): number {
-  const cores = availableParallelism();
-  return cores > 1 ? Math.min(cores, MAX_WORKERS) : 0;
+  return Math.min(availableParallelism() - 1, MAX_WORKERS);
 }
 
 export async function normalizeLines(
@@ -216,11 +230,15 @@ export async function normalizeLines(
       return;
     }
     pool ??= new WorkerPool(workers);
-    const normalized = pool.normalize(block);
+    const w = pool.leastBusy();
+    // With every worker busy this thread normalizes the block itself rather than wait: the share it takes
+    // adjusts itself to what reading and writing leave it.
+    const normalized = w < 0 ? Promise.resolve(normalizeBlock(block)) : pool.normalize(w, block);
     // Settled later, in order; until then a rejection is not unhandled.
     normalized.catch(() => {});
     inFlight.push(normalized);
-    if (inFlight.length >= pool.size * BLOCKS_PER_WORKER) await writeOldest();
+    // One block more than the workers hold, so that this thread has one of its own to normalize.
+    if (inFlight.length > pool.size * BLOCKS_PER_WORKER) await writeOldest();
   };
 
   const add = (bytes: Uint8Array): void => {
