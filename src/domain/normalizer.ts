@@ -1193,8 +1193,9 @@ export function normalizeMessage(message: string): NormalizedMessage {
  * string is faster than reading a slice of one, and no string is made per
  * line. The scan reads one code unit on either side of a message (an absent
  * one reads as NaN), and a line terminator there is read as NaN is: both are
- * neither a word character nor any code a rule looks for (see scanWord). Any
- * other neighbour, or a message longer than MAX_MESSAGE_LENGTH, is sliced.
+ * neither a word character nor any code a rule compares with. Any other
+ * neighbour, or a message longer than MAX_MESSAGE_LENGTH, is sliced; a test
+ * in test/domain/normalizer.test.ts checks both against normalizeMessage.
  */
 export function normalizeLine(text: string, start: number, end: number): NormalizedMessage {
   if (

@@ -13,8 +13,9 @@
  * and written back in input order; this thread reads and writes, and
  * normalizes a block itself whenever every worker has blocks enough (so on 2
  * cores one worker and this thread share the work). An input of one block, or
- * one core, is done on this thread without starting any. Memory stays bounded: blocks are about BLOCK_BYTES, reading waits
- * while the blocks in flight are unwritten, output waits for 'drain', and of
+ * one core, is done on this thread without starting any. Memory stays
+ * bounded: blocks are about BLOCK_BYTES, reading waits while the blocks in
+ * flight are unwritten, output waits for 'drain', and of
  * a line that does not fit in a block only LINE_BYTES_KEPT bytes are kept
  * (more than the MAX_MESSAGE_LENGTH code units the normalizer reads), so one
  * endless line cannot exhaust memory.
