@@ -230,7 +230,10 @@ keys
 program
   .command('normalize')
   .description('read log lines on stdin, write "hash<TAB>template" per line on stdout')
-  .option('--workers <n>', 'threads that normalize (0: only the main thread; default: one per core)')
+  .option(
+    '--workers <n>',
+    'worker threads that normalize beside the main thread (0: none; default: one per core but one)',
+  )
   .action(async (flags: { workers?: string }) => {
     let workers: number | undefined;
     if (flags.workers !== undefined) {

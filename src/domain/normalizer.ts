@@ -795,8 +795,7 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
 }
 
 /** A closing single quote ends a word: sentence punctuation may follow (`'x'.`), a word may not (`'x'.5`). */
-function isBoundaryAfter(text: string, i: number): boolean {
-  const n = text.length;
+function isBoundaryAfter(text: string, i: number, n: number): boolean {
   let j = i;
   while (j < n && isTrailingPunctuation(text.charCodeAt(j))) j++;
   if (j >= n) return true;
@@ -826,7 +825,7 @@ function findClosingDouble(text: string, from: number, n: number): number {
 
 function findClosingSingle(text: string, from: number, n: number): number {
   for (let i = from; i < n; i++) {
-    if (text.charCodeAt(i) === 39 && isBoundaryAfter(text, i + 1)) return i;
+    if (text.charCodeAt(i) === 39 && isBoundaryAfter(text, i + 1, n)) return i;
   }
   return -1;
 }
@@ -843,13 +842,13 @@ function pushQuoted(text: string, open: number, close: number): void {
   push(T_TEXT, 0, close, close + 1);
 }
 
-function scan(text: string): void {
+/** Scans the message `text[start, n)`. */
+function scan(text: string, start: number, n: number): void {
   state.count = 0;
   state.gap = GAP_NONE;
   state.sawDateOrUnit = false;
   state.sawSurrogate = false;
-  const n = text.length;
-  let i = 0;
+  let i = start;
   /** After `=` the next word is a value. */
   let valuePending = false;
   /** Once a search for a closing quote fails every later one fails too: remembering it keeps the scan linear. */
@@ -1166,8 +1165,8 @@ function toWellFormed(text: string): string {
   return from === 0 ? text : out + text.slice(from);
 }
 
-function templateOf(text: string): string {
-  scan(text);
+function templateOf(text: string, start: number, end: number): string {
+  scan(text, start, end);
   if (state.sawDateOrUnit) applyDateAndUnitRule();
   return emit(text);
 }
@@ -1185,11 +1184,42 @@ function asText(message: unknown): string {
 export function normalizeMessage(message: string): NormalizedMessage {
   let text = asText(message);
   if (text.length > MAX_MESSAGE_LENGTH) text = text.slice(0, MAX_MESSAGE_LENGTH);
-  let template = templateOf(text);
+  return normalizeSpan(text, 0, text.length);
+}
+
+/**
+ * `normalizeMessage(text.slice(start, end))` without the slice, for a line of
+ * a larger text (`logflow normalize` reads blocks of lines): reading a flat
+ * string is faster than reading a slice of one, and no string is made per
+ * line. The scan reads one code unit on either side of a message (an absent
+ * one reads as NaN), and a line terminator there is read as NaN is: both are
+ * neither a word character nor any code a rule compares with. Any other
+ * neighbour, or a message longer than MAX_MESSAGE_LENGTH, is sliced; a test
+ * in test/domain/normalizer.test.ts checks both against normalizeMessage.
+ */
+export function normalizeLine(text: string, start: number, end: number): NormalizedMessage {
+  if (
+    end - start > MAX_MESSAGE_LENGTH ||
+    (start > 0 && text.charCodeAt(start - 1) !== 10) ||
+    (end < text.length && !isLineTerminator(text.charCodeAt(end)))
+  ) {
+    return normalizeMessage(text.slice(start, end));
+  }
+  return normalizeSpan(text, start, end);
+}
+
+function isLineTerminator(c: number): boolean {
+  return c === 10 || c === 13;
+}
+
+/** The message `text[start, end)`, at most MAX_MESSAGE_LENGTH long, whose neighbours are as normalizeLine says. */
+function normalizeSpan(text: string, start: number, end: number): NormalizedMessage {
+  let template = templateOf(text, start, end);
   if (state.sawSurrogate) {
     // Templates are written as UTF-8; a lone surrogate would come back as U+FFFD and hash differently.
-    const wellFormed = toWellFormed(text);
-    if (wellFormed !== text) template = templateOf(wellFormed);
+    const message = text.slice(start, end);
+    const wellFormed = toWellFormed(message);
+    if (wellFormed !== message) template = templateOf(wellFormed, 0, wellFormed.length);
   }
   return { template, errorHash: hashFinish(template.length) };
 }

@@ -2,7 +2,13 @@
 import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hashTemplate, MAX_MESSAGE_LENGTH, normalizeMessage, uint64ToDecimal } from '../../src/domain/normalizer.ts';
+import {
+  hashTemplate,
+  MAX_MESSAGE_LENGTH,
+  normalizeLine,
+  normalizeMessage,
+  uint64ToDecimal,
+} from '../../src/domain/normalizer.ts';
 
 const templateOf = (message: string): string => normalizeMessage(message).template;
 
@@ -625,5 +631,63 @@ describe('normalizeMessage: properties', () => {
       'a.b.com.'.repeat(6.3e5),
     ];
     for (const input of inputs) expectWellFormedResult(input);
+  });
+});
+
+describe('normalizeLine', () => {
+  /** Messages whose edges are where the scan looks past a message: quotes, `<`, `:`, `/`, `=`, `'`, `*`. */
+  const edgy = fc.oneof(
+    anyMessage,
+    logLike.map((m) => `${m}<*`),
+    logLike.map((m) => `:${m}'`),
+  );
+  const terminator = fc.constantFrom('\n', '\r\n');
+  /** Text that changes a message's template if the scan read it as part of the message. */
+  const neighbour = fc.constantFrom('=', '*>', '>', '/x', '"', "'", ':', '.', 'a', '1', '\udc00');
+
+  it('reads nothing of the text around the line', () => {
+    for (const [message, after] of [
+      ['k=a', '='],
+      ['x <', '*>'],
+      ['see http:/', '/x'],
+      ['at "/a b', '"'],
+    ] as const) {
+      const text = `${message}${after}`;
+      expect(normalizeLine(text, 0, message.length)).toEqual(normalizeMessage(message));
+      expect(normalizeLine(text, 0, message.length)).not.toEqual(normalizeMessage(text));
+    }
+  });
+
+  it('gives what normalizeMessage gives for the line alone, for lines of a larger text', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(edgy, terminator), { minLength: 1, maxLength: 8 }), (lines) => {
+        const text = lines.map(([line, end]) => line + end).join('');
+        let start = 0;
+        for (const [line, end] of lines) {
+          // A message that holds a line terminator itself is sliced; its result must not differ either.
+          expect(normalizeLine(text, start, start + line.length)).toEqual(normalizeMessage(line));
+          start += line.length + end.length;
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('gives what normalizeMessage gives for any range of any text', () => {
+    fc.assert(
+      fc.property(fc.oneof(edgy, neighbour), edgy, fc.oneof(edgy, neighbour), (before, message, after) => {
+        const text = before + message + after;
+        const start = before.length;
+        expect(normalizeLine(text, start, start + message.length)).toEqual(normalizeMessage(message));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('cuts a line longer than MAX_MESSAGE_LENGTH as normalizeMessage does', () => {
+    const line = `${'abc 1 '.repeat(MAX_MESSAGE_LENGTH / 6)}xyz "q`;
+    expect(line.length).toBeGreaterThan(MAX_MESSAGE_LENGTH);
+    const text = `first\n${line}\nlast`;
+    expect(normalizeLine(text, 6, 6 + line.length)).toEqual(normalizeMessage(line));
   });
 });

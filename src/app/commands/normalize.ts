@@ -9,10 +9,13 @@
  * is never part of a multi-byte UTF-8 character, so a block decodes on its
  * own; bytes that are not UTF-8 become U+FFFD). Normalizing is nearly all the
  * work, so with more than one core the blocks are normalized on worker
- * threads, a few blocks in flight per worker, and written back in input order;
- * an input of one block, or one core, is done on this thread without starting
- * any. Memory stays bounded: blocks are about BLOCK_BYTES, reading waits
- * while the blocks in flight are unwritten, output waits for 'drain', and of
+ * threads, one per core but this thread's, a few blocks in flight per worker,
+ * and written back in input order; this thread reads and writes, and
+ * normalizes a block itself whenever every worker has blocks enough (so on 2
+ * cores one worker and this thread share the work). An input of one block, or
+ * one core, is done on this thread without starting any. Memory stays
+ * bounded: blocks are about BLOCK_BYTES, reading waits while the blocks in
+ * flight are unwritten, output waits for 'drain', and of
  * a line that does not fit in a block only LINE_BYTES_KEPT bytes are kept
  * (more than the MAX_MESSAGE_LENGTH code units the normalizer reads), so one
  * endless line cannot exhaust memory.
@@ -21,7 +24,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { LogflowError, ErrorCodes } from '../../core/errors.ts';
 import { startModuleWorker, type ModuleWorkerFailure } from '../../core/module-worker.ts';
-import { MAX_MESSAGE_LENGTH, normalizeMessage } from '../../domain/normalizer.ts';
+import { MAX_MESSAGE_LENGTH, normalizeLine } from '../../domain/normalizer.ts';
 
 /** Input bytes per block: enough lines (about 2,000 of Loghub's) that handing a block to a worker costs little. */
 const BLOCK_BYTES = 256 * 1024;
@@ -32,7 +35,7 @@ const BLOCKS_PER_WORKER = 2;
 const MAX_WORKERS = 8;
 
 export interface NormalizeLinesOptions {
-  /** Worker threads (0: all on this thread). Default: one per core, none on one core. */
+  /** Worker threads beside this one (0: all on this thread). Default: one per core but one, none on one core. */
   readonly workers?: number;
 }
 
@@ -52,25 +55,42 @@ interface NormalizedBlock {
 export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   const n = text.length;
-  let out = '';
+  // Each line is written into one buffer as it is made: cheaper than joining the block's lines into one string
+  // and encoding that. allocUnsafeSlow gives a buffer of its own, which can be transferred (a small Buffer may
+  // sit in Node's shared pool); every byte of it that is handed on is written first.
+  let out: Buffer = Buffer.allocUnsafeSlow(2 * bytes.byteLength + OUTPUT_SLACK);
+  let at = 0;
   let lines = 0;
   let from = 0;
   while (from < n) {
     const newline = text.indexOf('\n', from);
     let end = newline < 0 ? n : newline;
     if (end > from && text.charCodeAt(end - 1) === 13) end--;
-    // The normalizer reads no further; slicing less copies less of a long line.
-    const { template, errorHash } = normalizeMessage(text.slice(from, Math.min(end, from + MAX_MESSAGE_LENGTH)));
-    out += `${errorHash}\t${template}\n`;
+    // The normalizer reads no further than MAX_MESSAGE_LENGTH, so a longer line is cut there, as ingest cuts it.
+    const { template, errorHash } = normalizeLine(text, from, Math.min(end, from + MAX_MESSAGE_LENGTH));
+    const line = `${errorHash}\t${template}\n`;
+    // write() stops where the buffer ends, so room is made first: UTF-8 takes at most 3 bytes per UTF-16 unit.
+    if (at + 3 * line.length > out.length) out = grown(out, at, 3 * line.length);
+    at += out.write(line, at);
     lines++;
     if (newline < 0) break;
     from = newline + 1;
   }
-  // TextEncoder gives a buffer of its own, which can be transferred (a small Buffer may sit in Node's shared pool).
-  return { output: encoder.encode(out), lines };
+  return { output: out.subarray(0, at), lines };
 }
 
-const encoder = new TextEncoder();
+/**
+ * Output room beyond twice the input, enough for most blocks (a line's output is its template and about 21 bytes);
+ * a block of many short lines grows its buffer.
+ */
+const OUTPUT_SLACK = 64 * 1024;
+
+/** A buffer of its own with the first `used` bytes of `buffer` and room for `more` after them. */
+function grown(buffer: Buffer, used: number, more: number): Buffer {
+  const larger = Buffer.allocUnsafeSlow(Math.max(2 * buffer.length, used + more));
+  buffer.copy(larger, 0, 0, used);
+  return larger;
+}
 
 /** Runs in a worker (src/core/module-worker.ts starts it): normalizes each block it receives and posts the result. */
 export function serveNormalizeBlocks(
@@ -93,7 +113,6 @@ interface Waiting {
 class WorkerPool {
   private readonly workers: Worker[] = [];
   private readonly pending: Waiting[][] = [];
-  private next = 0;
   private failure: Error | null = null;
 
   constructor(count: number) {
@@ -115,10 +134,23 @@ class WorkerPool {
     return this.workers.length;
   }
 
-  normalize(bytes: Uint8Array): Promise<NormalizedBlock> {
+  /** The worker with the fewest blocks unanswered, if it has fewer than BLOCKS_PER_WORKER; else -1. */
+  leastBusy(): number {
+    let best = -1;
+    let fewest = BLOCKS_PER_WORKER;
+    for (let w = 0; w < this.pending.length; w++) {
+      const count = (this.pending[w] as Waiting[]).length;
+      if (count < fewest) {
+        best = w;
+        fewest = count;
+      }
+    }
+    return best;
+  }
+
+  /** Hands a block to worker `w` (see leastBusy). */
+  normalize(w: number, bytes: Uint8Array): Promise<NormalizedBlock> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    const w = this.next;
-    this.next = (w + 1) % this.workers.length;
     return new Promise((resolve, reject) => {
       this.pending[w]?.push({ resolve, reject });
       this.workers[w]?.postMessage(bytes, [bytes.buffer as ArrayBuffer]);
@@ -141,9 +173,9 @@ class WorkerPool {
   }
 }
 
+/** One core is this thread's: it reads, writes, and normalizes whenever the workers have blocks enough. */
 function defaultWorkers(): number {
-  const cores = availableParallelism();
-  return cores > 1 ? Math.min(cores, MAX_WORKERS) : 0;
+  return Math.min(availableParallelism() - 1, MAX_WORKERS);
 }
 
 export async function normalizeLines(
@@ -199,11 +231,15 @@ export async function normalizeLines(
       return;
     }
     pool ??= new WorkerPool(workers);
-    const normalized = pool.normalize(block);
+    const w = pool.leastBusy();
+    // With every worker busy this thread normalizes the block itself rather than wait: the share it takes
+    // adjusts itself to what reading and writing leave it.
+    const normalized = w < 0 ? Promise.resolve(normalizeBlock(block)) : pool.normalize(w, block);
     // Settled later, in order; until then a rejection is not unhandled.
     normalized.catch(() => {});
     inFlight.push(normalized);
-    if (inFlight.length >= pool.size * BLOCKS_PER_WORKER) await writeOldest();
+    // One block more than the workers hold, so that this thread has one of its own to normalize.
+    if (inFlight.length > pool.size * BLOCKS_PER_WORKER) await writeOldest();
   };
 
   const add = (bytes: Uint8Array): void => {

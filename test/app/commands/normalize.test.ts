@@ -184,7 +184,10 @@ describe('normalizeLines', () => {
     expect(output).toBe(expectedOutput(`first 1\n${huge}\nnext 2`));
   });
 
-  it('gives the same output on worker threads as on this thread, in order, over many blocks', async () => {
+  // Three passes over 8 MiB with 70,000-unit lines: on a shared 2-core machine that can take minutes.
+  it('gives the same output on worker threads as on this thread, in order, over many blocks', {
+    timeout: 300_000,
+  }, async () => {
     const samples = [
       '081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating',
       '10.0.0.1 "GET /v2/servers/detail?limit=5 HTTP/1.1" status: 200 len: 1893 time: 0.2477829',
@@ -199,9 +202,18 @@ describe('normalizeLines', () => {
     const expected = expectedOutput(bytes.toString('utf8'));
     const chunks = cutInto(bytes, [1, 70_000, 300_000, 2_000_001, 5_000_000]);
     expect((await run(chunks, { workers: 0 })).output).toBe(expected);
+    // One worker leaves this thread blocks to normalize itself, between the worker's, in input order.
+    expect((await run(chunks, { workers: 1 })).output).toBe(expected);
     const onWorkers = await run(chunks, { workers: 2 });
     expect(onWorkers.output).toBe(expected);
     expect(onWorkers.lines).toBe(40_001);
+  });
+
+  it('grows its output for blocks whose output is many times their input (empty and short lines)', async () => {
+    const input = `${'\n'.repeat(300_000)}${'a\r\n1\n'.repeat(100_000)}é\n`;
+    const { output, lines } = await run([input], { workers: 0 });
+    expect(lines).toBe(500_001);
+    expect(output).toBe(expectedOutput(input));
   });
 
   it('strips a CR that falls exactly after MAX_MESSAGE_LENGTH code units', async () => {
