@@ -238,7 +238,8 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
       await computed.done;
     }
     start(vectorize, { 'learning-period': flags.history });
-    start(detect, {});
+    // The dashboard's address goes into alert notifications as their link.
+    start(detect, dashboard === undefined ? {} : { 'dashboard-url': dashboard });
     // The weekly baselines, the nightly analysis and the hourly retention keep their cron schedules, read in event
     // time: at x20 the baselines refresh every 8.4 hours and a day's analysis comes every 72 minutes.
     const eventTime = new EventTimeScheduler(startedAt, flags.speed);
