@@ -159,9 +159,13 @@ export class AlertNotifier implements Component {
    * the sender themselves (tests, a one-shot flush).
    */
   async runOnce(): Promise<number> {
+    return (await this.#round()).claimed;
+  }
+
+  async #round(): Promise<{ claimed: number; delivered: number }> {
     const rows = await this.#repository.claim(this.#batchSize, this.#leaseMs);
-    await Promise.all(rows.map((row) => this.#limit(() => this.#deliver(row))));
-    return rows.length;
+    const outcomes = await Promise.all(rows.map((row) => this.#limit(() => this.#deliver(row))));
+    return { claimed: rows.length, delivered: outcomes.filter(Boolean).length };
   }
 
   async health(): Promise<HealthCheck> {
@@ -190,9 +194,11 @@ export class AlertNotifier implements Component {
 
   async #run(): Promise<void> {
     while (!this.#closed) {
-      let claimed = 0;
+      let again = false;
       try {
-        claimed = await this.runOnce();
+        const { claimed, delivered } = await this.#round();
+        // A full batch may have left rows due; a delivery may have unblocked the next row of its alert.
+        again = claimed === this.#batchSize || delivered > 0;
         if (this.#storeError !== undefined) this.#logger.info('alert notifier: outbox reachable again');
         this.#storeError = undefined;
       } catch (error) {
@@ -200,8 +206,7 @@ export class AlertNotifier implements Component {
           this.#logger.warn({ err: error }, 'alert notifier: cannot read the outbox; trying again each poll');
         this.#storeError = chain(error);
       }
-      // A full batch means more may be due: go on at once.
-      if (claimed < this.#batchSize && !this.#closed) await this.#sleep();
+      if (!again && !this.#closed) await this.#sleep();
     }
   }
 
@@ -222,7 +227,8 @@ export class AlertNotifier implements Component {
     });
   }
 
-  async #deliver(row: PendingNotification): Promise<void> {
+  /** True when the receiver took it. */
+  async #deliver(row: PendingNotification): Promise<boolean> {
     const receiver = receiverName(row.url);
     const context = { alertId: row.alertId, event: row.event, deliveryId: row.deliveryId, receiver };
     let failure: LogflowError | undefined;
@@ -241,7 +247,7 @@ export class AlertNotifier implements Component {
       if (this.#failing.delete(receiver)) this.#logger.info(context, 'alert notifier: receiver answering again');
       this.#logger.info({ ...context, attempts: row.attempts }, 'alert notification delivered');
       this.#options.metrics?.recordsOut.inc({ pipeline: this.#options.pipeline ?? 'detect', stage: 'notify' });
-      return;
+      return true;
     }
     if (isRetriable(failure) && row.attempts < this.#policy.maxAttempts) {
       const cause = failure.cause;
@@ -251,12 +257,13 @@ export class AlertNotifier implements Component {
         this.#logger.warn({ ...context, err: failure }, 'alert notifier: receiver failing; retrying with backoff');
       this.#failing.set(receiver, failure.message);
       await this.#repository.reschedule(row.id, delayMs, failure.message);
-      return;
+      return false;
     }
     // Refused (a 4xx) or out of attempts: final, and said so once per notification.
     const why = isRetriable(failure) ? `gave up after ${row.attempts} attempts` : 'refused by the receiver';
     this.#logger.error({ ...context, attempts: row.attempts, err: failure }, `alert notification ${why}; not retried`);
     await this.#repository.markFailed(row.id, `${why}: ${failure.message}`);
+    return false;
   }
 
   async #post(row: PendingNotification): Promise<void> {
