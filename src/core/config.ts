@@ -306,5 +306,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     redis: { url: maskUrl(config.redis.url) },
     embeddings: { ...config.embeddings, apiKey: mask(config.embeddings.apiKey) },
     llm: { ...config.llm, apiKey: mask(config.llm.apiKey) },
+    // A webhook's path is its secret (Slack's are): only the receiver's origin is shown.
+    alertWebhookUrl: config.alertWebhookUrl === undefined ? undefined : `${new URL(config.alertWebhookUrl).origin}/***`,
   };
 }
