@@ -285,6 +285,21 @@ describe.each([
     expect(Number(rows[0]?.n)).toBe(4);
   });
 
+  it('retries a request the receiver never answered with the same Idempotency-Key', async () => {
+    let calls = 0;
+    receiver.answer = () => (++calls === 1 ? 'hang' : { status: 204 });
+    await feed(repos, state, INCIDENT().slice(0, 2), targets);
+    notifier = sender({ timeoutMs: 200 }).start();
+    await waitFor(async () => (await repos.alertNotifications.counts()).sent === 1, 'delivered on the second attempt');
+    // The receiver may have acted on the first request: the key tells it the second is the same delivery.
+    expect(receiver.received).toHaveLength(2);
+    const keys = receiver.received.map((r) => r.headers['idempotency-key']);
+    expect(keys[0]).toBe(keys[1]);
+    expect(keys[0]).toBe(payloads(receiver)[0]!.delivery_id);
+    const { rows } = await db.pool.query<{ attempts: number }>('SELECT attempts FROM alert_notifications');
+    expect(rows[0]?.attempts).toBe(2);
+  });
+
   it('does not retry a 4xx and logs it; retries 429 and 5xx', async () => {
     const { logger, lines } = capturedLogger();
     receiver.answer = (r) => ((r.body as AlertNotification).service === 'checkout' ? { status: 400 } : { status: 200 });
