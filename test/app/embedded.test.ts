@@ -114,6 +114,7 @@ describe('npm start (embedded mode)', () => {
     const spike = truth.find((t) => t.kind === 'spike')!;
     expect(afterFirst.alerts).toContainEqual({ rule: 'spike', service: spike.service });
     expect(afterFirst.reports).toBe(1);
+    expect(first.output).toContain(`alert notifications: POST to ${new URL(receiver.url()).origin}`);
     // The spike's opening reached the webhook, in the documented shape, once.
     const posted = receiver.received.map((r) => alertNotificationSchema.parse(r.body));
     const spikeOpened = posted.filter((p) => p.event === 'opened' && p.kind === 'spike' && p.service === spike.service);
