@@ -31,6 +31,7 @@ import { durationMs } from '../core/duration.ts';
 import { api } from './api.ts';
 import { baselines } from '../pipelines/baselines.ts';
 import { detect } from '../pipelines/detect.ts';
+import { receiverName } from '../sinks/alert-notifier.ts';
 import { generate } from '../pipelines/generate.ts';
 import { ingest } from '../pipelines/ingest.ts';
 import { nightly } from '../pipelines/nightly.ts';
@@ -238,7 +239,11 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
       await computed.done;
     }
     start(vectorize, { 'learning-period': flags.history });
-    start(detect, {});
+    if (config.alertWebhookUrl !== undefined)
+      // The origin only: a webhook's path is its secret (SECURITY.md).
+      say(`alert notifications: POST to ${receiverName(config.alertWebhookUrl)} (LOGFLOW_ALERT_WEBHOOK_URL)`);
+    // The dashboard's address goes into alert notifications as their link.
+    start(detect, dashboard === undefined ? {} : { 'dashboard-url': dashboard });
     // The weekly baselines, the nightly analysis and the hourly retention keep their cron schedules, read in event
     // time: at x20 the baselines refresh every 8.4 hours and a day's analysis comes every 72 minutes.
     const eventTime = new EventTimeScheduler(startedAt, flags.speed);

@@ -111,6 +111,7 @@ const variables = {
   LOGFLOW_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOGFLOW_LOGS_TTL_DAYS: intIn(1, 3650, 30),
   LOGFLOW_SHUTDOWN_TIMEOUT_MS: intIn(100, 600_000, 15_000),
+  LOGFLOW_ALERT_WEBHOOK_URL: url(['http:', 'https:']),
 } as const;
 
 /** A credential without its endpoint is a mistake, not a request for the embedded default. */
@@ -172,6 +173,8 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly logsTtlDays: number;
   readonly shutdownTimeoutMs: number;
+  /** Where alert notifications go unless a service names its own receiver (README.md, "Notifications"). */
+  readonly alertWebhookUrl: string | undefined;
   readonly topics: {
     readonly rawLogs: string;
     readonly vectorizationQueue: string;
@@ -260,6 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: v.LOGFLOW_LOG_LEVEL,
     logsTtlDays: v.LOGFLOW_LOGS_TTL_DAYS,
     shutdownTimeoutMs: v.LOGFLOW_SHUTDOWN_TIMEOUT_MS,
+    alertWebhookUrl: v.LOGFLOW_ALERT_WEBHOOK_URL,
     topics: {
       rawLogs: `${prefix}raw-logs`,
       vectorizationQueue: `${prefix}vectorization-queue`,
@@ -302,5 +306,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     redis: { url: maskUrl(config.redis.url) },
     embeddings: { ...config.embeddings, apiKey: mask(config.embeddings.apiKey) },
     llm: { ...config.llm, apiKey: mask(config.llm.apiKey) },
+    // A webhook's path is its secret (Slack's are): only the receiver's origin is shown.
+    alertWebhookUrl: config.alertWebhookUrl === undefined ? undefined : `${new URL(config.alertWebhookUrl).origin}/***`,
   };
 }

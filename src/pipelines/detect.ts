@@ -22,8 +22,12 @@
  * stopped, even alone on its partition, still close and its silence is
  * scored. Events behind the watermark are late: counted in no window, but in
  * logflow_late_events_total and in a warning per checkpoint.
+ *
+ * Notifications: the alert transitions a checkpoint saves queue their webhook
+ * in the same transaction; the process's alert notifier sends them
+ * (README.md, "Notifications").
  */
-import { concatMap, connect, defer, filter, map, merge, mergeMap, pipe } from 'rxjs';
+import { concat, concatMap, connect, defer, filter, finalize, ignoreElements, map, merge, mergeMap, pipe } from 'rxjs';
 import { z } from 'zod';
 import { durationMs } from '../core/duration.ts';
 import { parseOptions } from '../core/options.ts';
@@ -37,6 +41,7 @@ import { reportInFlight } from '../operators/reportInFlight.ts';
 import { reportLate } from '../operators/reportLate.ts';
 import { scoreWindows } from '../operators/scoreWindows.ts';
 import { windowByEventTime } from '../operators/windowByEventTime.ts';
+import { AlertNotifier } from '../sinks/alert-notifier.ts';
 import { DetectorCheckpoints, saveCheckpoints, type DetectorOutput } from '../sinks/detector-checkpoints.ts';
 import { consume, thenClose } from '../sources/consume.ts';
 import type { ConsumedRecord } from '../sources/topics.ts';
@@ -52,6 +57,8 @@ const optionsSchema = z
     'checkpoint-ms': z.coerce.number().int().min(10).max(600_000).default(1_000),
     'refresh-ms': z.coerce.number().int().min(100).max(3_600_000).default(30_000),
     partitions: z.coerce.number().int().min(1).max(1_000).default(4),
+    /** The dashboard's address, for the link in alert notifications (npm start passes its own). */
+    'dashboard-url': z.url({ protocol: /^https?$/ }).optional(),
   })
   .strict();
 
@@ -84,11 +91,19 @@ export const detect = definePipeline<Resources>({
       mergeMap(({ topics, engines, repositories }) => {
         const { config, metrics, name, logger, scheduler } = ctx;
         const settings = new DetectorSettingsStore(engines.clickhouse, repositories, scheduler);
+        // Beside the graph, not in it: a slow or failing receiver delays only the notifications (src/sinks/alert-notifier.ts).
+        const notifier = new AlertNotifier(repositories.alertNotifications, {
+          logger: logger.child({ component: 'alert-notifier' }),
+          metrics,
+          pipeline: name,
+        }).start();
         const checkpoints = new DetectorCheckpoints(repositories, engines.clickhouse, {
           pipeline: name,
           windows,
           metrics,
           logger,
+          notifications: { defaultUrl: config.alertWebhookUrl ?? null, dashboardUrl: options['dashboard-url'] ?? null },
+          onAlertEvents: () => notifier.wake(),
         });
         const assignments = partitionAssignments({
           assign: async (partitions) => {
@@ -148,7 +163,10 @@ export const detect = definePipeline<Resources>({
             { scheduler },
           ),
         );
-        return thenClose(graph$, subscription);
+        // Closed after the graph has saved its last checkpoint, so the notifications it queued get their chance.
+        return concat(thenClose(graph$, subscription), defer(() => notifier.close()).pipe(ignoreElements())).pipe(
+          finalize(() => void notifier.close()),
+        );
       }),
     );
   },

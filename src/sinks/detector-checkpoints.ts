@@ -29,6 +29,7 @@ import { batch } from '../operators/batch.ts';
 import type { TopicPartition } from '../sources/topics.ts';
 import { toClickHouseDateTime } from '../stores/logs-table.ts';
 import type { JsonValue } from '../stores/postgres/db.ts';
+import type { NotificationTargets } from '../stores/postgres/alert-notifications.ts';
 import type { PoolRepositories } from '../stores/postgres/index.ts';
 import { applyAlertEvent } from './alert-events.ts';
 
@@ -61,6 +62,10 @@ export interface DetectorCheckpointsOptions {
   readonly windows: WindowStateOptions;
   readonly metrics: EngineMetrics;
   readonly logger: Logger;
+  /** Where the alert events' notifications go (queued in the same transaction); default: nowhere. */
+  readonly notifications?: NotificationTargets;
+  /** Told after a checkpoint that wrote alert events is saved, so a sender need not wait for its next poll. */
+  readonly onAlertEvents?: () => void;
 }
 
 /**
@@ -167,7 +172,10 @@ export class DetectorCheckpoints {
       await retry(() => this.flag(cp.anomalous), RETRY_UNTIL_STOPPED);
       for (const chunk of cp.chunks) chunk.ack();
       if (cp.counted > 0) metrics.recordsIn.inc({ pipeline, stage: 'source' }, cp.counted);
-      if (events > 0) metrics.recordsOut.inc({ pipeline, stage: 'alert-events' }, events);
+      if (events > 0) {
+        metrics.recordsOut.inc({ pipeline, stage: 'alert-events' }, events);
+        this.options.onAlertEvents?.();
+      }
     } finally {
       this.#unwritten -= 1;
       if (this.#unwritten === 0) {
@@ -223,7 +231,7 @@ export class DetectorCheckpoints {
     const upserts = new Map<string, JsonValue>(save.windows.upserts as ReadonlyMap<string, JsonValue>);
     for (const [key, entry] of save.levels) upserts.set(`${LEVEL_ENTRY_PREFIX}${key}`, [...entry]);
     return this.repositories.transaction(async (tx) => {
-      for (const event of save.events) await applyAlertEvent(tx, event);
+      for (const event of save.events) await applyAlertEvent(tx, event, this.options.notifications);
       return tx.detectorCheckpoints.saveChanges(
         {
           pipeline: this.options.pipeline,

@@ -1000,7 +1000,39 @@ describe('services, config and preferences', () => {
       (await call({ method: 'PATCH', url: '/api/v1/services/ghost', key: keys.admin, payload: { sensitivity: 4 } }))
         .status,
     ).toBe(404);
+    // A per-service alert webhook: admins set and read it whole; others see only where it points, the path being the
+    // secret of webhooks such as Slack's.
+    const hook = 'https://hooks.example.com/services/T000/B000/secret-token';
+    expect(
+      (
+        await call({
+          method: 'PATCH',
+          url: '/api/v1/services/ledger',
+          key: keys.admin,
+          payload: { alertWebhookUrl: hook },
+        })
+      ).body,
+    ).toMatchObject({ name: 'ledger', alertWebhookUrl: hook });
+    expect((await get('/api/v1/services/ledger', keys.admin)).body).toMatchObject({ alertWebhookUrl: hook });
+    expect((await get('/api/v1/services/ledger', keys.viewer)).body).toMatchObject({
+      alertWebhookUrl: 'https://hooks.example.com/…',
+    });
+    const listed = (await get('/api/v1/services', keys.operator)).body!.items as Array<Record<string, unknown>>;
+    expect(listed.find((s) => s.name === 'ledger')).toMatchObject({ alertWebhookUrl: 'https://hooks.example.com/…' });
+    expect(JSON.stringify(listed)).not.toContain('secret-token');
+    expect(
+      (
+        await call({
+          method: 'PATCH',
+          url: '/api/v1/services/ledger',
+          key: keys.admin,
+          payload: { alertWebhookUrl: null },
+        })
+      ).body,
+    ).toMatchObject({ alertWebhookUrl: null });
     for (const [method, url, payload] of [
+      ['PATCH', '/api/v1/services/ledger', { alertWebhookUrl: 'ftp://hooks.example.com/x' }],
+      ['PATCH', '/api/v1/services/ledger', { alertWebhookUrl: 'not a url' }],
       ['POST', '/api/v1/services', { name: 'Bad Name', displayName: 'x' }],
       ['POST', '/api/v1/services', { name: 'ok', displayName: 'x', tier: 'gold' }],
       ['PATCH', '/api/v1/services/ledger', {}],

@@ -15,7 +15,9 @@ import { loadConfig } from '../../src/core/config.ts';
 import { openEngines } from '../../src/clients/engines.ts';
 import { EMBEDDED_PIPELINES, type RunSummary } from '../../src/app/embedded.ts';
 import { pipelines } from '../../src/app/registry.ts';
+import { alertNotificationSchema } from '../../src/domain/alert-notification.ts';
 import { ClickHouseVectorStore } from '../../src/stores/clickhouse-vector.ts';
+import { startWebhookReceiver } from '../support/webhook-receiver.ts';
 
 function npmStart(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
@@ -50,9 +52,12 @@ describe('npm start (embedded mode)', () => {
     }
   });
 
-  it('stores every generated log once, vectorizes patterns, raises the incident alert, writes a report, and continues on a second run', async () => {
+  it('stores every generated log once, vectorizes patterns, raises the incident alert, posts it, writes a report, and continues on a second run', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-start-'));
-    const first = await npmStart(['--duration', '30s', '--rate', '2000', '--data-dir', dir, '--analyze-after', '20s']);
+    const receiver = await startWebhookReceiver();
+    const first = await npmStart(['--duration', '30s', '--rate', '2000', '--data-dir', dir, '--analyze-after', '20s'], {
+      LOGFLOW_ALERT_WEBHOOK_URL: receiver.url('/alerts'),
+    }).finally(() => receiver.close());
     expect(first.code, first.output).toBe(0);
     const analyzedDate = /nightly report for (\S+) written/.exec(first.output)?.[1];
     expect(analyzedDate, first.output).toMatch(/^\d{4}-\d{2}-\d{2}$/);
@@ -109,6 +114,14 @@ describe('npm start (embedded mode)', () => {
     const spike = truth.find((t) => t.kind === 'spike')!;
     expect(afterFirst.alerts).toContainEqual({ rule: 'spike', service: spike.service });
     expect(afterFirst.reports).toBe(1);
+    expect(first.output).toContain(`alert notifications: POST to ${new URL(receiver.url()).origin}`);
+    // The spike's opening reached the webhook, in the documented shape, once.
+    const posted = receiver.received.map((r) => alertNotificationSchema.parse(r.body));
+    const spikeOpened = posted.filter((p) => p.event === 'opened' && p.kind === 'spike' && p.service === spike.service);
+    expect(spikeOpened, first.output).toHaveLength(1);
+    expect(spikeOpened[0]!.dashboard_url ?? '/#/alerts/').toMatch(/\/#\/alerts\/\d*$/);
+    const transitions = posted.map((p) => `${p.alert_id}:${p.event}:${p.window_end}`);
+    expect(new Set(transitions).size).toBe(transitions.length);
 
     // The second run is also given a port something else holds: the dashboard is skipped, the rest runs.
     const holder = createServer();

@@ -99,6 +99,17 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('takes an http(s) alert webhook and refuses anything else, naming the variable', () => {
+    expect(loadConfig({}).alertWebhookUrl).toBeUndefined();
+    expect(loadConfig({ LOGFLOW_ALERT_WEBHOOK_URL: 'http://127.0.0.1:9000/hook' }).alertWebhookUrl).toBe(
+      'http://127.0.0.1:9000/hook',
+    );
+    expect(problemsOf({ LOGFLOW_ALERT_WEBHOOK_URL: 'ftp://example.com/hook' })).toEqual([
+      'LOGFLOW_ALERT_WEBHOOK_URL: must be a URL starting with http:// or https://',
+    ]);
+    expect(problemsOf({ LOGFLOW_ALERT_WEBHOOK_URL: 'hooks.example.com' })).toHaveLength(1);
+  });
+
   it('never shows secrets when redacted for logging', () => {
     const config = loadConfig({
       LOGFLOW_POSTGRES_URL: 'postgres://u:hunter2@db:5432/log_analysis',
@@ -106,8 +117,11 @@ describe('loadConfig', () => {
       LOGFLOW_LLM_API_KEY: 'sk-very-secret',
       LOGFLOW_CLICKHOUSE_URL: 'http://127.0.0.1:8123',
       LOGFLOW_CLICKHOUSE_PASSWORD: 'chpass',
+      LOGFLOW_ALERT_WEBHOOK_URL: 'https://hooks.example.com/services/T1/B2/webhook-secret',
     });
     const text = JSON.stringify(redactedConfig(config));
+    expect(text).not.toContain('webhook-secret');
+    expect(text).toContain('https://hooks.example.com/***');
     expect(text).not.toContain('hunter2');
     expect(text).not.toContain('sk-very-secret');
     expect(text).not.toContain('chpass');

@@ -3,7 +3,9 @@
  * give the baselines; then 40 minutes with an error spike and a silence.
  * Every incident must open an alert within window + allowed lateness + one
  * window of its start, normal traffic must open none, and a restart in the
- * middle must restore state without duplicating an alert.
+ * middle must restore state without duplicating an alert. Alert webhooks go
+ * to a local receiver over real HTTP: each transition exactly once, across
+ * the restart.
  */
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,16 +14,23 @@ import { baselines } from '../../src/pipelines/baselines.ts';
 import { detect } from '../../src/pipelines/detect.ts';
 import { generate } from '../../src/pipelines/generate.ts';
 import { ingest } from '../../src/pipelines/ingest.ts';
+import { alertNotificationSchema } from '../../src/domain/alert-notification.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
 
 const MINUTE = 60_000;
 
 describe('detect', () => {
   let h: Harness;
+  let receiver: WebhookReceiver;
   beforeAll(async () => {
-    h = await createHarness();
+    receiver = await startWebhookReceiver();
+    h = await createHarness({ LOGFLOW_ALERT_WEBHOOK_URL: receiver.url() });
   });
-  afterAll(() => h.close());
+  afterAll(async () => {
+    await h.close();
+    await receiver.close();
+  });
 
   it('alerts on every injected incident in time, on nothing else, and survives a restart without duplicates', async () => {
     const t0 = Math.floor(Date.now() / MINUTE) * MINUTE - 150 * MINUTE;
@@ -72,19 +81,24 @@ describe('detect', () => {
     const alerts = async () =>
       (await repositories.anomalyAlerts.list({ limit: 500 })).items.filter((a) => a.alertType !== 'novel_pattern');
 
-    // First run: until the spike's alert has opened (it may have resolved already by the next poll), then stop.
-    const first = h.start(detect, { 'checkpoint-ms': '200' });
+    // First run: until the spike's alert has opened (it may have resolved already by the next poll) and its
+    // notification has been delivered, then stop.
+    const first = h.start(detect, { 'checkpoint-ms': '200', 'dashboard-url': 'http://127.0.0.1:8080/' });
     await h.waitFor(
       async () => (await alerts()).some((a) => a.rule === 'spike' && a.openedAt !== null),
       'the spike alert',
       180_000,
+    );
+    await h.waitFor(
+      async () => receiver.received.some((r) => alertNotificationSchema.parse(r.body).kind === 'spike'),
+      'the spike alert posted',
     );
     expect(await first.stop()).toEqual({ status: 'stopped' });
     const beforeRestart = await alerts();
 
     // The rest, with the silence, arrives after the restart: the second run carries on from the checkpoints.
     truth.push(...(await produce('silence', t1 + 18 * MINUTE, '22m', '13')));
-    const second = h.start(detect, { 'checkpoint-ms': '200' });
+    const second = h.start(detect, { 'checkpoint-ms': '200', 'dashboard-url': 'http://127.0.0.1:8080/' });
     const topics = h.resources.topics();
     const inputEnd = [...(await topics.endOffsets(h.config.topics.rawLogs)).values()].reduce((a, b) => a + b, 0);
     const covered = async () =>
@@ -96,6 +110,10 @@ describe('detect', () => {
         ).rows[0]?.n,
       );
     await h.waitFor(async () => (await covered()) >= inputEnd, 'the detector to reach the end of raw-logs', 180_000);
+    await h.waitFor(
+      async () => (await repositories.alertNotifications.counts()).pending === 0,
+      'every notification delivered',
+    );
     expect(await second.stop()).toEqual({ status: 'stopped' });
     await ingesting.stop();
 
@@ -138,6 +156,30 @@ describe('detect', () => {
     }
     const openedKeys = opened.map((a) => a.dedupKey);
     expect(new Set(openedKeys).size).toBe(openedKeys.length);
+    // Each opened alert was posted once as opened, each resolved one once as resolved: none twice, restart or not.
+    const posted = receiver.received.map((r) => alertNotificationSchema.parse(r.body));
+    const transitions = posted.map((p) => `${p.alert_id}:${p.event}`);
+    expect(new Set(transitions).size).toBe(transitions.length);
+    expect(
+      posted
+        .filter((p) => p.event === 'opened')
+        .map((p) => p.alert_id)
+        .sort(),
+    ).toEqual(opened.map((a) => a.id).sort());
+    expect(
+      posted
+        .filter((p) => p.event === 'resolved')
+        .map((p) => p.alert_id)
+        .sort(),
+    ).toEqual(
+      opened
+        .filter((a) => a.status === 'resolved')
+        .map((a) => a.id)
+        .sort(),
+    );
+    for (const p of posted.filter((q) => q.event === 'opened'))
+      expect(p.dashboard_url).toBe(`http://127.0.0.1:8080/#/alerts/${p.alert_id}`);
+    for (const a of opened) expect((await repositories.anomalyAlerts.get(a.id))?.lastNotifiedAt).toBeInstanceOf(Date);
     // Rows of the spike's full minutes are flagged; stray anomalous minutes elsewhere stay rare.
     const spike = truth.find((t) => t.kind === 'spike')!;
     const inSpike = { from: Date.parse(spike.start) / 1000 + 60, to: Date.parse(spike.end) / 1000 };

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { configValueProblem } from '../../stores/postgres/app-config.ts';
-import { SERVICE_TIERS } from '../../stores/postgres/services.ts';
+import { SERVICE_TIERS, webhookUrl, type Service } from '../../stores/postgres/services.ts';
 import { THEMES } from '../../stores/postgres/user-preferences.ts';
 import { caller } from '../auth.ts';
 import { invalid, notFound } from '../errors.ts';
@@ -44,7 +44,24 @@ const servicePatchShape = {
   silenceDetection: z.boolean().optional(),
   retentionDays: z.int().min(1).max(36_500).optional(),
   tags: z.array(z.string().min(1).max(100)).max(50).optional(),
+  /** Where this service's alert notifications go instead of LOGFLOW_ALERT_WEBHOOK_URL; null: back to the default. */
+  alertWebhookUrl: webhookUrl.nullable().optional(),
 };
+
+/**
+ * A webhook URL holds its secret in the path (Slack's do), so only admins, who may set it, read it whole; others see
+ * its origin, enough to tell where notifications go.
+ */
+function forRole(service: Service, role: string): Service {
+  if (role === 'admin' || service.alertWebhookUrl === null) return service;
+  let origin: string;
+  try {
+    origin = `${new URL(service.alertWebhookUrl).origin}/…`;
+  } catch {
+    origin = '…';
+  }
+  return { ...service, alertWebhookUrl: origin };
+}
 
 function isTimeZone(zone: string): boolean {
   try {
@@ -156,7 +173,10 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
   r.get('/api/v1/services', {
     config: { minRole: 'viewer' },
     schema: { tags: ['services'], summary: 'Monitored services, by name', security: bearer, querystring: noQuery },
-    handler: async () => ({ items: await services.list() }),
+    handler: async (request) => {
+      const role = caller(request).role;
+      return { items: (await services.list()).map((s) => forRole(s, role)) };
+    },
   });
 
   r.get('/api/v1/services/:name', {
@@ -165,7 +185,7 @@ export function registerAdminRoutes(app: FastifyInstance, { deps }: RouteContext
     handler: async (request) => {
       const service = await services.get(request.params.name);
       if (service === null) throw notFound(`service ${request.params.name}`);
-      return service;
+      return forRole(service, caller(request).role);
     },
   });
 

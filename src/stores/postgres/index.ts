@@ -5,6 +5,7 @@
  * detector checkpoint, a report and its job) commit together or not at all.
  */
 import type pg from 'pg';
+import { createAlertNotificationRepository, type AlertNotificationRepository } from './alert-notifications.ts';
 import { createAlertSilenceRepository, type AlertSilenceRepository } from './alert-silences.ts';
 import { createAnalysisJobRepository, type AnalysisJobRepository } from './analysis-jobs.ts';
 import { createAnomalyAlertRepository, type AnomalyAlertRepository } from './anomaly-alerts.ts';
@@ -29,6 +30,7 @@ export interface Repositories {
   readonly sinkBatches: SinkBatchRepository;
   readonly detectorCheckpoints: DetectorCheckpointRepository;
   readonly alertSilences: AlertSilenceRepository;
+  readonly alertNotifications: AlertNotificationRepository;
   readonly apiKeys: ApiKeyRepository;
 }
 
@@ -54,6 +56,7 @@ export function repositoriesFor(db: Queryable): Repositories {
     sinkBatches: createSinkBatchRepository(db),
     detectorCheckpoints: createDetectorCheckpointRepository(db),
     alertSilences: createAlertSilenceRepository(db),
+    alertNotifications: createAlertNotificationRepository(db),
     apiKeys: createApiKeyRepository(db),
   };
 }

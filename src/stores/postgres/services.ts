@@ -24,6 +24,8 @@ export interface Service {
   readonly silenceDetection: boolean;
   readonly retentionDays: number;
   readonly tags: readonly string[];
+  /** Where this service's alert notifications go instead of LOGFLOW_ALERT_WEBHOOK_URL; null: the default. */
+  readonly alertWebhookUrl: string | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
@@ -40,6 +42,7 @@ export interface ServicePatch {
   readonly silenceDetection?: boolean;
   readonly retentionDays?: number;
   readonly tags?: readonly string[];
+  readonly alertWebhookUrl?: string | null;
 }
 
 export interface NewService extends ServicePatch {
@@ -85,12 +88,13 @@ interface ServiceRow {
   silence_detection: boolean;
   retention_days: number;
   tags: string[];
+  alert_webhook_url: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
 const COLUMNS = `id, name, display_name, description, owner_team, tier, monitoring_enabled, alerting_enabled, sensitivity,
-  min_count, silence_detection, retention_days, tags, created_at, updated_at`;
+  min_count, silence_detection, retention_days, tags, alert_webhook_url, created_at, updated_at`;
 
 /** Commit lag tolerated by changedSince (see ServiceChanges.asOf). */
 const CHANGE_OVERLAP_SECONDS = 30;
@@ -110,6 +114,7 @@ function toService(row: ServiceRow): Service {
     silenceDetection: row.silence_detection,
     retentionDays: row.retention_days,
     tags: row.tags,
+    alertWebhookUrl: row.alert_webhook_url,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -118,6 +123,22 @@ function toService(row: ServiceRow): Service {
 const serviceName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be lower-case letters, digits, ".", "_" or "-" (at most 63)');
+
+/** An http(s) URL up to 2,000 characters, as the services table's check (sql/postgres/007_alert_notifications.sql) accepts. */
+export const webhookUrl = z
+  .string()
+  .max(2_000)
+  .refine(
+    (v) => {
+      try {
+        const url = new URL(v);
+        return (url.protocol === 'http:' || url.protocol === 'https:') && /^https?:\/\//.test(v);
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an http:// or https:// URL' },
+  );
 
 const patchShape = {
   displayName: z.string().min(1).optional(),
@@ -131,6 +152,7 @@ const patchShape = {
   silenceDetection: z.boolean().optional(),
   retentionDays: z.int().min(1).max(36_500).optional(),
   tags: z.array(z.string().min(1)).optional(),
+  alertWebhookUrl: webhookUrl.nullable().optional(),
 };
 const patchSchema = z
   .object(patchShape)
@@ -150,6 +172,7 @@ const SETTABLE: ReadonlyArray<readonly [keyof typeof patchShape, string]> = [
   ['silenceDetection', 'silence_detection'],
   ['retentionDays', 'retention_days'],
   ['tags', 'tags'],
+  ['alertWebhookUrl', 'alert_webhook_url'],
 ];
 
 export function createServiceRepository(db: Queryable): ServiceRepository {

@@ -649,8 +649,14 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
           retentionDays: 30,
           tags: ['test'],
           description: null,
+          alertWebhookUrl: null,
         });
         expect(await repos.services.get(name)).toEqual(created);
+        const hook = 'https://hooks.example.com/services/T1/B2/x';
+        expect(await repos.services.update(name, { alertWebhookUrl: hook })).toMatchObject({ alertWebhookUrl: hook });
+        await expect(repos.services.update(name, { alertWebhookUrl: 'file:///etc/passwd' })).rejects.toThrow(
+          /alertWebhookUrl/,
+        );
         await expectRepositoryError(
           repos.services.create({ name, displayName: 'Again' }),
           'conflict',
