@@ -107,11 +107,34 @@ export interface AnalysisResult {
   readonly model: string | null;
 }
 
+/** One structured question to the LLM: its answer must be JSON that `schema` accepts. */
+export interface JsonQuestion<T> {
+  /** The response_format schema's name, e.g. 'alert_analysis'. */
+  readonly name: string;
+  readonly system: string;
+  readonly user: string;
+  /** Strict structured-outputs JSON schema sent to the endpoint. */
+  readonly jsonSchema: Record<string, unknown>;
+  /** Validates the parsed answer again here: the endpoint may not honour `jsonSchema`. */
+  readonly schema: z.ZodType<T>;
+}
+
+export interface JsonAnswer<T> {
+  readonly value: T;
+  readonly tokensUsed: number;
+  readonly model: string;
+}
+
 export interface Analyst extends Component {
   readonly producedBy: 'llm' | 'statistical';
   /** The configured model, null without an LLM. */
   readonly model: string | null;
   analyze(input: AnalysisInput): Promise<AnalysisResult>;
+  /**
+   * Asks the LLM one structured question (alert analyses, catalog entries); only the LLM analyst has it. An answer
+   * that is not valid JSON for the schema is LLM_OUTPUT_INVALID with `details.tokensUsed`.
+   */
+  readonly ask?: <T>(question: JsonQuestion<T>) => Promise<JsonAnswer<T>>;
 }
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -741,7 +764,12 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
     ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }),
   };
 
-  const complete = (prompt: AnalysisPrompt): Promise<unknown> =>
+  const complete = (
+    system: string,
+    user: string,
+    schemaName: string,
+    schema: Record<string, unknown>,
+  ): Promise<unknown> =>
     retry(async () => {
       try {
         return await withRequestSignal(closing.signal, (signal) =>
@@ -749,17 +777,10 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
             {
               model,
               messages: [
-                { role: 'system', content: prompt.system },
-                { role: 'user', content: prompt.user },
+                { role: 'system', content: system },
+                { role: 'user', content: user },
               ],
-              response_format: {
-                type: 'json_schema',
-                json_schema: {
-                  name: 'nightly_report',
-                  strict: true,
-                  schema: analysisReportJsonSchema(prompt.patterns.map((p) => p.errorHash)),
-                },
-              },
+              response_format: { type: 'json_schema', json_schema: { name: schemaName, strict: true, schema } },
             },
             { signal },
           ),
@@ -768,6 +789,31 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
         throw classifyOpenAIError(error, rules, 'llm', `chat completion request (${endpoint}, model ${model})`);
       }
     }, retryOptions);
+
+  /** The answer's text with its token count and model, or LLM_OUTPUT_INVALID saying why there is none. */
+  const answerOf = (body: unknown): { content: string; details: { tokensUsed: number; model: string } } => {
+    const completion = completionSchema.safeParse(body);
+    if (!completion.success) {
+      const what =
+        typeof body === 'string'
+          ? `a ${body.length}-character text body instead of a chat completion`
+          : describeIssues(completion.error);
+      throw invalidOutput(`not a chat completion: ${what}`);
+    }
+    const tokensUsed = completion.data.usage?.total_tokens ?? 0;
+    const details = { tokensUsed, model: completion.data.model ?? model };
+    const choice = completion.data.choices[0];
+    if (choice?.message.refusal != null && choice.message.refusal !== '') {
+      throw invalidOutput(`the model refused: ${truncateText(choice.message.refusal, 300)}`, details);
+    }
+    if (choice?.finish_reason === 'length')
+      throw invalidOutput('the answer was cut off at the token limit (finish_reason "length")', details);
+    if (choice?.finish_reason === 'content_filter')
+      throw invalidOutput('the answer was withheld by a content filter', details);
+    const content = choice?.message.content;
+    if (content == null || content.trim() === '') throw invalidOutput('the answer is empty', details);
+    return { content, details };
+  };
 
   return {
     name,
@@ -779,28 +825,14 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
       checkInput(input);
       const prompt = buildAnalysisPrompt(input, limits);
       try {
-        const body = await complete(prompt);
-        const completion = completionSchema.safeParse(body);
-        if (!completion.success) {
-          const what =
-            typeof body === 'string'
-              ? `a ${body.length}-character text body instead of a chat completion`
-              : describeIssues(completion.error);
-          throw invalidOutput(`not a chat completion: ${what}`);
-        }
-        const tokensUsed = completion.data.usage?.total_tokens ?? 0;
-        const answeredBy = completion.data.model ?? model;
-        const details = { tokensUsed, model: answeredBy };
-        const choice = completion.data.choices[0];
-        if (choice?.message.refusal != null && choice.message.refusal !== '') {
-          throw invalidOutput(`the model refused: ${truncateText(choice.message.refusal, 300)}`, details);
-        }
-        if (choice?.finish_reason === 'length')
-          throw invalidOutput('the answer was cut off at the token limit (finish_reason "length")', details);
-        if (choice?.finish_reason === 'content_filter')
-          throw invalidOutput('the answer was withheld by a content filter', details);
-        const content = choice?.message.content;
-        if (content == null || content.trim() === '') throw invalidOutput('the answer is empty', details);
+        const body = await complete(
+          prompt.system,
+          prompt.user,
+          'nightly_report',
+          analysisReportJsonSchema(prompt.patterns.map((p) => p.errorHash)),
+        );
+        const { content, details } = answerOf(body);
+        const { tokensUsed, model: answeredBy } = details;
         let report: AnalysisReport;
         try {
           report = parseAnalysisReport(content, prompt.patterns);
@@ -815,6 +847,28 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
         }
         outcome.succeeded();
         return { report, tokensUsed, model: answeredBy };
+      } catch (error) {
+        outcome.failed(error);
+        throw error;
+      }
+    },
+
+    async ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
+      if (closing.signal.aborted) throw new LogflowError(ErrorCodes.SHUTDOWN, `${name} is closed`, { stage: 'llm' });
+      try {
+        const body = await complete(question.system, question.user, question.name, question.jsonSchema);
+        const { content, details } = answerOf(body);
+        let json: unknown;
+        try {
+          json = JSON.parse(unfenced(content));
+        } catch (error) {
+          const why = error instanceof Error ? error.message : String(error);
+          throw invalidOutput(`${question.name} is not JSON (${why})`, details);
+        }
+        const parsed = question.schema.safeParse(json);
+        if (!parsed.success) throw invalidOutput(`${question.name}: ${describeIssues(parsed.error)}`, details);
+        outcome.succeeded();
+        return { value: parsed.data, tokensUsed: details.tokensUsed, model: details.model };
       } catch (error) {
         outcome.failed(error);
         throw error;

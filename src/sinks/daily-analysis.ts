@@ -19,6 +19,7 @@ import { ErrorPatternStore } from '../stores/error-patterns.ts';
 import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
 import { isUniqueViolation } from '../stores/postgres/db.ts';
 import type { PoolRepositories } from '../stores/postgres/index.ts';
+import { AlertAnalyzer, TokenBudget, type AlertAnalysisResult } from './alert-analysis.ts';
 
 const TOP_PATTERNS = 50;
 const MAX_STATISTICAL_ALERTS = 20;
@@ -34,6 +35,9 @@ export interface DayAnalysis {
   readonly statistics: Statistics;
   readonly patterns: DayPattern[];
   readonly anomalies?: AnalysisAnomaly[];
+  /** The run's LLM tokens: alert analyses and catalog entries stop asking once it is spent. */
+  readonly budget: TokenBudget;
+  readonly alertAnalysis?: AlertAnalysisResult;
   readonly analysis?: {
     readonly report: AnalysisReport;
     readonly producedBy: 'llm' | 'statistical';
@@ -50,6 +54,15 @@ export interface NightlyResult {
   readonly llmError?: string;
 }
 
+export interface DailyAnalysisOptions {
+  /** LLM tokens a run may spend on alert analyses and catalog entries (the day's report is always written). */
+  readonly tokenBudget: number;
+  /** LLM requests at once for alerts and catalog entries. */
+  readonly concurrency: number;
+}
+
+export const DEFAULT_DAILY_ANALYSIS_OPTIONS: DailyAnalysisOptions = { tokenBudget: 200_000, concurrency: 4 };
+
 export class DailyAnalysis {
   readonly #analytics: DailyAnalytics;
   readonly #patterns: ErrorPatternStore;
@@ -59,6 +72,7 @@ export class DailyAnalysis {
     private readonly repositories: PoolRepositories,
     private readonly analyst: Analyst,
     private readonly logger: Logger,
+    private readonly options: DailyAnalysisOptions = DEFAULT_DAILY_ANALYSIS_OPTIONS,
   ) {
     this.#analytics = new DailyAnalytics(engines.clickhouse);
     this.#patterns = new ErrorPatternStore(engines.clickhouse);
@@ -71,7 +85,8 @@ export class DailyAnalysis {
     const statistics = await this.#analytics.statistics(range);
     const patterns = await this.#analytics.errorPatterns(range);
     const logger = this.logger.child({ jobId: job.id, date: job.targetDate });
-    return { job, startedAt, logger, range, statistics, patterns };
+    const budget = new TokenBudget(this.options.tokenBudget);
+    return { job, startedAt, logger, range, statistics, patterns, budget };
   }
 
   /**
@@ -125,6 +140,18 @@ export class DailyAnalysis {
     return { ...day, anomalies };
   }
 
+  /**
+   * Every open alert without an analysis gets one (src/sinks/alert-analysis.ts), whatever the job's date: an
+   * on-demand job also covers the alerts opened since the last run.
+   */
+  async analyseAlerts(day: DayAnalysis): Promise<DayAnalysis> {
+    const analyzer = new AlertAnalyzer(this.#analytics, this.repositories, this.analyst, day.logger, {
+      budget: day.budget,
+      concurrency: this.options.concurrency,
+    });
+    return { ...day, alertAnalysis: await analyzer.run() };
+  }
+
   /** The LLM's analysis; one that fails validation is recorded and never used, and the day gets the statistical one. */
   async analyse(day: DayAnalysis): Promise<DayAnalysis> {
     const input = this.#input(day);
@@ -163,7 +190,10 @@ export class DailyAnalysis {
     const { job, statistics, patterns, analysis } = day;
     const anomalies = day.anomalies ?? [];
     if (analysis === undefined) throw new Error(`nightly: job ${job.id} has no analysis to write`);
-    const { report, producedBy, model, tokensUsed, llmError } = analysis;
+    const { report, producedBy, model, llmError } = analysis;
+    // The job's tokens are the report's and every alert and catalog request's.
+    const tokensUsed = analysis.tokensUsed + day.budget.spent;
+    const alerts = day.alertAnalysis;
     await this.repositories.nightlyReports.upsertForDate({
       reportDate: job.targetDate,
       jobId: job.id,
@@ -191,6 +221,8 @@ export class DailyAnalysis {
         patterns: patterns.length,
         anomalies: anomalies.length,
         ...(llmError === undefined ? {} : { llmError }),
+        ...(alerts === undefined ? {} : { alertAnalysis: { ...alerts } }),
+        tokenBudget: { limit: day.budget.limit, spent: day.budget.spent, exhausted: day.budget.exhausted },
       },
     });
     day.logger.info(

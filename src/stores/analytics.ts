@@ -120,6 +120,23 @@ export class DailyAnalytics {
     return new Map(rows.map((r) => [r.hash, { count: Number(r.n), first: r.first, last: r.last }]));
   }
 
+  /** A service's most frequent ERROR/FATAL patterns in [from, to) (seconds), with how many lines each. */
+  async servicePatterns(
+    service: string,
+    range: DayRange,
+    limit = 5,
+  ): Promise<{ errorHash: string; template: string; level: string; occurrences: number }[]> {
+    const rows = await this.rows<{ hash: string; tpl: string; lvl: string; n: string }>(
+      `SELECT toString(error_hash) AS hash, any(template) AS tpl, if(countIf(level = 'FATAL') > 0, 'FATAL', 'ERROR') AS lvl,
+              count() AS n
+       FROM logs WHERE service = {service:String} AND level IN ('ERROR', 'FATAL')
+         AND timestamp >= toDateTime64({from:UInt32}, 3) AND timestamp < toDateTime64({to:UInt32}, 3)
+       GROUP BY error_hash ORDER BY n DESC, hash LIMIT {limit:UInt32}`,
+      { service, ...range, limit },
+    );
+    return rows.map((r) => ({ errorHash: r.hash, template: r.tpl, level: r.lvl, occurrences: Number(r.n) }));
+  }
+
   async hourlyCounts(range: DayRange): Promise<HourlyCount[]> {
     const rows = await this.rows<{ service: string; environment: string; level: string; h: string; n: string }>(
       `SELECT service, environment, level, toUnixTimestamp(hour) AS h, sum(log_count) AS n

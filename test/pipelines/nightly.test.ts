@@ -2,13 +2,16 @@
  * nightly on real PostgreSQL and chdb, with the local OpenAI-compatible
  * server standing in for the LLM: the job's lifecycle, error_patterns,
  * catalog entries, the report (replaced by a re-run), and an invalid LLM
- * answer recorded and never used.
+ * answer recorded and never used; analyses of open alerts within the token
+ * budget, with a statistical fallback for invalid answers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../../src/pipelines/generate.ts';
 import { ingest } from '../../src/pipelines/ingest.ts';
 import { nightly } from '../../src/pipelines/nightly.ts';
-import { startOpenAIServer } from '../support/openai-server.ts';
+import { STATISTICAL_ANALYSIS_PREFIX } from '../../src/sinks/alert-analysis.ts';
+import type { NewAnomalyAlert } from '../../src/stores/postgres/anomaly-alerts.ts';
+import { defaultReportContent, startOpenAIServer, type ChatRequest } from '../support/openai-server.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 
 describe('nightly', () => {
@@ -98,5 +101,137 @@ describe('nightly', () => {
     const [job] = await repositories.analysisJobs.list({ limit: 1 });
     expect(job!.status).toBe('completed');
     expect(String(job!.result?.llmError)).toMatch(/^LLM_OUTPUT_INVALID/);
+  });
+
+  /** The alert a chat request is about (its user message names it), or null for other questions. */
+  const alertOf = (request: { body: unknown }): number | null => {
+    const match = /Anomaly alert (\d+)\./.exec(JSON.stringify(request.body));
+    return match === null ? null : Number(match[1]);
+  };
+  const schemaName = (request: ChatRequest): string =>
+    String((request.response_format as { json_schema?: { name?: string } } | undefined)?.json_schema?.name);
+  /** Answers alert questions with `alert`, everything else as the server does by default. */
+  const answering = (alert: (request: ChatRequest) => string) => (request: ChatRequest) =>
+    schemaName(request) === 'alert_analysis' ? alert(request) : defaultReportContent(request);
+
+  const analysing = answering((request) =>
+    JSON.stringify({
+      analysis: `LLM analysis of alert ${alertOf({ body: request })}.`,
+      suggestedActions: ['Roll back the last deploy.', 'Page the owning team.'],
+    }),
+  );
+  /** The JSON data between the markers of a recorded chat request. */
+  const dataOf = (request: { body: unknown }): Record<string, unknown> => {
+    const user = (request.body as ChatRequest).messages.find((m) => m.role === 'user')!.content;
+    return JSON.parse(/<logs>\n([\s\S]*)\n<\/logs>/.exec(user)![1]!) as Record<string, unknown>;
+  };
+
+  let seq = 0;
+  async function openAlert(patch: Partial<NewAnomalyAlert> = {}): Promise<number> {
+    const repositories = await h.resources.repositories();
+    const engines = await h.resources.engines();
+    const [row] = await (
+      await engines.clickhouse.query({
+        query: "SELECT service FROM logs WHERE level = 'ERROR' GROUP BY service ORDER BY count() DESC LIMIT 1",
+        format: 'JSONEachRow',
+      })
+    ).json<{ service: string }>();
+    const alert = await repositories.anomalyAlerts.insert({
+      dedupKey: `test:${++seq}`,
+      rule: 'error_spike',
+      alertType: 'spike',
+      status: 'open',
+      service: row!.service,
+      environment: 'production',
+      level: 'ERROR',
+      score: 6.5,
+      observed: 40,
+      expected: 4,
+      anomalousWindows: 3,
+      windowStart: new Date(`${day}T09:00:00Z`),
+      windowEnd: new Date(`${day}T09:30:00Z`),
+      ...patch,
+    });
+    return alert.id;
+  }
+
+  it('writes an analysis and suggested actions for each open alert without one, with catalog entries in the prompt', async () => {
+    const repositories = await h.resources.repositories();
+    const fresh = await openAlert();
+    const silence = await openAlert({ alertType: 'silence', rule: 'silence', observed: 0 });
+    const done = await openAlert({ llmAnalysis: 'Written by an engineer.', suggestedActions: ['Keep'] });
+    const pending = await openAlert({ status: 'pending' });
+    llm.chatContent = analysing;
+    const before = llm.requests.length;
+    const run = h.start(nightly, { date: day });
+    expect(await run.done).toEqual({ status: 'completed' });
+    llm.chatContent = undefined;
+
+    for (const id of [fresh, silence]) {
+      expect(await repositories.anomalyAlerts.get(id)).toMatchObject({
+        llmAnalysis: `LLM analysis of alert ${id}.`,
+        suggestedActions: ['Roll back the last deploy.', 'Page the owning team.'],
+      });
+    }
+    expect(await repositories.anomalyAlerts.get(done)).toMatchObject({ llmAnalysis: 'Written by an engineer.' });
+    expect(await repositories.anomalyAlerts.get(pending)).toMatchObject({ llmAnalysis: null, suggestedActions: [] });
+    const [job] = await repositories.analysisJobs.list({ limit: 1 });
+    expect(job!.result).toMatchObject({ alertAnalysis: { byLlm: 2, statistical: 0, leftForBudget: 0 } });
+
+    // The alert's prompt carried the service's patterns of the window and their catalog entries.
+    const asked = llm.requests.slice(before).filter((r) => alertOf(r) === fresh);
+    expect(asked).toHaveLength(1);
+    const data = dataOf(asked[0]!) as {
+      serviceTopErrorPatterns: { errorHash: string }[];
+      catalogEntries: { errorHash: string; title: string }[];
+    };
+    const top = data.serviceTopErrorPatterns[0];
+    expect(top).toBeDefined();
+    const entry = await repositories.errorCatalog.get(top!.errorHash);
+    expect(data.catalogEntries).toContainEqual(
+      expect.objectContaining({ errorHash: top!.errorHash, title: entry!.title }),
+    );
+  });
+
+  it('stops asking the LLM once the run token budget is spent and leaves the rest for the next run', async () => {
+    const repositories = await h.resources.repositories();
+    const ids = [await openAlert(), await openAlert(), await openAlert()];
+    llm.chatContent = analysing;
+    const run = h.start(nightly, { date: day, 'token-budget': 1, 'llm-concurrency': 1 });
+    expect(await run.done).toEqual({ status: 'completed' });
+    const alerts = await Promise.all(ids.map((id) => repositories.anomalyAlerts.get(id)));
+    const analysed = alerts.filter((a) => a!.llmAnalysis !== null);
+    expect(analysed).toHaveLength(1);
+    expect(analysed[0]!.llmAnalysis!.startsWith(STATISTICAL_ANALYSIS_PREFIX)).toBe(false);
+    const [job] = await repositories.analysisJobs.list({ limit: 1 });
+    expect(job!.result).toMatchObject({
+      alertAnalysis: { byLlm: 1, leftForBudget: 2, budgetExhausted: true },
+      tokenBudget: { limit: 1, exhausted: true },
+    });
+
+    // The next run, with budget, picks the two up.
+    const next = h.start(nightly, { date: day });
+    expect(await next.done).toEqual({ status: 'completed' });
+    llm.chatContent = undefined;
+    for (const id of ids)
+      expect((await repositories.anomalyAlerts.get(id))!.llmAnalysis).toBe(`LLM analysis of alert ${id}.`);
+  });
+
+  it('asks once more after an invalid answer, then writes the statistical analysis marked as such', async () => {
+    const repositories = await h.resources.repositories();
+    const id = await openAlert();
+    llm.chatContent = answering(() => JSON.stringify({ analysis: '', suggestedActions: 'reboot' }));
+    const before = llm.requests.length;
+    const run = h.start(nightly, { date: day });
+    expect(await run.done).toEqual({ status: 'completed' });
+    llm.chatContent = undefined;
+    expect(llm.requests.slice(before).filter((r) => alertOf(r) === id)).toHaveLength(2);
+    const alert = await repositories.anomalyAlerts.get(id);
+    expect(alert!.llmAnalysis!.startsWith(STATISTICAL_ANALYSIS_PREFIX)).toBe(true);
+    expect(alert!.llmAnalysis).toMatch(/observed 40 per window against a baseline of 4/);
+    expect(alert!.llmAnalysis).toMatch(/LLM_OUTPUT_INVALID/);
+    expect(alert!.suggestedActions.length).toBeGreaterThan(0);
+    const [job] = await repositories.analysisJobs.list({ limit: 1 });
+    expect(job!.result).toMatchObject({ alertAnalysis: { byLlm: 0, statistical: 1, leftForBudget: 0 } });
   });
 });
