@@ -39,6 +39,7 @@ import { z } from 'zod';
 import { parseOptions } from '../core/options.ts';
 import { definePipeline } from '../core/pipeline.ts';
 import { DailyAnalysis, DEFAULT_DAILY_ANALYSIS_OPTIONS } from '../sinks/daily-analysis.ts';
+import { vectorNeighbours } from '../sinks/catalog-descriptions.ts';
 import { cronSchedule, parseCron } from '../sources/schedule.ts';
 import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
 import type { Resources } from './resources.ts';
@@ -91,6 +92,12 @@ export const nightly = definePipeline<Resources>({
         const analysis = new DailyAnalysis(engines, repositories, analyst, ctx.logger, {
           tokenBudget: options['token-budget'],
           concurrency: options['llm-concurrency'],
+          neighbours: vectorNeighbours(
+            ctx.resources.embedder(),
+            () => ctx.resources.vectorStore(),
+            repositories.errorCatalog,
+            ctx.logger,
+          ),
         });
 
         const once = options.once || options.date !== undefined;
@@ -128,6 +135,7 @@ export const nightly = definePipeline<Resources>({
             concatMap((day) => analysis.writePatterns(day)),
             concatMap((day) => analysis.recordAnomalies(day)),
             concatMap((day) => analysis.analyseAlerts(day)),
+            concatMap((day) => analysis.describePatterns(day)),
             concatMap((day) => analysis.analyse(day)),
             concatMap((day) => analysis.writeReport(day)),
             tap(() => ctx.metrics.recordsOut.inc({ pipeline: ctx.name, stage: 'nightly_reports' })),

@@ -20,6 +20,7 @@ import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
 import { isUniqueViolation } from '../stores/postgres/db.ts';
 import type { PoolRepositories } from '../stores/postgres/index.ts';
 import { AlertAnalyzer, TokenBudget, type AlertAnalysisResult } from './alert-analysis.ts';
+import { CatalogDescriber, type CatalogDescriptionResult, type NeighbourFinder } from './catalog-descriptions.ts';
 
 const TOP_PATTERNS = 50;
 const MAX_STATISTICAL_ALERTS = 20;
@@ -38,6 +39,7 @@ export interface DayAnalysis {
   /** The run's LLM tokens: alert analyses and catalog entries stop asking once it is spent. */
   readonly budget: TokenBudget;
   readonly alertAnalysis?: AlertAnalysisResult;
+  readonly catalogDescriptions?: CatalogDescriptionResult;
   readonly analysis?: {
     readonly report: AnalysisReport;
     readonly producedBy: 'llm' | 'statistical';
@@ -59,6 +61,8 @@ export interface DailyAnalysisOptions {
   readonly tokenBudget: number;
   /** LLM requests at once for alerts and catalog entries. */
   readonly concurrency: number;
+  /** Nearest past patterns for the prompts; none without. */
+  readonly neighbours?: NeighbourFinder;
 }
 
 export const DEFAULT_DAILY_ANALYSIS_OPTIONS: DailyAnalysisOptions = { tokenBudget: 200_000, concurrency: 4 };
@@ -152,6 +156,16 @@ export class DailyAnalysis {
     return { ...day, alertAnalysis: await analyzer.run() };
   }
 
+  /** LLM-written catalog entries for the day's top patterns that still hold the statistical text. */
+  async describePatterns(day: DayAnalysis): Promise<DayAnalysis> {
+    const describer = new CatalogDescriber(this.repositories.errorCatalog, this.analyst, day.logger, {
+      budget: day.budget,
+      concurrency: this.options.concurrency,
+      ...(this.options.neighbours === undefined ? {} : { neighbours: this.options.neighbours }),
+    });
+    return { ...day, catalogDescriptions: await describer.run(day.job.targetDate, day.patterns) };
+  }
+
   /** The LLM's analysis; one that fails validation is recorded and never used, and the day gets the statistical one. */
   async analyse(day: DayAnalysis): Promise<DayAnalysis> {
     const input = this.#input(day);
@@ -222,6 +236,7 @@ export class DailyAnalysis {
         anomalies: anomalies.length,
         ...(llmError === undefined ? {} : { llmError }),
         ...(alerts === undefined ? {} : { alertAnalysis: { ...alerts } }),
+        ...(day.catalogDescriptions === undefined ? {} : { catalogDescriptions: { ...day.catalogDescriptions } }),
         tokenBudget: { limit: day.budget.limit, spent: day.budget.spent, exhausted: day.budget.exhausted },
       },
     });

@@ -11,7 +11,12 @@ import { ingest } from '../../src/pipelines/ingest.ts';
 import { nightly } from '../../src/pipelines/nightly.ts';
 import { STATISTICAL_ANALYSIS_PREFIX } from '../../src/sinks/alert-analysis.ts';
 import type { NewAnomalyAlert } from '../../src/stores/postgres/anomaly-alerts.ts';
-import { defaultReportContent, startOpenAIServer, type ChatRequest } from '../support/openai-server.ts';
+import {
+  defaultChatContent,
+  defaultReportContent,
+  startOpenAIServer,
+  type ChatRequest,
+} from '../support/openai-server.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 
 describe('nightly', () => {
@@ -46,6 +51,40 @@ describe('nightly', () => {
   });
 
   it('records the job, upserts patterns and catalog entries, and writes one LLM report per date that a re-run replaces', async () => {
+    // A past pattern near the day's most frequent one, documented by an engineer: the prompts must carry it.
+    const repositories0 = await h.resources.repositories();
+    const engines = await h.resources.engines();
+    const [top] = await (
+      await engines.clickhouse.query({
+        query: `SELECT toString(error_hash) AS hash, any(template) AS tpl FROM logs WHERE level IN ('ERROR', 'FATAL')
+                GROUP BY error_hash ORDER BY count() DESC, hash LIMIT 1`,
+        format: 'JSONEachRow',
+      })
+    ).json<{ hash: string; tpl: string }>();
+    const pastTemplate = `${top!.tpl} again`;
+    const [vector] = await h.resources.embedder().embed([pastTemplate]);
+    const store = await h.resources.vectorStore();
+    await store.ensureCollection(vector!.length);
+    await store.upsert([
+      {
+        errorHash: '42',
+        vector: [...vector!],
+        payload: {
+          error_hash: '42',
+          template: pastTemplate,
+          service: 'legacy-billing',
+          level: 'ERROR',
+          first_seen: '2026-01-01T00:00:00.000Z',
+        },
+      },
+    ]);
+    await repositories0.errorCatalog.createByEngineer({
+      errorHash: '42',
+      template: pastTemplate,
+      title: 'Past: the same failure last winter',
+      solution: 'Restart the billing bridge',
+    });
+
     const first = h.start(nightly, { date: day });
     expect(await first.done).toEqual({ status: 'completed' });
     const repositories = await h.resources.repositories();
@@ -65,9 +104,33 @@ describe('nightly', () => {
     expect(await h.count('SELECT sum(occurrence_count) FROM error_patterns FINAL')).toBe(report!.totalErrors);
     const catalog = await repositories.errorCatalog.list({ limit: 1_000 });
     expect(catalog.filter((c) => c.autoCreated)).toHaveLength(errorPatterns);
+    // The analysis described the new patterns with the LLM: title, description with the probable cause, the fix.
+    const described = await repositories.errorCatalog.get(top!.hash);
+    expect(described).toMatchObject({
+      title: `Test title for pattern ${top!.hash}`,
+      solution: `Test fix for pattern ${top!.hash}.`,
+      severity: 'high',
+      editedByHuman: false,
+    });
+    expect(described!.description).toContain('Probable cause: The test server cannot know.');
+    expect(described!.tags).toContain('analysis:llm');
+    // Its prompt carried the nearest past pattern from the vector store, with that pattern's catalog entry.
+    const catalogAsk = llm.requests.find((r) => {
+      const body = r.body as ChatRequest;
+      return schemaName(body) === 'catalog_entry' && JSON.stringify(body).includes(`pattern ${top!.hash}.`);
+    });
+    expect(dataOf(catalogAsk!).similarPastPatterns).toContainEqual(
+      expect.objectContaining({
+        errorHash: '42',
+        template: pastTemplate,
+        title: 'Past: the same failure last winter',
+        solution: 'Restart the billing bridge',
+      }),
+    );
 
     // An engineer's edit survives a re-run, and the re-run replaces the report rather than adding one.
-    const edited = catalog[0]!;
+    const edited = catalog.find((c) => c.autoCreated && c.errorHash !== top!.hash)!;
+    const editedDescription = (await repositories.errorCatalog.get(edited.errorHash))!.description;
     await repositories.errorCatalog.updateByEngineer(edited.errorHash, {
       title: 'Known: payment gateway flake',
       solution: 'Retry with backoff',
@@ -82,9 +145,19 @@ describe('nightly', () => {
     expect(await repositories.errorCatalog.get(edited.errorHash)).toMatchObject({
       title: 'Known: payment gateway flake',
       solution: 'Retry with backoff',
+      description: editedDescription,
+      editedByHuman: true,
     });
+    // An entry the LLM described keeps its text through the re-run's statistical refresh, and is not asked again.
+    expect(await repositories.errorCatalog.get(top!.hash)).toMatchObject({ title: described!.title });
+    const catalogAsks = llm.requests.filter(
+      (r) => r.endpoint === 'chat' && schemaName(r.body as ChatRequest) === 'catalog_entry',
+    );
+    expect(catalogAsks).toHaveLength(errorPatterns);
     // The prompt carried the log text as delimited data.
-    const chat = llm.requests.filter((r) => r.endpoint === 'chat');
+    const chat = llm.requests.filter(
+      (r) => r.endpoint === 'chat' && schemaName(r.body as ChatRequest) === 'nightly_report',
+    );
     expect(chat.length).toBe(2);
     expect(JSON.stringify(chat[0]!.body)).toContain('<logs>');
   });
@@ -233,5 +306,33 @@ describe('nightly', () => {
     expect(alert!.suggestedActions.length).toBeGreaterThan(0);
     const [job] = await repositories.analysisJobs.list({ limit: 1 });
     expect(job!.result).toMatchObject({ alertAnalysis: { byLlm: 0, statistical: 1, leftForBudget: 0 } });
+  });
+
+  it('asks once more for an invalid catalog entry, then keeps a statistical entry marked as such', async () => {
+    const repositories = await h.resources.repositories();
+    const [entry] = (await repositories.errorCatalog.list({ limit: 1_000, editedByHuman: false })).filter((c) =>
+      c.tags.includes('analysis:llm'),
+    );
+    // Gone from the catalog, the pattern is new again to the next run.
+    await repositories.errorCatalog.delete(entry!.errorHash);
+    llm.chatContent = (request) =>
+      schemaName(request) === 'catalog_entry' ? '{"title": 7}' : defaultChatContent(request);
+    const before = llm.requests.length;
+    const run = h.start(nightly, { date: day });
+    expect(await run.done).toEqual({ status: 'completed' });
+    llm.chatContent = undefined;
+    const asks = llm.requests
+      .slice(before)
+      .filter((r) => r.endpoint === 'chat' && schemaName(r.body as ChatRequest) === 'catalog_entry');
+    expect(asks).toHaveLength(2);
+    expect(JSON.stringify(asks[0]!.body)).toContain(`pattern ${entry!.errorHash}.`);
+    const fallback = await repositories.errorCatalog.get(entry!.errorHash);
+    expect(fallback!.tags).toContain('analysis:statistical');
+    expect(fallback!.tags).not.toContain('analysis:llm');
+    expect(fallback!.title).toBe(entry!.template.slice(0, 120));
+    expect(fallback!.description).toMatch(/^Statistical entry \(no LLM\): seen \d+ times on /);
+    expect(fallback!.description).toMatch(/LLM_OUTPUT_INVALID/);
+    const [job] = await repositories.analysisJobs.list({ limit: 1 });
+    expect(job!.result).toMatchObject({ catalogDescriptions: { byLlm: 0, statistical: 1 } });
   });
 });
