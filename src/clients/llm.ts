@@ -76,12 +76,39 @@ export interface AnalysisAnomaly {
   readonly windowStart: string;
 }
 
+/** What the error catalog says about one of the day's patterns. */
+export interface CatalogContextEntry {
+  readonly errorHash: string;
+  readonly title: string;
+  readonly description: string | null;
+  readonly solution: string | null;
+  readonly editedByHuman: boolean;
+}
+
+/** A past pattern near one of the day's, from the vector store. */
+export interface NeighbourContext {
+  /** The day's pattern it is near. */
+  readonly nearErrorHash: string;
+  readonly errorHash: string;
+  readonly template: string;
+  readonly service: string;
+  /** Cosine similarity. */
+  readonly score: number;
+  readonly title: string | null;
+  readonly solution: string | null;
+}
+
 export interface AnalysisInput {
   /** 'YYYY-MM-DD': the day analysed. */
   readonly date: string;
   readonly statistics: AnalysisStatistics;
   readonly topPatterns: readonly AnalysisPattern[];
   readonly anomalies: readonly AnalysisAnomaly[];
+  /** Catalog entries of the top patterns and their nearest past patterns; shown to the LLM, bounded. */
+  readonly context?: {
+    readonly catalog: readonly CatalogContextEntry[];
+    readonly neighbours: readonly NeighbourContext[];
+  };
 }
 
 export interface PatternSeverityEntry {
@@ -173,6 +200,30 @@ const analysisInputSchema = z
         windowStart: z.string(),
       }),
     ),
+    context: z
+      .object({
+        catalog: z.array(
+          z.object({
+            errorHash,
+            title: z.string(),
+            description: z.string().nullable(),
+            solution: z.string().nullable(),
+            editedByHuman: z.boolean(),
+          }),
+        ),
+        neighbours: z.array(
+          z.object({
+            nearErrorHash: errorHash,
+            errorHash,
+            template: z.string(),
+            service: z.string(),
+            score: z.number(),
+            title: z.string().nullable(),
+            solution: z.string().nullable(),
+          }),
+        ),
+      })
+      .optional(),
   })
   .superRefine((input, ctx) => {
     const seen = new Set<string>();
@@ -581,6 +632,9 @@ export const ANALYST_SYSTEM_PROMPT = [
   'summary: three to six sentences on the day; keyIssues: the most important problems, most important first;',
   'probableCauses: likely causes supported by the data; recommendations: concrete actions for the engineers on call;',
   'patternSeverity: for each error pattern worth rating, its errorHash exactly as given in the data, its template and occurrences copied from the data, a severity (low, medium, high or critical) and a short reason.',
+  'catalogEntries say what engineers (editedByHuman) or earlier analyses wrote about some of the patterns;',
+  "similarPastPatterns are earlier patterns near some of the day's (nearErrorHash), with their catalog title and solution:",
+  'use them to recognise known problems and their fixes.',
   'Long texts in the data are cut and end with "…"; lists may be cut too, the "omitted" counts say by how much.',
 ].join('\n');
 
@@ -612,6 +666,8 @@ export const DEFAULT_PROMPT_LIMITS: PromptLimits = {
 };
 const MAX_SERVICES = 50;
 const MAX_NAME_CHARS = 200;
+/** Catalog entries and neighbours shown at most; they are dropped with the patterns when the data is too long. */
+const MAX_CONTEXT_ITEMS = 20;
 
 export interface AnalysisPrompt {
   readonly system: string;
@@ -636,8 +692,29 @@ export function buildAnalysisPrompt(
   const allAnomalies = strongestAnomalies(input.anomalies);
   const services = worstServices(input.statistics).concat(input.statistics.services.filter((s) => s.errors === 0));
 
+  const catalog = (input.context?.catalog ?? []).slice(0, MAX_CONTEXT_ITEMS).map((c) => ({
+    errorHash: c.errorHash,
+    editedByHuman: c.editedByHuman,
+    title: cut(c.title),
+    description: c.description === null ? null : cut(c.description),
+    solution: c.solution === null ? null : cut(c.solution),
+  }));
+  const neighbours = (input.context?.neighbours ?? []).slice(0, MAX_CONTEXT_ITEMS).map((n) => ({
+    nearErrorHash: n.nearErrorHash,
+    errorHash: n.errorHash,
+    score: n.score,
+    service: name(n.service),
+    template: cut(n.template),
+    title: n.title === null ? null : cut(n.title),
+    solution: n.solution === null ? null : cut(n.solution),
+  }));
+
   const render = (patternCount: number, anomalyCount: number) => {
     const patterns = allPatterns.slice(0, patternCount);
+    // Context only about the patterns shown, so it shrinks with them.
+    const shown = new Set(patterns.map((p) => p.errorHash));
+    const catalogShown = catalog.filter((c) => shown.has(c.errorHash));
+    const neighboursShown = neighbours.filter((n) => shown.has(n.nearErrorHash));
     const data = {
       date: input.date,
       statistics: {
@@ -665,7 +742,11 @@ export function buildAnalysisPrompt(
         score: a.score,
         windowStart: name(a.windowStart),
       })),
+      catalogEntries: catalogShown,
+      similarPastPatterns: neighboursShown,
       omitted: {
+        catalogEntries: (input.context?.catalog.length ?? 0) - catalogShown.length,
+        similarPastPatterns: (input.context?.neighbours.length ?? 0) - neighboursShown.length,
         patterns: input.topPatterns.length - patterns.length,
         anomalies: input.anomalies.length - Math.min(anomalyCount, allAnomalies.length),
         services: Math.max(0, services.length - MAX_SERVICES),

@@ -134,8 +134,13 @@ export const nightly = definePipeline<Resources>({
           defer(() => analysis.read(job)).pipe(
             concatMap((day) => analysis.writePatterns(day)),
             concatMap((day) => analysis.recordAnomalies(day)),
-            concatMap((day) => analysis.analyseAlerts(day)),
-            concatMap((day) => analysis.describePatterns(day)),
+            // The steps that ask the LLM within the run's token budget, alerts first (README: "What the analysis writes").
+            concatMap((day) =>
+              defer(() => analysis.analyseAlerts(day)).pipe(
+                concatMap((d) => analysis.describePatterns(d)),
+                concatMap((d) => analysis.gatherContext(d)),
+              ),
+            ),
             concatMap((day) => analysis.analyse(day)),
             concatMap((day) => analysis.writeReport(day)),
             tap(() => ctx.metrics.recordsOut.inc({ pipeline: ctx.name, stage: 'nightly_reports' })),

@@ -6,7 +6,14 @@
  * answer is unusable), write the report and complete the job. Every write is
  * idempotent per date, so a re-run replaces rather than adds.
  */
-import type { AnalysisAnomaly, AnalysisReport, Analyst } from '../clients/llm.ts';
+import type {
+  AnalysisAnomaly,
+  AnalysisInput,
+  AnalysisReport,
+  Analyst,
+  CatalogContextEntry,
+  NeighbourContext,
+} from '../clients/llm.ts';
 import { createStatisticalAnalyst } from '../clients/llm.ts';
 import type { Engines } from '../clients/engines.ts';
 import { ErrorCodes, LogflowError } from '../core/errors.ts';
@@ -23,6 +30,11 @@ import { AlertAnalyzer, TokenBudget, type AlertAnalysisResult } from './alert-an
 import { CatalogDescriber, type CatalogDescriptionResult, type NeighbourFinder } from './catalog-descriptions.ts';
 
 const TOP_PATTERNS = 50;
+/** Catalog entries looked up for the report's prompt: the day's most frequent patterns. */
+const CONTEXT_CATALOG_PATTERNS = 20;
+/** Patterns whose nearest past patterns the report's prompt shows, and how many of each. */
+const CONTEXT_NEIGHBOUR_PATTERNS = 5;
+const NEIGHBOURS_PER_PATTERN = 3;
 const MAX_STATISTICAL_ALERTS = 20;
 
 type Statistics = Awaited<ReturnType<DailyAnalytics['statistics']>>;
@@ -40,6 +52,7 @@ export interface DayAnalysis {
   readonly budget: TokenBudget;
   readonly alertAnalysis?: AlertAnalysisResult;
   readonly catalogDescriptions?: CatalogDescriptionResult;
+  readonly context?: AnalysisInput['context'];
   readonly analysis?: {
     readonly report: AnalysisReport;
     readonly producedBy: 'llm' | 'statistical';
@@ -152,6 +165,7 @@ export class DailyAnalysis {
     const analyzer = new AlertAnalyzer(this.#analytics, this.repositories, this.analyst, day.logger, {
       budget: day.budget,
       concurrency: this.options.concurrency,
+      ...(this.options.neighbours === undefined ? {} : { neighbours: this.options.neighbours }),
     });
     return { ...day, alertAnalysis: await analyzer.run() };
   }
@@ -164,6 +178,29 @@ export class DailyAnalysis {
       ...(this.options.neighbours === undefined ? {} : { neighbours: this.options.neighbours }),
     });
     return { ...day, catalogDescriptions: await describer.run(day.job.targetDate, day.patterns) };
+  }
+
+  /**
+   * What the report's prompt shows beside the day's data: the catalog entries of the top patterns (as the catalog
+   * step left them) and the nearest past patterns of the most frequent ones. Only asked for when an LLM will read it.
+   */
+  async gatherContext(day: DayAnalysis): Promise<DayAnalysis> {
+    if (this.analyst.producedBy !== 'llm') return day;
+    const catalog: CatalogContextEntry[] = [];
+    for (const p of day.patterns.slice(0, CONTEXT_CATALOG_PATTERNS)) {
+      const entry = await this.repositories.errorCatalog.get(p.errorHash);
+      if (entry === null) continue;
+      const { title, description, solution, editedByHuman } = entry;
+      catalog.push({ errorHash: p.errorHash, title, description, solution, editedByHuman });
+    }
+    const neighbours: NeighbourContext[] = [];
+    const find = this.options.neighbours;
+    if (find !== undefined) {
+      for (const p of day.patterns.slice(0, CONTEXT_NEIGHBOUR_PATTERNS)) {
+        for (const n of await find(p, NEIGHBOURS_PER_PATTERN)) neighbours.push({ nearErrorHash: p.errorHash, ...n });
+      }
+    }
+    return { ...day, context: { catalog, neighbours } };
   }
 
   /** The LLM's analysis; one that fails validation is recorded and never used, and the day gets the statistical one. */
@@ -262,6 +299,7 @@ export class DailyAnalysis {
       statistics: { ...day.statistics, anomaliesDetected: anomalies.length },
       topPatterns: day.patterns.slice(0, TOP_PATTERNS),
       anomalies,
+      ...(day.context === undefined ? {} : { context: day.context }),
     };
   }
 }

@@ -160,6 +160,21 @@ describe('nightly', () => {
     );
     expect(chat.length).toBe(2);
     expect(JSON.stringify(chat[0]!.body)).toContain('<logs>');
+    // The report's prompt carried the top patterns' catalog entries and their nearest past patterns.
+    const reportData = dataOf(chat[0]!) as {
+      catalogEntries: { errorHash: string; title: string; solution: string | null }[];
+      similarPastPatterns: { nearErrorHash: string; errorHash: string; title: string | null }[];
+    };
+    expect(reportData.catalogEntries).toContainEqual(
+      expect.objectContaining({ errorHash: top!.hash, title: described!.title, solution: described!.solution }),
+    );
+    expect(reportData.similarPastPatterns).toContainEqual(
+      expect.objectContaining({
+        nearErrorHash: top!.hash,
+        errorHash: '42',
+        title: 'Past: the same failure last winter',
+      }),
+    );
   });
 
   it('rejects and records an LLM answer that fails validation, and writes the statistical report instead', async () => {
@@ -234,13 +249,25 @@ describe('nightly', () => {
     const silence = await openAlert({ alertType: 'silence', rule: 'silence', observed: 0 });
     const done = await openAlert({ llmAnalysis: 'Written by an engineer.', suggestedActions: ['Keep'] });
     const pending = await openAlert({ status: 'pending' });
+    // A novel-pattern alert on the pattern the vector store holds a past neighbour of (the first test put it there).
+    const [past] = await (await h.resources.vectorStore()).search(
+      [...(await h.resources.embedder().embed(['x']))[0]!],
+      {
+        limit: 1,
+        minScore: -1,
+      },
+    );
+    const [nearHash] = (await repositories.errorCatalog.list({ limit: 1_000 }))
+      .filter((c) => c.autoCreated && c.template === past!.payload.template.replace(/ again$/, ''))
+      .map((c) => c.errorHash);
+    const novel = await openAlert({ alertType: 'novel_pattern', rule: 'novel_pattern', errorHash: nearHash! });
     llm.chatContent = analysing;
     const before = llm.requests.length;
     const run = h.start(nightly, { date: day });
     expect(await run.done).toEqual({ status: 'completed' });
     llm.chatContent = undefined;
 
-    for (const id of [fresh, silence]) {
+    for (const id of [fresh, silence, novel]) {
       expect(await repositories.anomalyAlerts.get(id)).toMatchObject({
         llmAnalysis: `LLM analysis of alert ${id}.`,
         suggestedActions: ['Roll back the last deploy.', 'Page the owning team.'],
@@ -249,7 +276,12 @@ describe('nightly', () => {
     expect(await repositories.anomalyAlerts.get(done)).toMatchObject({ llmAnalysis: 'Written by an engineer.' });
     expect(await repositories.anomalyAlerts.get(pending)).toMatchObject({ llmAnalysis: null, suggestedActions: [] });
     const [job] = await repositories.analysisJobs.list({ limit: 1 });
-    expect(job!.result).toMatchObject({ alertAnalysis: { byLlm: 2, statistical: 0, leftForBudget: 0 } });
+    expect(job!.result).toMatchObject({ alertAnalysis: { byLlm: 3, statistical: 0, leftForBudget: 0 } });
+    // The novel pattern's alert carried its nearest past pattern and that pattern's catalog entry.
+    const novelAsk = llm.requests.slice(before).find((r) => alertOf(r) === novel);
+    expect(dataOf(novelAsk!).similarPastPatterns).toContainEqual(
+      expect.objectContaining({ errorHash: '42', title: 'Past: the same failure last winter' }),
+    );
 
     // The alert's prompt carried the service's patterns of the window and their catalog entries.
     const asked = llm.requests.slice(before).filter((r) => alertOf(r) === fresh);
