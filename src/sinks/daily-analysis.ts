@@ -20,7 +20,7 @@ import { ErrorCodes, LogflowError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { truncateText } from '../core/text.ts';
 import { DEFAULT_DETECTOR_SETTINGS, score, type Baseline } from '../domain/anomaly.ts';
-import { DailyAnalytics, dayRange, type DayPattern, type DayRange } from '../stores/analytics.ts';
+import { DailyAnalytics, dayRange, type DayPattern, type DayRange, type LastDayView } from '../stores/analytics.ts';
 import { loadBaselines } from '../stores/baselines.ts';
 import { ErrorPatternStore } from '../stores/error-patterns.ts';
 import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
@@ -53,6 +53,8 @@ export interface DayAnalysis {
   readonly alertAnalysis?: AlertAnalysisResult;
   readonly catalogDescriptions?: CatalogDescriptionResult;
   readonly context?: AnalysisInput['context'];
+  /** The seed's last-24-hours views, read only for a run about today or yesterday (see `DailyAnalytics.lastDay`). */
+  readonly lastDay?: LastDayView;
   readonly analysis?: {
     readonly report: AnalysisReport;
     readonly producedBy: 'llm' | 'statistical';
@@ -103,7 +105,19 @@ export class DailyAnalysis {
     const patterns = await this.#analytics.errorPatterns(range);
     const logger = this.logger.child({ jobId: job.id, date: job.targetDate });
     const budget = new TokenBudget(this.options.tokenBudget);
-    return { job, startedAt, logger, range, statistics, patterns, budget };
+    // The views' 24 hours overlap the analysed day only when that day is today or yesterday by the wall clock.
+    const recent = job.targetDate >= new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const lastDay = recent ? await this.#analytics.lastDay() : undefined;
+    return {
+      job,
+      startedAt,
+      logger,
+      range,
+      statistics,
+      patterns,
+      budget,
+      ...(lastDay === undefined ? {} : { lastDay }),
+    };
   }
 
   /**
@@ -255,7 +269,12 @@ export class DailyAnalysis {
       probableCauses: report.probableCauses,
       recommendations: report.recommendations,
       patternSeverity: report.patternSeverity,
-      statistics: JSON.parse(JSON.stringify(this.#input(day).statistics)) as never,
+      statistics: JSON.parse(
+        JSON.stringify({
+          ...this.#input(day).statistics,
+          ...(day.lastDay === undefined ? {} : { last24Hours: day.lastDay }),
+        }),
+      ) as never,
       totalLogs: statistics.totalLogs,
       totalErrors: statistics.totalErrors,
       errorRate: statistics.errorRate,

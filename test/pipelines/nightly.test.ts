@@ -367,4 +367,36 @@ describe('nightly', () => {
     const [job] = await repositories.analysisJobs.list({ limit: 1 });
     expect(job!.result).toMatchObject({ catalogDescriptions: { byLlm: 0, statistical: 1 } });
   });
+
+  it("adds the seed views' last 24 hours to a report about yesterday, and not to one about an older day", async () => {
+    const repositories = await h.resources.repositories();
+    const report = await repositories.nightlyReports.getByDate(day);
+    const last = (report!.statistics as { last24Hours?: Record<string, unknown> }).last24Hours as {
+      totalLogs: number;
+      totalErrors: number;
+      topErrors: { errorHash: string; occurrences: number }[];
+      hourly: { logs: number }[];
+    };
+    // The views count whole hours from the start of the hour 24 hours ago.
+    const since = 'timestamp >= toStartOfHour(now() - INTERVAL 24 HOUR)';
+    expect(last.totalLogs).toBe(await h.count(`SELECT count() FROM logs WHERE ${since}`));
+    expect(last.totalErrors).toBe(
+      await h.count(`SELECT count() FROM logs WHERE ${since} AND level IN ('ERROR', 'FATAL')`),
+    );
+    expect(last.hourly.reduce((a, r) => a + r.logs, 0)).toBe(last.totalLogs);
+    if (last.totalErrors > 0) {
+      expect(last.topErrors[0]!.occurrences).toBe(
+        await h.count(
+          `SELECT count() AS n FROM logs WHERE ${since} AND level IN ('ERROR', 'FATAL') GROUP BY error_hash ORDER BY n DESC LIMIT 1`,
+        ),
+      );
+    }
+
+    const older = new Date(Date.now() - 5 * 86_400_000).toISOString().slice(0, 10);
+    const run = h.start(nightly, { date: older });
+    expect(await run.done).toEqual({ status: 'completed' });
+    const old = await repositories.nightlyReports.getByDate(older);
+    expect(old!.statistics).not.toHaveProperty('last24Hours');
+    expect(old!.totalLogs).toBe(0);
+  });
 });
