@@ -132,7 +132,7 @@ export const ALERT_SYSTEM_PROMPT = [
   'suggestedActions (concrete steps for the engineer on call, most useful first).',
 ].join('\n');
 
-interface AlertFacts {
+export interface AlertFacts {
   readonly alert: AnomalyAlert;
   readonly window: { readonly from: Date; readonly to: Date };
   readonly patterns: readonly { errorHash: string; template: string; level: string; occurrences: number }[];
