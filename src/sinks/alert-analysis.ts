@@ -209,7 +209,9 @@ export class AlertAnalyzer {
         } catch (error) {
           if (!(error instanceof LogflowError) || (error.code !== ErrorCodes.LLM_OUTPUT_INVALID && !error.retriable))
             throw error;
-          this.options.budget.spend(Number((error.details as { tokensUsed?: unknown }).tokensUsed ?? 0) || 0);
+          this.options.budget.spend(
+            Number((error.details as { tokensUsed?: unknown } | undefined)?.tokensUsed ?? 0) || 0,
+          );
           llmError = `${error.code}: ${error.message}`;
           this.logger.warn({ err: error, alertId: alert.id, attempt }, 'alert analysis from the LLM unusable');
         }

@@ -170,7 +170,9 @@ export class CatalogDescriber {
               const usable =
                 error instanceof LogflowError && (error.code === ErrorCodes.LLM_OUTPUT_INVALID || error.retriable);
               if (!usable) throw error;
-              this.options.budget.spend(Number((error.details as { tokensUsed?: unknown }).tokensUsed ?? 0) || 0);
+              this.options.budget.spend(
+                Number((error.details as { tokensUsed?: unknown } | undefined)?.tokensUsed ?? 0) || 0,
+              );
               llmError = `${error.code}: ${error.message}`;
               this.logger.warn(
                 { err: error, errorHash: pattern.errorHash, attempt },
