@@ -76,12 +76,39 @@ export interface AnalysisAnomaly {
   readonly windowStart: string;
 }
 
+/** What the error catalog says about one of the day's patterns. */
+export interface CatalogContextEntry {
+  readonly errorHash: string;
+  readonly title: string;
+  readonly description: string | null;
+  readonly solution: string | null;
+  readonly editedByHuman: boolean;
+}
+
+/** A past pattern near one of the day's, from the vector store. */
+export interface NeighbourContext {
+  /** The day's pattern it is near. */
+  readonly nearErrorHash: string;
+  readonly errorHash: string;
+  readonly template: string;
+  readonly service: string;
+  /** Cosine similarity. */
+  readonly score: number;
+  readonly title: string | null;
+  readonly solution: string | null;
+}
+
 export interface AnalysisInput {
   /** 'YYYY-MM-DD': the day analysed. */
   readonly date: string;
   readonly statistics: AnalysisStatistics;
   readonly topPatterns: readonly AnalysisPattern[];
   readonly anomalies: readonly AnalysisAnomaly[];
+  /** Catalog entries of the top patterns and their nearest past patterns; shown to the LLM, bounded. */
+  readonly context?: {
+    readonly catalog: readonly CatalogContextEntry[];
+    readonly neighbours: readonly NeighbourContext[];
+  };
 }
 
 export interface PatternSeverityEntry {
@@ -107,11 +134,34 @@ export interface AnalysisResult {
   readonly model: string | null;
 }
 
+/** One structured question to the LLM: its answer must be JSON that `schema` accepts. */
+export interface JsonQuestion<T> {
+  /** The response_format schema's name, e.g. 'alert_analysis'. */
+  readonly name: string;
+  readonly system: string;
+  readonly user: string;
+  /** Strict structured-outputs JSON schema sent to the endpoint. */
+  readonly jsonSchema: Record<string, unknown>;
+  /** Validates the parsed answer again here: the endpoint may not honour `jsonSchema`. */
+  readonly schema: z.ZodType<T>;
+}
+
+export interface JsonAnswer<T> {
+  readonly value: T;
+  readonly tokensUsed: number;
+  readonly model: string;
+}
+
 export interface Analyst extends Component {
   readonly producedBy: 'llm' | 'statistical';
   /** The configured model, null without an LLM. */
   readonly model: string | null;
   analyze(input: AnalysisInput): Promise<AnalysisResult>;
+  /**
+   * Asks the LLM one structured question (alert analyses, catalog entries); only the LLM analyst has it. An answer
+   * that is not valid JSON for the schema is LLM_OUTPUT_INVALID with `details.tokensUsed`.
+   */
+  readonly ask?: <T>(question: JsonQuestion<T>) => Promise<JsonAnswer<T>>;
 }
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -150,6 +200,30 @@ const analysisInputSchema = z
         windowStart: z.string(),
       }),
     ),
+    context: z
+      .object({
+        catalog: z.array(
+          z.object({
+            errorHash,
+            title: z.string(),
+            description: z.string().nullable(),
+            solution: z.string().nullable(),
+            editedByHuman: z.boolean(),
+          }),
+        ),
+        neighbours: z.array(
+          z.object({
+            nearErrorHash: errorHash,
+            errorHash,
+            template: z.string(),
+            service: z.string(),
+            score: z.number(),
+            title: z.string().nullable(),
+            solution: z.string().nullable(),
+          }),
+        ),
+      })
+      .optional(),
   })
   .superRefine((input, ctx) => {
     const seen = new Set<string>();
@@ -558,6 +632,9 @@ export const ANALYST_SYSTEM_PROMPT = [
   'summary: three to six sentences on the day; keyIssues: the most important problems, most important first;',
   'probableCauses: likely causes supported by the data; recommendations: concrete actions for the engineers on call;',
   'patternSeverity: for each error pattern worth rating, its errorHash exactly as given in the data, its template and occurrences copied from the data, a severity (low, medium, high or critical) and a short reason.',
+  'catalogEntries say what engineers (editedByHuman) or earlier analyses wrote about some of the patterns;',
+  "similarPastPatterns are earlier patterns near some of the day's (nearErrorHash), with their catalog title and solution:",
+  'use them to recognise known problems and their fixes.',
   'Long texts in the data are cut and end with "…"; lists may be cut too, the "omitted" counts say by how much.',
 ].join('\n');
 
@@ -589,6 +666,8 @@ export const DEFAULT_PROMPT_LIMITS: PromptLimits = {
 };
 const MAX_SERVICES = 50;
 const MAX_NAME_CHARS = 200;
+/** Catalog entries and neighbours shown at most; they are dropped with the patterns when the data is too long. */
+const MAX_CONTEXT_ITEMS = 20;
 
 export interface AnalysisPrompt {
   readonly system: string;
@@ -613,8 +692,29 @@ export function buildAnalysisPrompt(
   const allAnomalies = strongestAnomalies(input.anomalies);
   const services = worstServices(input.statistics).concat(input.statistics.services.filter((s) => s.errors === 0));
 
+  const catalog = (input.context?.catalog ?? []).slice(0, MAX_CONTEXT_ITEMS).map((c) => ({
+    errorHash: c.errorHash,
+    editedByHuman: c.editedByHuman,
+    title: cut(c.title),
+    description: c.description === null ? null : cut(c.description),
+    solution: c.solution === null ? null : cut(c.solution),
+  }));
+  const neighbours = (input.context?.neighbours ?? []).slice(0, MAX_CONTEXT_ITEMS).map((n) => ({
+    nearErrorHash: n.nearErrorHash,
+    errorHash: n.errorHash,
+    score: n.score,
+    service: name(n.service),
+    template: cut(n.template),
+    title: n.title === null ? null : cut(n.title),
+    solution: n.solution === null ? null : cut(n.solution),
+  }));
+
   const render = (patternCount: number, anomalyCount: number) => {
     const patterns = allPatterns.slice(0, patternCount);
+    // Context only about the patterns shown, so it shrinks with them.
+    const shown = new Set(patterns.map((p) => p.errorHash));
+    const catalogShown = catalog.filter((c) => shown.has(c.errorHash));
+    const neighboursShown = neighbours.filter((n) => shown.has(n.nearErrorHash));
     const data = {
       date: input.date,
       statistics: {
@@ -642,7 +742,11 @@ export function buildAnalysisPrompt(
         score: a.score,
         windowStart: name(a.windowStart),
       })),
+      catalogEntries: catalogShown,
+      similarPastPatterns: neighboursShown,
       omitted: {
+        catalogEntries: (input.context?.catalog.length ?? 0) - catalogShown.length,
+        similarPastPatterns: (input.context?.neighbours.length ?? 0) - neighboursShown.length,
         patterns: input.topPatterns.length - patterns.length,
         anomalies: input.anomalies.length - Math.min(anomalyCount, allAnomalies.length),
         services: Math.max(0, services.length - MAX_SERVICES),
@@ -741,7 +845,12 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
     ...(options.onRetry === undefined ? {} : { onRetry: options.onRetry }),
   };
 
-  const complete = (prompt: AnalysisPrompt): Promise<unknown> =>
+  const complete = (
+    system: string,
+    user: string,
+    schemaName: string,
+    schema: Record<string, unknown>,
+  ): Promise<unknown> =>
     retry(async () => {
       try {
         return await withRequestSignal(closing.signal, (signal) =>
@@ -749,17 +858,10 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
             {
               model,
               messages: [
-                { role: 'system', content: prompt.system },
-                { role: 'user', content: prompt.user },
+                { role: 'system', content: system },
+                { role: 'user', content: user },
               ],
-              response_format: {
-                type: 'json_schema',
-                json_schema: {
-                  name: 'nightly_report',
-                  strict: true,
-                  schema: analysisReportJsonSchema(prompt.patterns.map((p) => p.errorHash)),
-                },
-              },
+              response_format: { type: 'json_schema', json_schema: { name: schemaName, strict: true, schema } },
             },
             { signal },
           ),
@@ -768,6 +870,31 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
         throw classifyOpenAIError(error, rules, 'llm', `chat completion request (${endpoint}, model ${model})`);
       }
     }, retryOptions);
+
+  /** The answer's text with its token count and model, or LLM_OUTPUT_INVALID saying why there is none. */
+  const answerOf = (body: unknown): { content: string; details: { tokensUsed: number; model: string } } => {
+    const completion = completionSchema.safeParse(body);
+    if (!completion.success) {
+      const what =
+        typeof body === 'string'
+          ? `a ${body.length}-character text body instead of a chat completion`
+          : describeIssues(completion.error);
+      throw invalidOutput(`not a chat completion: ${what}`);
+    }
+    const tokensUsed = completion.data.usage?.total_tokens ?? 0;
+    const details = { tokensUsed, model: completion.data.model ?? model };
+    const choice = completion.data.choices[0];
+    if (choice?.message.refusal != null && choice.message.refusal !== '') {
+      throw invalidOutput(`the model refused: ${truncateText(choice.message.refusal, 300)}`, details);
+    }
+    if (choice?.finish_reason === 'length')
+      throw invalidOutput('the answer was cut off at the token limit (finish_reason "length")', details);
+    if (choice?.finish_reason === 'content_filter')
+      throw invalidOutput('the answer was withheld by a content filter', details);
+    const content = choice?.message.content;
+    if (content == null || content.trim() === '') throw invalidOutput('the answer is empty', details);
+    return { content, details };
+  };
 
   return {
     name,
@@ -779,28 +906,14 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
       checkInput(input);
       const prompt = buildAnalysisPrompt(input, limits);
       try {
-        const body = await complete(prompt);
-        const completion = completionSchema.safeParse(body);
-        if (!completion.success) {
-          const what =
-            typeof body === 'string'
-              ? `a ${body.length}-character text body instead of a chat completion`
-              : describeIssues(completion.error);
-          throw invalidOutput(`not a chat completion: ${what}`);
-        }
-        const tokensUsed = completion.data.usage?.total_tokens ?? 0;
-        const answeredBy = completion.data.model ?? model;
-        const details = { tokensUsed, model: answeredBy };
-        const choice = completion.data.choices[0];
-        if (choice?.message.refusal != null && choice.message.refusal !== '') {
-          throw invalidOutput(`the model refused: ${truncateText(choice.message.refusal, 300)}`, details);
-        }
-        if (choice?.finish_reason === 'length')
-          throw invalidOutput('the answer was cut off at the token limit (finish_reason "length")', details);
-        if (choice?.finish_reason === 'content_filter')
-          throw invalidOutput('the answer was withheld by a content filter', details);
-        const content = choice?.message.content;
-        if (content == null || content.trim() === '') throw invalidOutput('the answer is empty', details);
+        const body = await complete(
+          prompt.system,
+          prompt.user,
+          'nightly_report',
+          analysisReportJsonSchema(prompt.patterns.map((p) => p.errorHash)),
+        );
+        const { content, details } = answerOf(body);
+        const { tokensUsed, model: answeredBy } = details;
         let report: AnalysisReport;
         try {
           report = parseAnalysisReport(content, prompt.patterns);
@@ -815,6 +928,28 @@ export function createOpenAIAnalyst(options: OpenAIAnalystOptions): Analyst {
         }
         outcome.succeeded();
         return { report, tokensUsed, model: answeredBy };
+      } catch (error) {
+        outcome.failed(error);
+        throw error;
+      }
+    },
+
+    async ask<T>(question: JsonQuestion<T>): Promise<JsonAnswer<T>> {
+      if (closing.signal.aborted) throw new LogflowError(ErrorCodes.SHUTDOWN, `${name} is closed`, { stage: 'llm' });
+      try {
+        const body = await complete(question.system, question.user, question.name, question.jsonSchema);
+        const { content, details } = answerOf(body);
+        let json: unknown;
+        try {
+          json = JSON.parse(unfenced(content));
+        } catch (error) {
+          const why = error instanceof Error ? error.message : String(error);
+          throw invalidOutput(`${question.name} is not JSON (${why})`, details);
+        }
+        const parsed = question.schema.safeParse(json);
+        if (!parsed.success) throw invalidOutput(`${question.name}: ${describeIssues(parsed.error)}`, details);
+        outcome.succeeded();
+        return { value: parsed.data, tokensUsed: details.tokensUsed, model: details.model };
       } catch (error) {
         outcome.failed(error);
         throw error;

@@ -6,7 +6,8 @@
  * completed/failed with tokens, model and processing time; the day's
  * statistics; error_patterns upserted; error_catalog entries for new
  * patterns (never overwriting an engineer's edits); the day's statistical
- * anomalies as alerts; an analysis from the LLM (validated before use) or,
+ * anomalies as alerts; an analysis and suggested actions for every open
+ * alert without one (LLM within the run's token budget, or statistical); an analysis from the LLM (validated before use) or,
  * without one, a statistical report labelled as such; one nightly_reports
  * row per date, replaced by a re-run.
  *
@@ -37,7 +38,8 @@ import {
 import { z } from 'zod';
 import { parseOptions } from '../core/options.ts';
 import { definePipeline } from '../core/pipeline.ts';
-import { DailyAnalysis } from '../sinks/daily-analysis.ts';
+import { DailyAnalysis, DEFAULT_DAILY_ANALYSIS_OPTIONS } from '../sinks/daily-analysis.ts';
+import { vectorNeighbours } from '../sinks/catalog-descriptions.ts';
 import { cronSchedule, parseCron } from '../sources/schedule.ts';
 import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
 import type { Resources } from './resources.ts';
@@ -50,6 +52,13 @@ const optionsSchema = z
     once: z.coerce.boolean().default(false),
     cron: z.string().optional(),
     'poll-ms': z.coerce.number().int().min(100).max(3_600_000).default(5_000),
+    'token-budget': z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000_000)
+      .default(DEFAULT_DAILY_ANALYSIS_OPTIONS.tokenBudget),
+    'llm-concurrency': z.coerce.number().int().min(1).max(64).default(DEFAULT_DAILY_ANALYSIS_OPTIONS.concurrency),
   })
   .strict();
 
@@ -80,7 +89,16 @@ export const nightly = definePipeline<Resources>({
     }).pipe(
       mergeMap(({ engines, repositories, cron, analyst }) => {
         const jobs = repositories.analysisJobs;
-        const analysis = new DailyAnalysis(engines, repositories, analyst, ctx.logger);
+        const analysis = new DailyAnalysis(engines, repositories, analyst, ctx.logger, {
+          tokenBudget: options['token-budget'],
+          concurrency: options['llm-concurrency'],
+          neighbours: vectorNeighbours(
+            ctx.resources.embedder(),
+            () => ctx.resources.vectorStore(),
+            repositories.errorCatalog,
+            ctx.logger,
+          ),
+        });
 
         const once = options.once || options.date !== undefined;
         if (!once) ctx.logger.info({ cron }, 'nightly analysis scheduled');
@@ -116,6 +134,13 @@ export const nightly = definePipeline<Resources>({
           defer(() => analysis.read(job)).pipe(
             concatMap((day) => analysis.writePatterns(day)),
             concatMap((day) => analysis.recordAnomalies(day)),
+            // The steps that ask the LLM within the run's token budget, alerts first (README: "What the analysis writes").
+            concatMap((day) =>
+              defer(() => analysis.analyseAlerts(day)).pipe(
+                concatMap((d) => analysis.describePatterns(d)),
+                concatMap((d) => analysis.gatherContext(d)),
+              ),
+            ),
             concatMap((day) => analysis.analyse(day)),
             concatMap((day) => analysis.writeReport(day)),
             tap(() => ctx.metrics.recordsOut.inc({ pipeline: ctx.name, stage: 'nightly_reports' })),

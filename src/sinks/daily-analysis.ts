@@ -6,21 +6,35 @@
  * answer is unusable), write the report and complete the job. Every write is
  * idempotent per date, so a re-run replaces rather than adds.
  */
-import type { AnalysisAnomaly, AnalysisReport, Analyst } from '../clients/llm.ts';
+import type {
+  AnalysisAnomaly,
+  AnalysisInput,
+  AnalysisReport,
+  Analyst,
+  CatalogContextEntry,
+  NeighbourContext,
+} from '../clients/llm.ts';
 import { createStatisticalAnalyst } from '../clients/llm.ts';
 import type { Engines } from '../clients/engines.ts';
 import { ErrorCodes, LogflowError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { truncateText } from '../core/text.ts';
 import { DEFAULT_DETECTOR_SETTINGS, score, type Baseline } from '../domain/anomaly.ts';
-import { DailyAnalytics, dayRange, type DayPattern, type DayRange } from '../stores/analytics.ts';
+import { DailyAnalytics, dayRange, type DayPattern, type DayRange, type LastDayView } from '../stores/analytics.ts';
 import { loadBaselines } from '../stores/baselines.ts';
 import { ErrorPatternStore } from '../stores/error-patterns.ts';
 import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
 import { isUniqueViolation } from '../stores/postgres/db.ts';
 import type { PoolRepositories } from '../stores/postgres/index.ts';
+import { AlertAnalyzer, TokenBudget, type AlertAnalysisResult } from './alert-analysis.ts';
+import { CatalogDescriber, type CatalogDescriptionResult, type NeighbourFinder } from './catalog-descriptions.ts';
 
 const TOP_PATTERNS = 50;
+/** Catalog entries looked up for the report's prompt: the day's most frequent patterns. */
+const CONTEXT_CATALOG_PATTERNS = 20;
+/** Patterns whose nearest past patterns the report's prompt shows, and how many of each. */
+const CONTEXT_NEIGHBOUR_PATTERNS = 5;
+const NEIGHBOURS_PER_PATTERN = 3;
 const MAX_STATISTICAL_ALERTS = 20;
 
 type Statistics = Awaited<ReturnType<DailyAnalytics['statistics']>>;
@@ -34,6 +48,13 @@ export interface DayAnalysis {
   readonly statistics: Statistics;
   readonly patterns: DayPattern[];
   readonly anomalies?: AnalysisAnomaly[];
+  /** The run's LLM tokens: alert analyses and catalog entries stop asking once it is spent. */
+  readonly budget: TokenBudget;
+  readonly alertAnalysis?: AlertAnalysisResult;
+  readonly catalogDescriptions?: CatalogDescriptionResult;
+  readonly context?: AnalysisInput['context'];
+  /** The seed's last-24-hours views, read only for a run about today or yesterday (see `DailyAnalytics.lastDay`). */
+  readonly lastDay?: LastDayView;
   readonly analysis?: {
     readonly report: AnalysisReport;
     readonly producedBy: 'llm' | 'statistical';
@@ -50,6 +71,17 @@ export interface NightlyResult {
   readonly llmError?: string;
 }
 
+export interface DailyAnalysisOptions {
+  /** LLM tokens a run may spend on alert analyses and catalog entries (the day's report is always written). */
+  readonly tokenBudget: number;
+  /** LLM requests at once for alerts and catalog entries. */
+  readonly concurrency: number;
+  /** Nearest past patterns for the prompts; none without. */
+  readonly neighbours?: NeighbourFinder;
+}
+
+export const DEFAULT_DAILY_ANALYSIS_OPTIONS: DailyAnalysisOptions = { tokenBudget: 200_000, concurrency: 4 };
+
 export class DailyAnalysis {
   readonly #analytics: DailyAnalytics;
   readonly #patterns: ErrorPatternStore;
@@ -59,6 +91,7 @@ export class DailyAnalysis {
     private readonly repositories: PoolRepositories,
     private readonly analyst: Analyst,
     private readonly logger: Logger,
+    private readonly options: DailyAnalysisOptions = DEFAULT_DAILY_ANALYSIS_OPTIONS,
   ) {
     this.#analytics = new DailyAnalytics(engines.clickhouse);
     this.#patterns = new ErrorPatternStore(engines.clickhouse);
@@ -71,7 +104,20 @@ export class DailyAnalysis {
     const statistics = await this.#analytics.statistics(range);
     const patterns = await this.#analytics.errorPatterns(range);
     const logger = this.logger.child({ jobId: job.id, date: job.targetDate });
-    return { job, startedAt, logger, range, statistics, patterns };
+    const budget = new TokenBudget(this.options.tokenBudget);
+    // The views' 24 hours overlap the analysed day only when that day is today or yesterday by the wall clock.
+    const recent = job.targetDate >= new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+    const lastDay = recent ? await this.#analytics.lastDay() : undefined;
+    return {
+      job,
+      startedAt,
+      logger,
+      range,
+      statistics,
+      patterns,
+      budget,
+      ...(lastDay === undefined ? {} : { lastDay }),
+    };
   }
 
   /**
@@ -125,6 +171,52 @@ export class DailyAnalysis {
     return { ...day, anomalies };
   }
 
+  /**
+   * Every open alert without an analysis gets one (src/sinks/alert-analysis.ts), whatever the job's date: an
+   * on-demand job also covers the alerts opened since the last run.
+   */
+  async analyseAlerts(day: DayAnalysis): Promise<DayAnalysis> {
+    const analyzer = new AlertAnalyzer(this.#analytics, this.repositories, this.analyst, day.logger, {
+      budget: day.budget,
+      concurrency: this.options.concurrency,
+      ...(this.options.neighbours === undefined ? {} : { neighbours: this.options.neighbours }),
+    });
+    return { ...day, alertAnalysis: await analyzer.run() };
+  }
+
+  /** LLM-written catalog entries for the day's top patterns that still hold the statistical text. */
+  async describePatterns(day: DayAnalysis): Promise<DayAnalysis> {
+    const describer = new CatalogDescriber(this.repositories.errorCatalog, this.analyst, day.logger, {
+      budget: day.budget,
+      concurrency: this.options.concurrency,
+      ...(this.options.neighbours === undefined ? {} : { neighbours: this.options.neighbours }),
+    });
+    return { ...day, catalogDescriptions: await describer.run(day.job.targetDate, day.patterns) };
+  }
+
+  /**
+   * What the report's prompt shows beside the day's data: the catalog entries of the top patterns (as the catalog
+   * step left them) and the nearest past patterns of the most frequent ones. Only asked for when an LLM will read it.
+   */
+  async gatherContext(day: DayAnalysis): Promise<DayAnalysis> {
+    if (this.analyst.producedBy !== 'llm') return day;
+    const catalog: CatalogContextEntry[] = [];
+    for (const p of day.patterns.slice(0, CONTEXT_CATALOG_PATTERNS)) {
+      const entry = await this.repositories.errorCatalog.get(p.errorHash);
+      if (entry === null) continue;
+      const { title, description, solution, editedByHuman } = entry;
+      catalog.push({ errorHash: p.errorHash, title, description, solution, editedByHuman });
+    }
+    const neighbours: NeighbourContext[] = [];
+    const find = this.options.neighbours;
+    if (find !== undefined) {
+      for (const p of day.patterns.slice(0, CONTEXT_NEIGHBOUR_PATTERNS)) {
+        for (const n of await find(p, NEIGHBOURS_PER_PATTERN)) neighbours.push({ nearErrorHash: p.errorHash, ...n });
+      }
+    }
+    return { ...day, context: { catalog, neighbours } };
+  }
+
   /** The LLM's analysis; one that fails validation is recorded and never used, and the day gets the statistical one. */
   async analyse(day: DayAnalysis): Promise<DayAnalysis> {
     const input = this.#input(day);
@@ -163,7 +255,10 @@ export class DailyAnalysis {
     const { job, statistics, patterns, analysis } = day;
     const anomalies = day.anomalies ?? [];
     if (analysis === undefined) throw new Error(`nightly: job ${job.id} has no analysis to write`);
-    const { report, producedBy, model, tokensUsed, llmError } = analysis;
+    const { report, producedBy, model, llmError } = analysis;
+    // The job's tokens are the report's and every alert and catalog request's.
+    const tokensUsed = analysis.tokensUsed + day.budget.spent;
+    const alerts = day.alertAnalysis;
     await this.repositories.nightlyReports.upsertForDate({
       reportDate: job.targetDate,
       jobId: job.id,
@@ -174,7 +269,12 @@ export class DailyAnalysis {
       probableCauses: report.probableCauses,
       recommendations: report.recommendations,
       patternSeverity: report.patternSeverity,
-      statistics: JSON.parse(JSON.stringify(this.#input(day).statistics)) as never,
+      statistics: JSON.parse(
+        JSON.stringify({
+          ...this.#input(day).statistics,
+          ...(day.lastDay === undefined ? {} : { last24Hours: day.lastDay }),
+        }),
+      ) as never,
       totalLogs: statistics.totalLogs,
       totalErrors: statistics.totalErrors,
       errorRate: statistics.errorRate,
@@ -191,6 +291,9 @@ export class DailyAnalysis {
         patterns: patterns.length,
         anomalies: anomalies.length,
         ...(llmError === undefined ? {} : { llmError }),
+        ...(alerts === undefined ? {} : { alertAnalysis: { ...alerts } }),
+        ...(day.catalogDescriptions === undefined ? {} : { catalogDescriptions: { ...day.catalogDescriptions } }),
+        tokenBudget: { limit: day.budget.limit, spent: day.budget.spent, exhausted: day.budget.exhausted },
       },
     });
     day.logger.info(
@@ -215,6 +318,7 @@ export class DailyAnalysis {
       statistics: { ...day.statistics, anomaliesDetected: anomalies.length },
       topPatterns: day.patterns.slice(0, TOP_PATTERNS),
       anomalies,
+      ...(day.context === undefined ? {} : { context: day.context }),
     };
   }
 }

@@ -182,6 +182,7 @@ describe('dashboard in Chromium', () => {
       windowStart: new Date(now - 3_600_000),
       windowEnd: new Date(now),
       description: 'payment-service ERROR rate is 3x its baseline',
+      llmAnalysis: 'Declined payments tripled after the provider rotated its credentials.',
       suggestedActions: ['Check the payment provider status page', 'Look at the connection pool metrics'],
     });
     novel = await repositories.anomalyAlerts.insert({
@@ -313,6 +314,13 @@ describe('dashboard in Chromium', () => {
     // Alerts: acknowledge the spike alert from its row; the API then reports it acknowledged by this key.
     await visit(page, '#/alerts', `[data-alert-id="${alert.id}"]`);
     await shot(page, 'alerts');
+    // The alert's detail row shows the analysis and suggested actions the nightly analysis wrote.
+    await page.click(`[data-alert-id="${alert.id}"] td:first-child`);
+    const detail = page.locator(`[data-alert-id="${alert.id}"] + tr.detail`);
+    await detail.waitFor({ state: 'visible' });
+    const detailText = await detail.innerText();
+    expect(detailText).toContain('Declined payments tripled after the provider rotated its credentials.');
+    expect(detailText).toContain('Check the payment provider status page');
     const acknowledged = page.waitForResponse(
       (r) => r.url().endsWith(`/api/v1/alerts/${alert.id}/acknowledge`) && r.request().method() === 'POST',
     );

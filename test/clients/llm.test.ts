@@ -459,6 +459,48 @@ describe('buildAnalysisPrompt', () => {
     expect(prompt.patterns.length).toBeLessThan(200);
     expect(prompt.patterns[0]?.errorHash).toBe(hash(1000));
   });
+
+  it('shows catalog entries and past neighbours of the patterns shown, at most 20 of each, cut and counted', () => {
+    const catalog = Array.from({ length: 30 }, (_, i) => ({
+      errorHash: hash(i % 2 === 0 ? 1 : 4),
+      title: `entry ${i} ${'t'.repeat(900)}`,
+      description: null,
+      solution: i === 0 ? 'Raise the pool size' : null,
+      editedByHuman: i === 0,
+    }));
+    const neighbours = [
+      {
+        nearErrorHash: hash(1),
+        errorHash: hash(77),
+        template: 'DB timeout <*>',
+        service: 'legacy',
+        score: 0.91,
+        title: null,
+        solution: null,
+      },
+      // Near a pattern that is not shown: left out.
+      {
+        nearErrorHash: hash(999),
+        errorHash: hash(78),
+        template: 'x',
+        service: 'legacy',
+        score: 0.8,
+        title: null,
+        solution: null,
+      },
+    ];
+    const prompt = buildAnalysisPrompt({ ...input, context: { catalog, neighbours } });
+    const data = JSON.parse(sectionOf(prompt.user)) as {
+      catalogEntries: { title: string; solution: string | null; editedByHuman: boolean }[];
+      similarPastPatterns: { errorHash: string }[];
+      omitted: { catalogEntries: number; similarPastPatterns: number };
+    };
+    expect(data.catalogEntries).toHaveLength(20);
+    expect(data.catalogEntries[0]).toMatchObject({ solution: 'Raise the pool size', editedByHuman: true });
+    expect(data.catalogEntries[0]!.title.length).toBeLessThanOrEqual(DEFAULT_PROMPT_LIMITS.maxMessageChars);
+    expect(data.similarPastPatterns.map((n) => n.errorHash)).toEqual([hash(77)]);
+    expect(data.omitted).toMatchObject({ catalogEntries: 10, similarPastPatterns: 1 });
+  });
 });
 
 describe('createOpenAIAnalyst against the local OpenAI server', () => {

@@ -8,7 +8,10 @@
  *
  * Embeddings are the local embedder's vectors of the input texts, so
  * similarity between answers means something. The chat endpoint answers a
- * valid nightly report built from the request unless a test says otherwise.
+ * valid nightly report built from the request unless a test says otherwise
+ * (or, for the response formats `alert_analysis` and `catalog_entry` of
+ * src/sinks/alert-analysis.ts and src/sinks/catalog-descriptions.ts, a valid
+ * answer of that shape: see `defaultChatContent`).
  * Tests steer it with `failNext` (status errors), `failInput` (every
  * embeddings request carrying a given text fails, as an input the model
  * cannot take would), `respondNext` (any canned answer, e.g. malformed
@@ -356,6 +359,32 @@ export function defaultReportContent(request: ChatRequest): string {
   });
 }
 
+/** A valid answer for the response format the request names: an alert analysis, a catalog entry or a nightly report. */
+export function defaultChatContent(request: ChatRequest): string {
+  const name = (request.response_format as { json_schema?: { name?: unknown } } | undefined)?.json_schema?.name;
+  const user = request.messages
+    .filter((m) => m.role === 'user')
+    .map((m) => m.content)
+    .join('\n');
+  if (name === 'alert_analysis') {
+    return JSON.stringify({
+      analysis: `Test analysis from the local server for model ${request.model}: ${user.length} characters of data reviewed.`,
+      suggestedActions: ['Check the service named in the alert.', 'Keep the tests green.'],
+    });
+  }
+  if (name === 'catalog_entry') {
+    const hash = /pattern (\d{1,20})\./.exec(user)?.[1] ?? 'unknown';
+    return JSON.stringify({
+      title: `Test title for pattern ${hash}`,
+      description: `Test description from the local server for model ${request.model}.`,
+      probableCause: 'The test server cannot know.',
+      suggestedFix: `Test fix for pattern ${hash}.`,
+      severity: 'high',
+    });
+  }
+  return defaultReportContent(request);
+}
+
 export async function startOpenAIServer(options: OpenAITestServerOptions = {}): Promise<OpenAITestServer> {
   const dimension = options.embeddingDimension ?? 64;
   const scale = options.embeddingScale ?? 1;
@@ -409,7 +438,7 @@ export async function startOpenAIServer(options: OpenAITestServerOptions = {}): 
     const configured = state.chatContent;
     const content =
       configured === undefined
-        ? defaultReportContent(request)
+        ? defaultChatContent(request)
         : typeof configured === 'string'
           ? configured
           : configured(request);

@@ -142,6 +142,13 @@ export interface AnomalyAlertRepository {
   touch(id: number, patch: AlertTouch): Promise<AnomalyAlert>;
   /** Newest first. */
   list(options?: AlertListOptions): Promise<AlertPage>;
+  /** Open alerts nobody has analysed yet (llm_analysis is null), oldest first, at most `limit`. */
+  listUnanalysed(limit: number): Promise<AnomalyAlert[]>;
+  /**
+   * Writes an alert's analysis and suggested actions unless one is already there (a concurrent run got there first);
+   * true when written.
+   */
+  writeAnalysis(id: number, analysis: string, suggestedActions: readonly string[]): Promise<boolean>;
 }
 
 interface AnomalyAlertRow {
@@ -218,6 +225,13 @@ const text = z.string().min(1);
 const windowCount = z.int().min(0).max(2_147_483_647);
 const finite = z.number().finite();
 const alertId = z.int().positive();
+// jsonb and text refuse U+0000; an analysis is read by people, so it is bounded.
+const analysisText = z
+  .string()
+  .min(1)
+  .max(20_000)
+  .refine((v) => !v.includes('\u0000'), 'contains a NUL character');
+const analysisSchema = z.object({ analysis: analysisText, suggestedActions: z.array(analysisText).max(50) });
 
 const newAlertSchema = z.object({
   dedupKey: text,
@@ -437,6 +451,28 @@ export function createAnomalyAlertRepository(db: Queryable): AnomalyAlertReposit
         assignments.push(`${column} = $${values.length + 2}${json ? '::jsonb' : ''}`);
       }
       return transition(id, ['pending', 'open', 'acknowledged'], 'update', assignments.join(', '), values);
+    },
+
+    async listUnanalysed(limit) {
+      const n = parseInput(listLimit(50), limit, 'unanalysed alerts limit');
+      const rows = await queryRows<AnomalyAlertRow>(
+        db,
+        `SELECT ${COLUMNS} FROM anomaly_alerts WHERE status = 'open' AND llm_analysis IS NULL ORDER BY id LIMIT $1`,
+        [n],
+      );
+      return rows.map(toAlert);
+    },
+
+    async writeAnalysis(id, analysis, suggestedActions) {
+      const checked = parseInput(alertId, id, 'alert id');
+      const a = parseInput(analysisSchema, { analysis, suggestedActions }, 'alert analysis');
+      const rows = await queryRows<{ id: string }>(
+        db,
+        `UPDATE anomaly_alerts SET llm_analysis = $2, suggested_actions = $3::jsonb, updated_at = now()
+         WHERE id = $1 AND llm_analysis IS NULL RETURNING id`,
+        [checked, a.analysis, jsonParam(a.suggestedActions)],
+      );
+      return rows.length > 0;
     },
 
     async list(options = {}) {

@@ -3,7 +3,9 @@
  * and curated by engineers. The rule that matters: once an engineer has
  * edited an entry (edited_by_human), automatic upserts only refresh what is
  * observed (occurrences, first/last seen, services) and never touch the
- * curated text, severity or solution.
+ * curated text, severity or solution. An entry the analysis has described
+ * with the LLM (tag LLM_DESCRIBED_TAG) keeps that text too: a later
+ * statistical refresh must not replace it with the template.
  */
 import { z } from 'zod';
 import {
@@ -63,6 +65,20 @@ export interface AutoCatalogEntry {
   readonly lastSeen: Date;
 }
 
+/** Marks an entry whose text the LLM wrote; STATISTICAL_DESCRIBED_TAG one the analysis described without it. */
+export const LLM_DESCRIBED_TAG = 'analysis:llm';
+export const STATISTICAL_DESCRIBED_TAG = 'analysis:statistical';
+
+/** What the analysis writes about a pattern (README: "What the analysis writes"). */
+export interface AnalysisDescription {
+  readonly title: string;
+  readonly description: string;
+  /** The suggested fix, stored as the entry's solution; null for none. */
+  readonly solution: string | null;
+  readonly severity?: Severity;
+  readonly producedBy: 'llm' | 'statistical';
+}
+
 /** Fields an engineer curates; null clears an optional field. */
 export interface EngineerCatalogEdit {
   readonly template?: string;
@@ -94,6 +110,11 @@ export interface ErrorCatalogListOptions {
 export interface ErrorCatalogRepository {
   /** Creates an auto_created entry, or refreshes an existing one within the rule above; `created` tells which. */
   upsertAutoCreated(entry: AutoCatalogEntry): Promise<{ readonly entry: ErrorCatalogEntry; readonly created: boolean }>;
+  /**
+   * Writes the analysis's title, description and solution and marks the entry with its producer's tag, unless an
+   * engineer has edited it; true when written, false when edited or missing.
+   */
+  describeByAnalysis(errorHash: string | bigint, description: AnalysisDescription): Promise<boolean>;
   /** An engineer documents a pattern the analysis has not catalogued yet; a conflict if it exists. */
   createByEngineer(entry: EngineerCatalogEntry): Promise<ErrorCatalogEntry>;
   /** Applies an engineer's edit and marks the entry edited_by_human; not_found when missing. */
@@ -169,6 +190,21 @@ const autoSchema = z
   })
   .refine((e) => e.firstSeen <= e.lastSeen, { message: 'firstSeen must not be after lastSeen', path: ['firstSeen'] });
 
+// Text the analysis writes is stored and shown: no NUL (PostgreSQL refuses it), bounded.
+const storedText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((v) => !v.includes('\u0000'), 'contains a NUL character');
+const describeSchema = z.object({
+  title: storedText(200),
+  description: storedText(10_000),
+  solution: storedText(10_000).nullable(),
+  severity: z.enum(SEVERITIES).optional(),
+  producedBy: z.enum(['llm', 'statistical']),
+});
+
 const editShape = {
   template: text.optional(),
   title: text.optional(),
@@ -225,10 +261,12 @@ export function createErrorCatalogRepository(db: Queryable): ErrorCatalogReposit
          VALUES ($1::numeric, $2, $3, $4, $5, $6, ARRAY(SELECT DISTINCT unnest($7::text[]) ORDER BY 1), true, false, $8, $9, $10)
          ON CONFLICT (error_hash) DO UPDATE SET
            template    = CASE WHEN c.edited_by_human THEN c.template    ELSE EXCLUDED.template END,
-           title       = CASE WHEN c.edited_by_human THEN c.title       ELSE EXCLUDED.title END,
-           description = CASE WHEN c.edited_by_human THEN c.description ELSE COALESCE(EXCLUDED.description, c.description) END,
+           title       = CASE WHEN c.edited_by_human OR '${LLM_DESCRIBED_TAG}' = ANY(c.tags) THEN c.title ELSE EXCLUDED.title END,
+           description = CASE WHEN c.edited_by_human OR '${LLM_DESCRIBED_TAG}' = ANY(c.tags) THEN c.description
+                              ELSE COALESCE(EXCLUDED.description, c.description) END,
            category    = CASE WHEN c.edited_by_human THEN c.category    ELSE COALESCE(EXCLUDED.category, c.category) END,
-           severity    = CASE WHEN c.edited_by_human THEN c.severity    ELSE EXCLUDED.severity END,
+           severity    = CASE WHEN c.edited_by_human OR '${LLM_DESCRIBED_TAG}' = ANY(c.tags) THEN c.severity
+                              ELSE EXCLUDED.severity END,
            services = ARRAY(SELECT DISTINCT unnest(c.services || EXCLUDED.services) ORDER BY 1),
            occurrence_count = GREATEST(c.occurrence_count, EXCLUDED.occurrence_count),
            first_seen = LEAST(c.first_seen, EXCLUDED.first_seen),
@@ -249,6 +287,22 @@ export function createErrorCatalogRepository(db: Queryable): ErrorCatalogReposit
         ],
       );
       return { entry: toEntry(row!), created: row!.inserted };
+    },
+
+    async describeByAnalysis(errorHash, description) {
+      const hash = parseInput(errorHashSchema, errorHash, 'error hash');
+      const d = parseInput(describeSchema, description, 'catalog description');
+      const tag = d.producedBy === 'llm' ? LLM_DESCRIBED_TAG : STATISTICAL_DESCRIBED_TAG;
+      const changed = await execute(
+        db,
+        `UPDATE error_catalog SET title = $2, description = $3, solution = $4, severity = COALESCE($5, severity),
+           tags = ARRAY(SELECT DISTINCT t FROM unnest(tags || ARRAY[$6::text]) AS t
+                        WHERE t = $6 OR t NOT IN ('${LLM_DESCRIBED_TAG}', '${STATISTICAL_DESCRIBED_TAG}') ORDER BY 1),
+           updated_at = now()
+         WHERE error_hash = $1::numeric AND NOT edited_by_human`,
+        [hash, d.title, d.description, d.solution, d.severity ?? null, tag],
+      );
+      return changed > 0;
     },
 
     async createByEngineer(entry) {

@@ -429,6 +429,62 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         });
       });
 
+      it('the analysis describes an entry with its producer tag, never one an engineer edited', async () => {
+        await repos.errorCatalog.upsertAutoCreated(auto());
+        expect(
+          await repos.errorCatalog.describeByAnalysis(UINT64_MAX, {
+            title: 'LLM title',
+            description: 'LLM description',
+            solution: 'LLM fix',
+            severity: 'high',
+            producedBy: 'llm',
+          }),
+        ).toBe(true);
+        expect(await repos.errorCatalog.get(UINT64_MAX)).toMatchObject({
+          title: 'LLM title',
+          description: 'LLM description',
+          solution: 'LLM fix',
+          severity: 'high',
+          tags: ['analysis:llm'],
+          editedByHuman: false,
+        });
+        // A later statistical refresh keeps the LLM's text and refreshes only what is observed.
+        const refreshed = await repos.errorCatalog.upsertAutoCreated(
+          auto({ title: 'template title', occurrenceCount: 300 }),
+        );
+        expect(refreshed.entry).toMatchObject({
+          title: 'LLM title',
+          description: 'LLM description',
+          occurrenceCount: 300,
+        });
+
+        await repos.errorCatalog.updateByEngineer(UINT64_MAX, {
+          title: 'Engineer title',
+          tags: ['payments', 'analysis:llm'],
+        });
+        expect(
+          await repos.errorCatalog.describeByAnalysis(UINT64_MAX, {
+            title: 'Statistical title',
+            description: 'Statistical description',
+            solution: null,
+            producedBy: 'statistical',
+          }),
+        ).toBe(false);
+        expect(await repos.errorCatalog.get(UINT64_MAX)).toMatchObject({
+          title: 'Engineer title',
+          solution: 'LLM fix',
+          tags: ['payments', 'analysis:llm'],
+        });
+        expect(
+          await repos.errorCatalog.describeByAnalysis('7', {
+            title: 't',
+            description: 'd',
+            solution: null,
+            producedBy: 'llm',
+          }),
+        ).toBe(false);
+      });
+
       it('keeps hashes exact across the whole UInt64 range, as strings or bigints', async () => {
         for (const hash of ['0', '9007199254740993', UINT64_MAX]) {
           await repos.errorCatalog.upsertAutoCreated(auto({ errorHash: hash }));
@@ -502,6 +558,25 @@ export function describeRepositoryContract(label: string, open: () => Promise<Re
         expect(resolved.status).toBe('resolved');
         expect(resolved.resolvedAt).toBeInstanceOf(Date);
         expect(await repos.anomalyAlerts.findActive(pending.dedupKey)).toBeNull();
+      });
+
+      it('lists open alerts without an analysis and writes one only once', async () => {
+        const open = await repos.anomalyAlerts.insert(alert({ status: 'open' }));
+        await repos.anomalyAlerts.insert(alert({ status: 'pending' }));
+        await repos.anomalyAlerts.insert(alert({ status: 'open', llmAnalysis: 'already analysed' }));
+        const resolved = await repos.anomalyAlerts.insert(alert({ status: 'open' }));
+        await repos.anomalyAlerts.resolve(resolved.id);
+        expect((await repos.anomalyAlerts.listUnanalysed(10)).map((a) => a.id)).toEqual([open.id]);
+
+        expect(await repos.anomalyAlerts.writeAnalysis(open.id, 'What happened', ['Do this', 'Then that'])).toBe(true);
+        expect(await repos.anomalyAlerts.get(open.id)).toMatchObject({
+          llmAnalysis: 'What happened',
+          suggestedActions: ['Do this', 'Then that'],
+        });
+        expect(await repos.anomalyAlerts.writeAnalysis(open.id, 'A second opinion', [])).toBe(false);
+        expect((await repos.anomalyAlerts.get(open.id))!.llmAnalysis).toBe('What happened');
+        expect(await repos.anomalyAlerts.listUnanalysed(10)).toEqual([]);
+        await expect(repos.anomalyAlerts.writeAnalysis(open.id, 'nul \u0000 inside', [])).rejects.toThrow(/NUL/);
       });
 
       it('acknowledging, resolving or touching a resolved alert is an error', async () => {
