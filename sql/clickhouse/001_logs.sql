@@ -1,7 +1,7 @@
 -- The main table. Ordered for the questions users ask most (one service, one
 -- level, a time range); partitioned by day so TTL drops whole parts.
 -- non_replicated_deduplication_window lets a retried insert carrying the same
--- insert_deduplication_token be dropped (exactly-once sink, DESIGN.md 5);
+-- insert_deduplication_token be dropped (exactly-once sink, ARCHITECTURE.md);
 -- the block number/offset columns enable lightweight UPDATE of the flags.
 CREATE TABLE IF NOT EXISTS logs
 (

@@ -1,4 +1,4 @@
--- What the engine itself needs (DESIGN.md 4).
+-- What the engine itself needs (ARCHITECTURE.md).
 
 -- Exactly-once ClickHouse sink: a batch's offset range is recorded before its
 -- insert, so a replay after a crash is re-cut into exactly the same range and

@@ -3,14 +3,14 @@
  * PostgreSQL server. chdb binds one data directory per process, so the pairs
  * run one after the other, each closing its engines.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.ts';
 import { openEngines, type Engines } from '../../src/clients/engines.ts';
-import { migrateAll, splitStatements } from '../../src/app/migrate.ts';
+import { migrateAll, migrateClickHouse, splitStatements } from '../../src/app/migrate.ts';
 import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 const clickhouseTables: Record<string, readonly string[]> = {
@@ -271,6 +271,36 @@ describe('migrations', () => {
 
   it('splits statements at line-final semicolons only', () => {
     expect(splitStatements("-- c;\nCREATE A;\nSELECT 'a;b' ;\n\nX")).toEqual(['CREATE A', "SELECT 'a;b'", 'X']);
+  });
+
+  it('accepts a database migrated before a comment-only edit of a file, and still refuses a real change', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-migrate-edit-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const current = await readFile(new URL('../../sql/clickhouse/001_logs.sql', import.meta.url), 'utf8');
+    const sqlDir = async (name: string, text: string) => {
+      await mkdir(path.join(dir, name, 'clickhouse'), { recursive: true });
+      await writeFile(path.join(dir, name, 'clickhouse', '001_logs.sql'), text);
+      return new URL(`file://${path.join(dir, name)}/`);
+    };
+    // 001 as it was applied before 2026-12-07, when a comment cited a note outside the repository.
+    const earlier = current.replace('(exactly-once sink, ARCHITECTURE.md);', '(exactly-once sink, DESIGN.md 5);');
+    expect(earlier).not.toBe(current);
+    const engines = await openEngines(loadConfig({ LOGFLOW_DATA_DIR: path.join(dir, 'data') }), {
+      createDatabases: true,
+    });
+    try {
+      const client = engines.clickhouse;
+      expect((await migrateClickHouse(client, { sqlDir: await sqlDir('earlier', earlier) })).applied).toEqual([
+        '001_logs.sql',
+      ]);
+      expect((await migrateClickHouse(client, { sqlDir: await sqlDir('now', current) })).applied).toEqual([]);
+      const changed = current.replace('CREATE TABLE IF NOT EXISTS logs', 'CREATE TABLE IF NOT EXISTS logs_renamed');
+      await expect(migrateClickHouse(client, { sqlDir: await sqlDir('changed', changed) })).rejects.toThrow(
+        /001_logs\.sql was changed after it was applied/,
+      );
+    } finally {
+      await engines.close();
+    }
   });
 
   it('apply on chdb + PGlite in a temp dir, and a second run is a no-op', async () => {
