@@ -23,6 +23,7 @@ import { migrateAll } from '../../src/app/migrate.ts';
 import { ClickHouseVectorStore } from '../../src/stores/clickhouse-vector.ts';
 import { LOGS_COLUMNS, toLogsRow, type StoredLog } from '../../src/stores/logs-table.ts';
 import { createRepositories } from '../../src/stores/postgres/index.ts';
+import { storedFrom } from '../support/log-fixtures.ts';
 
 const MAX_TAILS = 3;
 const BUFFER_BYTES = 65_536;
@@ -37,36 +38,22 @@ let revoked = '';
 
 function log(service: string, fields: Partial<StoredLog> = {}): StoredLog {
   const now = Date.now();
+  const stored = storedFrom(
+    {
+      log_id: randomUUID(),
+      timestamp: new Date(now).toISOString(),
+      service,
+      level: 'ERROR',
+      message: `payment failed for ${service}`,
+    },
+    { topic: 'raw-logs', partition: 0, offset: 0 },
+  );
   return {
-    log_id: randomUUID(),
-    timestamp: now,
-    service,
+    ...stored,
     environment: 'production',
-    level: 'ERROR',
-    message: `payment failed for ${service}`,
     host: 'h1',
-    region: '',
-    version: '',
-    logger: '',
-    trace_id: '',
-    span_id: '',
-    request_id: '',
-    user_id: '',
-    session_id: '',
-    http_method: '',
-    http_path: '',
-    http_status: null,
-    duration_ms: null,
-    error_type: '',
-    error_code: '',
-    stack_trace: '',
-    attributes: {},
     template: 'payment failed for <*>',
-    error_hash: '42',
     ingested_at: now,
-    kafka_topic: 'raw-logs',
-    kafka_partition: 0,
-    kafka_offset: 0,
     ...fields,
   };
 }
