@@ -25,6 +25,6 @@ GROUP BY error_hash;
 CREATE MATERIALIZED VIEW IF NOT EXISTS error_pattern_counts_mv TO error_pattern_counts AS
 SELECT error_hash, count() AS occurrences, min(timestamp) AS first_seen, max(timestamp) AS last_seen
 FROM logs
--- INFO and DEBUG are most rows and have no pattern row to count for: counting them cost ingest about 7% more CPU.
+-- INFO and DEBUG are most rows and have no pattern row to count for: left out, they cost every logs insert nothing.
 WHERE level IN ('WARN', 'ERROR', 'FATAL')
 GROUP BY error_hash;
