@@ -1,7 +1,8 @@
 /** Logs explorer: filters in the URL, newest first, cursor paging both ways. */
 import type { LogRow } from '../api.ts';
 import { defaultFilter, errorBox, serviceOptions, type PageDefinition } from '../app.ts';
-import { badge, empty, field, h, mount, select } from '../dom.ts';
+import { empty, field, h, mount, select } from '../dom.ts';
+import { logCells, logTableHead } from '../log-rows.ts';
 import { fmtTime, rangeBounds } from '../format.ts';
 
 const LEVELS: ReadonlyArray<readonly [string, string]> = [
@@ -151,19 +152,7 @@ export const logsPage: PageDefinition = {
             : h(
                 'table',
                 { id: 'logs-table' },
-                h(
-                  'thead',
-                  null,
-                  h(
-                    'tr',
-                    null,
-                    h('th', null, 'Time'),
-                    h('th', null, 'Level'),
-                    h('th', null, 'Service'),
-                    h('th', null, 'Env'),
-                    h('th', null, 'Message'),
-                  ),
-                ),
+                logTableHead(),
                 h(
                   'tbody',
                   null,
@@ -178,11 +167,7 @@ export const logsPage: PageDefinition = {
                             more.hidden = !more.hidden;
                           },
                         },
-                        h('td', { class: 'nowrap mono' }, fmtTime(row.timestamp)),
-                        h('td', null, badge(row.level)),
-                        h('td', null, row.service),
-                        h('td', { class: 'muted' }, row.environment),
-                        h('td', null, h('div', { class: 'msg' }, row.message)),
+                        ...logCells(row),
                       ),
                       more,
                     ];

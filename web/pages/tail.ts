@@ -8,8 +8,8 @@
 import { createParser } from 'eventsource-parser';
 import { ApiError, type LogRow } from '../api.ts';
 import { defaultFilter, errorBox, serviceOptions, type PageDefinition } from '../app.ts';
-import { badge, empty, field, h, mount, select } from '../dom.ts';
-import { fmtTime } from '../format.ts';
+import { empty, field, h, mount, select } from '../dom.ts';
+import { logCells, logTableHead } from '../log-rows.ts';
 
 const MAX_ROWS = 500;
 /** When the stream ends without a pause (network, server restart), the next try waits this long. */
@@ -90,24 +90,7 @@ export const tailPage: PageDefinition = {
     const toggle = h('button', { type: 'button', id: 'tail-toggle' }, 'Pause');
     const problem = h('div');
     const rows = h('tbody', { id: 'tail-rows' });
-    const table = h(
-      'table',
-      { id: 'tail-table' },
-      h(
-        'thead',
-        null,
-        h(
-          'tr',
-          null,
-          h('th', null, 'Time'),
-          h('th', null, 'Level'),
-          h('th', null, 'Service'),
-          h('th', null, 'Env'),
-          h('th', null, 'Message'),
-        ),
-      ),
-      rows,
-    );
+    const table = h('table', { id: 'tail-table' }, logTableHead(), rows);
     const waiting = empty('Waiting for new log lines…');
     mount(
       ctx.root,
@@ -125,17 +108,7 @@ export const tailPage: PageDefinition = {
 
     const add = (row: LogRow) => {
       waiting.hidden = true;
-      rows.prepend(
-        h(
-          'tr',
-          { 'data-log-id': row.logId },
-          h('td', { class: 'nowrap mono' }, fmtTime(row.timestamp)),
-          h('td', null, badge(row.level)),
-          h('td', null, row.service),
-          h('td', { class: 'muted' }, row.environment),
-          h('td', null, h('div', { class: 'msg' }, row.message)),
-        ),
-      );
+      rows.prepend(h('tr', { 'data-log-id': row.logId }, ...logCells(row)));
       while (rows.childElementCount > MAX_ROWS) rows.lastElementChild?.remove();
     };
 
