@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApiKeyRepository } from '../../src/stores/postgres/api-keys.ts';
-import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
+import { dropTestDatabase, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 const database = uniqueName('logflow_keys');
 const url = postgresUrlFor(database);
@@ -28,10 +28,7 @@ function logflow(args: string[]): Promise<{ code: number | null; stdout: string;
 
 describe('logflow keys', () => {
   afterAll(async () => {
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    await admin.end();
+    await dropTestDatabase(database, { force: true });
   });
 
   it('creates a usable key printed once, lists keys without it, and revokes it', async () => {

@@ -11,7 +11,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateAll } from '../../src/app/migrate.ts';
@@ -37,7 +36,7 @@ import { ClickHouseVectorStore } from '../../src/stores/clickhouse-vector.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
 import { startClickHouseHttpServer, type ClickHouseHttpServer } from '../support/clickhouse-http-server.ts';
 import { sampleLog, storedFrom } from '../support/log-fixtures.ts';
-import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
+import { dropTestDatabase, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 const TOPIC = 'raw-logs';
 const BASE = Date.UTC(2026, 10, 27, 10);
@@ -104,10 +103,7 @@ describe('server mode: @clickhouse/client over HTTP to ClickHouse (served by chd
     await engines?.close();
     await server?.close();
     await rm(dir, { recursive: true, force: true });
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}"`);
-    await admin.end();
+    await dropTestDatabase(database);
   });
 
   const rows = async <T>(query: string, query_params: Record<string, unknown> = {}): Promise<T[]> =>

@@ -8,14 +8,13 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.ts';
 import { openEngines } from '../../src/clients/engines.ts';
 import { migrateAll } from '../../src/app/migrate.ts';
 import { KafkaTopics } from '../../src/sources/kafka-topics.ts';
 import { sampleLog } from '../support/log-fixtures.ts';
-import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
+import { dropTestDatabase, KAFKA_BROKERS, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 const ROWS = 20_000;
 
@@ -39,10 +38,7 @@ describe('ClickHouse sink across a crash between insert and commit', () => {
   let dir = '';
   afterAll(async () => {
     if (dir !== '') await rm(dir, { recursive: true, force: true });
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}"`);
-    await admin.end();
+    await dropTestDatabase(database);
   });
 
   it('ends with every record exactly once in logs and in logs_hourly_agg', async () => {

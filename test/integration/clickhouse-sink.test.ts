@@ -6,7 +6,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
-import pg from 'pg';
 import { firstValueFrom, ignoreElements, map, Subject, take, tap, toArray, type Observable } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.ts';
@@ -21,7 +20,7 @@ import { createSinkBatchRepository } from '../../src/stores/postgres/sink-batche
 import { KafkaTopics } from '../../src/sources/kafka-topics.ts';
 import type { ConsumedRecord, TopicSubscription } from '../../src/sources/topics.ts';
 import { sampleLog, storedFrom } from '../support/log-fixtures.ts';
-import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
+import { dropTestDatabase, KAFKA_BROKERS, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 describe('ClickHouse sink', () => {
   const database = uniqueName('logflow_sink');
@@ -46,10 +45,7 @@ describe('ClickHouse sink', () => {
     await topics.close();
     await engines.close();
     await rm(dir, { recursive: true, force: true });
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${database}"`);
-    await admin.end();
+    await dropTestDatabase(database);
   });
 
   // Keyed by log id, so even a handful of services spreads over every partition.

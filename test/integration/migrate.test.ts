@@ -6,12 +6,11 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.ts';
 import { openEngines, type Engines } from '../../src/clients/engines.ts';
 import { migrateAll, migrateClickHouse, splitStatements } from '../../src/app/migrate.ts';
-import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
+import { dropTestDatabase, postgresUrlFor, uniqueName } from '../support/services.ts';
 
 const clickhouseTables: Record<string, readonly string[]> = {
   logs: [
@@ -321,10 +320,7 @@ describe('migrations', () => {
     const database = uniqueName('logflow_test');
     cleanups.push(async () => {
       await rm(dir, { recursive: true, force: true });
-      const admin = new pg.Client({ connectionString: POSTGRES_URL });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS "${database}"`);
-      await admin.end();
+      await dropTestDatabase(database);
     });
     const config = loadConfig({
       LOGFLOW_DATA_DIR: dir,

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migratePostgres } from '../../src/app/migrate.ts';
 import { openPostgres } from '../../src/clients/engines.ts';
@@ -21,7 +21,7 @@ import { applyAlertEvent } from '../../src/sinks/alert-events.ts';
 import { AlertNotifier, type AlertNotifierOptions } from '../../src/sinks/alert-notifier.ts';
 import type { NotificationTargets } from '../../src/stores/postgres/alert-notifications.ts';
 import { createRepositories, type PoolRepositories } from '../../src/stores/postgres/index.ts';
-import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../support/services.ts';
+import { dropTestDatabase, postgresUrlFor, uniqueName } from '../support/services.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
 
 const MINUTE = 60_000;
@@ -41,13 +41,7 @@ async function openServer(): Promise<Database> {
     pool,
     async close() {
       await close();
-      const admin = new pg.Client({ connectionString: POSTGRES_URL });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS "${database}"`);
-      } finally {
-        await admin.end();
-      }
+      await dropTestDatabase(database);
     },
   };
 }

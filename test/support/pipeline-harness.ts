@@ -5,7 +5,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { loadConfig, type Config } from '../../src/core/config.ts';
 import { openEngines } from '../../src/clients/engines.ts';
 import { createLogger } from '../../src/core/logger.ts';
@@ -14,7 +13,7 @@ import { migrateAll } from '../../src/app/migrate.ts';
 import type { PipelineDefinition } from '../../src/core/pipeline.ts';
 import { openResources, type Resources } from '../../src/app/resources.ts';
 import { startPipeline, type RunningPipeline } from '../../src/app/runner.ts';
-import { KAFKA_BROKERS, POSTGRES_URL, postgresUrlFor, uniqueName } from './services.ts';
+import { dropTestDatabase, KAFKA_BROKERS, postgresUrlFor, uniqueName } from './services.ts';
 
 export interface Harness {
   readonly config: Config;
@@ -86,10 +85,7 @@ export async function createHarness(
       await Promise.allSettled(running.map((r) => r.stop()));
       await resources.close();
       await rm(dir, { recursive: true, force: true });
-      const admin = new pg.Client({ connectionString: POSTGRES_URL });
-      await admin.connect();
-      await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-      await admin.end();
+      await dropTestDatabase(database, { force: true });
     },
   };
   return harness;

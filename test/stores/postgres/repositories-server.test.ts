@@ -6,7 +6,7 @@ import { openPostgres } from '../../../src/clients/engines.ts';
 import { ErrorCodes, isRetriable, LogflowError } from '../../../src/core/errors.ts';
 import { migratePostgres } from '../../../src/app/migrate.ts';
 import { createRepositories, type PoolRepositories } from '../../../src/stores/postgres/index.ts';
-import { POSTGRES_URL, postgresUrlFor, uniqueName } from '../../support/services.ts';
+import { dropTestDatabase, postgresUrlFor, uniqueName } from '../../support/services.ts';
 import { describeRepositoryContract, type RepositoryEngine } from './repositories.contract.ts';
 
 /** A fresh, migrated-by-the-caller database on the test server, dropped on close. */
@@ -20,13 +20,7 @@ async function openServerDatabase(): Promise<RepositoryEngine> {
     mode,
     async close() {
       await close();
-      const admin = new pg.Client({ connectionString: POSTGRES_URL });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS "${database}"`);
-      } finally {
-        await admin.end();
-      }
+      await dropTestDatabase(database);
     },
   };
 }
