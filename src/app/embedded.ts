@@ -238,19 +238,20 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
       const computed = start(baselines, { once: true, now: new Date(startedAt).toISOString() });
       await computed.done;
     }
-    start(vectorize, { 'learning-period': flags.history });
+    // The dashboard's address goes into alert notifications as their link.
+    const link = dashboard === undefined ? {} : { 'dashboard-url': dashboard };
+    start(vectorize, { 'learning-period': flags.history, ...link });
     if (config.alertWebhookUrl !== undefined)
       // The origin only: a webhook's path is its secret (SECURITY.md).
       say(`alert notifications: POST to ${receiverName(config.alertWebhookUrl)} (LOGFLOW_ALERT_WEBHOOK_URL)`);
-    // The dashboard's address goes into alert notifications as their link.
-    start(detect, dashboard === undefined ? {} : { 'dashboard-url': dashboard });
+    start(detect, link);
     // The weekly baselines, the nightly analysis and the hourly retention keep their cron schedules, read in event
     // time: at x20 the baselines refresh every 8.4 hours and a day's analysis comes every 72 minutes.
     const eventTime = new EventTimeScheduler(startedAt, flags.speed);
     start(baselines, {}, false, eventTime);
     start(retention, {}, false, eventTime);
     // Its poll for the jobs the dashboard's "Run analysis" leaves pending is in event time too: 5 wall seconds.
-    start(nightly, { 'poll-ms': Math.min(ANALYSIS_POLL_MS * flags.speed, 3_600_000) }, false, eventTime);
+    start(nightly, { 'poll-ms': Math.min(ANALYSIS_POLL_MS * flags.speed, 3_600_000), ...link }, false, eventTime);
     const live = start(generate, {
       rate: eventRate,
       speed: flags.speed,

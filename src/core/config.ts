@@ -112,6 +112,7 @@ const variables = {
   LOGFLOW_LOGS_TTL_DAYS: intIn(1, 3650, 30),
   LOGFLOW_SHUTDOWN_TIMEOUT_MS: intIn(100, 600_000, 15_000),
   LOGFLOW_ALERT_WEBHOOK_URL: url(['http:', 'https:']),
+  LOGFLOW_DASHBOARD_URL: url(['http:', 'https:']),
 } as const;
 
 /** A credential without its endpoint is a mistake, not a request for the embedded default. */
@@ -175,6 +176,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Where alert notifications go unless a service names its own receiver (README.md, "Notifications"). */
   readonly alertWebhookUrl: string | undefined;
+  /** The dashboard's public address, the link in alert notifications; `npm start` uses its own. */
+  readonly dashboardUrl: string | undefined;
   readonly topics: {
     readonly rawLogs: string;
     readonly vectorizationQueue: string;
@@ -264,6 +267,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logsTtlDays: v.LOGFLOW_LOGS_TTL_DAYS,
     shutdownTimeoutMs: v.LOGFLOW_SHUTDOWN_TIMEOUT_MS,
     alertWebhookUrl: v.LOGFLOW_ALERT_WEBHOOK_URL,
+    dashboardUrl: v.LOGFLOW_DASHBOARD_URL,
     topics: {
       rawLogs: `${prefix}raw-logs`,
       vectorizationQueue: `${prefix}vectorization-queue`,

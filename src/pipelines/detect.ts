@@ -47,6 +47,7 @@ import { consume, thenClose } from '../sources/consume.ts';
 import type { ConsumedRecord } from '../sources/topics.ts';
 import { partitionAssignments } from '../sources/partition-assignments.ts';
 import { DetectorSettingsStore } from '../stores/detector-settings.ts';
+import { dashboardUrlOption, notificationTargets } from '../stores/postgres/alert-notifications.ts';
 import type { Resources } from './resources.ts';
 
 const optionsSchema = z
@@ -57,8 +58,7 @@ const optionsSchema = z
     'checkpoint-ms': z.coerce.number().int().min(10).max(600_000).default(1_000),
     'refresh-ms': z.coerce.number().int().min(100).max(3_600_000).default(30_000),
     partitions: z.coerce.number().int().min(1).max(1_000).default(4),
-    /** The dashboard's address, for the link in alert notifications (npm start passes its own). */
-    'dashboard-url': z.url({ protocol: /^https?$/ }).optional(),
+    'dashboard-url': dashboardUrlOption,
   })
   .strict();
 
@@ -102,7 +102,7 @@ export const detect = definePipeline<Resources>({
           windows,
           metrics,
           logger,
-          notifications: { defaultUrl: config.alertWebhookUrl ?? null, dashboardUrl: options['dashboard-url'] ?? null },
+          notifications: notificationTargets(config, options['dashboard-url']),
           onAlertEvents: () => notifier.wake(),
         });
         const assignments = partitionAssignments({

@@ -42,6 +42,7 @@ import { DailyAnalysis, DEFAULT_DAILY_ANALYSIS_OPTIONS } from '../sinks/daily-an
 import { vectorNeighbours } from '../sinks/catalog-descriptions.ts';
 import { cronSchedule, parseCron } from '../sources/schedule.ts';
 import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
+import { dashboardUrlOption, notificationTargets } from '../stores/postgres/alert-notifications.ts';
 import type { Resources } from './resources.ts';
 
 export type { NightlyResult } from '../sinks/daily-analysis.ts';
@@ -51,6 +52,7 @@ const optionsSchema = z
     date: z.iso.date().optional(),
     once: z.coerce.boolean().default(false),
     cron: z.string().optional(),
+    'dashboard-url': dashboardUrlOption,
     'poll-ms': z.coerce.number().int().min(100).max(3_600_000).default(5_000),
     'token-budget': z.coerce
       .number()
@@ -92,6 +94,7 @@ export const nightly = definePipeline<Resources>({
         const analysis = new DailyAnalysis(engines, repositories, analyst, ctx.logger, {
           tokenBudget: options['token-budget'],
           concurrency: options['llm-concurrency'],
+          notifications: notificationTargets(ctx.config, options['dashboard-url']),
           neighbours: vectorNeighbours(
             ctx.resources.embedder(),
             () => ctx.resources.vectorStore(),

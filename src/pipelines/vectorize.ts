@@ -47,6 +47,7 @@ import { PatternVectorSink } from '../sinks/pattern-vectors.ts';
 import { consume, deadLetterSink, thenClose } from '../sources/consume.ts';
 import { embeddingCacheKey } from '../stores/embedding-cache.ts';
 import { ErrorPatternStore } from '../stores/error-patterns.ts';
+import { dashboardUrlOption, notificationTargets } from '../stores/postgres/alert-notifications.ts';
 import type { Resources } from './resources.ts';
 
 const optionsSchema = z
@@ -56,6 +57,7 @@ const optionsSchema = z
     // Unset: the app_config entry novelty.similarity_threshold, which operators change through the API.
     'novelty-threshold': z.coerce.number().min(-1).max(1).optional(),
     // Every pattern is new to a fresh system: novelty is judged only after this much event time of history.
+    'dashboard-url': dashboardUrlOption,
     'learning-period': durationMs.default(15 * 60_000),
     partitions: z.coerce.number().int().min(1).max(1_000).default(4),
     // Rounds (each with the embedder's own retries) for a template the endpoint keeps failing on while it answers
@@ -104,6 +106,7 @@ export const vectorize = definePipeline<Resources>({
         const sink = new PatternVectorSink(new ErrorPatternStore(engines.clickhouse), vectorStore, repositories, {
           noveltyThreshold,
           learningPeriodMs: options['learning-period'],
+          notifications: notificationTargets(config, options['dashboard-url']),
           onNovel: () => counted('novel-pattern').inc(),
         });
         const subscription = consume(ctx, topics, config.topics.vectorizationQueue, {

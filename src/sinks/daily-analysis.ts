@@ -24,8 +24,9 @@ import { DailyAnalytics, dayRange, type DayPattern, type DayRange, type LastDayV
 import { loadBaselines } from '../stores/baselines.ts';
 import { ErrorPatternStore } from '../stores/error-patterns.ts';
 import type { AnalysisJob } from '../stores/postgres/analysis-jobs.ts';
-import { isUniqueViolation } from '../stores/postgres/db.ts';
+import type { NotificationTargets } from '../stores/postgres/alert-notifications.ts';
 import type { PoolRepositories } from '../stores/postgres/index.ts';
+import { raiseAlert } from './alert-transitions.ts';
 import { AlertAnalyzer, TokenBudget, type AlertAnalysisResult } from './alert-analysis.ts';
 import { CatalogDescriber, type CatalogDescriptionResult, type NeighbourFinder } from './catalog-descriptions.ts';
 
@@ -78,7 +79,11 @@ export interface DailyAnalysisOptions {
   readonly concurrency: number;
   /** Nearest past patterns for the prompts; none without. */
   readonly neighbours?: NeighbourFinder;
+  /** Where the statistical alerts' webhooks go; none without. */
+  readonly notifications?: NotificationTargets;
 }
+
+const NO_RECEIVER: NotificationTargets = { defaultUrl: null, dashboardUrl: null };
 
 export const DEFAULT_DAILY_ANALYSIS_OPTIONS: DailyAnalysisOptions = { tokenBudget: 200_000, concurrency: 4 };
 
@@ -167,7 +172,7 @@ export class DailyAnalysis {
   async recordAnomalies(day: DayAnalysis): Promise<DayAnalysis> {
     const anomalies = await statisticalAnomalies(this.#analytics, this.engines, day.range);
     for (const a of anomalies.slice(0, MAX_STATISTICAL_ALERTS))
-      await recordStatisticalAlert(this.repositories, day.job.targetDate, a);
+      await recordStatisticalAlert(this.repositories, day.job.targetDate, a, this.options.notifications ?? NO_RECEIVER);
     return { ...day, anomalies };
   }
 
@@ -365,12 +370,17 @@ async function statisticalAnomalies(
   return found.sort((a, b) => Math.abs(b.score) - Math.abs(a.score));
 }
 
-async function recordStatisticalAlert(repositories: PoolRepositories, date: string, a: AnalysisAnomaly): Promise<void> {
-  const dedupKey = `statistical:${date}:${a.kind}:${a.service}:${a.environment}:${a.level}`;
-  if ((await repositories.anomalyAlerts.findActive(dedupKey)) !== null) return;
-  try {
-    await repositories.anomalyAlerts.insert({
-      dedupKey,
+async function recordStatisticalAlert(
+  repositories: PoolRepositories,
+  date: string,
+  a: AnalysisAnomaly,
+  notifications: NotificationTargets,
+): Promise<void> {
+  const windowEnd = new Date(Date.parse(a.windowStart) + 3_600_000);
+  await raiseAlert(
+    repositories,
+    {
+      dedupKey: `statistical:${date}:${a.kind}:${a.service}:${a.environment}:${a.level}`,
       rule: `statistical_${a.kind}`,
       alertType: 'statistical',
       status: 'open',
@@ -380,10 +390,11 @@ async function recordStatisticalAlert(repositories: PoolRepositories, date: stri
       level: a.level,
       score: a.score,
       windowStart: new Date(a.windowStart),
-      windowEnd: new Date(Date.parse(a.windowStart) + 3_600_000),
+      windowEnd,
       description: `Nightly analysis of ${date}: ${a.service} (${a.environment}) ${a.level} ${a.kind} in the hour from ${a.windowStart}`,
-    });
-  } catch (error) {
-    if (!isUniqueViolation(error)) throw error;
-  }
+      // The hour it happened in, so a replayed day's alert is the same transition and is announced once.
+      openedAt: windowEnd,
+    },
+    notifications,
+  );
 }

@@ -9,9 +9,10 @@ import { truncateText } from '../core/text.ts';
 import { isNovel, judgedForNovelty } from '../domain/novelty.ts';
 import type { VectorizationRequest } from '../domain/vectorization-request.ts';
 import type { ErrorPatternStore } from '../stores/error-patterns.ts';
-import { isUniqueViolation } from '../stores/postgres/db.ts';
+import type { NotificationTargets } from '../stores/postgres/alert-notifications.ts';
 import type { PoolRepositories } from '../stores/postgres/index.ts';
 import { pointIdFor, type VectorStore } from '../stores/vector-store.ts';
+import { raiseAlert } from './alert-transitions.ts';
 import type { Pattern, PatternBatch } from './pattern-batch.ts';
 
 export interface PatternVectorSinkOptions {
@@ -19,6 +20,8 @@ export interface PatternVectorSinkOptions {
   readonly noveltyThreshold: number;
   /** Every pattern is new to a fresh system: novelty is judged only after this much event time of history. */
   readonly learningPeriodMs: number;
+  /** Where a novel_pattern alert's webhook goes (LOGFLOW_ALERT_WEBHOOK_URL, services.alert_webhook_url). */
+  readonly notifications: NotificationTargets;
   /** Told when a novel_pattern alert was raised. */
   readonly onNovel?: () => void;
 }
@@ -112,9 +115,9 @@ export class PatternVectorSink {
       lastSeen: new Date(request.timestamp),
       severity: request.level === 'FATAL' ? 'critical' : request.level === 'ERROR' ? 'high' : 'medium',
     });
-    if ((await this.repositories.anomalyAlerts.findActive(dedupKey)) !== null) return;
-    try {
-      await this.repositories.anomalyAlerts.insert({
+    const raised = await raiseAlert(
+      this.repositories,
+      {
         dedupKey,
         rule: 'novel_pattern',
         alertType: 'novel_pattern',
@@ -128,11 +131,9 @@ export class PatternVectorSink {
         description: `New error pattern: ${truncateText(request.template, 500)}`,
         details: { nearestSimilarity: score, sampleMessage: truncateText(request.message, 1_000) },
         openedAt: new Date(),
-      });
-      this.options.onNovel?.();
-    } catch (error) {
-      // Another instance raised it first: one open alert per key is the point.
-      if (!isUniqueViolation(error)) throw error;
-    }
+      },
+      this.options.notifications,
+    );
+    if (raised !== null) this.options.onNovel?.();
   }
 }

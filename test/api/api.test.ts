@@ -21,6 +21,7 @@ import { Health } from '../../src/core/health.ts';
 import { createLogger } from '../../src/core/logger.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
 import { migrateAll } from '../../src/app/migrate.ts';
+import { raiseAlert } from '../../src/sinks/alert-transitions.ts';
 import { ClickHouseVectorStore } from '../../src/stores/clickhouse-vector.ts';
 import { ErrorPatternStore } from '../../src/stores/error-patterns.ts';
 import { LOGS_COLUMNS, toClickHouseDateTime, toLogsRow, type StoredLog } from '../../src/stores/logs-table.ts';
@@ -30,6 +31,7 @@ import { pointIdFor } from '../../src/stores/vector-store.ts';
 const MINUTE = 60_000;
 /** Whole minutes, two hours back: inside the default 24-hour range. */
 const BASE = Math.floor((Date.now() - 2 * 60 * MINUTE) / MINUTE) * MINUTE;
+const WEBHOOK = 'http://127.0.0.1:9/hook';
 const SERVICES = ['payment-service', 'order-service', 'auth-service'] as const;
 const PATTERNS = [
   {
@@ -178,6 +180,8 @@ beforeAll(async () => {
     LOGFLOW_DATA_DIR: dir,
     LOGFLOW_API_RATE_LIMIT: '1000000',
     LOGFLOW_API_BODY_LIMIT_BYTES: '4096',
+    // Nothing listens there: the test reads the outbox a resolve writes to, not a delivery.
+    LOGFLOW_ALERT_WEBHOOK_URL: WEBHOOK,
   });
   engines = await openEngines(config, { createDatabases: true });
   await migrateAll(engines);
@@ -749,6 +753,43 @@ describe('alerts and silences', () => {
         })
       ).status,
     ).toBe(400);
+  });
+
+  it('a resolve through the API owes the receiver that heard of the opening a resolved notification', async () => {
+    const targets = { defaultUrl: WEBHOOK, dashboardUrl: null };
+    const raised = await raiseAlert(
+      repos,
+      {
+        dedupKey: `novel_pattern:${PATTERNS[0]!.hash}`,
+        rule: 'novel_pattern',
+        alertType: 'novel_pattern',
+        status: 'open',
+        severity: 'high',
+        service: 'payment-service',
+        environment: 'production',
+        level: 'ERROR',
+        description: 'new error pattern',
+        openedAt: new Date(BASE),
+      },
+      targets,
+    );
+    expect(raised).not.toBeNull();
+    const resolved = await call({ method: 'POST', url: `/api/v1/alerts/${raised!.id}/resolve`, key: keys.operator });
+    expect(resolved.body).toMatchObject({ id: raised!.id, status: 'resolved' });
+    const { rows } = await engines.postgres.query<{ event: string; url: string }>(
+      'SELECT event, url FROM alert_notifications WHERE alert_id = $1 ORDER BY id',
+      [raised!.id],
+    );
+    expect(rows).toEqual([
+      { event: 'opened', url: WEBHOOK },
+      { event: 'resolved', url: WEBHOOK },
+    ]);
+    // A second resolve is refused and queues nothing more.
+    expect(
+      (await call({ method: 'POST', url: `/api/v1/alerts/${raised!.id}/resolve`, key: keys.operator })).status,
+    ).toBe(409);
+    const after = await engines.postgres.query('SELECT 1 FROM alert_notifications WHERE alert_id = $1', [raised!.id]);
+    expect(after.rows).toHaveLength(2);
   });
 
   it("silences an alert's dedup key, lists and deletes silences", async () => {

@@ -12,6 +12,8 @@ import { startOpenAIServer } from '../support/openai-server.ts';
 import { createHarness, type Harness } from '../support/pipeline-harness.ts';
 import { REDIS_URL, uniqueName } from '../support/services.ts';
 
+const WEBHOOK = 'http://127.0.0.1:9/hook';
+
 describe('vectorize', () => {
   let h: Harness;
   let server: Awaited<ReturnType<typeof startOpenAIServer>>;
@@ -22,6 +24,8 @@ describe('vectorize', () => {
       LOGFLOW_EMBEDDINGS_URL: server.url,
       LOGFLOW_EMBEDDINGS_MODEL: 'test-embed',
       LOGFLOW_REDIS_URL: REDIS_URL,
+      // Nothing listens there: the test reads the outbox the alert's transaction writes to.
+      LOGFLOW_ALERT_WEBHOOK_URL: WEBHOOK,
     });
   });
   afterAll(async () => {
@@ -79,6 +83,12 @@ describe('vectorize', () => {
     expect(alerts.items).toHaveLength(1);
     expect(alerts.items[0]).toMatchObject({ service: 'order-service', status: 'open' });
     expect(alerts.items[0]?.description).toContain('Shipment label printer returned malformed PDF');
+    // Its opening is queued for the webhook sender, as the detector's alerts are.
+    const { rows } = await (await h.resources.engines()).postgres.query<{ event: string; url: string; kind: string }>(
+      "SELECT event, url, payload->>'kind' AS kind FROM alert_notifications WHERE alert_id = $1",
+      [alerts.items[0]!.id],
+    );
+    expect(rows).toEqual([{ event: 'opened', url: WEBHOOK, kind: 'novel_pattern' }]);
     const catalog = await repositories.errorCatalog.list({ limit: 100 });
     expect(catalog.filter((c) => c.autoCreated)).toHaveLength(1);
   }, 300_000);

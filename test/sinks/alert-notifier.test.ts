@@ -19,6 +19,7 @@ import { alertNotificationSchema, type AlertNotification } from '../../src/domai
 import { AlertLifecycleState, type LifecycleInput, type SilenceCheck } from '../../src/domain/anomaly.ts';
 import { applyAlertEvent } from '../../src/sinks/alert-events.ts';
 import { AlertNotifier, type AlertNotifierOptions } from '../../src/sinks/alert-notifier.ts';
+import { raiseAlert, resolveAlert } from '../../src/sinks/alert-transitions.ts';
 import type { NotificationTargets } from '../../src/stores/postgres/alert-notifications.ts';
 import { createRepositories, type PoolRepositories } from '../../src/stores/postgres/index.ts';
 import { dropTestDatabase, postgresUrlFor, uniqueName } from '../support/services.ts';
@@ -144,7 +145,9 @@ describe.each([
     targets = { defaultUrl: receiver.url(), dashboardUrl: 'http://127.0.0.1:8080/' };
     state = new AlertLifecycleState({ pendingWindows: 2, resolveWindows: 2, cooldownMs: 3 * MINUTE });
     // Each test starts from an empty outbox and alert table: counts below are this test's alone.
-    await db.pool.query('TRUNCATE anomaly_alerts, alert_notifications, services RESTART IDENTITY CASCADE');
+    await db.pool.query(
+      'TRUNCATE anomaly_alerts, alert_notifications, alert_silences, services RESTART IDENTITY CASCADE',
+    );
   });
   afterEach(async () => {
     await notifier?.close();
@@ -386,5 +389,67 @@ describe.each([
     const [alert] = (await repos.anomalyAlerts.list({ service: 'payments' })).items;
     const again = await repos.alertNotifications.enqueue(alert!, 'resolved', alert!.resolvedAt!, targets);
     expect(again).toBeNull();
+  });
+
+  const novel = (hash: string, openedAt: Date) =>
+    ({
+      dedupKey: `novel_pattern:${hash}`,
+      rule: 'novel_pattern',
+      alertType: 'novel_pattern',
+      status: 'open',
+      severity: 'high',
+      service: 'checkout',
+      environment: 'prod',
+      level: 'ERROR',
+      errorHash: hash,
+      score: 0.42,
+      description: `New error pattern ${hash}`,
+      openedAt,
+    }) as const;
+
+  it('posts the opening of an alert raised outside detect once, and its resolution through the API path', async () => {
+    const at = new Date(T0);
+    const raised = await raiseAlert(repos, novel('101', at), targets);
+    expect(raised).toMatchObject({ status: 'open', rule: 'novel_pattern' });
+    // Raised again (a replayed batch, another instance): the active alert stands and nothing more is queued.
+    expect(await raiseAlert(repos, novel('101', at), targets)).toBeNull();
+    const resolved = await resolveAlert(repos, raised!.id, targets, new Date(T0 + MINUTE));
+    expect(resolved.status).toBe('resolved');
+    notifier = sender().start();
+    await waitFor(async () => (await repos.alertNotifications.counts()).sent === 2, 'both delivered');
+    expect(payloads(receiver).map((p) => [p.event, p.alert_id, p.kind, p.status])).toEqual([
+      ['opened', raised!.id, 'novel_pattern', 'open'],
+      ['resolved', raised!.id, 'novel_pattern', 'resolved'],
+    ]);
+    expect(payloads(receiver)[0]!.dashboard_url).toBe(`http://127.0.0.1:8080/#/alerts/${raised!.id}`);
+    expect((await repos.anomalyAlerts.get(raised!.id))?.lastNotifiedAt).toBeInstanceOf(Date);
+  });
+
+  it('holds back the opening of an alert raised outside detect under a silence, and then its resolution', async () => {
+    await repos.alertSilences.create({
+      rule: 'novel_pattern',
+      service: 'checkout',
+      reason: 'known noisy rollout',
+      createdBy: 'test',
+      startsAt: new Date(T0 - MINUTE),
+      expiresAt: new Date(T0 + 10 * MINUTE),
+    });
+    const silenced = await raiseAlert(repos, novel('201', new Date(T0)), targets);
+    // Outside the silence's time, and for another rule's key, the same labels are announced.
+    const later = await raiseAlert(repos, novel('202', new Date(T0 + 20 * MINUTE)), targets);
+    await resolveAlert(repos, silenced!.id, targets, new Date(T0 + 30 * MINUTE));
+    notifier = sender();
+    while ((await notifier.runOnce()) > 0);
+    expect(payloads(receiver).map((p) => [p.event, p.alert_id])).toEqual([['opened', later!.id]]);
+    expect((await repos.anomalyAlerts.get(silenced!.id))?.status).toBe('resolved');
+  });
+
+  it("resolving through the shared path keeps the repository's errors: unknown id, and a second resolve", async () => {
+    const raised = await raiseAlert(repos, novel('301', new Date(T0)), targets);
+    await resolveAlert(repos, raised!.id, targets);
+    await expect(resolveAlert(repos, raised!.id, targets)).rejects.toMatchObject({ kind: 'invalid_state' });
+    await expect(resolveAlert(repos, 999_999, targets)).rejects.toMatchObject({ kind: 'not_found' });
+    // The failed transactions queued nothing: one opening and one resolution.
+    expect(await repos.alertNotifications.counts()).toEqual({ pending: 2, sent: 0, failed: 0 });
   });
 });

@@ -1,6 +1,8 @@
 /** Alerts (list, one, acknowledge, resolve, silence) and silences, through the PostgreSQL repositories. */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { resolveAlert } from '../../sinks/alert-transitions.ts';
+import { notificationTargets } from '../../stores/postgres/alert-notifications.ts';
 import { ALERT_STATUSES } from '../../stores/postgres/anomaly-alerts.ts';
 import { SEVERITIES } from '../../stores/postgres/db.ts';
 import { caller } from '../auth.ts';
@@ -84,7 +86,8 @@ export function registerAlertRoutes(app: FastifyInstance, { deps }: RouteContext
       params: idParam,
       body: emptyBody,
     },
-    handler: async (request) => anomalyAlerts.resolve(request.params.id),
+    // The receiver told of the opening hears of the resolution too (src/sinks/alert-transitions.ts).
+    handler: async (request) => resolveAlert(deps.repositories, request.params.id, notificationTargets(deps.config)),
   });
 
   r.post('/api/v1/alerts/:id/silence', {

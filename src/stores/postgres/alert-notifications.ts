@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { Config } from '../../core/config.ts';
 import {
   buildAlertNotification,
   NOTIFICATION_EVENTS,
@@ -23,6 +24,17 @@ export interface NotificationTargets {
   readonly defaultUrl: string | null;
   /** The dashboard's base address, for the payload's link; null when unknown. */
   readonly dashboardUrl: string | null;
+}
+
+/** `--dashboard-url` of the pipelines that raise alerts (detect, vectorize, nightly); LOGFLOW_DASHBOARD_URL otherwise. */
+export const dashboardUrlOption = z.url({ protocol: /^https?$/ }).optional();
+
+/** The targets of a process: the configured receiver, and the dashboard link (a pipeline's --dashboard-url first). */
+export function notificationTargets(
+  config: Pick<Config, 'alertWebhookUrl' | 'dashboardUrl'>,
+  dashboardUrl?: string,
+): NotificationTargets {
+  return { defaultUrl: config.alertWebhookUrl ?? null, dashboardUrl: dashboardUrl ?? config.dashboardUrl ?? null };
 }
 
 export interface PendingNotification {
