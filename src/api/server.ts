@@ -59,6 +59,8 @@ export interface ApiDependencies {
    * (the store searches by vector). Without it, patterns have no neighbours.
    */
   readonly embedder?: Embedder;
+  /** The link in the notifications its resolves queue; LOGFLOW_DASHBOARD_URL otherwise. */
+  readonly dashboardUrl?: string;
   /** Clock of the live tails' polls, heartbeats and grace timers (default: asyncScheduler). */
   readonly scheduler?: SchedulerLike;
 }

@@ -11,11 +11,13 @@ import { buildApiServer } from '../api/server.ts';
 import { definePipeline } from '../core/pipeline.ts';
 import { parseOptions } from '../core/options.ts';
 import type { Resources } from '../pipelines/resources.ts';
+import { dashboardUrlOption } from '../stores/postgres/alert-notifications.ts';
 
 const optionsSchema = z
   .object({
     port: z.coerce.number().int().min(0).max(65_535).optional(),
     host: z.string().min(1).optional(),
+    'dashboard-url': dashboardUrlOption,
     // In-process callers (npm start) learn the bound URL; the command line cannot pass a function.
     onListening: z.custom<(url: string) => void>((v) => typeof v === 'function', 'must be a function').optional(),
   })
@@ -42,6 +44,7 @@ export const api = definePipeline<Resources>({
         repositories,
         vectorStore,
         embedder: resources.embedder(),
+        ...(options['dashboard-url'] === undefined ? {} : { dashboardUrl: options['dashboard-url'] }),
       });
       try {
         await server.listen({ port, host });

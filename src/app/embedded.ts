@@ -442,7 +442,7 @@ async function startApi(
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
   let onListening: (url: string) => void = () => undefined;
   const listening = new Promise<string>((resolve) => (onListening = resolve));
-  const server = start(api, { port, onListening }, true);
+  const server = start(api, { port, onListening, 'dashboard-url': base }, true);
   const outcome = await Promise.race([server.done, listening]);
   if (typeof outcome !== 'string') {
     // Not a failure of the run: ingest and detection go on without the dashboard, and health does not count it.

@@ -285,6 +285,7 @@ beforeAll(async () => {
     repositories: repos,
     vectorStore,
     embedder,
+    dashboardUrl: 'https://logflow.example.com/',
   };
   app = await buildApiServer(deps);
   await app.ready();
@@ -776,13 +777,14 @@ describe('alerts and silences', () => {
     expect(raised).not.toBeNull();
     const resolved = await call({ method: 'POST', url: `/api/v1/alerts/${raised!.id}/resolve`, key: keys.operator });
     expect(resolved.body).toMatchObject({ id: raised!.id, status: 'resolved' });
-    const { rows } = await engines.postgres.query<{ event: string; url: string }>(
-      'SELECT event, url FROM alert_notifications WHERE alert_id = $1 ORDER BY id',
+    const { rows } = await engines.postgres.query<{ event: string; url: string; link: string | null }>(
+      "SELECT event, url, payload->>'dashboard_url' AS link FROM alert_notifications WHERE alert_id = $1 ORDER BY id",
       [raised!.id],
     );
     expect(rows).toEqual([
-      { event: 'opened', url: WEBHOOK },
-      { event: 'resolved', url: WEBHOOK },
+      { event: 'opened', url: WEBHOOK, link: null },
+      // The API's own dashboard address is the resolution's link.
+      { event: 'resolved', url: WEBHOOK, link: `https://logflow.example.com/#/alerts/${raised!.id}` },
     ]);
     // A second resolve is refused and queues nothing more.
     expect(

@@ -87,7 +87,8 @@ export function registerAlertRoutes(app: FastifyInstance, { deps }: RouteContext
       body: emptyBody,
     },
     // The receiver told of the opening hears of the resolution too (src/sinks/alert-transitions.ts).
-    handler: async (request) => resolveAlert(deps.repositories, request.params.id, notificationTargets(deps.config)),
+    handler: async (request) =>
+      resolveAlert(deps.repositories, request.params.id, notificationTargets(deps.config, deps.dashboardUrl)),
   });
 
   r.post('/api/v1/alerts/:id/silence', {
