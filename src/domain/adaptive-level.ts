@@ -8,7 +8,14 @@
  * The factor is a ratio of exponentially weighted sums over the series' closed windows that were not anomalous:
  * counts over the weekly baselines' means, each window's weight halving every `halfLifeMs` of window time. An
  * anomalous window (a spike, a drop, a silence) is left out, so an incident does not teach the baseline that it is
- * normal. Both sums start from a prior worth `priorEvents` events at factor 1 (a Gamma prior on the ratio of rates, of
+ * normal; until the anomaly has held, in one direction, for `acceptAfterMs` (a level shift: a deploy that doubles
+ * the logging, traffic moved for good). Then it is taken for a level shift all along: the windows it held back are
+ * learned at once, with the weights they would have had, and the windows after it as they come, so the band catches
+ * up within a few windows, the alert resolves, and the shift's end (the level going back) is itself seen as a change. An anomaly
+ * holds until `breakWindows` normal windows on the other side of the level interrupt it (the alert lifecycle's
+ * resolve count), so a shift's windows that come back inside the band, as the quieter hours of a doubled level do, do
+ * not restart the clock. A silence is never accepted: a service that stopped
+ * is not a new normal. Both sums start from a prior worth `priorEvents` events at factor 1 (a Gamma prior on the ratio of rates, of
  * which the factor is the posterior mean), so a new or sparse series is not moved by a few windows, and a series whose
  * last windows are long past drifts back to its weekly baseline as their weight decays.
  *
@@ -19,20 +26,24 @@
  * the larger of the slot's (its stddev) and the series' pooled over its week (`seriesSpread`, as the band reads it,
  * src/domain/anomaly.ts `bandSpread`): four weeks of one slot may hold none of a series' rare bursts.
  *
- * Deterministic: the factor depends only on the windows observed (their end, count, weekly mean and whether they were
- * anomalous), in order, never on a clock. The state is one small entry per series, written as a changelog (only the
+ * Deterministic: the factor depends only on the windows observed (their end, count, weekly mean and anomaly kind),
+ * in order, never on a clock. The state is one small entry per series, written as a changelog (only the
  * series observed since the last checkpoint) next to the window state's (src/sinks/detector-checkpoints.ts), and
  * restored exactly, so a restored detector scores the next windows as the uninterrupted one would.
  */
 import { z } from 'zod';
 import { ErrorCodes, LogflowError } from '../core/errors.ts';
-import type { Baseline } from './anomaly.ts';
+import type { AnomalyKind, Baseline } from './anomaly.ts';
 
 export interface AdaptiveLevelSettings {
   /** Window time over which an observed window's weight halves. */
   readonly halfLifeMs: number;
   /** Weight of the prior (factor 1), in events. */
   readonly priorEvents: number;
+  /** Window time a spike or a drop must hold before its windows are learned as the series' new level. */
+  readonly acceptAfterMs: number;
+  /** Normal windows in a row that end an anomaly (the next one starts the clock again). */
+  readonly breakWindows: number;
 }
 
 /**
@@ -43,22 +54,36 @@ export interface AdaptiveLevelSettings {
  *   anomalous and from then on teaches nothing.
  * - priorEvents 100: against a busy series' thousands of events an hour it is nothing; a series of a few events a
  *   minute needs most of an hour of evidence before its factor moves halfway.
+ * - acceptAfterMs two hours (two half-lives): an incident is usually fixed or escalated by then, and its alert has
+ *   been sent; a change that holds steady for longer is more often a new level than an incident, and without this
+ *   its alert would stay open, or flap, until the next weekly run. After it the band follows within about two more
+ *   half-lives, so a sustained incident resolves itself some four hours in: resolve it by hand sooner, or silence it.
+ * - breakWindows 5: the lifecycle's default resolve count (src/domain/anomaly.ts), so an anomaly ends for the level
+ *   when it would end for the alert.
  */
 export const DEFAULT_ADAPTIVE_LEVEL_SETTINGS: AdaptiveLevelSettings = Object.freeze({
   halfLifeMs: 60 * 60_000,
   priorEvents: 100,
+  acceptAfterMs: 2 * 60 * 60_000,
+  breakWindows: 5,
 });
 
 export function resolveAdaptiveLevelSettings(settings: Partial<AdaptiveLevelSettings> = {}): AdaptiveLevelSettings {
   const resolved = {
     halfLifeMs: settings.halfLifeMs ?? DEFAULT_ADAPTIVE_LEVEL_SETTINGS.halfLifeMs,
     priorEvents: settings.priorEvents ?? DEFAULT_ADAPTIVE_LEVEL_SETTINGS.priorEvents,
+    acceptAfterMs: settings.acceptAfterMs ?? DEFAULT_ADAPTIVE_LEVEL_SETTINGS.acceptAfterMs,
+    breakWindows: settings.breakWindows ?? DEFAULT_ADAPTIVE_LEVEL_SETTINGS.breakWindows,
   };
   const problems: string[] = [];
   if (!(resolved.halfLifeMs > 0) || !Number.isFinite(resolved.halfLifeMs))
     problems.push(`halfLifeMs must be a finite number > 0, got ${resolved.halfLifeMs}`);
   if (!(resolved.priorEvents > 0) || !Number.isFinite(resolved.priorEvents))
     problems.push(`priorEvents must be a finite number > 0, got ${resolved.priorEvents}`);
+  if (!(resolved.acceptAfterMs >= 0) || !Number.isFinite(resolved.acceptAfterMs))
+    problems.push(`acceptAfterMs must be a finite number >= 0, got ${resolved.acceptAfterMs}`);
+  if (!Number.isSafeInteger(resolved.breakWindows) || resolved.breakWindows < 1)
+    problems.push(`breakWindows must be an integer >= 1, got ${resolved.breakWindows}`);
   if (problems.length > 0) throw new RangeError(`invalid adaptive level settings: ${problems.join('; ')}`);
   return Object.freeze(resolved);
 }
@@ -75,17 +100,66 @@ function dispersionOf(weekly: Pick<Baseline, 'mean' | 'stddev' | 'seriesSpread'>
   return Number.isFinite(dispersion) ? Math.max(1, dispersion) : 1;
 }
 
-/** One series' changelog entry: `[counted, expected, lastEnd]`, the decayed sums as of the end of its last window. */
-export type LevelEntry = readonly [number, number, number];
+/**
+ * One series' changelog entry: `[counted, expected, lastEnd]`, the decayed sums as of the end of its last window, and
+ * while an anomaly holds `[..., since, direction, normalWindows, heldCounted, heldExpected]`: the end of its first
+ * window, 1 up or -1 down, the normal windows in a row since its last anomalous one, and the decayed sums of the
+ * windows it holds back. (Checkpoints written before anomalies were tracked hold the first three only, which restore
+ * as no anomaly.)
+ */
+export type LevelEntry =
+  | readonly [number, number, number]
+  | readonly [number, number, number, number, Direction, number, number, number];
 
-const entrySchema = z.tuple([z.number().min(0), z.number().min(0), z.number()]);
+type Direction = 1 | -1;
+
+const entrySchema = z.union([
+  z.tuple([z.number().min(0), z.number().min(0), z.number()]),
+  z.tuple([
+    z.number().min(0),
+    z.number().min(0),
+    z.number(),
+    z.number(),
+    z.union([z.literal(1), z.literal(-1)]),
+    z.int().min(0),
+    z.number().min(0),
+    z.number().min(0),
+  ]),
+]);
+
+/** An anomaly in progress on a series, for the level-shift rule. */
+interface Anomaly {
+  readonly since: number;
+  readonly direction: Direction;
+  normalWindows: number;
+  /** The sums of the windows held back, decayed as the level's are; zero once accepted. */
+  heldCounted: number;
+  heldExpected: number;
+}
 
 interface Level {
   readonly key: string;
   counted: number;
   expected: number;
   lastEnd: number;
+  anomaly: Anomaly | null;
   dirty: boolean;
+}
+
+function entryOf(level: Level): LevelEntry {
+  const { counted, expected, lastEnd, anomaly } = level;
+  return anomaly === null
+    ? [counted, expected, lastEnd]
+    : [
+        counted,
+        expected,
+        lastEnd,
+        anomaly.since,
+        anomaly.direction,
+        anomaly.normalWindows,
+        anomaly.heldCounted,
+        anomaly.heldExpected,
+      ];
 }
 
 /**
@@ -116,8 +190,18 @@ export class AdaptiveLevels {
           `adaptive level entry of key ${JSON.stringify(key)} is malformed: ${parsed.error.message}`,
           { stage: 'operator' },
         );
-      const [counted, expected, lastEnd] = parsed.data;
-      levels.#levels.set(key, { key, counted, expected, lastEnd, dirty: false });
+      const [counted, expected, lastEnd, since, direction, normalWindows, heldCounted, heldExpected] = parsed.data;
+      const anomaly =
+        since === undefined
+          ? null
+          : {
+              since,
+              direction: direction!,
+              normalWindows: normalWindows!,
+              heldCounted: heldCounted!,
+              heldExpected: heldExpected!,
+            };
+      levels.#levels.set(key, { key, counted, expected, lastEnd, anomaly, dirty: false });
     }
     return levels;
   }
@@ -156,34 +240,74 @@ export class AdaptiveLevels {
   }
 
   /**
-   * Takes in one closed window of `key`: its count and the weekly baseline it was judged by (before adaptation).
-   * Nothing is learned from an anomalous window, nor from one without a baseline.
+   * Takes in one closed window of `key`: its count, the weekly baseline it was judged by (before adaptation) and the
+   * kind of anomaly it was scored (null: normal). Nothing is learned from a window without a baseline, nor from an
+   * anomalous one until its anomaly has held for `acceptAfterMs` (never from a silence).
    */
   observe(
     key: string,
     end: number,
     count: number,
     weekly: Pick<Baseline, 'mean' | 'stddev' | 'seriesSpread'> | undefined,
-    anomalous: boolean,
+    anomaly: AnomalyKind | null,
   ): void {
-    if (anomalous || weekly === undefined || !Number.isFinite(weekly.mean) || weekly.mean < 0) return;
+    if (weekly === undefined || !Number.isFinite(weekly.mean) || weekly.mean < 0) return;
     if (!Number.isFinite(count) || count < 0) return;
-    const weight = 1 / dispersionOf(weekly);
+    // Which side of the level as learned so far the count is on, for a normal window inside an anomaly.
+    const side = Math.sign(count - weekly.mean * this.factor(key, end));
     let level = this.#levels.get(key);
     if (level === undefined) {
-      level = { key, counted: 0, expected: 0, lastEnd: end, dirty: false };
+      level = { key, counted: 0, expected: 0, lastEnd: end, anomaly: null, dirty: false };
       this.#levels.set(key, level);
     } else if (end <= level.lastEnd) {
       return;
     }
     const decay = this.#decay(end - level.lastEnd);
-    level.counted = level.counted * decay + weight * count;
-    level.expected = level.expected * decay + weight * weekly.mean;
+    level.counted *= decay;
+    level.expected *= decay;
+    if (level.anomaly !== null) {
+      level.anomaly.heldCounted *= decay;
+      level.anomaly.heldExpected *= decay;
+    }
     level.lastEnd = end;
+    const weight = 1 / dispersionOf(weekly);
+    const learned = this.#learns(level, end, anomaly, side);
+    if (learned) {
+      level.counted += weight * count;
+      level.expected += weight * weekly.mean;
+    } else if (level.anomaly !== null) {
+      level.anomaly.heldCounted += weight * count;
+      level.anomaly.heldExpected += weight * weekly.mean;
+    }
     if (!level.dirty) {
       level.dirty = true;
       this.#changed.push(level);
     }
+  }
+
+  /** Follows the series' anomaly in progress with this window, and says whether the window is learned. */
+  #learns(level: Level, end: number, anomaly: AnomalyKind | null, side: number): boolean {
+    if (anomaly === null) {
+      // A window inside the band but on the anomaly's side (a halved level's busier minutes) does not end it.
+      if (level.anomaly !== null && side !== level.anomaly.direction)
+        if (++level.anomaly.normalWindows >= this.settings.breakWindows) level.anomaly = null;
+      return true;
+    }
+    if (anomaly === 'silence') {
+      level.anomaly = null;
+      return false;
+    }
+    const direction: Direction = anomaly === 'spike' ? 1 : -1;
+    if (level.anomaly === null || level.anomaly.direction !== direction)
+      level.anomaly = { since: end, direction, normalWindows: 0, heldCounted: 0, heldExpected: 0 };
+    else level.anomaly.normalWindows = 0;
+    if (end - level.anomaly.since < this.settings.acceptAfterMs) return false;
+    // A level shift all along: what it held back is learned now, as if it had been learned window by window.
+    level.counted += level.anomaly.heldCounted;
+    level.expected += level.anomaly.heldExpected;
+    level.anomaly.heldCounted = 0;
+    level.anomaly.heldExpected = 0;
+    return true;
   }
 
   /**
@@ -205,7 +329,7 @@ export class AdaptiveLevels {
     const changes = new Map<string, LevelEntry>();
     for (const level of this.#changed) {
       level.dirty = false;
-      changes.set(level.key, [level.counted, level.expected, level.lastEnd]);
+      changes.set(level.key, entryOf(level));
     }
     this.#changed = [];
     return changes;
@@ -215,7 +339,7 @@ export class AdaptiveLevels {
   snapshot(): [string, LevelEntry][] {
     return [...this.#levels.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, level]) => [key, [level.counted, level.expected, level.lastEnd]]);
+      .map(([key, level]) => [key, entryOf(level)]);
   }
 
   #decay(elapsedMs: number): number {

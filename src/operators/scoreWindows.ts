@@ -46,7 +46,7 @@ export function scoreWindows(options: ScoreWindowsOptions): OperatorFunction<Clo
     const weekly = settings.enabled ? baselineFor(series, window.start) : undefined;
     const baseline = levels === undefined ? weekly : levels.adapt(weekly, window.key, window.end);
     const scored = score(window.count, baseline, settings);
-    levels?.observe(window.key, window.end, window.count, weekly, scored.anomalous);
+    levels?.observe(window.key, window.end, window.count, weekly, scored.anomalous ? scored.kind : null);
     return {
       key: window.key,
       service: series.service,

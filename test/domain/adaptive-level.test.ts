@@ -15,6 +15,7 @@ import {
   lookupBaseline,
   score,
   type AlertEvent,
+  type AnomalyKind,
   type Baseline,
   type BaselineIndex,
   type ScoredWindow,
@@ -83,7 +84,7 @@ describe('AdaptiveLevels', () => {
     const levels = new AdaptiveLevels();
     expect(levels.factor(KEY, FROM)).toBe(1);
     expect(levels.adapt(baseline, KEY, FROM)).toBe(baseline);
-    for (let i = 1; i <= 6 * 60; i++) levels.observe(KEY, FROM + i * MINUTE, 200, poissonSlot(100), false);
+    for (let i = 1; i <= 6 * 60; i++) levels.observe(KEY, FROM + i * MINUTE, 200, poissonSlot(100), null);
     const factor = levels.factor(KEY, FROM + 361 * MINUTE);
     // Six half-lives in: (2 * 85.6 windows' weight * 100 + 100) / (85.6 * 100 + 100), 1.99 to two places.
     expect(factor).toBeGreaterThan(1.98);
@@ -97,24 +98,56 @@ describe('AdaptiveLevels', () => {
 
   it('learns nothing from anomalous windows, nor from windows without a baseline, nor from a replayed window', () => {
     const levels = new AdaptiveLevels();
-    levels.observe(KEY, FROM + MINUTE, 1_000, poissonSlot(100), true);
-    levels.observe(KEY, FROM + 2 * MINUTE, 1_000, undefined, false);
-    expect(levels.size).toBe(0);
-    levels.observe(KEY, FROM + 3 * MINUTE, 300, poissonSlot(100), false);
+    levels.observe(KEY, FROM + MINUTE, 1_000, poissonSlot(100), 'spike');
+    levels.observe(KEY, FROM + 2 * MINUTE, 1_000, undefined, null);
+    expect(levels.factor(KEY, FROM + 2 * MINUTE)).toBe(1);
+    levels.observe(KEY, FROM + 3 * MINUTE, 300, poissonSlot(100), null);
     const once = levels.factor(KEY, FROM + 4 * MINUTE);
     expect(once).toBeGreaterThan(1);
-    levels.observe(KEY, FROM + 3 * MINUTE, 300, poissonSlot(100), false);
+    levels.observe(KEY, FROM + 3 * MINUTE, 300, poissonSlot(100), null);
     expect(levels.factor(KEY, FROM + 4 * MINUTE)).toBe(once);
+  });
+
+  it('takes a spike or drop that holds for two hours as a level shift, learning what it held back; never a silence', () => {
+    const shifted = new AdaptiveLevels();
+    const silent = new AdaptiveLevels();
+    // 119 minutes at twice the level, every one a spike: held back.
+    for (let i = 1; i < 120; i++) {
+      shifted.observe(KEY, FROM + i * MINUTE, 200, poissonSlot(100), 'spike');
+      silent.observe(KEY, FROM + i * MINUTE, 0, poissonSlot(100), 'silence');
+    }
+    expect(shifted.factor(KEY, FROM + 119 * MINUTE)).toBe(1);
+    // Inside the band but still above the level: learned alone, (150 + 100) / (100 + 100), and the anomaly goes on.
+    shifted.observe(KEY, FROM + 120 * MINUTE, 150, poissonSlot(100), null);
+    expect(shifted.factor(KEY, FROM + 120 * MINUTE)).toBeCloseTo(1.25, 9);
+    // Two hours after the first: the whole shift is learned at once (about 65 windows' weight at 2 against the prior).
+    shifted.observe(KEY, FROM + 121 * MINUTE, 200, poissonSlot(100), 'spike');
+    expect(shifted.factor(KEY, FROM + 121 * MINUTE)).toBeGreaterThan(1.9);
+    for (let i = 122; i < 240; i++) silent.observe(KEY, FROM + i * MINUTE, 0, poissonSlot(100), 'silence');
+    expect(silent.factor(KEY, FROM + 240 * MINUTE)).toBe(1);
+  });
+
+  it('starts the two hours again after five normal windows on the other side of the level', () => {
+    const levels = new AdaptiveLevels();
+    let minute = 0;
+    const observe = (count: number, anomaly: 'spike' | null) =>
+      levels.observe(KEY, FROM + ++minute * MINUTE, count, poissonSlot(100), anomaly);
+    for (let i = 0; i < 100; i++) observe(200, 'spike');
+    for (let i = 0; i < 5; i++) observe(95, null);
+    for (let i = 0; i < 100; i++) observe(200, 'spike');
+    // 205 minutes since the first spike, 100 since the anomaly started again: of it all only the five normal windows
+    // are learned, long decayed.
+    expect(levels.factor(KEY, FROM + minute * MINUTE)).toBeLessThan(1.01);
   });
 
   it('is moved little by a sparse series’ few events (the prior), and returns to 1 as its windows age', () => {
     // A half-life so long that ten minutes hardly decay: 40 events where 10 were expected, against a prior of 100
     // events at 1, is (40 + 100) / (10 + 100).
     const undecayed = new AdaptiveLevels({ halfLifeMs: 1e15 });
-    for (let i = 1; i <= 10; i++) undecayed.observe(KEY, FROM + i * MINUTE, 4, poissonSlot(1), false);
+    for (let i = 1; i <= 10; i++) undecayed.observe(KEY, FROM + i * MINUTE, 4, poissonSlot(1), null);
     expect(undecayed.factor(KEY, FROM + 10 * MINUTE)).toBeCloseTo(140 / 110, 9);
     const levels = new AdaptiveLevels();
-    for (let i = 1; i <= 60; i++) levels.observe(KEY, FROM + i * MINUTE, 40, poissonSlot(10), false);
+    for (let i = 1; i <= 60; i++) levels.observe(KEY, FROM + i * MINUTE, 40, poissonSlot(10), null);
     expect(levels.factor(KEY, FROM + 60 * MINUTE)).toBeGreaterThan(2);
     // 20 half-lives later the windows weigh a millionth of what they did.
     expect(levels.factor(KEY, FROM + 60 * MINUTE + 20 * HOUR)).toBeCloseTo(1, 4);
@@ -123,11 +156,11 @@ describe('AdaptiveLevels', () => {
   it('hands out only the series observed since the last checkpoint, and restores from those entries', () => {
     const levels = new AdaptiveLevels();
     levels.startChangelog('nothing');
-    levels.observe('a', FROM + MINUTE, 10, poissonSlot(5), false);
-    levels.observe('b', FROM + MINUTE, 10, poissonSlot(5), false);
+    levels.observe('a', FROM + MINUTE, 10, poissonSlot(5), null);
+    levels.observe('b', FROM + MINUTE, 10, poissonSlot(5), null);
     const first = levels.takeChanges();
     expect([...first.keys()].sort()).toEqual(['a', 'b']);
-    levels.observe('b', FROM + 2 * MINUTE, 10, poissonSlot(5), false);
+    levels.observe('b', FROM + 2 * MINUTE, 10, poissonSlot(5), null);
     const second = levels.takeChanges();
     expect([...second.keys()]).toEqual(['b']);
     const store = new Map<string, unknown>([...first, ...second]);
@@ -145,11 +178,11 @@ describe('AdaptiveLevels', () => {
     const heavierPrior = new AdaptiveLevels({ priorEvents: 25 * 100 });
     for (let i = 1; i <= 30; i++) {
       const end = FROM + i * MINUTE;
-      poissonLike.observe(KEY, end, 200, poissonSlot(100), false);
-      heavierPrior.observe(KEY, end, 200, poissonSlot(100), false);
+      poissonLike.observe(KEY, end, 200, poissonSlot(100), null);
+      heavierPrior.observe(KEY, end, 200, poissonSlot(100), null);
       // Variance 25 times the mean, read from the slot's stddev or from the series' pooled spread.
-      bursty.observe(KEY, end, 200, { mean: 100, stddev: 50 }, false);
-      pooledBursty.observe(KEY, end, 200, { mean: 100, stddev: 10, seriesSpread: { above: 0.5, below: 0.1 } }, false);
+      bursty.observe(KEY, end, 200, { mean: 100, stddev: 50 }, null);
+      pooledBursty.observe(KEY, end, 200, { mean: 100, stddev: 10, seriesSpread: { above: 0.5, below: 0.1 } }, null);
     }
     const at = FROM + 30 * MINUTE;
     expect(poissonLike.factor(KEY, at)).toBeGreaterThan(1.9);
@@ -226,15 +259,17 @@ describe('scoring with adaptive levels (properties)', () => {
   const observations = fc.array(
     fc.record({
       count: fc.integer({ min: 0, max: 500 }),
-      anomalous: fc.boolean(),
+      anomaly: fc.constantFrom<AnomalyKind | null>(null, null, 'spike', 'drop', 'silence'),
       gap: fc.integer({ min: 1, max: 90 }),
     }),
     { maxLength: 60 },
   );
-  const levelsAfter = (seen: readonly { count: number; anomalous: boolean; gap: number }[]): AdaptiveLevels => {
+  const levelsAfter = (
+    seen: readonly { count: number; anomaly: AnomalyKind | null; gap: number }[],
+  ): AdaptiveLevels => {
     const levels = new AdaptiveLevels();
     let end = at - 24 * HOUR;
-    for (const { count, anomalous, gap } of seen) levels.observe(KEY, (end += gap * MINUTE), count, weekly, anomalous);
+    for (const { count, anomaly, gap } of seen) levels.observe(KEY, (end += gap * MINUTE), count, weekly, anomaly);
     return levels;
   };
 

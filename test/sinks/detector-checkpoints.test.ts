@@ -66,8 +66,8 @@ describe('DetectorCheckpoints', () => {
     const [detector] = await first.restore([tp], {});
     expect(detector!.levels.size).toBe(0);
     count(detector!, [SERIES_A, SERIES_B], T0, 2);
-    detector!.levels.observe(SERIES_A, T0 + MINUTE, 30, { mean: 10, stddev: 3 }, false);
-    detector!.levels.observe(SERIES_B, T0 + MINUTE, 100, { mean: 200, stddev: 14 }, false);
+    detector!.levels.observe(SERIES_A, T0 + MINUTE, 30, { mean: 10, stddev: 3 }, null);
+    detector!.levels.observe(SERIES_B, T0 + MINUTE, 100, { mean: 200, stddev: 14 }, null);
     await first.write(first.capture([]));
     const entries = async () =>
       new Map(
@@ -80,7 +80,7 @@ describe('DetectorCheckpoints', () => {
 
     // Only series A moves; B's entry is not written again.
     count(detector!, [SERIES_A], T0 + MINUTE, 3);
-    detector!.levels.observe(SERIES_A, T0 + 2 * MINUTE, 40, { mean: 10, stddev: 3 }, false);
+    detector!.levels.observe(SERIES_A, T0 + 2 * MINUTE, 40, { mean: 10, stddev: 3 }, null);
     const cp = first.capture([]);
     expect([...cp.saves[0]!.levels.keys()]).toEqual([SERIES_A]);
     await first.write(cp);

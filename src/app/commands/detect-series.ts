@@ -147,7 +147,7 @@ export function parseSeriesCsv(text: string): { readonly rows: SeriesRow[]; read
  * The pipeline's settings carried from 1-minute windows to the series'
  * interval. The detector's thresholds and the lifecycle's window counts
  * (pending, resolve) are about evidence per window and stay as they are. The
- * cooldown and the adaptive level's half-life are times, kept as the same
+ * cooldown, the adaptive level's half-life and its level-shift acceptance are times, kept as the same
  * number of windows. A slot's minimum
  * sample count (30, half of the 60 windows a slot holds in a week of
  * 1-minute windows) keeps that share of a week's slot, with a floor so that
@@ -165,7 +165,11 @@ export function scaledSettings(intervalMs: number): {
       Math.max(MIN_SLOT_SAMPLES, Math.ceil(DEFAULT_MIN_BASELINE_SAMPLES / scale)),
     ),
     lifecycle: { ...DEFAULT_LIFECYCLE_SETTINGS, cooldownMs: DEFAULT_LIFECYCLE_SETTINGS.cooldownMs * scale },
-    levels: { ...DEFAULT_ADAPTIVE_LEVEL_SETTINGS, halfLifeMs: DEFAULT_ADAPTIVE_LEVEL_SETTINGS.halfLifeMs * scale },
+    levels: {
+      ...DEFAULT_ADAPTIVE_LEVEL_SETTINGS,
+      halfLifeMs: DEFAULT_ADAPTIVE_LEVEL_SETTINGS.halfLifeMs * scale,
+      acceptAfterMs: DEFAULT_ADAPTIVE_LEVEL_SETTINGS.acceptAfterMs * scale,
+    },
   };
 }
 

@@ -71,12 +71,12 @@ describe('detectSeries', () => {
     expect(scaledSettings(MINUTE)).toEqual({
       minSamples: 30,
       lifecycle: { pendingWindows: 2, resolveWindows: 5, cooldownMs: 30 * MINUTE },
-      levels: { halfLifeMs: 60 * MINUTE, priorEvents: 100 },
+      levels: { halfLifeMs: 60 * MINUTE, priorEvents: 100, acceptAfterMs: 120 * MINUTE, breakWindows: 5 },
     });
     expect(scaledSettings(5 * MINUTE)).toMatchObject({
       minSamples: 8,
       lifecycle: { cooldownMs: 150 * MINUTE },
-      levels: { halfLifeMs: 300 * MINUTE, priorEvents: 100 },
+      levels: { halfLifeMs: 300 * MINUTE, priorEvents: 100, acceptAfterMs: 600 * MINUTE, breakWindows: 5 },
     });
     expect(scaledSettings(10_000).minSamples).toBe(30);
   });
