@@ -96,9 +96,10 @@ program
 const START_HELP = `Usage: npm start -- [options]
 
 Runs generate, ingest, vectorize, detect and the API together in one process on the
-embedded engines (in-process topics, chdb, PGlite, the local embedder), with
-no servers. Data persists in the data directory; a second start continues
-from it. Ctrl-C stops gracefully (a second Ctrl-C exits at once).
+embedded engines (in-process topics, chdb, PGlite, the local embedding model, or the
+hashing embedder without its files), with no servers. Data persists in the data
+directory; a second start continues from it. Ctrl-C stops gracefully (a second
+Ctrl-C exits at once).
 
 Options:
   --rate <n>             logs per second to generate (default 500)

@@ -5,7 +5,7 @@
  * process shares one Resources; in server mode each process opens its own.
  */
 import type { Config } from '../core/config.ts';
-import { openEmbedder, type Embedder } from '../clients/embeddings.ts';
+import { embedderChoice, openEmbedder, type Embedder } from '../clients/embeddings.ts';
 import { openAnalyst, type Analyst } from '../clients/llm.ts';
 import { openEngines, type Engines } from '../clients/engines.ts';
 import type { HealthCheck } from '../core/component.ts';
@@ -101,6 +101,10 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
     },
     embedder() {
       requireOpen();
+      if (embedder === undefined) {
+        const choice = embedderChoice(config);
+        logger.info({ embedder: choice.kind }, choice.line);
+      }
       embedder ??= openEmbedder(config, {
         onRetry: (info) =>
           logger.warn({ attempt: info.attempt, err: info.error }, 'embeddings endpoint failed; retrying'),

@@ -45,6 +45,8 @@ interface Running {
   readonly worker: Worker;
   readonly ready: Promise<void>;
   readonly pending: Map<number, Pending>;
+  /** Fails the start and every request in flight with `error`, and ends the thread. */
+  readonly stop: (error: LogflowError) => Promise<void>;
 }
 
 function positiveInteger(value: number, what: string, max: number): number {
@@ -82,20 +84,23 @@ export function createModelEmbedder(options: ModelEmbedderOptions): Embedder {
     // Awaited by every request; a start that fails must not also be an unhandled rejection.
     ready.catch(() => undefined);
     let started = false;
-    let failed = false;
-    const current: Running = { worker, ready, pending };
-
+    let stopped = false;
     // Once per worker: a load failure is followed by the thread's exit, which must not overwrite the reason.
-    const fail = (error: LogflowError): void => {
-      if (failed) return;
-      failed = true;
+    const stop = async (error: LogflowError): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
       if (running === current) running = undefined;
-      lastFailure = error;
       if (!started) failStart(error);
       for (const p of pending.values()) p.reject(error);
       pending.clear();
-      void worker.terminate();
+      await worker.terminate();
     };
+    const fail = (error: LogflowError): void => {
+      if (stopped) return;
+      lastFailure = error;
+      void stop(error);
+    };
+    const current: Running = { worker, ready, pending, stop };
 
     worker.on('message', (message: ModelWorkerMessage) => {
       switch (message.kind) {
@@ -138,6 +143,9 @@ export function createModelEmbedder(options: ModelEmbedderOptions): Embedder {
     running ??= start();
     const current = running;
     await current.ready;
+    // Closed, or the worker failed, while this call waited for it to start.
+    if (closed) throw closedError();
+    if (running !== current) throw lastFailure ?? closedError();
     const id = nextId++;
     return new Promise<Float32Array>((resolve, reject) => {
       current.pending.set(id, { resolve, reject });
@@ -170,12 +178,7 @@ export function createModelEmbedder(options: ModelEmbedderOptions): Embedder {
     async close() {
       if (closed) return;
       closed = true;
-      const current = running;
-      running = undefined;
-      if (current === undefined) return;
-      for (const p of current.pending.values()) p.reject(closedError());
-      current.pending.clear();
-      await current.worker.terminate();
+      await running?.stop(closedError());
     },
   };
 }

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { embedderChoice, openEmbedder } from '../../clients/embeddings.ts';
-import { loadConfig } from '../../core/config.ts';
+import { loadConfig, type Config } from '../../core/config.ts';
 
 /** Lines per embed call: a few worker messages' worth, so the model is kept busy while output is written. */
 const BLOCK_LINES = 256;
@@ -22,13 +22,20 @@ export interface EmbedLinesResult {
   readonly lines: number;
 }
 
+export interface EmbedLinesOptions {
+  /** Default: loadConfig() from the environment. */
+  readonly config?: Config;
+  /** Where the embedder's name goes (default stderr). */
+  readonly diagnostics?: Writable;
+}
+
 export async function embedLines(
   input: Readable,
   output: Writable,
-  diagnostics: Writable = process.stderr,
+  options: EmbedLinesOptions = {},
 ): Promise<EmbedLinesResult> {
-  const config = loadConfig();
-  diagnostics.write(`${embedderChoice(config).line}\n`);
+  const config = options.config ?? loadConfig();
+  (options.diagnostics ?? process.stderr).write(`${embedderChoice(config).line}\n`);
   const embedder = openEmbedder(config);
   let lines = 0;
   const flush = async (block: string[]): Promise<void> => {
