@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { unzipSync } from 'fflate';
 import {
   MODEL_ARTIFACT,
@@ -100,21 +101,29 @@ async function mavenCopy(mvn: string, work: string): Promise<string | { reason: 
   return path.join(out, `${artifactId}-${version}.jar`);
 }
 
-/** Maven's first [ERROR] line says why (unresolvable host, artifact not found); the rest is advice. */
+/**
+ * Maven's first [ERROR] line says why; the rest is advice. It opens with what
+ * failed and ends with the cause (a refused connection, an unknown host), so
+ * a long one keeps both ends. Maven 3.8 colours its output even when told
+ * not to, hence the escape codes are removed.
+ */
 function mavenReason(output: string): string {
-  const line = output
+  const lines = stripVTControlCharacters(output)
     .split('\n')
-    .map((l) => l.trim())
-    .find((l) => l.startsWith('[ERROR]'));
-  const reason = (line ?? output.trim().split('\n').at(-1) ?? 'no output').replace(/^\[ERROR\]\s*/, '');
-  return reason.length > 300 ? `${reason.slice(0, 300)}…` : reason;
+    .map((l) => l.trim());
+  const error = lines.find((l) => /^\[ERROR\]\s*\S/.test(l)) ?? lines.filter((l) => l !== '').at(-1) ?? 'no output';
+  const reason = error.replace(/^\[ERROR\]\s*/, '').replace(/\s*-> \[Help \d+\]$/, '');
+  return reason.length > 300 ? `${reason.slice(0, 120)} … ${reason.slice(-170)}` : reason;
 }
 
 type RunResult = { readonly code: number | null; readonly output: string } | { readonly spawnError: string };
 
 function run(command: string, args: readonly string[], cwd: string): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: MAVEN_TIMEOUT_MS });
+    // A timer of our own: spawn's `timeout` option is cleared on 'exit' only, which a command that never started
+    // (ENOENT) does not emit, and its timer then held the process open for the whole timeout.
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => child.kill('SIGTERM'), MAVEN_TIMEOUT_MS);
     let output = '';
     const keep = (chunk: Buffer) => {
       // Only the start matters for the reason, and a noisy Maven must not grow memory.
@@ -122,10 +131,14 @@ function run(command: string, args: readonly string[], cwd: string): Promise<Run
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    child.on('error', (error: NodeJS.ErrnoException) => resolve({ spawnError: error.code ?? error.message }));
-    child.on('close', (code, signal) =>
-      resolve({ code: signal === null ? code : null, output: signal === null ? output : `killed by ${signal}` }),
-    );
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve({ spawnError: error.code ?? error.message });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: signal === null ? code : null, output: signal === null ? output : `killed by ${signal}` });
+    });
   });
 }
 
