@@ -591,16 +591,27 @@ export type EmbedderKind = 'remote' | 'model' | 'hashing';
  * when its files are in LOGFLOW_MODELS_DIR (README.md, "Local embeddings"),
  * else the hashing embedder. `line` is what a process prints at start.
  */
-export function embedderChoice(config: Config): { readonly kind: EmbedderKind; readonly line: string } {
+export function embedderChoice(config: Config): {
+  readonly kind: EmbedderKind;
+  readonly model: string;
+  /** Unknown for a remote endpoint until it answers. */
+  readonly dimension: number | undefined;
+  readonly line: string;
+} {
   const { url, model } = config.embeddings;
-  if (url !== undefined) return { kind: 'remote', line: `embeddings: ${model} at ${displayUrl(url)}` };
+  if (url !== undefined)
+    return { kind: 'remote', model, dimension: undefined, line: `embeddings: ${model} at ${displayUrl(url)}` };
   if (modelFilesPresent(config.model.dir))
     return {
       kind: 'model',
+      model: MODEL_NAME,
+      dimension: MODEL_DIMENSION,
       line: `embeddings: ${MODEL_NAME} (local model, ${MODEL_DIMENSION} dimensions, worker thread)`,
     };
   return {
     kind: 'hashing',
+    model: LOCAL_EMBEDDING_MODEL,
+    dimension: DEFAULT_LOCAL_DIMENSION,
     line: `embeddings: ${LOCAL_EMBEDDING_MODEL} (word hashing, no model in ${modelPaths(config.model.dir).dir}; npm run models:fetch)`,
   };
 }

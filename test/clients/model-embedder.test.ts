@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embedderChoice, LOCAL_EMBEDDING_MODEL, openEmbedder, type Embedder } from '../../src/clients/embeddings.ts';
 import { createModelEmbedder } from '../../src/clients/model-embedder.ts';
 import { MODEL_DIMENSION, MODEL_NAME, modelFilesPresent, modelPaths } from '../../src/clients/model-files.ts';
+import { vectorCollection } from '../../src/app/resources.ts';
 import { loadConfig } from '../../src/core/config.ts';
+import { embeddingCacheKey } from '../../src/stores/embedding-cache.ts';
 import { ErrorCodes, LogflowError } from '../../src/core/errors.ts';
 
 const MODELS_DIR = loadConfig(process.env).model.dir;
@@ -193,6 +195,13 @@ describe('openEmbedder', () => {
       expect(embedderChoice(without)).toMatchObject({ kind: 'hashing' });
       expect(embedderChoice(without).line).toContain('npm run models:fetch');
       expect(embedderChoice(remote).kind).toBe('remote');
+      // Each embedding space its own vector collection and cache keys; the older embedders keep the configured one.
+      expect([withModel, without, remote].map(vectorCollection)).toEqual([
+        'log_embeddings_all_minilm_l6_v2_q_384',
+        'log_embeddings',
+        'log_embeddings',
+      ]);
+      expect(embeddingCacheKey(MODEL_NAME, '42', MODEL_DIMENSION)).toBe('all-minilm-l6-v2-q/384:42');
       const opened = [openEmbedder(withModel), openEmbedder(without), openEmbedder(remote)];
       try {
         expect(opened.map((e) => e.model)).toEqual([MODEL_NAME, LOCAL_EMBEDDING_MODEL, 'jina-embeddings-v2-base-en']);
