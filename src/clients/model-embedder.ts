@@ -30,6 +30,11 @@ export interface ModelEmbedderOptions {
   readonly threads?: number;
   /** Texts per message to the worker (default 64). */
   readonly batchSize?: number;
+  /**
+   * Bound on the worker's V8 heap (old generation), in MiB; default Node's. A request beyond it ends the worker
+   * thread, which is reported like any crash, and the process goes on.
+   */
+  readonly maxHeapMb?: number;
 }
 
 /** Sibling module, .ts under tsx/vitest and .js in dist/, as this one is. */
@@ -60,6 +65,7 @@ function positiveInteger(value: number, what: string, max: number): number {
 export function createModelEmbedder(options: ModelEmbedderOptions): Embedder {
   const threads = positiveInteger(options.threads ?? 1, 'threads', 64);
   const batchSize = positiveInteger(options.batchSize ?? 64, 'batchSize', 4096);
+  if (options.maxHeapMb !== undefined) positiveInteger(options.maxHeapMb, 'maxHeapMb', 65_536);
   const paths = modelPaths(options.modelsDir);
   const data: ModelWorkerData = {
     onnx: paths.onnx,
@@ -73,7 +79,12 @@ export function createModelEmbedder(options: ModelEmbedderOptions): Embedder {
   let closed = false;
 
   const start = (): Running => {
-    const worker = startModuleWorker(WORKER_MODULE, 'runModelWorker', data);
+    const worker = startModuleWorker(
+      WORKER_MODULE,
+      'runModelWorker',
+      data,
+      options.maxHeapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } },
+    );
     const pending = new Map<number, Pending>();
     let markReady!: () => void;
     let failStart!: (error: Error) => void;

@@ -160,6 +160,29 @@ describe('model embedder failures', () => {
     }
   });
 
+  it('reports a worker thread that dies while it works, fails health, and recovers with a new worker', async () => {
+    // A heap bound the model loads within (it does at 16 MiB) and a request that cannot fit in it: 4096 texts of
+    // 16,000 characters are cloned into the worker's heap, which then runs out, as a real out-of-memory would.
+    const embedder = createModelEmbedder({ modelsDir: MODELS_DIR, batchSize: 4096, maxHeapMb: 32 });
+    try {
+      const [before] = await embedder.embed(['disk full']);
+      const huge = Array.from({ length: 4096 }, (_, i) => `${i} ${'a'.repeat(16_000)}`);
+      const error = await embedder.embed(huge).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ code: ErrorCodes.UPSTREAM_UNAVAILABLE, retriable: true });
+      expect((error as Error).message).toMatch(/worker thread failed: .*memory.*the next call starts a new one/);
+      expect(await embedder.health()).toMatchObject({ ok: false, detail: expect.stringContaining('worker thread') });
+
+      const [after] = await embedder.embed(['disk full']);
+      expect(after).toEqual(before);
+      expect(await embedder.health()).toMatchObject({ ok: true });
+    } finally {
+      await embedder.close();
+    }
+  });
+
   it('close() fails the calls waiting for the worker to start with SHUTDOWN', async () => {
     const embedder = createModelEmbedder({ modelsDir: MODELS_DIR });
     // The expectation is attached before close(), which rejects the call.
@@ -185,6 +208,21 @@ describe('model embedder failures', () => {
 });
 
 describe('openEmbedder', () => {
+  it('runs the model with the configured threads, and refuses settings out of range by name', async () => {
+    const embedder = openEmbedder(
+      loadConfig({ LOGFLOW_MODELS_DIR: MODELS_DIR, LOGFLOW_MODEL_THREADS: '2', LOGFLOW_MODEL_BATCH_SIZE: '5' }),
+    );
+    try {
+      expect(await embedder.embed(TEXTS)).toHaveLength(TEXTS.length);
+      expect((await embedder.health()).detail).toContain('2 thread(s)');
+    } finally {
+      await embedder.close();
+    }
+    expect(() => loadConfig({ LOGFLOW_MODEL_THREADS: '0', LOGFLOW_MODEL_BATCH_SIZE: 'many' })).toThrow(
+      /LOGFLOW_MODEL_THREADS: must be between 1 and 64.*LOGFLOW_MODEL_BATCH_SIZE: must be a whole number/s,
+    );
+  });
+
   it('opens the model when its files are present, the hashing embedder when not, the endpoint when set', async () => {
     const empty = await mkdtemp(path.join(os.tmpdir(), 'logflow-no-model-'));
     try {
