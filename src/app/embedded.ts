@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { loadConfig, redactedConfig, type Config } from '../core/config.ts';
 import { LOCK_FILE_NAME, lockDataDir } from '../core/data-dir-lock.ts';
 import { openEngines, type Engines } from '../clients/engines.ts';
+import { embedderChoice } from '../clients/embeddings.ts';
 import { ConfigError, describeCause } from '../core/errors.ts';
 import { Health } from '../core/health.ts';
 import { createLogger, type Logger } from '../core/logger.ts';
@@ -148,6 +149,8 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
   const say = (line: string) => process.stdout.write(`${line}\n`);
   logger.info({ flags, config: redactedConfig(config) }, 'starting embedded');
   say(`logflow: embedded mode, data in ${dataDir} (logs: ${logFile})`);
+  // Similarity and novelty mean something else with each embedder (README.md, "Local embeddings"): said at once.
+  say(`logflow: ${embedderChoice(config).line}`);
 
   const engines = await openEngines(config, { createDatabases: true });
   await migrateAll(engines, { logsTtlDays: config.logsTtlDays });

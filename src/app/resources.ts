@@ -5,7 +5,7 @@
  * process shares one Resources; in server mode each process opens its own.
  */
 import type { Config } from '../core/config.ts';
-import { openEmbedder, type Embedder } from '../clients/embeddings.ts';
+import { embedderChoice, openEmbedder, type Embedder } from '../clients/embeddings.ts';
 import { openAnalyst, type Analyst } from '../clients/llm.ts';
 import { openEngines, type Engines } from '../clients/engines.ts';
 import type { HealthCheck } from '../core/component.ts';
@@ -14,7 +14,7 @@ import { ClickHouseVectorStore } from '../stores/clickhouse-vector.ts';
 import { openEmbeddingCache, type EmbeddingCache } from '../stores/embedding-cache.ts';
 import { createRepositories, type PoolRepositories } from '../stores/postgres/index.ts';
 import { QdrantVectorStore } from '../stores/qdrant.ts';
-import type { VectorStore } from '../stores/vector-store.ts';
+import { collectionForModel, type VectorStore } from '../stores/vector-store.ts';
 import { InProcessTopics } from '../sources/in-process-topics.ts';
 import { KafkaTopics } from '../sources/kafka-topics.ts';
 import type { Topics } from '../sources/topics.ts';
@@ -27,6 +27,20 @@ export interface OpenResourcesOptions {
   readonly topics?: Topics;
   /** chdb allows one data directory per process: resources of one process share its engines. */
   readonly engines?: Promise<Engines>;
+}
+
+/**
+ * The vector collection of the configured embedder, so two models' vectors
+ * never share one (README.md, "Local embeddings"). The hashing embedder and a
+ * remote endpoint keep LOGFLOW_QDRANT_COLLECTION itself, where their vectors
+ * were before models had collections of their own (a remote model of another
+ * dimension there is refused by the store's dimension check); the local model
+ * gets `<collection>_all_minilm_l6_v2_q_384`.
+ */
+export function vectorCollection(config: Config): string {
+  const choice = embedderChoice(config);
+  if (choice.kind !== 'model' || choice.dimension === undefined) return config.qdrant.collection;
+  return collectionForModel(config.qdrant.collection, choice.model, choice.dimension);
 }
 
 export function openResources(config: Config, logger: Logger, options: OpenResourcesOptions = {}): Resources {
@@ -74,11 +88,11 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
         config.qdrant.url === undefined
           ? resources
               .engines()
-              .then((e) => new ClickHouseVectorStore({ client: e.clickhouse, table: config.qdrant.collection }))
+              .then((e) => new ClickHouseVectorStore({ client: e.clickhouse, table: vectorCollection(config) }))
           : Promise.resolve(
               new QdrantVectorStore({
                 url: config.qdrant.url,
-                collection: config.qdrant.collection,
+                collection: vectorCollection(config),
                 ...(config.qdrant.apiKey === undefined ? {} : { apiKey: config.qdrant.apiKey }),
               }),
             );
@@ -101,6 +115,10 @@ export function openResources(config: Config, logger: Logger, options: OpenResou
     },
     embedder() {
       requireOpen();
+      if (embedder === undefined) {
+        const choice = embedderChoice(config);
+        logger.info({ embedder: choice.kind }, choice.line);
+      }
       embedder ??= openEmbedder(config, {
         onRetry: (info) =>
           logger.warn({ attempt: info.attempt, err: info.error }, 'embeddings endpoint failed; retrying'),

@@ -3,8 +3,10 @@
  * - server mode: any OpenAI-compatible `/v1/embeddings` endpoint (Jina, TEI,
  *   vLLM, OpenAI) through the `openai` package, in batches, with bounded
  *   concurrency, the engine's retry loop and a validated response;
- * - embedded mode: a local deterministic embedder (signed feature hashing of
- *   tokens, token bigrams and character 3-grams), no network, no model files.
+ * - embedded mode: the local sentence-embedding model in a worker thread
+ *   (src/clients/model-embedder.ts) when its files are fetched, else a local
+ *   deterministic embedder (signed feature hashing of tokens, token bigrams
+ *   and character 3-grams), no network, no model files.
  *
  * Every vector returned is an L2-normalized Float32Array, so cosine
  * similarity is a dot product whichever embedder produced it.
@@ -18,6 +20,8 @@ import { classify, ErrorCodes, InputError, LogflowError, type ClassificationRule
 import { retry, type RetryInfo, type RetryOptions, type RetryPolicy } from '../core/retry.ts';
 import { fmix32 } from '../core/hash.ts';
 import { truncateText } from '../core/text.ts';
+import { createModelEmbedder } from './model-embedder.ts';
+import { MODEL_DIMENSION, MODEL_NAME, modelFilesPresent, modelPaths } from './model-files.ts';
 
 export interface Embedder extends Component {
   readonly model: string;
@@ -167,7 +171,7 @@ function normalized(values: ArrayLike<number>): Float32Array | null {
   return out;
 }
 
-function checkTexts(texts: readonly string[], stage: Stage): void {
+export function checkTexts(texts: readonly string[], stage: Stage): void {
   if (!Array.isArray(texts)) throw new InputError('embed() takes an array of strings', { stage });
   texts.forEach((text, i) => {
     if (typeof text !== 'string')
@@ -579,12 +583,52 @@ export function createOpenAIEmbedder(options: OpenAIEmbedderOptions): Embedder {
   };
 }
 
-/** The remote embedder when LOGFLOW_EMBEDDINGS_URL is set, the local one otherwise (README: the two modes). */
+export type EmbedderKind = 'remote' | 'model' | 'hashing';
+
+/**
+ * Which embedder openEmbedder gives for a configuration, without opening it:
+ * the remote one when LOGFLOW_EMBEDDINGS_URL is set, else the local model
+ * when its files are in LOGFLOW_MODELS_DIR (README.md, "Local embeddings"),
+ * else the hashing embedder. `line` is what a process prints at start.
+ */
+export function embedderChoice(config: Config): {
+  readonly kind: EmbedderKind;
+  readonly model: string;
+  /** Unknown for a remote endpoint until it answers. */
+  readonly dimension: number | undefined;
+  readonly line: string;
+} {
+  const { url, model } = config.embeddings;
+  if (url !== undefined)
+    return { kind: 'remote', model, dimension: undefined, line: `embeddings: ${model} at ${displayUrl(url)}` };
+  if (modelFilesPresent(config.model.dir))
+    return {
+      kind: 'model',
+      model: MODEL_NAME,
+      dimension: MODEL_DIMENSION,
+      line: `embeddings: ${MODEL_NAME} (local model, ${MODEL_DIMENSION} dimensions, worker thread)`,
+    };
+  return {
+    kind: 'hashing',
+    model: LOCAL_EMBEDDING_MODEL,
+    dimension: DEFAULT_LOCAL_DIMENSION,
+    line: `embeddings: ${LOCAL_EMBEDDING_MODEL} (word hashing, no model in ${modelPaths(config.model.dir).dir}; npm run models:fetch)`,
+  };
+}
+
+/** The embedder embedderChoice names (README: the two modes; "Local embeddings"). */
 export function openEmbedder(
   config: Config,
   options: Omit<OpenAIEmbedderOptions, 'url' | 'apiKey' | 'model'> = {},
 ): Embedder {
   const { url, apiKey, model } = config.embeddings;
-  if (url === undefined) return createLocalEmbedder();
-  return createOpenAIEmbedder({ ...options, url, model, ...(apiKey === undefined ? {} : { apiKey }) });
+  if (url !== undefined)
+    return createOpenAIEmbedder({ ...options, url, model, ...(apiKey === undefined ? {} : { apiKey }) });
+  if (embedderChoice(config).kind === 'model')
+    return createModelEmbedder({
+      modelsDir: config.model.dir,
+      threads: config.model.threads,
+      batchSize: config.model.batchSize,
+    });
+  return createLocalEmbedder();
 }

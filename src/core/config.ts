@@ -4,6 +4,8 @@
  * naming its variable; unknown LOGFLOW_* variables are rejected because a
  * typo would otherwise silently fall back to a default.
  */
+import os from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
@@ -94,6 +96,10 @@ const variables = {
   LOGFLOW_LLM_API_KEY: optionalString,
   LOGFLOW_LLM_MODEL: stringWithDefault('gpt-4o-mini'),
   LOGFLOW_DATA_DIR: stringWithDefault('./data'),
+  // Unset: a per-user cache (modelsDir below), not the data directory, which `npm start -- --reset` deletes.
+  LOGFLOW_MODELS_DIR: optionalString,
+  LOGFLOW_MODEL_THREADS: intIn(1, 64, 1),
+  LOGFLOW_MODEL_BATCH_SIZE: intIn(1, 4096, 64),
   LOGFLOW_API_PORT: intIn(0, 65535, 8080),
   LOGFLOW_API_HOST: stringWithDefault('127.0.0.1').refine((v) => /^[A-Za-z0-9.:_-]+$/.test(v), {
     message: 'must be a host name or IP address',
@@ -150,6 +156,14 @@ export interface Config {
   };
   readonly llm: { readonly url: string | undefined; readonly apiKey: string | undefined; readonly model: string };
   readonly dataDir: string;
+  /** The local embedding model (README.md, "Local embeddings"): where its files are, and how it runs. */
+  readonly model: {
+    readonly dir: string;
+    /** onnxruntime intra-op threads of the model's worker thread. */
+    readonly threads: number;
+    /** Texts handed to the worker thread per message. */
+    readonly batchSize: number;
+  };
   /** HTTP API and dashboard; 0 turns the API off in `npm start`. */
   readonly apiPort: number;
   readonly apiHost: string;
@@ -251,6 +265,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     llm: { url: v.LOGFLOW_LLM_URL, apiKey: v.LOGFLOW_LLM_API_KEY, model: v.LOGFLOW_LLM_MODEL },
     dataDir: v.LOGFLOW_DATA_DIR,
+    model: {
+      dir: v.LOGFLOW_MODELS_DIR ?? defaultModelsDir(env),
+      threads: v.LOGFLOW_MODEL_THREADS,
+      batchSize: v.LOGFLOW_MODEL_BATCH_SIZE,
+    },
     apiPort: v.LOGFLOW_API_PORT,
     apiHost: v.LOGFLOW_API_HOST,
     apiBodyLimitBytes: v.LOGFLOW_API_BODY_LIMIT_BYTES,
@@ -275,6 +294,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       vectorizationQueueDlq: `${prefix}vectorization-queue-dlq`,
     },
   });
+}
+
+/** $XDG_CACHE_HOME/logflow/models, else ~/.cache/logflow/models: shared by every checkout and data directory. */
+function defaultModelsDir(env: NodeJS.ProcessEnv): string {
+  const cache = env.XDG_CACHE_HOME?.trim() || path.join(os.homedir(), '.cache');
+  return path.resolve(cache, 'logflow', 'models');
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

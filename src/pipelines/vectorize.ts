@@ -121,10 +121,14 @@ export const vectorize = definePipeline<Resources>({
 
         const embedding: EmbedPatternsOptions = {
           embed: (texts) => embedder.embed(texts),
-          cached: (hashes) => cache.getMany(hashes.map((hash) => embeddingCacheKey(embedder.model, hash))),
+          cached: (hashes) =>
+            cache.getMany(hashes.map((hash) => embeddingCacheKey(embedder.model, hash, embedder.dimension))),
           remember: (entries) =>
             cache.setMany(
-              entries.map(({ hash, vector }) => ({ key: embeddingCacheKey(embedder.model, hash), vector })),
+              entries.map(({ hash, vector }) => ({
+                key: embeddingCacheKey(embedder.model, hash, embedder.dimension),
+                vector,
+              })),
             ),
           maxAttempts: options['max-attempts'],
           concurrency: options['embed-concurrency'],

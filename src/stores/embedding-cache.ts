@@ -37,9 +37,15 @@ export interface EmbeddingCache extends Component {
   stats(): EmbeddingCacheStats;
 }
 
-/** The cache key of a pattern's embedding under a model. */
-export function embeddingCacheKey(model: string, errorHash: string): string {
-  return `${model}:${errorHash}`;
+/**
+ * The cache key of a pattern's embedding in one vector space: the model and,
+ * when the embedder knows it, the dimension, so vectors of another model or
+ * size are never served. A remote embedder learns its dimension from its
+ * first answer, so its first batch reads keys without it (misses) and writes
+ * with it (README.md, "Local embeddings").
+ */
+export function embeddingCacheKey(model: string, errorHash: string, dimension?: number): string {
+  return dimension === undefined ? `${model}:${errorHash}` : `${model}/${dimension}:${errorHash}`;
 }
 
 export const DEFAULT_EMBEDDING_TTL_SECONDS = 7 * 24 * 60 * 60;

@@ -60,6 +60,19 @@ export interface VectorStore extends Component {
 }
 
 export const DEFAULT_COLLECTION = 'log_embeddings';
+
+/**
+ * The collection of one model's vectors beside `base` (LOGFLOW_QDRANT_COLLECTION):
+ * `base_<model>_<dimension>`, an identifier both stores accept. Which
+ * embedders get one of their own is src/app/resources.ts's vectorCollection.
+ */
+export function collectionForModel(base: string, model: string, dimension: number): string {
+  const slug = model
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
+  return `${base}_${slug}_${dimension}`;
+}
 export const MAX_SEARCH_LIMIT = 1000;
 /** Qdrant's own upper bound for a dense vector. */
 export const MAX_DIMENSION = 65536;

@@ -15,6 +15,7 @@ import { loadConfig } from '../../src/core/config.ts';
 import { openEngines } from '../../src/clients/engines.ts';
 import { EMBEDDED_PIPELINES, type RunSummary } from '../../src/app/embedded.ts';
 import { pipelines } from '../../src/app/registry.ts';
+import { vectorCollection } from '../../src/app/resources.ts';
 import { alertNotificationSchema } from '../../src/domain/alert-notification.ts';
 import { ClickHouseVectorStore } from '../../src/stores/clickhouse-vector.ts';
 import { startWebhookReceiver } from '../support/webhook-receiver.ts';
@@ -80,7 +81,17 @@ describe('npm start (embedded mode)', () => {
               )[0] ?? {},
             )[0],
           );
-        const vectors = new ClickHouseVectorStore({ client: engines.clickhouse });
+        // The collection of the embedder npm start ran with: the model's when it is fetched, else the default.
+        const vectors = new ClickHouseVectorStore({
+          client: engines.clickhouse,
+          table: vectorCollection(
+            loadConfig({
+              LOGFLOW_DATA_DIR: dir,
+              LOGFLOW_MODELS_DIR: process.env.LOGFLOW_MODELS_DIR,
+              XDG_CACHE_HOME: process.env.XDG_CACHE_HOME,
+            }),
+          ),
+        });
         return {
           logs: await q('SELECT count() FROM logs'),
           ids: await q('SELECT uniqExact(log_id) FROM logs'),

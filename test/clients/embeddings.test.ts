@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
@@ -563,9 +566,12 @@ describe('createOpenAIEmbedder against the local OpenAI server', () => {
 
 describe('openEmbedder', () => {
   it('is local without LOGFLOW_EMBEDDINGS_URL and remote with it', async () => {
-    const local = openEmbedder(loadConfig({}));
+    // A models directory without the model: the hashing embedder (the model's case: test/clients/model-embedder.test.ts).
+    const noModel = await mkdtemp(path.join(os.tmpdir(), 'logflow-no-model-'));
+    const local = openEmbedder(loadConfig({ LOGFLOW_MODELS_DIR: noModel }));
     expect(local.model).toBe(LOCAL_EMBEDDING_MODEL);
     await local.close();
+    await rm(noModel, { recursive: true, force: true });
 
     const server = await startOpenAIServer({ apiKey: 'sk-config' });
     try {
