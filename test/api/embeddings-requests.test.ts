@@ -45,6 +45,13 @@ describe('embeddings service input validation', () => {
     expect(json.error.message).toMatch(/JSON/);
   });
 
+  it('answers 400 to JSON nested deeper than the API allows, before parsing it', async () => {
+    const { status, json } = await postEmbeddings(service.url, `{"input": ${'['.repeat(100)}${']'.repeat(100)}}`, true);
+    expect(status).toBe(400);
+    expect(json.error.type).toBe('invalid_request_error');
+    expect(json.error.message).toMatch(/nested deeper than 64 levels/);
+  });
+
   it('answers 404 model_not_found to another model, naming the one it serves', async () => {
     const { status, json } = await postEmbeddings(service.url, { input: 'a', model: 'text-embedding-3-small' });
     expect(status).toBe(404);
