@@ -13,7 +13,10 @@
  *   `--request-texts` distinct Loghub messages; after 50 warm-up requests,
  *   first all cache misses, then the same requests again, all hits.
  *
- * Args: --patterns N (default 2048), --requests N (default 500), --request-texts N (default 8).
+ * - vectorize records/s (bench/support/vectorize-run.ts) with each embedder.
+ *
+ * Args: --patterns N (default 2048), --requests N (default 500), --request-texts N (default 8),
+ * --vectorize-records N (default 20000), --no-vectorize, --pglite.
  */
 import { buildEmbeddingsServer } from '../../src/api/embeddings/server.ts';
 import { createLocalEmbedder, openEmbedder, type Embedder } from '../../src/clients/embeddings.ts';
@@ -27,13 +30,14 @@ import {
   createRedisEmbeddingCache,
   type EmbeddingCache,
 } from '../../src/stores/embedding-cache.ts';
-import { numberArg } from '../support/args.ts';
+import { flagArg, numberArg } from '../support/args.ts';
 import { closedLoopPosts, type LoadResult } from '../support/http-load.ts';
 import { LOGHUB_DATASETS, loadLoghubDataset } from '../support/loghub.ts';
 import { scoreEmbedderOnParaphrases } from '../support/paraphrases.ts';
 import { BENCH_REDIS_URL } from '../support/services.ts';
-import { uniqueName } from '../support/stack.ts';
+import { benchStack, uniqueName } from '../support/stack.ts';
 import type { Benchmark, BenchContext, BenchOutput, BenchRow } from '../support/types.ts';
+import { runVectorize, vectorizationRequests } from '../support/vectorize-run.ts';
 
 const CLIENTS = 10;
 const BATCH_SIZES = [32, 256] as const;
@@ -124,6 +128,7 @@ async function run(ctx: BenchContext): Promise<BenchOutput> {
   const patterns = numberArg(ctx.args, 'patterns', 2048);
   const requests = numberArg(ctx.args, 'requests', 500);
   const perRequest = numberArg(ctx.args, 'request-texts', 8);
+  const vectorizeRecords = flagArg(ctx.args, 'no-vectorize') ? 0 : numberArg(ctx.args, 'vectorize-records', 20_000);
   const { templates, messages } = loghubTexts();
   const embedders = await availableEmbedders();
   const { cache, where } = await openCache();
@@ -168,6 +173,18 @@ async function run(ctx: BenchContext): Promise<BenchOutput> {
       add(`POST /v1/embeddings p50, ${CLIENTS} clients, misses`, cold.p50Ms, 'ms');
       add('POST /v1/embeddings requests/s, misses', cold.requests / cold.seconds, 'req/s');
       add(`POST /v1/embeddings p99, ${CLIENTS} clients, hits`, warm.p99Ms, 'ms');
+
+      if (vectorizeRecords > 0) {
+        const phase = ctx.phase(`${embedder.model}: vectorize`, vectorizeRecords);
+        const drained = await runVectorize(
+          await benchStack(ctx.args),
+          embedder,
+          vectorizationRequests(messages, vectorizeRecords),
+          (committed) => phase.tick(committed),
+        );
+        phase.done();
+        add(`vectorize records/s (${drained.patterns} patterns)`, drained.records / drained.seconds, 'records/s');
+      }
     }
   } finally {
     await cache.close();
@@ -178,6 +195,11 @@ async function run(ctx: BenchContext): Promise<BenchOutput> {
     notes: [
       `embedders: ${embedders.map((e) => `${e.model} (${e.name})`).join(', ')}; the first is the baseline of the others`,
       `patterns: ${patterns} of Loghub-2k's ${templates.length} distinct templates (cycled if fewer)`,
+      ...(vectorizeRecords > 0
+        ? [
+            `vectorize: ${vectorizeRecords} queue records of Loghub messages (their templates the patterns) produced to Kafka first, then drained by the pipeline on chdb and PostgreSQL, fresh in-memory cache and vector table per embedder, until its group committed them all (commits every second)`,
+          ]
+        : []),
       `service: ${requests} requests of ${perRequest} distinct Loghub messages each (${messages.length} distinct in all), ${CLIENTS} clients in a closed loop, cache: ${where}`,
     ],
   };
