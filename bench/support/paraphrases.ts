@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Embedder } from '../../src/clients/embeddings.ts';
+import { seededRandom } from '../../test/support/synthetic-series.ts';
 
 export interface ParaphrasePair {
   readonly source: string;
@@ -29,6 +30,8 @@ export function loadParaphrases(file: URL | string = PARAPHRASES_FILE): Paraphra
 
 export interface ParaphraseScore {
   readonly pairs: number;
+  /** The nearest rate on 16-pair sets drawn from this one: the size issue 18's figures were measured on. */
+  readonly nearestRate16: number;
   /** Messages whose nearest other message is their paraphrase. */
   readonly nearestHits: number;
   readonly nearestRate: number;
@@ -51,7 +54,7 @@ function dot(a: Float32Array, b: Float32Array): number {
  * The score of vectors laid out as [message 0, paraphrase 0, message 1, ...];
  * they must be unit length (every Embedder's are), so a dot product is the cosine.
  */
-export function scoreParaphraseVectors(vectors: readonly Float32Array[]): ParaphraseScore {
+export function scoreParaphraseVectors(vectors: readonly Float32Array[]): Omit<ParaphraseScore, 'nearestRate16'> {
   if (vectors.length < 4 || vectors.length % 2 !== 0)
     throw new RangeError(`need an even number of vectors, at least 4 (two pairs), got ${vectors.length}`);
   const n = vectors.length;
@@ -90,10 +93,35 @@ export function scoreParaphraseVectors(vectors: readonly Float32Array[]): Paraph
   };
 }
 
+/**
+ * The nearest rate on sets of `pairs` pairs drawn from the whole (seeded, each
+ * draw without repeats), averaged over `draws`: comparable with a figure
+ * measured on a set of that size, such as issue 18's 16 pairs.
+ */
+export function subsetNearestRate(vectors: readonly Float32Array[], pairs: number, draws = 200, seed = 1): number {
+  const total = vectors.length / 2;
+  if (!Number.isInteger(pairs) || pairs < 2 || pairs > total)
+    throw new RangeError(`pairs per draw must be 2..${total}, got ${pairs}`);
+  const random = seededRandom(seed);
+  let sum = 0;
+  for (let d = 0; d < draws; d++) {
+    const order = Array.from({ length: total }, (_, i) => i);
+    // A partial Fisher-Yates shuffle: the first `pairs` entries are the draw.
+    for (let i = 0; i < pairs; i++) {
+      const j = i + Math.floor(random() * (total - i));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    const drawn = order.slice(0, pairs).flatMap((p) => [vectors[2 * p]!, vectors[2 * p + 1]!]);
+    sum += scoreParaphraseVectors(drawn).nearestRate;
+  }
+  return sum / draws;
+}
+
 export async function scoreEmbedderOnParaphrases(
   embedder: Embedder,
   pairs: readonly ParaphrasePair[] = loadParaphrases(),
 ): Promise<ParaphraseScore> {
   const texts = pairs.flatMap((p) => [p.message, p.paraphrase]);
-  return scoreParaphraseVectors(await embedder.embed(texts));
+  const vectors = await embedder.embed(texts);
+  return { ...scoreParaphraseVectors(vectors), nearestRate16: subsetNearestRate(vectors, Math.min(16, pairs.length)) };
 }

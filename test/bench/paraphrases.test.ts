@@ -9,6 +9,7 @@ import {
   loadParaphrases,
   scoreEmbedderOnParaphrases,
   scoreParaphraseVectors,
+  subsetNearestRate,
 } from '../../bench/support/paraphrases.ts';
 
 const unit = (...values: number[]): Float32Array => {
@@ -54,6 +55,24 @@ describe('scoreParaphraseVectors', () => {
     const score = scoreParaphraseVectors(vectors);
     expect(score.nearestHits).toBe(7);
     expect(score.top5Rate).toBe(1);
+  });
+
+  it('averages the nearest rate over drawn subsets, which are easier when a set has near siblings', () => {
+    // Pairs 0 and 1 are near each other's messages: 0's message is nearer to pair 1's than to its own paraphrase.
+    const vectors = [
+      unit(1, 0, 0, 0),
+      unit(1, 1, 0, 0),
+      unit(1, 0, 0.5, 0),
+      unit(1, 0, 0.5, 0.05),
+      unit(0, 0, 0, 1),
+      unit(0, 0, 0.05, 1),
+    ];
+    expect(scoreParaphraseVectors(vectors).nearestRate).toBe(5 / 6);
+    // Of the three 2-pair draws, the two without pair 1 or without pair 0 find every paraphrase.
+    const drawn = subsetNearestRate(vectors, 2, 600, 7);
+    expect(drawn).toBeGreaterThan(5 / 6);
+    expect(drawn).toBeLessThan(1);
+    expect(subsetNearestRate(vectors, 3, 10, 7)).toBeCloseTo(5 / 6, 12);
   });
 
   it('refuses a layout that is not whole pairs', () => {
