@@ -20,6 +20,8 @@ export const BENCH_POSTGRES_URL =
   process.env['LOGFLOW_POSTGRES_URL'] ??
   process.env['TEST_POSTGRES_URL'] ??
   'postgres://postgres@127.0.0.1:5432/postgres';
+export const BENCH_REDIS_URL =
+  process.env['LOGFLOW_REDIS_URL'] ?? process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 /** A ClickHouse server to measure beside chdb, when configured. */
 export const BENCH_CLICKHOUSE_URL = process.env['LOGFLOW_CLICKHOUSE_URL'] || undefined;
 

@@ -5,6 +5,7 @@
  */
 import type { PipelineDefinition } from '../core/pipeline.ts';
 import { api } from './api.ts';
+import { embeddings } from './embeddings.ts';
 import { baselines } from '../pipelines/baselines.ts';
 import { detect } from '../pipelines/detect.ts';
 import { generate } from '../pipelines/generate.ts';
@@ -23,6 +24,7 @@ export const pipelines = {
   nightly,
   retention,
   api,
+  embeddings,
 } as const satisfies Record<string, PipelineDefinition<Resources>>;
 
 export type PipelineName = keyof typeof pipelines;

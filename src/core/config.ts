@@ -92,6 +92,10 @@ const variables = {
   LOGFLOW_EMBEDDINGS_URL: url(['http:', 'https:']),
   LOGFLOW_EMBEDDINGS_API_KEY: optionalString,
   LOGFLOW_EMBEDDINGS_MODEL: stringWithDefault('jina-embeddings-v2-base-en'),
+  LOGFLOW_EMBEDDINGS_SERVICE_PORT: intIn(0, 65535, 8081),
+  LOGFLOW_EMBEDDINGS_SERVICE_HOST: stringWithDefault('127.0.0.1').refine((v) => /^[A-Za-z0-9.:_-]+$/.test(v), {
+    message: 'must be a host name or IP address',
+  }),
   LOGFLOW_LLM_URL: url(['http:', 'https:']),
   LOGFLOW_LLM_API_KEY: optionalString,
   LOGFLOW_LLM_MODEL: stringWithDefault('gpt-4o-mini'),
@@ -154,6 +158,8 @@ export interface Config {
     readonly apiKey: string | undefined;
     readonly model: string;
   };
+  /** Where `npm run pipeline -- embeddings` listens (README.md, "Embeddings service"). */
+  readonly embeddingsService: { readonly port: number; readonly host: string };
   readonly llm: { readonly url: string | undefined; readonly apiKey: string | undefined; readonly model: string };
   readonly dataDir: string;
   /** The local embedding model (README.md, "Local embeddings"): where its files are, and how it runs. */
@@ -263,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiKey: v.LOGFLOW_EMBEDDINGS_API_KEY,
       model: v.LOGFLOW_EMBEDDINGS_MODEL,
     },
+    embeddingsService: { port: v.LOGFLOW_EMBEDDINGS_SERVICE_PORT, host: v.LOGFLOW_EMBEDDINGS_SERVICE_HOST },
     llm: { url: v.LOGFLOW_LLM_URL, apiKey: v.LOGFLOW_LLM_API_KEY, model: v.LOGFLOW_LLM_MODEL },
     dataDir: v.LOGFLOW_DATA_DIR,
     model: {

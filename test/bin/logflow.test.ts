@@ -240,7 +240,17 @@ describe("the repository's compiled dist/", () => {
     const help = await run(['bin/logflow.js', 'run', '--help'], { input: '' });
     expect(help.code, help.stderr).toBe(0);
     expect(help.stdout).toContain('Usage: logflow run <pipeline>');
-    for (const name of ['generate', 'ingest', 'vectorize', 'detect', 'baselines', 'nightly', 'retention', 'api']) {
+    for (const name of [
+      'generate',
+      'ingest',
+      'vectorize',
+      'detect',
+      'baselines',
+      'nightly',
+      'retention',
+      'api',
+      'embeddings',
+    ]) {
       expect(help.stdout).toMatch(new RegExp(`^${name} `, 'm'));
     }
   });
