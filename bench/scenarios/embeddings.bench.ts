@@ -154,6 +154,14 @@ async function run(ctx: BenchContext): Promise<BenchOutput> {
       const score = await scoreEmbedderOnParaphrases(embedder);
       add(`nearest is paraphrase (${score.pairs} pairs)`, score.nearestRate, 'share', '>= 0.9', false);
       add('nearest is paraphrase, 16-pair draws', score.nearestRate16, 'share', undefined, false);
+      add(
+        `nearest of the other side's candidates (${score.pairs} pairs)`,
+        score.candidateRate,
+        'share',
+        undefined,
+        false,
+      );
+      add("nearest of the other side's 16 candidates, 16-pair draws", score.candidateRate16, 'share', '>= 0.9', false);
       add('paraphrase in 5 nearest', score.top5Rate, 'share', undefined, false);
       add('cosine gap, paraphrase - unrelated', score.meanGap, 'cosine', '>= 0.3', false);
 

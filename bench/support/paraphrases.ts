@@ -6,6 +6,11 @@
  *   which it is);
  * - cosine gap: per message, similarity to its paraphrase minus its mean
  *   similarity to the 2N - 2 unrelated messages, averaged over messages.
+ * - candidate rate: the retrieval form issue 18 measured its figures in
+ *   ("the paraphrase as the nearest of the 16 candidates"): for each message,
+ *   is its paraphrase the nearest of the N paraphrases, and for each
+ *   paraphrase, its message the nearest of the N messages; messages of the
+ *   same side do not compete.
  * Issue 18's targets: >= 0.9 and >= 0.3. The more messages in the set, and
  * the more of them from one system, the more candidates can come nearer than
  * the paraphrase: the nearest rate of one set does not carry over to another
@@ -35,6 +40,10 @@ export interface ParaphraseScore {
   /** Messages whose nearest other message is their paraphrase. */
   readonly nearestHits: number;
   readonly nearestRate: number;
+  /** Messages whose partner is the nearest of the other side's N texts (issue 18's "nearest of the 16 candidates"). */
+  readonly candidateRate: number;
+  /** The candidate rate on 16-pair sets drawn from this one. */
+  readonly candidateRate16: number;
   /** Messages whose paraphrase is among their 5 nearest: less sensitive than nearestRate to the set's size. */
   readonly top5Rate: number;
   readonly meanParaphraseSimilarity: number;
@@ -54,11 +63,14 @@ function dot(a: Float32Array, b: Float32Array): number {
  * The score of vectors laid out as [message 0, paraphrase 0, message 1, ...];
  * they must be unit length (every Embedder's are), so a dot product is the cosine.
  */
-export function scoreParaphraseVectors(vectors: readonly Float32Array[]): Omit<ParaphraseScore, 'nearestRate16'> {
+export function scoreParaphraseVectors(
+  vectors: readonly Float32Array[],
+): Omit<ParaphraseScore, 'nearestRate16' | 'candidateRate16'> {
   if (vectors.length < 4 || vectors.length % 2 !== 0)
     throw new RangeError(`need an even number of vectors, at least 4 (two pairs), got ${vectors.length}`);
   const n = vectors.length;
   let hits = 0;
+  let candidateHits = 0;
   let inTopK = 0;
   let paraphraseSum = 0;
   let unrelatedSum = 0;
@@ -68,14 +80,20 @@ export function scoreParaphraseVectors(vectors: readonly Float32Array[]): Omit<P
     const own = dot(vectors[i]!, vectors[partner]!);
     // Unrelated messages at least as similar as the paraphrase: a tie is not a found paraphrase.
     let ahead = 0;
+    let candidatesAhead = 0;
     let unrelated = 0;
     for (let j = 0; j < n; j++) {
       if (j === i || j === partner) continue;
       const similarity = dot(vectors[i]!, vectors[j]!);
-      if (similarity >= own) ahead += 1;
+      if (similarity >= own) {
+        ahead += 1;
+        // The other side: the partner's parity (messages are even, paraphrases odd).
+        if ((j & 1) === (partner & 1)) candidatesAhead += 1;
+      }
       unrelated += similarity;
     }
     if (ahead === 0) hits += 1;
+    if (candidatesAhead === 0) candidateHits += 1;
     if (ahead < TOP_K) inTopK += 1;
     const meanUnrelated = unrelated / (n - 2);
     paraphraseSum += own;
@@ -86,6 +104,7 @@ export function scoreParaphraseVectors(vectors: readonly Float32Array[]): Omit<P
     pairs: n / 2,
     nearestHits: hits,
     nearestRate: hits / n,
+    candidateRate: candidateHits / n,
     top5Rate: inTopK / n,
     meanParaphraseSimilarity: paraphraseSum / n,
     meanUnrelatedSimilarity: unrelatedSum / n,
@@ -98,7 +117,13 @@ export function scoreParaphraseVectors(vectors: readonly Float32Array[]): Omit<P
  * draw without repeats), averaged over `draws`: comparable with a figure
  * measured on a set of that size, such as issue 18's 16 pairs.
  */
-export function subsetNearestRate(vectors: readonly Float32Array[], pairs: number, draws = 200, seed = 1): number {
+export function subsetNearestRate(
+  vectors: readonly Float32Array[],
+  pairs: number,
+  draws = 200,
+  seed = 1,
+  rate: (score: Omit<ParaphraseScore, 'nearestRate16' | 'candidateRate16'>) => number = (score) => score.nearestRate,
+): number {
   const total = vectors.length / 2;
   if (!Number.isInteger(pairs) || pairs < 2 || pairs > total)
     throw new RangeError(`pairs per draw must be 2..${total}, got ${pairs}`);
@@ -112,7 +137,7 @@ export function subsetNearestRate(vectors: readonly Float32Array[], pairs: numbe
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
     const drawn = order.slice(0, pairs).flatMap((p) => [vectors[2 * p]!, vectors[2 * p + 1]!]);
-    sum += scoreParaphraseVectors(drawn).nearestRate;
+    sum += rate(scoreParaphraseVectors(drawn));
   }
   return sum / draws;
 }
@@ -123,5 +148,10 @@ export async function scoreEmbedderOnParaphrases(
 ): Promise<ParaphraseScore> {
   const texts = pairs.flatMap((p) => [p.message, p.paraphrase]);
   const vectors = await embedder.embed(texts);
-  return { ...scoreParaphraseVectors(vectors), nearestRate16: subsetNearestRate(vectors, Math.min(16, pairs.length)) };
+  const draw = Math.min(16, pairs.length);
+  return {
+    ...scoreParaphraseVectors(vectors),
+    nearestRate16: subsetNearestRate(vectors, draw),
+    candidateRate16: subsetNearestRate(vectors, draw, 200, 1, (score) => score.candidateRate),
+  };
 }

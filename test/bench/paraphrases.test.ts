@@ -34,6 +34,9 @@ describe('scoreParaphraseVectors', () => {
     // x: x+y (0.71) beats y (0) and z (0): hit. x+y: x and y both 0.71, tie with unrelated y: miss.
     // y: z 0 vs x+y 0.71: miss. z: 0 to everyone, a tie: miss.
     expect(score.nearestHits).toBe(1);
+    // Against the other side only: x's candidates are x+y and z (hit); x+y's are x and y, a tie (miss); y's are x+y
+    // and z, x+y nearer (miss); z's are x and y, a tie at 0 (miss).
+    expect(score.candidateRate).toBe(1 / 4);
     const s = Math.SQRT1_2;
     // Gaps per message: x: s - (0 + 0)/2; x+y: s - (s + 0)/2; y: 0 - (0 + s)/2; z: 0 - (0 + 0)/2.
     expect(score.meanGap).toBeCloseTo((s + s / 2 - s / 2 + 0) / 4, 6);
@@ -55,6 +58,9 @@ describe('scoreParaphraseVectors', () => {
     const score = scoreParaphraseVectors(vectors);
     expect(score.nearestHits).toBe(7);
     expect(score.top5Rate).toBe(1);
+    // Against the other side: message 0's candidates are the paraphrases (odd), of which (1, 0, 0.5, 0.05) at 0.89
+    // still beats its own (0.71); every other text's partner is its nearest candidate.
+    expect(score.candidateRate).toBe(7 / 8);
   });
 
   it('averages the nearest rate over drawn subsets, which are easier when a set has near siblings', () => {
