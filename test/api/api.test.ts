@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/api/json-body.ts';
 import { buildApiServer, type ApiDependencies } from '../../src/api/server.ts';
 import { loadConfig } from '../../src/core/config.ts';
-import { createLocalEmbedder } from '../../src/clients/embeddings.ts';
+import { createLocalEmbedder, LOCAL_EMBEDDING_MODEL } from '../../src/clients/embeddings.ts';
+import { spaceThresholds } from '../../src/domain/novelty.ts';
 import { openEngines, type Engines } from '../../src/clients/engines.ts';
 import { Health } from '../../src/core/health.ts';
 import { createLogger } from '../../src/core/logger.ts';
@@ -671,16 +672,20 @@ describe('patterns', () => {
     expect((await get('/api/v1/patterns?limit=abc', keys.viewer)).status).toBe(400);
   });
 
-  it('one pattern: its occurrence series and its nearest neighbours from the vector store', async () => {
+  it('one pattern: its occurrence series and its neighbours from the vector store above the similar cut-off', async () => {
     const body = (await get('/api/v1/patterns/1001', keys.viewer)).body!;
     expect(body.pattern).toMatchObject({ errorHash: '1001', template: PATTERNS[0]!.template });
     const series = body.series as Array<{ t: string; count: number }>;
     expect(series.reduce((a, p) => a + p.count, 0)).toBe(logs.filter((l) => l.error_hash === '1001').length);
     const similar = body.similar as Array<{ errorHash: string; score: number; template: string }>;
     expect(similar.map((s) => s.errorHash)).not.toContain('1001');
-    // The other "payment declined" template is the closest.
-    expect(similar[0]).toMatchObject({ errorHash: '1002', template: PATTERNS[1]!.template });
-    expect(similar.map((s) => s.score)).toEqual([...similar.map((s) => s.score)].sort((a, b) => b - a));
+    // The other "payment declined" template is the closest; the order and token templates share no meaning with it
+    // and score below the hashing embedder's cut-off (src/domain/novelty.ts), so they are not listed at all.
+    expect(similar.map((s) => s.errorHash)).toEqual(['1002']);
+    expect(similar[0]).toMatchObject({ template: PATTERNS[1]!.template, service: 'payment-service' });
+    expect(similar[0]!.score).toBeGreaterThanOrEqual(spaceThresholds(LOCAL_EMBEDDING_MODEL).similar);
+    // From the order pattern, nothing is near enough: an empty list, not its least distant strangers.
+    expect((await get('/api/v1/patterns/1003', keys.viewer)).body!.similar).toEqual([]);
     expect((await get('/api/v1/patterns/424242', keys.viewer)).status).toBe(404);
     const bad = await get('/api/v1/patterns/abc', keys.viewer);
     expect(bad.status).toBe(400);
@@ -1543,6 +1548,7 @@ describe('hostile bodies and strings', () => {
       ['anomaly.resolve_windows', 1.5],
       ['anomaly.cooldown_minutes', -5],
       ['novelty.similarity_threshold', 1.5],
+      ['novelty.similarity_threshold.all_minilm_l6_v2_q', 'high'],
       ['nightly.cron', 'every night'],
       ['baselines.cron', 7],
       ['baselines.weeks', 0],
@@ -1565,6 +1571,7 @@ describe('hostile bodies and strings', () => {
       ['anomaly.z_threshold', 2.5],
       ['nightly.cron', '30 1 * * *'],
       ['novelty.similarity_threshold', 0.9],
+      ['novelty.similarity_threshold.all_minilm_l6_v2_q', 0.7],
     ] as const) {
       const r = await put(key, value);
       expect(r.status, key).toBe(200);
