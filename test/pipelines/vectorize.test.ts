@@ -83,9 +83,10 @@ describe('vectorize with the default embedder (the local model)', () => {
   it('flags exactly the problem rows, and the model raises one novel_pattern alert for the new error type', async () => {
     expect(h.resources.embedder().model, `no model in ${MODELS_DIR}: run npm run models:fetch`).toBe(MODEL_NAME);
     const repositories = await h.resources.repositories();
-    // The general key holds a threshold of the hashing embedder's space; at 1 every pattern with a neighbour short of
-    // identical would be novel. The model is judged at its own calibrated threshold instead.
-    await repositories.appConfig.set(NOVELTY_CONFIG_KEY, 1, 'test');
+    // The general key holds a threshold of the hashing embedder's space, not the model's: at -1 it would keep every
+    // pattern with a neighbour from being novel (the last test here does that with the model's own key), yet the model
+    // judges at its calibrated threshold and the new type is still novel.
+    await repositories.appConfig.set(NOVELTY_CONFIG_KEY, -1, 'test');
     await runScenario(h, { rate: '40', vectorize: { 'learning-period': '10m' }, truth: true });
     await expectEverythingVectorized(h);
 
