@@ -15,7 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/api/json-body.ts';
 import { buildApiServer, type ApiDependencies } from '../../src/api/server.ts';
 import { loadConfig } from '../../src/core/config.ts';
-import { createLocalEmbedder, LOCAL_EMBEDDING_MODEL } from '../../src/clients/embeddings.ts';
+import { createLocalEmbedder, LOCAL_EMBEDDING_MODEL, type Embedder } from '../../src/clients/embeddings.ts';
+import { createModelEmbedder } from '../../src/clients/model-embedder.ts';
+import { MODEL_DIMENSION, MODEL_NAME } from '../../src/clients/model-files.ts';
 import { spaceThresholds } from '../../src/domain/novelty.ts';
 import { openEngines, type Engines } from '../../src/clients/engines.ts';
 import { Health } from '../../src/core/health.ts';
@@ -690,6 +692,57 @@ describe('patterns', () => {
     const bad = await get('/api/v1/patterns/abc', keys.viewer);
     expect(bad.status).toBe(400);
     expect(bad.body!.details).toEqual([expect.objectContaining({ field: 'params.errorHash' })]);
+  });
+});
+
+describe('similar patterns with the local model', () => {
+  let modelApp: FastifyInstance;
+  let modelEmbedder: Embedder;
+  beforeAll(async () => {
+    const modelsDir = loadConfig(process.env).model.dir;
+    modelEmbedder = createModelEmbedder({ modelsDir });
+    // The model's vectors live in a collection of their own, as vectorize keeps them (README.md, "Local embeddings").
+    const store = new ClickHouseVectorStore({ client: engines.clickhouse, table: 'log_embeddings_model_test' });
+    await store.ensureCollection(MODEL_DIMENSION);
+    const vectors = await modelEmbedder.embed(PATTERNS.map((p) => p.template));
+    await store.upsert(
+      PATTERNS.map((p, i) => ({
+        errorHash: p.hash,
+        vector: [...vectors[i]!],
+        payload: {
+          error_hash: p.hash,
+          template: p.template,
+          service: p.service,
+          level: p.level,
+          first_seen: new Date(BASE).toISOString(),
+        },
+      })),
+    );
+    modelApp = await buildApiServer({ ...deps, vectorStore: store, embedder: modelEmbedder });
+    await modelApp.ready();
+  }, 60_000);
+  afterAll(async () => {
+    await modelApp?.close();
+    await modelEmbedder?.close();
+  });
+
+  const similarOf = async (hash: string) => {
+    const response = await modelApp.inject({
+      method: 'GET',
+      url: `/api/v1/patterns/${hash}`,
+      headers: { authorization: `Bearer ${keys.viewer}` },
+    });
+    expect(response.statusCode).toBe(200);
+    return (response.json() as { similar: Array<{ errorHash: string; score: number; service: string }> }).similar;
+  };
+
+  it("lists the neighbours at least the model's cut-off, and only those", async () => {
+    expect(modelEmbedder.model).toBe(MODEL_NAME);
+    const similar = await similarOf('1001');
+    // The model scores the two "payment declined" templates about 0.85 apart and the others below 0.2.
+    expect(similar.map((s) => s.errorHash)).toEqual(['1002']);
+    expect(similar[0]!.score).toBeGreaterThanOrEqual(spaceThresholds(MODEL_NAME).similar);
+    expect(await similarOf('1004')).toEqual([]);
   });
 });
 
