@@ -14,13 +14,14 @@
  * - new: the first pattern of an event not seen before: it must be novel.
  * The first pattern of a dataset has nothing to be compared with and is left
  * out. The normalizer masks most values, so few known patterns come up by
- * themselves (3 in the tuning half): more are made the way they arise, by
- * giving one placeholder of an event's template back the value the event's
- * last line has there (a value the normalizer might have kept: a word, a
- * name), for up to VARIANT_SLOTS placeholders per event, each judged against
- * every pattern of its dataset. For the "similar" cut-off, every pattern's nearest pattern of the
- * other datasets of the same half (another system: certainly unrelated) gives
- * the similarity an unrelated neighbour reaches.
+ * themselves (1 in the tuning half, 15 in the other): more are made the way
+ * they arise, by giving one placeholder of an event's template back the value
+ * the event's last line has there (a value the normalizer might have kept: a
+ * word, a name), for up to VARIANT_SLOTS placeholders per event, each judged
+ * against every pattern of its dataset. For the "similar" cut-off, every
+ * pattern's nearest pattern of the other datasets of the same half (another
+ * system: certainly unrelated) gives the similarity an unrelated neighbour
+ * reaches.
  *
  * Thresholds are chosen on one half of the datasets and reported on the other
  * (bench/scenarios/calibrate-thresholds.bench.ts).
