@@ -8,9 +8,10 @@
  * pattern is judged once, when its hash is first seen after the learning
  * period, and is novel when no other stored pattern is at least the
  * threshold similar) and the real embedded vector store (ClickHouse on chdb,
- * src/stores/clickhouse-vector.ts). The embeddings endpoint is a
- * deterministic stand-in (bench/support/hashed-embedding.ts, a hashed bag of
- * words and trigrams), because no model runs here.
+ * src/stores/clickhouse-vector.ts), with both local embedders in the same
+ * run: the hashing embedder and the default one (the local model when its
+ * files are present), each at the thresholds of its own space
+ * (src/domain/novelty.ts) and at a few fixed ones.
  *
  * The stream: 6 hours of event time, one message every 2 seconds, each from
  * a template picked at random among those in play and filled with fresh
@@ -28,22 +29,23 @@
  *
  * Args: --seed N (default 1), --messages N (default 10800).
  */
-import { isNovel, judgedForNovelty } from '../../src/domain/novelty.ts';
+import type { Embedder } from '../../src/clients/embeddings.ts';
+import { isNovel, judgedForNovelty, spaceThresholds } from '../../src/domain/novelty.ts';
 import { normalizeMessage } from '../../src/domain/normalizer.ts';
 import { DEFAULT_SERVICES } from '../../src/sources/generator.ts';
 import { ClickHouseVectorStore } from '../../src/stores/clickhouse-vector.ts';
 import { seededRandom } from '../../test/support/synthetic-series.ts';
 import { numberArg } from '../support/args.ts';
-import { HASHED_EMBEDDING_DIMENSION, hashedEmbedding } from '../support/hashed-embedding.ts';
+import { benchEmbedders } from '../support/novelty-calibration.ts';
 import { benchStack, uniqueName } from '../support/stack.ts';
 import type { Benchmark, BenchContext, BenchOutput, BenchRow } from '../support/types.ts';
 
 const SECOND = 1_000;
 const MESSAGE_EVERY_MS = 2 * SECOND;
-/** vectorize's `learning-period` and `novelty-threshold` defaults. */
+/** vectorize's `learning-period` default. */
 const LEARNING_PERIOD_MS = 15 * 60 * SECOND;
-const DEFAULT_THRESHOLD = 0.85;
-const THRESHOLDS = [0.75, DEFAULT_THRESHOLD, 0.95];
+/** Beside each embedder's own threshold. */
+const FIXED_THRESHOLDS = [0.75, 0.85, 0.95];
 /** Times each recurring template is sent first, in the learning period. */
 const WARM_UP_ROUNDS = 3;
 
@@ -229,105 +231,127 @@ export function tally(judged: readonly JudgedPattern[], threshold: number): Nove
   };
 }
 
+/** The stream through the normalizer, one embedder and a fresh vector store: every judged pattern. */
+async function judgeStream(
+  stream: readonly StreamMessage[],
+  from: number,
+  embedder: Embedder,
+  store: ClickHouseVectorStore,
+  phase: ReturnType<BenchContext['phase']>,
+): Promise<{ judged: JudgedPattern[]; hashesPerTemplate: Map<number, Set<string>> }> {
+  const seenHashes = new Set<string>();
+  const templatesSeen = new Set<number>();
+  const hashesPerTemplate = new Map<number, Set<string>>();
+  const judged: JudgedPattern[] = [];
+  for (const [i, message] of stream.entries()) {
+    const { template, errorHash } = normalizeMessage(message.message);
+    const hashes = hashesPerTemplate.get(message.template) ?? new Set<string>();
+    hashes.add(errorHash);
+    hashesPerTemplate.set(message.template, hashes);
+    const firstOfTemplate = !templatesSeen.has(message.template);
+    templatesSeen.add(message.template);
+    if (seenHashes.has(errorHash)) continue;
+    seenHashes.add(errorHash);
+    const [embedded] = await embedder.embed([template]);
+    const vector = [...embedded!];
+    const judge = judgedForNovelty({
+      alreadyEmbedded: false,
+      timestamp: message.timestamp,
+      historyStart: from,
+      learningPeriodMs: LEARNING_PERIOD_MS,
+    });
+    if (judge) {
+      const [nearest] = await store.search(vector, { limit: 1, excludeErrorHash: errorHash });
+      judged.push({
+        template: message.template,
+        normalized: template,
+        firstOfNewTemplate: firstOfTemplate && message.isNewTemplate,
+        nearest: nearest?.score,
+        nearestTemplate: nearest?.payload.template,
+      });
+    }
+    await store.upsert([
+      {
+        errorHash,
+        vector,
+        payload: {
+          error_hash: errorHash,
+          template,
+          service: 'bench',
+          level: 'ERROR',
+          first_seen: new Date(message.timestamp).toISOString(),
+        },
+      },
+    ]);
+    if (i % 200 === 0) phase.tick(i);
+  }
+  phase.done();
+  return { judged, hashesPerTemplate };
+}
+
 const benchmark: Benchmark = {
   name: 'detect-novelty',
   description:
-    'new error patterns: the normalizer and the novelty decision of vectorize on a stream where new templates appear',
+    'new error patterns: the normalizer and the novelty decision of vectorize on a stream where new templates appear, hashing embedder and local model',
   async run(ctx: BenchContext): Promise<BenchOutput> {
     const seed = Math.floor(numberArg(ctx.args, 'seed', 1));
     const messages = Math.floor(numberArg(ctx.args, 'messages', 10_800));
     const from = Date.UTC(2026, 0, 5, 9);
     const stream = noveltyStream(seed, messages, from);
     const engines = await (await benchStack(ctx.args)).engines('chdb');
-    const store = new ClickHouseVectorStore({ client: engines.clickhouse, table: uniqueName('novelty_bench') });
-    await store.ensureCollection(HASHED_EMBEDDING_DIMENSION);
-
-    const seenHashes = new Set<string>();
-    const templatesSeen = new Set<number>();
-    const hashesPerTemplate = new Map<number, Set<string>>();
-    const judged: JudgedPattern[] = [];
-    const phase = ctx.phase('messages', stream.length);
-    for (const [i, message] of stream.entries()) {
-      const { template, errorHash } = normalizeMessage(message.message);
-      const hashes = hashesPerTemplate.get(message.template) ?? new Set<string>();
-      hashes.add(errorHash);
-      hashesPerTemplate.set(message.template, hashes);
-      const firstOfTemplate = !templatesSeen.has(message.template);
-      templatesSeen.add(message.template);
-      if (seenHashes.has(errorHash)) continue;
-      seenHashes.add(errorHash);
-      const vector = [...hashedEmbedding(template)];
-      const judge = judgedForNovelty({
-        alreadyEmbedded: false,
-        timestamp: message.timestamp,
-        historyStart: from,
-        learningPeriodMs: LEARNING_PERIOD_MS,
-      });
-      if (judge) {
-        const [nearest] = await store.search(vector, { limit: 1, excludeErrorHash: errorHash });
-        judged.push({
-          template: message.template,
-          normalized: template,
-          firstOfNewTemplate: firstOfTemplate && message.isNewTemplate,
-          nearest: nearest?.score,
-          nearestTemplate: nearest?.payload.template,
-        });
-      }
-      await store.upsert([
-        {
-          errorHash,
-          vector,
-          payload: {
-            error_hash: errorHash,
-            template,
-            service: 'bench',
-            level: 'ERROR',
-            first_seen: new Date(message.timestamp).toISOString(),
-          },
-        },
-      ]);
-      if (i % 200 === 0) phase.tick(i);
-    }
-    phase.done();
-
+    const embedders = await benchEmbedders();
     const rows: BenchRow[] = [];
     const notes: string[] = [];
-    for (const threshold of THRESHOLDS) {
-      const result = tally(judged, threshold);
-      const label = `threshold ${threshold}${threshold === DEFAULT_THRESHOLD ? ' (default)' : ''}`;
-      rows.push(
-        {
-          scenario: `${label}: ${result.newTemplates} new templates`,
-          metric: 'recall (first pattern judged novel)',
-          value: result.found / result.newTemplates,
-          unit: 'share',
-          target: '>= 0.95',
-        },
-        {
-          scenario: `${label}: ${result.judgedRecurring} new hashes of templates seen before`,
-          metric: 'false novel alerts',
-          value: result.falseNovel,
-          unit: 'alerts',
-          target: '0',
-        },
-        {
-          scenario: `${label}: of them, of the generator's templates`,
-          metric: 'false novel alerts',
-          value: result.falseOfGeneratorTemplates,
-          unit: 'alerts',
-        },
-      );
-      if (threshold === DEFAULT_THRESHOLD) {
-        for (const pattern of result.missed)
-          notes.push(
-            `missed at ${threshold}: "${pattern.normalized}" (nearest ${pattern.nearest?.toFixed(3)}: "${pattern.nearestTemplate}")`,
+    let hashesPerTemplate = new Map<number, Set<string>>();
+    try {
+      for (const embedder of embedders) {
+        const store = new ClickHouseVectorStore({ client: engines.clickhouse, table: uniqueName('novelty_bench') });
+        await store.ensureCollection(embedder.dimension!);
+        const phase = ctx.phase(`${embedder.model}: messages`, stream.length);
+        const run = await judgeStream(stream, from, embedder, store, phase);
+        hashesPerTemplate = run.hashesPerTemplate;
+        const own = spaceThresholds(embedder.model).novelty;
+        for (const threshold of [...new Set([own, ...FIXED_THRESHOLDS])].sort((a, b) => a - b)) {
+          const result = tally(run.judged, threshold);
+          const label = `${embedder.model}, threshold ${threshold}${threshold === own ? ' (its default)' : ''}`;
+          rows.push(
+            {
+              scenario: `${label}: ${result.newTemplates} new templates`,
+              metric: 'recall (first pattern judged novel)',
+              value: result.found / result.newTemplates,
+              unit: 'share',
+              target: '>= 0.95',
+            },
+            {
+              scenario: `${label}: ${result.judgedRecurring} new hashes of templates seen before`,
+              metric: 'false novel alerts',
+              value: result.falseNovel,
+              unit: 'alerts',
+              target: '0',
+            },
+            {
+              scenario: `${label}: of them, of the generator's templates`,
+              metric: 'false novel alerts',
+              value: result.falseOfGeneratorTemplates,
+              unit: 'alerts',
+            },
           );
-        for (const pattern of result.falses.slice(0, 10))
-          notes.push(
-            `false at ${threshold}: "${pattern.normalized}" (nearest ${pattern.nearest?.toFixed(3) ?? 'none'})`,
-          );
+          if (threshold === own) {
+            for (const pattern of result.missed)
+              notes.push(
+                `${embedder.model}, missed at ${threshold}: "${pattern.normalized}" (nearest ${pattern.nearest?.toFixed(3)}: "${pattern.nearestTemplate}")`,
+              );
+            for (const pattern of result.falses.slice(0, 10))
+              notes.push(
+                `${embedder.model}, false at ${threshold}: "${pattern.normalized}" (nearest ${pattern.nearest?.toFixed(3) ?? 'none'}: "${pattern.nearestTemplate}")`,
+              );
+          }
+        }
       }
+    } finally {
+      await Promise.all(embedders.map((e) => e.close()));
     }
+    // The normalizer's hashes do not depend on the embedder: the last run's count is every run's.
     const recurringHashes = RECURRING_TEMPLATES.map((_, i) => hashesPerTemplate.get(i)?.size ?? 0);
     const newHashes = NEW_TEMPLATES.map((_, n) => hashesPerTemplate.get(RECURRING_TEMPLATES.length + n)?.size ?? 0);
     rows.push(
@@ -345,8 +369,7 @@ const benchmark: Benchmark = {
       },
     );
     notes.unshift(
-      'embeddings: a deterministic local stand-in (hashed bag of words and character trigrams, ' +
-        `${HASHED_EMBEDDING_DIMENSION} dimensions), not a model: similarity here is lexical`,
+      `embedders: ${embedders.map((e) => `${e.model} (${e.dimension} dimensions)`).join(', ')}`,
       `seed ${seed}; ${messages} messages, one per ${MESSAGE_EVERY_MS / SECOND} s; learning period ` +
         `${LEARNING_PERIOD_MS / 60_000} min; vector store: ClickHouse (chdb), one pattern checked and stored at a time`,
     );

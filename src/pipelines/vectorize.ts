@@ -30,6 +30,7 @@ import { z } from 'zod';
 import type { Chunk, Rejected } from '../core/chunk.ts';
 import { durationMs } from '../core/duration.ts';
 import { parseOptions } from '../core/options.ts';
+import { chooseNoveltyThreshold } from '../domain/novelty.ts';
 import { definePipeline } from '../core/pipeline.ts';
 import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { acknowledge } from '../operators/acknowledge.ts';
@@ -54,7 +55,8 @@ const optionsSchema = z
   .object({
     'batch-size': z.coerce.number().int().min(1).max(100_000).default(2_000),
     'batch-wait-ms': z.coerce.number().int().min(1).max(60_000).default(500),
-    // Unset: the app_config entry novelty.similarity_threshold, which operators change through the API.
+    // Unset: app_config, which operators change through the API, or the embedder's calibrated threshold
+    // (chooseNoveltyThreshold in src/domain/novelty.ts).
     'novelty-threshold': z.coerce.number().min(-1).max(1).optional(),
     // Every pattern is new to a fresh system: novelty is judged only after this much event time of history.
     'dashboard-url': dashboardUrlOption,
@@ -70,8 +72,6 @@ const optionsSchema = z
 
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
-export const DEFAULT_NOVELTY_THRESHOLD = 0.85;
-
 export const vectorize = definePipeline<Resources>({
   name: 'vectorize',
   description:
@@ -86,9 +86,12 @@ export const vectorize = definePipeline<Resources>({
       const engines = await resources.engines();
       const [repositories, vectorStore] = await Promise.all([resources.repositories(), resources.vectorStore()]);
       const embedder = resources.embedder();
-      const configured = (await repositories.appConfig.getAll()).get('novelty.similarity_threshold');
-      const noveltyThreshold =
-        options['novelty-threshold'] ?? (typeof configured === 'number' ? configured : DEFAULT_NOVELTY_THRESHOLD);
+      const { threshold: noveltyThreshold, source } = chooseNoveltyThreshold(
+        embedder.model,
+        options['novelty-threshold'],
+        await repositories.appConfig.getAll(),
+      );
+      ctx.logger.info({ model: embedder.model, noveltyThreshold, source }, 'novelty threshold');
       return {
         topics,
         engines,

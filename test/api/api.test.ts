@@ -15,7 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_JSON_DEPTH } from '../../src/api/json-body.ts';
 import { buildApiServer, type ApiDependencies } from '../../src/api/server.ts';
 import { loadConfig } from '../../src/core/config.ts';
-import { createLocalEmbedder } from '../../src/clients/embeddings.ts';
+import { createLocalEmbedder, LOCAL_EMBEDDING_MODEL, type Embedder } from '../../src/clients/embeddings.ts';
+import { createModelEmbedder } from '../../src/clients/model-embedder.ts';
+import { MODEL_DIMENSION, MODEL_NAME } from '../../src/clients/model-files.ts';
+import { spaceThresholds } from '../../src/domain/novelty.ts';
 import { openEngines, type Engines } from '../../src/clients/engines.ts';
 import { Health } from '../../src/core/health.ts';
 import { createLogger } from '../../src/core/logger.ts';
@@ -671,20 +674,75 @@ describe('patterns', () => {
     expect((await get('/api/v1/patterns?limit=abc', keys.viewer)).status).toBe(400);
   });
 
-  it('one pattern: its occurrence series and its nearest neighbours from the vector store', async () => {
+  it('one pattern: its occurrence series and its neighbours from the vector store above the similar cut-off', async () => {
     const body = (await get('/api/v1/patterns/1001', keys.viewer)).body!;
     expect(body.pattern).toMatchObject({ errorHash: '1001', template: PATTERNS[0]!.template });
     const series = body.series as Array<{ t: string; count: number }>;
     expect(series.reduce((a, p) => a + p.count, 0)).toBe(logs.filter((l) => l.error_hash === '1001').length);
     const similar = body.similar as Array<{ errorHash: string; score: number; template: string }>;
     expect(similar.map((s) => s.errorHash)).not.toContain('1001');
-    // The other "payment declined" template is the closest.
-    expect(similar[0]).toMatchObject({ errorHash: '1002', template: PATTERNS[1]!.template });
-    expect(similar.map((s) => s.score)).toEqual([...similar.map((s) => s.score)].sort((a, b) => b - a));
+    // The other "payment declined" template is the closest; the order and token templates share no meaning with it
+    // and score below the hashing embedder's cut-off (src/domain/novelty.ts), so they are not listed at all.
+    expect(similar.map((s) => s.errorHash)).toEqual(['1002']);
+    expect(similar[0]).toMatchObject({ template: PATTERNS[1]!.template, service: 'payment-service' });
+    expect(similar[0]!.score).toBeGreaterThanOrEqual(spaceThresholds(LOCAL_EMBEDDING_MODEL).similar);
+    // From the order pattern, nothing is near enough: an empty list, not its least distant strangers.
+    expect((await get('/api/v1/patterns/1003', keys.viewer)).body!.similar).toEqual([]);
     expect((await get('/api/v1/patterns/424242', keys.viewer)).status).toBe(404);
     const bad = await get('/api/v1/patterns/abc', keys.viewer);
     expect(bad.status).toBe(400);
     expect(bad.body!.details).toEqual([expect.objectContaining({ field: 'params.errorHash' })]);
+  });
+});
+
+describe('similar patterns with the local model', () => {
+  let modelApp: FastifyInstance;
+  let modelEmbedder: Embedder;
+  beforeAll(async () => {
+    const modelsDir = loadConfig(process.env).model.dir;
+    modelEmbedder = createModelEmbedder({ modelsDir });
+    // The model's vectors live in a collection of their own, as vectorize keeps them (README.md, "Local embeddings").
+    const store = new ClickHouseVectorStore({ client: engines.clickhouse, table: 'log_embeddings_model_test' });
+    await store.ensureCollection(MODEL_DIMENSION);
+    const vectors = await modelEmbedder.embed(PATTERNS.map((p) => p.template));
+    await store.upsert(
+      PATTERNS.map((p, i) => ({
+        errorHash: p.hash,
+        vector: [...vectors[i]!],
+        payload: {
+          error_hash: p.hash,
+          template: p.template,
+          service: p.service,
+          level: p.level,
+          first_seen: new Date(BASE).toISOString(),
+        },
+      })),
+    );
+    modelApp = await buildApiServer({ ...deps, vectorStore: store, embedder: modelEmbedder });
+    await modelApp.ready();
+  }, 60_000);
+  afterAll(async () => {
+    await modelApp?.close();
+    await modelEmbedder?.close();
+  });
+
+  const similarOf = async (hash: string) => {
+    const response = await modelApp.inject({
+      method: 'GET',
+      url: `/api/v1/patterns/${hash}`,
+      headers: { authorization: `Bearer ${keys.viewer}` },
+    });
+    expect(response.statusCode).toBe(200);
+    return (response.json() as { similar: Array<{ errorHash: string; score: number; service: string }> }).similar;
+  };
+
+  it("lists the neighbours at least the model's cut-off, and only those", async () => {
+    expect(modelEmbedder.model).toBe(MODEL_NAME);
+    const similar = await similarOf('1001');
+    // The model scores the two "payment declined" templates about 0.85 apart and the others below 0.2.
+    expect(similar.map((s) => s.errorHash)).toEqual(['1002']);
+    expect(similar[0]!.score).toBeGreaterThanOrEqual(spaceThresholds(MODEL_NAME).similar);
+    expect(await similarOf('1004')).toEqual([]);
   });
 });
 
@@ -1543,6 +1601,7 @@ describe('hostile bodies and strings', () => {
       ['anomaly.resolve_windows', 1.5],
       ['anomaly.cooldown_minutes', -5],
       ['novelty.similarity_threshold', 1.5],
+      ['novelty.similarity_threshold.all_minilm_l6_v2_q', 'high'],
       ['nightly.cron', 'every night'],
       ['baselines.cron', 7],
       ['baselines.weeks', 0],
@@ -1565,6 +1624,7 @@ describe('hostile bodies and strings', () => {
       ['anomaly.z_threshold', 2.5],
       ['nightly.cron', '30 1 * * *'],
       ['novelty.similarity_threshold', 0.9],
+      ['novelty.similarity_threshold.all_minilm_l6_v2_q', 0.7],
     ] as const) {
       const r = await put(key, value);
       expect(r.status, key).toBe(200);

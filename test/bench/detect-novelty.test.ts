@@ -1,6 +1,6 @@
 /**
  * The support code of bench/scenarios/detect-novelty.bench.ts that its figures
- * rest on: the stand-in embedding, the seeded stream and the tally of verdicts.
+ * rest on: the seeded stream and the tally of verdicts.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,30 +10,6 @@ import {
   tally,
   type JudgedPattern,
 } from '../../bench/scenarios/detect-novelty.bench.ts';
-import { cosine, hashedEmbedding } from '../../bench/support/hashed-embedding.ts';
-
-describe('hashedEmbedding', () => {
-  it('is deterministic and of unit length', () => {
-    const vector = hashedEmbedding('Upstream <*> timed out after <*> ms');
-    expect(hashedEmbedding('Upstream <*> timed out after <*> ms')).toEqual(vector);
-    expect(cosine(vector, vector)).toBeCloseTo(1, 6);
-    expect(Math.hypot(...vector)).toBeCloseTo(1, 6);
-  });
-
-  it('scores a one-word change closer than an unrelated message, and ignores the <*> placeholders', () => {
-    const base = hashedEmbedding('Thread pool scheduler exhausted: <*> tasks queued');
-    const oneWord = hashedEmbedding('Thread pool java exhausted: <*> tasks queued');
-    const unrelated = hashedEmbedding('DNS lookup for <*> failed: SERVFAIL');
-    expect(cosine(base, oneWord)).toBeGreaterThan(cosine(base, unrelated));
-    expect(cosine(base, oneWord)).toBeLessThan(1);
-    expect(hashedEmbedding('a <*> b')).toEqual(hashedEmbedding('a b'));
-  });
-
-  it('gives the zero vector for text without words, and rejects a bad dimension', () => {
-    expect(hashedEmbedding('<*> <*>', 8).every((value) => value === 0)).toBe(true);
-    expect(() => hashedEmbedding('x', 0)).toThrow(/dimension/);
-  });
-});
 
 describe('noveltyStream', () => {
   const from = Date.UTC(2026, 0, 5);

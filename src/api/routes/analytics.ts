@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { LogCursor, LogMatch, PatternCursor } from '../analytics.ts';
+import { spaceThresholds } from '../../domain/novelty.ts';
 import { notFound } from '../errors.ts';
 import {
   attributeFilters,
@@ -188,7 +189,9 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
    * The vector store searches by vector, so the template is embedded again:
    * the embedder is deterministic for a model, which gives back the stored
    * point. Without an embedder, or while the store is unavailable, the page
-   * still shows the pattern, with no neighbours.
+   * still shows the pattern, with no neighbours. Only neighbours at least the
+   * embedder's "similar" cut-off are listed (src/domain/novelty.ts): below
+   * it, the nearest patterns are no nearer than unrelated ones.
    */
   async function similarTo(
     hash: string,
@@ -198,7 +201,12 @@ export function registerAnalyticsRoutes(app: FastifyInstance, { deps, analytics 
     try {
       const [vector] = await deps.embedder.embed([template]);
       if (vector === undefined) return [];
-      const matches = await deps.vectorStore.search([...vector], { limit: SIMILAR, excludeErrorHash: hash });
+      const cutOff = spaceThresholds(deps.embedder.model).similar;
+      const matches = await deps.vectorStore.search([...vector], {
+        limit: SIMILAR,
+        excludeErrorHash: hash,
+        ...(cutOff > -1 ? { minScore: cutOff } : {}),
+      });
       return matches.map((m) => ({
         errorHash: m.errorHash,
         template: m.payload.template,

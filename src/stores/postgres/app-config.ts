@@ -68,9 +68,18 @@ export const APP_CONFIG_VALUES: Readonly<Record<string, z.ZodType>> = {
   'retention.cron': cron,
 };
 
+/** Keys made of a listed key and a suffix (a model name: src/domain/novelty.ts) hold what the listed key does. */
+const PER_MODEL_KEYS = ['novelty.similarity_threshold'];
+
+function schemaOf(key: string): z.ZodType | undefined {
+  if (Object.hasOwn(APP_CONFIG_VALUES, key)) return APP_CONFIG_VALUES[key];
+  const base = PER_MODEL_KEYS.find((prefix) => key.startsWith(`${prefix}.`));
+  return base === undefined ? undefined : APP_CONFIG_VALUES[base];
+}
+
 /** Why `value` cannot be stored under `key`, naming the key; undefined when it can. */
 export function configValueProblem(key: string, value: unknown): string | undefined {
-  const schema = Object.hasOwn(APP_CONFIG_VALUES, key) ? APP_CONFIG_VALUES[key] : undefined;
+  const schema = schemaOf(key);
   if (schema === undefined) return undefined;
   const result = schema.safeParse(value);
   return result.success
