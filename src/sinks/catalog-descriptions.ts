@@ -29,14 +29,15 @@ import type { Logger } from '../core/logger.ts';
 import { abbreviate, truncateText } from '../core/text.ts';
 import { LLM_DESCRIBED_TAG, type ErrorCatalogRepository } from '../stores/postgres/error-catalog.ts';
 import type { VectorStore } from '../stores/vector-store.ts';
+import { spaceThresholds } from '../domain/novelty.ts';
 import type { TokenBudget } from './alert-analysis.ts';
 
 export type { Neighbour };
 
 export type NeighbourFinder = (pattern: { errorHash: string; template: string }, limit: number) => Promise<Neighbour[]>;
 
-/** Neighbours at least this similar are worth showing; below it they are noise. */
-const MIN_NEIGHBOUR_SCORE = 0.5;
+/** For an embedding space without a calibrated "similar" cut-off (a remote endpoint's model): below it, noise. */
+const UNCALIBRATED_NEIGHBOUR_SCORE = 0.5;
 
 /**
  * Nearest past patterns by the template's embedding (the vectorize pipeline embeds templates too). A vector store
@@ -48,13 +49,17 @@ export function vectorNeighbours(
   catalog: ErrorCatalogRepository,
   logger: Logger,
 ): NeighbourFinder {
+  // The cut-off the dashboard's "similar patterns" use (src/domain/novelty.ts): what is not similar there is not
+  // context for the LLM either.
+  const calibrated = spaceThresholds(embedder.model).similar;
+  const minScore = calibrated >= 0 ? calibrated : UNCALIBRATED_NEIGHBOUR_SCORE;
   return async (pattern, limit) => {
     try {
       const [vector] = await embedder.embed([pattern.template]);
       const store = await vectorStore();
       const matches = await store.search([...vector!], {
         limit,
-        minScore: MIN_NEIGHBOUR_SCORE,
+        minScore,
         excludeErrorHash: pattern.errorHash,
       });
       return await Promise.all(
