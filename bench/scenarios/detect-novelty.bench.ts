@@ -283,6 +283,7 @@ const benchmark: Benchmark = {
             service: 'bench',
             level: 'ERROR',
             first_seen: new Date(message.timestamp).toISOString(),
+            model: 'bench-hashed-embedding',
           },
         },
       ]);

@@ -223,6 +223,7 @@ beforeAll(async () => {
         service: p.service,
         level: p.level,
         first_seen: new Date(BASE).toISOString(),
+        model: embedder.model,
       },
     })),
   );
