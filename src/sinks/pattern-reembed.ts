@@ -93,7 +93,11 @@ export async function reembedMissing(sources: ReembedSources, options: ReembedOp
       if (page.length < pageSize) break;
     }
     if (pages.length === 0) break;
-    const written = await Promise.all(pages.map((page) => limit(() => writePage(page))));
+    // Settled, not raced: a failed page must not leave another page's write running after the walk ended.
+    const settled = await Promise.allSettled(pages.map((page) => limit(() => writePage(page))));
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    const written = settled.map((s) => (s.status === 'fulfilled' ? s.value : 0));
     const checked = progress.checked + pages.reduce((n, p) => n + p.length, 0);
     // Patterns first seen during the walk can take it past the count read at its start.
     progress = {
