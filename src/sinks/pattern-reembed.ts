@@ -66,7 +66,8 @@ export async function reembedMissing(sources: ReembedSources, options: ReembedOp
 
   const writePage = async (page: readonly KnownPattern[]): Promise<number> => {
     const known = await attempt(async () => {
-      // A collection not made yet holds nothing: it is made once the first vector says its dimension.
+      // Before a remote endpoint's first vector says the dimension, the collection is not asked (it may not exist):
+      // the first pages count as missing, and writing them again is idempotent, their vectors mostly cache hits.
       if (collectionReady === undefined) return new Set<string>();
       await collectionReady;
       return vectorStore.existing(page.map((p) => p.error_hash));

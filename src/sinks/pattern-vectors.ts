@@ -30,7 +30,7 @@ export interface PatternVectorSinkOptions {
    * Settles once the collection holds every known pattern (src/sinks/pattern-reembed.ts): a pattern judged for
    * novelty before then could find its neighbours missing and be called new.
    */
-  readonly complete?: Promise<unknown>;
+  readonly complete?: PromiseLike<unknown>;
 }
 
 export class PatternVectorSink {
