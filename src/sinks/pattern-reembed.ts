@@ -70,7 +70,10 @@ export async function reembedMissing(sources: ReembedSources, options: ReembedOp
       // the first pages count as missing, and writing them again is idempotent, their vectors mostly cache hits.
       if (collectionReady === undefined) return new Set<string>();
       await collectionReady;
-      return vectorStore.existing(page.map((p) => p.error_hash));
+      return vectorStore.existing(
+        page.map((p) => p.error_hash),
+        sources.embedder.model,
+      );
     });
     const missing = page.filter((p) => !known.has(p.error_hash));
     if (missing.length === 0) return 0;

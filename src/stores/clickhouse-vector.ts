@@ -285,17 +285,23 @@ export class ClickHouseVectorStore implements VectorStore {
     });
   }
 
-  async existing(errorHashes: readonly string[]): Promise<Set<string>> {
+  async existing(errorHashes: readonly string[], model?: string): Promise<Set<string>> {
     this.#assertOpen();
     const hashes = checkLookup(errorHashes);
     await this.#resolveDimension();
     if (hashes.length === 0) return new Set();
     const rows = await this.#run('existing', async () => {
       const result = await this.#client.query({
-        // By id, the sorting key: the lookup reads only the granules holding these points.
-        query: `SELECT DISTINCT toString(error_hash) AS error_hash FROM {table:Identifier}
-                WHERE id IN {ids:Array(UUID)}`,
-        query_params: { table: this.#table, ids: hashes.map(pointIdFor) },
+        // By id, the sorting key: the lookup reads only the granules holding these points. FINAL, since a point
+        // rewritten by another model keeps its older row until a merge.
+        query: `SELECT toString(error_hash) AS error_hash FROM {table:Identifier} FINAL
+                WHERE id IN {ids:Array(UUID)} AND ({anyModel:Bool} OR model = {model:String})`,
+        query_params: {
+          table: this.#table,
+          ids: hashes.map(pointIdFor),
+          anyModel: model === undefined,
+          model: model ?? '',
+        },
         format: 'JSONEachRow',
       });
       return result.json<{ error_hash: string }>();

@@ -266,16 +266,22 @@ export class QdrantVectorStore implements VectorStore {
     return count;
   }
 
-  async existing(errorHashes: readonly string[]): Promise<Set<string>> {
+  async existing(errorHashes: readonly string[], model?: string): Promise<Set<string>> {
     this.#assertOpen();
     const hashes = checkLookup(errorHashes);
     await this.#resolveDimension();
     if (hashes.length === 0) return new Set();
     const byId = new Map(hashes.map((h) => [pointIdFor(h), h]));
     const records = await this.#run('existing', () =>
-      this.#client.retrieve(this.#collection, { ids: [...byId.keys()], with_payload: false, with_vector: false }),
+      this.#client.retrieve(this.#collection, {
+        ids: [...byId.keys()],
+        with_payload: model === undefined ? false : ['model'],
+        with_vector: false,
+      }),
     );
-    return new Set(records.flatMap((r) => byId.get(String(r.id)) ?? []));
+    return new Set(
+      records.flatMap((r) => (model === undefined || r.payload?.model === model ? (byId.get(String(r.id)) ?? []) : [])),
+    );
   }
 
   async health(): Promise<HealthCheck> {

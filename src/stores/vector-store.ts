@@ -62,8 +62,12 @@ export interface VectorStore extends Component {
   /** Ordered by score, highest first. */
   search(vector: readonly number[], options: VectorSearch): Promise<VectorMatch[]>;
   count(): Promise<number>;
-  /** Which of these patterns have a point (at most MAX_LOOKUP_HASHES at once): what a re-embedding still owes. */
-  existing(errorHashes: readonly string[]): Promise<Set<string>>;
+  /**
+   * Which of these patterns have a point (at most MAX_LOOKUP_HASHES at once), made by `model` when it is given: what
+   * a re-embedding still owes, including points another model (or a writer that stored no model) left in the
+   * collection.
+   */
+  existing(errorHashes: readonly string[], model?: string): Promise<Set<string>>;
 }
 
 export const DEFAULT_COLLECTION = 'log_embeddings';

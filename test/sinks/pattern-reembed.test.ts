@@ -133,6 +133,32 @@ describe('re-embedding known patterns', () => {
     expect(match!.score).toBeCloseTo(1, 5);
   });
 
+  it('rewrites the points another model left in the collection, so its space is not mixed with this one', async () => {
+    const embedder = createLocalEmbedder();
+    const vectorStore = await storeFor(embedder);
+    const sources = { patterns, vectorStore, embedder, cache: createMemoryEmbeddingCache() };
+    // A remote endpoint whose model changed at the same dimension writes to the same collection.
+    await vectorStore.upsert(
+      HASHES.map((errorHash, i) => ({
+        errorHash,
+        vector: Array.from({ length: embedder.dimension! }, (_, j) => (j === i % embedder.dimension! ? 1 : 0)),
+        payload: {
+          error_hash: errorHash,
+          template: observation(errorHash).template,
+          service: 'checkout',
+          level: 'ERROR',
+          first_seen: new Date(FIRST_SEEN).toISOString(),
+          model: 'older-model',
+        },
+      })),
+    );
+    const outcome = await reembedMissing(sources, { pageSize: 32, concurrency: 2, attempt: attemptOnce });
+    expect(outcome).toEqual({ checked: HASHES.length, total: HASHES.length, written: HASHES.length });
+    expect(await vectorStore.count()).toBe(HASHES.length);
+    expect(await vectorStore.existing(HASHES, 'older-model')).toEqual(new Set());
+    expect(await vectorStore.existing(HASHES, embedder.model)).toEqual(new Set(HASHES));
+  });
+
   it('embeds through the cache, makes the collection once a remote endpoint answers, and leaves out a template it refuses', async () => {
     const embedder = createOpenAIEmbedder({ url: server.url, model: 'reembed-remote', maxRetries: 0 });
     const cache = createMemoryEmbeddingCache();

@@ -291,6 +291,19 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         );
       });
 
+      it('given a model, names only the points that model made, also after a point was rewritten', async () => {
+        const store = await openWith([
+          point('1', [1, 0, 0, 0], { model: 'model-a' }),
+          point('2', [0, 1, 0, 0], { model: 'model-b' }),
+          point('3', [0, 0, 1, 0], { model: 'model-a' }),
+        ]);
+        expect(await store.existing(['1', '2', '3', '4'], 'model-a')).toEqual(new Set(['1', '3']));
+        await store.upsert([point('3', [0, 0, 0, 1], { model: 'model-b' })]);
+        expect(await store.existing(['1', '2', '3'], 'model-a')).toEqual(new Set(['1']));
+        expect(await store.existing(['1', '2', '3'], 'model-b')).toEqual(new Set(['2', '3']));
+        expect(await store.existing(['1', '2', '3'], 'model-c')).toEqual(new Set());
+      });
+
       it('rejects a hash that is no UInt64 and says so before the collection is asked', async () => {
         const store = await openWith(knownPoints);
         await expect(store.existing(['1', 'x1'])).rejects.toMatchObject({
