@@ -280,6 +280,7 @@ async function judgeStream(
           service: 'bench',
           level: 'ERROR',
           first_seen: new Date(message.timestamp).toISOString(),
+          model: embedder.model,
         },
       },
     ]);

@@ -38,6 +38,7 @@ import { ingest } from '../pipelines/ingest.ts';
 import { nightly } from '../pipelines/nightly.ts';
 import { retention } from '../pipelines/retention.ts';
 import { openResources, type Resources } from './resources.ts';
+import { fetchModelAtStart } from './start-model.ts';
 import { vectorize } from '../pipelines/vectorize.ts';
 
 export const startFlagsSchema = z
@@ -149,6 +150,8 @@ async function runInDataDir(flags: StartFlags, config: Config, dataDir: string):
   const say = (line: string) => process.stdout.write(`${line}\n`);
   logger.info({ flags, config: redactedConfig(config) }, 'starting embedded');
   say(`logflow: embedded mode, data in ${dataDir} (logs: ${logFile})`);
+  // Before the embedder is chosen, so a start that fetched the model runs with it.
+  await fetchModelAtStart(config, { write: (text) => process.stdout.write(text) });
   // Similarity and novelty mean something else with each embedder (README.md, "Local embeddings"): said at once.
   say(`logflow: ${embedderChoice(config).line}`);
 

@@ -25,7 +25,7 @@
  * The graph is the pipe in `build`; each stage's work lives in its operator
  * (src/operators) or in the sink it calls (src/sinks/pattern-vectors.ts).
  */
-import { concatMap, defer, map, mergeMap, pipe, tap } from 'rxjs';
+import { concat, concatMap, defer, finalize, ignoreElements, map, mergeMap, pipe, tap } from 'rxjs';
 import { z } from 'zod';
 import type { Chunk, Rejected } from '../core/chunk.ts';
 import { durationMs } from '../core/duration.ts';
@@ -50,6 +50,7 @@ import { embeddingCacheKey } from '../stores/embedding-cache.ts';
 import { ErrorPatternStore } from '../stores/error-patterns.ts';
 import { dashboardUrlOption, notificationTargets } from '../stores/postgres/alert-notifications.ts';
 import type { Resources } from './resources.ts';
+import { startReembedding } from './vectorize-reembed.ts';
 
 const optionsSchema = z
   .object({
@@ -106,7 +107,13 @@ export const vectorize = definePipeline<Resources>({
         const { config, metrics, name, logger, scheduler } = ctx;
         const counted = (stage: string) => metrics.recordsOut.labels({ pipeline: name, stage });
         const deadLetters = deadLetterSink(ctx, topics.producer(), config.topics.vectorizationQueueDlq);
-        const sink = new PatternVectorSink(new ErrorPatternStore(engines.clickhouse), vectorStore, repositories, {
+        const patterns = new ErrorPatternStore(engines.clickhouse);
+        // Patterns known before a change of embedder join its collection (README.md, "Local embeddings").
+        const reembedding = startReembedding({ patterns, vectorStore, embedder, cache }, logger, scheduler);
+        const stopReembedding = ctx.stopping$.subscribe(() => reembedding.stop());
+        const sink = new PatternVectorSink(patterns, vectorStore, repositories, {
+          model: embedder.model,
+          complete: reembedding.done,
           noveltyThreshold,
           learningPeriodMs: options['learning-period'],
           notifications: notificationTargets(config, options['dashboard-url']),
@@ -199,7 +206,12 @@ export const vectorize = definePipeline<Resources>({
             { scheduler },
           ),
         );
-        return thenClose(graph$, subscription);
+        return concat(thenClose(graph$, subscription), defer(() => reembedding.done).pipe(ignoreElements())).pipe(
+          finalize(() => {
+            stopReembedding.unsubscribe();
+            reembedding.stop();
+          }),
+        );
       }),
     );
   },

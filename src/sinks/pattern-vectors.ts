@@ -24,6 +24,13 @@ export interface PatternVectorSinkOptions {
   readonly notifications: NotificationTargets;
   /** Told when a novel_pattern alert was raised. */
   readonly onNovel?: () => void;
+  /** The embedder's model (Embedder.model), stored with every point. */
+  readonly model: string;
+  /**
+   * Settles once the collection holds every known pattern (src/sinks/pattern-reembed.ts): a pattern judged for
+   * novelty before then could find its neighbours missing and be called new.
+   */
+  readonly complete?: PromiseLike<unknown>;
 }
 
 export class PatternVectorSink {
@@ -70,6 +77,7 @@ export class PatternVectorSink {
       learningPeriodMs: this.options.learningPeriodMs,
     });
     if (!judged) return;
+    await this.options.complete;
     const [nearest] = await this.vectorStore.search([...pattern.vector!], { limit: 1, excludeErrorHash: hash });
     if (isNovel(nearest?.score, this.options.noveltyThreshold)) await this.#raiseNovel(request, nearest?.score ?? null);
   }
@@ -85,6 +93,7 @@ export class PatternVectorSink {
           service: r.service,
           level: r.level,
           first_seen: new Date(r.timestamp).toISOString(),
+          model: this.options.model,
         },
       })),
     );

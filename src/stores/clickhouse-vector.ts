@@ -26,6 +26,7 @@ import { probe, type HealthCheck } from '../core/component.ts';
 import { ErrorCodes, LogflowError, type ClassificationRule } from '../core/errors.ts';
 import {
   checkDimension,
+  checkLookup,
   checkPoints,
   checkSearchOptions,
   checkVector,
@@ -96,6 +97,7 @@ interface MatchRow {
   readonly service: string;
   readonly level: string;
   readonly first_seen_ms: string;
+  readonly model: string;
   readonly score: number;
 }
 
@@ -123,7 +125,7 @@ export function buildSearchQuery(
   // can take at most one extra row.
   query_params.limit = search.limit + (search.excludeErrorHash === undefined ? 0 : 1);
   const nearest = `SELECT toString(id) AS id, toString(error_hash) AS error_hash, template, service, level,
-           toString(toUnixTimestamp64Milli(first_seen)) AS first_seen_ms,
+           toString(toUnixTimestamp64Milli(first_seen)) AS first_seen_ms, model,
            1 - cosineDistance(vector, {vector:Array(Float32)}) AS score
     FROM {table:Identifier} FINAL
     ${conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`}
@@ -193,6 +195,7 @@ export class ClickHouseVectorStore implements VectorStore {
                 service     LowCardinality(String),
                 level       LowCardinality(String),
                 first_seen  DateTime64(3, 'UTC'),
+                model       LowCardinality(String) DEFAULT '',
                 vector      Array(Float32),
                 version     UInt64 DEFAULT toUnixTimestamp64Nano(now64(9)),
                 INDEX ${VECTOR_INDEX} vector TYPE vector_similarity('hnsw', 'cosineDistance', ${dimension}, 'f32', 32, 128) GRANULARITY 100000000,
@@ -207,6 +210,11 @@ export class ClickHouseVectorStore implements VectorStore {
       }
       if (existing === undefined) throw missingCollection(this.#table);
       if (existing !== dimension) throw dimensionMismatch(this.#table, existing, dimension);
+      // Tables made before points carried their model gain the column; their old rows read ''.
+      await this.#client.command({
+        query: `ALTER TABLE {table:Identifier} ADD COLUMN IF NOT EXISTS model LowCardinality(String) DEFAULT '' AFTER first_seen`,
+        query_params: { table: this.#table },
+      });
     });
     this.#dimension = dimension;
   }
@@ -228,6 +236,7 @@ export class ClickHouseVectorStore implements VectorStore {
             level: p.payload.level,
             // Canonical ISO (UTC, milliseconds) -> ClickHouse's basic form, read in the column's UTC.
             first_seen: p.payload.first_seen.replace('T', ' ').replace('Z', ''),
+            model: p.payload.model,
             vector: p.vector,
           })),
         });
@@ -257,6 +266,7 @@ export class ClickHouseVectorStore implements VectorStore {
           service: row.service,
           level: row.level,
           first_seen: new Date(Number(row.first_seen_ms)).toISOString(),
+          model: row.model,
         },
       }));
   }
@@ -273,6 +283,30 @@ export class ClickHouseVectorStore implements VectorStore {
       const [row] = await result.json<{ n: string }>();
       return Number(row?.n ?? 0);
     });
+  }
+
+  async existing(errorHashes: readonly string[], model?: string): Promise<Set<string>> {
+    this.#assertOpen();
+    const hashes = checkLookup(errorHashes);
+    await this.#resolveDimension();
+    if (hashes.length === 0) return new Set();
+    const rows = await this.#run('existing', async () => {
+      const result = await this.#client.query({
+        // By id, the sorting key: the lookup reads only the granules holding these points. FINAL, since a point
+        // rewritten by another model keeps its older row until a merge.
+        query: `SELECT toString(error_hash) AS error_hash FROM {table:Identifier} FINAL
+                WHERE id IN {ids:Array(UUID)} AND ({anyModel:Bool} OR model = {model:String})`,
+        query_params: {
+          table: this.#table,
+          ids: hashes.map(pointIdFor),
+          anyModel: model === undefined,
+          model: model ?? '',
+        },
+        format: 'JSONEachRow',
+      });
+      return result.json<{ error_hash: string }>();
+    });
+    return new Set(rows.map((r) => r.error_hash));
   }
 
   async health(): Promise<HealthCheck> {

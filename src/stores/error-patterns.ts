@@ -35,6 +35,16 @@ export interface PatternRow {
   readonly qdrant_point_id: string;
 }
 
+/** What re-embedding reads of a pattern (src/sinks/pattern-reembed.ts). */
+export interface KnownPattern {
+  readonly error_hash: string;
+  readonly template: string;
+  readonly services: string[];
+  readonly level: string;
+  /** ClickHouse's `YYYY-MM-DD hh:mm:ss.sss`, UTC. */
+  readonly first_seen: string;
+}
+
 /** Updates with IN-lists longer than this are split: the query text stays bounded. */
 const UPDATE_CHUNK = 10_000;
 
@@ -83,6 +93,41 @@ export class ErrorPatternStore {
           qdrant_point_id: r.point,
         },
       ]),
+    );
+  }
+
+  /** How many patterns are known. */
+  async count(): Promise<number> {
+    const [row] = await this.run(async () =>
+      (
+        await this.client.query({
+          query: 'SELECT toString(uniqExact(error_hash)) AS n FROM error_patterns',
+          format: 'JSONEachRow',
+        })
+      ).json<{ n: string }>(),
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * Up to `limit` patterns after the hash `after` (none: from the first), in hash order: a walk over every
+   * pattern that a new page query continues where the last ended, however many rows change meanwhile.
+   */
+  async page(after: string | undefined, limit: number): Promise<KnownPattern[]> {
+    return this.run(async () =>
+      (
+        await this.client.query({
+          // The first page starts at the hash 0 itself, which `> 0` would leave out.
+          query: `SELECT toString(p.error_hash) AS error_hash, p.template AS template, p.services AS services,
+                         p.level AS level, toString(p.first_seen) AS first_seen
+                  FROM error_patterns AS p FINAL
+                  WHERE {first:Bool} OR p.error_hash > toUInt64({after:String})
+                  ORDER BY p.error_hash
+                  LIMIT {limit:UInt32}`,
+          query_params: { first: after === undefined, after: after ?? '0', limit },
+          format: 'JSONEachRow',
+        })
+      ).json<KnownPattern>(),
     );
   }
 

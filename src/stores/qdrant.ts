@@ -7,7 +7,7 @@
  * GET /collections/{name}/exists, PUT /collections/{name},
  * GET /collections/{name}, PUT /collections/{name}/index,
  * PUT /collections/{name}/points?wait=true, POST /collections/{name}/points/query,
- * POST /collections/{name}/points/count.
+ * POST /collections/{name}/points/count, POST /collections/{name}/points (by id).
  */
 import {
   QdrantClient,
@@ -19,6 +19,7 @@ import type { HealthCheck } from '../core/component.ts';
 import { ErrorCodes, LogflowError, type ClassificationRule } from '../core/errors.ts';
 import {
   checkDimension,
+  checkLookup,
   checkPoints,
   checkSearchOptions,
   checkVector,
@@ -109,7 +110,8 @@ function isPatternPayload(payload: unknown): payload is PatternPayload {
     typeof p.template === 'string' &&
     typeof p.service === 'string' &&
     typeof p.level === 'string' &&
-    typeof p.first_seen === 'string'
+    typeof p.first_seen === 'string' &&
+    (p.model === undefined || typeof p.model === 'string')
   );
 }
 
@@ -246,12 +248,13 @@ export class QdrantVectorStore implements VectorStore {
           },
         );
       }
-      const { error_hash, template, service, level, first_seen } = point.payload;
+      const { error_hash, template, service, level, first_seen, model } = point.payload;
       return {
         id: String(point.id),
         errorHash: error_hash,
         score: point.score,
-        payload: { error_hash, template, service, level, first_seen },
+        // Points written before the model was stored have none.
+        payload: { error_hash, template, service, level, first_seen, model: model ?? '' },
       };
     });
   }
@@ -261,6 +264,24 @@ export class QdrantVectorStore implements VectorStore {
     await this.#resolveDimension();
     const { count } = await this.#run('count', () => this.#client.count(this.#collection, { exact: true }));
     return count;
+  }
+
+  async existing(errorHashes: readonly string[], model?: string): Promise<Set<string>> {
+    this.#assertOpen();
+    const hashes = checkLookup(errorHashes);
+    await this.#resolveDimension();
+    if (hashes.length === 0) return new Set();
+    const byId = new Map(hashes.map((h) => [pointIdFor(h), h]));
+    const records = await this.#run('existing', () =>
+      this.#client.retrieve(this.#collection, {
+        ids: [...byId.keys()],
+        with_payload: model === undefined ? false : ['model'],
+        with_vector: false,
+      }),
+    );
+    return new Set(
+      records.flatMap((r) => (model === undefined || r.payload?.model === model ? (byId.get(String(r.id)) ?? []) : [])),
+    );
   }
 
   async health(): Promise<HealthCheck> {

@@ -18,6 +18,11 @@ export interface PatternPayload {
   readonly level: string;
   /** ISO-8601; stores keep it with millisecond precision in UTC (`toISOString()` form). */
   readonly first_seen: string;
+  /**
+   * The embedder that made the vector (Embedder.model): each point says which space it belongs to. Points written
+   * before the model was stored read back with ''.
+   */
+  readonly model: string;
 }
 
 export interface VectorPoint {
@@ -57,6 +62,12 @@ export interface VectorStore extends Component {
   /** Ordered by score, highest first. */
   search(vector: readonly number[], options: VectorSearch): Promise<VectorMatch[]>;
   count(): Promise<number>;
+  /**
+   * Which of these patterns have a point (at most MAX_LOOKUP_HASHES at once), made by `model` when it is given: what
+   * a re-embedding still owes, including points another model (or a writer that stored no model) left in the
+   * collection.
+   */
+  existing(errorHashes: readonly string[], model?: string): Promise<Set<string>>;
 }
 
 export const DEFAULT_COLLECTION = 'log_embeddings';
@@ -74,6 +85,8 @@ export function collectionForModel(base: string, model: string, dimension: numbe
   return `${base}_${slug}_${dimension}`;
 }
 export const MAX_SEARCH_LIMIT = 1000;
+/** Bounds one `existing` request (its ids travel in one body or query parameter). */
+export const MAX_LOOKUP_HASHES = 10_000;
 /** Qdrant's own upper bound for a dense vector. */
 export const MAX_DIMENSION = 65536;
 
@@ -196,7 +209,15 @@ function checkPayload(payload: unknown, errorHash: string, what: string): Patter
     service: checkText(p.service, `${what}.payload.service`, false),
     level: checkText(p.level, `${what}.payload.level`, false),
     first_seen: canonicalFirstSeen(p.first_seen, `${what}.payload.first_seen`),
+    model: checkText(p.model, `${what}.payload.model`, false),
   };
+}
+
+/** The hashes of an `existing` request, checked like every other input before anything reaches the wire. */
+export function checkLookup(errorHashes: unknown): string[] {
+  if (!Array.isArray(errorHashes) || errorHashes.length > MAX_LOOKUP_HASHES)
+    throw new InputError(`errorHashes must be an array of at most ${MAX_LOOKUP_HASHES} hashes`, { stage: 'sink' });
+  return errorHashes.map((h: unknown, i) => checkErrorHash(h, `errorHashes[${i}]`));
 }
 
 /**

@@ -226,6 +226,7 @@ beforeAll(async () => {
         service: p.service,
         level: p.level,
         first_seen: new Date(BASE).toISOString(),
+        model: embedder.model,
       },
     })),
   );
@@ -715,6 +716,7 @@ describe('similar patterns with the local model', () => {
           service: p.service,
           level: p.level,
           first_seen: new Date(BASE).toISOString(),
+          model: modelEmbedder.model,
         },
       })),
     );

@@ -162,6 +162,7 @@ describe('dashboard in Chromium', () => {
           service: p.service,
           level: p.level,
           first_seen: new Date(now - HOURS * 3_600_000).toISOString(),
+          model: embedder.model,
         },
       })),
     );

@@ -82,6 +82,7 @@ describe('nightly', () => {
           service: 'legacy-billing',
           level: 'ERROR',
           first_seen: '2026-01-01T00:00:00.000Z',
+          model: h.resources.embedder().model,
         },
       },
     ]);

@@ -17,7 +17,7 @@ import {
   ClickHouseVectorStore,
   clickHouseVectorErrorRules,
 } from '../../src/stores/clickhouse-vector.ts';
-import type { VectorPoint, VectorStore } from '../../src/stores/vector-store.ts';
+import { pointIdFor, type VectorPoint, type VectorStore } from '../../src/stores/vector-store.ts';
 import { vectorStoreContract } from './vector-store.contract.ts';
 
 let client: ClickHouseClient;
@@ -70,6 +70,7 @@ function pattern(errorHash: string, vector: readonly number[], service = 'checko
       service,
       level: 'ERROR',
       first_seen: '2024-05-01T00:00:00.000Z',
+      model: 'test-model',
     },
   };
 }
@@ -91,6 +92,46 @@ describe('ClickHouseVectorStore: ClickHouse specifics', () => {
         values: [{ id: '00000000-0000-5000-8000-000000000000', error_hash: '1', vector: [1, 0, 0] }],
       }),
     ).rejects.toThrow(/VIOLATED_CONSTRAINT|vector_dimension/);
+    await dropTable(table);
+  });
+
+  it('a table made before points carried their model gains the column; its old rows read an empty model', async () => {
+    const table = uniqueTable();
+    // The table as ensureCollection made it before the model column existed.
+    await client.command({
+      query: `CREATE TABLE {table:Identifier} (
+                id UUID, error_hash UInt64, template String, service LowCardinality(String),
+                level LowCardinality(String), first_seen DateTime64(3, 'UTC'), vector Array(Float32),
+                version UInt64 DEFAULT toUnixTimestamp64Nano(now64(9)),
+                INDEX vector_index vector TYPE vector_similarity('hnsw', 'cosineDistance', 3, 'f32', 32, 128) GRANULARITY 100000000,
+                CONSTRAINT vector_dimension CHECK length(vector) = 3)
+              ENGINE = ReplacingMergeTree(version) ORDER BY id`,
+      query_params: { table },
+    });
+    await client.insert({
+      table,
+      format: 'JSONEachRow',
+      values: [
+        {
+          id: pointIdFor('1'),
+          error_hash: '1',
+          template: 'old',
+          service: 'checkout',
+          level: 'ERROR',
+          first_seen: '2024-05-01 00:00:00.000',
+          vector: [1, 0, 0],
+        },
+      ],
+    });
+    const store = new ClickHouseVectorStore({ client, table });
+    await store.ensureCollection(3);
+    await store.ensureCollection(3);
+    await store.upsert([pattern('2', [0, 1, 0])]);
+    const found = await store.search([1, 1, 0], { limit: 2 });
+    expect(Object.fromEntries(found.map((m) => [m.errorHash, m.payload.model]))).toEqual({
+      '1': '',
+      '2': 'test-model',
+    });
     await dropTable(table);
   });
 

@@ -44,6 +44,7 @@ function pattern(errorHash: string, vector: readonly number[], service = 'checko
       service,
       level: 'ERROR',
       first_seen: '2024-05-01T00:00:00.000Z',
+      model: 'test-model',
     },
   };
 }

@@ -101,6 +101,7 @@ function payload(errorHash: string, overrides: Partial<PatternPayload> = {}): Pa
     service: 'checkout',
     level: 'ERROR',
     first_seen: '2024-05-01T12:00:00.000Z',
+    model: 'contract-model-v1',
     ...overrides,
   };
 }
@@ -192,6 +193,7 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
           () => store.count(),
           () => store.upsert([point('1', [1, 0, 0, 0])]),
           () => store.search([1, 0, 0, 0], { limit: 1 }),
+          () => store.existing(['1']),
         ]) {
           await expect(attempt()).rejects.toMatchObject({
             code: ErrorCodes.SINK_REJECTED,
@@ -237,6 +239,15 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         expect(best?.score).toBeCloseTo(1, 5);
       });
 
+      it('keeps the model that made each vector with the point', async () => {
+        const store = await openWith([point('11', [1, 0, 0, 0], { model: 'model-a' }), point('12', [0, 1, 0, 0])]);
+        const results = await store.search([1, 0.5, 0, 0], { limit: 2 });
+        expect(Object.fromEntries(results.map((m) => [m.errorHash, m.payload.model]))).toEqual({
+          '11': 'model-a',
+          '12': 'contract-model-v1',
+        });
+      });
+
       it('accepts an empty batch', async () => {
         const store = await openWith([]);
         await store.upsert([]);
@@ -265,6 +276,40 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
         const [match] = await store.search([0.2, 0.4, 0.1, 0.3], { limit: 1 });
         expect(match?.errorHash).toBe('18446744073709551557');
         expect(match?.payload).toEqual({ ...written.payload, first_seen: '2024-03-05T08:20:30.500Z' });
+      });
+    });
+
+    describe('existing', () => {
+      it('names exactly the hashes that have a point, from any instance', async () => {
+        const store = await openWith(knownPoints);
+        const asked = ['1', '18446744073709551615', '404', '9', '18446744073709551614'];
+        expect(await store.existing(asked)).toEqual(new Set(['1', '18446744073709551615', '9']));
+        expect(await store.existing([])).toEqual(new Set());
+        const other = await fixture!.reopen();
+        expect(await other.existing(knownPoints.map((p) => p.errorHash))).toEqual(
+          new Set(knownPoints.map((p) => p.errorHash)),
+        );
+      });
+
+      it('given a model, names only the points that model made, also after a point was rewritten', async () => {
+        const store = await openWith([
+          point('1', [1, 0, 0, 0], { model: 'model-a' }),
+          point('2', [0, 1, 0, 0], { model: 'model-b' }),
+          point('3', [0, 0, 1, 0], { model: 'model-a' }),
+        ]);
+        expect(await store.existing(['1', '2', '3', '4'], 'model-a')).toEqual(new Set(['1', '3']));
+        await store.upsert([point('3', [0, 0, 0, 1], { model: 'model-b' })]);
+        expect(await store.existing(['1', '2', '3'], 'model-a')).toEqual(new Set(['1']));
+        expect(await store.existing(['1', '2', '3'], 'model-b')).toEqual(new Set(['2', '3']));
+        expect(await store.existing(['1', '2', '3'], 'model-c')).toEqual(new Set());
+      });
+
+      it('rejects a hash that is no UInt64 and says so before the collection is asked', async () => {
+        const store = await openWith(knownPoints);
+        await expect(store.existing(['1', 'x1'])).rejects.toMatchObject({
+          code: ErrorCodes.INPUT_INVALID,
+          message: expect.stringMatching(/errorHashes\[1\] must be a UInt64/),
+        });
       });
     });
 
@@ -433,6 +478,7 @@ export function vectorStoreContract(name: string, makeStore: () => Promise<Store
           /payload\.error_hash \("2"\) differs from errorHash \(1\)/,
         ],
         ['an empty service', point('1', [1, 0, 0, 0], { service: '' }), /payload\.service must be a non-empty string/],
+        ['an empty model', point('1', [1, 0, 0, 0], { model: '' }), /payload\.model must be a non-empty string/],
         [
           'a missing level',
           { ...point('1', [1, 0, 0, 0]), payload: { ...payload('1'), level: undefined } },

