@@ -5,21 +5,18 @@
  * listens on LOGFLOW_API_HOST:LOGFLOW_API_PORT (or --host / --port), and on
  * stop closes the server after in-flight requests finish.
  */
-import { defaultIfEmpty, defer, ignoreElements, mergeMap, take, type Observable } from 'rxjs';
 import { z } from 'zod';
 import { buildApiServer } from '../api/server.ts';
 import { definePipeline } from '../core/pipeline.ts';
 import { parseOptions } from '../core/options.ts';
 import type { Resources } from '../pipelines/resources.ts';
+import { listenOptions, serveUntilStopped } from './http-service.ts';
 import { dashboardUrlOption } from '../stores/postgres/alert-notifications.ts';
 
 const optionsSchema = z
   .object({
-    port: z.coerce.number().int().min(0).max(65_535).optional(),
-    host: z.string().min(1).optional(),
+    ...listenOptions,
     'dashboard-url': dashboardUrlOption,
-    // In-process callers (npm start) learn the bound URL; the command line cannot pass a function.
-    onListening: z.custom<(url: string) => void>((v) => typeof v === 'function', 'must be a function').optional(),
   })
   .strict();
 
@@ -29,13 +26,11 @@ export const api = definePipeline<Resources>({
     'HTTP API and web dashboard: logs, error rates, patterns, alerts, reports, services and settings (bearer API keys)',
   build(ctx) {
     const options = parseOptions(optionsSchema, ctx.options, 'api');
-    const port = options.port ?? ctx.config.apiPort;
-    const host = options.host ?? ctx.config.apiHost;
-    return defer(async () => {
+    const build = async () => {
       const { resources, config } = ctx;
       const engines = await resources.engines();
       const [repositories, vectorStore] = await Promise.all([resources.repositories(), resources.vectorStore()]);
-      const server = await buildApiServer({
+      return buildApiServer({
         config,
         logger: ctx.logger,
         metrics: ctx.metrics,
@@ -46,29 +41,14 @@ export const api = definePipeline<Resources>({
         embedder: resources.embedder(),
         ...(options['dashboard-url'] === undefined ? {} : { dashboardUrl: options['dashboard-url'] }),
       });
-      try {
-        await server.listen({ port, host });
-      } catch (error) {
-        await server.close();
-        throw error;
-      }
-      const address = server.server.address();
-      const bound = typeof address === 'object' && address !== null ? address.port : port;
-      const url = `http://${host.includes(':') ? `[${host}]` : host}:${bound}/`;
-      ctx.logger.info({ url, port: bound }, 'api listening');
-      options.onListening?.(url);
-      return server;
-    }).pipe(
-      mergeMap(
-        (server): Observable<never> =>
-          ctx.stopping$.pipe(
-            take(1),
-            // A stop asked for while the server was starting has already completed stopping$.
-            defaultIfEmpty(undefined),
-            mergeMap(() => server.close()),
-            ignoreElements(),
-          ),
-      ),
-    );
+    };
+    return serveUntilStopped(ctx, build, {
+      port: options.port ?? ctx.config.apiPort,
+      host: options.host ?? ctx.config.apiHost,
+      path: '/',
+      onListening: options.onListening,
+      describe: (url, port) => ({ url, port }),
+      message: 'api listening',
+    });
   },
 });
