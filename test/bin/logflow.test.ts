@@ -19,27 +19,8 @@ import { normalizeLines } from '../../src/app/commands/normalize.ts';
 import { runDetectSeries } from '../../src/app/commands/detect-series.ts';
 import { generateLogs } from '../../src/sources/generator.ts';
 import type * as GeneratorWorker from '../../src/sources/generator-worker.ts';
+import { REPO, runNode } from '../support/run-node.ts';
 import { labelledSeriesCsv } from '../support/synthetic-series.ts';
-
-const REPO = path.resolve(import.meta.dirname, '../..');
-
-function run(
-  args: string[],
-  options: { cwd?: string; input?: string } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // No NODE_OPTIONS: vitest's or a developer's loader must not be what makes the compiled code run.
-    const { NODE_OPTIONS: _ignored, ...env } = process.env;
-    const child = spawn(process.execPath, args, { cwd: options.cwd ?? REPO, env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
-}
 
 describe('bin/build.js and bin/logflow.js on a project of their own', () => {
   let root = '';
@@ -47,7 +28,7 @@ describe('bin/build.js and bin/logflow.js on a project of their own', () => {
     await mkdir(path.dirname(path.join(root, file)), { recursive: true });
     await writeFile(path.join(root, file), text);
   };
-  const logflow = () => run([path.join(root, 'bin/logflow.js')], { cwd: root });
+  const logflow = () => runNode([path.join(root, 'bin/logflow.js')], { cwd: root });
 
   beforeAll(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'logflow-build-'));
@@ -128,7 +109,7 @@ describe('bin/build.js and bin/logflow.js on a project of their own', () => {
     expect(broken.stderr).toMatch(/logflow: tsc failed/);
     expect(broken.stdout).toBe('');
     // What was built before still runs as it was.
-    expect((await run([path.join(root, 'dist/app/cli.js')], { cwd: root })).stdout).toBe('hello 43\n');
+    expect((await runNode([path.join(root, 'dist/app/cli.js')], { cwd: root })).stdout).toBe('hello 43\n');
   });
 
   it('runs dist/ as it is where there is no src/, as in the Docker image', async () => {
@@ -157,7 +138,7 @@ describe("the repository's compiled dist/", () => {
     source.end(input);
     await normalizeLines(source, expected);
 
-    const compiled = await run(['bin/logflow.js', 'normalize'], { input });
+    const compiled = await runNode(['bin/logflow.js', 'normalize'], { input });
     expect(compiled.code, compiled.stderr).toBe(0);
     expect(compiled.stdout).toBe(expectedText);
     expect(compiled.stdout.split('\n')).toHaveLength(5);
@@ -173,7 +154,7 @@ describe("the repository's compiled dist/", () => {
     source.end(csv);
     await runDetectSeries(source, expected, { trainRows });
 
-    const compiled = await run(['bin/logflow.js', 'detect-series', '--train-rows', trainRows], { input: csv });
+    const compiled = await runNode(['bin/logflow.js', 'detect-series', '--train-rows', trainRows], { input: csv });
     expect(compiled.code, compiled.stderr).toBe(0);
     expect(compiled.stdout).toBe(expectedText);
     const lines = compiled.stdout.trimEnd().split('\n');
@@ -182,13 +163,13 @@ describe("the repository's compiled dist/", () => {
   });
 
   it('stops `logflow detect-series` with the line and reason of a bad row (exit 1), or a bad option (exit 2)', async () => {
-    const bad = await run(['bin/logflow.js', 'detect-series'], {
+    const bad = await runNode(['bin/logflow.js', 'detect-series'], {
       input: 'timestamp,value\n2026-01-05 00:00:00,1\nnope,2\n',
     });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/line 3: timestamp "nope"/);
     expect(bad.stdout).toBe('');
-    const option = await run(['bin/logflow.js', 'detect-series', '--train-rows', 'many'], {
+    const option = await runNode(['bin/logflow.js', 'detect-series', '--train-rows', 'many'], {
       input: 'timestamp,value\n',
     });
     expect(option.code).toBe(2);
@@ -201,8 +182,8 @@ describe("the repository's compiled dist/", () => {
       (_, i) => `request ${i} "${i % 2 === 0 ? 'GET' : 'DELETE'} /a/${i} HTTP/1.1" from host-${i % 5}.example.org:443`,
     );
     const input = `${lines.join('\n')}\n`;
-    const onWorkers = await run(['bin/logflow.js', 'normalize', '--workers', '2'], { input });
-    const onOneThread = await run(['bin/logflow.js', 'normalize', '--workers', '0'], { input });
+    const onWorkers = await runNode(['bin/logflow.js', 'normalize', '--workers', '2'], { input });
+    const onOneThread = await runNode(['bin/logflow.js', 'normalize', '--workers', '0'], { input });
     expect(onWorkers.code, onWorkers.stderr).toBe(0);
     expect(onWorkers.stdout).toBe(onOneThread.stdout);
     const templates = new Set(
@@ -230,14 +211,14 @@ describe("the repository's compiled dist/", () => {
   });
 
   it('refuses a --workers that is not a whole number from 0 to 64, saying so', async () => {
-    const bad = await run(['bin/logflow.js', 'normalize', '--workers', 'many'], { input: 'x 1\n' });
+    const bad = await runNode(['bin/logflow.js', 'normalize', '--workers', 'many'], { input: 'x 1\n' });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--workers must be a whole number from 0 to 64, got "many"');
     expect(bad.stdout).toBe('');
   });
 
   it('answers `run --help` with the usage and every pipeline, not an unknown-pipeline error', async () => {
-    const help = await run(['bin/logflow.js', 'run', '--help'], { input: '' });
+    const help = await runNode(['bin/logflow.js', 'run', '--help'], { input: '' });
     expect(help.code, help.stderr).toBe(0);
     expect(help.stdout).toContain('Usage: logflow run <pipeline>');
     for (const name of [

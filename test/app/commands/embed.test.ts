@@ -2,7 +2,6 @@
  * `logflow embed` in process and through the compiled bin (whose model worker
  * is dist/'s JavaScript), with the real model from LOGFLOW_MODELS_DIR.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,8 +12,8 @@ import { createModelEmbedder } from '../../../src/clients/model-embedder.ts';
 import { localEmbedding } from '../../../src/clients/embeddings.ts';
 import { MODEL_DIMENSION, modelFilesPresent } from '../../../src/clients/model-files.ts';
 import { loadConfig } from '../../../src/core/config.ts';
+import { runNode } from '../../support/run-node.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../../..');
 const MODELS_DIR = loadConfig(process.env).model.dir;
 const LINES = ['Connection refused by redis at 10.0.0.5:6379', '', 'Disk quota exceeded', 'the JVM ran out of memory'];
 
@@ -35,22 +34,6 @@ async function runInProcess(input: string, modelsDir: string): Promise<{ vectors
     .map((line) => JSON.parse(line) as number[]);
   expect(vectors).toHaveLength(lines);
   return { vectors, said };
-}
-
-function runBin(
-  input: string,
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/logflow.js', 'embed'], { cwd: REPO, env, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
 }
 
 describe('logflow embed', () => {
@@ -95,9 +78,11 @@ describe('logflow embed', () => {
   });
 
   it('runs through the compiled bin, its model worker from dist/, with the same vectors', async () => {
-    // No NODE_OPTIONS: vitest's loader must not be what makes the compiled worker run.
-    const { NODE_OPTIONS: _ignored, ...env } = process.env;
-    const result = await runBin(`${LINES.join('\n')}\n`, { ...env, LOGFLOW_MODELS_DIR: MODELS_DIR });
+    // runNode drops NODE_OPTIONS: vitest's loader must not be what makes the compiled worker run.
+    const result = await runNode(['bin/logflow.js', 'embed'], {
+      input: `${LINES.join('\n')}\n`,
+      env: { ...process.env, LOGFLOW_MODELS_DIR: MODELS_DIR },
+    });
     expect(result.stderr).toContain('embeddings: all-minilm-l6-v2-q');
     expect(result.code).toBe(0);
     const vectors = result.stdout

