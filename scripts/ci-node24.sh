@@ -29,8 +29,17 @@ fi
 echo "== node ${version} (ABI $(node -p process.versions.modules), N-API $(node -p process.versions.napi)), npm $(npm --version)"
 
 echo "== native modules load under Node ${line}"
+# A package may ship prebuilt modules for every platform, under <platform>/<arch>/ (onnxruntime-node does): only
+# this machine's can load, and only they are checked.
 find node_modules -name '*.node' -type f -print0 | xargs -0 -r -n1 node -e '
   const file = require("node:path").resolve(process.argv[1]);
+  const parts = process.argv[1].split("/");
+  const at = parts.findIndex((p) => ["aix", "android", "darwin", "freebsd", "linux", "openbsd", "sunos", "win32"].includes(p));
+  const arches = ["arm", "arm64", "ia32", "loong64", "mips", "mipsel", "ppc", "ppc64", "riscv64", "s390", "s390x", "x64"];
+  if (at >= 0 && (parts[at] !== process.platform || (arches.includes(parts[at + 1]) && parts[at + 1] !== process.arch))) {
+    console.log("  skip  " + process.argv[1] + " (another platform)");
+    process.exit(0);
+  }
   try { process.dlopen({ exports: {} }, file); console.log("  ok  " + process.argv[1]); }
   catch (error) { console.error("  FAILED  " + process.argv[1] + ": " + error.message); process.exit(1); }'
 # The one the engine depends on, through its JavaScript API as the embedded mode uses it.
