@@ -258,7 +258,11 @@ export async function startPrivateKafka(): Promise<PrivateKafka> {
   const java = 'java';
   const jvm = ['-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Djava.awt.headless=true'];
   const classpath = `${KAFKA_LIBS}/*`;
-  const clusterId = randomBytes(16).toString('base64url');
+  // A Kafka Uuid (16 random bytes, base64url) that does not start with "-", which the storage tool would read as an
+  // option: one id in 64 did, and failed the reliability run with "argument --cluster-id/-t: expected one argument"
+  // (scripts/services.sh avoids it the same way).
+  let clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url');
   const format = spawnSync(
     java,
     [
