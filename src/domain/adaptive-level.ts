@@ -253,8 +253,6 @@ export class AdaptiveLevels {
   ): void {
     if (weekly === undefined || !Number.isFinite(weekly.mean) || weekly.mean < 0) return;
     if (!Number.isFinite(count) || count < 0) return;
-    // Which side of the level as learned so far the count is on, for a normal window inside an anomaly.
-    const side = Math.sign(count - weekly.mean * this.factor(key, end));
     let level = this.#levels.get(key);
     if (level === undefined) {
       level = { key, counted: 0, expected: 0, lastEnd: end, anomaly: null, dirty: false };
@@ -270,6 +268,10 @@ export class AdaptiveLevels {
       level.anomaly.heldExpected *= decay;
     }
     level.lastEnd = end;
+    // Which side of the level as learned so far the count is on, for a normal window inside an anomaly: `factor` at
+    // `end`, from the sums just decayed to it (the same arithmetic, without a second lookup and decay).
+    const prior = this.settings.priorEvents;
+    const side = Math.sign(count - weekly.mean * ((level.counted + prior) / (level.expected + prior)));
     const weight = 1 / dispersionOf(weekly);
     const learned = this.#learns(level, end, anomaly, side);
     if (learned) {
