@@ -17,7 +17,7 @@ import { buildApiServer, type ApiDependencies } from '../../src/api/server.ts';
 import { loadConfig } from '../../src/core/config.ts';
 import { createLocalEmbedder, LOCAL_EMBEDDING_MODEL, type Embedder } from '../../src/clients/embeddings.ts';
 import { createModelEmbedder } from '../../src/clients/model-embedder.ts';
-import { MODEL_DIMENSION, MODEL_NAME } from '../../src/clients/model-files.ts';
+import { MODEL_NAME } from '../../src/clients/model-files.ts';
 import { spaceThresholds } from '../../src/domain/novelty.ts';
 import { openEngines, type Engines } from '../../src/clients/engines.ts';
 import { Health } from '../../src/core/health.ts';
@@ -177,6 +177,26 @@ async function tableCounts(): Promise<Record<string, number>> {
   return out;
 }
 
+/** The fixture patterns' templates, embedded by `embedder` and stored as vectorize stores them. */
+async function storePatternVectors(store: ClickHouseVectorStore, embedder: Embedder): Promise<void> {
+  await store.ensureCollection(embedder.dimension!);
+  const vectors = await embedder.embed(PATTERNS.map((p) => p.template));
+  await store.upsert(
+    PATTERNS.map((p, i) => ({
+      errorHash: p.hash,
+      vector: [...vectors[i]!],
+      payload: {
+        error_hash: p.hash,
+        template: p.template,
+        service: p.service,
+        level: p.level,
+        first_seen: new Date(BASE).toISOString(),
+        model: embedder.model,
+      },
+    })),
+  );
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'logflow-api-'));
   const config = loadConfig({
@@ -214,22 +234,7 @@ beforeAll(async () => {
   );
   const embedder = createLocalEmbedder();
   const vectorStore = new ClickHouseVectorStore({ client: engines.clickhouse });
-  await vectorStore.ensureCollection(embedder.dimension!);
-  const vectors = await embedder.embed(PATTERNS.map((p) => p.template));
-  await vectorStore.upsert(
-    PATTERNS.map((p, i) => ({
-      errorHash: p.hash,
-      vector: [...vectors[i]!],
-      payload: {
-        error_hash: p.hash,
-        template: p.template,
-        service: p.service,
-        level: p.level,
-        first_seen: new Date(BASE).toISOString(),
-        model: embedder.model,
-      },
-    })),
-  );
+  await storePatternVectors(vectorStore, embedder);
 
   for (const [i, service] of SERVICES.entries()) {
     alerts.push(
@@ -704,22 +709,7 @@ describe('similar patterns with the local model', () => {
     modelEmbedder = createModelEmbedder({ modelsDir });
     // The model's vectors live in a collection of their own, as vectorize keeps them (README.md, "Local embeddings").
     const store = new ClickHouseVectorStore({ client: engines.clickhouse, table: 'log_embeddings_model_test' });
-    await store.ensureCollection(MODEL_DIMENSION);
-    const vectors = await modelEmbedder.embed(PATTERNS.map((p) => p.template));
-    await store.upsert(
-      PATTERNS.map((p, i) => ({
-        errorHash: p.hash,
-        vector: [...vectors[i]!],
-        payload: {
-          error_hash: p.hash,
-          template: p.template,
-          service: p.service,
-          level: p.level,
-          first_seen: new Date(BASE).toISOString(),
-          model: modelEmbedder.model,
-        },
-      })),
-    );
+    await storePatternVectors(store, modelEmbedder);
     modelApp = await buildApiServer({ ...deps, vectorStore: store, embedder: modelEmbedder });
     await modelApp.ready();
   }, 60_000);
