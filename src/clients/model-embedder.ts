@@ -21,7 +21,7 @@ import { ErrorCodes, LogflowError } from '../core/errors.ts';
 import { startModuleWorker } from '../core/module-worker.ts';
 import { checkTexts, type Embedder } from './embeddings.ts';
 import { MODEL_DIMENSION, MODEL_NAME, modelPaths } from './model-files.ts';
-import type { ModelRequest, ModelWorkerData, ModelWorkerMessage } from './model-worker.ts';
+import type { ModelRequest, ModelWorkerControl, ModelWorkerData, ModelWorkerMessage } from './model-worker.ts';
 
 export interface ModelEmbedderOptions {
   /** The models directory (config.model.dir); the files are in its all-minilm-l6-v2-q/. */
@@ -36,6 +36,14 @@ export interface ModelEmbedderOptions {
    */
   readonly maxHeapMb?: number;
 }
+
+/**
+ * How long a stopping worker gets to finish the text it is running, release the session and exit, before it is
+ * terminated anyway. Terminating a thread while onnxruntime runs in it aborts the whole process (the binding's
+ * callback throws into a torn-down environment: "terminate called after throwing an instance of 'Napi::Error'"),
+ * so termination is only the last resort for a worker that does not answer.
+ */
+const STOP_GRACE_MS = 10_000;
 
 /** Sibling module, .ts under tsx/vitest and .js in dist/, as this one is. */
 const WORKER_MODULE = new URL(`./model-worker${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url).href;
@@ -96,6 +104,9 @@ export function createModelEmbedder(options: ModelEmbedderOptions): Embedder {
     ready.catch(() => undefined);
     let started = false;
     let stopped = false;
+    let markExited!: () => void;
+    const exited = new Promise<void>((resolve) => (markExited = resolve));
+    worker.once('exit', () => markExited());
     // Once per worker: a load failure is followed by the thread's exit, which must not overwrite the reason.
     const stop = async (error: LogflowError): Promise<void> => {
       if (stopped) return;
@@ -104,7 +115,14 @@ export function createModelEmbedder(options: ModelEmbedderOptions): Embedder {
       if (!started) failStart(error);
       for (const p of pending.values()) p.reject(error);
       pending.clear();
-      await worker.terminate();
+      // Queued behind what the worker has received, so it arrives after the load too: the worker skips the texts
+      // still queued, lets the one it runs finish, releases the session and ends. A dead worker ignores it.
+      worker.postMessage({ kind: 'close' } satisfies ModelWorkerControl);
+      let timer: NodeJS.Timeout | undefined;
+      const overdue = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), STOP_GRACE_MS)));
+      const late = await Promise.race([exited.then(() => false), overdue]);
+      clearTimeout(timer);
+      if (late) await worker.terminate();
     };
     const fail = (error: LogflowError): void => {
       if (stopped) return;

@@ -30,6 +30,11 @@ export interface ModelRequest {
   readonly texts: readonly string[];
 }
 
+/** Sent once by the embedder when it stops this worker: finish the text being run, release the model, end. */
+export interface ModelWorkerControl {
+  readonly kind: 'close';
+}
+
 export type ModelWorkerMessage =
   | { readonly kind: 'ready' }
   | { readonly kind: 'vectors'; readonly id: number; readonly data: Float32Array }
@@ -75,11 +80,28 @@ export async function runModelWorker(data: ModelWorkerData, post: Post, port: Me
 
   // One request at a time, in arrival order: the session is used by one run at a time.
   let queue = Promise.resolve();
-  port.on('message', (request: ModelRequest) => {
+  let closing = false;
+  port.on('message', (message: ModelRequest | ModelWorkerControl) => {
+    if ('kind' in message) {
+      // The embedder has already failed every request it sent; what is queued is skipped. The thread ends by
+      // itself once nothing holds it, never by terminate() while onnxruntime runs (see STOP_GRACE_MS in
+      // src/clients/model-embedder.ts).
+      closing = true;
+      queue = queue.then(async () => {
+        await session.release();
+        port.close();
+      });
+      return;
+    }
+    const request = message;
     queue = queue.then(async () => {
+      if (closing) return;
       try {
         const vectors = new Float32Array(request.texts.length * data.dimension);
-        for (let i = 0; i < request.texts.length; i++) await embedOne(request.texts[i]!, vectors, i * data.dimension);
+        for (let i = 0; i < request.texts.length; i++) {
+          if (closing) return;
+          await embedOne(request.texts[i]!, vectors, i * data.dimension);
+        }
         post({ kind: 'vectors', id: request.id, data: vectors }, [vectors.buffer as ArrayBuffer]);
       } catch (error) {
         post({ kind: 'failed', id: request.id, message: error instanceof Error ? error.message : String(error) });
