@@ -4,7 +4,9 @@
  * when its files are present, a remote endpoint when LOGFLOW_EMBEDDINGS_URL
  * is set) when it is another. Speed rows of the default embedder carry the
  * hashing embedder's figure of the same run as their baseline.
- * - quality on the paraphrase set (bench/support/paraphrases.ts);
+ * - quality on the paraphrase set (bench/support/paraphrases.ts), whole and
+ *   on each half (service errors, Loghub's systems), as messages and as the
+ *   normalizer's templates;
  * - patterns/s: Loghub-2k's distinct templates (as the normalizer makes them,
  *   what vectorize embeds) through embed() in batches of 32 and of 256, one
  *   batch at a time, after one warm-up batch;
@@ -33,7 +35,12 @@ import {
 import { flagArg, numberArg } from '../support/args.ts';
 import { closedLoopPosts, type LoadResult } from '../support/http-load.ts';
 import { LOGHUB_DATASETS, loadLoghubDataset } from '../support/loghub.ts';
-import { scoreEmbedderOnParaphrases } from '../support/paraphrases.ts';
+import {
+  embedParaphrases,
+  loadParaphrases,
+  scoreEmbedderOnParaphrases,
+  scoreParaphraseHalves,
+} from '../support/paraphrases.ts';
 import { BENCH_REDIS_URL } from '../support/services.ts';
 import { benchStack, uniqueName } from '../support/stack.ts';
 import type { Benchmark, BenchContext, BenchOutput, BenchRow } from '../support/types.ts';
@@ -164,6 +171,24 @@ async function run(ctx: BenchContext): Promise<BenchOutput> {
       add("nearest of the other side's 16 candidates, 16-pair draws", score.candidateRate16, 'share', '>= 0.9', false);
       add('paraphrase in 5 nearest', score.top5Rate, 'share', undefined, false);
       add('cosine gap, paraphrase - unrelated', score.meanGap, 'cosine', '>= 0.3', false);
+      // Each half alone, and both as the normalizer's templates (what vectorize embeds): a gain must hold on each.
+      const pairs = loadParaphrases();
+      const templatePairs = pairs.map((p) => ({
+        ...p,
+        message: normalizeMessage(p.message).template,
+        paraphrase: normalizeMessage(p.paraphrase).template,
+      }));
+      for (const [form, formPairs] of [
+        ['messages', pairs],
+        ['templates', templatePairs],
+      ] as const) {
+        const halves = scoreParaphraseHalves(await embedParaphrases(embedder, formPairs), formPairs);
+        for (const [half, s] of Object.entries(halves)) {
+          const of = `${half} half, ${s.pairs} pairs, ${form}`;
+          add(`16 candidates, 16-pair draws (${of})`, s.candidateRate16, 'share', undefined, false);
+          add(`cosine gap (${of})`, s.meanGap, 'cosine', undefined, false);
+        }
+      }
 
       const texts = take(templates, patterns);
       for (const batch of BATCH_SIZES) {

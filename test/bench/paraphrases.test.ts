@@ -6,8 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import { createLocalEmbedder } from '../../src/clients/embeddings.ts';
 import {
+  embedParaphrases,
   loadParaphrases,
   scoreEmbedderOnParaphrases,
+  scoreParaphraseHalves,
   scoreParaphraseVectors,
   subsetNearestRate,
 } from '../../bench/support/paraphrases.ts';
@@ -105,5 +107,21 @@ describe('the paraphrase set', () => {
     expect(score.pairs).toBe(pairs.length);
     expect(score.nearestRate).toBe(score.nearestHits / (2 * pairs.length));
     expect(score.meanGap).toBeCloseTo(score.meanParaphraseSimilarity - score.meanUnrelatedSimilarity, 6);
+  });
+
+  it('splits into a service half and a Loghub half, each scored on its own pairs only', async () => {
+    const embedder = createLocalEmbedder();
+    const vectors = await embedParaphrases(embedder, pairs);
+    await embedder.close();
+    const halves = scoreParaphraseHalves(vectors, pairs);
+    const service = pairs.filter((p) => p.source === 'service').length;
+    expect(service).toBeGreaterThanOrEqual(10);
+    expect(halves.service.pairs).toBe(service);
+    expect(halves.loghub.pairs).toBe(pairs.length - service);
+    const serviceVectors = pairs.flatMap((p, i) =>
+      p.source === 'service' ? [vectors[2 * i]!, vectors[2 * i + 1]!] : [],
+    );
+    expect(halves.service.meanGap).toBeCloseTo(scoreParaphraseVectors(serviceVectors).meanGap, 12);
+    expect(() => scoreParaphraseHalves(vectors.slice(2), pairs)).toThrow(RangeError);
   });
 });
