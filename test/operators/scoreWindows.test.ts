@@ -61,7 +61,7 @@ describe('scoreWindows', () => {
       baselineFor: (series, windowStart) => {
         calls.push([series, windowStart]);
         return series.level === 'ERROR'
-          ? baselineOf(series, 100, 10)
+          ? baselineOf(series, 100, 20)
           : series.level === 'INFO'
             ? baselineOf(series, 50, 5)
             : undefined;
@@ -69,7 +69,7 @@ describe('scoreWindows', () => {
       settingsFor: (service) => (service === 'quiet' ? mergeDetectorSettings(defaults, { alerting: false }) : defaults),
     };
     const { values } = collectSync(
-      from([result('api|prod|ERROR', 3, 140), result('api|prod|INFO', 3, 0), result('quiet|dev|DEBUG', 4, 7)]).pipe(
+      from([result('api|prod|ERROR', 3, 180), result('api|prod|INFO', 3, 0), result('quiet|dev|DEBUG', 4, 7)]).pipe(
         scoreWindows(options),
       ),
     );
@@ -87,7 +87,7 @@ describe('scoreWindows', () => {
         level: 'ERROR',
         start: 3 * MINUTE,
         end: 4 * MINUTE,
-        count: 140,
+        count: 180,
         alerting: true,
         anomalous: true,
         kind: 'spike',
