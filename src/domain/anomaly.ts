@@ -15,7 +15,8 @@
  * the same scale as a z-score (the standard normal quantile of the tail), so
  * one `score` column compares across methods; above the mean a sparse count
  * must also clear the calibrated band, since a bursty sparse series is far
- * noisier than Poisson. The band reads the
+ * noisier than Poisson; two adjacent sparse windows each past the square root
+ * of the Poisson tail are a spike too (`sparseRunTail`). The band reads the
  * series' pooled spread as a negative binomial variance (`pooledSpreadAt`),
  * and above the mean a dense count's score is capped by its Poisson tail,
  * since counts are never less noisy than Poisson, skew included. The baseline
@@ -540,8 +541,9 @@ export interface AnomalyScore {
    * normal quantile of the tail on the count's side of the mean (P(X >= count)
    * above it, P(X <= count) below), above the mean the less extreme of that and
    * the band's z-score. A dense count above the mean scores at most its
-   * Poisson tail's quantile too. Non-decreasing in the count for a fixed
-   * baseline and settings. 0 with method `none`.
+   * Poisson tail's quantile too, and a sparse window that completes a run
+   * (`sparseRunTail`) at least the run's. Non-decreasing in the count for a
+   * fixed baseline, settings and previous window. 0 with method `none`.
    */
   readonly score: number;
   /** The baseline mean (0 without a baseline). */
@@ -771,8 +773,17 @@ function relativeSpread(pooled: Baseline): RelativeSpread | undefined {
  * Baselines from the database may hold NaN (stddevSamp of one sample): a
  * non-finite stddev counts as 0, leaving the floors to apply; a non-finite or
  * negative mean is no baseline.
+ *
+ * `previousRunTail` is the previous window's `sparseRunTail` when it ended
+ * where this one starts (`scoreWindows` keeps it per series); without it the
+ * window is judged alone.
  */
-export function score(count: number, baseline: Baseline | undefined, settings: DetectorSettings): AnomalyScore {
+export function score(
+  count: number,
+  baseline: Baseline | undefined,
+  settings: DetectorSettings,
+  previousRunTail?: number,
+): AnomalyScore {
   if (!(count >= 0) || !Number.isFinite(count))
     throw new RangeError(`score: count must be a finite number >= 0, got ${count}`);
   const expected =
@@ -811,10 +822,47 @@ export function score(count: number, baseline: Baseline | undefined, settings: D
   // so the two paths agree at the `minCount` seam. Below the mean the Poisson tail stays the only test: bursts
   // stretch the upper tail, a sparse count's fall is bounded by zero, and zero is the silence rule's.
   const above = count > expected ? (count - expected) / bandSpread(baseline, expected, settings).above : -Infinity;
-  const spike = events > lambda && poissonLogUpperTail(events, lambda) <= tail && above >= settings.zThreshold;
+  const ownTail = events > lambda ? poissonLogUpperTail(events, lambda) : 0;
+  // A run of two windows (see `sparseRunTail`): the less extreme of the two tails, squared, bounds the chance that
+  // two independent windows of the series are both that far out.
+  const runTail =
+    previousRunTail !== undefined && events > lambda && above >= settings.zThreshold
+      ? 2 * Math.max(previousRunTail, ownTail)
+      : 0;
+  const spike = events > lambda && Math.min(ownTail, runTail) <= tail && above >= settings.zThreshold;
   const drop = events > 0 && events < lambda && poissonLogLowerTail(events, lambda) <= tail;
   const poissonZ = events >= lambda ? poissonCdfAsZ(events - 1, lambda) : poissonCdfAsZ(events, lambda);
-  return scored(spike, drop, silent, lessExtreme(poissonZ, above), expected, 'poisson');
+  const runZ = runTail < 0 ? -normalQuantileOfLog(runTail) : -Infinity;
+  return scored(spike, drop, silent, lessExtreme(Math.max(poissonZ, runZ), above), expected, 'poisson');
+}
+
+/**
+ * A sparse window's evidence towards a run: the log of its Poisson upper tail when its count is above the mean and
+ * clears the calibrated band on its own (`score`'s band check), else undefined. `score` takes the previous window's
+ * (when the two are adjacent) as `previousRunTail`.
+ *
+ * Why: at a mean of about 1, `poissonTail` (1e-4) takes 7 or more events in one window, so an incident that lifts a
+ * sparse series to 5 a window for half an hour is never a spike however long it lasts, while a dense series' z-score
+ * sees it. Two adjacent windows that are each past sqrt(poissonTail) are, for independent Poisson counts, as unlikely
+ * as one window past poissonTail, so a run of them is held to the same false-alarm rate as a single window, and the
+ * single-window test is unchanged. Only the Poisson part is relaxed: each window must still clear the calibrated band
+ * at the full threshold, since a bursty series' windows are not independent (a burst lasts several windows) and its
+ * band, not Poisson, describes its noise.
+ */
+export function sparseRunTail(
+  count: number,
+  baseline: Baseline | undefined,
+  settings: DetectorSettings,
+): number | undefined {
+  if (!settings.enabled || baseline === undefined) return undefined;
+  const expected = baseline.mean;
+  if (!(Number.isFinite(expected) && expected >= 0) || expected >= settings.minCount) return undefined;
+  if (!(count > expected) || !Number.isFinite(count)) return undefined;
+  const lambda = Math.max(expected, settings.poissonMeanFloor);
+  const events = Math.floor(count);
+  if (!(events > lambda)) return undefined;
+  if ((count - expected) / bandSpread(baseline, expected, settings).above < settings.zThreshold) return undefined;
+  return poissonLogUpperTail(events, lambda);
 }
 
 /**

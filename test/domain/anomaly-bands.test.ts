@@ -15,6 +15,7 @@ import {
   poissonQuantile,
   poissonUpperTail,
   score,
+  sparseRunTail,
   type AlertEvent,
   type Baseline,
   type BaselineIndex,
@@ -420,5 +421,69 @@ describe("counts' variance: Poisson part and overdispersion", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('sparse runs: two adjacent windows each past sqrt(poissonTail)', () => {
+  const at = FROM + 9 * 3_600_000;
+  /** A sparse series' baseline with the given quantiles on every hour. */
+  const sparse = (mean: number, p95: number, p99: number, stddev: number): Baseline =>
+    lookupBaseline(
+      indexBaselines(
+        Array.from({ length: 24 }, (_, hourOfDay) => ({
+          ...series,
+          hourOfDay,
+          dayOfWeek: 1,
+          mean,
+          stddev,
+          median: 1,
+          p01: 0,
+          p05: 0,
+          p95,
+          p99,
+          upperThreshold: 0,
+          lowerThreshold: 0,
+          sampleCount: 240,
+        })),
+      ),
+      series,
+      at,
+    ).baseline!;
+  // Poisson(1.06)'s own p95 and p99.
+  const calm = sparse(1.06, 3, 4, Math.sqrt(1.06));
+
+  it('takes 5 events after a window of 5 for a spike at a mean of about 1, where one window needs 8', () => {
+    // P(X >= 5 | 1.06) = 5.5e-3: past sqrt(1e-4) = 1e-2, not past 1e-4.
+    expect(score(5, calm, settings)).toMatchObject({ anomalous: false, method: 'poisson' });
+    const five = sparseRunTail(5, calm, settings)!;
+    expect(five).toBeCloseTo(Math.log(poissonUpperTail(5, 1.06)), 12);
+    const second = score(5, calm, settings, five);
+    expect(second).toMatchObject({ anomalous: true, kind: 'spike', method: 'poisson' });
+    // The score is the less extreme of the run's and the band's.
+    expect(second.score).toBeCloseTo(
+      Math.min(-normalQuantile(poissonUpperTail(5, 1.06) ** 2), (5 - 1.06) / bandSpread(calm, 1.06, settings).above),
+      9,
+    );
+    // A window of 4 (P = 2.3e-2) neither completes a run nor starts one; nor does a count below the mean.
+    expect(score(4, calm, settings, five).anomalous).toBe(false);
+    expect(score(5, calm, settings, Math.log(poissonUpperTail(4, 1.06))).anomalous).toBe(false);
+    expect(sparseRunTail(1, calm, settings)).toBeUndefined();
+    // One window still needs 8 on its own (P(X >= 7 | 1.06) = 1.2e-4).
+    expect(score(7, calm, settings).anomalous).toBe(false);
+    expect(score(8, calm, settings).anomalous).toBe(true);
+  });
+
+  it("still holds each window of a run to the calibrated band: a bursty sparse series' bursts span windows", () => {
+    // Mean 1.06 with bursts: p99 at 15 where Poisson's is 4.
+    const bursty = sparse(1.06, 6, 15, 3);
+    expect(sparseRunTail(5, bursty, settings)).toBeUndefined();
+    expect(score(5, bursty, settings, Math.log(poissonUpperTail(5, 1.06))).anomalous).toBe(false);
+  });
+
+  it('leaves dense counts, and a disabled service, to the single-window test', () => {
+    const dense = sparse(20, 28, 31, Math.sqrt(20));
+    expect(sparseRunTail(40, dense, settings)).toBeUndefined();
+    expect(sparseRunTail(5, calm, mergeDetectorSettings(settings, { enabled: false }))).toBeUndefined();
+    expect(sparseRunTail(5, undefined, settings)).toBeUndefined();
   });
 });

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_DETECTOR_SETTINGS, mergeDetectorSettings, score } from '../../src/domain/anomaly.ts';
 import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../../src/domain/anomaly.ts';
 import { InputError } from '../../src/core/errors.ts';
+import { SparseRuns } from '../../src/domain/sparse-runs.ts';
 import { scoreWindows } from '../../src/operators/scoreWindows.ts';
 import type { ScoreWindowsOptions } from '../../src/operators/scoreWindows.ts';
 import type { WindowResult } from '../../src/operators/windowByEventTime.ts';
@@ -126,6 +127,23 @@ describe('scoreWindows', () => {
         method: 'none',
       },
     ]);
+  });
+
+  it('with runs, judges a sparse window right after one past sqrt(poissonTail) as the second window of a run', () => {
+    // Mean 1.06: P(X >= 5) = 5.5e-3, past sqrt(1e-4) but not past 1e-4.
+    const windows = [result('api|prod|ERROR', 0, 5), result('api|prod|ERROR', 1, 5), result('api|prod|ERROR', 3, 5)];
+    const options = (runs?: SparseRuns): ScoreWindowsOptions => ({
+      parseKey,
+      baselineFor: (series) => baselineOf(series, 1.06, Math.sqrt(1.06)),
+      settingsFor: () => defaults,
+      ...(runs === undefined ? {} : { runs }),
+    });
+    const runs = new SparseRuns();
+    const kinds = (scored: ScoredWindow[]) => scored.map((window) => window.kind);
+    // The window after a gap (minute 2 closed with no events) starts no run with minute 1.
+    expect(kinds(collectSync(from(windows).pipe(scoreWindows(options(runs)))).values)).toEqual([null, 'spike', null]);
+    expect(runs.snapshot()).toEqual([['api|prod|ERROR', [4 * MINUTE, expect.any(Number)]]]);
+    expect(kinds(collectSync(from(windows).pipe(scoreWindows(options()))).values)).toEqual([null, null, null]);
   });
 
   it('still emits the windows of a service with monitoring disabled, unscored, without looking up a baseline', () => {
