@@ -7,6 +7,7 @@ import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../../
 import { InputError } from '../../src/core/errors.ts';
 import { SparseRuns } from '../../src/domain/sparse-runs.ts';
 import { scoreWindows } from '../../src/operators/scoreWindows.ts';
+import { calmSeries } from '../support/synthetic-series.ts';
 import type { ScoreWindowsOptions } from '../../src/operators/scoreWindows.ts';
 import type { WindowResult } from '../../src/operators/windowByEventTime.ts';
 
@@ -144,6 +145,35 @@ describe('scoreWindows', () => {
     expect(kinds(collectSync(from(windows).pipe(scoreWindows(options(runs)))).values)).toEqual([null, 'spike', null]);
     expect(runs.snapshot()).toEqual([['api|prod|ERROR', [4 * MINUTE, expect.any(Number)]]]);
     expect(kinds(collectSync(from(windows).pipe(scoreWindows(options()))).values)).toEqual([null, null, null]);
+  });
+
+  it('with runs restored from its changelog at any window, scores as an uninterrupted run (property)', () => {
+    // A sparse series around 1 a minute, raised to 5 for a few stretches so that runs form.
+    const points = calmSeries(7, 0, 600, MINUTE, 1).map((point, i) =>
+      i % 100 >= 40 && i % 100 < 50 ? { ...point, count: point.count + 4 } : point,
+    );
+    const windows = points.map((point) => result('api|prod|ERROR', point.start / MINUTE, point.count));
+    const options = (runs: SparseRuns): ScoreWindowsOptions => ({
+      parseKey,
+      baselineFor: (series) => baselineOf(series, 1.06, Math.sqrt(1.06)),
+      settingsFor: () => defaults,
+      runs,
+    });
+    const whole = collectSync(from(windows).pipe(scoreWindows(options(new SparseRuns())))).values;
+    expect(whole.filter((window) => window.kind === 'spike').length).toBeGreaterThan(0);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: windows.length - 1 }), (cut) => {
+        const runs = new SparseRuns();
+        runs.startChangelog('nothing');
+        const before = collectSync(from(windows.slice(0, cut)).pipe(scoreWindows(options(runs)))).values;
+        const restored = SparseRuns.fromEntries(
+          JSON.parse(JSON.stringify([...runs.takeChanges()])) as [string, unknown][],
+        );
+        const after = collectSync(from(windows.slice(cut)).pipe(scoreWindows(options(restored)))).values;
+        expect([...before, ...after]).toEqual(whole);
+      }),
+      { numRuns: 50 },
+    );
   });
 
   it('still emits the windows of a service with monitoring disabled, unscored, without looking up a baseline', () => {
