@@ -15,11 +15,15 @@
  * the same scale as a z-score (the standard normal quantile of the tail), so
  * one `score` column compares across methods; above the mean a sparse count
  * must also clear the calibrated band, since a bursty sparse series is far
- * noisier than Poisson. The baseline may first be scaled by the series'
- * adaptive level (src/domain/adaptive-level.ts, applied by `scoreWindows`).
- * A count above the band is a spike, a non-zero count below it a
- * drop, and a zero count where the typical minute has at least
- * `minExpectedForSilence` events a silence.
+ * noisier than Poisson; two adjacent sparse windows each past the square root
+ * of the Poisson tail are a spike too (`sparseRunTail`). The band reads the
+ * series' pooled spread as a negative binomial variance (`pooledSpreadAt`),
+ * and above the mean a dense count's score is capped by its Poisson tail,
+ * since counts are never less noisy than Poisson, skew included. The baseline
+ * may first be scaled by the series' adaptive level
+ * (src/domain/adaptive-level.ts, applied by `scoreWindows`). A count above the
+ * band is a spike, a non-zero count below it a drop, and a zero count where
+ * the typical minute has at least `minExpectedForSilence` events a silence.
  *
  * Lifecycle (Prometheus' `for` plus Alertmanager's repeat interval and
  * silences), per dedup key `rule:service:environment:level`: inactive ->
@@ -80,6 +84,12 @@ export interface Baseline extends SeriesKey {
 export interface RelativeSpread {
   readonly above: number;
   readonly below: number;
+  /**
+   * Each side's variance beyond a Poisson law's, as phi in var = mean + phi * mean^2 (a negative binomial law), read
+   * from the same quantiles at the pooled mean (`overdispersionOf`), so `bandSpread` can carry the spread to a slot's
+   * mean as counts' variance scales (`pooledSpreadAt`). Absent, the fractions scale in proportion to the mean.
+   */
+  readonly overdispersion?: { readonly above: number; readonly below: number };
   /**
    * Present when the series' upper tail is heavier than an exponential one (see `heavyTail`): its Pareto index and
    * its p99's distance from the mean as a fraction of the mean, from which `bandSpread` extrapolates the tail.
@@ -530,8 +540,10 @@ export interface AnomalyScore {
    * spread of the count's side of the band (`bandSpread`), or for Poisson the
    * normal quantile of the tail on the count's side of the mean (P(X >= count)
    * above it, P(X <= count) below), above the mean the less extreme of that and
-   * the band's z-score. Non-decreasing in the count for a fixed baseline and
-   * settings. 0 with method `none`.
+   * the band's z-score. A dense count above the mean scores at most its
+   * Poisson tail's quantile too, and a sparse window that completes a run
+   * (`sparseRunTail`) at least the run's. Non-decreasing in the count for a
+   * fixed baseline, settings and previous window. 0 with method `none`.
    */
   readonly score: number;
   /** The baseline mean (0 without a baseline). */
@@ -588,17 +600,70 @@ export function bandSpread(baseline: Baseline, expected: number, settings: Detec
   const pooled = baseline.seriesSpread;
   const above = Math.max(
     own.above ?? stddev,
-    finiteOr((pooled?.above ?? 0) * expected, 0),
+    finiteOr(pooledSpreadAt(pooled?.above ?? 0, pooled?.overdispersion?.above, expected), 0),
     pooled?.heavyTail === undefined ? 0 : finiteOr(paretoSpread(pooled.heavyTail, settings.zThreshold) * expected, 0),
     floor,
   );
-  const below = Math.max(own.below ?? stddev, finiteOr((pooled?.below ?? 0) * expected, 0), floor);
+  const below = Math.max(
+    own.below ?? stddev,
+    finiteOr(pooledSpreadAt(pooled?.below ?? 0, pooled?.overdispersion?.below, expected), 0),
+    floor,
+  );
   return {
     above,
     below,
     aboveFrom: own.above === undefined ? 'stddev' : 'quantiles',
     belowFrom: own.below === undefined ? 'stddev' : 'quantiles',
   };
+}
+
+/**
+ * A series' pooled spread carried to a slot whose mean is `expected`, by the variance of counts: a Poisson part equal
+ * to the mean plus an overdispersed part growing as the square of the mean (a negative binomial law,
+ * var = mean + phi * mean^2). Scaling the pooled spread in proportion to the mean, as its fraction `relative` alone
+ * would, is right for the overdispersed part (bursts multiply the level) but not for the Poisson part, which grows as
+ * the square root: a series with a daily cycle pools its quiet hours, where Poisson noise is large relative to the
+ * mean, and in proportion those would widen its busy hours' band, hiding in a sparse series' busy hours spikes of
+ * several times its level. A series no noisier than Poisson (phi 0) gets sqrt(expected), which the band's floor holds
+ * anyway, so its slots' own quantiles decide. At the pooled mean this is the pooled reading less the steps of a
+ * discrete law (`overdispersionOf` subtracts a Poisson law's own quantile reading, this adds back its variance).
+ */
+function pooledSpreadAt(relative: number, phi: number | undefined, expected: number): number {
+  if (phi === undefined) return relative * expected;
+  return Math.sqrt(expected + phi * expected * expected);
+}
+
+/** The smallest count whose Poisson(lambda) CDF reaches p. */
+export function poissonQuantile(p: number, lambda: number): number {
+  if (!(lambda > 0)) return 0;
+  const logP = Math.log(p);
+  let k = Math.max(0, Math.floor(lambda - 10 * Math.sqrt(lambda)));
+  while (poissonLogLowerTail(k, lambda) < logP) k++;
+  return k;
+}
+
+/**
+ * The variance beyond Poisson's on each side of a pooled baseline, as the phi of a negative binomial law: the pooled
+ * quantiles' spread (`quantileSpread` with the tail readings) squared, less what the same reading gives for a Poisson
+ * law of the same mean, over the mean squared, at least 0. The Poisson reading is taken from that law's own
+ * quantiles, not from sqrt(mean): at a mean of about 1 its p99 and the p95-p99 spacing read a spread of 1.5 counts
+ * (the steps of a discrete law), which is no overdispersion at all.
+ */
+function overdispersionOf(pooled: Baseline, above: number | undefined, below: number | undefined) {
+  const mean = pooled.mean;
+  const poisson = quantileSpread(
+    {
+      p01: poissonQuantile(0.01, mean),
+      p05: poissonQuantile(0.05, mean),
+      p95: poissonQuantile(0.95, mean),
+      p99: poissonQuantile(0.99, mean),
+    },
+    mean,
+    true,
+  );
+  const phi = (spread: number | undefined, poissonSpread: number | undefined): number =>
+    Math.max(0, ((spread ?? 0) ** 2 - (poissonSpread ?? Math.sqrt(mean)) ** 2) / (mean * mean));
+  return { above: phi(above, poisson.above), below: phi(below, poisson.below) };
 }
 
 /**
@@ -611,7 +676,11 @@ export function bandSpread(baseline: Baseline, expected: number, settings: Detec
  * heavy tail stretches even where the p95 sits close to the mean. Undefined
  * for a side whose quantiles are missing or on the wrong side of the mean.
  */
-function quantileSpread(baseline: Baseline, expected: number, tail: boolean): { above?: number; below?: number } {
+function quantileSpread(
+  baseline: Pick<Baseline, 'p01' | 'p05' | 'p95' | 'p99'>,
+  expected: number,
+  tail: boolean,
+): { above?: number; below?: number } {
   const { p95, p99 } = baseline;
   const p05 = baseline.p05 ?? Number.NaN;
   const p01 = baseline.p01 ?? Number.NaN;
@@ -682,7 +751,12 @@ function relativeSpread(pooled: Baseline): RelativeSpread | undefined {
   const { above, below } = quantileSpread(pooled, pooled.mean, true);
   if (above === undefined && below === undefined) return undefined;
   const tail = heavyTail(pooled);
-  return { above: (above ?? 0) / pooled.mean, below: (below ?? 0) / pooled.mean, ...(tail ? { heavyTail: tail } : {}) };
+  return {
+    above: (above ?? 0) / pooled.mean,
+    below: (below ?? 0) / pooled.mean,
+    overdispersion: overdispersionOf(pooled, above, below),
+    ...(tail ? { heavyTail: tail } : {}),
+  };
 }
 
 /**
@@ -699,8 +773,17 @@ function relativeSpread(pooled: Baseline): RelativeSpread | undefined {
  * Baselines from the database may hold NaN (stddevSamp of one sample): a
  * non-finite stddev counts as 0, leaving the floors to apply; a non-finite or
  * negative mean is no baseline.
+ *
+ * `previousRunTail` is the previous window's `sparseRunTail` when it ended
+ * where this one starts (`scoreWindows` keeps it per series); without it the
+ * window is judged alone.
  */
-export function score(count: number, baseline: Baseline | undefined, settings: DetectorSettings): AnomalyScore {
+export function score(
+  count: number,
+  baseline: Baseline | undefined,
+  settings: DetectorSettings,
+  previousRunTail?: number,
+): AnomalyScore {
   if (!(count >= 0) || !Number.isFinite(count))
     throw new RangeError(`score: count must be a finite number >= 0, got ${count}`);
   const expected =
@@ -716,9 +799,16 @@ export function score(count: number, baseline: Baseline | undefined, settings: D
   if (expected >= settings.minCount) {
     const spread = bandSpread(baseline, expected, settings);
     const z = count >= expected ? (count - expected) / spread.above : (count - expected) / spread.below;
-    const spike = z >= settings.zThreshold;
+    // The band's z-score reads a normal law, whose upper tail is lighter than a Poisson count's (skewed by
+    // 1/sqrt(mean): at a mean of 20, 3 Poisson stddevs above it are passed twice as often as a normal law says), and a
+    // count is never less noisy than Poisson. So above the mean the score is also at most the Poisson tail's, on the
+    // same scale; for an overdispersed series the band is far wider and decides alone. Below the mean a Poisson
+    // count's tail is lighter than the normal one, so the band decides.
+    const poissonZ = count > expected ? poissonCdfAsZ(Math.floor(count) - 1, expected) : Infinity;
+    const zScore = count > expected ? lessExtreme(z, poissonZ) : z;
+    const spike = zScore >= settings.zThreshold;
     const drop = count > 0 && z <= -settings.zThreshold;
-    return scored(spike, drop, silent, z, expected, 'zscore');
+    return scored(spike, drop, silent, zScore, expected, 'zscore');
   }
 
   const lambda = Math.max(expected, settings.poissonMeanFloor);
@@ -732,10 +822,47 @@ export function score(count: number, baseline: Baseline | undefined, settings: D
   // so the two paths agree at the `minCount` seam. Below the mean the Poisson tail stays the only test: bursts
   // stretch the upper tail, a sparse count's fall is bounded by zero, and zero is the silence rule's.
   const above = count > expected ? (count - expected) / bandSpread(baseline, expected, settings).above : -Infinity;
-  const spike = events > lambda && poissonLogUpperTail(events, lambda) <= tail && above >= settings.zThreshold;
+  const ownTail = events > lambda ? poissonLogUpperTail(events, lambda) : 0;
+  // A run of two windows (see `sparseRunTail`): the less extreme of the two tails, squared, bounds the chance that
+  // two independent windows of the series are both that far out.
+  const runTail =
+    previousRunTail !== undefined && events > lambda && above >= settings.zThreshold
+      ? 2 * Math.max(previousRunTail, ownTail)
+      : 0;
+  const spike = events > lambda && Math.min(ownTail, runTail) <= tail && above >= settings.zThreshold;
   const drop = events > 0 && events < lambda && poissonLogLowerTail(events, lambda) <= tail;
   const poissonZ = events >= lambda ? poissonCdfAsZ(events - 1, lambda) : poissonCdfAsZ(events, lambda);
-  return scored(spike, drop, silent, lessExtreme(poissonZ, above), expected, 'poisson');
+  const runZ = runTail < 0 ? -normalQuantileOfLog(runTail) : -Infinity;
+  return scored(spike, drop, silent, lessExtreme(Math.max(poissonZ, runZ), above), expected, 'poisson');
+}
+
+/**
+ * A sparse window's evidence towards a run: the log of its Poisson upper tail when its count is above the mean and
+ * clears the calibrated band on its own (`score`'s band check), else undefined. `score` takes the previous window's
+ * (when the two are adjacent) as `previousRunTail`.
+ *
+ * Why: at a mean of about 1, `poissonTail` (1e-4) takes 7 or more events in one window, so an incident that lifts a
+ * sparse series to 5 a window for half an hour is never a spike however long it lasts, while a dense series' z-score
+ * sees it. Two adjacent windows that are each past sqrt(poissonTail) are, for independent Poisson counts, as unlikely
+ * as one window past poissonTail, so a run of them is held to the same false-alarm rate as a single window, and the
+ * single-window test is unchanged. Only the Poisson part is relaxed: each window must still clear the calibrated band
+ * at the full threshold, since a bursty series' windows are not independent (a burst lasts several windows) and its
+ * band, not Poisson, describes its noise.
+ */
+export function sparseRunTail(
+  count: number,
+  baseline: Baseline | undefined,
+  settings: DetectorSettings,
+): number | undefined {
+  if (!settings.enabled || baseline === undefined) return undefined;
+  const expected = baseline.mean;
+  if (!(Number.isFinite(expected) && expected >= 0) || expected >= settings.minCount) return undefined;
+  if (!(count > expected) || !Number.isFinite(count)) return undefined;
+  const lambda = Math.max(expected, settings.poissonMeanFloor);
+  const events = Math.floor(count);
+  if (!(events > lambda)) return undefined;
+  if ((count - expected) / bandSpread(baseline, expected, settings).above < settings.zThreshold) return undefined;
+  return poissonLogUpperTail(events, lambda);
 }
 
 /**

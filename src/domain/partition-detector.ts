@@ -1,7 +1,8 @@
 /**
  * What detect holds per input partition, and what it counts: the partition's
- * window state, the levels adapting its series' baselines and its alert
- * lifecycle, how far into the partition they reach,
+ * window state, the levels adapting its series' baselines, its series' last
+ * windows towards a sparse run and its alert lifecycle, how far into the
+ * partition they reach,
  * and what a checkpoint has still to save of them. raw-logs is keyed by
  * service, so a series' windows live on one partition (ARCHITECTURE.md,
  * section 5).
@@ -10,6 +11,7 @@ import { InputError } from '../core/errors.ts';
 import type { AdaptiveLevels, LevelEntry } from './adaptive-level.ts';
 import type { AlertEvent, AlertLifecycleSnapshot, AlertLifecycleState, SeriesKey } from './anomaly.ts';
 import { parseLogEventKey } from './log-event.ts';
+import { SparseRuns, type SparseRunEntry } from './sparse-runs.ts';
 import type { WindowState, WindowStateChanges } from './window-state.ts';
 
 /** What a record counts as: its series' window key and its event time. */
@@ -52,6 +54,8 @@ export interface PartitionSave {
   readonly windows: WindowStateChanges;
   /** The adaptive levels of the series observed since the last save. */
   readonly levels: ReadonlyMap<string, LevelEntry>;
+  /** The sparse-run entries of the series recorded since the last save. */
+  readonly runs: ReadonlyMap<string, SparseRunEntry>;
   readonly lifecycle: AlertLifecycleSnapshot;
   /** The store holds none of this state's entries yet: replace them all. */
   readonly replaceEntries: boolean;
@@ -82,6 +86,7 @@ export class PartitionDetector {
     readonly restoredUpTo: number,
     /** True when the checkpoint store holds none of the state's entries (fresh, or a whole snapshot). */
     replaceEntries: boolean,
+    readonly runs: SparseRuns = new SparseRuns(),
   ) {
     this.#nextOffset = restoredUpTo;
     this.#savedOffset = restoredUpTo;
@@ -124,8 +129,8 @@ export class PartitionDetector {
   /**
    * What a checkpoint taken now saves of this partition, with the alert
    * events it emitted since the last one; undefined when nothing changed. The
-   * next call starts from here. Levels move only when windows close, which
-   * moves the watermark, so the watermark stands for them here.
+   * next call starts from here. Levels and runs move only when windows close,
+   * which moves the watermark, so the watermark stands for them here.
    */
   takeSave(events: readonly AlertEvent[]): PartitionSave | undefined {
     if (
@@ -140,6 +145,7 @@ export class PartitionDetector {
       nextOffset: this.#nextOffset,
       windows: this.windows.takeChanges(),
       levels: this.levels.takeChanges(),
+      runs: this.runs.takeChanges(),
       lifecycle: this.lifecycle.snapshot(),
       replaceEntries: this.#replaceEntries,
       events,

@@ -1,8 +1,9 @@
 import { map } from 'rxjs';
 import type { OperatorFunction } from 'rxjs';
 import type { AdaptiveLevels } from '../domain/adaptive-level.ts';
-import { score } from '../domain/anomaly.ts';
+import { score, sparseRunTail } from '../domain/anomaly.ts';
 import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../domain/anomaly.ts';
+import type { SparseRuns } from '../domain/sparse-runs.ts';
 
 /** A closed window, as `windowByEventTime` emits them (its `kind: 'window'` results fit). */
 export interface ClosedWindow {
@@ -28,24 +29,31 @@ export interface ScoreWindowsOptions {
    * not anomalous then moves that level. Without it the weekly baselines are used as they are.
    */
   readonly levels?: AdaptiveLevels;
+  /**
+   * The last window of each series with evidence towards a sparse run (src/domain/sparse-runs.ts), owned by the
+   * caller so it can checkpoint them: a sparse window right after one is also judged as the second window of a run
+   * (`sparseRunTail` in src/domain/anomaly.ts). Without it each window is judged alone.
+   */
+  readonly runs?: SparseRuns;
 }
 
 /**
  * Scores each closed window against its baseline (see `score` in
  * src/domain/anomaly.ts). A map with no clock: the output depends only on each
- * window, what the callbacks return for it and, with `levels`, the windows of
- * its series before it. Windows of a service with monitoring disabled are
+ * window, what the callbacks return for it and, with `levels` or `runs`, the
+ * windows of its series before it. Windows of a service with monitoring disabled are
  * still emitted, scored `none`, so counts downstream stay complete and open
  * alerts see normal windows; they teach the levels nothing.
  */
 export function scoreWindows(options: ScoreWindowsOptions): OperatorFunction<ClosedWindow, ScoredWindow> {
-  const { parseKey, baselineFor, settingsFor, levels } = options;
+  const { parseKey, baselineFor, settingsFor, levels, runs } = options;
   return map((window): ScoredWindow => {
     const series = parseKey(window.key);
     const settings = settingsFor(series.service);
     const weekly = settings.enabled ? baselineFor(series, window.start) : undefined;
     const baseline = levels === undefined ? weekly : levels.adapt(weekly, window.key, window.end);
-    const scored = score(window.count, baseline, settings);
+    const scored = score(window.count, baseline, settings, runs?.previous(window.key, window.start));
+    runs?.record(window.key, window.end, sparseRunTail(window.count, baseline, settings));
     levels?.observe(window.key, window.end, window.count, weekly, scored.anomalous ? scored.kind : null);
     return {
       key: window.key,

@@ -138,6 +138,7 @@ export const detect = definePipeline<Resources>({
               baselineFor: settings.baselineFor,
               settingsFor: settings.settingsFor,
               levels: detector.levels,
+              runs: detector.runs,
             }),
             connect((scored$) =>
               merge(

@@ -12,7 +12,9 @@
  * change, not the state held. The adaptive levels of the series
  * (src/domain/adaptive-level.ts) are saved the same way, in the same entries
  * table under keys with `LEVEL_ENTRY_PREFIX`; a checkpoint written before them
- * has none, and its series start at their weekly baselines.
+ * has none, and its series start at their weekly baselines. So are the series'
+ * last windows towards a sparse run (src/domain/sparse-runs.ts), under
+ * `RUN_ENTRY_PREFIX`; a checkpoint without them restores as no run in progress.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { concatMap, map, pipe, type OperatorFunction, type SchedulerLike } from 'rxjs';
@@ -24,6 +26,7 @@ import { retry, RETRY_UNTIL_STOPPED } from '../core/retry.ts';
 import { AdaptiveLevels } from '../domain/adaptive-level.ts';
 import { AlertLifecycleState, type AlertEvent, type LifecycleSettings } from '../domain/anomaly.ts';
 import { PartitionDetector, type PartitionSave } from '../domain/partition-detector.ts';
+import { SparseRuns } from '../domain/sparse-runs.ts';
 import { WindowState, type WindowStateOptions } from '../domain/window-state.ts';
 import { batch } from '../operators/batch.ts';
 import type { TopicPartition } from '../sources/topics.ts';
@@ -73,6 +76,9 @@ export interface DetectorCheckpointsOptions {
  * is letters, digits and `._:-` (src/domain/log-fields.ts), never a control character, so the two cannot collide.
  */
 export const LEVEL_ENTRY_PREFIX = '\u0002level\u0002';
+
+/** Marks a sparse run's entry among the window keys' entries, as `LEVEL_ENTRY_PREFIX` does a level's. */
+export const RUN_ENTRY_PREFIX = '\u0002run\u0002';
 
 /**
  * The checkpoint row's state. Format 2 keeps the window keys in
@@ -197,18 +203,23 @@ export class DetectorCheckpoints {
     const parsed = checkpoint === null ? undefined : stateSchema.safeParse(checkpoint.state);
     let windows: WindowState;
     let levels = new AdaptiveLevels();
+    let runs = new SparseRuns();
     let replaceEntries = true;
     if (parsed?.success === true && 'format' in parsed.data) {
       const entries = await retry(() => store.loadEntries(pipeline, tp.topic, tp.partition), RETRY_UNTIL_STOPPED);
       const windowEntries: [string, unknown][] = [];
       const levelEntries: [string, unknown][] = [];
+      const runEntries: [string, unknown][] = [];
       for (const [key, entry] of entries) {
         if (key.startsWith(LEVEL_ENTRY_PREFIX)) levelEntries.push([key.slice(LEVEL_ENTRY_PREFIX.length), entry]);
+        else if (key.startsWith(RUN_ENTRY_PREFIX)) runEntries.push([key.slice(RUN_ENTRY_PREFIX.length), entry]);
         else windowEntries.push([key, entry]);
       }
       windows = WindowState.fromChangelog(parsed.data.windows, windowEntries, windowOptions);
       levels = AdaptiveLevels.fromEntries(levelEntries);
       levels.startChangelog('this state');
+      runs = SparseRuns.fromEntries(runEntries);
+      runs.startChangelog('this state');
       replaceEntries = false;
     } else {
       windows =
@@ -223,13 +234,14 @@ export class DetectorCheckpoints {
     const alerts = restored
       ? AlertLifecycleState.fromSnapshot(parsed.data.lifecycle, lifecycle)
       : new AlertLifecycleState(lifecycle);
-    return new PartitionDetector(tp.topic, tp.partition, windows, levels, alerts, nextOffset, replaceEntries);
+    return new PartitionDetector(tp.topic, tp.partition, windows, levels, alerts, nextOffset, replaceEntries, runs);
   }
 
   /** Writes one partition's alert events and its checkpoint in one transaction. */
   private persist(save: PartitionSave): Promise<number> {
     const upserts = new Map<string, JsonValue>(save.windows.upserts as ReadonlyMap<string, JsonValue>);
     for (const [key, entry] of save.levels) upserts.set(`${LEVEL_ENTRY_PREFIX}${key}`, [...entry]);
+    for (const [key, entry] of save.runs) upserts.set(`${RUN_ENTRY_PREFIX}${key}`, [...entry]);
     return this.repositories.transaction(async (tx) => {
       for (const event of save.events) await applyAlertEvent(tx, event, this.options.notifications);
       return tx.detectorCheckpoints.saveChanges(

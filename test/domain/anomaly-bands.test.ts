@@ -11,7 +11,11 @@ import {
   indexBaselines,
   lookupBaseline,
   mergeDetectorSettings,
+  normalQuantile,
+  poissonQuantile,
+  poissonUpperTail,
   score,
+  sparseRunTail,
   type AlertEvent,
   type Baseline,
   type BaselineIndex,
@@ -335,5 +339,151 @@ describe('bursty series: sparse counts and heavy tails', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("counts' variance: Poisson part and overdispersion", () => {
+  /** 24 slots of one day, each with its own mean and quantiles (stddev as given), in order of the hours. */
+  const day = (rows: ReadonlyArray<{ mean: number; p05: number; p95: number; p99: number; stddev: number }>) =>
+    rows.map(
+      (row, hourOfDay): Baseline => ({
+        ...series,
+        hourOfDay,
+        dayOfWeek: 1,
+        median: row.mean,
+        p01: 0,
+        upperThreshold: 0,
+        lowerThreshold: 0,
+        sampleCount: 240,
+        ...row,
+      }),
+    );
+  /** A Poisson series' slot: its quantiles are Poisson's own. */
+  const poissonSlot = (mean: number) => ({
+    mean,
+    p05: poissonQuantile(0.05, mean),
+    p95: poissonQuantile(0.95, mean),
+    p99: poissonQuantile(0.99, mean),
+    stddev: Math.sqrt(mean),
+  });
+  const hourAt = (hour: number) => FROM + hour * 3_600_000;
+
+  it('reads no overdispersion in a Poisson series with a daily cycle, so its busy hours keep a Poisson band', () => {
+    // Quiet nights at 0.5 a minute, busy days at 4: pooled, the nights' Poisson noise is large relative to the mean.
+    const slots = day(Array.from({ length: 24 }, (_, hour) => poissonSlot(hour < 12 ? 0.5 : 4)));
+    const index = indexBaselines(slots);
+    const busy = lookupBaseline(index, series, hourAt(15)).baseline!;
+    expect(busy.seriesSpread!.overdispersion).toEqual({ above: 0, below: 0 });
+    const spread = bandSpread(busy, busy.mean, settings).above;
+    // The slot's own p95 decides, not the pooled fraction scaled to the busy mean (which reads a fifth wider here).
+    expect(spread).toBeCloseTo((busy.p95 - busy.mean) / 1.6448536269514722, 12);
+    expect(busy.seriesSpread!.above * busy.mean).toBeGreaterThan(1.2 * spread);
+  });
+
+  it("carries an overdispersed series' pooled spread to a slot as a negative binomial variance", () => {
+    const slots = day(Array.from({ length: 24 }, () => ({ mean: 100, p05: 70, p95: 150, p99: 190, stddev: 30 })));
+    const pooled = indexBaselines(slots).series.values().next().value!.overall;
+    const { above, overdispersion } = pooled.seriesSpread!;
+    expect(overdispersion!.above).toBeGreaterThan(0);
+    // At the pooled mean it is about the pooled reading (less the steps of a discrete law, which the Poisson part's
+    // reading counts and sqrt(mean) does not); at four times the mean the overdispersed part, growing with the square
+    // of the mean, dominates, and the spread grows nearly fourfold.
+    expect(bandSpread(pooled, 100, settings).above).toBeCloseTo(above * 100, 0);
+    const at400 = bandSpread({ ...pooled, mean: 400, p95: Number.NaN, p99: Number.NaN }, 400, settings).above;
+    expect(at400).toBeCloseTo(Math.sqrt(400 + overdispersion!.above * 400 * 400), 9);
+    expect(at400).toBeGreaterThan(3.9 * above * 100);
+  });
+
+  it("caps a dense count's score above the mean by its Poisson tail, which is heavier than the normal one", () => {
+    const poissonLike: Baseline = { ...day([poissonSlot(100)])[0]!, p95: 100 + 1.6448536269514722 * 10 };
+    // 130 is 3 stddevs above a Poisson mean of 100, but a Poisson law passes it 0.23% of the time, not 0.13%.
+    const scored = score(130, poissonLike, settings);
+    expect(scored).toMatchObject({ anomalous: false, kind: null, method: 'zscore' });
+    expect(scored.score).toBeCloseTo(-normalQuantile(poissonUpperTail(130, 100)), 9);
+    expect(scored.score).toBeLessThan(3);
+    expect(score(134, poissonLike, settings)).toMatchObject({ anomalous: true, kind: 'spike' });
+    // Below the mean the band decides alone.
+    expect(score(70, poissonLike, settings).score).toBeCloseTo(-3, 9);
+  });
+
+  it('keeps the score non-decreasing in the count with the Poisson cap (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 10, max: 500, noNaN: true }),
+        fc.double({ min: 0, max: 3, noNaN: true }),
+        fc.integer({ min: 0, max: 1000 }),
+        (mean, relative, count) => {
+          const baseline: Baseline = { ...day([poissonSlot(mean)])[0]!, stddev: relative * mean, p95: Number.NaN };
+          expect(score(count + 1, baseline, settings).score).toBeGreaterThanOrEqual(
+            score(count, baseline, settings).score,
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('sparse runs: two adjacent windows each past sqrt(poissonTail)', () => {
+  const at = FROM + 9 * 3_600_000;
+  /** A sparse series' baseline with the given quantiles on every hour. */
+  const sparse = (mean: number, p95: number, p99: number, stddev: number): Baseline =>
+    lookupBaseline(
+      indexBaselines(
+        Array.from({ length: 24 }, (_, hourOfDay) => ({
+          ...series,
+          hourOfDay,
+          dayOfWeek: 1,
+          mean,
+          stddev,
+          median: 1,
+          p01: 0,
+          p05: 0,
+          p95,
+          p99,
+          upperThreshold: 0,
+          lowerThreshold: 0,
+          sampleCount: 240,
+        })),
+      ),
+      series,
+      at,
+    ).baseline!;
+  // Poisson(1.06)'s own p95 and p99.
+  const calm = sparse(1.06, 3, 4, Math.sqrt(1.06));
+
+  it('takes 5 events after a window of 5 for a spike at a mean of about 1, where one window needs 8', () => {
+    // P(X >= 5 | 1.06) = 5.5e-3: past sqrt(1e-4) = 1e-2, not past 1e-4.
+    expect(score(5, calm, settings)).toMatchObject({ anomalous: false, method: 'poisson' });
+    const five = sparseRunTail(5, calm, settings)!;
+    expect(five).toBeCloseTo(Math.log(poissonUpperTail(5, 1.06)), 12);
+    const second = score(5, calm, settings, five);
+    expect(second).toMatchObject({ anomalous: true, kind: 'spike', method: 'poisson' });
+    // The score is the less extreme of the run's and the band's.
+    expect(second.score).toBeCloseTo(
+      Math.min(-normalQuantile(poissonUpperTail(5, 1.06) ** 2), (5 - 1.06) / bandSpread(calm, 1.06, settings).above),
+      9,
+    );
+    // A window of 4 (P = 2.3e-2) neither completes a run nor starts one; nor does a count below the mean.
+    expect(score(4, calm, settings, five).anomalous).toBe(false);
+    expect(score(5, calm, settings, Math.log(poissonUpperTail(4, 1.06))).anomalous).toBe(false);
+    expect(sparseRunTail(1, calm, settings)).toBeUndefined();
+    // One window still needs 8 on its own (P(X >= 7 | 1.06) = 1.2e-4).
+    expect(score(7, calm, settings).anomalous).toBe(false);
+    expect(score(8, calm, settings).anomalous).toBe(true);
+  });
+
+  it("still holds each window of a run to the calibrated band: a bursty sparse series' bursts span windows", () => {
+    // Mean 1.06 with bursts: p99 at 15 where Poisson's is 4.
+    const bursty = sparse(1.06, 6, 15, 3);
+    expect(sparseRunTail(5, bursty, settings)).toBeUndefined();
+    expect(score(5, bursty, settings, Math.log(poissonUpperTail(5, 1.06))).anomalous).toBe(false);
+  });
+
+  it('leaves dense counts, and a disabled service, to the single-window test', () => {
+    const dense = sparse(20, 28, 31, Math.sqrt(20));
+    expect(sparseRunTail(40, dense, settings)).toBeUndefined();
+    expect(sparseRunTail(5, calm, mergeDetectorSettings(settings, { enabled: false }))).toBeUndefined();
+    expect(sparseRunTail(5, undefined, settings)).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ANY_DAY,
   ANY_HOUR,
+  bandSpread,
   DEFAULT_DETECTOR_SETTINGS,
   indexBaselines,
   lookupBaseline,
@@ -292,14 +293,20 @@ describe('Poisson tails and the normal quantile', () => {
 
 describe('score', () => {
   it('is a z-score against the baseline when the expected count is large enough', () => {
-    const scored = score(130, baseline({ mean: 100, stddev: 10 }), settings());
-    expect(scored).toEqual({ anomalous: true, kind: 'spike', score: 3, expected: 100, method: 'zscore' });
-    expect(score(129, baseline({ mean: 100, stddev: 10 }), settings())).toMatchObject({
+    const scored = score(160, baseline({ mean: 100, stddev: 20 }), settings());
+    expect(scored).toEqual({
+      anomalous: true,
+      kind: 'spike',
+      score: expect.closeTo(3, 12),
+      expected: 100,
+      method: 'zscore',
+    });
+    expect(score(159, baseline({ mean: 100, stddev: 20 }), settings())).toMatchObject({
       anomalous: false,
       kind: null,
       method: 'zscore',
     });
-    expect(score(129, baseline({ mean: 100, stddev: 10 }), settings({ zThreshold: 2.9 }))).toMatchObject({
+    expect(score(158, baseline({ mean: 100, stddev: 20 }), settings({ zThreshold: 2.9 }))).toMatchObject({
       anomalous: true,
       kind: 'spike',
     });
@@ -309,13 +316,15 @@ describe('score', () => {
   it('floors the standard deviation at max(1, 10% of the mean, sqrt(mean))', () => {
     // Relative floor: a flat series of 400/min does not alert on a few percent.
     expect(score(520, baseline({ mean: 400, stddev: 5 }), settings()).score).toBeCloseTo(3, 12);
-    // Poisson floor: counts are never less noisy than sqrt(mean).
-    expect(score(40, baseline({ mean: 25, stddev: 1 }), settings()).score).toBeCloseTo(3, 12);
+    // Poisson floor: counts are never less noisy than sqrt(mean) (below the mean, where the Poisson tail does not cap
+    // the score).
+    expect(score(10, baseline({ mean: 25, stddev: 1 }), settings()).score).toBeCloseTo(-3, 12);
+    expect(bandSpread(baseline({ mean: 25, stddev: 1 }), 25, settings()).above).toBeCloseTo(5, 12);
     // Absolute floor: only below a mean of 1, reachable with minCount 0.
     expect(score(3, baseline({ mean: 0.25, stddev: 0 }), settings({ minCount: 0 })).score).toBeCloseTo(2.75, 12);
     // The measured stddev when it is larger; NaN (stddevSamp of one sample) leaves the floors.
     expect(score(160, baseline({ mean: 100, stddev: 20 }), settings()).score).toBeCloseTo(3, 12);
-    expect(score(130, baseline({ mean: 100, stddev: Number.NaN }), settings()).score).toBe(3);
+    expect(score(70, baseline({ mean: 100, stddev: Number.NaN }), settings()).score).toBe(-3);
   });
 
   it('uses the Poisson tail for sparse counts: P(X >= 10 | 2) = 4.65e-5 is a spike at 1e-4, P(X >= 9 | 2) = 2.4e-4 is not', () => {

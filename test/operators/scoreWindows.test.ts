@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_DETECTOR_SETTINGS, mergeDetectorSettings, score } from '../../src/domain/anomaly.ts';
 import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../../src/domain/anomaly.ts';
 import { InputError } from '../../src/core/errors.ts';
+import { SparseRuns } from '../../src/domain/sparse-runs.ts';
 import { scoreWindows } from '../../src/operators/scoreWindows.ts';
+import { calmSeries } from '../support/synthetic-series.ts';
 import type { ScoreWindowsOptions } from '../../src/operators/scoreWindows.ts';
 import type { WindowResult } from '../../src/operators/windowByEventTime.ts';
 
@@ -61,7 +63,7 @@ describe('scoreWindows', () => {
       baselineFor: (series, windowStart) => {
         calls.push([series, windowStart]);
         return series.level === 'ERROR'
-          ? baselineOf(series, 100, 10)
+          ? baselineOf(series, 100, 20)
           : series.level === 'INFO'
             ? baselineOf(series, 50, 5)
             : undefined;
@@ -69,7 +71,7 @@ describe('scoreWindows', () => {
       settingsFor: (service) => (service === 'quiet' ? mergeDetectorSettings(defaults, { alerting: false }) : defaults),
     };
     const { values } = collectSync(
-      from([result('api|prod|ERROR', 3, 140), result('api|prod|INFO', 3, 0), result('quiet|dev|DEBUG', 4, 7)]).pipe(
+      from([result('api|prod|ERROR', 3, 180), result('api|prod|INFO', 3, 0), result('quiet|dev|DEBUG', 4, 7)]).pipe(
         scoreWindows(options),
       ),
     );
@@ -87,7 +89,7 @@ describe('scoreWindows', () => {
         level: 'ERROR',
         start: 3 * MINUTE,
         end: 4 * MINUTE,
-        count: 140,
+        count: 180,
         alerting: true,
         anomalous: true,
         kind: 'spike',
@@ -126,6 +128,52 @@ describe('scoreWindows', () => {
         method: 'none',
       },
     ]);
+  });
+
+  it('with runs, judges a sparse window right after one past sqrt(poissonTail) as the second window of a run', () => {
+    // Mean 1.06: P(X >= 5) = 5.5e-3, past sqrt(1e-4) but not past 1e-4.
+    const windows = [result('api|prod|ERROR', 0, 5), result('api|prod|ERROR', 1, 5), result('api|prod|ERROR', 3, 5)];
+    const options = (runs?: SparseRuns): ScoreWindowsOptions => ({
+      parseKey,
+      baselineFor: (series) => baselineOf(series, 1.06, Math.sqrt(1.06)),
+      settingsFor: () => defaults,
+      ...(runs === undefined ? {} : { runs }),
+    });
+    const runs = new SparseRuns();
+    const kinds = (scored: ScoredWindow[]) => scored.map((window) => window.kind);
+    // The window after a gap (minute 2 closed with no events) starts no run with minute 1.
+    expect(kinds(collectSync(from(windows).pipe(scoreWindows(options(runs)))).values)).toEqual([null, 'spike', null]);
+    expect(runs.snapshot()).toEqual([['api|prod|ERROR', [4 * MINUTE, expect.any(Number)]]]);
+    expect(kinds(collectSync(from(windows).pipe(scoreWindows(options()))).values)).toEqual([null, null, null]);
+  });
+
+  it('with runs restored from its changelog at any window, scores as an uninterrupted run (property)', () => {
+    // A sparse series around 1 a minute, raised to 5 for a few stretches so that runs form.
+    const points = calmSeries(7, 0, 600, MINUTE, 1).map((point, i) =>
+      i % 100 >= 40 && i % 100 < 50 ? { ...point, count: point.count + 4 } : point,
+    );
+    const windows = points.map((point) => result('api|prod|ERROR', point.start / MINUTE, point.count));
+    const options = (runs: SparseRuns): ScoreWindowsOptions => ({
+      parseKey,
+      baselineFor: (series) => baselineOf(series, 1.06, Math.sqrt(1.06)),
+      settingsFor: () => defaults,
+      runs,
+    });
+    const whole = collectSync(from(windows).pipe(scoreWindows(options(new SparseRuns())))).values;
+    expect(whole.filter((window) => window.kind === 'spike').length).toBeGreaterThan(0);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: windows.length - 1 }), (cut) => {
+        const runs = new SparseRuns();
+        runs.startChangelog('nothing');
+        const before = collectSync(from(windows.slice(0, cut)).pipe(scoreWindows(options(runs)))).values;
+        const restored = SparseRuns.fromEntries(
+          JSON.parse(JSON.stringify([...runs.takeChanges()])) as [string, unknown][],
+        );
+        const after = collectSync(from(windows.slice(cut)).pipe(scoreWindows(options(restored)))).values;
+        expect([...before, ...after]).toEqual(whole);
+      }),
+      { numRuns: 50 },
+    );
   });
 
   it('still emits the windows of a service with monitoring disabled, unscored, without looking up a baseline', () => {

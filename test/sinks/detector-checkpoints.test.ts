@@ -15,7 +15,7 @@ import { createLogger } from '../../src/core/logger.ts';
 import { createMetrics } from '../../src/core/metrics.ts';
 import type { PartitionDetector } from '../../src/domain/partition-detector.ts';
 import { WindowState } from '../../src/domain/window-state.ts';
-import { DetectorCheckpoints, LEVEL_ENTRY_PREFIX } from '../../src/sinks/detector-checkpoints.ts';
+import { DetectorCheckpoints, LEVEL_ENTRY_PREFIX, RUN_ENTRY_PREFIX } from '../../src/sinks/detector-checkpoints.ts';
 import { createRepositories, type JsonValue, type PoolRepositories } from '../../src/stores/postgres/index.ts';
 
 const MINUTE = 60_000;
@@ -99,6 +99,35 @@ describe('DetectorCheckpoints', () => {
     expect(restored!.nextOffset).toBe(3);
   });
 
+  it('saves the sparse runs of the series recorded since the last checkpoint, and restores them exactly', async () => {
+    const tp = { topic: 'raw-logs', partition: 2 };
+    const first = checkpoints('detect-runs');
+    const [detector] = await first.restore([tp], {});
+    expect(detector!.runs.size).toBe(0);
+    count(detector!, [SERIES_A, SERIES_B], T0, 2);
+    detector!.runs.record(SERIES_A, T0 + MINUTE, -5);
+    detector!.runs.record(SERIES_B, T0 + MINUTE, -6);
+    await first.write(first.capture([]));
+    count(detector!, [SERIES_A], T0 + MINUTE, 3);
+    detector!.runs.record(SERIES_A, T0 + 2 * MINUTE, -7);
+    const cp = first.capture([]);
+    expect([...cp.saves[0]!.runs.keys()]).toEqual([SERIES_A]);
+    await first.write(cp);
+    const entries = await repositories.detectorCheckpoints.loadEntries('detect-runs', tp.topic, tp.partition);
+    expect(new Map([...entries].filter(([key]) => key.startsWith(RUN_ENTRY_PREFIX)))).toEqual(
+      new Map([
+        [`${RUN_ENTRY_PREFIX}${SERIES_A}`, [T0 + 2 * MINUTE, -7]],
+        [`${RUN_ENTRY_PREFIX}${SERIES_B}`, [T0 + MINUTE, -6]],
+      ]),
+    );
+
+    const [restored] = await checkpoints('detect-runs').restore([tp], {});
+    expect(restored!.runs.snapshot()).toEqual(detector!.runs.snapshot());
+    expect(restored!.runs.previous(SERIES_A, T0 + 2 * MINUTE)).toBe(-7);
+    expect(restored!.windows.snapshot()).toEqual(detector!.windows.snapshot());
+    expect(restored!.levels.size).toBe(0);
+  });
+
   it('restores a checkpoint written before levels were kept: its windows, and every series at its weekly baseline', async () => {
     const tp = { topic: 'raw-logs', partition: 1 };
     const old = new WindowState(windows);
@@ -124,5 +153,6 @@ describe('DetectorCheckpoints', () => {
     expect(restored!.windows.snapshot()).toEqual(old.snapshot());
     expect(restored!.levels.size).toBe(0);
     expect(restored!.levels.factor(SERIES_A, T0 + MINUTE)).toBe(1);
+    expect(restored!.runs.size).toBe(0);
   });
 });

@@ -14,7 +14,8 @@
  * detector and lifecycle settings. Only what is measured in time or in
  * samples per slot is scaled from the pipeline's 1-minute windows to the
  * series' interval (`scaledSettings`). The levels that adapt the baselines
- * between weekly runs (src/domain/adaptive-level.ts) are kept as `detect`
+ * between weekly runs (src/domain/adaptive-level.ts) and the series' last
+ * window towards a sparse run (src/domain/sparse-runs.ts) are kept as `detect`
  * keeps them per partition.
  */
 import { StringDecoder } from 'node:string_decoder';
@@ -37,6 +38,7 @@ import {
   type SeriesKey,
 } from '../../domain/anomaly.ts';
 import { computeSeriesBaselines, type WindowCount } from '../../domain/series-baselines.ts';
+import { SparseRuns } from '../../domain/sparse-runs.ts';
 import { ConfigError, InputError } from '../../core/errors.ts';
 import { parseTimestamp } from '../../core/timestamp.ts';
 import { alertLifecycle } from '../../operators/alertLifecycle.ts';
@@ -218,6 +220,7 @@ export async function detectSeries(
       baselineFor: (series, start) => lookupBaseline(baselines, series, start).baseline,
       settingsFor: () => DEFAULT_DETECTOR_SETTINGS,
       levels: new AdaptiveLevels(levels),
+      runs: new SparseRuns(),
     }),
     alertLifecycle({ state: new AlertLifecycleState(lifecycle) }),
     filter((event) => event.type === 'opened'),
