@@ -12,6 +12,7 @@ import {
   lookupBaseline,
   mergeDetectorSettings,
   normalQuantile,
+  poissonLogLowerTail,
   poissonQuantile,
   poissonUpperTail,
   score,
@@ -485,5 +486,22 @@ describe('sparse runs: two adjacent windows each past sqrt(poissonTail)', () => 
     expect(sparseRunTail(40, dense, settings)).toBeUndefined();
     expect(sparseRunTail(5, calm, mergeDetectorSettings(settings, { enabled: false }))).toBeUndefined();
     expect(sparseRunTail(5, undefined, settings)).toBeUndefined();
+  });
+});
+
+describe('poissonQuantile', () => {
+  it('is the smallest count whose CDF reaches p, from tiny means to a million', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.double({ min: 1e-3, max: 50, noNaN: true }), fc.double({ min: 50, max: 1e6, noNaN: true })),
+        fc.constantFrom(1e-4, 0.01, 0.05, 0.5, 0.95, 0.99, 1 - 1e-4),
+        (lambda, p) => {
+          const k = poissonQuantile(p, lambda);
+          expect(poissonLogLowerTail(k, lambda)).toBeGreaterThanOrEqual(Math.log(p));
+          if (k > 0) expect(poissonLogLowerTail(k - 1, lambda)).toBeLessThan(Math.log(p));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
