@@ -211,6 +211,19 @@ export class AdaptiveLevels {
     return this.#levels.size;
   }
 
+  /**
+   * The rule of the spike or drop the series is in, as its last observed window left it, or null: an anomaly holds
+   * through normal windows on its own side of the level (a halved level's busier windows, back inside the band)
+   * until `breakWindows` windows on the other side end it. `scoreWindows` passes it on, so that such a window
+   * neither resolves the open alert nor counts towards resolving it: the incident is not over while the level it
+   * moved to holds, and an alert that resolved there would only open again at the next window past the band.
+   */
+  heldAnomaly(key: string): 'spike' | 'drop' | null {
+    const anomaly = this.#levels.get(key)?.anomaly ?? null;
+    if (anomaly === null) return null;
+    return anomaly.direction === 1 ? 'spike' : 'drop';
+  }
+
   /** The factor a window of `key` ending at `end` is scored with: 1 for a series never observed. */
   factor(key: string, end: number): number {
     const level = this.#levels.get(key);

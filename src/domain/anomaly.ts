@@ -911,6 +911,12 @@ export interface ScoredWindow extends SeriesKey, AnomalyScore {
   readonly count: number;
   /** The service's `alerting` setting: false keeps the window away from the alert lifecycle. */
   readonly alerting: boolean;
+  /**
+   * For a normal window, the rule of the spike or drop its series' adaptive level still holds
+   * (`AdaptiveLevels.heldAnomaly`, src/domain/adaptive-level.ts): that rule's open alert neither resolves nor counts
+   * the window towards resolving.
+   */
+  readonly held?: 'spike' | 'drop';
 }
 
 // ---------------------------------------------------------------------------
@@ -1013,7 +1019,10 @@ export interface AlertTransition {
 
 /**
  * The lifecycle of one dedup key for one window: a pure function. `silenced`
- * is asked only when the answer matters, at most once.
+ * is asked only when the answer matters, at most once. `held`: the window is
+ * normal but its series is still in this rule's anomaly (`ScoredWindow.held`);
+ * an open alert then stays as it is, its count of normal windows neither
+ * growing nor reset.
  */
 export function transitionAlert(
   current: AlertProgress | undefined,
@@ -1021,6 +1030,7 @@ export function transitionAlert(
   windowEnd: number,
   settings: LifecycleSettings,
   silenced: () => boolean,
+  held = false,
 ): AlertTransition {
   const opening = (anomalousWindows: number): AlertTransition => {
     const isSilenced = silenced();
@@ -1062,6 +1072,8 @@ export function transitionAlert(
     return { next: { ...current, anomalousWindows, lastWindowEnd: windowEnd }, event: undefined };
   }
 
+  if (!anomalous && held) return { next: { ...current, lastWindowEnd: windowEnd }, event: undefined };
+
   if (!anomalous) {
     const normalWindows = current.normalWindows + 1;
     if (normalWindows >= settings.resolveWindows) {
@@ -1090,7 +1102,7 @@ export type SilenceCheck = (alert: AlertKey, at: number) => boolean;
 /** What the lifecycle reads of a scored window. */
 export type LifecycleInput = Pick<
   ScoredWindow,
-  'service' | 'environment' | 'level' | 'start' | 'end' | 'count' | 'kind' | 'score' | 'expected'
+  'service' | 'environment' | 'level' | 'start' | 'end' | 'count' | 'kind' | 'score' | 'expected' | 'held'
 > & {
   readonly alerting?: boolean;
 };
@@ -1199,8 +1211,13 @@ export class AlertLifecycleState {
         environment: window.environment,
         level: window.level,
       };
-      const transition = transitionAlert(active?.progress, window.kind === rule, window.end, this.settings, () =>
-        isSilenced(key, window.end),
+      const transition = transitionAlert(
+        active?.progress,
+        window.kind === rule,
+        window.end,
+        this.settings,
+        () => isSilenced(key, window.end),
+        window.held === rule,
       );
       if (transition.next === undefined) this.alerts.delete(dedupKey);
       else if (active === undefined) this.alerts.set(dedupKey, { ...key, progress: transition.next });

@@ -55,6 +55,7 @@ export function scoreWindows(options: ScoreWindowsOptions): OperatorFunction<Clo
     const scored = score(window.count, baseline, settings, runs?.previous(window.key, window.start));
     runs?.record(window.key, window.end, sparseRunTail(window.count, baseline, settings));
     levels?.observe(window.key, window.end, window.count, weekly, scored.anomalous ? scored.kind : null);
+    const held = scored.anomalous ? null : (levels?.heldAnomaly(window.key) ?? null);
     return {
       key: window.key,
       service: series.service,
@@ -65,6 +66,7 @@ export function scoreWindows(options: ScoreWindowsOptions): OperatorFunction<Clo
       count: window.count,
       alerting: settings.alerting,
       ...scored,
+      ...(held === null ? {} : { held }),
     };
   });
 }

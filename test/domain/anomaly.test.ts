@@ -12,7 +12,9 @@ import {
   poissonLowerTail,
   poissonUpperTail,
   score,
+  resolveLifecycleSettings,
   serviceDetectorOverrides,
+  transitionAlert,
   weeklySlotOf,
 } from '../../src/domain/anomaly.ts';
 import type { Baseline, DetectorSettings, SeriesKey } from '../../src/domain/anomaly.ts';
@@ -464,5 +466,41 @@ describe('score', () => {
         if (scored.kind === 'spike') expect(count).toBeGreaterThan(stats.mean);
       }),
     );
+  });
+});
+
+describe('transitionAlert with a held level anomaly', () => {
+  const settings = resolveLifecycleSettings({ pendingWindows: 1, resolveWindows: 3, cooldownMs: 0 });
+  const never = () => false;
+  type Step = 'anomalous' | 'normal' | 'held';
+  const run = (steps: readonly Step[]) => {
+    let progress: ReturnType<typeof transitionAlert>['next'];
+    const events: string[] = [];
+    steps.forEach((step, i) => {
+      const t = transitionAlert(progress, step === 'anomalous', (i + 1) * 60_000, settings, never, step === 'held');
+      progress = t.next;
+      if (t.event !== undefined && t.event.type !== 'renotify') events.push(`${i}:${t.event.type}`);
+    });
+    return { events, progress };
+  };
+
+  it('keeps an open alert open through held windows, which neither count towards resolving nor reset the count', () => {
+    expect(run(['anomalous', 'held', 'held', 'held', 'held']).events).toEqual(['0:opened']);
+    expect(run(['anomalous', 'normal', 'held', 'normal', 'held', 'normal']).events).toEqual(['0:opened', '5:resolved']);
+    expect(run(['anomalous', 'normal', 'normal', 'held', 'anomalous', 'normal', 'normal', 'normal']).events).toEqual([
+      '0:opened',
+      '7:resolved',
+    ]);
+  });
+
+  it('opens nothing on held windows alone, and a held window ends a pending alert like a normal one', () => {
+    expect(run(['held', 'held']).events).toEqual([]);
+    const pending = resolveLifecycleSettings({ pendingWindows: 2, resolveWindows: 3, cooldownMs: 0 });
+    const first = transitionAlert(undefined, true, 60_000, pending, never);
+    expect(first.event?.type).toBe('pending');
+    expect(transitionAlert(first.next, false, 120_000, pending, never, true)).toMatchObject({
+      next: undefined,
+      event: { type: 'resolved' },
+    });
   });
 });

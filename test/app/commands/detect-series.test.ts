@@ -8,7 +8,7 @@ import {
   type DetectSeriesOptions,
 } from '../../../src/app/commands/detect-series.ts';
 import { ConfigError, InputError } from '../../../src/core/errors.ts';
-import { labelledSeriesCsv, plainTimestamp as plain } from '../../support/synthetic-series.ts';
+import { calmSeries, labelledSeriesCsv, plainTimestamp as plain } from '../../support/synthetic-series.ts';
 
 const MINUTE = 60_000;
 const FROM = Date.UTC(2026, 0, 5); // a Monday
@@ -91,6 +91,24 @@ describe('detectSeries', () => {
     expect(openings.map((o) => o.timestamp)).toEqual([next(dropAt), next(spikeAt)]);
     expect(openings[0]!.score).toBeLessThan(-3);
     expect(openings[1]!.score).toBeGreaterThan(3);
+  });
+
+  it('opens one alert for a level that falls for good, not one each time its busier windows come back in the band', async () => {
+    // Two weeks of a calm 5-minute series, then a day whose level falls to 60% at 06:00 and stays there: near the
+    // band's lower edge, so some of its windows come back inside it before the level is accepted.
+    const points = calmSeries(11, FROM, 15 * 288, 5 * MINUTE, 60);
+    const shiftFrom = 14 * 288 + 72;
+    const rows = points.map((point, i) => ({
+      line: i + 2,
+      timestamp: plain(point.start),
+      start: point.start,
+      value: i >= shiftFrom ? Math.round(point.count * 0.6) : point.count,
+    }));
+    const openings = await detectSeries(rows, 5 * MINUTE, { trainRows: 14 * 288 });
+    expect(openings.map((o) => o.kind)).toEqual(['drop']);
+    const at = Date.parse(`${openings[0]!.timestamp}Z`);
+    expect(at).toBeGreaterThan(points[shiftFrom]!.start);
+    expect(at).toBeLessThanOrEqual(points[shiftFrom]!.start + 60 * MINUTE);
   });
 
   it('is deterministic, and a day of history is enough to score with', async () => {
