@@ -33,6 +33,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes, LogflowError } from '../core/errors.ts';
+import { Changelog } from './changelog.ts';
 import type { AnomalyKind, Baseline } from './anomaly.ts';
 
 export interface AdaptiveLevelSettings {
@@ -170,7 +171,7 @@ function entryOf(level: Level): LevelEntry {
 export class AdaptiveLevels {
   readonly settings: AdaptiveLevelSettings;
   readonly #levels = new Map<string, Level>();
-  #changed: Level[] = [];
+  readonly #changelog = new Changelog<Level, LevelEntry>(() => this.#levels.values(), entryOf);
 
   constructor(settings: Partial<AdaptiveLevelSettings> = {}) {
     this.settings = resolveAdaptiveLevelSettings(settings);
@@ -294,10 +295,7 @@ export class AdaptiveLevels {
       level.anomaly.heldCounted += weight * count;
       level.anomaly.heldExpected += weight * weekly.mean;
     }
-    if (!level.dirty) {
-      level.dirty = true;
-      this.#changed.push(level);
-    }
+    this.#changelog.mark(level);
   }
 
   /** Follows the series' anomaly in progress with this window, and says whether the window is learned. */
@@ -325,36 +323,19 @@ export class AdaptiveLevels {
     return true;
   }
 
-  /**
-   * Starts (or restarts) the changelog: `'nothing'` when the store the changes go to holds none of these levels, so
-   * the next `takeChanges` carries them all; `'this state'` when it holds exactly these.
-   */
+  /** See `Changelog.start` (src/domain/changelog.ts). */
   startChangelog(storeHolds: 'nothing' | 'this state'): void {
-    for (const level of this.#changed) level.dirty = false;
-    this.#changed = [];
-    if (storeHolds === 'this state') return;
-    for (const level of this.#levels.values()) {
-      level.dirty = true;
-      this.#changed.push(level);
-    }
+    this.#changelog.start(storeHolds);
   }
 
   /** The entries of the series observed since the last call (or `startChangelog`). */
   takeChanges(): Map<string, LevelEntry> {
-    const changes = new Map<string, LevelEntry>();
-    for (const level of this.#changed) {
-      level.dirty = false;
-      changes.set(level.key, entryOf(level));
-    }
-    this.#changed = [];
-    return changes;
+    return this.#changelog.take();
   }
 
   /** Every series' entry, sorted by key. */
   snapshot(): [string, LevelEntry][] {
-    return [...this.#levels.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, level]) => [key, entryOf(level)]);
+    return this.#changelog.entries();
   }
 
   #decay(elapsedMs: number): number {

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { ErrorCodes, LogflowError } from '../core/errors.ts';
+import { Changelog } from './changelog.ts';
 
 /** `[end, logTail]`: the end of the series' last window with evidence, and its log upper tail. */
 export type SparseRunEntry = readonly [number, number];
@@ -26,7 +27,10 @@ interface Run {
 
 export class SparseRuns {
   readonly #runs = new Map<string, Run>();
-  #changed: Run[] = [];
+  readonly #changelog = new Changelog<Run, SparseRunEntry>(
+    () => this.#runs.values(),
+    (run) => [run.end, run.logTail],
+  );
 
   /** Rebuilds the runs from changelog entries (`takeChanges` output, after a JSON round trip). */
   static fromEntries(entries: Iterable<readonly [string, unknown]>): SparseRuns {
@@ -69,41 +73,21 @@ export class SparseRuns {
       run.end = end;
       run.logTail = logTail;
     }
-    if (!run.dirty) {
-      run.dirty = true;
-      this.#changed.push(run);
-    }
+    this.#changelog.mark(run);
   }
 
-  /**
-   * Starts (or restarts) the changelog: `'nothing'` when the store the changes go to holds none of these entries, so
-   * the next `takeChanges` carries them all; `'this state'` when it holds exactly these.
-   */
+  /** See `Changelog.start` (src/domain/changelog.ts). */
   startChangelog(storeHolds: 'nothing' | 'this state'): void {
-    for (const run of this.#changed) run.dirty = false;
-    this.#changed = [];
-    if (storeHolds === 'this state') return;
-    for (const run of this.#runs.values()) {
-      run.dirty = true;
-      this.#changed.push(run);
-    }
+    this.#changelog.start(storeHolds);
   }
 
   /** The entries of the series recorded since the last call (or `startChangelog`). */
   takeChanges(): Map<string, SparseRunEntry> {
-    const changes = new Map<string, SparseRunEntry>();
-    for (const run of this.#changed) {
-      run.dirty = false;
-      changes.set(run.key, [run.end, run.logTail]);
-    }
-    this.#changed = [];
-    return changes;
+    return this.#changelog.take();
   }
 
   /** Every series' entry, sorted by key. */
   snapshot(): [string, SparseRunEntry][] {
-    return [...this.#runs.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, run]) => [key, [run.end, run.logTail]]);
+    return this.#changelog.entries();
   }
 }
