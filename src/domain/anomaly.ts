@@ -801,12 +801,34 @@ export function score(
   settings: DetectorSettings,
   previousRunTail?: number,
 ): AnomalyScore {
+  return scoreWithRunTail(count, baseline, settings, previousRunTail).score;
+}
+
+/** A window's score and its own evidence towards a sparse run (`sparseRunTail`), from one pass over its baseline. */
+export interface ScoreAndRunTail {
+  readonly score: AnomalyScore;
+  readonly runTail: number | undefined;
+}
+
+/**
+ * `score` and `sparseRunTail` of one window at once: `scoreWindows` needs both for every window, and the run's
+ * evidence is the band check and Poisson tail the score has just computed.
+ */
+export function scoreWithRunTail(
+  count: number,
+  baseline: Baseline | undefined,
+  settings: DetectorSettings,
+  previousRunTail?: number,
+): ScoreAndRunTail {
   if (!(count >= 0) || !Number.isFinite(count))
     throw new RangeError(`score: count must be a finite number >= 0, got ${count}`);
   const expected =
     baseline !== undefined && Number.isFinite(baseline.mean) && baseline.mean >= 0 ? baseline.mean : undefined;
   if (!settings.enabled || baseline === undefined || expected === undefined)
-    return { anomalous: false, kind: null, score: 0, expected: expected ?? 0, method: 'none' };
+    return {
+      score: { anomalous: false, kind: null, score: 0, expected: expected ?? 0, method: 'none' },
+      runTail: undefined,
+    };
 
   // The median guards against bursty series (a batch job logging every few minutes) where empty minutes are normal
   // although the mean is high.
@@ -825,7 +847,7 @@ export function score(
     const zScore = count > expected ? lessExtreme(z, poissonZ) : z;
     const spike = zScore >= settings.zThreshold;
     const drop = count > 0 && z <= -settings.zThreshold;
-    return scored(spike, drop, silent, zScore, expected, 'zscore');
+    return { score: scored(spike, drop, silent, zScore, expected, 'zscore'), runTail: undefined };
   }
 
   const lambda = Math.max(expected, settings.poissonMeanFloor);
@@ -840,23 +862,25 @@ export function score(
   // stretch the upper tail, a sparse count's fall is bounded by zero, and zero is the silence rule's.
   const above = count > expected ? (count - expected) / bandSpread(baseline, expected, settings).above : -Infinity;
   const ownTail = events > lambda ? poissonLogUpperTail(events, lambda) : 0;
-  // A run of two windows (see `sparseRunTail`): the less extreme of the two tails, squared, bounds the chance that
-  // two independent windows of the series are both that far out.
-  const runTail =
-    previousRunTail !== undefined && events > lambda && above >= settings.zThreshold
-      ? 2 * Math.max(previousRunTail, ownTail)
-      : 0;
-  const spike = events > lambda && Math.min(ownTail, runTail) <= tail && above >= settings.zThreshold;
+  // This window's evidence towards a run (`sparseRunTail`): above the Poisson mean and clear of the band on its own.
+  const runTail = events > lambda && above >= settings.zThreshold ? ownTail : undefined;
+  // A run of two windows: the less extreme of the two tails, squared, bounds the chance that two independent windows
+  // of the series are both that far out.
+  const pairTail = previousRunTail !== undefined && runTail !== undefined ? 2 * Math.max(previousRunTail, runTail) : 0;
+  const spike = events > lambda && Math.min(ownTail, pairTail) <= tail && above >= settings.zThreshold;
   const drop = events > 0 && events < lambda && poissonLogLowerTail(events, lambda) <= tail;
   const poissonZ = events >= lambda ? poissonCdfAsZ(events - 1, lambda) : poissonCdfAsZ(events, lambda);
-  const runZ = runTail < 0 ? -normalQuantileOfLog(runTail) : -Infinity;
-  return scored(spike, drop, silent, lessExtreme(Math.max(poissonZ, runZ), above), expected, 'poisson');
+  const pairZ = pairTail < 0 ? -normalQuantileOfLog(pairTail) : -Infinity;
+  return {
+    score: scored(spike, drop, silent, lessExtreme(Math.max(poissonZ, pairZ), above), expected, 'poisson'),
+    runTail,
+  };
 }
 
 /**
  * A sparse window's evidence towards a run: the log of its Poisson upper tail when its count is above the mean and
- * clears the calibrated band on its own (`score`'s band check), else undefined. `score` takes the previous window's
- * (when the two are adjacent) as `previousRunTail`.
+ * clears the calibrated band on its own (`score`'s band check), else undefined; a count that is not a count throws, as
+ * in `score`. `score` takes the previous window's (when the two are adjacent) as `previousRunTail`.
  *
  * Why: at a mean of about 1, `poissonTail` (1e-4) takes 7 or more events in one window, so an incident that lifts a
  * sparse series to 5 a window for half an hour is never a spike however long it lasts, while a dense series' z-score
@@ -871,15 +895,7 @@ export function sparseRunTail(
   baseline: Baseline | undefined,
   settings: DetectorSettings,
 ): number | undefined {
-  if (!settings.enabled || baseline === undefined) return undefined;
-  const expected = baseline.mean;
-  if (!(Number.isFinite(expected) && expected >= 0) || expected >= settings.minCount) return undefined;
-  if (!(count > expected) || !Number.isFinite(count)) return undefined;
-  const lambda = Math.max(expected, settings.poissonMeanFloor);
-  const events = Math.floor(count);
-  if (!(events > lambda)) return undefined;
-  if ((count - expected) / bandSpread(baseline, expected, settings).above < settings.zThreshold) return undefined;
-  return poissonLogUpperTail(events, lambda);
+  return scoreWithRunTail(count, baseline, settings).runTail;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { map } from 'rxjs';
 import type { OperatorFunction } from 'rxjs';
 import type { AdaptiveLevels } from '../domain/adaptive-level.ts';
-import { score, sparseRunTail } from '../domain/anomaly.ts';
+import { scoreWithRunTail } from '../domain/anomaly.ts';
 import type { Baseline, DetectorSettings, ScoredWindow, SeriesKey } from '../domain/anomaly.ts';
 import type { SparseRuns } from '../domain/sparse-runs.ts';
 
@@ -52,8 +52,13 @@ export function scoreWindows(options: ScoreWindowsOptions): OperatorFunction<Clo
     const settings = settingsFor(series.service);
     const weekly = settings.enabled ? baselineFor(series, window.start) : undefined;
     const baseline = levels === undefined ? weekly : levels.adapt(weekly, window.key, window.end);
-    const scored = score(window.count, baseline, settings, runs?.previous(window.key, window.start));
-    runs?.record(window.key, window.end, sparseRunTail(window.count, baseline, settings));
+    const { score: scored, runTail } = scoreWithRunTail(
+      window.count,
+      baseline,
+      settings,
+      runs?.previous(window.key, window.start),
+    );
+    runs?.record(window.key, window.end, runTail);
     levels?.observe(window.key, window.end, window.count, weekly, scored.anomalous ? scored.kind : null);
     const held = scored.anomalous ? null : (levels?.heldAnomaly(window.key) ?? null);
     return {
