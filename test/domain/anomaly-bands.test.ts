@@ -36,6 +36,29 @@ const FROM = Date.UTC(2026, 0, 5); // a Monday
 const series: SeriesKey = { service: 'checkout', environment: 'prod', level: 'INFO' };
 const settings = DEFAULT_DETECTOR_SETTINGS;
 
+/** 24 hourly Monday slots of `series`, each with the given mean, quantiles and stddev; the rest as `lower` says. */
+function hourlySlots(
+  mean: number,
+  p95: number,
+  p99: number,
+  stddev: number,
+  lower: Pick<Baseline, 'median' | 'p01' | 'p05'>,
+): Baseline[] {
+  return Array.from({ length: 24 }, (_, hourOfDay) => ({
+    ...series,
+    hourOfDay,
+    dayOfWeek: 1,
+    mean,
+    stddev,
+    ...lower,
+    p95,
+    p99,
+    upperThreshold: 0,
+    lowerThreshold: 0,
+    sampleCount: 240,
+  }));
+}
+
 function indexOf(history: readonly SeriesPoint[], strip = false): BaselineIndex {
   const last = history[history.length - 1]!;
   let rows = computeSeriesBaselines(series, history, {
@@ -267,21 +290,11 @@ describe('score properties with calibrated bands', () => {
 describe('bursty series: sparse counts and heavy tails', () => {
   /** Slots of one series, each with the given quantiles around its mean. */
   const slots = (mean: number, p95: number, p99: number, stddev: number): Baseline[] =>
-    Array.from({ length: 24 }, (_, hourOfDay) => ({
-      ...series,
-      hourOfDay,
-      dayOfWeek: 1,
-      mean,
-      stddev,
+    hourlySlots(mean, p95, p99, stddev, {
       median: mean,
       p01: Math.max(0, mean - 2.33 * Math.sqrt(mean)),
       p05: Math.max(0, mean - 1.64 * Math.sqrt(mean)),
-      p95,
-      p99,
-      upperThreshold: 0,
-      lowerThreshold: 0,
-      sampleCount: 240,
-    }));
+    });
   const at = FROM + 9 * 3_600_000;
 
   it('needs a sparse count above the mean to clear the calibrated band too, not only the Poisson tail', () => {
@@ -429,27 +442,8 @@ describe('sparse runs: two adjacent windows each past sqrt(poissonTail)', () => 
   const at = FROM + 9 * 3_600_000;
   /** A sparse series' baseline with the given quantiles on every hour. */
   const sparse = (mean: number, p95: number, p99: number, stddev: number): Baseline =>
-    lookupBaseline(
-      indexBaselines(
-        Array.from({ length: 24 }, (_, hourOfDay) => ({
-          ...series,
-          hourOfDay,
-          dayOfWeek: 1,
-          mean,
-          stddev,
-          median: 1,
-          p01: 0,
-          p05: 0,
-          p95,
-          p99,
-          upperThreshold: 0,
-          lowerThreshold: 0,
-          sampleCount: 240,
-        })),
-      ),
-      series,
-      at,
-    ).baseline!;
+    lookupBaseline(indexBaselines(hourlySlots(mean, p95, p99, stddev, { median: 1, p01: 0, p05: 0 })), series, at)
+      .baseline!;
   // Poisson(1.06)'s own p95 and p99.
   const calm = sparse(1.06, 3, 4, Math.sqrt(1.06));
 
