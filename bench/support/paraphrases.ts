@@ -166,12 +166,13 @@ export function scoreParaphraseHalves(
     throw new RangeError(`need two vectors per pair: ${pairs.length} pairs, ${vectors.length} vectors`);
   const score = (inHalf: (pair: ParaphrasePair) => boolean): ParaphraseScore => {
     const half = pairs.flatMap((pair, i) => (inHalf(pair) ? [vectors[2 * i]!, vectors[2 * i + 1]!] : []));
-    return scoreVectors(half);
+    return scoreParaphrases(half);
   };
   return { service: score(PARAPHRASE_HALVES.service), loghub: score(PARAPHRASE_HALVES.loghub) };
 }
 
-function scoreVectors(vectors: readonly Float32Array[]): ParaphraseScore {
+/** Every figure of the set, from its vectors laid out as `embedParaphrases` gives them. */
+export function scoreParaphrases(vectors: readonly Float32Array[]): ParaphraseScore {
   const draw = Math.min(16, vectors.length / 2);
   return {
     ...scoreParaphraseVectors(vectors),
@@ -184,7 +185,7 @@ export async function scoreEmbedderOnParaphrases(
   embedder: Embedder,
   pairs: readonly ParaphrasePair[] = loadParaphrases(),
 ): Promise<ParaphraseScore> {
-  return scoreVectors(await embedParaphrases(embedder, pairs));
+  return scoreParaphrases(await embedParaphrases(embedder, pairs));
 }
 
 /** Vectors of `pairs` as the scores take them: [message 0, paraphrase 0, message 1, ...]. */
