@@ -28,6 +28,7 @@ import { sinkBatchLedger } from '../sinks/clickhouse-ledger.ts';
 import type { Failure } from '../sinks/dead-letter.ts';
 import { topicSink } from '../sinks/topic-sink.ts';
 import { encodeLogsRow, LOGS_COLUMNS } from '../stores/logs-table.ts';
+import { packRows } from '../clients/row-inserter.ts';
 import type { ConsumedRecord, OutgoingMessage } from '../sources/topics.ts';
 import { DEFAULT_FETCH_MAX_BYTES } from '../sources/kafka-topics.ts';
 import { consume, deadLetterSink, thenClose } from '../sources/consume.ts';
@@ -61,8 +62,8 @@ interface ParsedLog {
  * fills and its insert runs.
  */
 interface RoutedLog {
-  /** JSON array of the logs columns (encodeLogsRow's values). */
-  readonly row: string;
+  /** JSON array of the logs columns (encodeLogsRow's values) as UTF-8, packed with its chunk's rows (packRows). */
+  readonly row: Buffer;
   readonly queue: OutgoingMessage | undefined;
   readonly offset: number;
   readonly key: string | null;
@@ -70,7 +71,7 @@ interface RoutedLog {
 
 /** A rejected row's dead letter: the stored columns by name, as the row said them. */
 function rowPayload(log: RoutedLog): unknown {
-  const values = JSON.parse(log.row) as unknown[];
+  const values = JSON.parse(log.row.toString('utf8')) as unknown[];
   return Object.fromEntries(LOGS_COLUMNS.map((column, i) => [column, values[i]]));
 }
 
@@ -172,7 +173,8 @@ export const ingest = definePipeline<Resources>({
 
 /** Each log's row and queue message, encoded now so the parsed event dies young (see RoutedLog). */
 function encode(chunk: Chunk<Normalized<ParsedLog>>, now: number): Chunk<RoutedLog> {
-  const out = new Array<RoutedLog>(chunk.records.length);
+  const rows = new Array<string>(chunk.records.length);
+  const queues = new Array<OutgoingMessage | undefined>(chunk.records.length);
   for (let i = 0; i < chunk.records.length; i++) {
     const { event, record, template, error_hash } = chunk.records[i]!;
     let queue: OutgoingMessage | undefined;
@@ -197,7 +199,15 @@ function encode(chunk: Chunk<Normalized<ParsedLog>>, now: number): Chunk<RoutedL
       kafka_partition: record.partition,
       kafka_offset: record.offset,
     });
-    out[i] = { row: JSON.stringify(row), queue, offset: record.offset, key: record.key };
+    rows[i] = JSON.stringify(row);
+    queues[i] = queue;
+  }
+  // The row strings die young; their bytes wait for the batch (one buffer per chunk).
+  const packed = packRows(rows);
+  const out = new Array<RoutedLog>(chunk.records.length);
+  for (let i = 0; i < chunk.records.length; i++) {
+    const { record } = chunk.records[i]!;
+    out[i] = { row: packed[i]!, queue: queues[i], offset: record.offset, key: record.key };
   }
   return withRecords(chunk, out);
 }
