@@ -939,15 +939,29 @@ function isGluedToNext(text: string, t: number, count: number): boolean {
 }
 
 /**
- * Writes the template and hashes it on the way (reading the flat message, not
- * the template being built); runs of literal tokens separated by single
- * spaces are copied as one slice. A template longer than MAX_MESSAGE_LENGTH
- * (variables can be longer than what they replace) ends after the last whole
- * token that fits, so that it is still its own template.
+ * The template as pieces, in order: a range `[pieceStarts[p], pieceEnds[p])`
+ * of the message's text, or PIECE_SPACE or PIECE_VARIABLE. emit decides them;
+ * templateString and writeTemplateBytes only copy them out, so the template a
+ * string gets and the bytes `logflow normalize` writes come from one rule.
+ * Every piece but a space covers a token, a space a gap before one.
  */
-function emit(text: string): string {
+const PIECE_SPACE = -1;
+const PIECE_VARIABLE = -2;
+const pieceStarts = new Int32Array(2 * TOKEN_CAPACITY);
+const pieceEnds = new Int32Array(2 * TOKEN_CAPACITY);
+let pieceCount = 0;
+
+/**
+ * Decides the template's pieces and hashes them on the way (reading the flat
+ * message, not the template); runs of literal tokens separated by single
+ * spaces are one piece. A template longer than MAX_MESSAGE_LENGTH (variables
+ * can be longer than what they replace) ends after the last whole token that
+ * fits, so that it is still its own template. Returns the template's length.
+ */
+function emit(text: string): number {
   const count = state.count;
-  let out = '';
+  let length = 0;
+  let pieces = 0;
   let runStart = -1;
   let runEnd = -1;
   let t = 0;
@@ -964,7 +978,7 @@ function emit(text: string): string {
       end = ends[t] as number;
       gap = t > 0 ? (gaps[t] as number) : GAP_NONE;
       if (kind === T_TEXT && (gap === GAP_NONE ? runEnd === start : gap === GAP_ONE_SPACE && runEnd + 1 === start)) {
-        if (out.length + end - runStart <= MAX_MESSAGE_LENGTH) {
+        if (length + end - runStart <= MAX_MESSAGE_LENGTH) {
           runEnd = end;
           t++;
           continue;
@@ -973,16 +987,21 @@ function emit(text: string): string {
       }
     }
     if (runStart >= 0) {
-      out += text.slice(runStart, runEnd);
+      pieceStarts[pieces] = runStart;
+      pieceEnds[pieces] = runEnd;
+      pieces++;
+      length += runEnd - runStart;
       hashRange(text, runStart, runEnd);
       runStart = -1;
       runEnd = -1;
     }
     if (t >= count || full) break;
-    const length = (gap === GAP_NONE ? 0 : 1) + (kind === T_VAR ? VARIABLE.length : end - start);
-    if (out.length + length > MAX_MESSAGE_LENGTH) break;
+    const tokenLength = (gap === GAP_NONE ? 0 : 1) + (kind === T_VAR ? VARIABLE.length : end - start);
+    if (length + tokenLength > MAX_MESSAGE_LENGTH) break;
     if (gap !== GAP_NONE) {
-      out += ' ';
+      pieceStarts[pieces] = PIECE_SPACE;
+      pieces++;
+      length++;
       hashUnit(32);
     }
     if (kind === T_VAR) {
@@ -999,7 +1018,9 @@ function emit(text: string): string {
           break;
         }
       }
-      out += VARIABLE;
+      pieceStarts[pieces] = PIECE_VARIABLE;
+      pieces++;
+      length += VARIABLE.length;
       hashUnit(VARIABLE_0);
       hashUnit(VARIABLE_1);
       hashUnit(VARIABLE_2);
@@ -1009,6 +1030,18 @@ function emit(text: string): string {
     runStart = start;
     runEnd = end;
     t++;
+  }
+  pieceCount = pieces;
+  return length;
+}
+
+/** The template emit decided, as a string. */
+function templateString(text: string): string {
+  let out = '';
+  for (let p = 0; p < pieceCount; p++) {
+    const start = pieceStarts[p] as number;
+    if (start >= 0) out += text.slice(start, pieceEnds[p] as number);
+    else out += start === PIECE_SPACE ? ' ' : VARIABLE;
   }
   return out;
 }
@@ -1165,10 +1198,16 @@ function toWellFormed(text: string): string {
   return from === 0 ? text : out + text.slice(from);
 }
 
-function templateOf(text: string, start: number, end: number): string {
+/** Scans the message `text[start, end)` and leaves its template in the pieces; returns the template's length. */
+function piecesOf(text: string, start: number, end: number): number {
   scan(text, start, end);
   if (state.sawDateOrUnit) applyDateAndUnitRule();
   return emit(text);
+}
+
+function templateOf(text: string, start: number, end: number): string {
+  piecesOf(text, start, end);
+  return templateString(text);
 }
 
 function asText(message: unknown): string {
@@ -1198,14 +1237,53 @@ export function normalizeMessage(message: string): NormalizedMessage {
  * in test/domain/normalizer.test.ts checks both against normalizeMessage.
  */
 export function normalizeLine(text: string, start: number, end: number): NormalizedMessage {
-  if (
-    end - start > MAX_MESSAGE_LENGTH ||
-    (start > 0 && text.charCodeAt(start - 1) !== 10) ||
-    (end < text.length && !isLineTerminator(text.charCodeAt(end)))
-  ) {
-    return normalizeMessage(text.slice(start, end));
-  }
+  if (!isLineAlone(text, start, end)) return normalizeMessage(text.slice(start, end));
   return normalizeSpan(text, start, end);
+}
+
+/** The message `text[start, end)` can be normalized where it lies (see normalizeLine). */
+function isLineAlone(text: string, start: number, end: number): boolean {
+  return (
+    end - start <= MAX_MESSAGE_LENGTH &&
+    (start === 0 || text.charCodeAt(start - 1) === 10) &&
+    (end === text.length || isLineTerminator(text.charCodeAt(end)))
+  );
+}
+
+/**
+ * normalizeLine's errorHash for a line of a text whose code units are all
+ * ASCII, without making the template: it is kept, as ranges of the text,
+ * until writeTemplateBytes writes it. Undefined for a line normalizeLine
+ * would slice (a long one): normalizeLine it instead. An ASCII message has no
+ * surrogates, so it is its own well-formed text.
+ */
+export function normalizeAsciiLine(text: string, start: number, end: number): string | undefined {
+  if (!isLineAlone(text, start, end)) return undefined;
+  return hashFinish(piecesOf(text, start, end));
+}
+
+/**
+ * Writes the template of the last normalizeAsciiLine into `out` at `at` and
+ * returns the index after it: its UTF-8 bytes, the text's ranges copied from
+ * `bytes`, the text's own bytes (an ASCII text's code unit i is its byte i).
+ * The template takes at most 3 bytes per code unit of its line (a one-unit
+ * variable becomes `<*>`), and `out` must have that room.
+ */
+export function writeTemplateBytes(bytes: Uint8Array, out: Uint8Array, at: number): number {
+  for (let p = 0; p < pieceCount; p++) {
+    const start = pieceStarts[p] as number;
+    if (start >= 0) {
+      const end = pieceEnds[p] as number;
+      for (let i = start; i < end; i++) out[at++] = bytes[i] as number;
+    } else if (start === PIECE_SPACE) {
+      out[at++] = 32;
+    } else {
+      out[at++] = VARIABLE_0;
+      out[at++] = VARIABLE_1;
+      out[at++] = VARIABLE_2;
+    }
+  }
+  return at;
 }
 
 function isLineTerminator(c: number): boolean {

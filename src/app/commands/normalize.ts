@@ -7,7 +7,10 @@
  * Lines end at `\n` with an optional `\r` before it, and a last line without a
  * newline counts. Input bytes are cut into blocks of whole lines (a `\n` byte
  * is never part of a multi-byte UTF-8 character, so a block decodes on its
- * own; bytes that are not UTF-8 become U+FFFD). Normalizing is nearly all the
+ * own; bytes that are not UTF-8 become U+FFFD). A block that is all ASCII is
+ * decoded as latin1 and its templates are written as copies of its own bytes
+ * (normalizeAsciiLine, writeTemplateBytes), not made as strings and encoded
+ * again; other blocks take normalizeLine. Normalizing is nearly all the
  * work, so with more than one core the blocks are normalized on worker
  * threads, one per core but this thread's, a few blocks in flight per worker,
  * and written back in input order; this thread reads and writes, and
@@ -20,11 +23,12 @@
  * (more than the MAX_MESSAGE_LENGTH code units the normalizer reads), so one
  * endless line cannot exhaust memory.
  */
+import { isAscii } from 'node:buffer';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { LogflowError, ErrorCodes } from '../../core/errors.ts';
 import { startModuleWorker, type ModuleWorkerFailure } from '../../core/module-worker.ts';
-import { MAX_MESSAGE_LENGTH, normalizeLine } from '../../domain/normalizer.ts';
+import { MAX_MESSAGE_LENGTH, normalizeAsciiLine, normalizeLine, writeTemplateBytes } from '../../domain/normalizer.ts';
 
 /** Input bytes per block: enough lines (about 2,000 of Loghub's) that handing a block to a worker costs little. */
 const BLOCK_BYTES = 256 * 1024;
@@ -53,7 +57,11 @@ interface NormalizedBlock {
  * used on this thread and in the workers.
  */
 export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // In an ASCII block code unit i is byte i, so templates are written as copies of the block's bytes instead of
+  // being made as strings and encoded.
+  const ascii = isAscii(view);
+  const text = view.toString(ascii ? 'latin1' : 'utf8');
   const n = text.length;
   // Each line is written into one buffer as it is made: cheaper than joining the block's lines into one string
   // and encoding that. allocUnsafeSlow gives a buffer of its own, which can be transferred (a small Buffer may
@@ -67,7 +75,21 @@ export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
     let end = newline < 0 ? n : newline;
     if (end > from && text.charCodeAt(end - 1) === 13) end--;
     // The normalizer reads no further than MAX_MESSAGE_LENGTH, so a longer line is cut there, as ingest cuts it.
-    const { template, errorHash } = normalizeLine(text, from, Math.min(end, from + MAX_MESSAGE_LENGTH));
+    end = Math.min(end, from + MAX_MESSAGE_LENGTH);
+    const asciiHash = ascii ? normalizeAsciiLine(text, from, end) : undefined;
+    if (asciiHash !== undefined) {
+      if (at + asciiHash.length + 2 + 3 * (end - from) > out.length)
+        out = grown(out, at, asciiHash.length + 2 + 3 * (end - from));
+      for (let i = 0; i < asciiHash.length; i++) out[at++] = asciiHash.charCodeAt(i);
+      out[at++] = 9;
+      at = writeTemplateBytes(bytes, out, at);
+      out[at++] = 10;
+      lines++;
+      if (newline < 0) break;
+      from = newline + 1;
+      continue;
+    }
+    const { template, errorHash } = normalizeLine(text, from, end);
     const line = `${errorHash}\t${template}\n`;
     // write() stops where the buffer ends, so room is made first: UTF-8 takes at most 3 bytes per UTF-16 unit.
     if (at + 3 * line.length > out.length) out = grown(out, at, 3 * line.length);
