@@ -8,9 +8,10 @@
  * newline counts. Input bytes are cut into blocks of whole lines (a `\n` byte
  * is never part of a multi-byte UTF-8 character, so a block decodes on its
  * own; bytes that are not UTF-8 become U+FFFD). A block that is all ASCII is
- * decoded as latin1 and its templates are written as copies of its own bytes
+ * normalized from its bytes as they are (byte i is code unit i): no string is
+ * made of it, and its templates are written as copies of its bytes
  * (normalizeAsciiLine, writeTemplateBytes), not made as strings and encoded
- * again; other blocks take normalizeLine. Normalizing is nearly all the
+ * again; other blocks are decoded and take normalizeLine. Normalizing is nearly all the
  * work, so with more than one core the blocks are normalized on worker
  * threads, one per core but this thread's, a few blocks in flight per worker,
  * and written back in input order; this thread reads and writes, and
@@ -28,7 +29,14 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { LogflowError, ErrorCodes } from '../../core/errors.ts';
 import { startModuleWorker, type ModuleWorkerFailure } from '../../core/module-worker.ts';
-import { MAX_MESSAGE_LENGTH, normalizeAsciiLine, normalizeLine, writeTemplateBytes } from '../../domain/normalizer.ts';
+import {
+  MAX_MESSAGE_LENGTH,
+  normalizeAsciiLine,
+  normalizeLine,
+  normalizeMessage,
+  unitsOf,
+  writeTemplateBytes,
+} from '../../domain/normalizer.ts';
 
 /** Input bytes per block: enough lines (about 2,000 of Loghub's) that handing a block to a worker costs little. */
 const BLOCK_BYTES = 256 * 1024;
@@ -58,10 +66,9 @@ interface NormalizedBlock {
  */
 export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  // In an ASCII block code unit i is byte i, so templates are written as copies of the block's bytes instead of
-  // being made as strings and encoded.
-  const ascii = isAscii(view);
-  const text = view.toString(ascii ? 'latin1' : 'utf8');
+  if (isAscii(view)) return normalizeAsciiBlock(bytes);
+  const text = view.toString('utf8');
+  const units = unitsOf(text);
   const n = text.length;
   // Each line is written into one buffer as it is made: cheaper than joining the block's lines into one string
   // and encoding that. allocUnsafeSlow gives a buffer of its own, which can be transferred (a small Buffer may
@@ -76,24 +83,50 @@ export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
     if (end > from && text.charCodeAt(end - 1) === 13) end--;
     // The normalizer reads no further than MAX_MESSAGE_LENGTH, so a longer line is cut there, as ingest cuts it.
     end = Math.min(end, from + MAX_MESSAGE_LENGTH);
-    const asciiHash = ascii ? normalizeAsciiLine(text, from, end) : undefined;
-    if (asciiHash !== undefined) {
-      if (at + asciiHash.length + 2 + 3 * (end - from) > out.length)
-        out = grown(out, at, asciiHash.length + 2 + 3 * (end - from));
-      for (let i = 0; i < asciiHash.length; i++) out[at++] = asciiHash.charCodeAt(i);
-      out[at++] = 9;
-      at = writeTemplateBytes(bytes, out, at);
-      out[at++] = 10;
-      lines++;
-      if (newline < 0) break;
-      from = newline + 1;
-      continue;
-    }
-    const { template, errorHash } = normalizeLine(text, from, end);
+    const { template, errorHash } = normalizeLine(text, from, end, units);
     const line = `${errorHash}\t${template}\n`;
     // write() stops where the buffer ends, so room is made first: UTF-8 takes at most 3 bytes per UTF-16 unit.
     if (at + 3 * line.length > out.length) out = grown(out, at, 3 * line.length);
     at += out.write(line, at);
+    lines++;
+    if (newline < 0) break;
+    from = newline + 1;
+  }
+  return { output: out.subarray(0, at), lines };
+}
+
+/**
+ * normalizeBlock for a block that is all ASCII: read as it is, no string made of it (byte i is code unit i), and
+ * each template written as copies of its bytes, not made as a string and encoded.
+ */
+function normalizeAsciiBlock(bytes: Uint8Array): NormalizedBlock {
+  const n = bytes.length;
+  let out: Buffer = Buffer.allocUnsafeSlow(2 * n + OUTPUT_SLACK);
+  let at = 0;
+  let lines = 0;
+  let from = 0;
+  while (from < n) {
+    const newline = bytes.indexOf(10, from);
+    let end = newline < 0 ? n : newline;
+    if (end > from && bytes[end - 1] === 13) end--;
+    end = Math.min(end, from + MAX_MESSAGE_LENGTH);
+    const errorHash = normalizeAsciiLine(bytes, from, end);
+    if (errorHash === undefined) {
+      // A line longer than MAX_MESSAGE_LENGTH, which normalizeLine cuts and normalizes on its own.
+      const message = Buffer.from(bytes.buffer, bytes.byteOffset + from, end - from).toString('latin1');
+      const { template, errorHash: hash } = normalizeMessage(message);
+      const line = `${hash}\t${template}\n`;
+      if (at + line.length > out.length) out = grown(out, at, line.length);
+      at += out.write(line, at, 'latin1');
+    } else {
+      // The template takes at most 3 bytes per byte of its line (a one-byte variable becomes `<*>`).
+      const room = errorHash.length + 2 + 3 * (end - from);
+      if (at + room > out.length) out = grown(out, at, room);
+      for (let i = 0; i < errorHash.length; i++) out[at++] = errorHash.charCodeAt(i);
+      out[at++] = 9;
+      at = writeTemplateBytes(bytes, out, at);
+      out[at++] = 10;
+    }
     lines++;
     if (newline < 0) break;
     from = newline + 1;
