@@ -38,12 +38,20 @@ import {
   writeTemplateBytes,
 } from '../../domain/normalizer.ts';
 
-/** Input bytes per block: enough lines (about 2,000 of Loghub's) that handing a block to a worker costs little. */
-const BLOCK_BYTES = 256 * 1024;
+/**
+ * Input bytes per block: enough lines (about 8,000 of Loghub's) that handing a block to a worker costs little.
+ * 1 MiB blocks took 10-15% less wall time than 256 KiB ones on 2 cores.
+ */
+const BLOCK_BYTES = 1024 * 1024;
 /** A UTF-8 code unit takes at most 3 bytes, so this many bytes hold more than MAX_MESSAGE_LENGTH + 1 units. */
 const LINE_BYTES_KEPT = 3 * (MAX_MESSAGE_LENGTH + 2);
 /** Blocks handed to one worker and not yet written: one being normalized, one waiting. */
 const BLOCKS_PER_WORKER = 2;
+/**
+ * Blocks this thread may normalize beyond those the workers hold before it waits for the oldest: while a worker's
+ * block is late (another process has its core) this thread goes on with blocks of its own instead of idling.
+ */
+const BLOCKS_AHEAD = 4;
 const MAX_WORKERS = 8;
 
 export interface NormalizeLinesOptions {
@@ -66,7 +74,7 @@ interface NormalizedBlock {
  */
 export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (isAscii(view)) return normalizeAsciiBlock(bytes);
+  if (isAscii(view)) return normalizeAsciiBlock(view);
   const text = view.toString('utf8');
   const units = unitsOf(text);
   const n = text.length;
@@ -96,16 +104,17 @@ export function normalizeBlock(bytes: Uint8Array): NormalizedBlock {
 }
 
 /**
- * normalizeBlock for a block that is all ASCII: read as it is, no string made of it (byte i is code unit i), and
+ * normalizeBlock for a block that is all ASCII (a Buffer view of it): read as it is, no string made of it (byte i is code unit i), and
  * each template written as copies of its bytes, not made as a string and encoded.
  */
-function normalizeAsciiBlock(bytes: Uint8Array): NormalizedBlock {
+function normalizeAsciiBlock(bytes: Buffer): NormalizedBlock {
   const n = bytes.length;
   let out: Buffer = Buffer.allocUnsafeSlow(2 * n + OUTPUT_SLACK);
   let at = 0;
   let lines = 0;
   let from = 0;
   while (from < n) {
+    // Buffer's indexOf, a native search: a Uint8Array's is several times slower.
     const newline = bytes.indexOf(10, from);
     let end = newline < 0 ? n : newline;
     if (end > from && bytes[end - 1] === 13) end--;
@@ -113,7 +122,7 @@ function normalizeAsciiBlock(bytes: Uint8Array): NormalizedBlock {
     const errorHash = normalizeAsciiLine(bytes, from, end);
     if (errorHash === undefined) {
       // A line longer than MAX_MESSAGE_LENGTH, which normalizeLine cuts and normalizes on its own.
-      const message = Buffer.from(bytes.buffer, bytes.byteOffset + from, end - from).toString('latin1');
+      const message = bytes.toString('latin1', from, end);
       const { template, errorHash: hash } = normalizeMessage(message);
       const line = `${hash}\t${template}\n`;
       if (at + line.length > out.length) out = grown(out, at, line.length);
@@ -293,8 +302,7 @@ export async function normalizeLines(
     // Settled later, in order; until then a rejection is not unhandled.
     normalized.catch(() => {});
     inFlight.push(normalized);
-    // One block more than the workers hold, so that this thread has one of its own to normalize.
-    if (inFlight.length > pool.size * BLOCKS_PER_WORKER) await writeOldest();
+    if (inFlight.length >= pool.size * BLOCKS_PER_WORKER + BLOCKS_AHEAD) await writeOldest();
   };
 
   const add = (bytes: Uint8Array): void => {

@@ -201,10 +201,11 @@ describe('normalizeLines', () => {
 
     expect(lines).toBe(lineCount);
     expect(received).toBe(expectedOutput(text));
-    expect(writes).toBeGreaterThan(10);
-    // Without waiting for 'drain' the whole output (megabytes) would sit in the writable's buffer.
+    expect(writes).toBeGreaterThan(5);
+    // Without waiting for 'drain' the whole output (megabytes) would sit in the writable's buffer; waiting, it holds
+    // about one block's output (a block is 1 MiB of input) at a time.
     expect(received.length).toBeGreaterThan(8 * 1024 * 1024);
-    expect(maxBuffered).toBeLessThan(1024 * 1024);
+    expect(maxBuffered).toBeLessThan(3 * 1024 * 1024);
   });
 
   it('keeps only the first MAX_MESSAGE_LENGTH code units of an endless line, as the normalizer does', async () => {
