@@ -1245,8 +1245,15 @@ function templateOf(text: string, units: Units, start: number, end: number): str
  * call.
  */
 export function unitsOf(text: string): Uint16Array {
-  return copyUnits(text, new Uint16Array(text.length));
+  const units = new Uint16Array(text.length);
+  // A text (a block of lines) is long: Buffer's UTF-16 write copies it natively, where the platform's byte order
+  // is the little-endian order it writes.
+  if (LITTLE_ENDIAN) Buffer.from(units.buffer).write(text, 'utf16le');
+  else copyUnits(text, units);
+  return units;
 }
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Reused by messageUnitsOf: a view of it costs no allocation of memory. */
 const messageUnits = new Uint16Array(MAX_MESSAGE_LENGTH);

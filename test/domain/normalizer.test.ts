@@ -9,6 +9,7 @@ import {
   normalizeLine,
   normalizeMessage,
   uint64ToDecimal,
+  unitsOf,
   writeTemplateBytes,
 } from '../../src/domain/normalizer.ts';
 
@@ -746,5 +747,16 @@ describe('normalizeAsciiLine and writeTemplateBytes', () => {
     expect(normalizeMessage(line).template.length).toBeGreaterThan(MAX_MESSAGE_LENGTH - 8);
     const longer = `${line}z`;
     expect(normalizeAsciiLine(Buffer.from(`${longer}\n`, 'latin1'), 0, longer.length)).toBeUndefined();
+  });
+});
+
+describe('unitsOf', () => {
+  it('holds the code units charCodeAt reads, lone surrogates and all, and no more', () => {
+    fc.assert(
+      fc.property(fc.oneof(anyUtf16String, fullUnicodeString), (text) => {
+        expect(Array.from(unitsOf(text))).toEqual(Array.from({ length: text.length }, (_, i) => text.charCodeAt(i)));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
