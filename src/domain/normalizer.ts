@@ -324,6 +324,27 @@ function fnv1a(text: string, start: number, end: number): number {
   return h;
 }
 
+/**
+ * The code units a message is read from: those of a string (unitsOf), or the
+ * bytes of an ASCII text, whose byte i is its code unit i. An index outside
+ * reads undefined, which every rule treats as charCodeAt's NaN: not equal to
+ * any code, false in every comparison, 0 in every bit operation.
+ */
+type Units = Uint8Array | Uint16Array;
+
+/** `text[start, ...)` begins with `word`. */
+function startsWith(text: Units, start: number, word: string): boolean {
+  for (let i = 0; i < word.length; i++) if (text[start + i] !== word.charCodeAt(i)) return false;
+  return true;
+}
+
+/** `text[start, end)` as a string: short ranges only (a top-level domain). */
+function stringOf(text: Units, start: number, end: number): string {
+  let out = '';
+  for (let i = start; i < end; i++) out += String.fromCharCode(text[i] as number);
+  return out;
+}
+
 function keywordSlot(hash: number): number {
   return (hash ^ (hash >>> KEYWORD_TABLE_BITS) ^ (hash >>> 22)) & (KEYWORD_TABLE_SIZE - 1);
 }
@@ -348,15 +369,17 @@ addKeywords(USER_WORDS, F_USER);
 addKeywords(DATE_WORDS, F_DATE);
 addKeywords(UNIT_WORDS, F_UNIT);
 
-function keywordFlags(text: string, start: number, end: number): number {
+function keywordFlags(text: Units, start: number, end: number): number {
   const length = end - start;
-  if (length > MAX_KEYWORD_LENGTH || keywordShapes[length * 256 + (text.charCodeAt(start) & 255)] === 0) return 0;
-  let slot = keywordSlot(fnv1a(text, start, end));
+  if (length > MAX_KEYWORD_LENGTH || keywordShapes[length * 256 + ((text[start] as number) & 255)] === 0) return 0;
+  let h = FNV_OFFSET;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ (text[i] as number), FNV_PRIME);
+  let slot = keywordSlot(h);
   for (;;) {
     const index = keywordSlots[slot] as number;
     if (index < 0) return 0;
     const keyword = keywordTexts[index] as string;
-    if (keyword.length === length && text.startsWith(keyword, start)) return keywordFlagsByIndex[index] as number;
+    if (keyword.length === length && startsWith(text, start, keyword)) return keywordFlagsByIndex[index] as number;
     slot = (slot + 1) & (KEYWORD_TABLE_SIZE - 1);
   }
 }
@@ -443,12 +466,14 @@ const NOT_COUNTRY_CODES = new Set([
   'xz',
 ]);
 
-function isHostName(text: string, start: number, end: number): boolean {
+const MAX_TLD_LENGTH = Math.max(...[...GENERIC_TLDS].map((tld) => tld.length));
+
+function isHostName(text: Units, start: number, end: number): boolean {
   let labelStart = start;
   let firstLabelEnd = -1;
   let dots = 0;
   for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
+    const c = text[i] as number;
     if (c === 46) {
       if (i === labelStart) return false;
       if (dots === 0) firstLabelEnd = i;
@@ -460,31 +485,33 @@ function isHostName(text: string, start: number, end: number): boolean {
   }
   const tldLength = end - labelStart;
   if (dots === 0 || tldLength < 1) return false;
-  if (firstLabelEnd - start === 3 && text.startsWith('www', start)) return true;
+  if (firstLabelEnd - start === 3 && startsWith(text, start, 'www')) return true;
   if (tldLength < 2) return false;
   for (let i = labelStart; i < end; i++) {
-    const c = text.charCodeAt(i);
+    const c = text[i] as number;
     if (c < 97 || c > 122) return false;
   }
-  const tld = text.slice(labelStart, end);
+  // No top-level domain in the sets is longer than MAX_TLD_LENGTH, nor a reversed domain's start than 3.
+  if (tldLength > MAX_TLD_LENGTH) return false;
+  const tld = stringOf(text, labelStart, end);
   if (!(GENERIC_TLDS.has(tld) || (tldLength === 2 && dots >= 2 && !NOT_COUNTRY_CODES.has(tld)))) return false;
-  return !REVERSED_DOMAIN_STARTS.has(text.slice(start, firstLabelEnd));
+  return firstLabelEnd - start > 3 || !REVERSED_DOMAIN_STARTS.has(stringOf(text, start, firstLabelEnd));
 }
 
 /** `name.name...:port`: dot-separated labels of letters, digits and hyphens, then a colon and 1 to 5 digits. */
-function isHostAndPort(text: string, start: number, end: number): boolean {
+function isHostAndPort(text: Units, start: number, end: number): boolean {
   let colon = end - 1;
   while (colon > start && colon >= end - 6) {
-    const c = text.charCodeAt(colon);
+    const c = text[colon] as number;
     if (c === 58) break;
     if (c < 48 || c > 57) return false;
     colon--;
   }
-  if (text.charCodeAt(colon) !== 58 || colon === end - 1) return false;
+  if ((text[colon] as number) !== 58 || colon === end - 1) return false;
   let labelStart = start;
   let dots = 0;
   for (let i = start; i < colon; i++) {
-    const c = text.charCodeAt(i);
+    const c = text[i] as number;
     if (c === 46) {
       if (i === labelStart) return false;
       dots++;
@@ -550,24 +577,24 @@ function pushLiteralWord(start: number, end: number, keyword: number): void {
 // ---------------------------------------------------------------------------
 // Word classification.
 
-function kindsOf(text: string, start: number, end: number): number {
+function kindsOf(text: Units, start: number, end: number): number {
   let bits = 0;
   for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
+    const c = text[i] as number;
     if (c === 60 && isVariableAt(text, i)) {
       bits |= B_VARIABLE;
       i += 2;
       continue;
     }
-    if (c === 46 && i > start && text.charCodeAt(i - 1) === 46) bits |= B_DOT_RUN;
+    if (c === 46 && i > start && (text[i - 1] as number) === 46) bits |= B_DOT_RUN;
     bits |= BITS[c] as number;
   }
   return bits;
 }
 
 /** `<*>` at `i`. */
-function isVariableAt(text: string, i: number): boolean {
-  return text.charCodeAt(i + 1) === 42 && text.charCodeAt(i + 2) === 62;
+function isVariableAt(text: Units, i: number): boolean {
+  return (text[i + 1] as number) === 42 && (text[i + 2] as number) === 62;
 }
 
 /**
@@ -575,7 +602,7 @@ function isVariableAt(text: string, i: number): boolean {
  * punctuation removed; `bits` is the OR of its character kinds) and pushes its
  * tokens.
  */
-function classifyWord(text: string, start: number, end: number, bits: number, keywordMask: number): void {
+function classifyWord(text: Units, start: number, end: number, bits: number, keywordMask: number): void {
   if ((bits & ~(B_HEX | B_TZ | B_LETTER | B_PUNCT | B_END_PUNCT | B_NON_ASCII)) === 0) {
     // Letters only, the common case.
     if ((bits & B_ANY_LETTER) === 0 && bits & B_HEX && end - start >= 8 && countHexLetters(text, start, end) >= 8) {
@@ -589,7 +616,7 @@ function classifyWord(text: string, start: number, end: number, bits: number, ke
     push(T_VAR, 0, start, end);
     return;
   }
-  if (bits & B_AT && text.charCodeAt(start) !== 64) {
+  if (bits & B_AT && (text[start] as number) !== 64) {
     push(T_VAR, 0, start, end);
     return;
   }
@@ -629,26 +656,26 @@ function classifyWord(text: string, start: number, end: number, bits: number, ke
   pushLiteralWord(start, end, keywordFlags(text, start, end) & keywordMask);
 }
 
-function isPath(text: string, start: number, end: number, bits: number): boolean {
+function isPath(text: Units, start: number, end: number, bits: number): boolean {
   if (bits & B_BACKSLASH) return true;
-  const first = text.charCodeAt(start);
+  const first = text[start] as number;
   if (first === 47) return end - start > 1;
-  const second = text.charCodeAt(start + 1);
+  const second = text[start + 1] as number;
   if ((first === 46 || first === 126) && second === 47) return true;
-  if (first === 46 && second === 46 && text.charCodeAt(start + 2) === 47) return true;
+  if (first === 46 && second === 46 && (text[start + 2] as number) === 47) return true;
   return countChar(text, start, end, 47) >= 2;
 }
 
-function countChar(text: string, start: number, end: number, code: number): number {
+function countChar(text: Units, start: number, end: number, code: number): number {
   let n = 0;
-  for (let i = start; i < end; i++) if (text.charCodeAt(i) === code) n++;
+  for (let i = start; i < end; i++) if ((text[i] as number) === code) n++;
   return n;
 }
 
-function countHexLetters(text: string, start: number, end: number): number {
+function countHexLetters(text: Units, start: number, end: number): number {
   let n = 0;
   for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
+    const c = text[i] as number;
     if (c < 128 && (BITS[c] as number) & B_HEX) n++;
   }
   return n;
@@ -658,14 +685,14 @@ const ALL_KEYWORDS = 0xff;
 /** A piece of a word cut at colons or leader dots (`G::0`, `KB....`) is not a unit or a date on its own. */
 const PIECE_KEYWORDS = ALL_KEYWORDS & ~(F_DATE | F_UNIT);
 
-function classifyPiece(text: string, start: number, end: number, keywordMask: number): void {
+function classifyPiece(text: Units, start: number, end: number, keywordMask: number): void {
   if (end > start) classifyWord(text, start, end, kindsOf(text, start, end), keywordMask);
 }
 
-function splitOnColons(text: string, start: number, end: number): void {
+function splitOnColons(text: Units, start: number, end: number): void {
   let pieceStart = start;
   for (let i = start; i < end; i++) {
-    if (text.charCodeAt(i) === 58) {
+    if ((text[i] as number) === 58) {
       classifyPiece(text, pieceStart, i, PIECE_KEYWORDS);
       push(T_TEXT, 0, i, i + 1);
       pieceStart = i + 1;
@@ -674,13 +701,13 @@ function splitOnColons(text: string, start: number, end: number): void {
   classifyPiece(text, pieceStart, end, PIECE_KEYWORDS);
 }
 
-function splitOnDotRuns(text: string, start: number, end: number): void {
+function splitOnDotRuns(text: Units, start: number, end: number): void {
   let pieceStart = start;
   let i = start;
   while (i < end) {
-    if (text.charCodeAt(i) === 46 && i + 1 < end && text.charCodeAt(i + 1) === 46) {
+    if ((text[i] as number) === 46 && i + 1 < end && (text[i + 1] as number) === 46) {
       let runEnd = i + 2;
-      while (runEnd < end && text.charCodeAt(runEnd) === 46) runEnd++;
+      while (runEnd < end && (text[runEnd] as number) === 46) runEnd++;
       classifyPiece(text, pieceStart, i, PIECE_KEYWORDS);
       push(T_TEXT, 0, i, runEnd);
       pieceStart = runEnd;
@@ -700,17 +727,17 @@ function isUrlStop(c: number): boolean {
 }
 
 /** `text[start, end)`, which starts with `/`, has a `?` after its first character. */
-function isPathWithQuery(text: string, start: number, end: number): boolean {
-  for (let i = start + 2; i < end; i++) if (text.charCodeAt(i) === 63) return true;
+function isPathWithQuery(text: Units, start: number, end: number): boolean {
+  for (let i = start + 2; i < end; i++) if ((text[i] as number) === 63) return true;
   return false;
 }
 
 /** Scans the word starting at `start` and pushes its tokens; returns the index after it. */
-function scanWord(text: string, start: number, n: number, isValue: boolean): number {
+function scanWord(text: Units, start: number, n: number, isValue: boolean): number {
   let bits = 0;
   let i = start;
   for (; i < n; i++) {
-    const c = text.charCodeAt(i);
+    const c = text[i] as number;
     const b = BITS[c] as number;
     if (b & (B_SPACE | B_DELIM | B_DOT | B_SLASH | B_SURROGATE)) {
       if (b & (B_SPACE | B_DELIM)) {
@@ -723,16 +750,16 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
         if (
           c !== 39 ||
           i + 1 >= n ||
-          !(isWordChar(text.charCodeAt(i + 1)) || (text.charCodeAt(i + 1) === 60 && isVariableAt(text, i + 1)))
+          !(isWordChar(text[i + 1] as number) || ((text[i + 1] as number) === 60 && isVariableAt(text, i + 1)))
         )
           break;
         bits |= B_PUNCT;
         continue;
       }
       if (c === 46) {
-        if (i > start && text.charCodeAt(i - 1) === 46) bits |= B_DOT_RUN;
+        if (i > start && (text[i - 1] as number) === 46) bits |= B_DOT_RUN;
       } else if (c === 47) {
-        if (text.charCodeAt(i + 1) === 47 && i > start && text.charCodeAt(i - 1) === 58) bits |= B_URL;
+        if ((text[i + 1] as number) === 47 && i > start && (text[i - 1] as number) === 58) bits |= B_URL;
       } else {
         state.sawSurrogate = true;
       }
@@ -742,18 +769,18 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
   if (
     bits & B_URL ||
     ((bits & (B_SLASH | B_END_PUNCT)) === (B_SLASH | B_END_PUNCT) &&
-      text.charCodeAt(start) === 47 &&
-      text.charCodeAt(i) === 61 &&
+      (text[start] as number) === 47 &&
+      (text[i] as number) === 61 &&
       isPathWithQuery(text, start, i))
   ) {
     // A URL runs from its scheme to the next space, `"`, `<` or `>`, through its `=`, `&`, `'` and brackets; so
     // does an absolute path with a query (`/a/b?x=1&y=2`), whose pairs are its value, not keys of the message.
-    while (i < n && !isUrlStop(text.charCodeAt(i))) i++;
+    while (i < n && !isUrlStop(text[i] as number)) i++;
     push(T_VAR, 0, start, i);
     return i;
   }
   // A value after `=` is a variable unless it is itself the key of the next pair (`logname= uid=0`).
-  if (isValue && text.charCodeAt(i) !== 61) {
+  if (isValue && (text[i] as number) !== 61) {
     push(T_VAR, 0, start, i);
     return i;
   }
@@ -774,14 +801,14 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
   }
   // Trailing sentence punctuation is not part of the value: `6.` is `<*>.`, `1.2.3.4:` is `<*>:`.
   let wordEnd = i;
-  while (wordEnd > start && isTrailingPunctuation(text.charCodeAt(wordEnd - 1))) {
+  while (wordEnd > start && isTrailingPunctuation(text[wordEnd - 1] as number)) {
     // `fe80::` ends in a colon too, but two colons belong to an IPv6 address.
-    if (text.charCodeAt(wordEnd - 1) === 58 && text.charCodeAt(wordEnd - 2) === 58) break;
+    if ((text[wordEnd - 1] as number) === 58 && (text[wordEnd - 2] as number) === 58) break;
     wordEnd--;
   }
   // A leading colon is not part of the value either (`]:443`); `::1` is.
   let wordStart = start;
-  if (text.charCodeAt(start) === 58 && text.charCodeAt(start + 1) !== 58 && wordEnd - start > 1) {
+  if ((text[start] as number) === 58 && (text[start + 1] as number) !== 58 && wordEnd - start > 1) {
     push(T_TEXT, 0, start, start + 1);
     wordStart = start + 1;
   }
@@ -795,47 +822,47 @@ function scanWord(text: string, start: number, n: number, isValue: boolean): num
 }
 
 /** A closing single quote ends a word: sentence punctuation may follow (`'x'.`), a word may not (`'x'.5`). */
-function isBoundaryAfter(text: string, i: number, n: number): boolean {
+function isBoundaryAfter(text: Units, i: number, n: number): boolean {
   let j = i;
-  while (j < n && isTrailingPunctuation(text.charCodeAt(j))) j++;
+  while (j < n && isTrailingPunctuation(text[j] as number)) j++;
   if (j >= n) return true;
-  const c = text.charCodeAt(j);
+  const c = text[j] as number;
   if (c === 60 && isVariableAt(text, j)) return false;
   return !isWordChar(c);
 }
 
 /** A path starts at `j`: `/x`, `./`, `../`, `~/` or a drive (`C:\\`). */
-function startsPath(text: string, j: number, n: number): boolean {
+function startsPath(text: Units, j: number, n: number): boolean {
   if (j + 1 >= n) return false;
-  const c = text.charCodeAt(j);
-  const d = text.charCodeAt(j + 1);
+  const c = text[j] as number;
+  const d = text[j + 1] as number;
   if (c === 47) return isWordChar(d) && d !== 47;
-  if (c === 126 || c === 46) return d === 47 || (c === 46 && d === 46 && text.charCodeAt(j + 2) === 47);
-  return d === 58 && text.charCodeAt(j + 2) === 92 && ((BITS[c] as number) & (B_HEX | B_TZ | B_LETTER)) !== 0;
+  if (c === 126 || c === 46) return d === 47 || (c === 46 && d === 46 && (text[j + 2] as number) === 47);
+  return d === 58 && (text[j + 2] as number) === 92 && ((BITS[c] as number) & (B_HEX | B_TZ | B_LETTER)) !== 0;
 }
 
-function findClosingDouble(text: string, from: number, n: number): number {
+function findClosingDouble(text: Units, from: number, n: number): number {
   for (let i = from; i < n; i++) {
-    const c = text.charCodeAt(i);
+    const c = text[i] as number;
     if (c === 92) i++;
     else if (c === 34) return i;
   }
   return -1;
 }
 
-function findClosingSingle(text: string, from: number, n: number): number {
+function findClosingSingle(text: Units, from: number, n: number): number {
   for (let i = from; i < n; i++) {
-    if (text.charCodeAt(i) === 39 && isBoundaryAfter(text, i + 1, n)) return i;
+    if ((text[i] as number) === 39 && isBoundaryAfter(text, i + 1, n)) return i;
   }
   return -1;
 }
 
-function pushQuoted(text: string, open: number, close: number): void {
+function pushQuoted(text: Units, open: number, close: number): void {
   push(T_TEXT, 0, open, open + 1);
   if (close > open + 1) {
     push(T_VAR, 0, open + 1, close);
     for (let i = open + 1; i < close; i++) {
-      const c = text.charCodeAt(i);
+      const c = text[i] as number;
       if (c >= 0xd800 && c <= 0xdfff) state.sawSurrogate = true;
     }
   }
@@ -843,7 +870,7 @@ function pushQuoted(text: string, open: number, close: number): void {
 }
 
 /** Scans the message `text[start, n)`. */
-function scan(text: string, start: number, n: number): void {
+function scan(text: Units, start: number, n: number): void {
   state.count = 0;
   state.gap = GAP_NONE;
   state.sawDateOrUnit = false;
@@ -855,7 +882,7 @@ function scan(text: string, start: number, n: number): void {
   let noClosingDouble = false;
   let noClosingSingle = false;
   while (i < n) {
-    const c = text.charCodeAt(i);
+    const c = text[i] as number;
     const b = BITS[c] as number;
     if (b & B_SPACE) {
       state.gap = state.gap === GAP_NONE && c === 32 ? GAP_ONE_SPACE : GAP_OTHER;
@@ -934,20 +961,34 @@ function applyDateAndUnitRule(): void {
 // ---------------------------------------------------------------------------
 // Emission.
 
-function isGluedToNext(text: string, t: number, count: number): boolean {
-  return t + 1 < count && gaps[t + 1] === GAP_NONE && isWordChar(text.charCodeAt(starts[t + 1] as number));
+function isGluedToNext(text: Units, t: number, count: number): boolean {
+  return t + 1 < count && gaps[t + 1] === GAP_NONE && isWordChar(text[starts[t + 1] as number] as number);
 }
 
 /**
- * Writes the template and hashes it on the way (reading the flat message, not
- * the template being built); runs of literal tokens separated by single
- * spaces are copied as one slice. A template longer than MAX_MESSAGE_LENGTH
- * (variables can be longer than what they replace) ends after the last whole
- * token that fits, so that it is still its own template.
+ * The template as pieces, in order: a range `[pieceStarts[p], pieceEnds[p])`
+ * of the message's text, or PIECE_SPACE or PIECE_VARIABLE. emit decides them;
+ * templateString and writeTemplateBytes only copy them out, so the template a
+ * string gets and the bytes `logflow normalize` writes come from one rule.
+ * Every piece but a space covers a token, a space a gap before one.
  */
-function emit(text: string): string {
+const PIECE_SPACE = -1;
+const PIECE_VARIABLE = -2;
+const pieceStarts = new Int32Array(2 * TOKEN_CAPACITY);
+const pieceEnds = new Int32Array(2 * TOKEN_CAPACITY);
+let pieceCount = 0;
+
+/**
+ * Decides the template's pieces and hashes them on the way (reading the flat
+ * message, not the template); runs of literal tokens separated by single
+ * spaces are one piece. A template longer than MAX_MESSAGE_LENGTH (variables
+ * can be longer than what they replace) ends after the last whole token that
+ * fits, so that it is still its own template. Returns the template's length.
+ */
+function emit(text: Units): number {
   const count = state.count;
-  let out = '';
+  let length = 0;
+  let pieces = 0;
   let runStart = -1;
   let runEnd = -1;
   let t = 0;
@@ -964,7 +1005,7 @@ function emit(text: string): string {
       end = ends[t] as number;
       gap = t > 0 ? (gaps[t] as number) : GAP_NONE;
       if (kind === T_TEXT && (gap === GAP_NONE ? runEnd === start : gap === GAP_ONE_SPACE && runEnd + 1 === start)) {
-        if (out.length + end - runStart <= MAX_MESSAGE_LENGTH) {
+        if (length + end - runStart <= MAX_MESSAGE_LENGTH) {
           runEnd = end;
           t++;
           continue;
@@ -973,16 +1014,21 @@ function emit(text: string): string {
       }
     }
     if (runStart >= 0) {
-      out += text.slice(runStart, runEnd);
+      pieceStarts[pieces] = runStart;
+      pieceEnds[pieces] = runEnd;
+      pieces++;
+      length += runEnd - runStart;
       hashRange(text, runStart, runEnd);
       runStart = -1;
       runEnd = -1;
     }
     if (t >= count || full) break;
-    const length = (gap === GAP_NONE ? 0 : 1) + (kind === T_VAR ? VARIABLE.length : end - start);
-    if (out.length + length > MAX_MESSAGE_LENGTH) break;
+    const tokenLength = (gap === GAP_NONE ? 0 : 1) + (kind === T_VAR ? VARIABLE.length : end - start);
+    if (length + tokenLength > MAX_MESSAGE_LENGTH) break;
     if (gap !== GAP_NONE) {
-      out += ' ';
+      pieceStarts[pieces] = PIECE_SPACE;
+      pieces++;
+      length++;
       hashUnit(32);
     }
     if (kind === T_VAR) {
@@ -999,7 +1045,9 @@ function emit(text: string): string {
           break;
         }
       }
-      out += VARIABLE;
+      pieceStarts[pieces] = PIECE_VARIABLE;
+      pieces++;
+      length += VARIABLE.length;
       hashUnit(VARIABLE_0);
       hashUnit(VARIABLE_1);
       hashUnit(VARIABLE_2);
@@ -1009,6 +1057,18 @@ function emit(text: string): string {
     runStart = start;
     runEnd = end;
     t++;
+  }
+  pieceCount = pieces;
+  return length;
+}
+
+/** The template emit decided, as a string. */
+function templateString(text: string): string {
+  let out = '';
+  for (let p = 0; p < pieceCount; p++) {
+    const start = pieceStarts[p] as number;
+    if (start >= 0) out += text.slice(start, pieceEnds[p] as number);
+    else out += start === PIECE_SPACE ? ' ' : VARIABLE;
   }
   return out;
 }
@@ -1036,12 +1096,12 @@ function hashStart(): void {
   pendingUnit = -1;
 }
 
-function hashRange(text: string, start: number, end: number): void {
+function hashRange(text: Units, start: number, end: number): void {
   let a = laneA;
   let b = laneB;
   let i = start;
   if (pendingUnit >= 0 && i < end) {
-    const k = pendingUnit | (text.charCodeAt(i) << 16);
+    const k = pendingUnit | ((text[i] as number) << 16);
     a = Math.imul(a ^ k, MULTIPLIER_A);
     a ^= a >>> 15;
     b = Math.imul(((b << 13) | (b >>> 19)) ^ k, MULTIPLIER_B);
@@ -1049,17 +1109,17 @@ function hashRange(text: string, start: number, end: number): void {
     i++;
   }
   for (; i + 1 < end; i += 2) {
-    const k = text.charCodeAt(i) | (text.charCodeAt(i + 1) << 16);
+    const k = (text[i] as number) | ((text[i + 1] as number) << 16);
     a = Math.imul(a ^ k, MULTIPLIER_A);
     a ^= a >>> 15;
     b = Math.imul(((b << 13) | (b >>> 19)) ^ k, MULTIPLIER_B);
   }
-  if (i < end) pendingUnit = text.charCodeAt(i);
+  if (i < end) pendingUnit = text[i] as number;
   laneA = a;
   laneB = b;
 }
 
-/** One code unit; `hashRange` would do, but reading constant strings there makes its `charCodeAt` polymorphic. */
+/** One code unit of a constant: `hashRange` reads a message's units. */
 function hashUnit(unit: number): void {
   if (pendingUnit < 0) {
     pendingUnit = unit;
@@ -1094,7 +1154,7 @@ function hashFinish(length: number): string {
 /** Unsigned 64-bit hash of a string's UTF-16 code units, in decimal: the `errorHash` of a template. */
 export function hashTemplate(template: string): string {
   hashStart();
-  hashRange(template, 0, template.length);
+  hashRange(messageUnitsOf(template), 0, template.length);
   return hashFinish(template.length);
 }
 
@@ -1165,10 +1225,48 @@ function toWellFormed(text: string): string {
   return from === 0 ? text : out + text.slice(from);
 }
 
-function templateOf(text: string, start: number, end: number): string {
+/** Scans the message `text[start, end)` and leaves its template in the pieces; returns the template's length. */
+function piecesOf(text: Units, start: number, end: number): number {
   scan(text, start, end);
   if (state.sawDateOrUnit) applyDateAndUnitRule();
   return emit(text);
+}
+
+/** The template of `text[start, end)`, whose code units are `units`. */
+function templateOf(text: string, units: Units, start: number, end: number): string {
+  piecesOf(units, start, end);
+  return templateString(text);
+}
+
+/**
+ * The code units of `text`, in an array exactly as long (reading past it must
+ * read undefined, as charCodeAt reads NaN): indexing a typed array is cheaper
+ * than charCodeAt, which dispatches on the string's representation at every
+ * call.
+ */
+export function unitsOf(text: string): Uint16Array {
+  const units = new Uint16Array(text.length);
+  // A text (a block of lines) is long: Buffer's UTF-16 write copies it natively, where the platform's byte order
+  // is the little-endian order it writes.
+  if (LITTLE_ENDIAN) Buffer.from(units.buffer).write(text, 'utf16le');
+  else copyUnits(text, units);
+  return units;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Reused by messageUnitsOf: a view of it costs no allocation of memory. */
+const messageUnits = new Uint16Array(MAX_MESSAGE_LENGTH);
+
+/** unitsOf for one message at a time: valid until the next call. */
+function messageUnitsOf(text: string): Uint16Array {
+  const n = text.length;
+  return copyUnits(text, n <= MAX_MESSAGE_LENGTH ? messageUnits.subarray(0, n) : new Uint16Array(n));
+}
+
+function copyUnits(text: string, units: Uint16Array): Uint16Array {
+  for (let i = 0; i < units.length; i++) units[i] = text.charCodeAt(i);
+  return units;
 }
 
 function asText(message: unknown): string {
@@ -1184,7 +1282,7 @@ function asText(message: unknown): string {
 export function normalizeMessage(message: string): NormalizedMessage {
   let text = asText(message);
   if (text.length > MAX_MESSAGE_LENGTH) text = text.slice(0, MAX_MESSAGE_LENGTH);
-  return normalizeSpan(text, 0, text.length);
+  return normalizeSpan(text, messageUnitsOf(text), 0, text.length);
 }
 
 /**
@@ -1196,30 +1294,80 @@ export function normalizeMessage(message: string): NormalizedMessage {
  * neither a word character nor any code a rule compares with. Any other
  * neighbour, or a message longer than MAX_MESSAGE_LENGTH, is sliced; a test
  * in test/domain/normalizer.test.ts checks both against normalizeMessage.
+ * `units` are `unitsOf(text)`: pass them for the lines of one text, so that
+ * they are made once.
  */
-export function normalizeLine(text: string, start: number, end: number): NormalizedMessage {
-  if (
-    end - start > MAX_MESSAGE_LENGTH ||
-    (start > 0 && text.charCodeAt(start - 1) !== 10) ||
-    (end < text.length && !isLineTerminator(text.charCodeAt(end)))
-  ) {
-    return normalizeMessage(text.slice(start, end));
+export function normalizeLine(
+  text: string,
+  start: number,
+  end: number,
+  units: Uint16Array = unitsOf(text),
+): NormalizedMessage {
+  if (!isLineAlone(units, start, end)) return normalizeMessage(text.slice(start, end));
+  return normalizeSpan(text, units, start, end);
+}
+
+/** The message `text[start, end)` can be normalized where it lies (see normalizeLine). */
+function isLineAlone(text: Units, start: number, end: number): boolean {
+  return (
+    end - start <= MAX_MESSAGE_LENGTH &&
+    (start === 0 || (text[start - 1] as number) === 10) &&
+    (end === text.length || isLineTerminator(text[end] as number))
+  );
+}
+
+/**
+ * normalizeLine's errorHash for the line `[start, end)` of an ASCII text given
+ * as its bytes (byte i is code unit i), without making the text or the
+ * template: the template is kept, as ranges of the bytes, until
+ * writeTemplateBytes writes it. Undefined for a line normalizeLine would slice
+ * (a long one): normalizeLine it instead. An ASCII message has no
+ * surrogates, so it is its own well-formed text.
+ */
+export function normalizeAsciiLine(text: Uint8Array, start: number, end: number): string | undefined {
+  if (!isLineAlone(text, start, end)) return undefined;
+  return hashFinish(piecesOf(text, start, end));
+}
+
+/**
+ * Writes the template of the last normalizeAsciiLine into `out` at `at` and
+ * returns the index after it: its UTF-8 bytes, the text's ranges copied from
+ * `bytes`, the text's own bytes (an ASCII text's code unit i is its byte i).
+ * The template takes at most 3 bytes per code unit of its line (a one-unit
+ * variable becomes `<*>`), and `out` must have that room.
+ */
+export function writeTemplateBytes(text: Uint8Array, out: Uint8Array, at: number): number {
+  for (let p = 0; p < pieceCount; p++) {
+    const start = pieceStarts[p] as number;
+    if (start >= 0) {
+      const end = pieceEnds[p] as number;
+      for (let i = start; i < end; i++) out[at++] = text[i] as number;
+    } else if (start === PIECE_SPACE) {
+      out[at++] = 32;
+    } else {
+      out[at++] = VARIABLE_0;
+      out[at++] = VARIABLE_1;
+      out[at++] = VARIABLE_2;
+    }
   }
-  return normalizeSpan(text, start, end);
+  return at;
 }
 
 function isLineTerminator(c: number): boolean {
   return c === 10 || c === 13;
 }
 
-/** The message `text[start, end)`, at most MAX_MESSAGE_LENGTH long, whose neighbours are as normalizeLine says. */
-function normalizeSpan(text: string, start: number, end: number): NormalizedMessage {
-  let template = templateOf(text, start, end);
+/**
+ * The message `text[start, end)`, at most MAX_MESSAGE_LENGTH long, whose neighbours are as normalizeLine says;
+ * `units` are the text's.
+ */
+function normalizeSpan(text: string, units: Uint16Array, start: number, end: number): NormalizedMessage {
+  let template = templateOf(text, units, start, end);
   if (state.sawSurrogate) {
     // Templates are written as UTF-8; a lone surrogate would come back as U+FFFD and hash differently.
     const message = text.slice(start, end);
     const wellFormed = toWellFormed(message);
-    if (wellFormed !== message) template = templateOf(wellFormed, 0, wellFormed.length);
+    if (wellFormed !== message) template = templateOf(wellFormed, messageUnitsOf(wellFormed), 0, wellFormed.length);
   }
   return { template, errorHash: hashFinish(template.length) };
 }

@@ -5,9 +5,12 @@ import { describe, expect, it } from 'vitest';
 import {
   hashTemplate,
   MAX_MESSAGE_LENGTH,
+  normalizeAsciiLine,
   normalizeLine,
   normalizeMessage,
   uint64ToDecimal,
+  unitsOf,
+  writeTemplateBytes,
 } from '../../src/domain/normalizer.ts';
 
 const templateOf = (message: string): string => normalizeMessage(message).template;
@@ -689,5 +692,71 @@ describe('normalizeLine', () => {
     expect(line.length).toBeGreaterThan(MAX_MESSAGE_LENGTH);
     const text = `first\n${line}\nlast`;
     expect(normalizeLine(text, 6, 6 + line.length)).toEqual(normalizeMessage(line));
+  });
+});
+
+describe('normalizeAsciiLine and writeTemplateBytes', () => {
+  const asciiUnit = fc.integer({ min: 0, max: 127 }).map((code) => String.fromCharCode(code));
+  /** The message generators with every non-ASCII code unit made ASCII, so that their rules are exercised too. */
+  const asciiMessage = fc.oneof(
+    fc.string({ unit: asciiUnit, maxLength: 200 }),
+    fc
+      .oneof(logLike, logLikeSpaced)
+      .map((m) => m.replace(/[^\0-\x7f]/g, (c) => String.fromCharCode(c.charCodeAt(0) & 127))),
+  );
+
+  /** What normalizeAsciiLine and writeTemplateBytes give for `text[start, end)`, the template read back as latin1. */
+  function bytePath(text: string, start: number, end: number): { template: string; errorHash: string } | undefined {
+    const bytes = Buffer.from(text, 'latin1');
+    const errorHash = normalizeAsciiLine(bytes, start, end);
+    if (errorHash === undefined) return undefined;
+    const out = new Uint8Array(3 * (end - start));
+    const at = writeTemplateBytes(bytes, out, 0);
+    return { template: Buffer.from(out.subarray(0, at)).toString('latin1'), errorHash };
+  }
+
+  it('gives the template and hash normalizeLine gives, for any ASCII lines with LF or CRLF', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(asciiMessage, fc.constantFrom('\n', '\r\n')), { minLength: 1, maxLength: 8 }),
+        (lines) => {
+          const text = lines.map(([line, end]) => line + end).join('');
+          let start = 0;
+          for (const [line, end] of lines) {
+            const expected = normalizeLine(text, start, start + line.length);
+            // A line holding a line terminator itself is one normalizeLine slices: the byte path declines it.
+            const actual = bytePath(text, start, start + line.length);
+            if (actual !== undefined) expect(actual).toEqual(expected);
+            else expect(/[\n\r]/.test(line)).toBe(true);
+            start += line.length + end.length;
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('cuts a template longer than MAX_MESSAGE_LENGTH where normalizeMessage does, and declines longer lines', () => {
+    // `a 1 ` becomes `a <*> `: the template outgrows its line and is cut.
+    const line = 'a 1 '.repeat(MAX_MESSAGE_LENGTH / 4);
+    expect(line.length).toBe(MAX_MESSAGE_LENGTH);
+    const text = `x\n${line}\r\ny`;
+    const actual = bytePath(text, 2, 2 + line.length);
+    expect(actual).toEqual(normalizeMessage(line));
+    expect(actual?.template.length).toBeLessThanOrEqual(MAX_MESSAGE_LENGTH);
+    expect(normalizeMessage(line).template.length).toBeGreaterThan(MAX_MESSAGE_LENGTH - 8);
+    const longer = `${line}z`;
+    expect(normalizeAsciiLine(Buffer.from(`${longer}\n`, 'latin1'), 0, longer.length)).toBeUndefined();
+  });
+});
+
+describe('unitsOf', () => {
+  it('holds the code units charCodeAt reads, lone surrogates and all, and no more', () => {
+    fc.assert(
+      fc.property(fc.oneof(anyUtf16String, fullUnicodeString), (text) => {
+        expect(Array.from(unitsOf(text))).toEqual(Array.from({ length: text.length }, (_, i) => text.charCodeAt(i)));
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
