@@ -15,7 +15,7 @@
  *   - is a path (`/a`, `./a`, `~/a`, `a/b/c`, anything with `\`) or a URL
  *     (`scheme://...` up to the next space, `"`, `<` or `>`; an absolute
  *     path with a query, `/a?x=1&y=2`, runs as far);
- *   - contains `@` after its first character (e-mail addresses, `obj@1f`);
+ *   - contains `@` between two of its characters (e-mail addresses, `obj@1f`);
  *   - is a dotted name with a port (`host.example.org:443`, any domain), a
  *     host name (see `isHostName`), or eight or more hex letters;
  *   - is the value of `key=value` or `key = value` (a quoted value whole);
@@ -616,7 +616,8 @@ function classifyWord(text: Units, start: number, end: number, bits: number, key
     push(T_VAR, 0, start, end);
     return;
   }
-  if (bits & B_AT && (text[start] as number) !== 64) {
+  // Only `a@b`: a word ending in `@` goes to the other rules, so that `@G0::@`'s template `<*>::@` is its own.
+  if (bits & B_AT && (text[start] as number) !== 64 && (text[end - 1] as number) !== 64) {
     push(T_VAR, 0, start, end);
     return;
   }
