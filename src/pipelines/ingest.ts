@@ -80,6 +80,7 @@ const optionsSchema = z
     'batch-size': z.coerce.number().int().min(1).max(1_000_000).default(20_000),
     'batch-wait-ms': z.coerce.number().int().min(1).max(60_000).default(500),
     'max-in-flight': z.coerce.number().int().min(1).max(10_000_000).default(100_000),
+    'chunk-records': z.coerce.number().int().min(1).max(1_000_000).default(500),
     partitions: z.coerce.number().int().min(1).max(1_000).default(4),
   })
   .strict();
@@ -105,6 +106,9 @@ export const ingest = definePipeline<Resources>({
         const producer = topics.producer();
         const subscription = consume(ctx, topics, config.topics.rawLogs, {
           maxInFlightRecords: options['max-in-flight'],
+          // Each chunk runs through parse, normalize and encode in one go; a small one keeps few of its records'
+          // intermediate objects alive when a scavenge comes (README, Performance).
+          maxChunkRecords: options['chunk-records'],
           // At least one full fetch: kafkajs hands out a fetch at a time (src/sources/kafka-topics.ts).
           maxInFlightBytes: 4 * DEFAULT_FETCH_MAX_BYTES,
         });

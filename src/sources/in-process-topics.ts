@@ -154,6 +154,7 @@ export class InProcessTopics implements Topics {
       {
         maxRecords: options.maxInFlightRecords ?? DEFAULT_MAX_IN_FLIGHT_RECORDS,
         maxBytes: options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
+        ...(options.maxChunkRecords === undefined ? {} : { maxChunk: options.maxChunkRecords }),
       },
       (error) => failWith?.(error),
     );

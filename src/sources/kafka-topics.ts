@@ -193,6 +193,7 @@ class KafkaSubscription implements TopicSubscription {
       {
         maxRecords: options.maxInFlightRecords ?? DEFAULT_MAX_IN_FLIGHT_RECORDS,
         maxBytes: options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
+        ...(options.maxChunkRecords === undefined ? {} : { maxChunk: options.maxChunkRecords }),
       },
       (error) => this.failWith?.(error),
     );

@@ -44,6 +44,11 @@ export interface SubscribeOptions {
   readonly maxInFlightRecords?: number;
   /** ... or while their payload bytes exceed this. */
   readonly maxInFlightBytes?: number;
+  /**
+   * Records a chunk holds at most (never more than a quarter of maxInFlightRecords). Smaller chunks keep less alive
+   * between a pipeline's stages while one is worked on: what the garbage collector's scavenges copy and promote.
+   */
+  readonly maxChunkRecords?: number;
   /** How often acknowledged offsets are committed while running. */
   readonly commitIntervalMs?: number;
   /** Emits once to stop reading; records$ then completes (after which close() commits). */
@@ -167,11 +172,14 @@ export class DeliveryTracker {
   private failure: LogflowError | undefined;
 
   constructor(
-    private readonly limits: { readonly maxRecords: number; readonly maxBytes: number },
+    private readonly limits: { readonly maxRecords: number; readonly maxBytes: number; readonly maxChunk?: number },
     private readonly onFail: (error: LogflowError) => void,
   ) {
     if (!(limits.maxRecords >= 1) || !(limits.maxBytes >= 1)) {
       throw new RangeError('maxInFlightRecords and maxInFlightBytes must be at least 1');
+    }
+    if (limits.maxChunk !== undefined && !(Number.isInteger(limits.maxChunk) && limits.maxChunk >= 1)) {
+      throw new RangeError('maxChunkRecords must be an integer of at least 1');
     }
   }
 
@@ -193,12 +201,16 @@ export class DeliveryTracker {
   }
 
   /**
-   * Records a chunk holds at most: a quarter of the in-flight bound. A chunk is acked whole, so one that filled the
-   * bound would starve any stage that needs the records after it to finish it (the ClickHouse sink completing a
-   * range recorded before a crash, src/sinks/clickhouse.ts): with this, later chunks still fit.
+   * Records a chunk holds at most: a quarter of the in-flight bound, or less when asked (maxChunkRecords). A chunk is
+   * acked whole, so one that filled the bound would starve any stage that needs the records after it to finish it
+   * (the ClickHouse sink completing a range recorded before a crash, src/sinks/clickhouse.ts): with this, later
+   * chunks still fit.
    */
   get maxChunkRecords(): number {
-    return Math.max(1, Math.floor(this.limits.maxRecords / 4));
+    return Math.max(
+      1,
+      Math.min(this.limits.maxChunk ?? Number.POSITIVE_INFINITY, Math.floor(this.limits.maxRecords / 4)),
+    );
   }
 
   /** Payload bytes that may still be read before the in-flight bound on bytes is reached. */

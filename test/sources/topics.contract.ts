@@ -256,6 +256,38 @@ export function topicsContract(name: string, makeTopics: () => Topics): void {
       await expectCommittedToEnd(groupId, topic);
     });
 
+    it('cuts chunks to maxChunkRecords when asked, below a quarter of the in-flight bound, and delivers every record', async () => {
+      const topic = uniqueName('contract-chunk-size');
+      const groupId = uniqueName('group');
+      await produce(topic, 1_000);
+      const sub = topics.subscribe({
+        groupId,
+        topics: [topic],
+        stop$: new Subject<void>(),
+        maxInFlightRecords: 400,
+        maxChunkRecords: 7,
+      });
+      const chunks: Chunk<ConsumedRecord>[] = [];
+      let total = 0;
+      await firstValueFrom(
+        sub.chunks$.pipe(
+          filter((chunk) => {
+            chunks.push(chunk);
+            total += chunk.records.length;
+            chunk.ack();
+            return total >= 1_000;
+          }),
+        ),
+      );
+      await sub.close();
+      expect(Math.max(...chunks.map((chunk) => chunk.records.length))).toBe(7);
+      expect(chunks.flatMap(valuesOf).sort((a, b) => a - b)).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
+      await expectCommittedToEnd(groupId, topic);
+      expect(() =>
+        topics.subscribe({ groupId, topics: [topic], stop$: new Subject<void>(), maxChunkRecords: 0 }),
+      ).toThrow(/maxChunkRecords must be an integer of at least 1/);
+    });
+
     it('errors the stream when a chunk is failed, so nothing past its range is committed', async () => {
       const topic = uniqueName('contract-chunk-fail');
       const groupId = uniqueName('group');
