@@ -35,6 +35,7 @@ import {
   normalizeLine,
   normalizeMessage,
   unitsOf,
+  writeHashBytes,
   writeTemplateBytes,
 } from '../../domain/normalizer.ts';
 
@@ -131,7 +132,7 @@ function normalizeAsciiBlock(bytes: Buffer): NormalizedBlock {
       // The template takes at most 3 bytes per byte of its line (a one-byte variable becomes `<*>`).
       const room = errorHash.length + 2 + 3 * (end - from);
       if (at + room > out.length) out = grown(out, at, room);
-      for (let i = 0; i < errorHash.length; i++) out[at++] = errorHash.charCodeAt(i);
+      at = writeHashBytes(out, at);
       out[at++] = 9;
       at = writeTemplateBytes(bytes, out, at);
       out[at++] = 10;
