@@ -25,6 +25,7 @@
  * endless line cannot exhaust memory.
  */
 import { isAscii } from 'node:buffer';
+import { read } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { LogflowError, ErrorCodes } from '../../core/errors.ts';
@@ -244,7 +245,7 @@ function defaultWorkers(): number {
 }
 
 export async function normalizeLines(
-  input: NodeJS.ReadableStream,
+  input: AsyncIterable<Uint8Array | string>,
   output: NodeJS.WritableStream,
   options: NormalizeLinesOptions = {},
 ): Promise<NormalizeLinesResult> {
@@ -356,7 +357,7 @@ export async function normalizeLines(
 
   try {
     for await (const chunk of input) {
-      await consume(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Uint8Array));
+      await consume(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
     }
     await flush(true);
     while (inFlight.length > 0) await writeOldest();
@@ -365,6 +366,33 @@ export async function normalizeLines(
     await (pool as WorkerPool | null)?.close();
   }
   return { lines };
+}
+
+/**
+ * The bytes of `fd` from its current position to its end, in chunks of up to `size` bytes, each next read started
+ * before the chunk is handed on: a stream reads its next chunk only once the last one is taken, so the thread that
+ * reads waited for every read, instead of normalizing meanwhile. The fd is left open.
+ */
+export async function* readAhead(fd: number, size: number): AsyncGenerator<Uint8Array> {
+  let next = readChunk(fd, size);
+  for (;;) {
+    const chunk = await next;
+    if (chunk.length === 0) return;
+    next = readChunk(fd, size);
+    // A consumer that stops early never awaits the last read: its failure must not be an unhandled rejection.
+    next.catch(() => {});
+    yield chunk;
+  }
+}
+
+function readChunk(fd: number, size: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const buffer = Buffer.allocUnsafeSlow(size);
+    read(fd, buffer, 0, size, null, (error, bytesRead) => {
+      if (error) reject(error);
+      else resolve(buffer.subarray(0, bytesRead));
+    });
+  });
 }
 
 function drained(output: NodeJS.WritableStream): Promise<void> {
