@@ -158,15 +158,20 @@ function grown(buffer: Buffer, used: number, more: number): Buffer {
   return larger;
 }
 
-/** Runs in a worker (src/core/module-worker.ts starts it): normalizes each block it receives and posts the result. */
+/**
+ * Runs in a worker (src/core/module-worker.ts starts it): normalizes each block it receives and posts the result,
+ * and counts it in `done[0]` (shared memory), which the thread that hands out blocks reads at once: the posted
+ * result reaches it only when it next turns to its event loop, and until then the worker would wait for work.
+ */
 export function serveNormalizeBlocks(
-  _data: unknown,
+  done: Int32Array,
   post: (message: NormalizedBlock, transfer: ArrayBuffer[]) => void,
   port: { on(event: 'message', listener: (bytes: Uint8Array) => void): void },
 ): void {
   port.on('message', (bytes) => {
     const block = normalizeBlock(bytes);
     post(block, [block.output.buffer as ArrayBuffer]);
+    Atomics.add(done, 0, 1);
   });
 }
 
@@ -179,11 +184,15 @@ interface Waiting {
 class WorkerPool {
   private readonly workers: Worker[] = [];
   private readonly pending: Waiting[][] = [];
+  /** Per worker: blocks handed to it, and (shared with it) blocks it has finished. */
+  private readonly handed: number[] = [];
+  private readonly done: Int32Array[] = [];
   private failure: Error | null = null;
 
   constructor(count: number) {
     for (let w = 0; w < count; w++) {
-      const worker = startModuleWorker(import.meta.url, 'serveNormalizeBlocks', null);
+      const done = new Int32Array(new SharedArrayBuffer(4));
+      const worker = startModuleWorker(import.meta.url, 'serveNormalizeBlocks', done);
       const pending: Waiting[] = [];
       worker.on('message', (message: NormalizedBlock | ModuleWorkerFailure) => {
         if ('kind' in message) this.fail(new Error(message.message));
@@ -193,6 +202,8 @@ class WorkerPool {
       worker.on('exit', (code) => this.fail(new Error(`exited (code ${code}) with blocks unanswered`)));
       this.workers.push(worker);
       this.pending.push(pending);
+      this.handed.push(0);
+      this.done.push(done);
     }
   }
 
@@ -200,12 +211,12 @@ class WorkerPool {
     return this.workers.length;
   }
 
-  /** The worker with the fewest blocks unanswered, if it has fewer than BLOCKS_PER_WORKER; else -1. */
+  /** The worker with the fewest blocks unfinished, if it has fewer than BLOCKS_PER_WORKER; else -1. */
   leastBusy(): number {
     let best = -1;
     let fewest = BLOCKS_PER_WORKER;
-    for (let w = 0; w < this.pending.length; w++) {
-      const count = (this.pending[w] as Waiting[]).length;
+    for (let w = 0; w < this.workers.length; w++) {
+      const count = (this.handed[w] as number) - Atomics.load(this.done[w] as Int32Array, 0);
       if (count < fewest) {
         best = w;
         fewest = count;
@@ -219,6 +230,7 @@ class WorkerPool {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.pending[w]?.push({ resolve, reject });
+      this.handed[w] = (this.handed[w] as number) + 1;
       this.workers[w]?.postMessage(bytes, [bytes.buffer as ArrayBuffer]);
     });
   }

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { normalizeLines, readAhead, type NormalizeLinesOptions } from '../../../src/app/commands/normalize.ts';
+import {
+  normalizeLines,
+  readAhead,
+  serveNormalizeBlocks,
+  type NormalizeLinesOptions,
+} from '../../../src/app/commands/normalize.ts';
 import { MAX_MESSAGE_LENGTH, normalizeMessage } from '../../../src/domain/normalizer.ts';
 
 /** Reference model: split at `\n`, drop one `\r` before it, no line after a final newline. */
@@ -252,6 +257,24 @@ describe('normalizeLines', () => {
     const onWorkers = await run(chunks, { workers: 2 });
     expect(onWorkers.output).toBe(expected);
     expect(onWorkers.lines).toBe(120_002);
+  });
+
+  it('counts each block a worker posts in the shared counter the main thread reads, once it is posted', () => {
+    const done = new Int32Array(new SharedArrayBuffer(4));
+    const posted: string[] = [];
+    let listener: ((bytes: Uint8Array) => void) | undefined;
+    serveNormalizeBlocks(
+      done,
+      (message) => {
+        // Posted before it is counted: a count never runs ahead of the results.
+        expect(Atomics.load(done, 0)).toBe(posted.length);
+        posted.push(Buffer.from(message.output).toString('utf8'));
+      },
+      { on: (_event, receive) => (listener = receive) },
+    );
+    for (const text of ['a 1\n', 'b 2\nc\n']) listener?.(Buffer.from(text));
+    expect(Atomics.load(done, 0)).toBe(2);
+    expect(posted).toEqual([expectedOutput('a 1\n'), expectedOutput('b 2\nc\n')]);
   });
 
   it('grows its output for blocks whose output is many times their input (empty and short lines)', async () => {
