@@ -242,8 +242,9 @@ program
       workers = Number(flags.workers);
     }
     const { normalizeLines, readAhead } = await import('./commands/normalize.ts');
-    // Read in large chunks (process.stdin reads 64 KiB at a time), the next one while this one is normalized.
-    const input = readAhead(0, 1024 * 1024);
+    // Read in large chunks (process.stdin reads 64 KiB at a time), the next one while this one is normalized. Two
+    // blocks a read ran faster than one; four held 40 MB more memory and were no faster.
+    const input = readAhead(0, 2 * 1024 * 1024);
     await untilReaderStops(normalizeLines(input, process.stdout, workers === undefined ? {} : { workers }));
   });
 
