@@ -5,9 +5,12 @@ import { PassThrough, Writable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  normalizeBlock,
   normalizeLines,
   readAhead,
   serveNormalizeBlocks,
+  WARM_UP_MESSAGES,
+  warmUp,
   type NormalizeLinesOptions,
 } from '../../../src/app/commands/normalize.ts';
 import { MAX_MESSAGE_LENGTH, normalizeMessage } from '../../../src/domain/normalizer.ts';
@@ -370,5 +373,21 @@ describe('readAhead', () => {
       closeSync(fd);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('warmUp', () => {
+  it('runs ASCII messages of one line each, which take the byte path', () => {
+    for (const message of WARM_UP_MESSAGES) expect(message).toMatch(/^[\x20-\x7e\t]*$/);
+    const block = Buffer.from(`${WARM_UP_MESSAGES.join('\n')}\n`, 'latin1');
+    expect(Buffer.from(normalizeBlock(block).output).toString('latin1')).toBe(expectedOutput(block.toString('latin1')));
+  });
+
+  it('leaves no trace in what is normalized after it', () => {
+    const text = 'took 5 ms\nuser root logged in from 10.0.0.1\n';
+    const before = Buffer.from(normalizeBlock(Buffer.from(text)).output).toString('utf8');
+    warmUp();
+    expect(Buffer.from(normalizeBlock(Buffer.from(text)).output).toString('utf8')).toBe(before);
+    expect(before).toBe(expectedOutput(text));
   });
 });
