@@ -151,8 +151,7 @@ function normalizeAsciiBlock(bytes: Buffer): NormalizedBlock {
  * large input. V8 optimizes a function for the paths it has seen run; a path first met later in the input (a `..`,
  * a path starting `~/`, a two-letter country domain) sends the code back to the interpreter, and the function is
  * compiled again, on another core's time: on big.log, one thread, 64 times (scanWord 8 times). Met here first,
- * once or twice. ASCII only: the byte path is the common one, and non-ASCII text would make each read of a
- * message's code units polymorphic, slower on the byte path.
+ * once or twice. ASCII, so that they take the byte path (see warmUp for the other).
  */
 export const WARM_UP_MESSAGES: readonly string[] = [
   'retry 3 of 5 failed after 12 ms, then 3.5 MB in 2 s',
@@ -181,15 +180,19 @@ export const WARM_UP_MESSAGES: readonly string[] = [
   '  tabs\tand   spaces  ',
 ];
 
-/** The messages of WARM_UP_MESSAGES as one block. */
+/** The messages of WARM_UP_MESSAGES as one block, and as one that is not all ASCII. */
 const WARM_UP_BLOCK = Buffer.from(`${WARM_UP_MESSAGES.join('\n')}\n`, 'latin1');
+const WARM_UP_TEXT_BLOCK = Buffer.concat([WARM_UP_BLOCK, Buffer.from('caf\u00e9 \u2603 ready\n', 'utf8')]);
 
 /**
- * Normalizes WARM_UP_MESSAGES, with nothing written: three times, as V8 records which paths ran only once a function
- * has run a while.
+ * Normalizes WARM_UP_MESSAGES, with nothing written, on the path of a first block that is all ASCII (`ascii`) or
+ * not: input whose every block holds a non-ASCII character took the string path alone, and warmed up on the byte
+ * path its code read code units from two kinds of array, slower. Three times, as V8 records which paths ran only
+ * once a function has run a while.
  */
-export function warmUp(): void {
-  for (let pass = 0; pass < 3; pass++) normalizeBlock(new Uint8Array(WARM_UP_BLOCK));
+export function warmUp(ascii: boolean): void {
+  const block = ascii ? WARM_UP_BLOCK : WARM_UP_TEXT_BLOCK;
+  for (let pass = 0; pass < 3; pass++) normalizeBlock(new Uint8Array(block));
 }
 
 /**
@@ -215,8 +218,12 @@ export function serveNormalizeBlocks(
   post: (message: NormalizedBlock, transfer: ArrayBuffer[]) => void,
   port: { on(event: 'message', listener: (bytes: Uint8Array) => void): void },
 ): void {
-  warmUp();
+  let warm = false;
   port.on('message', (bytes) => {
+    if (!warm) {
+      warmUp(isAscii(bytes));
+      warm = true;
+    }
     const block = normalizeBlock(bytes);
     post(block, [block.output.buffer as ArrayBuffer]);
     Atomics.add(done, 0, 1);
@@ -356,7 +363,7 @@ export async function normalizeLines(
     partsBytes = 0;
     // Not for an input of one block: warming up takes milliseconds, that input less.
     if (!warm && !last) {
-      warmUp();
+      warmUp(isAscii(block));
       warm = true;
     }
     if (pool === null && (workers === 0 || last)) {
