@@ -4,7 +4,6 @@
  * some commands need are imported by those commands, so that `normalize` starts
  * without loading them.
  */
-import { createReadStream } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, LogflowError } from '../core/errors.ts';
 import type { ApiKeyRepository } from '../stores/postgres/api-keys.ts';
@@ -242,9 +241,10 @@ program
         throw new ConfigError([`--workers must be a whole number from 0 to 64, got "${flags.workers}"`]);
       workers = Number(flags.workers);
     }
-    const { normalizeLines } = await import('./commands/normalize.ts');
-    // Read in large chunks: process.stdin reads 64 KiB at a time.
-    const input = createReadStream('', { fd: 0, highWaterMark: 1024 * 1024, autoClose: false });
+    const { normalizeLines, readAhead } = await import('./commands/normalize.ts');
+    // Read in large chunks (process.stdin reads 64 KiB at a time), the next one while this one is normalized. Two
+    // blocks a read ran faster than one; four held 40 MB more memory and were no faster.
+    const input = readAhead(0, 2 * 1024 * 1024);
     await untilReaderStops(normalizeLines(input, process.stdout, workers === undefined ? {} : { workers }));
   });
 

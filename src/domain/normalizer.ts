@@ -1144,12 +1144,28 @@ function hashFinish(length: number): string {
   const high = fmix32(a ^ length);
   const low = fmix32(b ^ Math.imul(length, 0x9e3779b1));
   const slot = (high ^ low) & (DECIMAL_MEMO_SIZE - 1);
+  lastSlot = slot;
   if (memoHigh[slot] === high && memoLow[slot] === low) return memoText[slot] as string;
   const decimal = uint64ToDecimal(high, low);
   memoHigh[slot] = high;
   memoLow[slot] = low;
   memoText[slot] = decimal;
+  const at = slot * MAX_DECIMAL_LENGTH;
+  for (let i = 0; i < decimal.length; i++) memoDigits[at + i] = decimal.charCodeAt(i);
+  memoDigitCounts[slot] = decimal.length;
   return decimal;
+}
+
+/**
+ * Writes the errorHash of the last normalizeAsciiLine (its ASCII digits) into `out` at `at` and returns the index
+ * after it; `out` must have room for 20 bytes. The digits are copied from the memo's bytes: reading a decimal
+ * string made by concatenation with charCodeAt cost as much as hashing.
+ */
+export function writeHashBytes(out: Uint8Array, at: number): number {
+  const count = memoDigitCounts[lastSlot] as number;
+  const from = lastSlot * MAX_DECIMAL_LENGTH;
+  for (let i = 0; i < count; i++) out[at + i] = memoDigits[from + i] as number;
+  return at + count;
 }
 
 /** Unsigned 64-bit hash of a string's UTF-16 code units, in decimal: the `errorHash` of a template. */
@@ -1168,6 +1184,13 @@ const DECIMAL_MEMO_SIZE = 4096;
 const memoHigh = new Float64Array(DECIMAL_MEMO_SIZE).fill(-1);
 const memoLow = new Float64Array(DECIMAL_MEMO_SIZE);
 const memoText: string[] = new Array<string>(DECIMAL_MEMO_SIZE).fill('');
+/** 2^64 - 1 has 20 digits. */
+const MAX_DECIMAL_LENGTH = 20;
+/** Each slot's decimal as bytes, for writeHashBytes. */
+const memoDigits = new Uint8Array(DECIMAL_MEMO_SIZE * MAX_DECIMAL_LENGTH);
+const memoDigitCounts = new Uint8Array(DECIMAL_MEMO_SIZE);
+/** The memo slot of the last hashFinish. */
+let lastSlot = 0;
 
 const DIGITS4: string[] = [];
 const DIGITS4_PADDED: string[] = [];
@@ -1338,11 +1361,16 @@ export function normalizeAsciiLine(text: Uint8Array, start: number, end: number)
  * variable becomes `<*>`), and `out` must have that room.
  */
 export function writeTemplateBytes(text: Uint8Array, out: Uint8Array, at: number): number {
+  const from = viewOfText(text);
+  const to = viewOfOut(out);
   for (let p = 0; p < pieceCount; p++) {
     const start = pieceStarts[p] as number;
     if (start >= 0) {
       const end = pieceEnds[p] as number;
-      for (let i = start; i < end; i++) out[at++] = text[i] as number;
+      // Four bytes at a time: a piece is a run of words, tens of bytes, and a byte loop cost twice as much.
+      let i = start;
+      for (; i + 4 <= end; i += 4, at += 4) to.setUint32(at, from.getUint32(i, true), true);
+      for (; i < end; i++) out[at++] = text[i] as number;
     } else if (start === PIECE_SPACE) {
       out[at++] = 32;
     } else {
@@ -1352,6 +1380,31 @@ export function writeTemplateBytes(text: Uint8Array, out: Uint8Array, at: number
     }
   }
   return at;
+}
+
+/**
+ * DataViews of the last text and output writeTemplateBytes was given: a block's lines share them, so that a view is
+ * made once per block, not per line.
+ */
+let lastText: Uint8Array | undefined;
+let lastTextView: DataView = new DataView(new ArrayBuffer(0));
+let lastOut: Uint8Array | undefined;
+let lastOutView: DataView = new DataView(new ArrayBuffer(0));
+
+function viewOfText(bytes: Uint8Array): DataView {
+  if (bytes !== lastText) {
+    lastText = bytes;
+    lastTextView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return lastTextView;
+}
+
+function viewOfOut(bytes: Uint8Array): DataView {
+  if (bytes !== lastOut) {
+    lastOut = bytes;
+    lastOutView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  return lastOutView;
 }
 
 function isLineTerminator(c: number): boolean {

@@ -10,6 +10,7 @@ import {
   normalizeMessage,
   uint64ToDecimal,
   unitsOf,
+  writeHashBytes,
   writeTemplateBytes,
 } from '../../src/domain/normalizer.ts';
 
@@ -702,7 +703,7 @@ describe('normalizeLine', () => {
   });
 });
 
-describe('normalizeAsciiLine and writeTemplateBytes', () => {
+describe('normalizeAsciiLine, writeHashBytes and writeTemplateBytes', () => {
   const asciiUnit = fc.integer({ min: 0, max: 127 }).map((code) => String.fromCharCode(code));
   /** The message generators with every non-ASCII code unit made ASCII, so that their rules are exercised too. */
   const asciiMessage = fc.oneof(
@@ -712,14 +713,17 @@ describe('normalizeAsciiLine and writeTemplateBytes', () => {
       .map((m) => m.replace(/[^\0-\x7f]/g, (c) => String.fromCharCode(c.charCodeAt(0) & 127))),
   );
 
-  /** What normalizeAsciiLine and writeTemplateBytes give for `text[start, end)`, the template read back as latin1. */
+  /** What normalizeAsciiLine, writeHashBytes and writeTemplateBytes give for `text[start, end)`, the template read back as latin1. */
   function bytePath(text: string, start: number, end: number): { template: string; errorHash: string } | undefined {
     const bytes = Buffer.from(text, 'latin1');
     const errorHash = normalizeAsciiLine(bytes, start, end);
     if (errorHash === undefined) return undefined;
-    const out = new Uint8Array(3 * (end - start));
-    const at = writeTemplateBytes(bytes, out, 0);
-    return { template: Buffer.from(out.subarray(0, at)).toString('latin1'), errorHash };
+    // At an odd offset in a larger buffer, so that the four-byte copies are unaligned on both sides.
+    const out = new Uint8Array(3 + 20 + 3 * (end - start));
+    const hashEnd = writeHashBytes(out, 3);
+    expect(Buffer.from(out.subarray(3, hashEnd)).toString('latin1')).toBe(errorHash);
+    const at = writeTemplateBytes(bytes, out, hashEnd);
+    return { template: Buffer.from(out.subarray(hashEnd, at)).toString('latin1'), errorHash };
   }
 
   it('gives the template and hash normalizeLine gives, for any ASCII lines with LF or CRLF', () => {
@@ -741,6 +745,18 @@ describe('normalizeAsciiLine and writeTemplateBytes', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+
+  it('writes the hash of the last line whether its decimal was memoized or not', () => {
+    const lines = ['took 5 ms', 'user root logged in', 'took 7 ms', 'user admin logged in', 'took 9 ms'];
+    const text = `${lines.join('\n')}\n`;
+    for (let round = 0; round < 2; round++) {
+      let start = 0;
+      for (const line of lines) {
+        expect(bytePath(text, start, start + line.length)).toEqual(normalizeMessage(line));
+        start += line.length + 1;
+      }
+    }
   });
 
   it('cuts a template longer than MAX_MESSAGE_LENGTH where normalizeMessage does, and declines longer lines', () => {

@@ -16,7 +16,8 @@
  * threads, one per core but this thread's, a few blocks in flight per worker,
  * and written back in input order; this thread reads and writes, and
  * normalizes a block itself whenever every worker has blocks enough (so on 2
- * cores one worker and this thread share the work). An input of one block, or
+ * cores one worker and this thread share the work); each thread first runs
+ * warmUp. An input of one block, or
  * one core, is done on this thread without starting any. Memory stays
  * bounded: blocks are about BLOCK_BYTES, reading waits while the blocks in
  * flight are unwritten, output waits for 'drain', and of
@@ -25,6 +26,7 @@
  * endless line cannot exhaust memory.
  */
 import { isAscii } from 'node:buffer';
+import { read } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { LogflowError, ErrorCodes } from '../../core/errors.ts';
@@ -35,6 +37,7 @@ import {
   normalizeLine,
   normalizeMessage,
   unitsOf,
+  writeHashBytes,
   writeTemplateBytes,
 } from '../../domain/normalizer.ts';
 
@@ -131,7 +134,7 @@ function normalizeAsciiBlock(bytes: Buffer): NormalizedBlock {
       // The template takes at most 3 bytes per byte of its line (a one-byte variable becomes `<*>`).
       const room = errorHash.length + 2 + 3 * (end - from);
       if (at + room > out.length) out = grown(out, at, room);
-      for (let i = 0; i < errorHash.length; i++) out[at++] = errorHash.charCodeAt(i);
+      at = writeHashBytes(out, at);
       out[at++] = 9;
       at = writeTemplateBytes(bytes, out, at);
       out[at++] = 10;
@@ -141,6 +144,55 @@ function normalizeAsciiBlock(bytes: Buffer): NormalizedBlock {
     from = newline + 1;
   }
   return { output: out.subarray(0, at), lines };
+}
+
+/**
+ * Messages that take the normalizer's rules, normalized a few times on each thread before its first block of a
+ * large input. V8 optimizes a function for the paths it has seen run; a path first met later in the input (a `..`,
+ * a path starting `~/`, a two-letter country domain) sends the code back to the interpreter, and the function is
+ * compiled again, on another core's time: on big.log, one thread, 64 times (scanWord 8 times). Met here first,
+ * once or twice. ASCII, so that they take the byte path (see warmUp for the other).
+ */
+export const WARM_UP_MESSAGES: readonly string[] = [
+  'retry 3 of 5 failed after 12 ms, then 3.5 MB in 2 s',
+  'code 0x7fff0000 at 0xDEADBEEF for object deadbeefcafebabe',
+  'request 123e4567-e89b-12d3-a456-426614174000 done',
+  'peer [2001:db8::1]:443 closed, fe80:: too; listening on 0.0.0.0:8080',
+  'open /var/log/syslog.1 failed, and C:\\Windows\\system32 and ./run.sh and ~/a/b and ../c/d',
+  'fetch https://example.com/a?b=1&c=[2] or /a/b?x=1&y=2 took 12 ms',
+  'mail to jane.doe@example.org bounced; @G0::@ kept',
+  'resolved db-3.prod.internal and mail.example.co.uk to 10.0.0.7',
+  'connect to host.example.org:443 and cdn.example.zz:80 failed',
+  'fetched api.example.io, www.example.zz; loaded org.example.io and com.example.tv',
+  "unknown command \"foo bar\" from 'admin' in the users' files",
+  '"GET /v2/servers/detail?limit=5 HTTP/1.1" status: 200',
+  "msg=\"disk is full\" code='E 12' path='/a b/c' ok",
+  'open \'/Library/Application Support/x\' failed; copy "C:\\Program Files\\X\\y.dll" to "./a b" done',
+  'limits: max=10 mode=fast name = alpha logname= uid=0',
+  'job #42 in queue [12345] at key:value and G::0',
+  'started at 2024-01-05T12:34:56.789Z and Mon Jan 15 10:00:00 UTC 2024 ok',
+  'session opened for user alice by (uid=0); Username bob',
+  'values 1, 2, 3 and 4,5 then 5 6:x',
+  "can't open it. Sorry! Really? 6. 1.2.3.4: ]:443 ::1",
+  'loading.... done at depth.....0 and KB....',
+  'a < b and <*> seen, value <*>:<*> and x=<*>',
+  'block blk_-6952295868487656571 of ssh2 sent to node-7',
+  '  tabs\tand   spaces  ',
+];
+
+/** The messages of WARM_UP_MESSAGES as one block, and as one that is not all ASCII. */
+const WARM_UP_BLOCK = Buffer.from(`${WARM_UP_MESSAGES.join('\n')}\n`, 'latin1');
+const WARM_UP_TEXT_BLOCK = Buffer.concat([WARM_UP_BLOCK, Buffer.from('caf\u00e9 \u2603 ready\n', 'utf8')]);
+
+/**
+ * Normalizes WARM_UP_MESSAGES, with nothing written, on the path of a first block that is all ASCII (`ascii`) or
+ * not: input whose every block holds a non-ASCII character took the string path alone, and warmed up on the byte
+ * path its code read code units from two kinds of array, slower. Three times, as V8 records which paths ran only
+ * once a function has run a while.
+ */
+export function warmUp(ascii: boolean): void {
+  const block = ascii ? WARM_UP_BLOCK : WARM_UP_TEXT_BLOCK;
+  for (let pass = 0; pass < 3; pass++) normalizeBlock(new Uint8Array(block));
 }
 
 /**
@@ -156,15 +208,25 @@ function grown(buffer: Buffer, used: number, more: number): Buffer {
   return larger;
 }
 
-/** Runs in a worker (src/core/module-worker.ts starts it): normalizes each block it receives and posts the result. */
+/**
+ * Runs in a worker (src/core/module-worker.ts starts it): normalizes each block it receives and posts the result,
+ * and counts it in `done[0]` (shared memory), which the thread that hands out blocks reads at once: the posted
+ * result reaches it only when it next turns to its event loop, and until then the worker would wait for work.
+ */
 export function serveNormalizeBlocks(
-  _data: unknown,
+  done: Int32Array,
   post: (message: NormalizedBlock, transfer: ArrayBuffer[]) => void,
   port: { on(event: 'message', listener: (bytes: Uint8Array) => void): void },
 ): void {
+  let warm = false;
   port.on('message', (bytes) => {
+    if (!warm) {
+      warmUp(isAscii(bytes));
+      warm = true;
+    }
     const block = normalizeBlock(bytes);
     post(block, [block.output.buffer as ArrayBuffer]);
+    Atomics.add(done, 0, 1);
   });
 }
 
@@ -177,11 +239,15 @@ interface Waiting {
 class WorkerPool {
   private readonly workers: Worker[] = [];
   private readonly pending: Waiting[][] = [];
+  /** Per worker: blocks handed to it, and (shared with it) blocks it has finished. */
+  private readonly handed: number[] = [];
+  private readonly done: Int32Array[] = [];
   private failure: Error | null = null;
 
   constructor(count: number) {
     for (let w = 0; w < count; w++) {
-      const worker = startModuleWorker(import.meta.url, 'serveNormalizeBlocks', null);
+      const done = new Int32Array(new SharedArrayBuffer(4));
+      const worker = startModuleWorker(import.meta.url, 'serveNormalizeBlocks', done);
       const pending: Waiting[] = [];
       worker.on('message', (message: NormalizedBlock | ModuleWorkerFailure) => {
         if ('kind' in message) this.fail(new Error(message.message));
@@ -191,6 +257,8 @@ class WorkerPool {
       worker.on('exit', (code) => this.fail(new Error(`exited (code ${code}) with blocks unanswered`)));
       this.workers.push(worker);
       this.pending.push(pending);
+      this.handed.push(0);
+      this.done.push(done);
     }
   }
 
@@ -198,12 +266,12 @@ class WorkerPool {
     return this.workers.length;
   }
 
-  /** The worker with the fewest blocks unanswered, if it has fewer than BLOCKS_PER_WORKER; else -1. */
+  /** The worker with the fewest blocks unfinished, if it has fewer than BLOCKS_PER_WORKER; else -1. */
   leastBusy(): number {
     let best = -1;
     let fewest = BLOCKS_PER_WORKER;
-    for (let w = 0; w < this.pending.length; w++) {
-      const count = (this.pending[w] as Waiting[]).length;
+    for (let w = 0; w < this.workers.length; w++) {
+      const count = (this.handed[w] as number) - Atomics.load(this.done[w] as Int32Array, 0);
       if (count < fewest) {
         best = w;
         fewest = count;
@@ -217,6 +285,7 @@ class WorkerPool {
     if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.pending[w]?.push({ resolve, reject });
+      this.handed[w] = (this.handed[w] as number) + 1;
       this.workers[w]?.postMessage(bytes, [bytes.buffer as ArrayBuffer]);
     });
   }
@@ -243,7 +312,7 @@ function defaultWorkers(): number {
 }
 
 export async function normalizeLines(
-  input: NodeJS.ReadableStream,
+  input: AsyncIterable<Uint8Array | string>,
   output: NodeJS.WritableStream,
   options: NormalizeLinesOptions = {},
 ): Promise<NormalizeLinesResult> {
@@ -257,6 +326,8 @@ export async function normalizeLines(
   /** The unfinished line has LINE_BYTES_KEPT bytes: the rest of it, up to its newline, is dropped. */
   let skipping = false;
   let pool: WorkerPool | null = null;
+  /** This thread has run warmUp. */
+  let warm = false;
   /** Blocks handed out and not yet written, in input order. */
   const inFlight: Promise<NormalizedBlock>[] = [];
 
@@ -290,6 +361,11 @@ export async function normalizeLines(
     }
     parts = [];
     partsBytes = 0;
+    // Not for an input of one block: warming up takes milliseconds, that input less.
+    if (!warm && !last) {
+      warmUp(isAscii(block));
+      warm = true;
+    }
     if (pool === null && (workers === 0 || last)) {
       await write(normalizeBlock(block));
       return;
@@ -355,7 +431,7 @@ export async function normalizeLines(
 
   try {
     for await (const chunk of input) {
-      await consume(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Uint8Array));
+      await consume(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
     }
     await flush(true);
     while (inFlight.length > 0) await writeOldest();
@@ -364,6 +440,33 @@ export async function normalizeLines(
     await (pool as WorkerPool | null)?.close();
   }
   return { lines };
+}
+
+/**
+ * The bytes of `fd` from its current position to its end, in chunks of up to `size` bytes, each next read started
+ * before the chunk is handed on: a stream reads its next chunk only once the last one is taken, so the thread that
+ * reads waited for every read, instead of normalizing meanwhile. The fd is left open.
+ */
+export async function* readAhead(fd: number, size: number): AsyncGenerator<Uint8Array> {
+  let next = readChunk(fd, size);
+  for (;;) {
+    const chunk = await next;
+    if (chunk.length === 0) return;
+    next = readChunk(fd, size);
+    // A consumer that stops early never awaits the last read: its failure must not be an unhandled rejection.
+    next.catch(() => {});
+    yield chunk;
+  }
+}
+
+function readChunk(fd: number, size: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const buffer = Buffer.allocUnsafeSlow(size);
+    read(fd, buffer, 0, size, null, (error, bytesRead) => {
+      if (error) reject(error);
+      else resolve(buffer.subarray(0, bytesRead));
+    });
+  });
 }
 
 function drained(output: NodeJS.WritableStream): Promise<void> {

@@ -1,7 +1,18 @@
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { normalizeLines, type NormalizeLinesOptions } from '../../../src/app/commands/normalize.ts';
+import {
+  normalizeBlock,
+  normalizeLines,
+  readAhead,
+  serveNormalizeBlocks,
+  WARM_UP_MESSAGES,
+  warmUp,
+  type NormalizeLinesOptions,
+} from '../../../src/app/commands/normalize.ts';
 import { MAX_MESSAGE_LENGTH, normalizeMessage } from '../../../src/domain/normalizer.ts';
 
 /** Reference model: split at `\n`, drop one `\r` before it, no line after a final newline. */
@@ -251,6 +262,24 @@ describe('normalizeLines', () => {
     expect(onWorkers.lines).toBe(120_002);
   });
 
+  it('counts each block a worker posts in the shared counter the main thread reads, once it is posted', () => {
+    const done = new Int32Array(new SharedArrayBuffer(4));
+    const posted: string[] = [];
+    let listener: ((bytes: Uint8Array) => void) | undefined;
+    serveNormalizeBlocks(
+      done,
+      (message) => {
+        // Posted before it is counted: a count never runs ahead of the results.
+        expect(Atomics.load(done, 0)).toBe(posted.length);
+        posted.push(Buffer.from(message.output).toString('utf8'));
+      },
+      { on: (_event, receive) => (listener = receive) },
+    );
+    for (const text of ['a 1\n', 'b 2\nc\n']) listener?.(Buffer.from(text));
+    expect(Atomics.load(done, 0)).toBe(2);
+    expect(posted).toEqual([expectedOutput('a 1\n'), expectedOutput('b 2\nc\n')]);
+  });
+
   it('grows its output for blocks whose output is many times their input (empty and short lines)', async () => {
     const input = `${'\n'.repeat(300_000)}${'a\r\n1\n'.repeat(100_000)}é\n`;
     const { output, lines } = await run([input], { workers: 0 });
@@ -285,5 +314,81 @@ describe('normalizeLines', () => {
     input.write('a 1\n');
     input.destroy(new Error('read failed'));
     await expect(done).rejects.toThrow('read failed');
+  });
+});
+
+describe('readAhead', () => {
+  /** Runs `body` with an fd open on a file holding `bytes`, and removes the file after. */
+  async function withFile<T>(bytes: Uint8Array, body: (fd: number) => Promise<T>): Promise<T> {
+    const dir = mkdtempSync(join(tmpdir(), 'logflow-read-ahead-'));
+    const file = join(dir, 'input.log');
+    writeFileSync(file, bytes);
+    const fd = openSync(file, 'r');
+    try {
+      return await body(fd);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('reads a file whole, in order, in chunks of at most the size asked for', async () => {
+    const bytes = Buffer.from(Array.from({ length: 10_001 }, (_, i) => i % 251));
+    const chunks = await withFile(bytes, async (fd) => {
+      const read: Uint8Array[] = [];
+      for await (const chunk of readAhead(fd, 4096)) read.push(chunk);
+      return read;
+    });
+    expect(chunks.every((chunk) => chunk.length > 0 && chunk.length <= 4096)).toBe(true);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    const fromEmpty = await withFile(new Uint8Array(0), async (fd) => {
+      let count = 0;
+      for await (const _ of readAhead(fd, 4096)) count++;
+      return count;
+    });
+    expect(fromEmpty).toBe(0);
+  });
+
+  it('feeds normalizeLines the output a stream of the same bytes gives, on worker threads too', async () => {
+    const text = Array.from({ length: 30_000 }, (_, i) => `job ${i} done in ${i % 97} ms on node-${i % 5}`).join('\n');
+    const expected = expectedOutput(text);
+    for (const workers of [0, 1]) {
+      const output = await withFile(Buffer.from(text), async (fd) => {
+        const sink = new PassThrough();
+        const received: Buffer[] = [];
+        sink.on('data', (chunk: Buffer) => received.push(chunk));
+        await normalizeLines(readAhead(fd, 64 * 1024), sink, { workers });
+        return Buffer.concat(received).toString('utf8');
+      });
+      expect(output).toBe(expected);
+    }
+  });
+
+  it('rejects when a read fails', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'logflow-read-ahead-'));
+    const fd = openSync(dir, 'r');
+    try {
+      await expect(normalizeLines(readAhead(fd, 4096), new PassThrough())).rejects.toThrow(/EISDIR/);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('warmUp', () => {
+  it('runs ASCII messages of one line each, which take the byte path', () => {
+    for (const message of WARM_UP_MESSAGES) expect(message).toMatch(/^[\x20-\x7e\t]*$/);
+    const block = Buffer.from(`${WARM_UP_MESSAGES.join('\n')}\n`, 'latin1');
+    expect(Buffer.from(normalizeBlock(block).output).toString('latin1')).toBe(expectedOutput(block.toString('latin1')));
+  });
+
+  it('leaves no trace in what is normalized after it', () => {
+    const text = 'took 5 ms\nuser root logged in from 10.0.0.1\n';
+    const before = Buffer.from(normalizeBlock(Buffer.from(text)).output).toString('utf8');
+    warmUp(true);
+    warmUp(false);
+    expect(Buffer.from(normalizeBlock(Buffer.from(text)).output).toString('utf8')).toBe(before);
+    expect(before).toBe(expectedOutput(text));
   });
 });
