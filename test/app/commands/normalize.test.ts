@@ -62,6 +62,32 @@ function cutInto(bytes: Buffer, cuts: readonly number[]): Buffer[] {
   return chunks;
 }
 
+/**
+ * Any lines of `lineText`, with or without a final newline, encoded in `encoding` and cut into any chunks, give the
+ * line-by-line reference for the text the bytes hold.
+ */
+async function expectAnyCutToMatch(
+  lineText: fc.Arbitrary<string>,
+  encoding: 'utf8' | 'latin1',
+  options: NormalizeLinesOptions = {},
+): Promise<void> {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(lineText, { maxLength: 20 }),
+      fc.boolean(),
+      fc.array(fc.nat(), { maxLength: 8 }),
+      async (lines, finalNewline, cuts) => {
+        const bytes = Buffer.from(lines.join('\n') + (finalNewline ? '\n' : ''), encoding);
+        const text = bytes.toString(encoding);
+        const { output, lines: count } = await run(cutInto(bytes, cuts), options);
+        expect(output).toBe(expectedOutput(text));
+        expect(count).toBe(countLines(text));
+      },
+    ),
+    { numRuns: 300 },
+  );
+}
+
 describe('normalizeLines', () => {
   it('writes hash<TAB>template per line, keeping empty lines, CRLF endings and a last line without newline', async () => {
     const input = 'Invalid user admin from 10.0.0.1\r\n\nConnection closed by 10.0.0.2 [preauth]\n\r\nlast line 42';
@@ -110,22 +136,7 @@ describe('normalizeLines', () => {
       fc.string({ unit: 'binary', maxLength: 40 }),
       fc.constantFrom('', '\r', 'a\rb', 'x 1 y', '\ud83d\ude00'),
     );
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(lineText, { maxLength: 20 }),
-        fc.boolean(),
-        fc.array(fc.nat(), { maxLength: 8 }),
-        async (lines, finalNewline, cuts) => {
-          const text = lines.join('\n') + (finalNewline ? '\n' : '');
-          const bytes = Buffer.from(text, 'utf8');
-          const decoded = bytes.toString('utf8');
-          const { output, lines: count } = await run(cutInto(bytes, cuts));
-          expect(output).toBe(expectedOutput(decoded));
-          expect(count).toBe(countLines(decoded));
-        },
-      ),
-      { numRuns: 300 },
-    );
+    await expectAnyCutToMatch(lineText, 'utf8');
   });
 
   it('matches the line-by-line reference for ASCII text (written from the input bytes) cut into any chunks', async () => {
@@ -134,20 +145,7 @@ describe('normalizeLines', () => {
       fc.string({ unit: asciiUnit, maxLength: 40 }),
       fc.constantFrom('', '\r', 'a\rb', 'x 1 y', 'k=v "a b" <*> http://h/x?y=1 1.2.3.4:80 Jul 1 5 KB', ' 1'),
     );
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(lineText, { maxLength: 20 }),
-        fc.boolean(),
-        fc.array(fc.nat(), { maxLength: 8 }),
-        async (lines, finalNewline, cuts) => {
-          const text = lines.join('\n') + (finalNewline ? '\n' : '');
-          const { output, lines: count } = await run(cutInto(Buffer.from(text, 'latin1'), cuts), { workers: 0 });
-          expect(output).toBe(expectedOutput(text));
-          expect(count).toBe(countLines(text));
-        },
-      ),
-      { numRuns: 300 },
-    );
+    await expectAnyCutToMatch(lineText, 'latin1', { workers: 0 });
   });
 
   it('gives the same output over blocks that are ASCII and blocks that are not, long lines included', async () => {
