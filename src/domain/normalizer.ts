@@ -318,9 +318,10 @@ const keywordShapes = new Uint8Array((MAX_KEYWORD_LENGTH + 1) * 256);
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
-function fnv1a(text: string, start: number, end: number): number {
+/** The one hash of keyword lookups: the table is built with it and probed with it. */
+function fnv1a(text: Units, start: number, end: number): number {
   let h = FNV_OFFSET;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), FNV_PRIME);
+  for (let i = start; i < end; i++) h = Math.imul(h ^ (text[i] as number), FNV_PRIME);
   return h;
 }
 
@@ -357,7 +358,8 @@ function addKeywords(words: readonly string[], flag: number): void {
       index = keywordTexts.length;
       keywordTexts.push(word);
       keywordFlagsByIndex.push(0);
-      let slot = keywordSlot(fnv1a(word, 0, word.length));
+      const units = Uint16Array.from({ length: word.length }, (_, i) => word.charCodeAt(i));
+      let slot = keywordSlot(fnv1a(units, 0, word.length));
       while (keywordSlots[slot] !== -1) slot = (slot + 1) & (KEYWORD_TABLE_SIZE - 1);
       keywordSlots[slot] = index;
       keywordShapes[word.length * 256 + (word.charCodeAt(0) & 255)] = 1;
@@ -372,9 +374,7 @@ addKeywords(UNIT_WORDS, F_UNIT);
 function keywordFlags(text: Units, start: number, end: number): number {
   const length = end - start;
   if (length > MAX_KEYWORD_LENGTH || keywordShapes[length * 256 + ((text[start] as number) & 255)] === 0) return 0;
-  let h = FNV_OFFSET;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ (text[i] as number), FNV_PRIME);
-  let slot = keywordSlot(h);
+  let slot = keywordSlot(fnv1a(text, start, end));
   for (;;) {
     const index = keywordSlots[slot] as number;
     if (index < 0) return 0;
@@ -1318,15 +1318,10 @@ export function normalizeMessage(message: string): NormalizedMessage {
  * neither a word character nor any code a rule compares with. Any other
  * neighbour, or a message longer than MAX_MESSAGE_LENGTH, is sliced; a test
  * in test/domain/normalizer.test.ts checks both against normalizeMessage.
- * `units` are `unitsOf(text)`: pass them for the lines of one text, so that
- * they are made once.
+ * `units` are `unitsOf(text)`, made once for all the lines of one text (a
+ * copy of the whole text per line would cost more than normalizing it).
  */
-export function normalizeLine(
-  text: string,
-  start: number,
-  end: number,
-  units: Uint16Array = unitsOf(text),
-): NormalizedMessage {
+export function normalizeLine(text: string, start: number, end: number, units: Uint16Array): NormalizedMessage {
   if (!isLineAlone(units, start, end)) return normalizeMessage(text.slice(start, end));
   return normalizeSpan(text, units, start, end);
 }

@@ -664,8 +664,8 @@ describe('normalizeLine', () => {
       ['at "/a b', '"'],
     ] as const) {
       const text = `${message}${after}`;
-      expect(normalizeLine(text, 0, message.length)).toEqual(normalizeMessage(message));
-      expect(normalizeLine(text, 0, message.length)).not.toEqual(normalizeMessage(text));
+      expect(normalizeLine(text, 0, message.length, unitsOf(text))).toEqual(normalizeMessage(message));
+      expect(normalizeLine(text, 0, message.length, unitsOf(text))).not.toEqual(normalizeMessage(text));
     }
   });
 
@@ -676,7 +676,7 @@ describe('normalizeLine', () => {
         let start = 0;
         for (const [line, end] of lines) {
           // A message that holds a line terminator itself is sliced; its result must not differ either.
-          expect(normalizeLine(text, start, start + line.length)).toEqual(normalizeMessage(line));
+          expect(normalizeLine(text, start, start + line.length, unitsOf(text))).toEqual(normalizeMessage(line));
           start += line.length + end.length;
         }
       }),
@@ -689,7 +689,7 @@ describe('normalizeLine', () => {
       fc.property(fc.oneof(edgy, neighbour), edgy, fc.oneof(edgy, neighbour), (before, message, after) => {
         const text = before + message + after;
         const start = before.length;
-        expect(normalizeLine(text, start, start + message.length)).toEqual(normalizeMessage(message));
+        expect(normalizeLine(text, start, start + message.length, unitsOf(text))).toEqual(normalizeMessage(message));
       }),
       { numRuns: 2000 },
     );
@@ -699,7 +699,7 @@ describe('normalizeLine', () => {
     const line = `${'abc 1 '.repeat(MAX_MESSAGE_LENGTH / 6)}xyz "q`;
     expect(line.length).toBeGreaterThan(MAX_MESSAGE_LENGTH);
     const text = `first\n${line}\nlast`;
-    expect(normalizeLine(text, 6, 6 + line.length)).toEqual(normalizeMessage(line));
+    expect(normalizeLine(text, 6, 6 + line.length, unitsOf(text))).toEqual(normalizeMessage(line));
   });
 });
 
@@ -734,7 +734,7 @@ describe('normalizeAsciiLine, writeHashBytes and writeTemplateBytes', () => {
           const text = lines.map(([line, end]) => line + end).join('');
           let start = 0;
           for (const [line, end] of lines) {
-            const expected = normalizeLine(text, start, start + line.length);
+            const expected = normalizeLine(text, start, start + line.length, unitsOf(text));
             // A line holding a line terminator itself is one normalizeLine slices: the byte path declines it.
             const actual = bytePath(text, start, start + line.length);
             if (actual !== undefined) expect(actual).toEqual(expected);
