@@ -154,6 +154,9 @@ describe('live tail in Chromium', () => {
     await page.fill('input[name="traceId"]', 'trace-42');
     await page.fill('input[name="attr"]', '');
     await page.click('button:text("Apply")');
+    // The page is drawn anew for the new filters. Until then the old page's status says "Live" and its
+    // tail is the open one, so wait for the new, empty list to go live before storing what it must show.
+    await expect.poll(() => rows.count()).toBe(0);
     await page.waitForSelector('#tail-status:text("Live")');
     expect(page.url()).toContain('traceId=trace-42');
     await expect.poll(openTails).toBe(1);
