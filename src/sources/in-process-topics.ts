@@ -12,8 +12,6 @@ import type { Chunk } from '../core/chunk.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { LogflowError, ErrorCodes } from '../core/errors.ts';
 import {
-  DEFAULT_MAX_IN_FLIGHT_BYTES,
-  DEFAULT_MAX_IN_FLIGHT_RECORDS,
   DeliveryTracker,
   partitionForKey,
   type ConsumedRecord,
@@ -150,14 +148,7 @@ export class InProcessTopics implements Topics {
   subscribe(options: SubscribeOptions): TopicSubscription {
     if (options.topics.length === 0) throw new RangeError('subscribe needs at least one topic');
     let failWith: ((error: LogflowError) => void) | undefined;
-    const tracker = new DeliveryTracker(
-      {
-        maxRecords: options.maxInFlightRecords ?? DEFAULT_MAX_IN_FLIGHT_RECORDS,
-        maxBytes: options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
-        ...(options.maxChunkRecords === undefined ? {} : { maxChunk: options.maxChunkRecords }),
-      },
-      (error) => failWith?.(error),
-    );
+    const tracker = DeliveryTracker.of(options, (error) => failWith?.(error));
     const groupId = options.groupId;
     let subscribed = false;
     let stopped = false;

@@ -18,8 +18,6 @@ import { KafkaProducer } from '../sinks/kafka-producer.ts';
 import type { Logger } from '../core/logger.ts';
 import { retry } from '../core/retry.ts';
 import {
-  DEFAULT_MAX_IN_FLIGHT_BYTES,
-  DEFAULT_MAX_IN_FLIGHT_RECORDS,
   DeliveryTracker,
   type ConsumedRecord,
   type SubscribeOptions,
@@ -189,14 +187,7 @@ class KafkaSubscription implements TopicSubscription {
     private readonly options: SubscribeOptions,
     private readonly onClosed: () => void,
   ) {
-    this.tracker = new DeliveryTracker(
-      {
-        maxRecords: options.maxInFlightRecords ?? DEFAULT_MAX_IN_FLIGHT_RECORDS,
-        maxBytes: options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
-        ...(options.maxChunkRecords === undefined ? {} : { maxChunk: options.maxChunkRecords }),
-      },
-      (error) => this.failWith?.(error),
-    );
+    this.tracker = DeliveryTracker.of(options, (error) => this.failWith?.(error));
     this.stopSignal = new Promise((resolve) => {
       this.wakeStop = resolve;
     });

@@ -171,6 +171,18 @@ export class DeliveryTracker {
   private waiters: Array<() => void> = [];
   private failure: LogflowError | undefined;
 
+  /** The tracker of one subscription, with the bounds it asked for (SubscribeOptions) or the defaults. */
+  static of(options: SubscribeOptions, onFail: (error: LogflowError) => void): DeliveryTracker {
+    return new DeliveryTracker(
+      {
+        maxRecords: options.maxInFlightRecords ?? DEFAULT_MAX_IN_FLIGHT_RECORDS,
+        maxBytes: options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
+        ...(options.maxChunkRecords === undefined ? {} : { maxChunk: options.maxChunkRecords }),
+      },
+      onFail,
+    );
+  }
+
   constructor(
     private readonly limits: { readonly maxRecords: number; readonly maxBytes: number; readonly maxChunk?: number },
     private readonly onFail: (error: LogflowError) => void,
