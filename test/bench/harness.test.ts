@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseDuration } from '../../bench/support/args.ts';
 import clickhouseSink from '../../bench/scenarios/clickhouse-sink.bench.ts';
-import { parseLiveLine } from '../../bench/scenarios/embedded.bench.ts';
+import { parseLiveLine, threadCpu, threadGroup } from '../../bench/scenarios/embedded.bench.ts';
 import { formatNumber, formatRatio, markdownTable } from '../../bench/support/format.ts';
 import ingestE2e from '../../bench/scenarios/ingest-e2e.bench.ts';
 import {
@@ -393,5 +393,21 @@ describe('embedded benchmark', () => {
     expect(parseLiveLine(line)).toEqual({ seconds: 29, generated: 843_691, stored: 829_031, lag: 11_403 });
     expect(parseLiveLine('stored 1381621 logs (0 dead-lettered), 26 patterns vectorized')).toBeUndefined();
     expect(parseLiveLine('29s  generated 1 (1/s)  stored 1  ingest lag 0')).toBeUndefined();
+  });
+
+  it("counts CPU by thread: the main thread, chdb's named threads, and Node's other threads", async () => {
+    expect(threadGroup(100, 100, 'node')).toBe('main');
+    expect(threadGroup(100, 101, 'node')).toBe('other');
+    expect(threadGroup(100, 102, 'libuv-worker')).toBe('other');
+    expect(threadGroup(100, 103, 'V8 DefaultWorke')).toBe('other');
+    expect(threadGroup(100, 104, 'MergeMutate')).toBe('engine');
+    expect(threadGroup(100, 105, 'ThreadPool')).toBe('engine');
+    // This process: its main thread is listed as main, with the CPU it has used so far.
+    const spin = Date.now() + 50;
+    while (Date.now() < spin);
+    const threads = await threadCpu(process.pid);
+    expect(threads.get(process.pid)).toEqual({ group: 'main', seconds: expect.any(Number) });
+    expect(threads.get(process.pid)!.seconds).toBeGreaterThan(0);
+    expect(threads.size).toBeGreaterThan(1);
   });
 });
