@@ -69,13 +69,17 @@ async function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number |
   return match === null ? undefined : Number(match[1]);
 }
 
-async function cpuSeconds(pid: number): Promise<number | undefined> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
+/** utime + stime in seconds from the text of a /proc `stat` file (a process's or a thread's). */
+function statCpuSeconds(text: string): number {
   // Fields after the command (which may hold spaces): utime and stime are the 14th and 15th, in clock ticks (100 a
   // second on Linux).
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function cpuSeconds(pid: number): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : statCpuSeconds(text);
 }
 
 /** Where a thread's CPU is counted (threadGroup). */
@@ -98,9 +102,8 @@ export async function threadCpu(pid: number): Promise<Map<number, { group: Threa
     const text = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => undefined);
     if (text === undefined) continue;
     const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     const tid = Number(task);
-    found.set(tid, { group: threadGroup(pid, tid, name), seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
+    found.set(tid, { group: threadGroup(pid, tid, name), seconds: statCpuSeconds(text) });
   }
   return found;
 }
@@ -160,9 +163,12 @@ const benchmark: Benchmark = {
     const started = Date.now();
     let peakKb = 0;
     let cpu = 0;
-    /** Per process, each thread's last reading: one that exits before the end keeps what it had used by then. */
-    const threads = new Map<number, Map<number, { group: ThreadGroup; seconds: number }>>();
+    /**
+     * Each thread's last reading of the engine process (the one holding the most memory, as for the whole-process
+     * figures): a thread that exits before the end keeps what it had used by then.
+     */
     let engine = 0;
+    let threads = new Map<number, { group: ThreadGroup; seconds: number }>();
     let running = true;
     void exited.then(() => (running = false));
     while (running) {
@@ -176,10 +182,11 @@ const benchmark: Benchmark = {
         rss.push([(Date.now() - started) / 1000, (largest.kb * 1024) / MIB]);
         peakKb = Math.max(peakKb, (await statusKb(largest.pid, 'VmHWM')) ?? 0);
         cpu = Math.max(cpu, (await cpuSeconds(largest.pid)) ?? 0);
-        engine = largest.pid;
-        const readings = threads.get(engine) ?? new Map<number, { group: ThreadGroup; seconds: number }>();
-        for (const [tid, reading] of await threadCpu(engine)) readings.set(tid, reading);
-        threads.set(engine, readings);
+        if (largest.pid !== engine) {
+          engine = largest.pid;
+          threads = new Map();
+        }
+        for (const [tid, reading] of await threadCpu(engine)) threads.set(tid, reading);
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
@@ -202,8 +209,7 @@ const benchmark: Benchmark = {
     const stored = Number(/^stored (\d+)/.exec(summary)?.[1] ?? NaN);
     const maxLag = Math.max(...lines.map((l) => l.lag));
     const byGroup: Record<ThreadGroup, number> = { main: 0, engine: 0, other: 0 };
-    // The engine is the process that held the most memory at the last reading, as for the whole-process figures.
-    for (const { group, seconds } of threads.get(engine)?.values() ?? []) byGroup[group] += seconds;
+    for (const { group, seconds } of threads.values()) byGroup[group] += seconds;
     const perStoredLog = (seconds: number) => Math.round((seconds / stored) * 1e6 * 10) / 10;
     const groupRows = (
       [
