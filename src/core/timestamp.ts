@@ -29,6 +29,8 @@ function daysIn(year: number, month: number): number {
 
 /** Epoch milliseconds of an RFC 3339 date-time (a missing zone is UTC), or why it is not one. */
 export function parseTimestamp(text: string): TimestampResult {
+  const iso = isoMs(text);
+  if (iso !== undefined) return { ok: true, ms: iso };
   const m = PATTERN.exec(text);
   if (m === null) return { ok: false, reason: 'not an RFC 3339 date-time such as 2026-03-01T10:00:00Z' };
   const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '', zone] = m;
@@ -58,6 +60,56 @@ export function parseTimestamp(text: string): TimestampResult {
   if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS)
     return { ok: false, reason: 'outside the range a date can hold' };
   return { ok: true, ms };
+}
+
+/** The value of the `count` ASCII digits at `at`, or NaN when one is not a digit. */
+function digitsAt(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return Number.NaN;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+/**
+ * Epoch milliseconds of the one shape nearly every event carries, Date#toISOString's
+ * `2026-03-01T10:00:00.000Z`, read without the pattern and its nine substrings (a
+ * measurable share of ingest's parse). Anything else, an impossible date or time
+ * included, is undefined and left to the full reading, which also says why.
+ */
+function isoMs(text: string): number | undefined {
+  if (
+    text.length !== 24 ||
+    text.charCodeAt(4) !== 45 || // -
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 84 || // T
+    text.charCodeAt(13) !== 58 || // :
+    text.charCodeAt(16) !== 58 ||
+    text.charCodeAt(19) !== 46 || // .
+    text.charCodeAt(23) !== 90 // Z
+  )
+    return undefined;
+  const year = digitsAt(text, 0, 4);
+  const month = digitsAt(text, 5, 2);
+  const day = digitsAt(text, 8, 2);
+  const hour = digitsAt(text, 11, 2);
+  const minute = digitsAt(text, 14, 2);
+  const second = digitsAt(text, 17, 2);
+  const millis = digitsAt(text, 20, 3);
+  // NaN fails every comparison below, so a non-digit anywhere falls through too.
+  if (
+    !(year >= 100) ||
+    !(month >= 1 && month <= 12) ||
+    !(day >= 1 && day <= daysIn(year, month)) ||
+    !(hour <= 23) ||
+    !(minute <= 59) ||
+    !(second <= 59) ||
+    !(millis >= 0)
+  )
+    return undefined;
+  return Date.UTC(year, month - 1, day, hour, minute, second, millis);
 }
 
 function utcMs(

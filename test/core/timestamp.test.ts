@@ -54,6 +54,25 @@ describe('parseTimestamp', () => {
     expect(reason('2026-12-06T19:04:31 GMT')).toMatch(/not an RFC 3339 date-time/);
   });
 
+  it('reads the toISOString shape exactly as the same instant spelled with an offset, impossible fields included', () => {
+    const field = (max: number, width: number) =>
+      fc.integer({ min: 0, max }).map((n) => String(n).padStart(width, '0'));
+    fc.assert(
+      fc.property(
+        // Each field reaches just past its range, so most draws are real instants and the rest are off by little.
+        fc.tuple(field(9999, 4), field(13, 2), field(32, 2), field(24, 2), field(60, 2), field(61, 2), field(999, 3)),
+        ([y, mo, d, h, mi, s, frac]) => {
+          const local = `${y}-${mo}-${d}T${h}:${mi}:${s}.${frac}`;
+          expect(parseTimestamp(`${local}Z`)).toEqual(parseTimestamp(`${local}+00:00`));
+        },
+      ),
+      { numRuns: 5_000 },
+    );
+    for (const odd of ['2026-12-06T19:04:3a.000Z', '2026-12-06T19:04:31.00-Z', '2026-12-06t19:04:31.000z']) {
+      expect(parseTimestamp(odd)).toEqual(parseTimestamp(odd.replace(/z$/i, '+00:00')));
+    }
+  });
+
   it('takes a leap second as the last millisecond of its minute', () => {
     expect(ms('2016-12-31T23:59:60Z')).toBe(Date.UTC(2016, 11, 31, 23, 59, 59, 999));
   });
