@@ -39,6 +39,18 @@ describe('RecentIds', () => {
     );
   });
 
+  it('forgets exactly the ids older than the window while thousands churn through it', () => {
+    const ids = new RecentIds(1_000);
+    for (let n = 0; n < 20_000; n++) expect(ids.firstSeenElsewhere(`id-${n}`, origin(n))).toBeUndefined();
+    // The last 1,000 are remembered where they were first seen; an older one is new again.
+    for (let n = 19_000; n < 20_000; n++)
+      expect(ids.firstSeenElsewhere(`id-${n}`, origin(n + 1))).toBe(`raw-logs/0@${n}`);
+    // Remembering it forgets the oldest, id-19000, and only that one.
+    expect(ids.firstSeenElsewhere('id-18999', origin(1))).toBeUndefined();
+    expect(ids.firstSeenElsewhere('id-19001', origin(3))).toBe('raw-logs/0@19001');
+    expect(ids.firstSeenElsewhere('id-19000', origin(2))).toBeUndefined();
+  });
+
   it("keeps where an id was first seen by value, not the caller's object (ingest passes the whole consumed record)", () => {
     const ids = new RecentIds(10);
     const record = { topic: 'raw-logs', partition: 2, offset: 41, value: Buffer.alloc(16) };
