@@ -1356,8 +1356,8 @@ export function normalizeAsciiLine(text: Uint8Array, start: number, end: number)
  * variable becomes `<*>`), and `out` must have that room.
  */
 export function writeTemplateBytes(text: Uint8Array, out: Uint8Array, at: number): number {
-  const from = viewOfText(text);
-  const to = viewOfOut(out);
+  const from = textView.of(text);
+  const to = outView.of(out);
   for (let p = 0; p < pieceCount; p++) {
     const start = pieceStarts[p] as number;
     if (start >= 0) {
@@ -1378,29 +1378,24 @@ export function writeTemplateBytes(text: Uint8Array, out: Uint8Array, at: number
 }
 
 /**
- * DataViews of the last text and output writeTemplateBytes was given: a block's lines share them, so that a view is
+ * The DataView of the last array it was asked for: a block's lines share their text and output, so that a view is
  * made once per block, not per line.
  */
-let lastText: Uint8Array | undefined;
-let lastTextView: DataView = new DataView(new ArrayBuffer(0));
-let lastOut: Uint8Array | undefined;
-let lastOutView: DataView = new DataView(new ArrayBuffer(0));
+class LastView {
+  #bytes: Uint8Array | undefined;
+  #view: DataView = new DataView(new ArrayBuffer(0));
 
-function viewOfText(bytes: Uint8Array): DataView {
-  if (bytes !== lastText) {
-    lastText = bytes;
-    lastTextView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  of(bytes: Uint8Array): DataView {
+    if (bytes !== this.#bytes) {
+      this.#bytes = bytes;
+      this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    return this.#view;
   }
-  return lastTextView;
 }
 
-function viewOfOut(bytes: Uint8Array): DataView {
-  if (bytes !== lastOut) {
-    lastOut = bytes;
-    lastOutView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-  return lastOutView;
-}
+const textView = new LastView();
+const outView = new LastView();
 
 function isLineTerminator(c: number): boolean {
   return c === 10 || c === 13;
