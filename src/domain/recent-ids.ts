@@ -16,9 +16,9 @@ export const DEFAULT_RECENT_IDS = 100_000;
 export class RecentIds {
   /**
    * id -> its slot in the rings below, as an open-addressing table of slot + 1 (0: empty) with linear probing.
-   * A Map<string, number> of 100,000 ids cost about 2 µs per record (a lookup, an eviction and an insert, each
-   * a miss in a table of several MiB); this one is a quarter of the size and a probe usually stays in one
-   * cache line. Deletion shifts the entries after it back (no tombstones), so probes stay short under churn.
+   * A Map<string, number> of 100,000 ids cost 0.7-1.3 µs per record once full (a lookup, an eviction and an
+   * insert); this table 0.24-0.42 µs, 1,000,000 random UUIDs through each. Deletion shifts the entries after it
+   * back (no tombstones), so probes stay short under churn.
    */
   readonly #table: Int32Array;
   readonly #mask: number;
