@@ -29,57 +29,15 @@ function daysIn(year: number, month: number): number {
 
 /** Epoch milliseconds of an RFC 3339 date-time (a missing zone is UTC), or why it is not one. */
 export function parseTimestamp(text: string): TimestampResult {
-  const iso = isoMs(text);
-  if (iso !== undefined) return { ok: true, ms: iso };
-  const m = PATTERN.exec(text);
-  if (m === null) return { ok: false, reason: 'not an RFC 3339 date-time such as 2026-03-01T10:00:00Z' };
-  const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '', zone] = m;
-  const year = Number(y);
-  const month = Number(mo);
-  const day = Number(d);
-  const hour = Number(h);
-  const minute = Number(mi);
-  // A leap second (:60) is the last moment of its minute, as most systems that do not track leap seconds read it.
-  const second = Number(s);
-  if (month < 1 || month > 12) return { ok: false, reason: `month ${mo} does not exist` };
-  if (day < 1 || day > daysIn(year, month)) return { ok: false, reason: `${y}-${mo} has no day ${d}` };
-  if (hour > 23) return { ok: false, reason: `hour ${h} does not exist` };
-  if (minute > 59) return { ok: false, reason: `minute ${mi} does not exist` };
-  if (second > 60) return { ok: false, reason: `second ${s} does not exist` };
-  let offsetMinutes = 0;
-  if (zone !== undefined && zone.toUpperCase() !== 'Z') {
-    const digits = zone.slice(1).replace(':', '');
-    const offsetHours = Number(digits.slice(0, 2));
-    const offsetMins = digits.length > 2 ? Number(digits.slice(2)) : 0;
-    if (offsetHours > 23 || offsetMins > 59) return { ok: false, reason: `offset ${zone} does not exist` };
-    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (offsetHours * 60 + offsetMins);
-  }
-  const millis = fraction === '' ? 0 : Number(fraction.slice(0, 3).padEnd(3, '0'));
-  const ms =
-    utcMs(year, month, day, hour, minute, Math.min(second, 59), second === 60 ? 999 : millis) - offsetMinutes * 60_000;
-  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS)
-    return { ok: false, reason: 'outside the range a date can hold' };
-  return { ok: true, ms };
-}
-
-/** The value of the `count` ASCII digits at `at`, or NaN when one is not a digit. */
-function digitsAt(text: string, at: number, count: number): number {
-  let value = 0;
-  for (let i = at; i < at + count; i++) {
-    const digit = text.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9) return Number.NaN;
-    value = value * 10 + digit;
-  }
-  return value;
+  return readIso(text) ?? readPattern(text);
 }
 
 /**
- * Epoch milliseconds of the one shape nearly every event carries, Date#toISOString's
- * `2026-03-01T10:00:00.000Z`, read without the pattern and its nine substrings (a
- * measurable share of ingest's parse). Anything else, an impossible date or time
- * included, is undefined and left to the full reading, which also says why.
+ * Date#toISOString's shape, `2026-03-01T10:00:00.000Z`, which nearly every event carries, read by character
+ * codes: the pattern and its nine substrings were a measurable share of ingest's parse. Undefined for any other
+ * shape or a non-digit where a digit belongs, which readPattern then reads.
  */
-function isoMs(text: string): number | undefined {
+function readIso(text: string): TimestampResult | undefined {
   if (
     text.length !== 24 ||
     text.charCodeAt(4) !== 45 || // -
@@ -98,18 +56,66 @@ function isoMs(text: string): number | undefined {
   const minute = digitsAt(text, 14, 2);
   const second = digitsAt(text, 17, 2);
   const millis = digitsAt(text, 20, 3);
-  // NaN fails every comparison below, so a non-digit anywhere falls through too.
-  if (
-    !(year >= 100) ||
-    !(month >= 1 && month <= 12) ||
-    !(day >= 1 && day <= daysIn(year, month)) ||
-    !(hour <= 23) ||
-    !(minute <= 59) ||
-    !(second <= 59) ||
-    !(millis >= 0)
-  )
-    return undefined;
-  return Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  if (Number.isNaN(year + month + day + hour + minute + second + millis)) return undefined;
+  return instant(year, month, day, hour, minute, second, millis, 0);
+}
+
+/** Every other spelling RFC 3339 and ISO 8601 allow (see PATTERN). */
+function readPattern(text: string): TimestampResult {
+  const m = PATTERN.exec(text);
+  if (m === null) return { ok: false, reason: 'not an RFC 3339 date-time such as 2026-03-01T10:00:00Z' };
+  const [, y, mo, d, h = '0', mi = '0', s = '0', fraction = '', zone] = m;
+  let offsetMinutes = 0;
+  if (zone !== undefined && zone.toUpperCase() !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    const offsetHours = Number(digits.slice(0, 2));
+    const offsetMins = digits.length > 2 ? Number(digits.slice(2)) : 0;
+    if (offsetHours > 23 || offsetMins > 59) return { ok: false, reason: `offset ${zone} does not exist` };
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (offsetHours * 60 + offsetMins);
+  }
+  const millis = fraction === '' ? 0 : Number(fraction.slice(0, 3).padEnd(3, '0'));
+  return instant(Number(y), Number(mo), Number(d), Number(h), Number(mi), Number(s), millis, offsetMinutes);
+}
+
+/** The value of the `count` ASCII digits at `at`, or NaN when one is not a digit. */
+function digitsAt(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return Number.NaN;
+    value = value * 10 + digit;
+  }
+  return value;
+}
+
+const pad = (value: number, width: number): string => String(value).padStart(width, '0');
+
+/**
+ * The instant of date-time fields as both readers find them (the pattern gives each field the width it has here,
+ * so a reason quotes the text), or which field is impossible: 2026-11-31 and 25:00 are refused, not rolled over.
+ */
+function instant(
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+  millis: number,
+  offsetMinutes: number,
+): TimestampResult {
+  if (month < 1 || month > 12) return { ok: false, reason: `month ${pad(month, 2)} does not exist` };
+  if (day < 1 || day > daysIn(year, month))
+    return { ok: false, reason: `${pad(year, 4)}-${pad(month, 2)} has no day ${pad(day, 2)}` };
+  if (hour > 23) return { ok: false, reason: `hour ${pad(hour, 2)} does not exist` };
+  if (minute > 59) return { ok: false, reason: `minute ${pad(minute, 2)} does not exist` };
+  // A leap second (:60) is the last moment of its minute, as most systems that do not track leap seconds read it.
+  if (second > 60) return { ok: false, reason: `second ${pad(second, 2)} does not exist` };
+  const ms =
+    utcMs(year, month, day, hour, minute, Math.min(second, 59), second === 60 ? 999 : millis) - offsetMinutes * 60_000;
+  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS)
+    return { ok: false, reason: 'outside the range a date can hold' };
+  return { ok: true, ms };
 }
 
 function utcMs(
