@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Origin } from '../core/envelope.ts';
+import { fmix32 } from '../core/hash.ts';
 
 export const DEFAULT_RECENT_IDS = 100_000;
 
@@ -127,11 +128,10 @@ export class RecentIds {
   }
 }
 
-/** FNV-1a over the UTF-16 code units from a seeded basis, mixed at the end so the low bits depend on every unit. */
+/** FNV-1a over the UTF-16 code units from a seeded basis, then fmix32 so the low bits (the index) depend on every unit. */
 function hashOf(id: string, seed: number): number {
   let hash = 0x811c9dc5 ^ seed;
   for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
-  hash ^= hash >>> 16;
-  hash = Math.imul(hash, 0x85ebca6b);
-  return hash ^ (hash >>> 13);
+  // Signed, as the Int32Array of hashes holds it.
+  return fmix32(hash) | 0;
 }
