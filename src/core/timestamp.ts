@@ -111,26 +111,19 @@ function instant(
   if (minute > 59) return { ok: false, reason: `minute ${pad(minute, 2)} does not exist` };
   // A leap second (:60) is the last moment of its minute, as most systems that do not track leap seconds read it.
   if (second > 60) return { ok: false, reason: `second ${pad(second, 2)} does not exist` };
-  const ms =
-    utcMs(year, month, day, hour, minute, Math.min(second, 59), second === 60 ? 999 : millis) - offsetMinutes * 60_000;
+  const wholeSecond = Math.min(second, 59);
+  const milli = second === 60 ? 999 : millis;
+  let utc: number;
+  // Date.UTC maps years 0-99 to 1900-1999; those few take the slower way.
+  if (year >= 100) utc = Date.UTC(year, month - 1, day, hour, minute, wholeSecond, milli);
+  else {
+    const date = new Date(0);
+    date.setUTCFullYear(year, month - 1, day);
+    date.setUTCHours(hour, minute, wholeSecond, milli);
+    utc = date.getTime();
+  }
+  const ms = utc - offsetMinutes * 60_000;
   if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS)
     return { ok: false, reason: 'outside the range a date can hold' };
   return { ok: true, ms };
-}
-
-function utcMs(
-  year: number,
-  month: number,
-  day: number,
-  hour: number,
-  minute: number,
-  second: number,
-  millis: number,
-): number {
-  // Date.UTC maps years 0-99 to 1900-1999; those few take the slower way.
-  if (year >= 100) return Date.UTC(year, month - 1, day, hour, minute, second, millis);
-  const utc = new Date(0);
-  utc.setUTCFullYear(year, month - 1, day);
-  utc.setUTCHours(hour, minute, second, millis);
-  return utc.getTime();
 }
