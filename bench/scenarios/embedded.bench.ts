@@ -168,6 +168,7 @@ const benchmark: Benchmark = {
      * figures): a thread that exits before the end keeps what it had used by then.
      */
     let engine = 0;
+    let engineKb = 0;
     let threads = new Map<number, { group: ThreadGroup; seconds: number }>();
     let running = true;
     void exited.then(() => (running = false));
@@ -182,11 +183,16 @@ const benchmark: Benchmark = {
         rss.push([(Date.now() - started) / 1000, (largest.kb * 1024) / MIB]);
         peakKb = Math.max(peakKb, (await statusKb(largest.pid, 'VmHWM')) ?? 0);
         cpu = Math.max(cpu, (await cpuSeconds(largest.pid)) ?? 0);
-        if (largest.pid !== engine) {
+        // Only a process bigger than the engine ever was takes its place: once the engine has exited, npm is the
+        // largest left, and its threads would replace the engine's readings.
+        if (largest.pid !== engine && largest.kb > engineKb) {
           engine = largest.pid;
           threads = new Map();
         }
-        for (const [tid, reading] of await threadCpu(engine)) threads.set(tid, reading);
+        if (largest.pid === engine) {
+          engineKb = Math.max(engineKb, largest.kb);
+          for (const [tid, reading] of await threadCpu(engine)) threads.set(tid, reading);
+        }
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
