@@ -8,6 +8,20 @@ const ms = (text: string): number => {
   return result.ms;
 };
 
+/** Date.UTC without its reading of years 0-99 as 1900-1999. */
+function utc(year: number, month: number, day: number, hour: number, minute: number, second: number, ms: number) {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second, ms);
+  return date.getTime();
+}
+
+function daysIn(year: number, month: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, 0);
+  return date.getUTCDate();
+}
+
 describe('parseTimestamp', () => {
   it('reads every instant Date#toISOString prints back to the same instant', () => {
     fc.assert(
@@ -63,7 +77,33 @@ describe('parseTimestamp', () => {
         fc.tuple(field(9999, 4), field(13, 2), field(32, 2), field(24, 2), field(60, 2), field(61, 2), field(999, 3)),
         ([y, mo, d, h, mi, s, frac]) => {
           const local = `${y}-${mo}-${d}T${h}:${mi}:${s}.${frac}`;
-          expect(parseTimestamp(`${local}Z`)).toEqual(parseTimestamp(`${local}+00:00`));
+          const read = parseTimestamp(`${local}Z`);
+          expect(read).toEqual(parseTimestamp(`${local}+00:00`));
+          // Both spellings share the parser's final check, so the instant is also held to Date's own calendar.
+          const [year, month, day, hour, minute, second, milli] = [y, mo, d, h, mi, s, frac].map(Number) as [
+            number,
+            number,
+            number,
+            number,
+            number,
+            number,
+            number,
+          ];
+          const real =
+            month >= 1 &&
+            month <= 12 &&
+            day >= 1 &&
+            day <= daysIn(year, month) &&
+            hour <= 23 &&
+            minute <= 59 &&
+            second <= 60;
+          expect(read.ok, local).toBe(real);
+          if (read.ok)
+            expect(read.ms).toBe(
+              second === 60
+                ? utc(year, month, day, hour, minute, 59, 999)
+                : utc(year, month, day, hour, minute, second, milli),
+            );
         },
       ),
       { numRuns: 5_000 },
