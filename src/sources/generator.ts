@@ -268,6 +268,7 @@ const MILLISECONDS = Array.from({ length: 1000 }, (_, ms) => String(ms).padStart
 
 /** The parts of a log's JSON text that only depend on its service, quoted once. */
 interface LogShape {
+  readonly profile: ServiceProfile;
   readonly service: string;
   /** One per host number the generator draws (0-5). */
   readonly hosts: readonly string[];
@@ -287,6 +288,7 @@ interface LogShape {
 function logShape(service: ServiceProfile): LogShape {
   const quotedWithoutEnd = (text: string) => JSON.stringify(text).slice(0, -1);
   return {
+    profile: service,
     service: `,"service":${JSON.stringify(service.name)}`,
     hosts: Array.from({ length: 6 }, (_, n) => `,"host":${JSON.stringify(`${service.name}-${n}`)}`),
     versionAndLogger: `,"version":${JSON.stringify(service.version)},"logger":${JSON.stringify(service.logger)}`,
@@ -344,6 +346,9 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
   const totalWeight = services.reduce((a, s) => a + s.weight, 0);
   const envWeight = environments.reduce((a, e) => a + e.weight, 0);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  // The id is drawn whether or not the path has an {id}, so every path takes the same number of draws.
+  const randomPath = (service: ServiceProfile): string =>
+    pick(service.paths).replace('{id}', String(Math.floor(random() * 100_000)));
   const placeholder = (name: string, service: ServiceProfile): string => {
     switch (name) {
       case 'ms':
@@ -373,7 +378,7 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
       case 'method':
         return pick(METHODS);
       case 'path':
-        return pick(service.paths).replace('{id}', String(Math.floor(random() * 100_000)));
+        return randomPath(service);
       default:
         return name;
     }
@@ -402,7 +407,7 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
         second < start + (i.startMinute + i.durationMinutes) * 60_000,
     );
 
-  const shapes = new Map(services.map((service) => [service, logShape(service)]));
+  const shapes = services.map(logShape);
   const environmentFields = new Map(environments.map((e) => [e.name, `,"environment":${JSON.stringify(e.name)}`]));
   // Every log of a second shares the timestamp's text up to the milliseconds.
   let isoSecond = Number.NaN;
@@ -415,12 +420,12 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
    */
   const makeLog = (
     second: number,
-    service: ServiceProfile,
-    environment: string,
+    shape: LogShape,
+    environmentField: string,
     level: string,
     messageOverride?: string,
   ): GeneratedLog => {
-    const shape = shapes.get(service)!;
+    const service = shape.profile;
     if (second !== isoSecond) {
       isoSecond = second;
       isoPrefix = new Date(second).toISOString().slice(0, -4);
@@ -428,12 +433,12 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
     const timestamp = `${isoPrefix}${MILLISECONDS[Math.floor(random() * 1000)]!}Z`;
     const common =
       `{"log_id":"${seededUuid(random)}","timestamp":"${timestamp}"${shape.service}` +
-      `${environmentFields.get(environment)!},"level":${JSON.stringify(level)}` +
+      `${environmentField},"level":${JSON.stringify(level)}` +
       `${shape.hosts[Math.floor(random() * 6)]!}${pick(REGION_FIELDS)}${shape.versionAndLogger}` +
       `,"trace_id":"${randomHex(random, 32)}","span_id":"${randomHex(random, 16)}"` +
       `,"request_id":"req-${randomHex(random, 12)}","user_id":"user${Math.floor(random() * 50_000)}"` +
       `,"session_id":"${randomHex(random, 16)}"${pick(METHOD_FIELDS)}` +
-      `,"http_path":${JSON.stringify(pick(service.paths).replace('{id}', String(Math.floor(random() * 100_000))))}` +
+      `,"http_path":${JSON.stringify(randomPath(service))}` +
       `,"duration_ms":${Math.round(random() * 800 * 100) / 100}${shape.podPrefix}${randomHex(random, 5)}"}`;
     if (level === 'ERROR' || level === 'FATAL') {
       const e = pick(shape.errors);
@@ -467,12 +472,14 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
 
   const generateSecond = (index: number): GeneratedSecond => {
     const second = start + index * 1000;
-    const shape = options.dailyShape === false ? 1 : dailyShape(new Date(second).getUTCHours());
+    const traffic = options.dailyShape === false ? 1 : dailyShape(new Date(second).getUTCHours());
     const logs: GeneratedLog[] = [];
-    for (const service of services) {
+    for (const serviceShape of shapes) {
+      const service = serviceShape.profile;
       for (const env of environments) {
         if (active(second, 'silence', service.name, env.name).length > 0) continue;
-        const expected = options.rate * shape * (service.weight / totalWeight) * (env.weight / envWeight);
+        const environmentField = environmentFields.get(env.name)!;
+        const expected = options.rate * traffic * (service.weight / totalWeight) * (env.weight / envWeight);
         for (const [level, share] of LEVEL_SHARES) {
           let mean = expected * share;
           for (const spike of active(second, 'spike', service.name, env.name))
@@ -483,7 +490,7 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
             logs.push(
               random() < (options.invalidRate ?? 0)
                 ? malformed(second, service)
-                : makeLog(second, service, env.name, level),
+                : makeLog(second, serviceShape, environmentField, level),
             );
           }
         }
@@ -492,7 +499,7 @@ export function generateLogs(options: GeneratorOptions): Observable<GeneratedSec
           const mean = incident.perMinute / 60;
           const count = Math.floor(mean) + (random() < mean - Math.floor(mean) ? 1 : 0);
           for (let i = 0; i < count; i++)
-            logs.push(makeLog(second, service, env.name, 'ERROR', fill(incident.message, service)));
+            logs.push(makeLog(second, serviceShape, environmentField, 'ERROR', fill(incident.message, service)));
         }
       }
     }
